@@ -1,0 +1,17 @@
+//! Configuration for Lilypad's services.
+//!
+//! [`ChainsConfig`] reads `chains.toml`, the list of chains a relayer serves. Loading never stops
+//! at the first problem: [`LoadError::Invalid`] carries every error found, each with the path of
+//! the entry (`chains[1].rpc`, or the environment variable it came from) and what would fix it.
+
+mod chains;
+mod error;
+mod signer;
+mod value;
+
+pub use chains::{
+    ChainConfig, ChainsConfig, Confirmations, Deployment, ENV_PREFIX, GasPolicy, defaults, env_name,
+};
+pub use error::{ConfigError, LoadError};
+pub use signer::{SecretKey, SignerError, SignerSource};
+pub use value::parse_duration;

@@ -1,0 +1,17 @@
+//! Harness for Lilypad's end-to-end tests.
+//!
+//! Every service is the real program, started on a loopback port chosen at run time, with its own
+//! scratch directory and log file, and stopped when its handle is dropped, so tests can run side by
+//! side. A service that cannot start says why and where its log is.
+//!
+//! The programs are found on `PATH` (`nats-server`, `redis-server`, `docker`) or, for Foundry's
+//! `anvil`, in `contracts/node_modules/.bin` where `./script/setup` installs it (override with
+//! `LILYPAD_FOUNDRY_BIN`).
+
+mod docker;
+mod process;
+mod wire;
+
+pub use docker::{BUSYBOX_IMAGE, DockerError, docker_run, ensure_busybox_image};
+pub use process::{Anvil, HarnessError, Nats, Redis, Service, foundry_tool, free_port};
+pub use wire::{WireError, json_rpc, nats_info, redis_command};
