@@ -7,6 +7,9 @@ FOUNDRY_BIN="$CONTRACTS/node_modules/.bin"
 # Logs and state of services the scripts start live here (ignored by git).
 STATE_DIR="${LILYPAD_STATE_DIR:-$ROOT/.lilypad}"
 
+# npm projects installed by setup with `npm ci` (those without a package-lock.json are skipped).
+NPM_PROJECTS=(contracts test/cid-reference)
+
 # Debian packages the project needs, and nothing else.
 APT_PACKAGES=(docker.io nats-server redis-server busybox-static)
 
