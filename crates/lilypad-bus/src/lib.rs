@@ -1,0 +1,641 @@
+//! Lilypad's messaging over NATS JetStream.
+//!
+//! | what | subject | stream / bucket | semantics |
+//! |---|---|---|---|
+//! | job requests | `lilypad.jobs.<chainId>` | `LILYPAD_JOBS` | durable work queue, deduplicated by message id |
+//! | signed deals | `lilypad.deals.<chainId>` | `LILYPAD_DEALS` | durable work queue |
+//! | signed results | `lilypad.results.<chainId>` | `LILYPAD_RESULTS` | durable work queue |
+//! | resource offers | key = provider | bucket `lilypad-offers` | each entry lives for the bucket's TTL unless refreshed |
+//! | deal proposals | `lilypad.provider.<provider>.deal` | none | request/reply |
+//! | job status | `lilypad.status.<chainId>.<jobId>` | none | best effort |
+//!
+//! Bodies are JSON. A body that does not decode is never retried forever and never crashes a
+//! consumer: it is terminated in JetStream and handed back as [`Received::Malformed`] with the
+//! subject, sequence and reason, for the caller to log.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull, kv, message::PublishMessage, stream};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// How long JetStream remembers message ids to drop duplicates. A relayer that re-publishes a
+/// request after a restart within this window is deduplicated by the server; after it, the
+/// consumer's own on-chain state check catches the repeat.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(3600);
+
+/// The key-value bucket holding resource offers.
+pub const OFFERS_BUCKET: &str = "lilypad-offers";
+
+/// A messaging failure.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// NATS could not be reached.
+    #[error(
+        "cannot connect to NATS at {url}: {reason} (fix: check that nats-server runs with -js and the URL is right)"
+    )]
+    Connect {
+        /// The URL tried.
+        url: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// A JetStream or NATS operation failed.
+    #[error("NATS {op} failed: {reason}")]
+    Nats {
+        /// What was being done.
+        op: String,
+        /// The client's error.
+        reason: String,
+    },
+    /// A message could not be encoded.
+    #[error("cannot encode a message for {subject}: {reason}")]
+    Encode {
+        /// Where it was going.
+        subject: String,
+        /// Why.
+        reason: String,
+    },
+    /// A reply did not decode.
+    #[error("malformed reply on {subject}: {reason}")]
+    MalformedReply {
+        /// The request subject.
+        subject: String,
+        /// Why it did not decode.
+        reason: String,
+    },
+    /// Nobody listens on the request subject.
+    #[error("no one answers on {0}")]
+    NoResponders(String),
+    /// The responder did not answer in time.
+    #[error("no answer on {subject} within {timeout:?}")]
+    Timeout {
+        /// The request subject.
+        subject: String,
+        /// How long we waited.
+        timeout: Duration,
+    },
+    /// The responder answered with an error.
+    #[error("{subject} refused: {reason}")]
+    Refused {
+        /// The request subject.
+        subject: String,
+        /// The responder's reason.
+        reason: String,
+    },
+}
+
+fn nats(op: impl Into<String>) -> impl FnOnce(String) -> BusError {
+    let op = op.into();
+    move |reason| BusError::Nats { op, reason }
+}
+
+/// The three durable streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    /// Job requests indexed from chains (relayer -> solver).
+    Jobs,
+    /// Deals signed by providers (solver -> relayer).
+    Deals,
+    /// Results signed by providers (provider -> relayer).
+    Results,
+}
+
+impl Topic {
+    /// All topics.
+    pub const ALL: [Topic; 3] = [Topic::Jobs, Topic::Deals, Topic::Results];
+
+    /// The JetStream stream name.
+    pub fn stream(self) -> &'static str {
+        match self {
+            Self::Jobs => "LILYPAD_JOBS",
+            Self::Deals => "LILYPAD_DEALS",
+            Self::Results => "LILYPAD_RESULTS",
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Self::Jobs => "jobs",
+            Self::Deals => "deals",
+            Self::Results => "results",
+        }
+    }
+
+    /// The subject for one chain, e.g. `lilypad.jobs.31337`.
+    pub fn subject(self, chain_id: u64) -> String {
+        format!("lilypad.{}.{chain_id}", self.word())
+    }
+
+    /// The subject that matches every chain, e.g. `lilypad.jobs.*`.
+    pub fn all_chains(self) -> String {
+        format!("lilypad.{}.*", self.word())
+    }
+}
+
+/// Subject on which a provider answers deal proposals.
+pub fn deal_subject(provider: &str) -> String {
+    format!("lilypad.provider.{}.deal", provider.to_ascii_lowercase())
+}
+
+/// Subject of a job's best-effort status events.
+pub fn status_subject(chain_id: u64, job_id: &str) -> String {
+    format!("lilypad.status.{chain_id}.{job_id}")
+}
+
+/// Settings for [`Bus::connect`].
+#[derive(Debug, Clone)]
+pub struct BusOptions {
+    /// How long an offer lives without a heartbeat.
+    pub offer_ttl: Duration,
+    /// How long a delivered, unacknowledged message waits before it is delivered again.
+    pub ack_wait: Duration,
+    /// Name this client shows to the server (appears in `nats-server` monitoring).
+    pub client_name: String,
+}
+
+impl Default for BusOptions {
+    fn default() -> Self {
+        Self {
+            offer_ttl: Duration::from_secs(30),
+            ack_wait: Duration::from_secs(60),
+            client_name: "lilypad".into(),
+        }
+    }
+}
+
+/// The outcome of publishing to a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The message's sequence in its stream (the original's, for a duplicate).
+    pub sequence: u64,
+    /// True when the server already had a message with this id and dropped this one.
+    pub duplicate: bool,
+}
+
+/// A connection to NATS with Lilypad's streams and offers bucket set up.
+#[derive(Debug, Clone)]
+pub struct Bus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    offers: kv::Store,
+    options: BusOptions,
+}
+
+impl Bus {
+    /// Connects and creates the streams and the offers bucket when missing (idempotent, so every
+    /// service may call it at start).
+    pub async fn connect(url: &str, options: BusOptions) -> Result<Self, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name(&options.client_name)
+            .connection_timeout(Duration::from_secs(5))
+            .retry_on_initial_connect()
+            .max_reconnects(Some(3))
+            .connect(url)
+            .await
+            .map_err(|e| BusError::Connect {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })?;
+        // A quick round trip, so a wrong URL fails here rather than at first use.
+        client.flush().await.map_err(|e| BusError::Connect {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let js = jetstream::new(client.clone());
+        for topic in Topic::ALL {
+            js.get_or_create_stream(stream::Config {
+                name: topic.stream().to_owned(),
+                subjects: vec![topic.all_chains()],
+                retention: stream::RetentionPolicy::WorkQueue,
+                storage: stream::StorageType::File,
+                duplicate_window: DUPLICATE_WINDOW,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| nats(format!("creating stream {}", topic.stream()))(e.to_string()))?;
+        }
+        // The bucket's stream is created directly, with the settings the client library would
+        // use: its create_key_value first queries account info, which it cannot parse from
+        // nats-server 2.9 (Debian's).
+        js.get_or_create_stream(stream::Config {
+            name: format!("KV_{OFFERS_BUCKET}"),
+            description: Some(
+                "resource offers; each expires unless its provider refreshes it".into(),
+            ),
+            subjects: vec![format!("$KV.{OFFERS_BUCKET}.>")],
+            max_messages_per_subject: 1,
+            max_age: options.offer_ttl,
+            storage: stream::StorageType::Memory,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            duplicate_window: options.offer_ttl.min(Duration::from_secs(120)),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| nats("creating the offers bucket")(e.to_string()))?;
+        let offers = js
+            .get_key_value(OFFERS_BUCKET)
+            .await
+            .map_err(|e| nats("opening the offers bucket")(e.to_string()))?;
+        Ok(Self {
+            client,
+            js,
+            offers,
+            options,
+        })
+    }
+
+    /// Publishes `body` to `topic` for `chain_id` and waits for the server to store it. `msg_id`
+    /// deduplicates: a second message with the same id within [`DUPLICATE_WINDOW`] is dropped.
+    pub async fn publish<T: Serialize>(
+        &self,
+        topic: Topic,
+        chain_id: u64,
+        msg_id: &str,
+        body: &T,
+    ) -> Result<Published, BusError> {
+        let subject = topic.subject(chain_id);
+        let payload = encode(&subject, body)?;
+        let ack = self
+            .js
+            .send_publish(
+                subject.clone(),
+                PublishMessage::build().payload(payload).message_id(msg_id),
+            )
+            .await
+            .map_err(|e| nats(format!("publishing to {subject}"))(e.to_string()))?
+            .await
+            .map_err(|e| nats(format!("storing on {subject}"))(e.to_string()))?;
+        Ok(Published {
+            sequence: ack.sequence,
+            duplicate: ack.duplicate,
+        })
+    }
+
+    /// A durable consumer of `topic`, for one chain or (with `None`) all. Every client that opens
+    /// the same `durable` name shares its messages: each message goes to one of them, and comes
+    /// back to another if it is not acknowledged within the ack wait.
+    pub async fn consumer<T: DeserializeOwned>(
+        &self,
+        topic: Topic,
+        chain_id: Option<u64>,
+        durable: &str,
+    ) -> Result<Consumer<T>, BusError> {
+        let stream = self
+            .js
+            .get_stream(topic.stream())
+            .await
+            .map_err(|e| nats(format!("opening stream {}", topic.stream()))(e.to_string()))?;
+        let filter = chain_id.map_or_else(|| topic.all_chains(), |c| topic.subject(c));
+        let inner = stream
+            .get_or_create_consumer(
+                durable,
+                pull::Config {
+                    durable_name: Some(durable.to_owned()),
+                    filter_subject: filter,
+                    ack_wait: self.options.ack_wait,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| nats(format!("creating consumer {durable}"))(e.to_string()))?;
+        Ok(Consumer {
+            inner,
+            _body: PhantomData,
+        })
+    }
+
+    /// Puts (or refreshes) `provider`'s offer; it expires after the offer TTL unless put again.
+    pub async fn put_offer<T: Serialize>(&self, provider: &str, offer: &T) -> Result<(), BusError> {
+        let key = provider.to_ascii_lowercase();
+        let payload = encode(&format!("offer {key}"), offer)?;
+        self.offers
+            .put(&key, payload)
+            .await
+            .map_err(|e| nats(format!("putting offer {key}"))(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Removes `provider`'s offer at once (a provider shutting down cleanly).
+    pub async fn remove_offer(&self, provider: &str) -> Result<(), BusError> {
+        let key = provider.to_ascii_lowercase();
+        self.offers
+            .purge(&key)
+            .await
+            .map_err(|e| nats(format!("removing offer {key}"))(e.to_string()))
+    }
+
+    /// Every live offer, by provider, and the entries that did not decode (with the reason).
+    pub async fn offers<T: DeserializeOwned>(
+        &self,
+    ) -> Result<(Vec<(String, T)>, Vec<(String, String)>), BusError> {
+        let mut keys = self
+            .offers
+            .keys()
+            .await
+            .map_err(|e| nats("listing offers")(e.to_string()))?;
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| nats("listing offers")(e.to_string()))?;
+            let Some(value) = self
+                .offers
+                .get(&key)
+                .await
+                .map_err(|e| nats(format!("reading offer {key}"))(e.to_string()))?
+            else {
+                continue; // expired between listing and reading
+            };
+            match serde_json::from_slice(&value) {
+                Ok(offer) => good.push((key, offer)),
+                Err(e) => bad.push((key, e.to_string())),
+            }
+        }
+        Ok((good, bad))
+    }
+
+    /// Sends `body` to `subject` and waits up to `timeout` for the answer.
+    pub async fn request<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        subject: &str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, BusError> {
+        let payload = encode(subject, body)?;
+        let request = async_nats::Request::new()
+            .payload(payload)
+            .timeout(Some(timeout));
+        let answer = self
+            .client
+            .send_request(subject.to_owned(), request)
+            .await
+            .map_err(|e| match e.kind() {
+                async_nats::RequestErrorKind::NoResponders => {
+                    BusError::NoResponders(subject.to_owned())
+                }
+                async_nats::RequestErrorKind::TimedOut => BusError::Timeout {
+                    subject: subject.to_owned(),
+                    timeout,
+                },
+                _ => nats(format!("request on {subject}"))(e.to_string()),
+            })?;
+        let reply: Reply<Resp> =
+            serde_json::from_slice(&answer.payload).map_err(|e| BusError::MalformedReply {
+                subject: subject.to_owned(),
+                reason: e.to_string(),
+            })?;
+        match reply {
+            Reply::Ok(r) => Ok(r),
+            Reply::Error(reason) => Err(BusError::Refused {
+                subject: subject.to_owned(),
+                reason,
+            }),
+        }
+    }
+
+    /// Listens for requests on `subject`.
+    pub async fn serve<Req: DeserializeOwned>(
+        &self,
+        subject: &str,
+    ) -> Result<Requests<Req>, BusError> {
+        let sub = self
+            .client
+            .subscribe(subject.to_owned())
+            .await
+            .map_err(|e| nats(format!("subscribing to {subject}"))(e.to_string()))?;
+        Ok(Requests {
+            sub,
+            client: self.client.clone(),
+            _body: PhantomData,
+        })
+    }
+
+    /// Publishes a best-effort status event (nobody may be listening; nothing is stored).
+    pub async fn publish_status<T: Serialize>(
+        &self,
+        chain_id: u64,
+        job_id: &str,
+        event: &T,
+    ) -> Result<(), BusError> {
+        let subject = status_subject(chain_id, job_id);
+        let payload = encode(&subject, event)?;
+        self.client
+            .publish(subject.clone(), payload)
+            .await
+            .map_err(|e| nats(format!("publishing to {subject}"))(e.to_string()))
+    }
+
+    /// The underlying client, for subscriptions this crate does not wrap.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+}
+
+fn encode<T: Serialize>(subject: &str, body: &T) -> Result<bytes::Bytes, BusError> {
+    serde_json::to_vec(body)
+        .map(Into::into)
+        .map_err(|e| BusError::Encode {
+            subject: subject.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+/// An answer to a request: the response, or why it was refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply<T> {
+    /// The request was handled.
+    Ok(T),
+    /// The request was refused, with the reason.
+    Error(String),
+}
+
+/// A durable pull consumer of one topic.
+#[derive(Debug)]
+pub struct Consumer<T> {
+    inner: jetstream::consumer::Consumer<pull::Config>,
+    _body: PhantomData<fn() -> T>,
+}
+
+/// What a consumer received.
+#[derive(Debug)]
+pub enum Received<T> {
+    /// A message that decoded.
+    Message(Box<Delivery<T>>),
+    /// A message that did not decode. It has already been terminated in JetStream, so it is not
+    /// delivered again; log it.
+    Malformed(Malformed),
+}
+
+/// A message that did not decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed {
+    /// Its subject.
+    pub subject: String,
+    /// Its sequence in the stream.
+    pub sequence: u64,
+    /// Why it did not decode.
+    pub reason: String,
+}
+
+impl<T: DeserializeOwned> Consumer<T> {
+    /// Waits up to `wait` for at most `max` messages.
+    pub async fn fetch(&self, max: usize, wait: Duration) -> Result<Vec<Received<T>>, BusError> {
+        let mut batch = self
+            .inner
+            .fetch()
+            .max_messages(max)
+            .expires(wait)
+            .messages()
+            .await
+            .map_err(|e| nats("fetching messages")(e.to_string()))?;
+        let mut out = Vec::new();
+        while let Some(msg) = batch.next().await {
+            let msg = msg.map_err(|e| nats("receiving a message")(e.to_string()))?;
+            let (sequence, delivered) = msg
+                .info()
+                .map(|i| (i.stream_sequence, i.delivered))
+                .unwrap_or((0, 1));
+            let subject = msg.subject.to_string();
+            match serde_json::from_slice::<T>(&msg.payload) {
+                Ok(body) => out.push(Received::Message(Box::new(Delivery {
+                    body,
+                    subject,
+                    sequence,
+                    delivered,
+                    msg,
+                }))),
+                Err(e) => {
+                    msg.ack_with(jetstream::AckKind::Term)
+                        .await
+                        .map_err(|e| nats("terminating a malformed message")(e.to_string()))?;
+                    out.push(Received::Malformed(Malformed {
+                        subject,
+                        sequence,
+                        reason: e.to_string(),
+                    }));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A decoded message awaiting acknowledgement.
+#[derive(Debug)]
+pub struct Delivery<T> {
+    /// The decoded body.
+    pub body: T,
+    /// Its subject (which carries the chain id).
+    pub subject: String,
+    /// Its sequence in the stream.
+    pub sequence: u64,
+    /// How many times it has been delivered, this time included.
+    pub delivered: i64,
+    msg: jetstream::Message,
+}
+
+impl<T> Delivery<T> {
+    /// Done with it: it is removed from the work queue.
+    pub async fn ack(self) -> Result<(), BusError> {
+        self.msg
+            .double_ack()
+            .await
+            .map_err(|e| nats("acknowledging a message")(e.to_string()))
+    }
+
+    /// Not now: deliver it again after `delay` (to this consumer or another).
+    pub async fn retry_after(self, delay: Duration) -> Result<(), BusError> {
+        self.msg
+            .ack_with(jetstream::AckKind::Nak(Some(delay)))
+            .await
+            .map_err(|e| nats("deferring a message")(e.to_string()))
+    }
+
+    /// Never: it will not be delivered again. Say why in the log.
+    pub async fn reject(self) -> Result<(), BusError> {
+        self.msg
+            .ack_with(jetstream::AckKind::Term)
+            .await
+            .map_err(|e| nats("rejecting a message")(e.to_string()))
+    }
+}
+
+/// Requests arriving on a subject.
+#[derive(Debug)]
+pub struct Requests<Req> {
+    sub: async_nats::Subscriber,
+    client: async_nats::Client,
+    _body: PhantomData<fn() -> Req>,
+}
+
+/// One request, decoded or not.
+#[derive(Debug)]
+pub struct Request<Req> {
+    /// The body, or why it did not decode (answer with [`Request::refuse`]).
+    pub body: Result<Req, String>,
+    reply: Option<async_nats::Subject>,
+    client: async_nats::Client,
+}
+
+impl<Req: DeserializeOwned> Requests<Req> {
+    /// The next request, or None when the subscription ends.
+    pub async fn next(&mut self) -> Option<Request<Req>> {
+        let msg = self.sub.next().await?;
+        let body = serde_json::from_slice(&msg.payload).map_err(|e| e.to_string());
+        Some(Request {
+            body,
+            reply: msg.reply,
+            client: self.client.clone(),
+        })
+    }
+}
+
+impl<Req> Request<Req> {
+    async fn send<T: Serialize>(&self, reply: &Reply<T>) -> Result<(), BusError> {
+        let Some(to) = &self.reply else { return Ok(()) }; // a publish, not a request
+        let payload = encode(to.as_str(), reply)?;
+        self.client
+            .publish(to.clone(), payload)
+            .await
+            .map_err(|e| nats("answering a request")(e.to_string()))
+    }
+
+    /// Answers with a response.
+    pub async fn respond<T: Serialize>(&self, response: T) -> Result<(), BusError> {
+        self.send(&Reply::Ok(response)).await
+    }
+
+    /// Answers with a refusal and its reason.
+    pub async fn refuse(&self, reason: impl Into<String>) -> Result<(), BusError> {
+        self.send(&Reply::<()>::Error(reason.into())).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_follow_the_documented_scheme() {
+        assert_eq!(Topic::Jobs.subject(31337), "lilypad.jobs.31337");
+        assert_eq!(Topic::Deals.all_chains(), "lilypad.deals.*");
+        assert_eq!(Topic::Results.stream(), "LILYPAD_RESULTS");
+        assert_eq!(deal_subject("0xABCdef"), "lilypad.provider.0xabcdef.deal");
+        assert_eq!(status_subject(1, "42"), "lilypad.status.1.42");
+    }
+
+    #[test]
+    fn replies_encode_as_tagged_json() {
+        assert_eq!(serde_json::to_string(&Reply::Ok(5)).unwrap(), r#"{"ok":5}"#);
+        assert_eq!(
+            serde_json::to_string(&Reply::<u8>::Error("busy".into())).unwrap(),
+            r#"{"error":"busy"}"#
+        );
+    }
+}

@@ -1,0 +1,331 @@
+//! Lilypad's messaging against a real nats-server with JetStream.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use lilypad_bus::{Bus, BusError, BusOptions, Received, Topic, deal_subject};
+use lilypad_e2e::Nats;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Job {
+    chain: u64,
+    id: u64,
+    module: String,
+}
+
+fn job(id: u64) -> Job {
+    Job {
+        chain: 31337,
+        id,
+        module: "cowsay".into(),
+    }
+}
+
+async fn bus(nats: &Nats, options: BusOptions) -> Bus {
+    Bus::connect(&nats.url(), options)
+        .await
+        .expect("bus connects")
+}
+
+fn quick() -> BusOptions {
+    BusOptions {
+        ack_wait: Duration::from_secs(1),
+        offer_ttl: Duration::from_secs(1),
+        ..Default::default()
+    }
+}
+
+async fn drain(
+    consumer: &lilypad_bus::Consumer<Job>,
+    wait: Duration,
+) -> Vec<lilypad_bus::Delivery<Job>> {
+    let mut out = Vec::new();
+    for r in consumer.fetch(100, wait).await.expect("fetch") {
+        match r {
+            Received::Message(d) => out.push(*d),
+            Received::Malformed(m) => panic!("unexpected malformed message {m:?}"),
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_request_published_twice_is_stored_and_delivered_once() {
+    let nats = Nats::start().expect("nats starts");
+    let bus = bus(&nats, quick()).await;
+    let first = bus
+        .publish(Topic::Jobs, 31337, "31337:1", &job(1))
+        .await
+        .unwrap();
+    let again = bus
+        .publish(Topic::Jobs, 31337, "31337:1", &job(1))
+        .await
+        .unwrap();
+    assert!(!first.duplicate);
+    assert!(
+        again.duplicate,
+        "the same id within the window is a duplicate"
+    );
+    assert_eq!(again.sequence, first.sequence);
+    bus.publish(Topic::Jobs, 31338, "31338:1", &job(1))
+        .await
+        .unwrap();
+
+    let solver = bus
+        .consumer::<Job>(Topic::Jobs, None, "solver")
+        .await
+        .unwrap();
+    let got = drain(&solver, Duration::from_millis(500)).await;
+    let subjects: Vec<&str> = got.iter().map(|d| d.subject.as_str()).collect();
+    assert_eq!(subjects, ["lilypad.jobs.31337", "lilypad.jobs.31338"]);
+    assert_eq!(got[0].body, job(1));
+}
+
+#[tokio::test]
+async fn consumers_sharing_a_name_split_the_work_and_unacked_work_returns() {
+    let nats = Nats::start().expect("nats starts");
+    let a = bus(&nats, quick()).await;
+    let b = bus(&nats, quick()).await;
+    for id in 1..=6 {
+        a.publish(Topic::Deals, 31337, &format!("31337:{id}"), &job(id))
+            .await
+            .unwrap();
+    }
+    let relayer_a = a
+        .consumer::<Job>(Topic::Deals, Some(31337), "relayer-31337")
+        .await
+        .unwrap();
+    let relayer_b = b
+        .consumer::<Job>(Topic::Deals, Some(31337), "relayer-31337")
+        .await
+        .unwrap();
+
+    let first = relayer_a
+        .fetch(3, Duration::from_millis(500))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 3);
+    let mut seen = BTreeSet::new();
+    let mut dropped = None;
+    for (i, r) in first.into_iter().enumerate() {
+        let Received::Message(d) = r else {
+            panic!("malformed")
+        };
+        seen.insert(d.body.id);
+        if i == 0 {
+            dropped = Some(d.body.id); // relayer A "crashes" holding this one: never acked
+        } else {
+            d.ack().await.unwrap();
+        }
+    }
+    for d in drain(&relayer_b, Duration::from_millis(500)).await {
+        assert!(
+            seen.insert(d.body.id),
+            "message {} delivered to both relayers",
+            d.body.id
+        );
+        d.ack().await.unwrap();
+    }
+    assert_eq!(seen, (1..=6).collect(), "every message reached one relayer");
+
+    // After the ack wait, the unacknowledged message comes back, marked as a redelivery.
+    let mut again = Vec::new();
+    for _ in 0..20 {
+        again = drain(&relayer_b, Duration::from_millis(500)).await;
+        if !again.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(again.len(), 1);
+    assert_eq!(Some(again[0].body.id), dropped);
+    assert_eq!(again[0].delivered, 2);
+    again.pop().unwrap().ack().await.unwrap();
+    assert!(
+        drain(&relayer_a, Duration::from_millis(300))
+            .await
+            .is_empty(),
+        "all work is done"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_message_is_reported_once_and_never_redelivered() {
+    let nats = Nats::start().expect("nats starts");
+    let bus = bus(&nats, quick()).await;
+    bus.client()
+        .publish(
+            "lilypad.results.31337",
+            "{\"chain\": \"not a number\"".into(),
+        )
+        .await
+        .unwrap();
+    bus.client().flush().await.unwrap();
+    bus.publish(Topic::Results, 31337, "31337:9", &job(9))
+        .await
+        .unwrap();
+    let consumer = bus
+        .consumer::<Job>(Topic::Results, Some(31337), "relayer-results")
+        .await
+        .unwrap();
+    let got = consumer
+        .fetch(10, Duration::from_millis(500))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 2);
+    let Received::Malformed(m) = &got[0] else {
+        panic!("first is malformed: {got:?}")
+    };
+    assert_eq!(m.subject, "lilypad.results.31337");
+    assert!(
+        m.reason.contains("EOF") || m.reason.contains("invalid"),
+        "{}",
+        m.reason
+    );
+    let Received::Message(good) = got.into_iter().nth(1).unwrap() else {
+        panic!("second decodes")
+    };
+    assert_eq!(good.body, job(9));
+    good.ack().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await; // past the ack wait
+    assert!(
+        consumer
+            .fetch(10, Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Offer {
+    cpu: u32,
+    price: u64,
+}
+
+#[tokio::test]
+async fn offers_expire_unless_refreshed() {
+    let nats = Nats::start().expect("nats starts");
+    let bus = bus(&nats, quick()).await;
+    bus.put_offer("0xAAA", &Offer { cpu: 4, price: 10 })
+        .await
+        .unwrap();
+    bus.put_offer("0xbbb", &Offer { cpu: 8, price: 20 })
+        .await
+        .unwrap();
+    let (live, bad) = bus.offers::<Offer>().await.unwrap();
+    assert!(bad.is_empty());
+    assert_eq!(live.len(), 2);
+    assert!(
+        live.contains(&("0xaaa".into(), Offer { cpu: 4, price: 10 })),
+        "keys are lower case"
+    );
+
+    // 0xaaa keeps its heartbeat; 0xbbb dies.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        bus.put_offer("0xaaa", &Offer { cpu: 4, price: 10 })
+            .await
+            .unwrap();
+    }
+    let (live, _) = bus.offers::<Offer>().await.unwrap();
+    assert_eq!(live, [("0xaaa".into(), Offer { cpu: 4, price: 10 })]);
+    bus.remove_offer("0xAAA").await.unwrap();
+    assert!(bus.offers::<Offer>().await.unwrap().0.is_empty());
+}
+
+#[tokio::test]
+async fn a_garbage_offer_is_reported_not_fatal() {
+    let nats = Nats::start().expect("nats starts");
+    let bus = bus(&nats, BusOptions::default()).await;
+    bus.put_offer("0xgood", &Offer { cpu: 1, price: 1 })
+        .await
+        .unwrap();
+    bus.put_offer("0xbad", &"just a string").await.unwrap();
+    let (live, bad) = bus.offers::<Offer>().await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].0, "0xbad");
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Proposal {
+    job: u64,
+    price: u64,
+}
+
+#[tokio::test]
+async fn deal_proposals_are_answered_refused_or_fail_fast() {
+    let nats = Nats::start().expect("nats starts");
+    let bus = bus(&nats, BusOptions::default()).await;
+    let subject = deal_subject("0xP1");
+    let mut requests = bus.serve::<Proposal>(&subject).await.unwrap();
+    tokio::spawn(async move {
+        while let Some(req) = requests.next().await {
+            match &req.body {
+                Ok(p) if p.price >= 10 => req.respond(format!("signed {}", p.job)).await.unwrap(),
+                Ok(p) => req
+                    .refuse(format!("price {} is below my 10", p.price))
+                    .await
+                    .unwrap(),
+                Err(e) => req
+                    .refuse(format!("malformed proposal: {e}"))
+                    .await
+                    .unwrap(),
+            }
+        }
+    });
+    bus.client().flush().await.unwrap();
+    let t = Duration::from_secs(2);
+    let ok: String = bus
+        .request(&subject, &Proposal { job: 7, price: 12 }, t)
+        .await
+        .unwrap();
+    assert_eq!(ok, "signed 7");
+    let err = bus
+        .request::<_, String>(&subject, &Proposal { job: 8, price: 1 }, t)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, BusError::Refused { reason, .. } if reason == "price 1 is below my 10"),
+        "{err}"
+    );
+    let err = bus
+        .request::<_, String>(&subject, &"garbage", t)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("malformed proposal"), "{err}");
+    let err = bus
+        .request::<_, String>(
+            &deal_subject("0xnobody"),
+            &Proposal { job: 1, price: 99 },
+            t,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BusError::NoResponders(_)), "{err}");
+}
+
+#[tokio::test]
+async fn connect_is_idempotent_and_a_wrong_url_is_a_clear_error() {
+    let nats = Nats::start().expect("nats starts");
+    let a = bus(&nats, BusOptions::default()).await;
+    a.publish(Topic::Jobs, 1, "1:1", &job(1)).await.unwrap();
+    // A second service connecting finds the streams and keeps their messages.
+    let b = bus(&nats, BusOptions::default()).await;
+    let c = b
+        .consumer::<Job>(Topic::Jobs, Some(1), "solver")
+        .await
+        .unwrap();
+    assert_eq!(drain(&c, Duration::from_millis(300)).await.len(), 1);
+
+    let port = lilypad_e2e::free_port().unwrap();
+    let err = Bus::connect(&format!("nats://127.0.0.1:{port}"), BusOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BusError::Connect { .. }), "{err}");
+    assert!(
+        err.to_string().contains("nats-server runs with -js"),
+        "{err}"
+    );
+}
