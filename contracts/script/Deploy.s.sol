@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Script} from "forge-std/Script.sol";
+import {console2} from "forge-std/console2.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+
+import {Lilypad} from "../src/Lilypad.sol";
+import {LilypadToken} from "../src/LilypadToken.sol";
+import {ConsortiumMediation} from "../src/mediation/ConsortiumMediation.sol";
+import {CowsayClient} from "../src/examples/CowsayClient.sol";
+import {Sha256Oracle} from "../src/examples/Sha256Oracle.sol";
+import {Params} from "../src/interfaces/ILilypad.sol";
+
+/// @title Deploy
+/// @notice Deploys the Lilypad suite to any chain and writes deployments/<chainId>.json.
+/// @dev Environment (only DEPLOYER_PRIVATE_KEY is required):
+///      DEPLOYER_PRIVATE_KEY     key that deploys and owns everything
+///      TOKEN                    existing ERC-20 to use; unset: deploy LilypadToken (dev token)
+///      TREASURY                 receives protocol fees (default: the deployer)
+///      PROTOCOL_FEE_BPS         protocol fee, at most 1000 (default 100 = 1%)
+///      MEDIATORS_PER_CASE       N mediators drawn per challenge (default 3)
+///      MEDIATOR_THRESHOLD       k matching verdicts that decide (default 2; needs 2k > N)
+///      MEDIATION_FEE            fee a client pays to challenge, token units (default 1e18)
+///      MIN_MEDIATOR_COLLATERAL  free collateral a mediator needs to be drawn (default 10e18)
+///      FUND_ADDRESSES           comma-separated addresses to mint dev tokens to (dev token only)
+///      FUND_AMOUNT              tokens each gets (default 10000e18)
+///      DEPLOY_EXAMPLES          deploy CowsayClient and Sha256Oracle (default true)
+///      COWSAY_MODULE, COWSAY_VERSION, SHA256_MODULE, SHA256_VERSION   example modules
+///                               (defaults cowsay/1.0.0 and sha256/1.0.0, as in job-modules/)
+///      EXAMPLE_MAX_PRICE        what each example job escrows (default 1e18)
+///      NEW_OWNER                if set, ownership of Lilypad and the mediation is offered to it
+///                               (two-step: it must call acceptOwnership)
+///      DEPLOYMENT_FILE          where to write the JSON (default deployments/<chainId>.json)
+///      Run: forge script script/Deploy.s.sol --rpc-url $RPC --broadcast
+contract Deploy is Script {
+    struct Config {
+        uint256 deployerKey;
+        address token;
+        address treasury;
+        uint16 protocolFeeBps;
+        uint8 mediatorsPerCase;
+        uint8 mediatorThreshold;
+        uint96 mediationFee;
+        uint96 minMediatorCollateral;
+        address[] fund;
+        uint256 fundAmount;
+        bool examples;
+        string cowsayModule;
+        string cowsayVersion;
+        string sha256Module;
+        string sha256Version;
+        uint256 exampleMaxPrice;
+        address newOwner;
+    }
+
+    struct Deployment {
+        address deployer;
+        address token;
+        bool devToken;
+        address lilypad;
+        address mediation;
+        address cowsayClient;
+        address sha256Oracle;
+        uint256 startBlock;
+    }
+
+    error FundingNeedsDevToken();
+
+    function run() external returns (Deployment memory d) {
+        Config memory c = readConfig();
+        d = deploy(c);
+        string memory file = vm.envOr(
+            "DEPLOYMENT_FILE", string.concat(vm.projectRoot(), "/deployments/", vm.toString(block.chainid), ".json")
+        );
+        writeJson(c, d, file);
+        console2.log("Lilypad deployed at", d.lilypad);
+        console2.log("deployment written to", file);
+    }
+
+    /// @notice Reads the configuration from the environment (see the contract's notes).
+    function readConfig() public view returns (Config memory c) {
+        c.deployerKey = vm.envUint("DEPLOYER_PRIVATE_KEY");
+        address deployer = vm.addr(c.deployerKey);
+        c.token = vm.envOr("TOKEN", address(0));
+        c.treasury = vm.envOr("TREASURY", deployer);
+        c.protocolFeeBps = uint16(vm.envOr("PROTOCOL_FEE_BPS", uint256(100)));
+        c.mediatorsPerCase = uint8(vm.envOr("MEDIATORS_PER_CASE", uint256(3)));
+        c.mediatorThreshold = uint8(vm.envOr("MEDIATOR_THRESHOLD", uint256(2)));
+        c.mediationFee = uint96(vm.envOr("MEDIATION_FEE", uint256(1 ether)));
+        c.minMediatorCollateral = uint96(vm.envOr("MIN_MEDIATOR_COLLATERAL", uint256(10 ether)));
+        c.fund = vm.envOr("FUND_ADDRESSES", ",", new address[](0));
+        c.fundAmount = vm.envOr("FUND_AMOUNT", uint256(10_000 ether));
+        c.examples = vm.envOr("DEPLOY_EXAMPLES", true);
+        c.cowsayModule = vm.envOr("COWSAY_MODULE", string("cowsay"));
+        c.cowsayVersion = vm.envOr("COWSAY_VERSION", string("1.0.0"));
+        c.sha256Module = vm.envOr("SHA256_MODULE", string("sha256"));
+        c.sha256Version = vm.envOr("SHA256_VERSION", string("1.0.0"));
+        c.exampleMaxPrice = vm.envOr("EXAMPLE_MAX_PRICE", uint256(1 ether));
+        c.newOwner = vm.envOr("NEW_OWNER", address(0));
+    }
+
+    /// @notice Deploys and configures everything as the deployer.
+    function deploy(Config memory c) public returns (Deployment memory d) {
+        d.deployer = vm.addr(c.deployerKey);
+        d.startBlock = block.number;
+        if (c.token != address(0) && c.fund.length != 0) revert FundingNeedsDevToken();
+
+        vm.startBroadcast(c.deployerKey);
+        if (c.token == address(0)) {
+            LilypadToken devToken = new LilypadToken(d.deployer);
+            for (uint256 i; i < c.fund.length; ++i) {
+                devToken.mint(c.fund[i], c.fundAmount);
+            }
+            d.token = address(devToken);
+            d.devToken = true;
+        } else {
+            d.token = c.token;
+        }
+
+        Lilypad lilypad = new Lilypad(IERC20(d.token), d.deployer, c.treasury);
+        ConsortiumMediation mediation =
+            new ConsortiumMediation(lilypad, d.deployer, c.mediatorsPerCase, c.mediatorThreshold);
+        Params memory p = lilypad.params();
+        p.protocolFeeBps = c.protocolFeeBps;
+        p.mediationFee = c.mediationFee;
+        lilypad.setParams(p);
+        lilypad.setMediation(address(mediation), c.minMediatorCollateral);
+        d.lilypad = address(lilypad);
+        d.mediation = address(mediation);
+
+        if (c.examples) {
+            d.cowsayClient =
+                address(new CowsayClient(d.lilypad, d.deployer, c.cowsayModule, c.cowsayVersion, c.exampleMaxPrice));
+            d.sha256Oracle =
+                address(new Sha256Oracle(d.lilypad, d.deployer, c.sha256Module, c.sha256Version, c.exampleMaxPrice));
+        }
+        if (c.newOwner != address(0)) {
+            lilypad.transferOwnership(c.newOwner);
+            mediation.transferOwnership(c.newOwner);
+        }
+        vm.stopBroadcast();
+    }
+
+    /// @notice Writes the addresses the off-chain services need (read by the Rust side).
+    function writeJson(Config memory c, Deployment memory d, string memory file) public {
+        string memory k = "deployment";
+        vm.serializeUint(k, "chainId", block.chainid);
+        vm.serializeUint(k, "deploymentBlock", d.startBlock);
+        vm.serializeAddress(k, "deployer", d.deployer);
+        vm.serializeAddress(k, "owner", c.newOwner == address(0) ? d.deployer : c.newOwner);
+        vm.serializeAddress(k, "token", d.token);
+        vm.serializeBool(k, "devToken", d.devToken);
+        vm.serializeAddress(k, "lilypad", d.lilypad);
+        vm.serializeAddress(k, "mediation", d.mediation);
+        vm.serializeAddress(k, "treasury", c.treasury);
+        vm.serializeAddress(k, "cowsayClient", d.cowsayClient);
+        string memory json = vm.serializeAddress(k, "sha256Oracle", d.sha256Oracle);
+        vm.writeJson(json, file);
+    }
+}

@@ -1,0 +1,382 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+
+/// @notice One named input of a job. Keys are 1-64 bytes of `[A-Za-z0-9_.-]` and unique within a
+///         request; values are any UTF-8 text (spaces and `=` included) up to 4096 bytes.
+struct InputParam {
+    string key;
+    string value;
+}
+
+/// @notice What a client asks for. Its keccak256(abi.encode(request)) is the job's `requestHash`,
+///         which the provider signs in the deal, so nobody can run a job other than the one asked.
+struct JobRequest {
+    /// module name, 1-128 bytes (e.g. "cowsay")
+    string module;
+    /// module version, 1-64 bytes (e.g. "1.0.0")
+    string version;
+    /// at most 32 inputs, 16 KiB of keys and values in all
+    InputParam[] inputs;
+    /// most the client pays, escrowed at request time (must fit in a uint96)
+    uint256 maxPrice;
+    /// seconds from the request within which a deal must be agreed
+    uint32 matchTimeout;
+    /// seconds from the deal within which the result must be submitted
+    uint32 executionTimeout;
+    /// gas given to the client's onJobResult callback; 0 means "do not call me back"
+    uint32 callbackGasLimit;
+    /// most inline output bytes the client wants on-chain
+    uint32 maxOutputBytes;
+    /// results collateral the provider must lock, as basis points of the price (20000 = 2x)
+    uint32 resultsCollateralMultiplierBps;
+    /// seconds after the result during which the client may challenge it (0 = no challenge)
+    uint32 challengeWindow;
+}
+
+/// @notice The deal terms a provider signs (EIP-712 type `Deal`).
+struct Deal {
+    uint256 jobId;
+    bytes32 requestHash;
+    address provider;
+    /// at most the job's maxPrice
+    uint256 price;
+    /// must equal price * job.timeoutCollateralBps / 10000 (rounded down)
+    uint256 timeoutCollateral;
+    /// must equal price * job.resultsCollateralBps / 10000 (rounded down)
+    uint256 resultsCollateral;
+    /// unix time after which the signature is no longer accepted
+    uint256 expiry;
+}
+
+/// @notice A provider's result (EIP-712 type `Result`, with `outputHash = keccak256(inlineOutput)`).
+struct ResultData {
+    uint256 jobId;
+    /// 1 = Succeeded, 2 = JobFailed, 3 = ProviderError (the first values of {Outcome})
+    uint8 status;
+    /// UTF-8 bytes of the outputs' CID string (e.g. "bafy..."), at most 128 bytes
+    bytes resultCid;
+    int32 exitCode;
+    /// human-readable error, at most 1024 bytes
+    string error;
+}
+
+/// @notice Everything a client can learn from a callback. Each job ends in exactly one of these.
+enum Outcome {
+    None,
+    /// the provider ran the job and it exited 0
+    Succeeded,
+    /// the job ran and exited non-zero (its outputs, stderr included, are under resultCid)
+    JobFailed,
+    /// the provider could not run the job (image missing, out of memory, bad input, ...)
+    ProviderError,
+    /// no deal was agreed before the match deadline; the client was refunded
+    Expired,
+    /// a deal was agreed but no result came before the execution deadline; refunded + collateral
+    TimedOut,
+    /// the client challenged and mediation upheld the provider's result
+    UpheldByMediation,
+    /// the client challenged and mediation overturned the provider's result
+    OverturnedByMediation
+}
+
+/// @notice On-chain job states. Every transition moves to a higher number; 5-8 are terminal.
+enum JobStatus {
+    None,
+    Requested,
+    Agreed,
+    ResultSubmitted,
+    Challenged,
+    Settled,
+    Expired,
+    TimedOut,
+    Overturned
+}
+
+/// @notice What the callback carries. For Expired/TimedOut and the mediation verdicts the byte
+///         fields are empty and exitCode is 0 (the provider's result was in the earlier callback).
+struct JobResult {
+    Outcome status;
+    bytes resultCid;
+    bytes output;
+    int32 exitCode;
+    string error;
+}
+
+/// @notice A job as stored. Packed into five slots; `deadline` is the deadline of the current phase.
+struct Job {
+    // slot 0
+    address client;
+    JobStatus status;
+    /// Requested: match deadline; Agreed: execution deadline; ResultSubmitted: end of the challenge
+    /// window; Challenged: mediation deadline
+    uint40 deadline;
+    uint32 callbackGasLimit;
+    /// protocol fee fixed when the job was requested
+    uint16 feeBps;
+    // slot 1
+    bytes32 requestHash;
+    // slot 2
+    uint96 maxPrice;
+    uint32 executionTimeout;
+    uint32 challengeWindow;
+    uint32 maxOutputBytes;
+    uint32 resultsCollateralBps;
+    /// timeout collateral as basis points of the price, fixed when the job was requested
+    uint32 timeoutCollateralBps;
+    // slot 3 (deal)
+    address provider;
+    uint96 price;
+    // slot 4 (result)
+    /// keccak256 of the result CID bytes the provider submitted
+    bytes32 resultHash;
+}
+
+/// @notice A challenge in progress or done: who mediates it and the fee the client paid.
+struct Challenge {
+    address mediation;
+    uint96 fee;
+}
+
+/// @notice Protocol parameters (owner-settable within the bounds the contract enforces).
+struct Params {
+    uint32 maxCallbackGas;
+    uint32 maxOutputBytes;
+    uint32 minMatchTimeout;
+    uint32 maxMatchTimeout;
+    uint32 minExecutionTimeout;
+    uint32 maxExecutionTimeout;
+    uint32 minChallengeWindow;
+    uint32 maxChallengeWindow;
+    uint32 minResultsCollateralBps;
+    uint32 maxResultsCollateralBps;
+    /// timeout collateral a deal locks, as basis points of the price (snapshotted into each job)
+    uint32 minTimeoutCollateralBps;
+    /// protocol fee taken from the price on settlement (at most 10%)
+    uint16 protocolFeeBps;
+    /// share of slashed results collateral that goes to the mediators (at most 50%)
+    uint16 mediatorShareBps;
+    /// seconds the mediation has to reach a verdict
+    uint32 mediationTimeout;
+    /// fee a client pays to challenge a result; it pays the mediators
+    uint96 mediationFee;
+}
+
+/// @notice What a mediation contract is told when a challenge starts.
+struct MediationCase {
+    address client;
+    address provider;
+    bytes32 requestHash;
+    /// keccak256 of the provider's result CID bytes
+    bytes32 resultHash;
+    /// the mediation should resolve before this; after it plus a grace period anyone can close the
+    /// challenge on Lilypad itself (provider paid, fee refunded)
+    uint64 deadline;
+}
+
+/// @title ILilypad
+/// @notice The Lilypad job marketplace: escrow, deals, results, settlement, registry, challenges.
+interface ILilypad {
+    // ------------------------------------------------------------------ events: jobs
+    /// @notice A job was requested. `sequence` grows by exactly one per request (it equals jobId),
+    ///         so an indexer that has seen 1..n has missed nothing.
+    event JobRequested(
+        uint256 indexed jobId, address indexed client, uint64 sequence, bytes32 requestHash, JobRequest request
+    );
+    event DealAgreed(
+        uint256 indexed jobId,
+        address indexed provider,
+        uint256 price,
+        uint256 timeoutCollateral,
+        uint256 resultsCollateral,
+        uint64 executionDeadline
+    );
+    /// @notice A provider's result was accepted; `result.status` is 1 (Succeeded), 2 (JobFailed) or
+    ///         3 (ProviderError) and `output` is the inline output.
+    event ResultSubmitted(
+        uint256 indexed jobId, address indexed provider, ResultData result, bytes output, uint64 challengeDeadline
+    );
+    event JobSettled(
+        uint256 indexed jobId,
+        address indexed provider,
+        uint256 providerPayout,
+        uint256 protocolFee,
+        uint256 clientRefund
+    );
+    event JobExpired(uint256 indexed jobId, address indexed client, uint256 refund);
+    event JobTimedOut(uint256 indexed jobId, address indexed provider, uint256 refund, uint256 slashedCollateral);
+    event JobChallenged(
+        uint256 indexed jobId, address indexed client, address mediation, uint256 fee, uint64 mediationDeadline
+    );
+    /// @notice A challenge ended. `toClient`/`toMediators` are what the verdict moved beyond settlement.
+    event ChallengeResolved(
+        uint256 indexed jobId, bool providerCorrect, bool stale, uint256 toClient, uint256 toMediators
+    );
+    /// @notice The client's callback returned normally.
+    event CallbackDelivered(uint256 indexed jobId, Outcome status);
+    /// @notice The client's callback reverted or ran out of gas; nothing else changed.
+    event CallbackFailed(uint256 indexed jobId, Outcome status);
+    /// @notice The client asked for no callback (callbackGasLimit = 0).
+    event CallbackSkipped(uint256 indexed jobId, Outcome status);
+
+    // ------------------------------------------------------------------ events: accounts
+    event Withdrawn(address indexed account, uint256 amount);
+    event ProviderRegistered(address indexed provider, string metadataUrl);
+    event ProviderDeregistered(address indexed provider);
+    event MediatorRegistered(address indexed mediator, string metadataUrl);
+    event MediatorDeregistered(address indexed mediator);
+    event CollateralDeposited(address indexed account, uint256 amount);
+    event CollateralWithdrawn(address indexed account, uint256 amount);
+
+    // ------------------------------------------------------------------ events: admin
+    event ParamsSet(Params params);
+    event TreasurySet(address treasury);
+    event MediationSet(address mediation, uint256 minMediatorCollateral);
+
+    // ------------------------------------------------------------------ errors: requests
+    error EmptyModule();
+    error ModuleTooLong(uint256 length, uint256 max);
+    error EmptyVersion();
+    error VersionTooLong(uint256 length, uint256 max);
+    error TooManyInputs(uint256 count, uint256 max);
+    error EmptyInputKey(uint256 index);
+    error InputKeyTooLong(uint256 index, uint256 length, uint256 max);
+    error InvalidInputKey(uint256 index, uint256 position);
+    error InputTooLarge(uint256 index, uint256 length, uint256 max);
+    error InputsTooLarge(uint256 totalBytes, uint256 max);
+    error DuplicateInputKey(uint256 index);
+    error AmountTooLarge(uint256 amount, uint256 max);
+    error CallbackGasTooHigh(uint256 requested, uint256 max);
+    error MaxOutputBytesTooHigh(uint256 requested, uint256 max);
+    error MatchTimeoutOutOfRange(uint256 value, uint256 min, uint256 max);
+    error ExecutionTimeoutOutOfRange(uint256 value, uint256 min, uint256 max);
+    error ChallengeWindowOutOfRange(uint256 value, uint256 min, uint256 max);
+    error ResultsCollateralMultiplierOutOfRange(uint256 value, uint256 min, uint256 max);
+
+    // ------------------------------------------------------------------ errors: lifecycle
+    error JobNotFound(uint256 jobId);
+    error InvalidJobStatus(uint256 jobId, JobStatus status);
+    error DeadlinePassed(uint256 jobId, uint256 deadline);
+    error DeadlineNotReached(uint256 jobId, uint256 deadline);
+    error SignatureExpired(uint256 expiry);
+    error InvalidSignature(address expectedSigner);
+    error RequestHashMismatch(uint256 jobId, bytes32 expected, bytes32 got);
+    error PriceAboveMax(uint256 price, uint256 maxPrice);
+    error TimeoutCollateralMismatch(uint256 signed, uint256 required);
+    error ResultsCollateralMismatch(uint256 signed, uint256 required);
+    error NotAProvider(address account);
+    error InsufficientCollateral(address account, uint256 required, uint256 available);
+    error InvalidResultStatus(uint8 status);
+    error ExitCodeMismatch(Outcome status, int32 exitCode);
+    error MissingResultCid();
+    error ResultCidTooLong(uint256 length, uint256 max);
+    error MissingErrorText();
+    error ErrorTextTooLong(uint256 length, uint256 max);
+    error OutputTooLarge(uint256 length, uint256 max);
+    error InsufficientGasForCallback(uint256 available, uint256 required);
+    error NotClient(address caller);
+    error NoMediation();
+    error NotMediation(address caller);
+    error TooManyRewardees(uint256 count, uint256 max);
+
+    // ------------------------------------------------------------------ errors: accounts, admin
+    error NothingToWithdraw();
+    error ZeroAmount();
+    error EmptyMetadataUrl();
+    error MetadataUrlTooLong(uint256 length, uint256 max);
+    error NotRegistered(address account);
+    error ZeroAddress();
+    error InvalidParam(string name);
+
+    // ------------------------------------------------------------------ jobs
+    /// @notice The ERC-20 that pays for jobs and backs collateral.
+    function token() external view returns (IERC20);
+
+    /// @notice Requests a job; escrows `request.maxPrice` from the caller (approve it first).
+    function runJob(JobRequest calldata request) external returns (uint256 jobId);
+
+    /// @notice Records a deal signed by the provider (callable by anyone, e.g. a relayer).
+    function agreeDeal(Deal calldata deal, bytes calldata providerSignature) external;
+
+    /// @notice Records a result signed by the provider and calls the client back.
+    function submitResult(ResultData calldata result, bytes calldata inlineOutput, bytes calldata providerSignature)
+        external;
+
+    /// @notice Pays out a job whose challenge window has closed.
+    function settle(uint256 jobId) external;
+
+    /// @notice Settles every listed job that can be settled now; skips the others.
+    function settleMany(uint256[] calldata jobIds) external returns (uint256 settled);
+
+    /// @notice The client accepts a result before its challenge window closes.
+    function acceptResult(uint256 jobId) external;
+
+    /// @notice Ends a job that found no deal before its match deadline (full refund, callback).
+    function expire(uint256 jobId) external;
+
+    /// @notice Ends a job whose provider sent no result before the execution deadline.
+    function timeout(uint256 jobId) external;
+
+    /// @notice The client disputes a result within the challenge window, paying the mediation fee.
+    function challenge(uint256 jobId) external;
+
+    /// @notice The mediation contract that handles `jobId`'s challenge reports its verdict.
+    function resolveChallenge(uint256 jobId, bool providerCorrect, address[] calldata rewardedMediators) external;
+
+    /// @notice Closes a challenge its mediation failed to resolve in time (provider paid, fee refunded).
+    function resolveStaleChallenge(uint256 jobId) external;
+
+    /// @notice Sends the caller everything credited to it.
+    function withdraw() external returns (uint256 amount);
+
+    // ------------------------------------------------------------------ registry
+    /// @notice Registers the caller as a resource provider (or updates its metadata URL).
+    function registerProvider(string calldata metadataUrl) external;
+    /// @notice The caller stops taking new deals; running deals and collateral are unaffected.
+    function deregisterProvider() external;
+    /// @notice Registers the caller as a mediator (or updates its metadata URL).
+    function registerMediator(string calldata metadataUrl) external;
+    /// @notice The caller leaves the mediator pool; cases it was drawn for still take its verdict.
+    function deregisterMediator() external;
+    /// @notice Adds `amount` to the caller's free collateral (approve it first).
+    function depositCollateral(uint256 amount) external;
+    /// @notice Sends `amount` of the caller's free collateral back; locked collateral cannot leave.
+    function withdrawCollateral(uint256 amount) external;
+
+    // ------------------------------------------------------------------ views
+    /// @notice A job as stored (status None for an unknown id).
+    function getJob(uint256 jobId) external view returns (Job memory);
+    /// @notice The mediation handling a job's challenge and the fee the client paid.
+    function getChallenge(uint256 jobId) external view returns (Challenge memory);
+    /// @notice The protocol parameters new requests are checked against.
+    function params() external view returns (Params memory);
+    /// @notice What `account` can take out with {withdraw}.
+    function balanceOf(address account) external view returns (uint256);
+    /// @notice An account's free and locked collateral.
+    function collateralOf(address account) external view returns (uint256 free, uint256 locked);
+    /// @notice The metadata URL a provider or mediator registered.
+    function metadataUrl(address account) external view returns (string memory);
+    /// @notice Whether `account` is a registered provider.
+    function isProvider(address account) external view returns (bool);
+    /// @notice Whether `account` is a registered mediator.
+    function isMediator(address account) external view returns (bool);
+    /// @notice Whether `account` is a registered mediator with at least {minMediatorCollateral} free.
+    function isEligibleMediator(address account) external view returns (bool);
+    /// @notice How many providers are registered.
+    function providerCount() external view returns (uint256);
+    /// @notice The registered provider at `index` (order changes when one deregisters).
+    function providerAt(uint256 index) external view returns (address);
+    /// @notice How many mediators are registered.
+    function mediatorCount() external view returns (uint256);
+    /// @notice The registered mediator at `index` and whether it can be drawn now.
+    function mediatorAt(uint256 index) external view returns (address mediator, bool eligible);
+    /// @notice Jobs requested so far; also the id and sequence number of the latest one.
+    function requestCount() external view returns (uint64);
+    /// @notice Who is credited protocol fees.
+    function treasury() external view returns (address);
+    /// @notice The mediation contract new challenges go to (zero: challenges disabled).
+    function mediation() external view returns (address);
+    /// @notice Free collateral a mediator needs to be drawn.
+    function minMediatorCollateral() external view returns (uint96);
+}

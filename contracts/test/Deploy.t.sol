@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Test} from "forge-std/Test.sol";
+import {stdJson} from "forge-std/StdJson.sol";
+
+import {Deploy} from "../script/Deploy.s.sol";
+import {Lilypad} from "../src/Lilypad.sol";
+import {LilypadToken} from "../src/LilypadToken.sol";
+import {ConsortiumMediation} from "../src/mediation/ConsortiumMediation.sol";
+import {CowsayClient} from "../src/examples/CowsayClient.sol";
+
+contract DeployTest is Test {
+    using stdJson for string;
+
+    Deploy internal script;
+    uint256 internal key = 0xA11CE;
+    string internal file;
+
+    function setUp() public {
+        script = new Deploy();
+        file = string.concat(vm.projectRoot(), "/deployments/test-deploy-", vm.toString(address(this)), ".json");
+    }
+
+    function _config() internal returns (Deploy.Config memory c) {
+        c.deployerKey = key;
+        c.treasury = makeAddr("treasury");
+        c.protocolFeeBps = 250;
+        c.mediatorsPerCase = 5;
+        c.mediatorThreshold = 3;
+        c.mediationFee = 2 ether;
+        c.minMediatorCollateral = 50 ether;
+        c.fund = new address[](2);
+        c.fund[0] = makeAddr("alice");
+        c.fund[1] = makeAddr("bob");
+        c.fundAmount = 123 ether;
+        c.examples = true;
+        c.cowsayModule = "cowsay";
+        c.cowsayVersion = "v9";
+        c.sha256Module = "sha256";
+        c.sha256Version = "v9";
+        c.exampleMaxPrice = 1 ether;
+    }
+
+    function test_Deploy_ConfiguresEverythingAndWritesJson() public {
+        Deploy.Config memory c = _config();
+        Deploy.Deployment memory d = script.deploy(c);
+        script.writeJson(c, d, file);
+
+        Lilypad lilypad = Lilypad(d.lilypad);
+        assertEq(address(lilypad.token()), d.token);
+        assertEq(lilypad.owner(), vm.addr(key));
+        assertEq(lilypad.treasury(), c.treasury);
+        assertEq(lilypad.params().protocolFeeBps, 250);
+        assertEq(lilypad.params().mediationFee, 2 ether);
+        assertEq(lilypad.mediation(), d.mediation);
+        assertEq(lilypad.minMediatorCollateral(), 50 ether);
+        assertEq(ConsortiumMediation(d.mediation).mediatorsPerCase(), 5);
+        assertEq(ConsortiumMediation(d.mediation).threshold(), 3);
+        assertEq(address(ConsortiumMediation(d.mediation).lilypad()), d.lilypad);
+        assertEq(LilypadToken(d.token).balanceOf(makeAddr("alice")), 123 ether);
+        assertEq(LilypadToken(d.token).balanceOf(makeAddr("bob")), 123 ether);
+        assertEq(CowsayClient(d.cowsayClient).version(), "v9");
+        assertTrue(d.devToken);
+
+        string memory json = vm.readFile(file);
+        assertEq(json.readUint(".chainId"), block.chainid);
+        assertEq(json.readUint(".deploymentBlock"), block.number);
+        assertEq(json.readAddress(".lilypad"), d.lilypad);
+        assertEq(json.readAddress(".mediation"), d.mediation);
+        assertEq(json.readAddress(".token"), d.token);
+        assertEq(json.readAddress(".treasury"), c.treasury);
+        assertEq(json.readAddress(".cowsayClient"), d.cowsayClient);
+        assertEq(json.readAddress(".sha256Oracle"), d.sha256Oracle);
+        assertEq(json.readAddress(".deployer"), vm.addr(key));
+        assertEq(json.readAddress(".owner"), vm.addr(key));
+        assertTrue(json.readBool(".devToken"));
+        vm.removeFile(file);
+    }
+
+    function test_Deploy_WithExistingTokenAndNewOwner() public {
+        LilypadToken existing = new LilypadToken(address(this));
+        Deploy.Config memory c = _config();
+        c.token = address(existing);
+        c.fund = new address[](0);
+        c.examples = false;
+        c.newOwner = makeAddr("multisig");
+        Deploy.Deployment memory d = script.deploy(c);
+        assertEq(d.token, address(existing));
+        assertFalse(d.devToken);
+        assertEq(d.cowsayClient, address(0));
+        assertEq(Lilypad(d.lilypad).pendingOwner(), c.newOwner);
+        assertEq(ConsortiumMediation(d.mediation).pendingOwner(), c.newOwner);
+    }
+
+    function test_RevertWhen_FundingWithForeignToken() public {
+        Deploy.Config memory c = _config();
+        c.token = address(new LilypadToken(address(this)));
+        vm.expectRevert(Deploy.FundingNeedsDevToken.selector);
+        script.deploy(c);
+    }
+
+    function test_ReadConfig_FromEnvironment() public {
+        vm.setEnv("DEPLOYER_PRIVATE_KEY", vm.toString(key));
+        vm.setEnv(
+            "FUND_ADDRESSES", "0x0000000000000000000000000000000000000001,0x0000000000000000000000000000000000000002"
+        );
+        vm.setEnv("PROTOCOL_FEE_BPS", "300");
+        Deploy.Config memory c = script.readConfig();
+        assertEq(c.deployerKey, key);
+        assertEq(c.treasury, vm.addr(key));
+        assertEq(c.fund.length, 2);
+        assertEq(c.fund[1], address(2));
+        assertEq(c.protocolFeeBps, 300);
+        assertEq(c.mediatorsPerCase, 3);
+        assertEq(c.mediatorThreshold, 2);
+        assertTrue(c.examples);
+    }
+}

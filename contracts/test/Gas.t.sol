@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {LilypadTestBase} from "./utils/LilypadTestBase.sol";
+import {LilypadClient} from "../src/LilypadClient.sol";
+import {JobRequest, JobResult, Deal, ResultData} from "../src/interfaces/ILilypad.sol";
+
+/// @dev A client whose callback does nothing: submitResult is measured with it.
+contract NoopClient is LilypadClient {
+    constructor(address lilypad_) LilypadClient(lilypad_) {}
+
+    function run(JobRequest memory request) external returns (uint256) {
+        return _sendRequest(request);
+    }
+
+    function _onJobResult(uint256, JobResult calldata) internal override {}
+}
+
+/// @dev Named gas snapshots (snapshots/Lilypad.json) behind the gas table in docs/solidity.md. The
+///      profile runs tests with `isolate = true`, so each top-level call is its own transaction and a
+///      figure is what its receipt's gasUsed would be: 21,000 base and calldata included, storage
+///      cold at the start. "steady" means the counters and balances the call writes are already
+///      non-zero, as on a chain in use; "first" is the first such call on a fresh deployment.
+contract GasTest is LilypadTestBase {
+    NoopClient internal noop;
+
+    function setUp() public override {
+        super.setUp();
+        noop = new NoopClient(address(lilypad));
+        _fund(address(noop), 1_000 ether);
+    }
+
+    function _cowsayRequest() internal pure returns (JobRequest memory r) {
+        r = _request();
+        r.inputs[0].value = "hello, world";
+        r.callbackGasLimit = 100_000;
+    }
+
+    function _lifecycle(uint256 jobId, string memory tag) internal {
+        bool record = bytes(tag).length != 0;
+        Deal memory d = _deal(jobId);
+        bytes memory dealSig = _signDeal(providerKey, d);
+        vm.prank(relayer);
+        lilypad.agreeDeal(d, dealSig);
+        if (record) vm.snapshotGasLastCall("Lilypad", string.concat("agreeDeal_", tag));
+
+        ResultData memory r = _result(jobId);
+        bytes memory output = bytes(" ______________\n< hello, world >\n --------------\n");
+        bytes memory resultSig = _signResult(providerKey, r, output);
+        vm.prank(relayer);
+        lilypad.submitResult(r, output, resultSig);
+        if (record) vm.snapshotGasLastCall("Lilypad", string.concat("submitResult_noopCallback_", tag));
+
+        vm.warp(block.timestamp + CHALLENGE_WINDOW);
+        vm.prank(relayer);
+        lilypad.settle(jobId);
+        if (record) vm.snapshotGasLastCall("Lilypad", string.concat("settle_", tag));
+    }
+
+    function test_Gas_Lifecycle() public {
+        JobRequest memory r = _cowsayRequest();
+
+        // first job ever: the request counter, provider, treasury and client balances start at 0
+        vm.prank(alice);
+        lilypad.runJob(r);
+        vm.snapshotGasLastCall("Lilypad", "runJob_first");
+        uint256 first = noop.run(r);
+        _lifecycle(first, "first");
+
+        // steady state
+        vm.prank(alice);
+        lilypad.runJob(r);
+        vm.snapshotGasLastCall("Lilypad", "runJob_steady");
+        uint256 steady = noop.run(r);
+        _lifecycle(steady, "steady");
+    }
+
+    function test_Gas_OtherPaths() public {
+        JobRequest memory r = _cowsayRequest();
+        // warm the counters and balances once
+        _lifecycle(noop.run(r), "");
+
+        uint256 a = noop.run(r);
+        uint256 b = noop.run(r);
+        _agree(b);
+        vm.warp(block.timestamp + EXECUTION_TIMEOUT);
+        lilypad.expire(a);
+        vm.snapshotGasLastCall("Lilypad", "expire_noopCallback");
+        lilypad.timeout(b);
+        vm.snapshotGasLastCall("Lilypad", "timeout_noopCallback");
+
+        uint256 c = _jobWithResult();
+        client.accept(c);
+        vm.snapshotGasLastCall("Lilypad", "acceptResult_viaClient");
+
+        uint256[] memory ids = new uint256[](10);
+        for (uint256 i; i < ids.length; ++i) {
+            ids[i] = noop.run(r);
+            _agree(ids[i]);
+            vm.prank(relayer);
+            ResultData memory res = _result(ids[i]);
+            lilypad.submitResult(res, OUTPUT, _signResult(providerKey, res, OUTPUT));
+        }
+        vm.warp(block.timestamp + CHALLENGE_WINDOW);
+        lilypad.settleMany(ids);
+        vm.snapshotGasLastCall("Lilypad", "settleMany_10");
+
+        uint256 d = _jobWithResult();
+        client.challenge(d);
+        vm.snapshotGasLastCall("Lilypad", "challenge_viaClient_3of5");
+
+        vm.prank(provider);
+        lilypad.withdraw();
+        vm.snapshotGasLastCall("Lilypad", "withdraw");
+    }
+}

@@ -1,0 +1,468 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {CommonBase} from "forge-std/Base.sol";
+import {StdCheats} from "forge-std/StdCheats.sol";
+import {StdUtils} from "forge-std/StdUtils.sol";
+
+import {Lilypad} from "../../src/Lilypad.sol";
+import {LilypadToken} from "../../src/LilypadToken.sol";
+import {ConsortiumMediation} from "../../src/mediation/ConsortiumMediation.sol";
+import {
+    InputParam,
+    JobRequest,
+    Deal,
+    ResultData,
+    Outcome,
+    JobStatus,
+    Job,
+    Params
+} from "../../src/interfaces/ILilypad.sol";
+import {MockClient} from "../utils/MockClient.sol";
+
+/// @dev Drives Lilypad through random but mostly valid lifecycles and keeps ghost records the
+///      invariants compare against.
+contract LilypadHandler is CommonBase, StdCheats, StdUtils {
+    Lilypad public immutable lilypad;
+    LilypadToken public immutable token;
+    ConsortiumMediation public immutable consortium;
+    address public immutable treasury;
+
+    MockClient[] public clients;
+    address[] public providers;
+    uint256[] internal providerKeys;
+    address[] public mediators;
+
+    uint256[] public jobIds;
+    mapping(uint256 jobId => JobStatus) public lastStatus;
+    mapping(uint256 jobId => bool) public wasChallenged;
+    mapping(uint256 jobId => uint256) public terminalTransitions;
+    bool public statusWentBackwards;
+    bool public terminalChanged;
+    mapping(bytes32 => uint256) public calls;
+
+    bytes internal constant CID = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
+
+    constructor(
+        Lilypad lilypad_,
+        LilypadToken token_,
+        ConsortiumMediation consortium_,
+        address treasury_,
+        MockClient[] memory clients_,
+        address[] memory providers_,
+        uint256[] memory providerKeys_,
+        address[] memory mediators_
+    ) {
+        lilypad = lilypad_;
+        token = token_;
+        consortium = consortium_;
+        treasury = treasury_;
+        for (uint256 i; i < clients_.length; ++i) {
+            clients.push(clients_[i]);
+        }
+        providers = providers_;
+        providerKeys = providerKeys_;
+        mediators = mediators_;
+    }
+
+    // ------------------------------------------------------------------ views for the invariants
+
+    function jobCount() external view returns (uint256) {
+        return jobIds.length;
+    }
+
+    function clientCount() external view returns (uint256) {
+        return clients.length;
+    }
+
+    function providerCount() external view returns (uint256) {
+        return providers.length;
+    }
+
+    function mediatorCount() external view returns (uint256) {
+        return mediators.length;
+    }
+
+    // ------------------------------------------------------------------ actions
+
+    function runJob(uint256 clientSeed, uint256 maxPrice, uint256 window, bool quiet) external {
+        MockClient c = clients[clientSeed % clients.length];
+        JobRequest memory r;
+        r.module = "cowsay";
+        r.version = "1.0.0";
+        r.inputs = new InputParam[](1);
+        r.inputs[0] = InputParam({key: "message", value: "moo"});
+        r.maxPrice = bound(maxPrice, 0, 50 ether);
+        r.matchTimeout = 2 hours;
+        r.executionTimeout = 2 hours;
+        r.callbackGasLimit = quiet ? 0 : 500_000;
+        r.maxOutputBytes = 256;
+        r.resultsCollateralMultiplierBps = 20_000;
+        r.challengeWindow = uint32(bound(window, 0, 3600));
+        if (token.balanceOf(address(c)) < r.maxPrice) return;
+        uint256 jobId = c.run(r);
+        jobIds.push(jobId);
+        lastStatus[jobId] = JobStatus.Requested;
+        ++calls["runJob"];
+        _observe();
+    }
+
+    function agreeDeal(uint256 jobSeed, uint256 providerSeed, uint256 price) external {
+        (bool found, uint256 jobId) = _pick(jobSeed, JobStatus.Requested);
+        if (found) _agreeDeal(jobId, providerSeed, price);
+    }
+
+    function submitResult(uint256 jobSeed, uint256 seed) external {
+        (bool found, uint256 jobId) = _pick(jobSeed, JobStatus.Agreed);
+        if (found) _submitResult(jobId, seed);
+    }
+
+    function settle(uint256 jobSeed) external {
+        (bool found, uint256 jobId) = _pick(jobSeed, JobStatus.ResultSubmitted);
+        if (found) _settle(jobId);
+    }
+
+    function settleMany(uint256 seedA, uint256 seedB) external {
+        if (jobIds.length == 0) return;
+        uint256[] memory ids = new uint256[](3);
+        ids[0] = jobIds[seedA % jobIds.length];
+        ids[1] = jobIds[seedB % jobIds.length];
+        ids[2] = ids[0];
+        if (lilypad.settleMany(ids) > 0) ++calls["settle"];
+        _observe();
+    }
+
+    function acceptResult(uint256 jobSeed) external {
+        (bool found, uint256 jobId) = _pick(jobSeed, JobStatus.ResultSubmitted);
+        if (found) _acceptResult(jobId);
+    }
+
+    function expire(uint256 jobSeed) external {
+        (bool found, uint256 jobId) = _pick(jobSeed, JobStatus.Requested);
+        if (found) _expire(jobId);
+    }
+
+    function timeout(uint256 jobSeed) external {
+        (bool found, uint256 jobId) = _pick(jobSeed, JobStatus.Agreed);
+        if (found) _timeout(jobId);
+    }
+
+    function challenge(uint256 jobSeed) external {
+        (bool found, uint256 jobId) = _pick(jobSeed, JobStatus.ResultSubmitted);
+        if (found) _challenge(jobId);
+    }
+
+    function vote(uint256 jobSeed, uint256 seed) external {
+        (bool found, uint256 jobId) = _pick(jobSeed, JobStatus.Challenged);
+        if (found) _vote(jobId, seed);
+    }
+
+    function finalize(uint256 jobSeed) external {
+        (bool found, uint256 jobId) = _pick(jobSeed, JobStatus.Challenged);
+        if (found) _finalize(jobId);
+    }
+
+    function resolveStale(uint256 jobSeed) external {
+        (bool found, uint256 jobId) = _pick(jobSeed, JobStatus.Challenged);
+        if (found) _resolveStale(jobId);
+    }
+
+    /// @notice Moves one open job a step along a random valid path, warping time where the step
+    ///         needs a deadline to pass, so short call sequences still reach every state.
+    function advance(uint256 jobSeed, uint256 seed) external {
+        uint256 n = jobIds.length;
+        for (uint256 i; i < n; ++i) {
+            uint256 id = jobIds[(jobSeed % n + i) % n];
+            JobStatus s = lilypad.getJob(id).status;
+            if (s == JobStatus.Requested) {
+                if (seed % 5 == 0) {
+                    _warpTo(lilypad.getJob(id).deadline);
+                    _expire(id);
+                } else {
+                    _agreeDeal(id, seed, seed >> 8);
+                }
+                return;
+            }
+            if (s == JobStatus.Agreed) {
+                if (seed % 5 == 0) {
+                    _warpTo(lilypad.getJob(id).deadline);
+                    _timeout(id);
+                } else {
+                    _submitResult(id, seed);
+                }
+                return;
+            }
+            if (s == JobStatus.ResultSubmitted) {
+                uint256 c = seed % 4;
+                if (c == 0) {
+                    _challenge(id);
+                } else if (c == 1) {
+                    _acceptResult(id);
+                } else {
+                    _warpTo(lilypad.getJob(id).deadline);
+                    _settle(id);
+                }
+                return;
+            }
+            if (s == JobStatus.Challenged) {
+                uint256 c = seed % 6;
+                if (c == 0) {
+                    _warpTo(uint256(lilypad.getJob(id).deadline) + 1 days);
+                    _resolveStale(id);
+                } else if (c == 1) {
+                    _warpTo(lilypad.getJob(id).deadline);
+                    _finalize(id);
+                } else {
+                    _vote(id, seed);
+                }
+                return;
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ steps (no-ops when invalid)
+
+    function _agreeDeal(uint256 jobId, uint256 providerSeed, uint256 price) internal {
+        Job memory job = lilypad.getJob(jobId);
+        if (job.status != JobStatus.Requested || block.timestamp >= job.deadline) return;
+        uint256 p = providerSeed % providers.length;
+        Deal memory d;
+        d.jobId = jobId;
+        d.requestHash = job.requestHash;
+        d.provider = providers[p];
+        d.price = bound(price, 0, job.maxPrice);
+        d.timeoutCollateral = d.price * job.timeoutCollateralBps / 10_000;
+        d.resultsCollateral = d.price * job.resultsCollateralBps / 10_000;
+        d.expiry = block.timestamp + 60;
+        (uint256 free,) = lilypad.collateralOf(d.provider);
+        if (free < d.timeoutCollateral) return;
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(providerKeys[p], _dealDigest(d));
+        lilypad.agreeDeal(d, abi.encodePacked(r, s, v));
+        ++calls["agreeDeal"];
+        _observe();
+    }
+
+    function _submitResult(uint256 jobId, uint256 seed) internal {
+        Job memory job = lilypad.getJob(jobId);
+        if (job.status != JobStatus.Agreed || block.timestamp >= job.deadline) return;
+        (uint256 free,) = lilypad.collateralOf(job.provider);
+        uint256 price = job.price;
+        if (free + price * job.timeoutCollateralBps / 10_000 < price * job.resultsCollateralBps / 10_000) return;
+        ResultData memory res;
+        res.jobId = jobId;
+        res.status = uint8(1 + seed % 3);
+        res.resultCid = CID;
+        if (res.status == uint8(Outcome.JobFailed)) res.exitCode = 2;
+        if (res.status == uint8(Outcome.ProviderError)) res.error = "out of memory";
+        bytes memory output = new bytes((seed >> 8) % (uint256(job.maxOutputBytes) + 1));
+        uint256 key = _keyOf(job.provider);
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, _resultDigest(res, output));
+        lilypad.submitResult(res, output, abi.encodePacked(r, s, v));
+        ++calls["submitResult"];
+        _observe();
+    }
+
+    function _settle(uint256 jobId) internal {
+        Job memory job = lilypad.getJob(jobId);
+        if (job.status != JobStatus.ResultSubmitted || block.timestamp < job.deadline) return;
+        lilypad.settle(jobId);
+        ++calls["settle"];
+        _observe();
+    }
+
+    function _acceptResult(uint256 jobId) internal {
+        Job memory job = lilypad.getJob(jobId);
+        if (job.status != JobStatus.ResultSubmitted) return;
+        MockClient(job.client).accept(jobId);
+        ++calls["acceptResult"];
+        _observe();
+    }
+
+    function _expire(uint256 jobId) internal {
+        Job memory job = lilypad.getJob(jobId);
+        if (job.status != JobStatus.Requested || block.timestamp < job.deadline) return;
+        lilypad.expire(jobId);
+        ++calls["expire"];
+        _observe();
+    }
+
+    function _timeout(uint256 jobId) internal {
+        Job memory job = lilypad.getJob(jobId);
+        if (job.status != JobStatus.Agreed || block.timestamp < job.deadline) return;
+        lilypad.timeout(jobId);
+        ++calls["timeout"];
+        _observe();
+    }
+
+    function _challenge(uint256 jobId) internal {
+        Job memory job = lilypad.getJob(jobId);
+        if (job.status != JobStatus.ResultSubmitted || block.timestamp >= job.deadline) return;
+        MockClient c = MockClient(job.client);
+        if (token.balanceOf(address(c)) < lilypad.params().mediationFee) return;
+        try c.challenge(jobId) {
+            wasChallenged[jobId] = true;
+            ++calls["challenge"];
+        } catch (bytes memory err) {
+            // the only expected refusal: mediators withdrew collateral and too few are eligible
+            if (bytes4(err) != ConsortiumMediation.NotEnoughMediators.selector) {
+                assembly {
+                    revert(add(err, 0x20), mload(err))
+                }
+            }
+        }
+        _observe();
+    }
+
+    function _vote(uint256 jobId, uint256 seed) internal {
+        if (lilypad.getJob(jobId).status != JobStatus.Challenged) return;
+        address[] memory chosen = consortium.mediatorsOf(jobId);
+        (, uint64 deadline, uint8 votes,, bool resolved) = consortium.caseOf(jobId);
+        if (resolved || block.timestamp >= deadline || votes == chosen.length) return;
+        address m = chosen[seed % chosen.length];
+        if (consortium.verdictOf(jobId, m) != bytes32(0)) return;
+        // mostly agree with the provider, sometimes find another result, now and then a third one
+        uint256 h = (seed >> 8) % 7;
+        bytes32 verdict = h < 2 ? keccak256("other") : h == 2 ? keccak256("third") : keccak256(CID);
+        vm.prank(m);
+        consortium.submitVerdict(jobId, verdict);
+        ++calls["vote"];
+        _observe();
+    }
+
+    function _finalize(uint256 jobId) internal {
+        if (lilypad.getJob(jobId).status != JobStatus.Challenged) return;
+        (, uint64 deadline,,, bool resolved) = consortium.caseOf(jobId);
+        if (resolved || block.timestamp < deadline) return;
+        consortium.finalize(jobId);
+        ++calls["finalize"];
+        _observe();
+    }
+
+    function _resolveStale(uint256 jobId) internal {
+        Job memory job = lilypad.getJob(jobId);
+        if (job.status != JobStatus.Challenged || block.timestamp < uint256(job.deadline) + 1 days) return;
+        lilypad.resolveStaleChallenge(jobId);
+        ++calls["resolveStale"];
+        _observe();
+    }
+
+    function _digest(bytes32 structHash) internal view returns (bytes32) {
+        return keccak256(abi.encodePacked(hex"1901", lilypad.domainSeparator(), structHash));
+    }
+
+    function _dealDigest(Deal memory d) internal view returns (bytes32) {
+        return _digest(keccak256(abi.encode(lilypad.DEAL_TYPEHASH(), d)));
+    }
+
+    function _resultDigest(ResultData memory r, bytes memory output) internal view returns (bytes32) {
+        return _digest(
+            keccak256(
+                abi.encode(
+                    lilypad.RESULT_TYPEHASH(),
+                    r.jobId,
+                    r.status,
+                    keccak256(r.resultCid),
+                    keccak256(output),
+                    r.exitCode,
+                    keccak256(bytes(r.error))
+                )
+            )
+        );
+    }
+
+    function _warpTo(uint256 t) internal {
+        if (t > block.timestamp) vm.warp(t);
+    }
+
+    function withdraw(uint256 who) external {
+        address a = _anyAccount(who);
+        if (lilypad.balanceOf(a) == 0) return;
+        vm.prank(a);
+        lilypad.withdraw();
+        ++calls["withdraw"];
+        _observe();
+    }
+
+    function moveCollateral(uint256 who, uint256 amount, bool deposit) external {
+        uint256 i = who % (providers.length + mediators.length);
+        address a = i < providers.length ? providers[i] : mediators[i - providers.length];
+        if (deposit) {
+            amount = bound(amount, 1, 100 ether);
+            token.mint(a, amount);
+            vm.startPrank(a);
+            token.approve(address(lilypad), amount);
+            lilypad.depositCollateral(amount);
+            vm.stopPrank();
+        } else {
+            (uint256 free,) = lilypad.collateralOf(a);
+            if (free == 0) return;
+            amount = bound(amount, 1, free);
+            vm.prank(a);
+            lilypad.withdrawCollateral(amount);
+        }
+        ++calls["collateral"];
+        _observe();
+    }
+
+    function setFees(uint16 feeBps, uint96 mediationFee) external {
+        Params memory p = lilypad.params();
+        p.protocolFeeBps = uint16(bound(feeBps, 0, 1_000));
+        p.mediationFee = uint96(bound(mediationFee, 0, 5 ether));
+        vm.prank(lilypad.owner());
+        lilypad.setParams(p);
+        ++calls["setFees"];
+    }
+
+    function warp(uint256 secs) external {
+        // mostly short steps so windows are hit inside and out; now and then a long one
+        vm.warp(block.timestamp + (secs % 8 == 0 ? bound(secs, 1 hours, 2 days) : bound(secs, 1, 20 minutes)));
+        ++calls["warp"];
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    /// @dev The first job in `status`, scanning from a random position.
+    function _pick(uint256 seed, JobStatus status) internal view returns (bool, uint256) {
+        uint256 n = jobIds.length;
+        for (uint256 i; i < n; ++i) {
+            uint256 id = jobIds[(seed % n + i) % n];
+            if (lilypad.getJob(id).status == status) return (true, id);
+        }
+        return (false, 0);
+    }
+
+    function _keyOf(address p) internal view returns (uint256) {
+        for (uint256 i; i < providers.length; ++i) {
+            if (providers[i] == p) return providerKeys[i];
+        }
+        revert("unknown provider");
+    }
+
+    function _anyAccount(uint256 seed) internal view returns (address) {
+        uint256 n = clients.length + providers.length + mediators.length + 1;
+        uint256 i = seed % n;
+        if (i < clients.length) return address(clients[i]);
+        i -= clients.length;
+        if (i < providers.length) return providers[i];
+        i -= providers.length;
+        if (i < mediators.length) return mediators[i];
+        return treasury;
+    }
+
+    function _isTerminal(JobStatus s) internal pure returns (bool) {
+        return uint8(s) >= uint8(JobStatus.Settled);
+    }
+
+    /// @dev Compares every job's status with the last one seen.
+    function _observe() internal {
+        for (uint256 i; i < jobIds.length; ++i) {
+            uint256 id = jobIds[i];
+            JobStatus prev = lastStatus[id];
+            JobStatus now_ = lilypad.getJob(id).status;
+            if (uint8(now_) < uint8(prev)) statusWentBackwards = true;
+            if (_isTerminal(prev) && now_ != prev) terminalChanged = true;
+            if (!_isTerminal(prev) && _isTerminal(now_)) ++terminalTransitions[id];
+            lastStatus[id] = now_;
+        }
+    }
+}

@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Test} from "forge-std/Test.sol";
+
+import {Lilypad} from "../../src/Lilypad.sol";
+import {LilypadToken} from "../../src/LilypadToken.sol";
+import {ConsortiumMediation} from "../../src/mediation/ConsortiumMediation.sol";
+import {JobStatus, Job, Params} from "../../src/interfaces/ILilypad.sol";
+import {MockClient} from "../utils/MockClient.sol";
+import {LilypadHandler} from "./LilypadHandler.sol";
+
+/// @dev Escrow solvency, collateral accounting, one terminal state per job, no backwards steps,
+///      and exactly-once callbacks, under random sequences of every lifecycle action. The handler
+///      only takes valid steps, so any revert is a failure too.
+/// forge-config: default.invariant.fail-on-revert = true
+/// forge-config: deep.invariant.fail-on-revert = true
+contract LilypadInvariants is Test {
+    Lilypad internal lilypad;
+    LilypadToken internal token;
+    ConsortiumMediation internal consortium;
+    LilypadHandler internal handler;
+    address internal treasury = makeAddr("treasury");
+    address internal owner = makeAddr("owner");
+
+    function setUp() public {
+        token = new LilypadToken(address(this));
+        lilypad = new Lilypad(token, owner, treasury);
+        consortium = new ConsortiumMediation(lilypad, owner, 3, 2);
+        vm.startPrank(owner);
+        Params memory p = lilypad.params();
+        p.protocolFeeBps = 300;
+        p.mediationFee = 1 ether;
+        p.mediationTimeout = 6 hours;
+        lilypad.setParams(p);
+        lilypad.setMediation(address(consortium), 10 ether);
+        vm.stopPrank();
+
+        MockClient[] memory clients = new MockClient[](3);
+        for (uint256 i; i < clients.length; ++i) {
+            clients[i] = new MockClient(address(lilypad));
+            token.mint(address(clients[i]), 10_000 ether);
+        }
+        address[] memory providers = new address[](3);
+        uint256[] memory keys = new uint256[](3);
+        for (uint256 i; i < providers.length; ++i) {
+            (providers[i], keys[i]) = makeAddrAndKey(string.concat("provider", vm.toString(i)));
+            _join(providers[i], true, 200 ether);
+        }
+        address[] memory mediators = new address[](5);
+        for (uint256 i; i < mediators.length; ++i) {
+            mediators[i] = makeAddr(string.concat("mediator", vm.toString(i)));
+            _join(mediators[i], false, 20 ether);
+        }
+        handler = new LilypadHandler(lilypad, token, consortium, treasury, clients, providers, keys, mediators);
+        token.transferOwnership(address(handler));
+        targetContract(address(handler));
+        // weight the calls: `advance` moves a job along its lifecycle, the rest interleave
+        bytes4[] memory selectors = new bytes4[](20);
+        for (uint256 i; i < 6; ++i) {
+            selectors[i] = LilypadHandler.advance.selector;
+        }
+        selectors[6] = LilypadHandler.runJob.selector;
+        selectors[7] = LilypadHandler.runJob.selector;
+        selectors[8] = LilypadHandler.agreeDeal.selector;
+        selectors[9] = LilypadHandler.submitResult.selector;
+        selectors[10] = LilypadHandler.settle.selector;
+        selectors[11] = LilypadHandler.settleMany.selector;
+        selectors[12] = LilypadHandler.acceptResult.selector;
+        selectors[13] = LilypadHandler.challenge.selector;
+        selectors[14] = LilypadHandler.vote.selector;
+        selectors[15] = LilypadHandler.withdraw.selector;
+        selectors[16] = LilypadHandler.moveCollateral.selector;
+        selectors[17] = LilypadHandler.setFees.selector;
+        selectors[18] = LilypadHandler.warp.selector;
+        selectors[19] = LilypadHandler.expire.selector;
+        targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
+    }
+
+    function _join(address who, bool isProvider, uint256 collateral) internal {
+        token.mint(who, collateral);
+        vm.startPrank(who);
+        if (isProvider) lilypad.registerProvider("https://p.example/");
+        else lilypad.registerMediator("https://m.example/");
+        token.approve(address(lilypad), collateral);
+        lilypad.depositCollateral(collateral);
+        vm.stopPrank();
+    }
+
+    function _isOpen(JobStatus s) internal pure returns (bool) {
+        return s == JobStatus.Requested || s == JobStatus.Agreed || s == JobStatus.ResultSubmitted
+            || s == JobStatus.Challenged;
+    }
+
+    /// @notice token.balanceOf(lilypad) == escrow of open jobs + held challenge fees + all collateral
+    ///         (free + locked) + every credited balance.
+    function invariant_EscrowIsSolvent() public view {
+        uint256 owed;
+        for (uint256 i; i < handler.jobCount(); ++i) {
+            uint256 id = handler.jobIds(i);
+            Job memory job = lilypad.getJob(id);
+            if (_isOpen(job.status)) owed += job.maxPrice;
+            if (job.status == JobStatus.Challenged) owed += lilypad.getChallenge(id).fee;
+        }
+        for (uint256 i; i < handler.providerCount(); ++i) {
+            owed += _held(handler.providers(i));
+        }
+        for (uint256 i; i < handler.mediatorCount(); ++i) {
+            owed += _held(handler.mediators(i));
+        }
+        for (uint256 i; i < handler.clientCount(); ++i) {
+            owed += _held(address(handler.clients(i)));
+        }
+        owed += lilypad.balanceOf(treasury);
+        assertEq(token.balanceOf(address(lilypad)), owed);
+    }
+
+    function _held(address a) internal view returns (uint256) {
+        (uint256 free, uint256 locked) = lilypad.collateralOf(a);
+        return free + locked + lilypad.balanceOf(a);
+    }
+
+    /// @notice A provider's locked collateral is exactly what its open deals hold.
+    function invariant_LockedCollateralMatchesOpenDeals() public view {
+        for (uint256 p; p < handler.providerCount(); ++p) {
+            address prov = handler.providers(p);
+            uint256 expected;
+            for (uint256 i; i < handler.jobCount(); ++i) {
+                Job memory job = lilypad.getJob(handler.jobIds(i));
+                if (job.provider != prov) continue;
+                if (job.status == JobStatus.Agreed) expected += uint256(job.price) * job.timeoutCollateralBps / 10_000;
+                if (job.status == JobStatus.ResultSubmitted || job.status == JobStatus.Challenged) {
+                    expected += uint256(job.price) * job.resultsCollateralBps / 10_000;
+                }
+            }
+            (, uint256 locked) = lilypad.collateralOf(prov);
+            assertEq(locked, expected);
+        }
+        for (uint256 m; m < handler.mediatorCount(); ++m) {
+            (, uint256 locked) = lilypad.collateralOf(handler.mediators(m));
+            assertEq(locked, 0);
+        }
+    }
+
+    /// @notice Statuses only move forward and a terminal status never changes.
+    function invariant_NoStateGoesBackwards() public view {
+        assertFalse(handler.statusWentBackwards());
+        assertFalse(handler.terminalChanged());
+        for (uint256 i; i < handler.jobCount(); ++i) {
+            assertLe(handler.terminalTransitions(handler.jobIds(i)), 1);
+        }
+    }
+
+    /// @notice Each job's callbacks are exactly what its history says: none before an outcome, one
+    ///         outcome, plus one verdict if (and only if) the client challenged and it resolved.
+    function invariant_CallbacksExactlyOnce() public view {
+        for (uint256 i; i < handler.jobCount(); ++i) {
+            uint256 id = handler.jobIds(i);
+            Job memory job = lilypad.getJob(id);
+            if (job.callbackGasLimit == 0) {
+                assertEq(MockClient(job.client).callbackCount(id), 0);
+                continue;
+            }
+            uint256 expected;
+            JobStatus s = job.status;
+            if (s == JobStatus.Requested || s == JobStatus.Agreed) expected = 0;
+            else if (s == JobStatus.ResultSubmitted || s == JobStatus.Challenged) expected = 1;
+            else if (s == JobStatus.Expired || s == JobStatus.TimedOut) expected = 1;
+            else if (s == JobStatus.Overturned) expected = 2;
+            else expected = handler.wasChallenged(id) ? 2 : 1; // Settled
+            assertEq(MockClient(job.client).callbackCount(id), expected);
+        }
+    }
+
+    /// @notice The request sequence has no gaps: job ids are 1..requestCount.
+    function invariant_SequenceHasNoGaps() public view {
+        uint256 n = handler.jobCount();
+        assertEq(lilypad.requestCount(), n);
+        for (uint256 i; i < n; ++i) {
+            assertEq(handler.jobIds(i), i + 1);
+        }
+    }
+}
