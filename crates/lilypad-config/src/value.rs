@@ -154,13 +154,13 @@ impl<'a> Field<'a> {
         if host.is_empty() {
             return Err(self.err(format!("{text:?} has no host"), format!("e.g. {example}")));
         }
-        if let Some(p) = port {
-            if p.parse::<u16>().is_err() {
-                return Err(self.err(
-                    format!("{text:?} has port {p:?}, which is not a port number"),
-                    "use a port from 1 to 65535",
-                ));
-            }
+        if let Some(p) = port
+            && p.parse::<u16>().is_err()
+        {
+            return Err(self.err(
+                format!("{text:?} has port {p:?}, which is not a port number"),
+                "use a port from 1 to 65535",
+            ));
         }
         Ok(text.to_owned())
     }
@@ -237,7 +237,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 
 fn fmt_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         format!("{ms}ms")
     } else {
         format!("{}s", ms / 1000)

@@ -1,0 +1,20 @@
+//! Job results: the directory a job leaves behind, its IPFS CID, where it is kept and how it is
+//! served.
+//!
+//! - [`layout`]: a result directory holds `stdout`, `stderr`, `exitCode` and `outputs/`.
+//! - [`cid_of_path`]: its CID, exactly what `ipfs add -r --cid-version=1 --raw-leaves` prints
+//!   (checked against js-ipfs's `ipfs-unixfs-importer` in the tests).
+//! - [`ResultStore`]: results kept content-addressed on disk, `<root>/<cid>/`.
+//! - [`server`]: `GET /ipfs/<cid>[/<path>]` over HTTP, with no way out of a result.
+//! - [`IpfsPinner`]: also adds and pins results to an IPFS node, checking it agrees on the CID.
+
+mod cid;
+pub mod layout;
+mod pin;
+pub mod server;
+mod store;
+
+pub use ::cid::Cid;
+pub use cid::{CHUNK_SIZE, CidError, MAX_LINKS_PER_NODE, cid_of_bytes, cid_of_path};
+pub use pin::{IpfsPinner, PinError};
+pub use store::{DirEntry, Entry, LookupError, ResultStore, StoreError};

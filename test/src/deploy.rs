@@ -1,0 +1,82 @@
+//! Deploys the Lilypad contracts to a test chain with the project's own deploy script
+//! (`contracts/script/Deploy.s.sol`), exactly as an operator would.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::process::{Anvil, HarnessError, foundry_tool};
+
+/// anvil's well-known dev keys (the default mnemonic), funded with ETH on every anvil chain.
+pub mod dev_keys {
+    /// Account 0: deploys and owns the contracts in tests.
+    pub const DEPLOYER: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+    /// Account 1: a client.
+    pub const CLIENT: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+    /// Account 2: a resource provider.
+    pub const PROVIDER: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+    /// Account 3: a relayer.
+    pub const RELAYER: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
+    /// Account 4: a mediator.
+    pub const MEDIATOR: &str = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a";
+    /// The addresses of accounts 0 to 4, in that order.
+    pub const ADDRESSES: [&str; 5] = [
+        "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+        "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+        "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+        "0x15d34AAf54267DB3D7c557E0Ab6c3e7Ff3E7f1c5",
+    ];
+}
+
+fn contracts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts")
+}
+
+/// Deploys the whole suite to `anvil` (dev token, Lilypad, mediation, example clients), mints
+/// dev tokens to `fund`, and returns the deployments JSON the script wrote. Runs of forge are
+/// serialised across test processes with a lock file, as they share `contracts/out` and `cache`.
+pub fn deploy_contracts(anvil: &Anvil, fund: &[&str]) -> Result<serde_json::Value, HarnessError> {
+    let forge = foundry_tool("forge")?;
+    let dir = contracts_dir();
+    let io = |what: &str| {
+        let what = what.to_owned();
+        move |source| HarnessError::Io { what, source }
+    };
+    std::fs::create_dir_all(dir.join("deployments"))
+        .map_err(io("creating contracts/deployments"))?;
+    let file = dir.join(format!("deployments/test-{}.json", anvil.service.port()));
+    let lock = std::fs::File::create(dir.join("deployments/.forge-test.lock"))
+        .map_err(io("creating the forge lock file"))?;
+    lock.lock().map_err(io("locking the forge lock file"))?;
+    let output = Command::new(&forge)
+        .current_dir(&dir)
+        .args([
+            "script",
+            "script/Deploy.s.sol",
+            "--rpc-url",
+            &anvil.url(),
+            "--broadcast",
+        ])
+        .env("DEPLOYER_PRIVATE_KEY", dev_keys::DEPLOYER)
+        .env("FUND_ADDRESSES", fund.join(","))
+        .env("DEPLOYMENT_FILE", &file)
+        .output()
+        .map_err(io("running forge script"))?;
+    drop(lock);
+    if !output.status.success() {
+        return Err(HarnessError::Io {
+            what: "forge script script/Deploy.s.sol".into(),
+            source: std::io::Error::other(format!(
+                "{}\n{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )),
+        });
+    }
+    let text = std::fs::read_to_string(&file).map_err(io("reading the deployments JSON"))?;
+    let _ = std::fs::remove_file(&file);
+    serde_json::from_str(&text).map_err(|e| HarnessError::Io {
+        what: format!("parsing {}", file.display()),
+        source: std::io::Error::other(e),
+    })
+}
