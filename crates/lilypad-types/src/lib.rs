@@ -1,0 +1,148 @@
+//! Lilypad's shared domain types: how a job is named across chains, and the messages the relayer,
+//! solver and providers exchange over NATS (JSON, field names in camelCase, amounts and ids as
+//! 0x-prefixed hex as alloy writes them).
+
+use std::fmt;
+
+use alloy_primitives::{Address, B256, U256};
+use serde::{Deserialize, Serialize};
+
+/// A job, named across every chain: the chain it was requested on and its id there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobKey {
+    /// EIP-155 chain id.
+    pub chain_id: u64,
+    /// The job id on that chain's Lilypad contract.
+    pub job_id: U256,
+}
+
+impl fmt::Display for JobKey {
+    /// `<chainId>:<jobId>`, as in logs and message ids.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.chain_id, self.job_id)
+    }
+}
+
+/// One named input of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Input {
+    /// The input's name, as the module declares it.
+    pub key: String,
+    /// Any UTF-8 text.
+    pub value: String,
+}
+
+/// What a client asked for, as `runJob` received it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSpec {
+    /// Module name.
+    pub module: String,
+    /// Module version.
+    pub version: String,
+    /// Named inputs.
+    pub inputs: Vec<Input>,
+    /// Most the client pays (token base units).
+    pub max_price: U256,
+    /// Seconds from the request within which a deal must be agreed.
+    pub match_timeout: u32,
+    /// Seconds from the deal within which the result must be submitted.
+    pub execution_timeout: u32,
+    /// Gas for the client's callback.
+    pub callback_gas_limit: u32,
+    /// Most inline output bytes the client wants on-chain.
+    pub max_output_bytes: u32,
+    /// Results collateral as basis points of the price.
+    pub results_collateral_multiplier_bps: u32,
+    /// Seconds during which the client may challenge the result.
+    pub challenge_window: u32,
+}
+
+/// A job request indexed from a chain: published by the relayer on `lilypad.jobs.<chainId>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobRequested {
+    /// Which job.
+    pub key: JobKey,
+    /// The Lilypad contract on that chain.
+    pub lilypad: Address,
+    /// Its per-contract request sequence number.
+    pub sequence: u64,
+    /// Who asked (and is called back).
+    pub client: Address,
+    /// keccak256 of the ABI-encoded request: a deal names it, so it binds the provider to this
+    /// exact request.
+    pub request_hash: B256,
+    /// The block that holds the request.
+    pub block_number: u64,
+    /// That block's hash (a consumer re-checks the job on-chain before acting, in case of a reorg).
+    pub block_hash: B256,
+    /// The transaction that made the request.
+    pub tx_hash: B256,
+    /// The request itself.
+    pub spec: JobSpec,
+}
+
+impl JobRequested {
+    /// The message id that deduplicates it on the jobs stream: `<chainId>:<jobId>:<requestHash>`.
+    /// The request hash is part of it so that a request re-made under the same id after a
+    /// reorganisation is not mistaken for the one it replaced.
+    pub fn msg_id(&self) -> String {
+        format!("{}:{}", self.key, self.request_hash)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_keys_print_as_chain_colon_id() {
+        let key = JobKey {
+            chain_id: 31337,
+            job_id: U256::from(42),
+        };
+        assert_eq!(key.to_string(), "31337:42");
+    }
+
+    #[test]
+    fn a_request_message_round_trips_through_json_in_camel_case() {
+        let msg = JobRequested {
+            key: JobKey {
+                chain_id: 1,
+                job_id: U256::from(7),
+            },
+            lilypad: Address::repeat_byte(1),
+            sequence: 7,
+            client: Address::repeat_byte(2),
+            request_hash: B256::repeat_byte(3),
+            block_number: 10,
+            block_hash: B256::repeat_byte(4),
+            tx_hash: B256::repeat_byte(5),
+            spec: JobSpec {
+                module: "cowsay".into(),
+                version: "v1".into(),
+                inputs: vec![Input {
+                    key: "message".into(),
+                    value: "a = b c".into(),
+                }],
+                max_price: U256::from(10u64).pow(U256::from(18)),
+                match_timeout: 60,
+                execution_timeout: 600,
+                callback_gas_limit: 200_000,
+                max_output_bytes: 1024,
+                results_collateral_multiplier_bps: 20_000,
+                challenge_window: 3600,
+            },
+        };
+        let json = serde_json::to_string(&msg).unwrap();
+        assert!(json.contains("\"requestHash\":\"0x0303"), "{json}");
+        assert!(
+            json.contains("\"maxPrice\":\"0xde0b6b3a7640000\""),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<JobRequested>(&json).unwrap(), msg);
+        assert_eq!(msg.msg_id(), format!("1:7:{}", B256::repeat_byte(3)));
+    }
+}

@@ -1,0 +1,247 @@
+//! The per-chain indexer: reads `JobRequested` events up to the confirmed head in bounded chunks,
+//! proves it saw every request by the contract's own count, publishes each to the jobs stream and
+//! only then moves its cursor in Redis.
+//!
+//! Completeness: for a chunk `from..=to`, the requests returned must carry exactly the sequence
+//! numbers `count(from - 1) + 1 ..= count(to)`, where `count(n)` is the contract's `requestCount()`
+//! read at block `n`. A node that drops a log cannot go unnoticed; the chunk is retried.
+//!
+//! Reorganisations: the cursor keeps the hash of its block. When the chain's block at that height
+//! has another hash, the cursor is moved back [`IndexerSettings::reorg_rewind`] blocks (to a block
+//! whose hash is re-read, with the count there) and those blocks are indexed again. Requests that
+//! survive the reorg are the same messages and are deduplicated by the stream; requests that the
+//! reorg replaced carry a new request hash and are published anew. Consumers check a job on-chain
+//! before acting on it.
+
+use std::time::Duration;
+
+use lilypad_bus::{Bus, BusError, Topic};
+use lilypad_config::Confirmations;
+use lilypad_store::{Cursor, Store, StoreError};
+
+use crate::chain::{ChainError, ChainSource};
+
+/// How one chain is indexed.
+#[derive(Debug, Clone)]
+pub struct IndexerSettings {
+    /// EIP-155 chain id.
+    pub chain_id: u64,
+    /// How far behind the head to read.
+    pub confirmations: Confirmations,
+    /// First block to read when there is no cursor yet.
+    pub start_block: u64,
+    /// Most blocks per `eth_getLogs`.
+    pub log_chunk_size: u64,
+    /// How many blocks to go back when a reorganisation is noticed below the cursor.
+    pub reorg_rewind: u64,
+}
+
+/// Why a pass over a chain stopped early. The next pass retries from the cursor.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// Reading the chain failed.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// Redis failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// NATS failed.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// The node returned a set of requests that does not match the contract's count.
+    #[error(
+        "blocks {from}..={to}: expected request sequences {expected_first}..={expected_last}, the node returned {got:?}; retrying (is the RPC endpoint dropping logs?)"
+    )]
+    Incomplete {
+        /// First block of the chunk.
+        from: u64,
+        /// Last block of the chunk.
+        to: u64,
+        /// First sequence expected.
+        expected_first: u64,
+        /// Last sequence expected.
+        expected_last: u64,
+        /// What came back.
+        got: Vec<u64>,
+    },
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pass {
+    /// Requests published (duplicates the stream dropped included).
+    pub published: u64,
+    /// Of those, how many the stream already had.
+    pub duplicates: u64,
+    /// The cursor after the pass.
+    pub cursor: Option<Cursor>,
+    /// The block the chain's confirmed head was at.
+    pub target: u64,
+    /// Set when a reorganisation below the cursor was found and the cursor moved back.
+    pub rewound_from: Option<u64>,
+}
+
+/// Indexes one chain.
+#[derive(Debug)]
+pub struct Indexer<C> {
+    settings: IndexerSettings,
+    chain: C,
+    store: Store,
+    bus: Bus,
+}
+
+impl<C: ChainSource> Indexer<C> {
+    /// An indexer for one chain.
+    pub fn new(settings: IndexerSettings, chain: C, store: Store, bus: Bus) -> Self {
+        Self {
+            settings,
+            chain,
+            store,
+            bus,
+        }
+    }
+
+    /// The chain it reads.
+    pub fn chain(&self) -> &C {
+        &self.chain
+    }
+
+    async fn target(&self) -> Result<u64, ChainError> {
+        match self.settings.confirmations {
+            Confirmations::Blocks(n) => Ok(self.chain.head().await?.saturating_sub(n)),
+            Confirmations::Finalized => self.chain.finalized().await,
+        }
+    }
+
+    /// One pass: index everything from the cursor up to the confirmed head, chunk by chunk.
+    /// Returns what it did; an error leaves the cursor after the last chunk fully published.
+    pub async fn pass(&self) -> Result<Pass, IndexError> {
+        let id = self.settings.chain_id;
+        let target = self.target().await?;
+        let mut cursor = self.store.cursor(id).await?;
+        let mut pass = Pass {
+            target,
+            cursor,
+            ..Pass::default()
+        };
+
+        if let Some(c) = cursor {
+            let now = self.chain.block_hash(c.block).await?;
+            if now != c.hash {
+                let back = c.block.saturating_sub(self.settings.reorg_rewind);
+                let rewound = Cursor {
+                    block: back,
+                    hash: self.chain.block_hash(back).await?,
+                    sequence: self.chain.request_count_at(back).await?,
+                };
+                tracing::warn!(
+                    chain = id,
+                    cursor = c.block,
+                    rewind_to = back,
+                    "reorganisation below the cursor: block {} changed hash; indexing again from block {}",
+                    c.block,
+                    back + 1
+                );
+                if !self.store.advance_cursor(id, Some(&c), &rewound).await? {
+                    return Ok(pass); // another relayer moved it: start over next pass
+                }
+                cursor = Some(rewound);
+                pass.cursor = cursor;
+                pass.rewound_from = Some(c.block);
+            }
+        }
+
+        let (mut from, mut sequence) = match cursor {
+            Some(c) => (c.block + 1, c.sequence),
+            None if self.settings.start_block == 0 => (0, 0),
+            None => {
+                let before = self.settings.start_block - 1;
+                (
+                    self.settings.start_block,
+                    self.chain.request_count_at(before).await?,
+                )
+            }
+        };
+        let chunk = self.settings.log_chunk_size.max(1);
+        while from <= target {
+            let to = target.min(from.saturating_add(chunk - 1));
+            let requests = self.chain.requests(from, to).await?;
+            let count = self.chain.request_count_at(to).await?;
+            let got: Vec<u64> = requests.iter().map(|r| r.sequence).collect();
+            let complete = got.len() as u64 == count.saturating_sub(sequence)
+                && got.iter().zip(sequence + 1..).all(|(s, want)| *s == want);
+            if !complete {
+                return Err(IndexError::Incomplete {
+                    from,
+                    to,
+                    expected_first: sequence + 1,
+                    expected_last: count,
+                    got,
+                });
+            }
+            for request in &requests {
+                let published = self
+                    .bus
+                    .publish(Topic::Jobs, id, &request.msg_id(), request)
+                    .await?;
+                pass.published += 1;
+                pass.duplicates += u64::from(published.duplicate);
+                tracing::info!(
+                    chain = id,
+                    job = %request.key.job_id,
+                    sequence = request.sequence,
+                    block = request.block_number,
+                    duplicate = published.duplicate,
+                    "job request published"
+                );
+            }
+            let next = Cursor {
+                block: to,
+                hash: self.chain.block_hash(to).await?,
+                sequence: count,
+            };
+            if !self
+                .store
+                .advance_cursor(id, cursor.as_ref(), &next)
+                .await?
+            {
+                // Another relayer moved the cursor; what we published is deduplicated.
+                pass.cursor = self.store.cursor(id).await?;
+                return Ok(pass);
+            }
+            cursor = Some(next);
+            pass.cursor = cursor;
+            sequence = count;
+            from = to + 1;
+        }
+        Ok(pass)
+    }
+
+    /// Runs passes every `poll` until `stop` resolves. A failing pass is logged and retried with
+    /// exponential backoff (up to one minute), so a chain whose RPC is down is reported and
+    /// retried while the caller's other chains carry on.
+    pub async fn run(&self, poll: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut backoff = poll;
+        loop {
+            let wait = match self.pass().await {
+                Ok(_) => {
+                    backoff = poll;
+                    poll
+                }
+                Err(e) => {
+                    tracing::error!(chain = self.settings.chain_id, error = %e, retry_in = ?backoff, "indexing failed");
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    wait
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
+    }
+}

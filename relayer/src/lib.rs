@@ -1,0 +1,8 @@
+//! The Lilypad relayer: for every chain in chains.toml, an indexer that turns `JobRequested`
+//! events into messages on `lilypad.jobs.<chainId>` without missing or repeating one, and a
+//! submitter that lands signed deals and results and the protocol's own transitions (expire, time
+//! out, settle). The relayer is trusted for liveness only: everything it submits is signed by a
+//! provider or checked by the contract.
+
+pub mod chain;
+pub mod indexer;

@@ -1,0 +1,225 @@
+//! The indexer against a real chain: anvil, the contracts deployed by their own deploy script,
+//! requests made by a client account, real NATS and Redis.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use lilypad_bindings::{Lilypad, LilypadToken};
+use lilypad_bus::{Bus, BusOptions, Received, Topic};
+use lilypad_config::Confirmations;
+use lilypad_e2e::{Anvil, Nats, Redis, deploy_contracts, dev_keys};
+use lilypad_relayer::chain::{ChainError, ChainSource, RpcChain};
+use lilypad_relayer::indexer::{Indexer, IndexerSettings};
+use lilypad_store::Store;
+use lilypad_types::JobRequested;
+
+struct Chain {
+    anvil: Anvil,
+    lilypad: Address,
+    token: Address,
+    deployed_at: u64,
+}
+
+fn deploy(chain_id: u64) -> Chain {
+    let anvil = Anvil::start(chain_id).expect("anvil starts");
+    let d = deploy_contracts(&anvil, &[dev_keys::ADDRESSES[1]]).expect("contracts deploy");
+    let addr = |k: &str| d[k].as_str().unwrap().parse::<Address>().unwrap();
+    Chain {
+        lilypad: addr("lilypad"),
+        token: addr("token"),
+        deployed_at: d["deploymentBlock"].as_u64().unwrap(),
+        anvil,
+    }
+}
+
+fn client(chain: &Chain) -> DynProvider {
+    let signer: PrivateKeySigner = dev_keys::CLIENT.parse().unwrap();
+    ProviderBuilder::new()
+        .wallet(EthereumWallet::from(signer))
+        .connect_http(chain.anvil.url().parse().unwrap())
+        .erased()
+}
+
+async fn run_job(chain: &Chain, message: &str) -> U256 {
+    let provider = client(chain);
+    let token = LilypadToken::new(chain.token, &provider);
+    token
+        .approve(chain.lilypad, U256::from(10u64.pow(18)))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let lilypad = Lilypad::new(chain.lilypad, &provider);
+    let request = Lilypad::JobRequest {
+        module: "cowsay".into(),
+        version: "v0.1.0".into(),
+        inputs: vec![Lilypad::InputParam {
+            key: "message".into(),
+            value: message.into(),
+        }],
+        maxPrice: U256::from(10u64.pow(17)),
+        matchTimeout: 600,
+        executionTimeout: 600,
+        callbackGasLimit: 0,
+        maxOutputBytes: 256,
+        resultsCollateralMultiplierBps: 0,
+        challengeWindow: 0,
+    };
+    let receipt = lilypad
+        .runJob(request)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status(), "runJob succeeds");
+    let log = receipt
+        .decoded_log::<Lilypad::JobRequested>()
+        .expect("JobRequested emitted");
+    log.data.jobId
+}
+
+async fn published(bus: &Bus, chain_id: u64) -> Vec<JobRequested> {
+    let consumer = bus
+        .consumer::<JobRequested>(Topic::Jobs, Some(chain_id), "test-reader")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    loop {
+        let batch = consumer
+            .fetch(100, Duration::from_millis(300))
+            .await
+            .unwrap();
+        if batch.is_empty() {
+            return out;
+        }
+        for r in batch {
+            let Received::Message(d) = r else {
+                panic!("malformed message")
+            };
+            out.push(d.body.clone());
+            d.ack().await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn requests_made_on_chain_reach_the_jobs_stream_intact_and_survive_a_reorg() {
+    let chain = deploy(31337);
+    let nats = Nats::start().unwrap();
+    let redis = Redis::start().unwrap();
+    let bus = Bus::connect(&nats.url(), BusOptions::default())
+        .await
+        .unwrap();
+    let store = Store::connect(&redis.url(), "lilypad").await.unwrap();
+
+    let first = run_job(&chain, "hello = world, with spaces").await;
+    let second = run_job(&chain, "ünïcødé 🐸").await;
+
+    let rpc = RpcChain::connect(&chain.anvil.url(), 31337, chain.lilypad)
+        .await
+        .unwrap();
+    let settings = IndexerSettings {
+        chain_id: 31337,
+        confirmations: Confirmations::Blocks(0),
+        start_block: chain.deployed_at,
+        log_chunk_size: 2,
+        reorg_rewind: 8,
+    };
+    let indexer = Indexer::new(settings, rpc, store.clone(), bus.clone());
+    let pass = indexer.pass().await.unwrap();
+    assert_eq!(pass.published, 2);
+    let got = published(&bus, 31337).await;
+    assert_eq!(
+        got.iter().map(|r| r.key.job_id).collect::<Vec<_>>(),
+        [first, second]
+    );
+    assert_eq!(got[0].spec.inputs[0].value, "hello = world, with spaces");
+    assert_eq!(got[1].spec.inputs[0].value, "ünïcødé 🐸");
+    assert_eq!(got[0].spec.module, "cowsay");
+    assert_eq!(
+        got[0].client,
+        dev_keys::ADDRESSES[1].parse::<Address>().unwrap()
+    );
+    // The request hash is the contract's: what it stored for the job.
+    let lilypad = Lilypad::new(chain.lilypad, indexer.chain().provider());
+    let job = lilypad.getJob(first).call().await.unwrap();
+    assert_eq!(job.requestHash, got[0].request_hash);
+
+    // The block holding the second request is reorganised away, and a different request takes
+    // its job id on the new branch.
+    let port = chain.anvil.service.port();
+    lilypad_e2e::json_rpc(port, "anvil_reorg", "[1, []]").unwrap();
+    let replaced = run_job(&chain, "the other branch").await;
+    assert_eq!(replaced, second, "the job id is reused on the new branch");
+    let pass = indexer.pass().await.unwrap();
+    assert!(
+        pass.rewound_from.is_some(),
+        "the reorg was noticed: {pass:?}"
+    );
+    let got = published(&bus, 31337).await;
+    assert_eq!(
+        got.len(),
+        1,
+        "only the replaced request is new to consumers: {got:?}"
+    );
+    assert_eq!(got[0].spec.inputs[0].value, "the other branch");
+}
+
+#[tokio::test]
+async fn an_rpc_of_another_chain_is_refused_with_a_fix() {
+    let anvil = Anvil::start(31338).unwrap();
+    let err = RpcChain::connect(&anvil.url(), 31337, Address::ZERO)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ChainError::WrongChain {
+                expected: 31337,
+                actual: 31338
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("fix:"), "{err}");
+    drop(anvil);
+    let err = RpcChain::connect("http://127.0.0.1:1", 31337, Address::ZERO)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChainError::Rpc { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn the_rpc_chain_reads_head_hashes_and_counts() {
+    let chain = deploy(31337);
+    let rpc = RpcChain::connect(&chain.anvil.url(), 31337, chain.lilypad)
+        .await
+        .unwrap();
+    let before = rpc.head().await.unwrap();
+    assert_eq!(rpc.request_count_at(before).await.unwrap(), 0);
+    run_job(&chain, "x").await;
+    let after = rpc.head().await.unwrap();
+    assert_eq!(rpc.request_count_at(after).await.unwrap(), 1);
+    assert_eq!(
+        rpc.request_count_at(before).await.unwrap(),
+        0,
+        "counts are read at a block"
+    );
+    assert_ne!(
+        rpc.block_hash(after).await.unwrap(),
+        rpc.block_hash(before).await.unwrap()
+    );
+    assert!(matches!(
+        rpc.block_hash(after + 100).await,
+        Err(ChainError::MissingBlock(_))
+    ));
+}
