@@ -84,6 +84,22 @@ pub fn result_message(
     }
 }
 
+/// A signature that does not recover to an address.
+#[derive(Debug, thiserror::Error)]
+#[error("not a valid 65-byte secp256k1 signature: {0}")]
+pub struct RecoverError(String);
+
+/// The address that signed `deal` for `domain`.
+pub fn recover_deal_signer(
+    domain: &Eip712Domain,
+    deal: &Deal,
+    signature: &[u8],
+) -> std::result::Result<Address, RecoverError> {
+    let sig = Signature::try_from(signature).map_err(|e| RecoverError(e.to_string()))?;
+    sig.recover_address_from_prehash(&deal.eip712_signing_hash(domain))
+        .map_err(|e| RecoverError(e.to_string()))
+}
+
 /// Signs a result message built by [`result_message`].
 pub fn sign_result(
     signer: &PrivateKeySigner,

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use alloy_primitives::{Address, B256, U256};
+use alloy_primitives::{Address, B256, Bytes, U256};
 use serde::{Deserialize, Serialize};
 
 /// A job, named across every chain: the chain it was requested on and its id there.
@@ -145,4 +145,141 @@ mod tests {
         assert_eq!(serde_json::from_str::<JobRequested>(&json).unwrap(), msg);
         assert_eq!(msg.msg_id(), format!("1:7:{}", B256::repeat_byte(3)));
     }
+}
+
+/// A module by name and version, as requests and offers name it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ModuleId {
+    /// Module name, e.g. `cowsay`.
+    pub name: String,
+    /// Module version, e.g. `1.0.0`.
+    pub version: String,
+}
+
+/// Hardware a provider has free right now, or a job needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Capacity {
+    /// CPU in thousandths of a core.
+    pub cpu_millis: u64,
+    /// Memory in bytes.
+    pub memory_bytes: u64,
+    /// Free GPUs, each by its memory in bytes (a job needing `n` GPUs of `v` bytes needs `n`
+    /// entries of at least `v`).
+    pub gpu_vram_bytes: Vec<u64>,
+}
+
+/// What one provider offers on one chain. Kept in the offers bucket under the provider's address
+/// and refreshed by its heartbeat; a provider that stops refreshing disappears when the bucket's
+/// TTL passes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Offer {
+    /// The provider's address (it signs deals and results with its key).
+    pub provider: Address,
+    /// The subject where it answers deal proposals.
+    pub deal_subject: String,
+    /// Unix time (seconds) when the provider started offering: the solver prefers older offers
+    /// among equally cheap ones.
+    pub since: u64,
+    /// Unix time (seconds) of this refresh.
+    pub updated: u64,
+    /// What it has free now.
+    pub free: Capacity,
+    /// The modules it runs, each with its price per job (token base units).
+    pub modules: Vec<ModulePrice>,
+    /// The chains it serves, each with its Lilypad contract and the collateral it has free there
+    /// (as last read from the chain).
+    pub chains: Vec<ChainCollateral>,
+}
+
+/// A module and the price a provider asks for one job of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModulePrice {
+    /// The module.
+    pub module: ModuleId,
+    /// Price per job, in the chain's payment token base units.
+    pub price: U256,
+}
+
+/// A provider's standing on one chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChainCollateral {
+    /// EIP-155 chain id.
+    pub chain_id: u64,
+    /// The Lilypad contract it is registered with there.
+    pub lilypad: Address,
+    /// Free collateral there (token base units).
+    pub free_collateral: U256,
+}
+
+/// The terms of a deal, field for field the EIP-712 `Deal` the provider signs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DealTerms {
+    /// The job.
+    pub job_id: U256,
+    /// The request the provider agrees to run (keccak256 of the ABI-encoded request).
+    pub request_hash: B256,
+    /// The provider.
+    pub provider: Address,
+    /// What the client pays, at most its max price.
+    pub price: U256,
+    /// Collateral locked until the result: price x the job's timeout collateral multiplier.
+    pub timeout_collateral: U256,
+    /// Collateral locked during the challenge window: price x the client's multiplier.
+    pub results_collateral: U256,
+    /// Unix time after which the signature is void.
+    pub expiry: U256,
+}
+
+/// What the solver asks a provider (request/reply on the provider's deal subject).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DealProposal {
+    /// The job as indexed from its chain.
+    pub job: JobRequested,
+    /// The terms proposed.
+    pub terms: DealTerms,
+}
+
+/// A deal the provider signed: its answer to a proposal, and what the solver publishes on
+/// `lilypad.deals.<chainId>` for a relayer to submit with `agreeDeal`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedDeal {
+    /// Which job, on which chain.
+    pub key: JobKey,
+    /// The Lilypad contract.
+    pub lilypad: Address,
+    /// The terms.
+    pub terms: DealTerms,
+    /// The provider's 65-byte EIP-712 signature over the terms.
+    pub signature: Bytes,
+}
+
+/// A result the provider signed, published on `lilypad.results.<chainId>` for a relayer to submit
+/// with `submitResult`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedResult {
+    /// Which job, on which chain.
+    pub key: JobKey,
+    /// The Lilypad contract.
+    pub lilypad: Address,
+    /// The provider who ran it.
+    pub provider: Address,
+    /// 1 Succeeded, 2 JobFailed, 3 ProviderError.
+    pub status: u8,
+    /// The CID of the result directory (empty only for a provider error with no outputs).
+    pub result_cid: String,
+    /// At most the job's maxOutputBytes of inline output.
+    pub inline_output: Bytes,
+    /// The container's exit code (0 when it did not run).
+    pub exit_code: i32,
+    /// What went wrong, for JobFailed and ProviderError.
+    pub error: String,
+    /// The provider's 65-byte EIP-712 signature over the result.
+    pub signature: Bytes,
 }

@@ -1,0 +1,580 @@
+//! Which providers may take a job, best first, and why each other one may not.
+//!
+//! A provider may take a job when its offer, less what this solver has already proposed to it and
+//! the provider has not yet reported as taken ([`Bookings`]):
+//! - serves the job's chain and Lilypad contract,
+//! - runs the job's module (name and version),
+//! - has the CPU, memory and GPUs (count, each with enough memory) the module needs free,
+//! - asks at most the job's max price,
+//! - has free collateral on that chain for the timeout collateral the deal will lock.
+//!
+//! Candidates are ordered cheapest first, then oldest offer (`since`), then by address, so the
+//! order is total and the same on every solver.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use alloy_primitives::{Address, U256};
+use lilypad_types::{Capacity, JobRequested, ModuleId, Offer};
+
+const BPS: u64 = 10_000;
+
+/// What a job needs, from its request and its module's definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobNeeds {
+    /// The chain the job is on.
+    pub chain_id: u64,
+    /// The Lilypad contract there.
+    pub lilypad: Address,
+    /// The module.
+    pub module: ModuleId,
+    /// CPU in thousandths of a core.
+    pub cpu_millis: u64,
+    /// Memory in bytes.
+    pub memory_bytes: u64,
+    /// Number of GPUs.
+    pub gpus: u32,
+    /// Memory each GPU needs, in bytes.
+    pub vram_bytes: u64,
+    /// The most the client pays.
+    pub max_price: U256,
+    /// Timeout collateral as basis points of the price (fixed on-chain when the job was requested).
+    pub timeout_collateral_bps: u32,
+    /// Results collateral as basis points of the price (the client's choice).
+    pub results_collateral_bps: u32,
+}
+
+impl JobNeeds {
+    /// Needs of `job`, given its module's resources and the chain's timeout collateral rate.
+    pub fn of(
+        job: &JobRequested,
+        cpu_millis: u64,
+        memory_bytes: u64,
+        gpus: u32,
+        vram_bytes: u64,
+        timeout_collateral_bps: u32,
+    ) -> Self {
+        Self {
+            chain_id: job.key.chain_id,
+            lilypad: job.lilypad,
+            module: ModuleId {
+                name: job.spec.module.clone(),
+                version: job.spec.version.clone(),
+            },
+            cpu_millis,
+            memory_bytes,
+            gpus,
+            vram_bytes,
+            max_price: job.spec.max_price,
+            timeout_collateral_bps,
+            results_collateral_bps: job.spec.results_collateral_multiplier_bps,
+        }
+    }
+
+    /// The collateral a deal at `price` locks until the result, as the contract computes it.
+    pub fn timeout_collateral(&self, price: U256) -> U256 {
+        price * U256::from(self.timeout_collateral_bps) / U256::from(BPS)
+    }
+
+    /// The collateral a deal at `price` locks during the challenge window.
+    pub fn results_collateral(&self, price: U256) -> U256 {
+        price * U256::from(self.results_collateral_bps) / U256::from(BPS)
+    }
+}
+
+/// A provider that may take the job, with the terms it asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The provider.
+    pub provider: Address,
+    /// Where it answers proposals.
+    pub deal_subject: String,
+    /// Its price for the module.
+    pub price: U256,
+    /// Collateral the deal locks until the result.
+    pub timeout_collateral: U256,
+    /// Collateral the deal locks during the challenge window.
+    pub results_collateral: U256,
+}
+
+/// Why a provider may not take a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// It does not serve the job's chain (or serves another Lilypad contract there).
+    OtherChain,
+    /// It does not run the module.
+    NoModule,
+    /// Its price is above the job's max price.
+    TooExpensive {
+        /// Its price.
+        price: U256,
+        /// The job's max price.
+        max_price: U256,
+    },
+    /// Not enough CPU free.
+    Cpu {
+        /// Needed, in thousandths of a core.
+        needed: u64,
+        /// Free.
+        free: u64,
+    },
+    /// Not enough memory free.
+    Memory {
+        /// Needed, in bytes.
+        needed: u64,
+        /// Free.
+        free: u64,
+    },
+    /// Not enough GPUs with enough memory free.
+    Gpus {
+        /// GPUs needed.
+        needed: u32,
+        /// Memory each needs, in bytes.
+        vram_bytes: u64,
+        /// Free GPUs with that much memory.
+        free: u32,
+    },
+    /// Not enough free collateral on the chain for the timeout collateral.
+    Collateral {
+        /// The deal's timeout collateral.
+        needed: U256,
+        /// Free collateral.
+        free: U256,
+    },
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::OtherChain => write!(f, "does not serve this chain's Lilypad contract"),
+            Self::NoModule => write!(f, "does not run the module"),
+            Self::TooExpensive { price, max_price } => {
+                write!(f, "asks {price}, above the job's max price {max_price}")
+            }
+            Self::Cpu { needed, free } => write!(f, "needs {needed} CPU millis, {free} free"),
+            Self::Memory { needed, free } => {
+                write!(f, "needs {needed} bytes of memory, {free} free")
+            }
+            Self::Gpus {
+                needed,
+                vram_bytes,
+                free,
+            } => write!(
+                f,
+                "needs {needed} GPUs with {vram_bytes} bytes of memory each, {free} such GPUs free"
+            ),
+            Self::Collateral { needed, free } => {
+                write!(
+                    f,
+                    "needs {needed} free collateral for the timeout collateral, has {free}"
+                )
+            }
+        }
+    }
+}
+
+/// What this solver has proposed to providers and they have not yet reported as taken: held
+/// against their offers so one offer is never booked twice.
+#[derive(Debug, Clone, Default)]
+pub struct Bookings {
+    by_provider: BTreeMap<Address, Vec<Booking>>,
+}
+
+#[derive(Debug, Clone)]
+struct Booking {
+    /// Unix time (seconds) the proposal was made.
+    at: u64,
+    cpu_millis: u64,
+    memory_bytes: u64,
+    gpus: u32,
+    vram_bytes: u64,
+    collateral: U256,
+}
+
+impl Bookings {
+    /// Records that `candidate` was proposed `needs` at unix time `at`.
+    pub fn book(&mut self, candidate: &Candidate, needs: &JobNeeds, at: u64) {
+        self.by_provider
+            .entry(candidate.provider)
+            .or_default()
+            .push(Booking {
+                at,
+                cpu_millis: needs.cpu_millis,
+                memory_bytes: needs.memory_bytes,
+                gpus: needs.gpus,
+                vram_bytes: needs.vram_bytes,
+                collateral: candidate.timeout_collateral,
+            });
+    }
+
+    /// Forgets the oldest booking of `provider` (the proposal was refused or went unanswered).
+    pub fn release(&mut self, provider: Address, at: u64) {
+        if let Some(list) = self.by_provider.get_mut(&provider)
+            && let Some(i) = list.iter().position(|b| b.at == at)
+        {
+            list.remove(i);
+        }
+    }
+
+    /// The offer as it stands once this solver's bookings newer than it are taken off: a booking
+    /// made before the provider's last refresh is already in the offer's figures.
+    pub fn apply(&self, offer: &Offer, chain_id: u64) -> (Capacity, U256) {
+        let mut free = offer.free.clone();
+        let mut collateral = offer
+            .chains
+            .iter()
+            .find(|c| c.chain_id == chain_id)
+            .map_or(U256::ZERO, |c| c.free_collateral);
+        for b in self.by_provider.get(&offer.provider).into_iter().flatten() {
+            if b.at < offer.updated {
+                continue;
+            }
+            free.cpu_millis = free.cpu_millis.saturating_sub(b.cpu_millis);
+            free.memory_bytes = free.memory_bytes.saturating_sub(b.memory_bytes);
+            for _ in 0..b.gpus {
+                // Take the smallest GPU that fits, as the provider's pool would.
+                let fit = free
+                    .gpu_vram_bytes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| **v >= b.vram_bytes)
+                    .min_by_key(|(_, v)| **v)
+                    .map(|(i, _)| i);
+                if let Some(i) = fit {
+                    free.gpu_vram_bytes.remove(i);
+                }
+            }
+            collateral = collateral.saturating_sub(b.collateral);
+        }
+        (free, collateral)
+    }
+
+    /// Drops bookings older than `before` (their providers have long reported them).
+    pub fn expire(&mut self, before: u64) {
+        for list in self.by_provider.values_mut() {
+            list.retain(|b| b.at >= before);
+        }
+        self.by_provider.retain(|_, l| !l.is_empty());
+    }
+}
+
+/// Checks one offer against a job.
+pub fn check(needs: &JobNeeds, offer: &Offer, bookings: &Bookings) -> Result<Candidate, Rejection> {
+    if !offer
+        .chains
+        .iter()
+        .any(|c| c.chain_id == needs.chain_id && c.lilypad == needs.lilypad)
+    {
+        return Err(Rejection::OtherChain);
+    }
+    let price = offer
+        .modules
+        .iter()
+        .find(|m| m.module == needs.module)
+        .map(|m| m.price)
+        .ok_or(Rejection::NoModule)?;
+    if price > needs.max_price {
+        return Err(Rejection::TooExpensive {
+            price,
+            max_price: needs.max_price,
+        });
+    }
+    let (free, collateral) = bookings.apply(offer, needs.chain_id);
+    if free.cpu_millis < needs.cpu_millis {
+        return Err(Rejection::Cpu {
+            needed: needs.cpu_millis,
+            free: free.cpu_millis,
+        });
+    }
+    if free.memory_bytes < needs.memory_bytes {
+        return Err(Rejection::Memory {
+            needed: needs.memory_bytes,
+            free: free.memory_bytes,
+        });
+    }
+    let fitting = free
+        .gpu_vram_bytes
+        .iter()
+        .filter(|v| **v >= needs.vram_bytes)
+        .count();
+    let fitting = u32::try_from(fitting).unwrap_or(u32::MAX);
+    if fitting < needs.gpus {
+        return Err(Rejection::Gpus {
+            needed: needs.gpus,
+            vram_bytes: needs.vram_bytes,
+            free: fitting,
+        });
+    }
+    let timeout_collateral = needs.timeout_collateral(price);
+    if collateral < timeout_collateral {
+        return Err(Rejection::Collateral {
+            needed: timeout_collateral,
+            free: collateral,
+        });
+    }
+    Ok(Candidate {
+        provider: offer.provider,
+        deal_subject: offer.deal_subject.clone(),
+        price,
+        timeout_collateral,
+        results_collateral: needs.results_collateral(price),
+    })
+}
+
+/// Every provider that may take the job, best first, and every other one with its reason.
+pub fn rank(
+    needs: &JobNeeds,
+    offers: &[Offer],
+    bookings: &Bookings,
+) -> (Vec<Candidate>, Vec<(Address, Rejection)>) {
+    let mut ok: Vec<(u64, Candidate)> = Vec::new();
+    let mut rejected = Vec::new();
+    for offer in offers {
+        match check(needs, offer, bookings) {
+            Ok(c) => ok.push((offer.since, c)),
+            Err(r) => rejected.push((offer.provider, r)),
+        }
+    }
+    ok.sort_by(|(since_a, a), (since_b, b)| {
+        a.price
+            .cmp(&b.price)
+            .then(since_a.cmp(since_b))
+            .then(a.provider.cmp(&b.provider))
+    });
+    (ok.into_iter().map(|(_, c)| c).collect(), rejected)
+}
+
+/// One line for the log when no provider may take a job: each provider and why not.
+pub fn explain(rejected: &[(Address, Rejection)]) -> String {
+    if rejected.is_empty() {
+        return "no provider is offering".into();
+    }
+    rejected
+        .iter()
+        .map(|(p, r)| format!("{p} {r}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use lilypad_types::{ChainCollateral, ModulePrice};
+
+    use super::*;
+
+    const CHAIN: u64 = 31337;
+    const GIB: u64 = 1 << 30;
+
+    fn lilypad() -> Address {
+        Address::repeat_byte(0xaa)
+    }
+
+    fn needs() -> JobNeeds {
+        JobNeeds {
+            chain_id: CHAIN,
+            lilypad: lilypad(),
+            module: ModuleId {
+                name: "cowsay".into(),
+                version: "1.0.0".into(),
+            },
+            cpu_millis: 1000,
+            memory_bytes: GIB,
+            gpus: 0,
+            vram_bytes: 0,
+            max_price: U256::from(100),
+            timeout_collateral_bps: 10_000,
+            results_collateral_bps: 20_000,
+        }
+    }
+
+    fn offer(byte: u8, price: u64, since: u64) -> Offer {
+        Offer {
+            provider: Address::repeat_byte(byte),
+            deal_subject: format!("lilypad.provider.{byte}.deal"),
+            since,
+            updated: 100,
+            free: Capacity {
+                cpu_millis: 4000,
+                memory_bytes: 8 * GIB,
+                gpu_vram_bytes: vec![],
+            },
+            modules: vec![ModulePrice {
+                module: ModuleId {
+                    name: "cowsay".into(),
+                    version: "1.0.0".into(),
+                },
+                price: U256::from(price),
+            }],
+            chains: vec![ChainCollateral {
+                chain_id: CHAIN,
+                lilypad: lilypad(),
+                free_collateral: U256::from(1000),
+            }],
+        }
+    }
+
+    #[test]
+    fn cheapest_first_then_oldest_then_address() {
+        let offers = [
+            offer(1, 50, 10),
+            offer(2, 40, 30),
+            offer(3, 40, 20),
+            offer(4, 40, 20),
+        ];
+        let (ok, rejected) = rank(&needs(), &offers, &Bookings::default());
+        assert!(rejected.is_empty());
+        let order: Vec<Address> = ok.iter().map(|c| c.provider).collect();
+        assert_eq!(
+            order,
+            [3u8, 4, 2, 1].map(Address::repeat_byte),
+            "price 40 before 50; among 40s the oldest; a tie on both goes by address"
+        );
+        assert_eq!(ok[0].price, U256::from(40));
+        assert_eq!(ok[0].timeout_collateral, U256::from(40), "1x the price");
+        assert_eq!(ok[0].results_collateral, U256::from(80), "the client's 2x");
+    }
+
+    #[test]
+    fn each_reason_to_refuse_is_named() {
+        let n = needs();
+        let b = Bookings::default();
+        let mut o = offer(1, 10, 0);
+        o.chains[0].lilypad = Address::repeat_byte(0xbb);
+        assert_eq!(check(&n, &o, &b), Err(Rejection::OtherChain));
+
+        let mut o = offer(1, 10, 0);
+        o.modules[0].module.version = "2.0.0".into();
+        assert_eq!(check(&n, &o, &b), Err(Rejection::NoModule));
+
+        let o = offer(1, 101, 0);
+        assert_eq!(
+            check(&n, &o, &b),
+            Err(Rejection::TooExpensive {
+                price: U256::from(101),
+                max_price: U256::from(100)
+            })
+        );
+
+        let mut o = offer(1, 10, 0);
+        o.free.cpu_millis = 999;
+        assert_eq!(
+            check(&n, &o, &b),
+            Err(Rejection::Cpu {
+                needed: 1000,
+                free: 999
+            })
+        );
+
+        let mut o = offer(1, 10, 0);
+        o.free.memory_bytes = GIB - 1;
+        assert!(matches!(check(&n, &o, &b), Err(Rejection::Memory { .. })));
+
+        let mut o = offer(1, 10, 0);
+        o.chains[0].free_collateral = U256::from(9);
+        let err = check(&n, &o, &b).unwrap_err();
+        assert_eq!(
+            err,
+            Rejection::Collateral {
+                needed: U256::from(10),
+                free: U256::from(9)
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "needs 10 free collateral for the timeout collateral, has 9"
+        );
+    }
+
+    #[test]
+    fn gpus_must_be_enough_and_each_big_enough() {
+        let mut n = needs();
+        n.gpus = 2;
+        n.vram_bytes = 16 * GIB;
+        let mut o = offer(1, 10, 0);
+        o.free.gpu_vram_bytes = vec![24 * GIB, 8 * GIB];
+        let err = check(&n, &o, &Bookings::default()).unwrap_err();
+        assert_eq!(
+            err,
+            Rejection::Gpus {
+                needed: 2,
+                vram_bytes: 16 * GIB,
+                free: 1
+            }
+        );
+        o.free.gpu_vram_bytes = vec![24 * GIB, 8 * GIB, 16 * GIB];
+        assert!(check(&n, &o, &Bookings::default()).is_ok());
+    }
+
+    #[test]
+    fn an_offer_is_never_booked_twice_before_the_provider_reports() {
+        let mut n = needs();
+        n.cpu_millis = 3000; // the offer has 4000 free: room for one such job
+        let o = offer(1, 10, 0);
+        let mut bookings = Bookings::default();
+        let first = check(&n, &o, &bookings).unwrap();
+        bookings.book(&first, &n, 100);
+        assert_eq!(
+            check(&n, &o, &bookings),
+            Err(Rejection::Cpu {
+                needed: 3000,
+                free: 1000
+            }),
+            "the same offer, seen again before the provider refreshed it, is booked already"
+        );
+        // The provider refreshes its offer after taking the job: its own figures now count it,
+        // and the booking is not subtracted a second time.
+        let mut refreshed = o.clone();
+        refreshed.updated = 101;
+        refreshed.free.cpu_millis = 1000;
+        assert!(matches!(
+            check(&n, &refreshed, &bookings),
+            Err(Rejection::Cpu { free: 1000, .. })
+        ));
+        refreshed.free.cpu_millis = 4000; // the job finished
+        assert!(check(&n, &refreshed, &bookings).is_ok());
+        // A refused proposal gives the capacity back at once.
+        bookings.release(o.provider, 100);
+        assert!(check(&n, &o, &bookings).is_ok());
+    }
+
+    #[test]
+    fn bookings_also_hold_collateral_and_gpus() {
+        let mut n = needs();
+        n.gpus = 1;
+        n.vram_bytes = 8 * GIB;
+        let mut o = offer(1, 600, 0); // timeout collateral 600 of 1000 free
+        o.free.gpu_vram_bytes = vec![8 * GIB, 8 * GIB];
+        n.max_price = U256::from(1000);
+        let mut bookings = Bookings::default();
+        let c = check(&n, &o, &bookings).unwrap();
+        bookings.book(&c, &n, 100);
+        assert_eq!(
+            check(&n, &o, &bookings),
+            Err(Rejection::Collateral {
+                needed: U256::from(600),
+                free: U256::from(400)
+            })
+        );
+        let (free, _) = bookings.apply(&o, CHAIN);
+        assert_eq!(free.gpu_vram_bytes, vec![8 * GIB], "one GPU is booked");
+        bookings.expire(101);
+        assert!(
+            check(&n, &o, &bookings).is_ok(),
+            "expired bookings are forgotten"
+        );
+    }
+
+    #[test]
+    fn a_job_no_one_can_take_is_explained() {
+        let mut expensive = offer(1, 500, 0);
+        expensive.modules[0].price = U256::from(500);
+        let (ok, rejected) = rank(&needs(), &[expensive], &Bookings::default());
+        assert!(ok.is_empty());
+        let line = explain(&rejected);
+        assert!(
+            line.contains("asks 500, above the job's max price 100"),
+            "{line}"
+        );
+        assert_eq!(explain(&[]), "no provider is offering");
+    }
+}

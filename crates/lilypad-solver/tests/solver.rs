@@ -1,0 +1,302 @@
+//! The solver against real NATS, with providers played by the test: real offers in the bucket,
+//! real request/reply proposals, real signatures.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use alloy::signers::local::PrivateKeySigner;
+use alloy_primitives::{Address, B256, Bytes, U256};
+use lilypad_bindings::eip712;
+use lilypad_bus::{Bus, BusOptions, Received, Topic, deal_subject};
+use lilypad_e2e::{Nats, job_modules_dir};
+use lilypad_modules::ModuleRegistry;
+use lilypad_solver::service::{Decision, JobChain, OpenJob, Solver, SolverSettings};
+use lilypad_types::{
+    Capacity, ChainCollateral, DealProposal, Input, JobKey, JobRequested, JobSpec, ModuleId,
+    ModulePrice, Offer, SignedDeal,
+};
+
+const CHAIN: u64 = 31337;
+const LILYPAD: Address = Address::repeat_byte(0xaa);
+
+/// The chain as the solver sees it: every job open, 1x timeout collateral.
+struct OpenChain(bool);
+
+impl JobChain for OpenChain {
+    async fn open_job(&self, _key: JobKey, _hash: B256) -> Result<Option<OpenJob>, String> {
+        Ok(self.0.then_some(OpenJob {
+            match_deadline: u64::MAX / 2,
+            timeout_collateral_bps: 10_000,
+        }))
+    }
+}
+
+fn job(id: u64, module: &str, max_price: u64) -> JobRequested {
+    JobRequested {
+        key: JobKey {
+            chain_id: CHAIN,
+            job_id: U256::from(id),
+        },
+        lilypad: LILYPAD,
+        sequence: id,
+        client: Address::repeat_byte(0x22),
+        request_hash: B256::repeat_byte(id as u8),
+        block_number: 1,
+        block_hash: B256::ZERO,
+        tx_hash: B256::ZERO,
+        spec: JobSpec {
+            module: module.into(),
+            version: "1.0.0".into(),
+            inputs: vec![Input {
+                key: "message".into(),
+                value: "moo".into(),
+            }],
+            max_price: U256::from(max_price),
+            match_timeout: 600,
+            execution_timeout: 600,
+            callback_gas_limit: 0,
+            max_output_bytes: 100,
+            results_collateral_multiplier_bps: 20_000,
+            challenge_window: 0,
+        },
+    }
+}
+
+fn offer(key: &PrivateKeySigner, price: u64, since: u64) -> Offer {
+    Offer {
+        provider: key.address(),
+        deal_subject: deal_subject(&key.address().to_string()),
+        since,
+        updated: 0,
+        free: Capacity {
+            cpu_millis: 4000,
+            memory_bytes: 8 << 30,
+            gpu_vram_bytes: vec![],
+        },
+        modules: vec![ModulePrice {
+            module: ModuleId {
+                name: "cowsay".into(),
+                version: "1.0.0".into(),
+            },
+            price: U256::from(price),
+        }],
+        chains: vec![ChainCollateral {
+            chain_id: CHAIN,
+            lilypad: LILYPAD,
+            free_collateral: U256::from(10_000),
+        }],
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Behaviour {
+    Sign,
+    Refuse,
+    SignWithAnotherKey,
+}
+
+/// Plays a provider: offers, then answers proposals as told. Returns how many proposals it saw.
+async fn provider(
+    bus: &Bus,
+    key: PrivateKeySigner,
+    price: u64,
+    since: u64,
+    how: Behaviour,
+) -> tokio::task::JoinHandle<usize> {
+    bus.put_offer(&key.address().to_string(), &offer(&key, price, since))
+        .await
+        .unwrap();
+    let mut requests = bus
+        .serve::<DealProposal>(&deal_subject(&key.address().to_string()))
+        .await
+        .unwrap();
+    bus.client().flush().await.unwrap();
+    tokio::spawn(async move {
+        let mut seen = 0;
+        while let Some(req) = requests.next().await {
+            seen += 1;
+            let p = req.body.as_ref().unwrap().clone();
+            let t = &p.terms;
+            let deal = eip712::Deal {
+                jobId: t.job_id,
+                requestHash: t.request_hash,
+                provider: t.provider,
+                price: t.price,
+                timeoutCollateral: t.timeout_collateral,
+                resultsCollateral: t.results_collateral,
+                expiry: t.expiry,
+            };
+            let signer = match how {
+                Behaviour::Refuse => {
+                    req.refuse("busy").await.unwrap();
+                    continue;
+                }
+                Behaviour::Sign => key.clone(),
+                Behaviour::SignWithAnotherKey => PrivateKeySigner::random(),
+            };
+            let sig = eip712::sign_deal(&signer, &eip712::domain(CHAIN, LILYPAD), &deal).unwrap();
+            let signed = SignedDeal {
+                key: p.job.key,
+                lilypad: LILYPAD,
+                terms: p.terms.clone(),
+                signature: Bytes::from(sig.as_bytes().to_vec()),
+            };
+            req.respond(signed).await.unwrap();
+        }
+        seen
+    })
+}
+
+async fn setup() -> (Nats, Bus, Solver<OpenChain>) {
+    let nats = Nats::start().unwrap();
+    let bus = Bus::connect(&nats.url(), BusOptions::default())
+        .await
+        .unwrap();
+    let modules = ModuleRegistry::load_dir(&job_modules_dir()).unwrap();
+    let settings = SolverSettings {
+        proposal_timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let solver = Solver::new(
+        bus.clone(),
+        modules,
+        vec![(CHAIN, OpenChain(true))],
+        settings,
+    );
+    (nats, bus, solver)
+}
+
+async fn deals(bus: &Bus) -> Vec<SignedDeal> {
+    let c = bus
+        .consumer::<SignedDeal>(Topic::Deals, Some(CHAIN), "test-relayer")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for r in c.fetch(10, Duration::from_millis(300)).await.unwrap() {
+        let Received::Message(d) = r else {
+            panic!("malformed deal")
+        };
+        out.push(d.body.clone());
+        d.ack().await.unwrap();
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_cheapest_provider_that_signs_gets_the_deal_and_it_is_published() {
+    let (_nats, bus, solver) = setup().await;
+    let cheap = PrivateKeySigner::random();
+    let dear = PrivateKeySigner::random();
+    let _a = provider(&bus, cheap.clone(), 10, 5, Behaviour::Sign).await;
+    let _b = provider(&bus, dear.clone(), 20, 1, Behaviour::Sign).await;
+
+    let decision = solver.handle(&job(1, "cowsay", 50)).await.unwrap();
+    let Decision::Dealt(signed) = decision else {
+        panic!("expected a deal, got {decision:?}")
+    };
+    assert_eq!(signed.terms.provider, cheap.address());
+    assert_eq!(signed.terms.price, U256::from(10));
+    assert_eq!(
+        signed.terms.timeout_collateral,
+        U256::from(10),
+        "1x the price"
+    );
+    assert_eq!(
+        signed.terms.results_collateral,
+        U256::from(20),
+        "the client's 2x"
+    );
+    let published = deals(&bus).await;
+    assert_eq!(published, [*signed]);
+}
+
+#[tokio::test]
+async fn a_refusal_or_a_forged_signature_moves_on_to_the_next_provider() {
+    let (_nats, bus, solver) = setup().await;
+    let refuses = PrivateKeySigner::random();
+    let forges = PrivateKeySigner::random();
+    let honest = PrivateKeySigner::random();
+    let r = provider(&bus, refuses.clone(), 5, 1, Behaviour::Refuse).await;
+    let f = provider(&bus, forges.clone(), 6, 1, Behaviour::SignWithAnotherKey).await;
+    let _h = provider(&bus, honest.clone(), 7, 1, Behaviour::Sign).await;
+
+    let decision = solver.handle(&job(2, "cowsay", 50)).await.unwrap();
+    let Decision::Dealt(signed) = decision else {
+        panic!("expected a deal, got {decision:?}")
+    };
+    assert_eq!(signed.terms.provider, honest.address());
+    assert_eq!(
+        deals(&bus).await.len(),
+        1,
+        "only the honest deal is published"
+    );
+    r.abort();
+    f.abort();
+}
+
+#[tokio::test]
+async fn jobs_no_one_can_take_are_explained_and_never_published() {
+    let (_nats, bus, solver) = setup().await;
+    assert_eq!(
+        solver.handle(&job(3, "cowsay", 50)).await.unwrap(),
+        Decision::NoTaker("no provider is offering".into())
+    );
+    let _p = provider(&bus, PrivateKeySigner::random(), 100, 1, Behaviour::Sign).await;
+    let Decision::NoTaker(why) = solver.handle(&job(4, "cowsay", 50)).await.unwrap() else {
+        panic!("too expensive for everyone")
+    };
+    assert!(
+        why.contains("asks 100, above the job's max price 50"),
+        "{why}"
+    );
+    let Decision::UnknownModule(why) = solver.handle(&job(5, "no-such-module", 50)).await.unwrap()
+    else {
+        panic!("unknown module")
+    };
+    assert!(why.contains("no-such-module"), "{why}");
+    assert!(deals(&bus).await.is_empty());
+
+    let closed = Solver::new(
+        bus.clone(),
+        ModuleRegistry::load_dir(&job_modules_dir()).unwrap(),
+        vec![(CHAIN, OpenChain(false))],
+        SolverSettings::default(),
+    );
+    assert_eq!(
+        closed.handle(&job(6, "cowsay", 500)).await.unwrap(),
+        Decision::NotOpen
+    );
+}
+
+#[tokio::test]
+async fn the_service_turns_the_jobs_stream_into_deals() {
+    let (_nats, bus, solver) = setup().await;
+    let key = PrivateKeySigner::random();
+    let _p = provider(&bus, key.clone(), 10, 1, Behaviour::Sign).await;
+    for id in 1..=3 {
+        let j = job(id, "cowsay", 50);
+        bus.publish(Topic::Jobs, CHAIN, &j.msg_id(), &j)
+            .await
+            .unwrap();
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let solver = std::sync::Arc::new(solver);
+    let runner = {
+        let s = solver.clone();
+        tokio::spawn(async move { s.run(stop_rx).await })
+    };
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        got.extend(deals(&bus).await);
+        if got.len() >= 3 {
+            break;
+        }
+    }
+    stop_tx.send(true).unwrap();
+    runner.await.unwrap().unwrap();
+    let mut ids: Vec<U256> = got.iter().map(|d| d.key.job_id).collect();
+    ids.sort();
+    assert_eq!(ids, [U256::from(1), U256::from(2), U256::from(3)]);
+    assert!(got.iter().all(|d| d.terms.provider == key.address()));
+}
