@@ -64,6 +64,8 @@ pub trait ChainSource: Send + Sync {
     /// The contract's request count as of the end of block `number`.
     fn request_count_at(&self, number: u64)
     -> impl Future<Output = Result<u64, ChainError>> + Send;
+    /// The timestamp of block `number` (unix seconds).
+    fn block_timestamp(&self, number: u64) -> impl Future<Output = Result<u64, ChainError>> + Send;
     /// Every request made in blocks `from..=to`, in order.
     fn requests(
         &self,
@@ -136,6 +138,17 @@ impl ChainSource for RpcChain {
             .map_err(|e| rpc(format!("eth_getBlockByNumber({number})"))(e.to_string()))?;
         block
             .map(|b| b.header.hash)
+            .ok_or(ChainError::MissingBlock(number))
+    }
+
+    async fn block_timestamp(&self, number: u64) -> Result<u64, ChainError> {
+        let block = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Number(number))
+            .await
+            .map_err(|e| rpc(format!("eth_getBlockByNumber({number})"))(e.to_string()))?;
+        block
+            .map(|b| b.header.timestamp)
             .ok_or(ChainError::MissingBlock(number))
     }
 

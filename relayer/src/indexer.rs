@@ -6,6 +6,9 @@
 //! numbers `count(from - 1) + 1 ..= count(to)`, where `count(n)` is the contract's `requestCount()`
 //! read at block `n`. A node that drops a log cannot go unnoticed; the chunk is retried.
 //!
+//! Each published request is also scheduled in Redis to be expired at its match deadline, so the
+//! relayer expires it itself if no deal comes (the submitter checks the job on-chain first).
+//!
 //! Reorganisations: the cursor keeps the hash of its block. When the chain's block at that height
 //! has another hash, the cursor is moved back [`IndexerSettings::reorg_rewind`] blocks (to a block
 //! whose hash is re-read, with the count there) and those blocks are indexed again. Requests that
@@ -17,7 +20,7 @@ use std::time::Duration;
 
 use lilypad_bus::{Bus, BusError, Topic};
 use lilypad_config::Confirmations;
-use lilypad_store::{Cursor, Store, StoreError};
+use lilypad_store::{Action, Cursor, Store, StoreError};
 
 use crate::chain::{ChainError, ChainSource};
 
@@ -179,10 +182,24 @@ impl<C: ChainSource> Indexer<C> {
                     got,
                 });
             }
+            let mut timestamp = None;
             for request in &requests {
                 let published = self
                     .bus
                     .publish(Topic::Jobs, id, &request.msg_id(), request)
+                    .await?;
+                // The relayer expires the job itself if no deal comes by its match deadline.
+                let ts = match timestamp {
+                    Some((block, ts)) if block == request.block_number => ts,
+                    _ => {
+                        let ts = self.chain.block_timestamp(request.block_number).await?;
+                        timestamp = Some((request.block_number, ts));
+                        ts
+                    }
+                };
+                let deadline = ts + u64::from(request.spec.match_timeout);
+                self.store
+                    .schedule(id, request.key.job_id, Action::Expire, deadline)
                     .await?;
                 pass.published += 1;
                 pass.duplicates += u64::from(published.duplicate);

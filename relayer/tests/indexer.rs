@@ -118,6 +118,10 @@ impl ChainSource for &ScriptedChain {
             .map(|b| b.0)
             .ok_or(ChainError::MissingBlock(n))
     }
+    async fn block_timestamp(&self, n: u64) -> Result<u64, ChainError> {
+        self.check_up()?;
+        Ok(1_000 + 12 * n)
+    }
     async fn request_count_at(&self, n: u64) -> Result<u64, ChainError> {
         self.check_up()?;
         let s = self.0.lock().expect("scripted chain state");
@@ -380,4 +384,34 @@ async fn two_indexers_on_one_chain_publish_each_request_once() {
         (1..=9).collect::<Vec<_>>()
     );
     assert_eq!(env.store.cursor(CHAIN).await.unwrap().unwrap().sequence, 9);
+}
+
+#[tokio::test]
+async fn each_published_request_is_scheduled_to_expire_at_its_match_deadline() {
+    let env = env().await;
+    let chain = ScriptedChain::default();
+    chain.mine(0);
+    chain.mine(2); // block 1, timestamp 1012; match timeout 60
+    Indexer::new(settings(0), &chain, env.store.clone(), env.bus.clone())
+        .pass()
+        .await
+        .unwrap();
+    let retry = Duration::from_secs(30);
+    assert!(
+        env.store
+            .claim_due(CHAIN, 1071, 10, retry)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not before"
+    );
+    let mut due = env.store.claim_due(CHAIN, 1072, 10, retry).await.unwrap();
+    due.sort();
+    assert_eq!(
+        due,
+        [
+            (U256::from(1), lilypad_store::Action::Expire),
+            (U256::from(2), lilypad_store::Action::Expire)
+        ]
+    );
 }

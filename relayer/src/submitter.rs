@@ -1,0 +1,604 @@
+//! The per-chain submitter: lands signed deals and results, and carries out the protocol's own
+//! transitions when they fall due (expire, time out, settle).
+//!
+//! - Before sending anything it reads the job on-chain, so nothing is sent twice: a deal for a job
+//!   that is no longer `Requested`, or a result for one no longer `Agreed`, is dropped with a log
+//!   line, not sent.
+//! - Nonces come from Redis (reserved atomically, at least the chain's pending nonce), and every
+//!   transaction sent is recorded there until it is mined, so a restarted relayer knows what it
+//!   has in flight.
+//! - Fees follow the chain's gas policy: the node's EIP-1559 estimate, capped at `max_fee_gwei`;
+//!   a transaction not mined within `replace_after` is sent again with the same nonce and fees
+//!   raised by `bump_percent` (still capped).
+//! - Several relayers may serve one chain: messages on the deals and results streams go to one of
+//!   them (a shared durable consumer), due actions are claimed in Redis, and a relayer sends only
+//!   while it holds the lease for its signer on that chain.
+
+use std::time::Duration;
+
+use alloy::eips::BlockNumberOrTag;
+use alloy::network::{EthereumWallet, TransactionBuilder};
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolCall;
+use lilypad_bindings::Lilypad;
+use lilypad_bus::{Bus, BusError, Received, Topic};
+use lilypad_config::GasPolicy;
+use lilypad_store::{Action, Store, StoreError};
+use lilypad_types::{JobKey, SignedDeal, SignedResult};
+use serde::{Deserialize, Serialize};
+
+/// On-chain job states (the contract's `JobStatus`).
+pub mod status {
+    /// No such job.
+    pub const NONE: u8 = 0;
+    /// Waiting for a deal.
+    pub const REQUESTED: u8 = 1;
+    /// Dealt, waiting for the result.
+    pub const AGREED: u8 = 2;
+    /// Result in, challenge window open.
+    pub const RESULT_SUBMITTED: u8 = 3;
+    /// Challenged, in mediation.
+    pub const CHALLENGED: u8 = 4;
+}
+
+/// A submission that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The RPC endpoint failed; retried later.
+    #[error("RPC {op} failed: {reason}")]
+    Rpc {
+        /// What was asked.
+        op: String,
+        /// The error.
+        reason: String,
+    },
+    /// The contract refuses the transaction (it would revert): reported with the job, not retried.
+    #[error("job {key}: {call} would revert: {reason}")]
+    Reverts {
+        /// The job.
+        key: JobKey,
+        /// The function.
+        call: &'static str,
+        /// The revert, decoded when it is one of Lilypad's errors.
+        reason: String,
+    },
+    /// Mined but reverted (someone else changed the job in between).
+    #[error("job {key}: {call} was mined in {tx} but reverted")]
+    MinedReverted {
+        /// The job.
+        key: JobKey,
+        /// The function.
+        call: &'static str,
+        /// The transaction.
+        tx: B256,
+    },
+    /// Not mined even after every fee bump up to the cap.
+    #[error(
+        "job {key}: {call} (nonce {nonce}) not mined after {attempts} attempts at up to the fee cap; raise gas.max_fee_gwei"
+    )]
+    Stuck {
+        /// The job.
+        key: JobKey,
+        /// The function.
+        call: &'static str,
+        /// Its nonce.
+        nonce: u64,
+        /// How many times it was sent.
+        attempts: u32,
+    },
+    /// Redis failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// NATS failed.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+fn rpc(op: impl Into<String>) -> impl FnOnce(String) -> SubmitError {
+    let op = op.into();
+    move |reason| SubmitError::Rpc { op, reason }
+}
+
+/// What became of a message or a due action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submitted {
+    /// The transaction was mined and succeeded.
+    Landed(B256),
+    /// Nothing was sent: the job is no longer in the state the action needs (done by someone
+    /// else, or never applicable). The text says what state it is in.
+    Skipped(String),
+}
+
+/// A transaction in flight, as recorded in Redis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingTx {
+    /// The job it is for.
+    pub job: U256,
+    /// The function called.
+    pub call: String,
+    /// The latest hash sent for this nonce.
+    pub hash: B256,
+    /// How many times it was sent.
+    pub attempts: u32,
+}
+
+/// Settings for one chain's submitter.
+#[derive(Debug, Clone)]
+pub struct SubmitterSettings {
+    /// EIP-155 chain id.
+    pub chain_id: u64,
+    /// The Lilypad contract.
+    pub lilypad: Address,
+    /// Fee limits and replacement policy.
+    pub gas: GasPolicy,
+    /// How many times a transaction is sent (first send plus replacements) before giving up.
+    pub max_attempts: u32,
+    /// How long a due action waits before another relayer may retry it.
+    pub claim_retry: Duration,
+    /// Lease time for the right to send with this signer on this chain.
+    pub lease_ttl: Duration,
+}
+
+/// Submits transactions to one chain with one key.
+#[derive(Debug, Clone)]
+pub struct Submitter {
+    settings: SubmitterSettings,
+    provider: DynProvider,
+    signer: Address,
+    store: Store,
+    bus: Bus,
+}
+
+const GWEI: f64 = 1e9;
+
+impl Submitter {
+    /// A submitter sending with `key` through `rpc`.
+    pub fn new(
+        settings: SubmitterSettings,
+        rpc: &str,
+        key: PrivateKeySigner,
+        store: Store,
+        bus: Bus,
+    ) -> Result<Self, SubmitError> {
+        let url = rpc.parse().map_err(|e| rpc_err_url(rpc, e))?;
+        let signer = key.address();
+        let provider = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(key))
+            .connect_http(url)
+            .erased();
+        Ok(Self {
+            settings,
+            provider,
+            signer,
+            store,
+            bus,
+        })
+    }
+
+    /// The address it sends from.
+    pub fn signer(&self) -> Address {
+        self.signer
+    }
+
+    fn key(&self, job: U256) -> JobKey {
+        JobKey {
+            chain_id: self.settings.chain_id,
+            job_id: job,
+        }
+    }
+
+    fn lilypad(&self) -> lilypad_bindings::Lilypad::LilypadInstance<&DynProvider> {
+        Lilypad::new(self.settings.lilypad, &self.provider)
+    }
+
+    /// The job's on-chain status and deadline.
+    pub async fn job_state(&self, job: U256) -> Result<(u8, u64), SubmitError> {
+        let j = self
+            .lilypad()
+            .getJob(job)
+            .call()
+            .await
+            .map_err(|e| rpc(format!("getJob({job})"))(e.to_string()))?;
+        Ok((j.status, j.deadline.to::<u64>()))
+    }
+
+    /// The chain's clock: the latest block's timestamp.
+    pub async fn chain_time(&self) -> Result<u64, SubmitError> {
+        let block = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Latest)
+            .await
+            .map_err(|e| rpc("eth_getBlockByNumber(latest)")(e.to_string()))?
+            .ok_or_else(|| rpc("eth_getBlockByNumber(latest)")("no block".into()))?;
+        Ok(block.header.timestamp)
+    }
+
+    /// Lands a signed deal unless the job is no longer waiting for one; schedules its timeout.
+    pub async fn submit_deal(&self, deal: &SignedDeal) -> Result<Submitted, SubmitError> {
+        let job = deal.terms.job_id;
+        let (state, _) = self.job_state(job).await?;
+        if state != status::REQUESTED {
+            return Ok(Submitted::Skipped(format!(
+                "job is in state {state}, not Requested"
+            )));
+        }
+        let t = &deal.terms;
+        let call = Lilypad::agreeDealCall {
+            deal: Lilypad::Deal {
+                jobId: t.job_id,
+                requestHash: t.request_hash,
+                provider: t.provider,
+                price: t.price,
+                timeoutCollateral: t.timeout_collateral,
+                resultsCollateral: t.results_collateral,
+                expiry: t.expiry,
+            },
+            providerSignature: deal.signature.clone(),
+        };
+        let receipt = self
+            .send(job, "agreeDeal", call.abi_encode().into())
+            .await?;
+        self.store
+            .done(self.settings.chain_id, job, Action::Expire)
+            .await?;
+        let (_, deadline) = self.job_state(job).await?;
+        self.store
+            .schedule(self.settings.chain_id, job, Action::Timeout, deadline)
+            .await?;
+        Ok(Submitted::Landed(receipt.transaction_hash))
+    }
+
+    /// Lands a signed result unless the job is no longer waiting for one; schedules settlement.
+    pub async fn submit_result(&self, result: &SignedResult) -> Result<Submitted, SubmitError> {
+        let job = result.key.job_id;
+        let (state, _) = self.job_state(job).await?;
+        if state != status::AGREED {
+            return Ok(Submitted::Skipped(format!(
+                "job is in state {state}, not Agreed"
+            )));
+        }
+        let call = Lilypad::submitResultCall {
+            result: Lilypad::ResultData {
+                jobId: job,
+                status: result.status,
+                resultCid: Bytes::from(result.result_cid.as_bytes().to_vec()),
+                exitCode: result.exit_code,
+                error: result.error.clone(),
+            },
+            inlineOutput: result.inline_output.clone(),
+            providerSignature: result.signature.clone(),
+        };
+        let receipt = self
+            .send(job, "submitResult", call.abi_encode().into())
+            .await?;
+        self.store
+            .done(self.settings.chain_id, job, Action::Timeout)
+            .await?;
+        let (_, deadline) = self.job_state(job).await?;
+        self.store
+            .schedule(self.settings.chain_id, job, Action::Settle, deadline)
+            .await?;
+        Ok(Submitted::Landed(receipt.transaction_hash))
+    }
+
+    /// Carries out one due action, if the job is still in the state it needs and its deadline has
+    /// passed by the chain's clock; otherwise nothing is sent.
+    pub async fn carry_out(&self, job: U256, action: Action) -> Result<Submitted, SubmitError> {
+        let (state, deadline) = self.job_state(job).await?;
+        let needed = match action {
+            Action::Expire => status::REQUESTED,
+            Action::Timeout => status::AGREED,
+            Action::Settle => status::RESULT_SUBMITTED,
+        };
+        if state != needed {
+            self.store.done(self.settings.chain_id, job, action).await?;
+            return Ok(Submitted::Skipped(format!(
+                "job is in state {state}; {action} needs {needed}"
+            )));
+        }
+        let now = self.chain_time().await?;
+        if now < deadline {
+            // The chain's clock lags ours: come back at the deadline.
+            self.store
+                .schedule(self.settings.chain_id, job, action, deadline)
+                .await?;
+            return Ok(Submitted::Skipped(format!(
+                "deadline {deadline} not reached at chain time {now}"
+            )));
+        }
+        let (name, data): (&'static str, Vec<u8>) = match action {
+            Action::Expire => ("expire", Lilypad::expireCall { jobId: job }.abi_encode()),
+            Action::Timeout => ("timeout", Lilypad::timeoutCall { jobId: job }.abi_encode()),
+            Action::Settle => ("settle", Lilypad::settleCall { jobId: job }.abi_encode()),
+        };
+        let receipt = self.send(job, name, data.into()).await?;
+        self.store.done(self.settings.chain_id, job, action).await?;
+        Ok(Submitted::Landed(receipt.transaction_hash))
+    }
+
+    /// Sends a call to Lilypad with a nonce from Redis, replacing it with higher fees while it is
+    /// not mined, and returns the successful receipt.
+    async fn send(
+        &self,
+        job: U256,
+        call: &'static str,
+        data: Bytes,
+    ) -> Result<TransactionReceipt, SubmitError> {
+        let key = self.key(job);
+        let chain = self.settings.chain_id;
+        let base = TransactionRequest::default()
+            .with_from(self.signer)
+            .with_to(self.settings.lilypad)
+            .with_input(data);
+        // A revert now is the contract saying no: report it, do not spend gas on it.
+        let gas = self
+            .provider
+            .estimate_gas(base.clone())
+            .await
+            .map_err(|e| SubmitError::Reverts {
+                key,
+                call,
+                reason: decode_revert(&e),
+            })?;
+        let gas = gas + gas / 5; // callbacks get exactly their gas; leave room around them
+        let fees = self
+            .provider
+            .estimate_eip1559_fees()
+            .await
+            .map_err(|e| rpc("fee estimate")(e.to_string()))?;
+        let cap = (self.settings.gas.max_fee_gwei * GWEI) as u128;
+        let mut max_fee = fees.max_fee_per_gas.min(cap);
+        let mut tip = ((self.settings.gas.priority_fee_gwei * GWEI) as u128).min(max_fee);
+
+        let chain_nonce = self
+            .provider
+            .get_transaction_count(self.signer)
+            .pending()
+            .await
+            .map_err(|e| rpc("eth_getTransactionCount")(e.to_string()))?;
+        let nonce = self
+            .store
+            .next_nonce(chain, self.signer, chain_nonce)
+            .await?;
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let tx = base
+                .clone()
+                .with_nonce(nonce)
+                .with_gas_limit(gas)
+                .with_max_fee_per_gas(max_fee)
+                .with_max_priority_fee_per_gas(tip)
+                .with_chain_id(chain);
+            let pending = match self.provider.send_transaction(tx).await {
+                Ok(p) => p,
+                Err(e) => {
+                    // The nonce was not used: resynchronise with the chain so no gap is left.
+                    let n = self
+                        .provider
+                        .get_transaction_count(self.signer)
+                        .pending()
+                        .await
+                        .unwrap_or(chain_nonce);
+                    self.store.reset_nonce(chain, self.signer, n).await?;
+                    return Err(rpc(format!("sending {call} for job {key}"))(e.to_string()));
+                }
+            };
+            let hash = *pending.tx_hash();
+            let record = PendingTx {
+                job,
+                call: call.into(),
+                hash,
+                attempts,
+            };
+            self.store
+                .record_pending(chain, self.signer, nonce, &record)
+                .await?;
+            tracing::info!(chain, job = %job, call, %hash, nonce, attempts, max_fee, "transaction sent");
+            let waited = pending
+                .with_timeout(Some(self.settings.gas.replace_after))
+                .get_receipt()
+                .await;
+            match waited {
+                Ok(receipt) => {
+                    self.store.clear_pending(chain, self.signer, nonce).await?;
+                    if !receipt.status() {
+                        return Err(SubmitError::MinedReverted {
+                            key,
+                            call,
+                            tx: hash,
+                        });
+                    }
+                    return Ok(receipt);
+                }
+                Err(e) => {
+                    // Maybe an earlier attempt with this nonce was mined meanwhile.
+                    let mined = self
+                        .provider
+                        .get_transaction_count(self.signer)
+                        .latest()
+                        .await
+                        .map_err(|e| rpc("eth_getTransactionCount")(e.to_string()))?;
+                    if mined > nonce
+                        && let Some(r) = self.find_receipt(hash).await?
+                    {
+                        self.store.clear_pending(chain, self.signer, nonce).await?;
+                        if !r.status() {
+                            return Err(SubmitError::MinedReverted {
+                                key,
+                                call,
+                                tx: hash,
+                            });
+                        }
+                        return Ok(r);
+                    }
+                    if attempts >= self.settings.max_attempts || max_fee >= cap {
+                        return Err(SubmitError::Stuck {
+                            key,
+                            call,
+                            nonce,
+                            attempts,
+                        });
+                    }
+                    let bump = 1.0 + self.settings.gas.bump_percent / 100.0;
+                    max_fee = ((max_fee as f64 * bump) as u128).clamp(max_fee + 1, cap);
+                    tip = ((tip as f64 * bump) as u128).clamp(tip + 1, max_fee);
+                    tracing::warn!(chain, job = %job, call, nonce, error = %e, max_fee, "not mined in time; replacing with higher fees");
+                }
+            }
+        }
+    }
+
+    async fn find_receipt(&self, hash: B256) -> Result<Option<TransactionReceipt>, SubmitError> {
+        self.provider
+            .get_transaction_receipt(hash)
+            .await
+            .map_err(|e| rpc("eth_getTransactionReceipt")(e.to_string()))
+    }
+
+    /// One round: lands the deals and results waiting on the streams, then the due actions.
+    /// Returns how many transactions landed.
+    pub async fn round(&self, wait: Duration) -> Result<usize, SubmitError> {
+        let chain = self.settings.chain_id;
+        let mut landed = 0;
+        let deals = self
+            .bus
+            .consumer::<SignedDeal>(Topic::Deals, Some(chain), &format!("relayer-deals-{chain}"))
+            .await?;
+        for r in deals.fetch(32, wait).await? {
+            let Received::Message(d) = r else {
+                if let Received::Malformed(m) = r {
+                    tracing::error!(chain, subject = %m.subject, reason = %m.reason, "dropped a malformed deal message");
+                }
+                continue;
+            };
+            landed += self
+                .finish(d.body.key, "deal", self.submit_deal(&d.body).await, *d)
+                .await?;
+        }
+        let results = self
+            .bus
+            .consumer::<SignedResult>(
+                Topic::Results,
+                Some(chain),
+                &format!("relayer-results-{chain}"),
+            )
+            .await?;
+        for r in results.fetch(32, wait).await? {
+            let Received::Message(d) = r else {
+                if let Received::Malformed(m) = r {
+                    tracing::error!(chain, subject = %m.subject, reason = %m.reason, "dropped a malformed result message");
+                }
+                continue;
+            };
+            landed += self
+                .finish(d.body.key, "result", self.submit_result(&d.body).await, *d)
+                .await?;
+        }
+        let now = self.chain_time().await?;
+        for (job, action) in self
+            .store
+            .claim_due(chain, now, 32, self.settings.claim_retry)
+            .await?
+        {
+            match self.carry_out(job, action).await {
+                Ok(Submitted::Landed(tx)) => {
+                    landed += 1;
+                    tracing::info!(chain, job = %job, %action, %tx, "due action carried out");
+                }
+                Ok(Submitted::Skipped(why)) => {
+                    tracing::debug!(chain, job = %job, %action, %why, "due action not needed")
+                }
+                Err(e) => {
+                    tracing::error!(chain, job = %job, %action, error = %e, "due action failed; it comes due again")
+                }
+            }
+        }
+        Ok(landed)
+    }
+
+    async fn finish<T>(
+        &self,
+        key: JobKey,
+        what: &str,
+        outcome: Result<Submitted, SubmitError>,
+        delivery: lilypad_bus::Delivery<T>,
+    ) -> Result<usize, SubmitError> {
+        match outcome {
+            Ok(Submitted::Landed(tx)) => {
+                tracing::info!(job = %key, %tx, "{what} landed");
+                delivery.ack().await?;
+                Ok(1)
+            }
+            Ok(Submitted::Skipped(why)) => {
+                tracing::info!(job = %key, %why, "{what} not sent");
+                delivery.ack().await?;
+                Ok(0)
+            }
+            Err(e @ (SubmitError::Reverts { .. } | SubmitError::MinedReverted { .. })) => {
+                tracing::error!(job = %key, error = %e, "{what} refused by the contract; dropped");
+                delivery.reject().await?;
+                Ok(0)
+            }
+            Err(e) => {
+                tracing::warn!(job = %key, error = %e, "{what} not landed yet; retrying");
+                delivery.retry_after(Duration::from_secs(2)).await?;
+                Ok(0)
+            }
+        }
+    }
+
+    /// Runs rounds until `stop` changes, while holding the lease for this signer on this chain.
+    pub async fn run(&self, holder: &str, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let lease_name = format!("submit:{}:{}", self.settings.chain_id, self.signer);
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let held = self
+                .store
+                .try_acquire_lease(&lease_name, holder, self.settings.lease_ttl)
+                .await;
+            let pause = match held {
+                Ok(Some(_)) => match self.round(Duration::from_millis(500)).await {
+                    Ok(_) => Duration::from_millis(100),
+                    Err(e) => {
+                        tracing::error!(chain = self.settings.chain_id, error = %e, "submitter round failed");
+                        Duration::from_secs(2)
+                    }
+                },
+                Ok(None) => Duration::from_secs(1), // another relayer sends with this key
+                Err(e) => {
+                    tracing::error!(chain = self.settings.chain_id, error = %e, "lease check failed");
+                    Duration::from_secs(2)
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+fn rpc_err_url(url: &str, e: impl std::fmt::Display) -> SubmitError {
+    SubmitError::Rpc {
+        op: "parsing the URL".into(),
+        reason: format!("{url:?}: {e}"),
+    }
+}
+
+/// The revert reason, decoded to Lilypad's error name when it is one.
+fn decode_revert(e: &alloy::transports::TransportError) -> String {
+    if let Some(payload) = e.as_error_resp() {
+        if let Some(decoded) = payload.as_decoded_interface_error::<Lilypad::LilypadErrors>() {
+            return format!("{decoded:?}");
+        }
+        return payload.message.to_string();
+    }
+    e.to_string()
+}

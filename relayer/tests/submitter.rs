@@ -1,0 +1,395 @@
+//! The submitter against a real chain: anvil with the deployed contracts, real NATS and Redis;
+//! the provider's signatures are made in the test as the provider service makes them.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use lilypad_bindings::eip712;
+use lilypad_bindings::{Lilypad, LilypadToken};
+use lilypad_bus::{Bus, BusOptions, Topic};
+use lilypad_config::{Confirmations, GasPolicy};
+use lilypad_e2e::{Anvil, Nats, Redis, deploy_contracts, dev_keys, json_rpc};
+use lilypad_relayer::chain::RpcChain;
+use lilypad_relayer::indexer::{Indexer, IndexerSettings};
+use lilypad_relayer::submitter::{
+    PendingTx, SubmitError, Submitted, Submitter, SubmitterSettings, status,
+};
+use lilypad_store::{Action, Store};
+use lilypad_types::{DealTerms, JobKey, SignedDeal, SignedResult};
+
+const CHAIN: u64 = 31337;
+const PRICE: u64 = 1_000_000;
+const SETTLED: u8 = 5;
+const EXPIRED: u8 = 6;
+const TIMED_OUT: u8 = 7;
+
+struct World {
+    anvil: Anvil,
+    _nats: Nats,
+    _redis: Redis,
+    lilypad: Address,
+    deployed_at: u64,
+    store: Store,
+    bus: Bus,
+    submitter: Submitter,
+}
+
+fn wallet(url: &str, key: &str) -> DynProvider {
+    let signer: PrivateKeySigner = key.parse().unwrap();
+    ProviderBuilder::new()
+        .wallet(EthereumWallet::from(signer))
+        .connect_http(url.parse().unwrap())
+        .erased()
+}
+
+async fn world() -> World {
+    let anvil = Anvil::start(CHAIN).unwrap();
+    let d = deploy_contracts(&anvil, &[dev_keys::ADDRESSES[1], dev_keys::ADDRESSES[2]]).unwrap();
+    let lilypad: Address = d["lilypad"].as_str().unwrap().parse().unwrap();
+    let token: Address = d["token"].as_str().unwrap().parse().unwrap();
+    let url = anvil.url();
+    for key in [dev_keys::PROVIDER, dev_keys::CLIENT] {
+        let p = wallet(&url, key);
+        let t = LilypadToken::new(token, &p);
+        t.approve(lilypad, U256::MAX)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+    }
+    let p = wallet(&url, dev_keys::PROVIDER);
+    let l = Lilypad::new(lilypad, &p);
+    l.registerProvider("https://p.example".into())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let deposit = l.depositCollateral(U256::from(100 * PRICE));
+    deposit.send().await.unwrap().get_receipt().await.unwrap();
+
+    let nats = Nats::start().unwrap();
+    let redis = Redis::start().unwrap();
+    let store = Store::connect(&redis.url(), "lilypad").await.unwrap();
+    let bus = Bus::connect(&nats.url(), BusOptions::default())
+        .await
+        .unwrap();
+    let settings = SubmitterSettings {
+        chain_id: CHAIN,
+        lilypad,
+        gas: GasPolicy {
+            replace_after: Duration::from_secs(1),
+            ..GasPolicy::default()
+        },
+        max_attempts: 5,
+        claim_retry: Duration::from_secs(30),
+        lease_ttl: Duration::from_secs(10),
+    };
+    let key: PrivateKeySigner = dev_keys::RELAYER.parse().unwrap();
+    let submitter = Submitter::new(settings, &url, key, store.clone(), bus.clone()).unwrap();
+    World {
+        lilypad,
+        deployed_at: d["deploymentBlock"].as_u64().unwrap(),
+        anvil,
+        _nats: nats,
+        _redis: redis,
+        store,
+        bus,
+        submitter,
+    }
+}
+
+async fn run_job(w: &World, match_timeout: u32) -> (U256, B256) {
+    let c = wallet(&w.anvil.url(), dev_keys::CLIENT);
+    let request = Lilypad::JobRequest {
+        module: "cowsay".into(),
+        version: "1.0.0".into(),
+        inputs: vec![],
+        maxPrice: U256::from(2 * PRICE),
+        matchTimeout: match_timeout,
+        executionTimeout: 60,
+        callbackGasLimit: 0,
+        maxOutputBytes: 64,
+        resultsCollateralMultiplierBps: 0,
+        challengeWindow: 0,
+    };
+    let l = Lilypad::new(w.lilypad, &c);
+    let receipt = l
+        .runJob(request)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let ev = receipt.decoded_log::<Lilypad::JobRequested>().unwrap();
+    (ev.data.jobId, ev.data.requestHash)
+}
+
+fn provider_key() -> PrivateKeySigner {
+    dev_keys::PROVIDER.parse().unwrap()
+}
+
+fn signed_deal(w: &World, job: U256, request_hash: B256, by: &PrivateKeySigner) -> SignedDeal {
+    let terms = DealTerms {
+        job_id: job,
+        request_hash,
+        provider: provider_key().address(),
+        price: U256::from(PRICE),
+        timeout_collateral: U256::from(PRICE),
+        results_collateral: U256::ZERO,
+        expiry: U256::from(u64::MAX),
+    };
+    let deal = eip712::Deal {
+        jobId: terms.job_id,
+        requestHash: terms.request_hash,
+        provider: terms.provider,
+        price: terms.price,
+        timeoutCollateral: terms.timeout_collateral,
+        resultsCollateral: terms.results_collateral,
+        expiry: terms.expiry,
+    };
+    let sig = eip712::sign_deal(by, &eip712::domain(CHAIN, w.lilypad), &deal).unwrap();
+    SignedDeal {
+        key: JobKey {
+            chain_id: CHAIN,
+            job_id: job,
+        },
+        lilypad: w.lilypad,
+        terms,
+        signature: Bytes::from(sig.as_bytes().to_vec()),
+    }
+}
+
+fn signed_result(w: &World, job: U256) -> SignedResult {
+    let cid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
+    let output = b"< moo >".to_vec();
+    let msg = eip712::result_message(job, 1, cid.as_bytes(), &output, 0, "");
+    let sig =
+        eip712::sign_result(&provider_key(), &eip712::domain(CHAIN, w.lilypad), &msg).unwrap();
+    SignedResult {
+        key: JobKey {
+            chain_id: CHAIN,
+            job_id: job,
+        },
+        lilypad: w.lilypad,
+        provider: provider_key().address(),
+        status: 1,
+        result_cid: cid.into(),
+        inline_output: Bytes::from(output),
+        exit_code: 0,
+        error: String::new(),
+        signature: Bytes::from(sig.as_bytes().to_vec()),
+    }
+}
+
+async fn sent_by_relayer(w: &World) -> u64 {
+    let p = wallet(&w.anvil.url(), dev_keys::RELAYER);
+    p.get_transaction_count(w.submitter.signer()).await.unwrap()
+}
+
+async fn state(w: &World, job: U256) -> u8 {
+    w.submitter.job_state(job).await.unwrap().0
+}
+
+fn advance(w: &World, seconds: u64) {
+    json_rpc(
+        w.anvil.service.port(),
+        "evm_increaseTime",
+        &format!("[{seconds}]"),
+    )
+    .unwrap();
+    json_rpc(w.anvil.service.port(), "evm_mine", "[]").unwrap();
+}
+
+#[tokio::test]
+async fn deals_and_results_from_the_streams_land_once_and_the_job_settles() {
+    let w = world().await;
+    let (job, hash) = run_job(&w, 600).await;
+    let deal = signed_deal(&w, job, hash, &provider_key());
+    // The same deal published twice (say, by two solvers): it lands once.
+    w.bus
+        .publish(Topic::Deals, CHAIN, "a", &deal)
+        .await
+        .unwrap();
+    w.bus
+        .publish(Topic::Deals, CHAIN, "b", &deal)
+        .await
+        .unwrap();
+    let before = sent_by_relayer(&w).await;
+    assert_eq!(
+        w.submitter.round(Duration::from_millis(300)).await.unwrap(),
+        1
+    );
+    assert_eq!(state(&w, job).await, status::AGREED);
+    assert_eq!(
+        sent_by_relayer(&w).await,
+        before + 1,
+        "the duplicate was not sent"
+    );
+
+    w.bus
+        .publish(Topic::Results, CHAIN, "r", &signed_result(&w, job))
+        .await
+        .unwrap();
+    // The result lands; the challenge window is 0, so settlement is due at once and lands in the
+    // same round.
+    assert_eq!(
+        w.submitter.round(Duration::from_millis(300)).await.unwrap(),
+        2
+    );
+    assert_eq!(state(&w, job).await, SETTLED);
+    let provider = Lilypad::new(w.lilypad, wallet(&w.anvil.url(), dev_keys::RELAYER));
+    let paid = provider
+        .balanceOf(provider_key().address())
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(
+        paid,
+        U256::from(PRICE - PRICE / 100),
+        "the provider is credited its price less the deploy script's default 1% fee"
+    );
+    assert!(
+        w.store
+            .pending::<PendingTx>(CHAIN, w.submitter.signer())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_job_nobody_takes_is_expired_by_the_relayer() {
+    let w = world().await;
+    let (job, _) = run_job(&w, 10).await;
+    // The indexer schedules the expiry when it publishes the request.
+    let rpc = RpcChain::connect(&w.anvil.url(), CHAIN, w.lilypad)
+        .await
+        .unwrap();
+    let settings = IndexerSettings {
+        chain_id: CHAIN,
+        confirmations: Confirmations::Blocks(0),
+        start_block: w.deployed_at,
+        log_chunk_size: 100,
+        reorg_rewind: 8,
+    };
+    Indexer::new(settings, rpc, w.store.clone(), w.bus.clone())
+        .pass()
+        .await
+        .unwrap();
+    assert_eq!(
+        w.submitter.round(Duration::from_millis(100)).await.unwrap(),
+        0,
+        "not yet due"
+    );
+    assert_eq!(state(&w, job).await, status::REQUESTED);
+    advance(&w, 11);
+    assert_eq!(
+        w.submitter.round(Duration::from_millis(100)).await.unwrap(),
+        1
+    );
+    assert_eq!(state(&w, job).await, EXPIRED);
+}
+
+#[tokio::test]
+async fn a_deal_without_a_result_is_timed_out() {
+    let w = world().await;
+    let (job, hash) = run_job(&w, 600).await;
+    let landed = w
+        .submitter
+        .submit_deal(&signed_deal(&w, job, hash, &provider_key()))
+        .await
+        .unwrap();
+    assert!(matches!(landed, Submitted::Landed(_)));
+    advance(&w, 61);
+    // Landing the deal scheduled its timeout; the next round carries it out.
+    assert_eq!(
+        w.submitter.round(Duration::from_millis(100)).await.unwrap(),
+        1
+    );
+    assert_eq!(state(&w, job).await, TIMED_OUT);
+    // Asked again, nothing is sent: the job is past that state.
+    let again = w.submitter.carry_out(job, Action::Timeout).await.unwrap();
+    assert_eq!(
+        again,
+        Submitted::Skipped("job is in state 7; timeout needs 2".into())
+    );
+}
+
+#[tokio::test]
+async fn a_deal_the_contract_would_refuse_costs_no_gas_and_is_dropped() {
+    let w = world().await;
+    let (job, hash) = run_job(&w, 600).await;
+    let forged = signed_deal(&w, job, hash, &PrivateKeySigner::random());
+    let before = sent_by_relayer(&w).await;
+    let err = w.submitter.submit_deal(&forged).await.unwrap_err();
+    assert!(matches!(err, SubmitError::Reverts { .. }), "{err}");
+    assert!(err.to_string().contains("InvalidSignature"), "{err}");
+    assert_eq!(sent_by_relayer(&w).await, before, "nothing was sent");
+    // From the stream, it is rejected rather than retried forever.
+    w.bus
+        .publish(Topic::Deals, CHAIN, "x", &forged)
+        .await
+        .unwrap();
+    assert_eq!(
+        w.submitter.round(Duration::from_millis(300)).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        w.submitter.round(Duration::from_millis(300)).await.unwrap(),
+        0
+    );
+    assert_eq!(state(&w, job).await, status::REQUESTED);
+}
+
+#[tokio::test]
+async fn a_transaction_stuck_in_the_pool_is_replaced_with_higher_fees() {
+    let w = world().await;
+    let (job, hash) = run_job(&w, 600).await;
+    let before = sent_by_relayer(&w).await;
+    // Blocks stop being mined: the first send waits in the pool.
+    json_rpc(w.anvil.service.port(), "evm_setAutomine", "[false]").unwrap();
+    let submitter = w.submitter.clone();
+    let deal = signed_deal(&w, job, hash, &provider_key());
+    let task = tokio::spawn(async move { submitter.submit_deal(&deal).await });
+    // Wait until the submitter has replaced its first attempt, then mine a block.
+    let mut replaced = false;
+    for _ in 0..100 {
+        let pending: Vec<(u64, PendingTx)> =
+            w.store.pending(CHAIN, w.submitter.signer()).await.unwrap();
+        if pending.first().is_some_and(|(_, p)| p.attempts >= 2) {
+            replaced = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(replaced, "the stuck transaction was sent again");
+    json_rpc(w.anvil.service.port(), "evm_setAutomine", "[true]").unwrap();
+    json_rpc(w.anvil.service.port(), "evm_mine", "[]").unwrap();
+    let landed = task.await.unwrap().unwrap();
+    let Submitted::Landed(tx) = landed else {
+        panic!("expected the deal to land: {landed:?}")
+    };
+    assert_eq!(state(&w, job).await, status::AGREED);
+    assert_eq!(
+        sent_by_relayer(&w).await,
+        before + 1,
+        "one nonce used: a replacement, not a second tx"
+    );
+    let p = wallet(&w.anvil.url(), dev_keys::RELAYER);
+    let receipt = p
+        .get_transaction_receipt(tx)
+        .await
+        .unwrap()
+        .expect("the replacement is mined");
+    assert!(receipt.status());
+}
