@@ -1,0 +1,734 @@
+//! The provider on the market, against real NATS, anvil (contracts deployed by their own deploy
+//! script) and Docker (module images built locally): its offer, its answers to deal proposals,
+//! and the signed results the contract accepts. The test plays the solver and the relayer.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use lilypad_bindings::{ConsortiumMediation, Lilypad, LilypadToken};
+use lilypad_bus::{Bus, BusError, BusOptions, Received, Topic};
+use lilypad_e2e::{
+    Anvil, Nats, deploy_contracts, dev_keys, ensure_module_images, job_modules_dir,
+    test_modules_dir,
+};
+use lilypad_executor::{Executor, ExecutorConfig, PullPolicy};
+use lilypad_modules::ModuleRegistry;
+use lilypad_provider::mediator::{Mediator, job_from_event, rerun};
+use lilypad_provider::{
+    CapacityTracker, ChainSettings, ProviderSettings, ResourceProvider, unix_now,
+};
+use lilypad_results::ResultStore;
+use lilypad_types::{
+    Capacity, DealProposal, DealTerms, JobRequested, ModuleId, ModulePrice, Offer, SignedDeal,
+    SignedResult,
+};
+
+const CHAIN: u64 = 31337;
+const PRICE: u64 = 1_000_000;
+const DEPOSIT: u64 = 100 * PRICE;
+const GIB: u64 = 1 << 30;
+
+struct World {
+    _anvil: Anvil,
+    _nats: Nats,
+    _scratch: tempfile::TempDir,
+    url: String,
+    lilypad: Address,
+    mediation: Address,
+    deployed_at: u64,
+    bus: Bus,
+    provider: ResourceProvider,
+    executor: Executor,
+    registry: Arc<ModuleRegistry>,
+    store: Arc<ResultStore>,
+}
+
+fn wallet(url: &str, key: &str) -> DynProvider {
+    let signer: PrivateKeySigner = key.parse().unwrap();
+    ProviderBuilder::new()
+        .wallet(EthereumWallet::from(signer))
+        .connect_http(url.parse().unwrap())
+        .erased()
+}
+
+async fn send<P, D>(call: alloy::contract::CallBuilder<P, D>)
+where
+    P: Provider,
+    D: alloy::contract::CallDecoder,
+{
+    let receipt = call.send().await.unwrap().get_receipt().await.unwrap();
+    assert!(receipt.status());
+}
+
+fn price(name: &str, price: u64) -> ModulePrice {
+    ModulePrice {
+        module: ModuleId {
+            name: name.into(),
+            version: "1.0.0".into(),
+        },
+        price: U256::from(price),
+    }
+}
+
+async fn world(name: &str, offer_ttl: Duration, heartbeat: Duration) -> World {
+    world_with(name, offer_ttl, heartbeat, |_| {}).await
+}
+
+async fn world_with(
+    name: &str,
+    offer_ttl: Duration,
+    heartbeat: Duration,
+    tweak: impl FnOnce(&mut ProviderSettings),
+) -> World {
+    ensure_module_images().unwrap();
+    let anvil = Anvil::start(CHAIN).unwrap();
+    let d = deploy_contracts(&anvil, &dev_keys::ADDRESSES).unwrap();
+    let addr = |k: &str| d[k].as_str().unwrap().parse::<Address>().unwrap();
+    let (lilypad, token) = (addr("lilypad"), addr("token"));
+    let url = anvil.url();
+    // The provider registers and deposits collateral; the client approves its payments.
+    let p = wallet(&url, dev_keys::PROVIDER);
+    send(LilypadToken::new(token, &p).approve(lilypad, U256::MAX)).await;
+    send(Lilypad::new(lilypad, &p).registerProvider("http://provider.test".into())).await;
+    send(Lilypad::new(lilypad, &p).depositCollateral(U256::from(DEPOSIT))).await;
+    let c = wallet(&url, dev_keys::CLIENT);
+    send(LilypadToken::new(token, &c).approve(lilypad, U256::MAX)).await;
+
+    let nats = Nats::start().unwrap();
+    let options = BusOptions {
+        offer_ttl,
+        ..Default::default()
+    };
+    let bus = Bus::connect(&nats.url(), options).await.unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let store = Arc::new(ResultStore::open(scratch.path().join("store")).unwrap());
+    let mut config = ExecutorConfig::new(
+        format!("market-{name}-{}", std::process::id()),
+        scratch.path().join("work"),
+    );
+    config.pull_policy = PullPolicy::Never;
+    let executor = Executor::connect(config, Arc::clone(&store), Vec::new())
+        .await
+        .unwrap();
+    let registry =
+        Arc::new(ModuleRegistry::load_dirs(&[&job_modules_dir(), &test_modules_dir()]).unwrap());
+    let mut settings = ProviderSettings::new(
+        dev_keys::PROVIDER.parse().unwrap(),
+        vec![ChainSettings {
+            chain_id: CHAIN,
+            rpc_url: url.clone(),
+            lilypad,
+        }],
+        vec![
+            price("cowsay", PRICE),
+            price("sha256", PRICE),
+            price("fail", PRICE / 2),
+        ],
+    );
+    settings.heartbeat = heartbeat;
+    settings.agreement_poll = Duration::from_millis(200);
+    tweak(&mut settings);
+    let capacity = CapacityTracker::new(Capacity {
+        cpu_millis: 2000,
+        memory_bytes: 4 * GIB,
+        gpu_vram_bytes: Vec::new(),
+    });
+    let provider = ResourceProvider::new(
+        settings,
+        bus.clone(),
+        executor.clone(),
+        Arc::clone(&registry),
+        capacity,
+    )
+    .unwrap();
+    World {
+        _anvil: anvil,
+        _nats: nats,
+        _scratch: scratch,
+        url,
+        lilypad,
+        mediation: addr("mediation"),
+        deployed_at: d["deploymentBlock"].as_u64().unwrap(),
+        bus,
+        provider,
+        executor,
+        registry,
+        store,
+    }
+}
+
+impl World {
+    /// The client requests a job; returns it as the relayer would publish it.
+    async fn request(
+        &self,
+        module: &str,
+        inputs: &[(&str, &str)],
+        challenge_window: u32,
+    ) -> JobRequested {
+        let c = wallet(&self.url, dev_keys::CLIENT);
+        let request = Lilypad::JobRequest {
+            module: module.into(),
+            version: "1.0.0".into(),
+            inputs: inputs
+                .iter()
+                .map(|(k, v)| Lilypad::InputParam {
+                    key: (*k).into(),
+                    value: (*v).into(),
+                })
+                .collect(),
+            maxPrice: U256::from(2 * PRICE),
+            matchTimeout: 600,
+            executionTimeout: 600,
+            callbackGasLimit: 0,
+            maxOutputBytes: 1024,
+            resultsCollateralMultiplierBps: 20_000,
+            challengeWindow: challenge_window,
+        };
+        let receipt = Lilypad::new(self.lilypad, &c)
+            .runJob(request)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        let log = receipt
+            .inner
+            .logs()
+            .iter()
+            .find_map(|l| l.log_decode::<Lilypad::JobRequested>().ok())
+            .unwrap();
+        job_from_event(CHAIN, self.lilypad, &log.inner.data, &log)
+    }
+
+    /// Terms as an honest solver proposes them: the provider's price, collateral as the
+    /// contract requires (1x timeout, the client's 2x results), two minutes to get on-chain.
+    fn terms(&self, job: &JobRequested, price: u64) -> DealTerms {
+        DealTerms {
+            job_id: job.key.job_id,
+            request_hash: job.request_hash,
+            provider: self.provider.address(),
+            price: U256::from(price),
+            timeout_collateral: U256::from(price),
+            results_collateral: U256::from(2 * price),
+            expiry: U256::from(unix_now() + 120),
+        }
+    }
+
+    async fn propose(&self, proposal: &DealProposal) -> Result<SignedDeal, BusError> {
+        self.bus
+            .request(
+                &self.provider.deal_subject(),
+                proposal,
+                Duration::from_secs(30),
+            )
+            .await
+    }
+
+    async fn refused(&self, proposal: &DealProposal) -> String {
+        match self.propose(proposal).await {
+            Err(BusError::Refused { reason, .. }) => reason,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// Submits the signed deal as a relayer would (anyone may: the client's key does it here, so
+    /// the relayer's key is free to be a mediator's).
+    async fn agree(&self, deal: &SignedDeal) {
+        let r = wallet(&self.url, dev_keys::CLIENT);
+        let t = &deal.terms;
+        let abi = Lilypad::Deal {
+            jobId: t.job_id,
+            requestHash: t.request_hash,
+            provider: t.provider,
+            price: t.price,
+            timeoutCollateral: t.timeout_collateral,
+            resultsCollateral: t.results_collateral,
+            expiry: t.expiry,
+        };
+        send(Lilypad::new(self.lilypad, &r).agreeDeal(abi, deal.signature.clone())).await;
+    }
+
+    /// The next signed result on the results stream.
+    async fn next_result(&self) -> SignedResult {
+        let consumer = self
+            .bus
+            .consumer::<SignedResult>(Topic::Results, Some(CHAIN), "test-relayer")
+            .await
+            .unwrap();
+        for _ in 0..120 {
+            if let Some(item) = consumer
+                .fetch(1, Duration::from_secs(1))
+                .await
+                .unwrap()
+                .into_iter()
+                .next()
+            {
+                let Received::Message(d) = item else {
+                    panic!("malformed result: {item:?}");
+                };
+                let body = d.body.clone();
+                d.ack().await.unwrap();
+                return body;
+            }
+        }
+        panic!("no result published");
+    }
+
+    /// Submits a signed result as a relayer would; the contract must accept it.
+    async fn submit(&self, r: &SignedResult) {
+        let relayer = wallet(&self.url, dev_keys::CLIENT);
+        let data = Lilypad::ResultData {
+            jobId: r.key.job_id,
+            status: r.status,
+            resultCid: Bytes::from(r.result_cid.as_bytes().to_vec()),
+            exitCode: r.exit_code,
+            error: r.error.clone(),
+        };
+        send(Lilypad::new(self.lilypad, &relayer).submitResult(
+            data,
+            r.inline_output.clone(),
+            r.signature.clone(),
+        ))
+        .await;
+    }
+
+    async fn job_status(&self, job: &JobRequested) -> u8 {
+        let r = wallet(&self.url, dev_keys::RELAYER);
+        Lilypad::new(self.lilypad, &r)
+            .getJob(job.key.job_id)
+            .call()
+            .await
+            .unwrap()
+            .status
+    }
+
+    /// Runs one job end to end: propose, agree, take the result, submit it.
+    async fn run(&self, module: &str, inputs: &[(&str, &str)], window: u32) -> SignedResult {
+        let job = self.request(module, inputs, window).await;
+        let price = if module == "fail" { PRICE / 2 } else { PRICE };
+        let proposal = DealProposal {
+            terms: self.terms(&job, price),
+            job,
+        };
+        let deal = self.propose(&proposal).await.unwrap();
+        self.agree(&deal).await;
+        let result = self.next_result().await;
+        assert_eq!(result.key, proposal.job.key);
+        self.submit(&result).await;
+        assert_eq!(self.job_status(&proposal.job).await, 3, "ResultSubmitted");
+        result
+    }
+}
+
+async fn live_offer(bus: &Bus) -> Option<Offer> {
+    let (offers, bad) = bus.offers::<Offer>().await.unwrap();
+    assert!(bad.is_empty(), "{bad:?}");
+    offers.into_iter().next().map(|(_, o)| o)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_offer_shows_capacity_prices_and_collateral_and_expires_when_the_heartbeat_stops() {
+    let w = world("offer", Duration::from_secs(2), Duration::from_millis(200)).await;
+    let heartbeat = w.provider.start_heartbeat();
+    let mut offer = None;
+    for _ in 0..100 {
+        offer = live_offer(&w.bus).await;
+        if offer.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let offer = offer.expect("the offer appears");
+    assert_eq!(offer.provider, w.provider.address());
+    assert_eq!(offer.deal_subject, w.provider.deal_subject());
+    assert_eq!(offer.free.cpu_millis, 2000);
+    assert_eq!(offer.free.memory_bytes, 4 * GIB);
+    assert!(offer.since <= offer.updated);
+    let names: Vec<_> = offer
+        .modules
+        .iter()
+        .map(|m| (m.module.name.as_str(), m.price))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("cowsay", U256::from(PRICE)),
+            ("fail", U256::from(PRICE / 2)),
+            ("sha256", U256::from(PRICE))
+        ]
+    );
+    assert_eq!(offer.chains.len(), 1);
+    assert_eq!(offer.chains[0].chain_id, CHAIN);
+    assert_eq!(offer.chains[0].lilypad, w.lilypad);
+    assert_eq!(offer.chains[0].free_collateral, U256::from(DEPOSIT));
+
+    // Reserved capacity shows in the next refresh.
+    let cowsay = w.registry.get("cowsay", "1.0.0").unwrap();
+    let held = w
+        .provider
+        .capacity()
+        .try_reserve(&cowsay.resources)
+        .unwrap();
+    let mut reflected = false;
+    for _ in 0..100 {
+        let o = live_offer(&w.bus).await.unwrap();
+        if o.free.cpu_millis == 2000 - cowsay.resources.cpu_millis {
+            assert_eq!(o.free.memory_bytes, 4 * GIB - cowsay.resources.memory_bytes);
+            assert_eq!(o.since, offer.since);
+            reflected = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reflected, "the offer shows the reservation");
+    drop(held);
+
+    // A provider that stops refreshing (as if it crashed) disappears after the TTL.
+    drop(heartbeat);
+    let mut gone = false;
+    for _ in 0..300 {
+        if live_offer(&w.bus).await.is_none() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the offer expires once the heartbeat stops");
+
+    // A clean stop removes it at once.
+    let heartbeat = w.provider.start_heartbeat();
+    w.provider.put_offer().await.unwrap();
+    assert!(live_offer(&w.bus).await.is_some());
+    heartbeat.stop().await.unwrap();
+    assert!(live_offer(&w.bus).await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deal_is_signed_so_the_contract_accepts_it_and_bad_proposals_are_refused_with_reasons() {
+    let w = world("deal", Duration::from_secs(30), Duration::from_secs(10)).await;
+    let _server = w.provider.serve_deals().await.unwrap();
+    let job = w
+        .request("cowsay", &[("message", "moo from the market")], 0)
+        .await;
+    let good = DealProposal {
+        terms: w.terms(&job, PRICE),
+        job: job.clone(),
+    };
+
+    let mut p = good.clone();
+    p.terms.price = U256::from(PRICE - 1);
+    let reason = w.refused(&p).await;
+    assert!(reason.contains("price too low"), "{reason}");
+    assert!(reason.contains(&PRICE.to_string()), "{reason}");
+
+    let mut p = good.clone();
+    p.terms.provider = dev_keys::ADDRESSES[4].parse().unwrap();
+    let reason = w.refused(&p).await;
+    assert!(reason.contains("the terms name provider"), "{reason}");
+
+    let mut p = good.clone();
+    p.job.key.chain_id = CHAIN + 1;
+    let reason = w.refused(&p).await;
+    assert!(
+        reason.contains(&format!("chain {} is not served", CHAIN + 1)),
+        "{reason}"
+    );
+
+    // A stale or forged request: the job and terms agree with each other, not with the chain.
+    let mut p = good.clone();
+    p.job.request_hash = B256::repeat_byte(7);
+    p.terms.request_hash = B256::repeat_byte(7);
+    let reason = w.refused(&p).await;
+    assert!(reason.contains("request hash mismatch"), "{reason}");
+    assert!(reason.contains(&job.request_hash.to_string()), "{reason}");
+
+    let mut p = good.clone();
+    p.terms.timeout_collateral = U256::from(PRICE / 2);
+    let reason = w.refused(&p).await;
+    assert!(reason.contains("timeout collateral"), "{reason}");
+
+    let mut p = good.clone();
+    p.terms.expiry = U256::from(unix_now() + 86_400);
+    let reason = w.refused(&p).await;
+    assert!(reason.contains("expiry"), "{reason}");
+
+    // Collateral: with most of it withdrawn, the deal's collateral is not covered.
+    let p_wallet = wallet(&w.url, dev_keys::PROVIDER);
+    let keep = PRICE / 2;
+    send(Lilypad::new(w.lilypad, &p_wallet).withdrawCollateral(U256::from(DEPOSIT - keep))).await;
+    let reason = w.refused(&good).await;
+    assert!(
+        reason.contains("not enough free collateral")
+            && reason.contains(&format!("the deal locks {PRICE}, {keep} is free")),
+        "{reason}"
+    );
+    let p_wallet = wallet(&w.url, dev_keys::PROVIDER);
+    send(Lilypad::new(w.lilypad, &p_wallet).depositCollateral(U256::from(DEPOSIT - keep))).await;
+
+    // Capacity: with most of the CPU held by other work, the job does not fit.
+    let hog = lilypad_modules::Resources {
+        cpu_millis: 1800,
+        memory_bytes: 0,
+        gpus: 0,
+        vram_bytes: 0,
+    };
+    let held = w.provider.capacity().try_reserve(&hog).unwrap();
+    let reason = w.refused(&good).await;
+    assert!(
+        reason.contains("capacity exceeded") && reason.contains("needs 500 CPU millis, 200 free"),
+        "{reason}"
+    );
+    drop(held);
+
+    // Not a proposal at all.
+    let answer = w
+        .bus
+        .client()
+        .request(w.provider.deal_subject(), "{\"job\": 5}".into())
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer.payload).into_owned();
+    assert!(text.contains("malformed deal proposal"), "{text}");
+
+    // The honest proposal is signed, and the contract accepts the signature.
+    let deal = w.propose(&good).await.unwrap();
+    assert_eq!(deal.terms, good.terms);
+    assert_eq!(deal.key, job.key);
+    // Asking again gets the same signature, not a second job.
+    assert_eq!(w.propose(&good).await.unwrap(), deal);
+    w.agree(&deal).await;
+    assert_eq!(w.job_status(&job).await, 2, "Agreed");
+
+    // The job runs; its signed result comes back and the contract accepts it.
+    let result = w.next_result().await;
+    assert_eq!(result.status, 1, "{result:?}");
+    assert_eq!(result.exit_code, 0);
+    let inline = String::from_utf8_lossy(&result.inline_output).into_owned();
+    assert!(inline.contains("moo from the market"), "{inline}");
+    let cid: lilypad_results::Cid = result.result_cid.parse().unwrap();
+    let dir = w.store.get(&cid).expect("the result is in the store");
+    let stdout = std::fs::read(dir.join("stdout")).unwrap();
+    assert!(stdout.starts_with(&result.inline_output));
+    w.submit(&result).await;
+    assert_eq!(w.job_status(&job).await, 3, "ResultSubmitted");
+    // The reservation was released.
+    assert_eq!(w.provider.capacity().free().cpu_millis, 2000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_are_signed_results_the_contract_accepts() {
+    let w = world("failures", Duration::from_secs(30), Duration::from_secs(10)).await;
+    let _server = w.provider.serve_deals().await.unwrap();
+
+    // A bad input (an input the module does not declare) is accepted as a deal and reported.
+    let r = w
+        .run("cowsay", &[("message", "hi"), ("colour", "red")], 0)
+        .await;
+    assert_eq!(r.status, 3, "{r:?}");
+    assert!(r.error.starts_with("BadInput: "), "{}", r.error);
+    assert!(r.error.contains("colour"), "{}", r.error);
+
+    // A missing required input too.
+    let r = w.run("cowsay", &[], 0).await;
+    assert_eq!(r.status, 3, "{r:?}");
+    assert!(r.error.contains("message"), "{}", r.error);
+
+    // An input over the module's max_bytes (1024 for cowsay; the chain takes up to 4096).
+    let r = w.run("cowsay", &[("message", &"m".repeat(2000))], 0).await;
+    assert_eq!(r.status, 3, "{r:?}");
+    assert!(r.error.starts_with("BadInput: "), "{}", r.error);
+
+    // The job's own failure: its exit code, its CID, its output.
+    let r = w.run("fail", &[("code", "7")], 0).await;
+    assert_eq!((r.status, r.exit_code), (2, 7), "{r:?}");
+    assert!(!r.result_cid.is_empty());
+    assert!(!r.error.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deal_that_never_reaches_the_chain_gives_back_capacity_and_collateral() {
+    let w = world_with(
+        "unagreed",
+        Duration::from_secs(30),
+        Duration::from_secs(10),
+        |s| {
+            s.min_deal_expiry = Duration::from_secs(2);
+            s.agreement_grace = Duration::from_secs(1);
+        },
+    )
+    .await;
+    let _server = w.provider.serve_deals().await.unwrap();
+    let job = w.request("sha256", &[("text", "never agreed")], 0).await;
+    let mut terms = w.terms(&job, PRICE);
+    terms.expiry = U256::from(unix_now() + 3);
+    w.propose(&DealProposal { job, terms }).await.unwrap();
+    // Signed, not yet on-chain: the timeout collateral is held back from the offer.
+    assert_eq!(
+        w.provider.free_collateral(CHAIN).await.unwrap(),
+        U256::from(DEPOSIT - PRICE)
+    );
+    assert!(w.provider.capacity().free().cpu_millis < 2000);
+    // Nobody submits it; once it has expired the provider gives it up.
+    let mut released = false;
+    for _ in 0..300 {
+        if w.provider.capacity().free().cpu_millis == 2000
+            && w.provider.free_collateral(CHAIN).await.unwrap() == U256::from(DEPOSIT)
+        {
+            released = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(released, "capacity and collateral come back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mediators_uphold_an_honest_provider_and_overturn_a_lying_one() {
+    let w = world(
+        "mediation",
+        Duration::from_secs(30),
+        Duration::from_secs(10),
+    )
+    .await;
+    let _server = w.provider.serve_deals().await.unwrap();
+    // Three mediators (neither client nor provider) register with enough collateral.
+    let mediator_keys = [dev_keys::DEPLOYER, dev_keys::RELAYER, dev_keys::MEDIATOR];
+    let token = {
+        let r = wallet(&w.url, dev_keys::RELAYER);
+        Lilypad::new(w.lilypad, &r).token().call().await.unwrap()
+    };
+    let mut mediators = Vec::new();
+    for key in mediator_keys {
+        let m = wallet(&w.url, key);
+        send(LilypadToken::new(token, &m).approve(w.lilypad, U256::MAX)).await;
+        send(Lilypad::new(w.lilypad, &m).registerMediator("http://mediator.test".into())).await;
+        send(Lilypad::new(w.lilypad, &m).depositCollateral(U256::from(10u64).pow(U256::from(19))))
+            .await;
+        mediators.push(
+            Mediator::new(
+                key.parse().unwrap(),
+                ChainSettings {
+                    chain_id: CHAIN,
+                    rpc_url: w.url.clone(),
+                    lilypad: w.lilypad,
+                },
+                w.mediation,
+                w.deployed_at,
+                w.executor.clone(),
+                Arc::clone(&w.registry),
+            )
+            .unwrap(),
+        );
+    }
+    // A fresh connection per transaction: the client's key also sends from other connections.
+    let challenge = |job: U256| {
+        let url = w.url.clone();
+        let lilypad = w.lilypad;
+        async move {
+            let client = wallet(&url, dev_keys::CLIENT);
+            // An explicit gas limit: the mediator draw's cost depends on prevrandao, which
+            // differs between the estimate and the block, so an estimate can fall short.
+            send(Lilypad::new(lilypad, &client).challenge(job).gas(3_000_000)).await;
+        }
+    };
+
+    // An honest result for the deterministic sha256 module, challenged by the client.
+    let r = w.run("sha256", &[("text", "abc")], 3600).await;
+    assert_eq!(r.status, 1, "{r:?}");
+    let job = r.key.job_id;
+    challenge(job).await;
+    let reader = wallet(&w.url, dev_keys::CLIENT);
+    let mediation = ConsortiumMediation::new(w.mediation, &reader);
+    let drawn = mediation.mediatorsOf(job).call().await.unwrap();
+    assert_eq!(drawn.len(), 3);
+    // The re-run reproduces the provider's CID.
+    let fetched = mediators[0].fetch_job(job).await.unwrap();
+    let hash = rerun(&w.executor, &w.registry, &fetched).await.unwrap();
+    assert_eq!(hash, alloy::primitives::keccak256(r.result_cid.as_bytes()));
+    for m in &mediators {
+        if w.job_status_by_id(job).await != 4 {
+            break; // decided by quorum already
+        }
+        let v = m.mediate(job).await.unwrap();
+        assert_eq!(v.result_hash, hash);
+    }
+    assert_eq!(
+        w.job_status_by_id(job).await,
+        5,
+        "Settled: the result was upheld"
+    );
+
+    // A lying provider: a result with another CID, signed and submitted outside the service.
+    let liar_job = w.request("sha256", &[("text", "abc")], 3600).await;
+    let proposal = DealProposal {
+        terms: w.terms(&liar_job, PRICE),
+        job: liar_job.clone(),
+    };
+    let deal = w.propose(&proposal).await.unwrap();
+    w.agree(&deal).await;
+    let honest = w.next_result().await; // the service's own result, not submitted
+    let fake_cid = lilypad_results::cid_of_bytes(b"not the answer").to_string();
+    assert_ne!(fake_cid, honest.result_cid);
+    let signer: PrivateKeySigner = dev_keys::PROVIDER.parse().unwrap();
+    let msg = lilypad_bindings::eip712::result_message(
+        liar_job.key.job_id,
+        1,
+        fake_cid.as_bytes(),
+        &honest.inline_output,
+        0,
+        "",
+    );
+    let sig = lilypad_bindings::eip712::sign_result(
+        &signer,
+        &lilypad_bindings::eip712::domain(CHAIN, w.lilypad),
+        &msg,
+    )
+    .unwrap();
+    let mut lie = honest.clone();
+    lie.result_cid = fake_cid;
+    lie.signature = Bytes::from(sig.as_bytes().to_vec());
+    w.submit(&lie).await;
+    challenge(liar_job.key.job_id).await;
+    // This time as the mediator service runs: each looks for its cases since deployment and
+    // votes where its vote is still needed (the honest job's case is resolved and skipped).
+    let mut votes = Vec::new();
+    for m in &mediators {
+        let (next, done) = m.mediate_new_cases(w.deployed_at).await.unwrap();
+        assert!(next > w.deployed_at);
+        for v in done {
+            votes.push(v.unwrap());
+        }
+    }
+    // Two matching votes decide; the third mediator finds the case resolved.
+    assert_eq!(votes.len(), 2, "{votes:?}");
+    let honest_hash = alloy::primitives::keccak256(honest.result_cid.as_bytes());
+    assert!(
+        votes
+            .iter()
+            .all(|v| v.result_hash == honest_hash && v.job.job_id == liar_job.key.job_id)
+    );
+    assert_eq!(
+        w.job_status_by_id(liar_job.key.job_id).await,
+        8,
+        "Overturned"
+    );
+}
+
+impl World {
+    async fn job_status_by_id(&self, job: U256) -> u8 {
+        let r = wallet(&self.url, dev_keys::RELAYER);
+        Lilypad::new(self.lilypad, &r)
+            .getJob(job)
+            .call()
+            .await
+            .unwrap()
+            .status
+    }
+}
