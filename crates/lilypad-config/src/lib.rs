@@ -5,6 +5,7 @@
 //! the entry (`chains[1].rpc`, or the environment variable it came from) and what would fix it.
 
 mod chains;
+mod deployment;
 mod error;
 mod signer;
 mod value;
@@ -12,6 +13,7 @@ mod value;
 pub use chains::{
     ChainConfig, ChainsConfig, Confirmations, Deployment, ENV_PREFIX, GasPolicy, defaults, env_name,
 };
+pub use deployment::{Contracts, DeploymentError};
 pub use error::{ConfigError, LoadError};
 pub use signer::{SecretKey, SignerError, SignerSource};
 pub use value::parse_duration;

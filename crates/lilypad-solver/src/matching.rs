@@ -6,7 +6,8 @@
 //! - runs the job's module (name and version),
 //! - has the CPU, memory and GPUs (count, each with enough memory) the module needs free,
 //! - asks at most the job's max price,
-//! - has free collateral on that chain for the timeout collateral the deal will lock.
+//! - has free collateral on that chain for the larger of the timeout collateral the deal locks and
+//!   the results collateral the result will lock in its place.
 //!
 //! Candidates are ordered cheapest first, then oldest offer (`since`), then by address, so the
 //! order is total and the same on every solver.
@@ -134,7 +135,7 @@ pub enum Rejection {
         /// Free GPUs with that much memory.
         free: u32,
     },
-    /// Not enough free collateral on the chain for the timeout collateral.
+    /// Not enough free collateral on the chain for the deal's collateral.
     Collateral {
         /// The deal's timeout collateral.
         needed: U256,
@@ -166,7 +167,7 @@ impl fmt::Display for Rejection {
             Self::Collateral { needed, free } => {
                 write!(
                     f,
-                    "needs {needed} free collateral for the timeout collateral, has {free}"
+                    "needs {needed} free collateral (the larger of timeout and results collateral), has {free}"
                 )
             }
         }
@@ -203,7 +204,9 @@ impl Bookings {
                 memory_bytes: needs.memory_bytes,
                 gpus: needs.gpus,
                 vram_bytes: needs.vram_bytes,
-                collateral: candidate.timeout_collateral,
+                collateral: candidate
+                    .timeout_collateral
+                    .max(candidate.results_collateral),
             });
     }
 
@@ -306,9 +309,11 @@ pub fn check(needs: &JobNeeds, offer: &Offer, bookings: &Bookings) -> Result<Can
         });
     }
     let timeout_collateral = needs.timeout_collateral(price);
-    if collateral < timeout_collateral {
+    let results_collateral = needs.results_collateral(price);
+    let needed = timeout_collateral.max(results_collateral);
+    if collateral < needed {
         return Err(Rejection::Collateral {
-            needed: timeout_collateral,
+            needed,
             free: collateral,
         });
     }
@@ -317,7 +322,7 @@ pub fn check(needs: &JobNeeds, offer: &Offer, bookings: &Bookings) -> Result<Can
         deal_subject: offer.deal_subject.clone(),
         price,
         timeout_collateral,
-        results_collateral: needs.results_collateral(price),
+        results_collateral,
     })
 }
 
@@ -469,19 +474,21 @@ mod tests {
         o.free.memory_bytes = GIB - 1;
         assert!(matches!(check(&n, &o, &b), Err(Rejection::Memory { .. })));
 
+        // Price 10: timeout collateral 10 (1x); results collateral 20 (the client's 2x) takes
+        // its place when the result comes, so 20 must be free.
         let mut o = offer(1, 10, 0);
-        o.chains[0].free_collateral = U256::from(9);
+        o.chains[0].free_collateral = U256::from(19);
         let err = check(&n, &o, &b).unwrap_err();
         assert_eq!(
             err,
             Rejection::Collateral {
-                needed: U256::from(10),
-                free: U256::from(9)
+                needed: U256::from(20),
+                free: U256::from(19)
             }
         );
         assert_eq!(
             err.to_string(),
-            "needs 10 free collateral for the timeout collateral, has 9"
+            "needs 20 free collateral (the larger of timeout and results collateral), has 19"
         );
     }
 
@@ -545,6 +552,7 @@ mod tests {
         let mut o = offer(1, 600, 0); // timeout collateral 600 of 1000 free
         o.free.gpu_vram_bytes = vec![8 * GIB, 8 * GIB];
         n.max_price = U256::from(1000);
+        n.results_collateral_bps = 0; // no results collateral: the timeout collateral decides
         let mut bookings = Bookings::default();
         let c = check(&n, &o, &bookings).unwrap();
         bookings.book(&c, &n, 100);

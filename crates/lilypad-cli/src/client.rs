@@ -1,0 +1,216 @@
+//! `lilypad run` and `lilypad job`: Lilypad as a client sees it.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEvent;
+use anyhow::{Context, Result, bail};
+use lilypad_bindings::{Lilypad, LilypadToken};
+use lilypad_config::ChainConfig;
+
+use crate::common::{check_chain_id, load_chains, load_key, wallet};
+use crate::{Global, JobArgs, RunArgs};
+
+const STATES: [&str; 9] = [
+    "unknown",
+    "requested: waiting for a provider",
+    "agreed: running",
+    "result submitted",
+    "challenged: in mediation",
+    "settled",
+    "expired: no provider took it; refunded",
+    "timed out: the provider did not deliver; refunded with its collateral",
+    "overturned by mediation",
+];
+
+const OUTCOMES: [&str; 8] = [
+    "none",
+    "succeeded",
+    "job failed",
+    "provider error",
+    "expired",
+    "timed out",
+    "upheld by mediation",
+    "overturned by mediation",
+];
+
+/// `KEY=VALUE` split at the first `=`, so values may hold `=` themselves.
+pub fn parse_input(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("{text:?} is not KEY=VALUE (e.g. -i message=hello)")),
+    }
+}
+
+fn chain<'c>(config: &'c lilypad_config::ChainsConfig, name: &str) -> Result<&'c ChainConfig> {
+    config.chain(name).with_context(|| {
+        let known: Vec<&str> = config.chains.iter().map(|c| c.name.as_str()).collect();
+        format!(
+            "no chain named {name:?} in chains.toml (it has: {})",
+            known.join(", ")
+        )
+    })
+}
+
+pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
+    let config = load_chains(&global.chains)?;
+    let chain = chain(&config, &args.chain)?;
+    let key = load_key(args.key_env.as_deref(), args.key_file.as_deref(), "client")?;
+    let me = key.address();
+    let provider = wallet(chain, key)?;
+    check_chain_id(chain, &provider).await?;
+    let contracts = chain.contracts()?;
+    let lilypad = Lilypad::new(contracts.lilypad, &provider);
+    let token = match contracts.token {
+        Some(t) => t,
+        None => lilypad.token().call().await?,
+    };
+    let max_price = U256::from(args.max_price);
+    let token = LilypadToken::new(token, &provider);
+    let balance = token.balanceOf(me).call().await?;
+    if balance < max_price {
+        bail!(
+            "{me} holds {balance} tokens, less than the max price {max_price}: fund it, or lower --max-price"
+        );
+    }
+    if token.allowance(me, contracts.lilypad).call().await? < max_price {
+        token
+            .approve(contracts.lilypad, max_price)
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+    }
+    let request = Lilypad::JobRequest {
+        module: args.module.clone(),
+        version: args.version.clone(),
+        inputs: args
+            .inputs
+            .iter()
+            .map(|(k, v)| Lilypad::InputParam {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect(),
+        maxPrice: max_price,
+        matchTimeout: args.match_timeout,
+        executionTimeout: args.execution_timeout,
+        callbackGasLimit: 0,
+        maxOutputBytes: args.max_output_bytes,
+        resultsCollateralMultiplierBps: 0,
+        challengeWindow: 0,
+    };
+    let started = Instant::now();
+    let receipt = lilypad
+        .runJob(request)
+        .send()
+        .await
+        .map_err(crate::common::revert)?
+        .get_receipt()
+        .await?;
+    let job = receipt
+        .decoded_log::<Lilypad::JobRequested>()
+        .context("runJob succeeded but emitted no JobRequested event")?
+        .data
+        .jobId;
+    eprintln!(
+        "job {job} requested on {} (tx {})",
+        chain.name, receipt.transaction_hash
+    );
+    let budget =
+        Duration::from_secs(u64::from(args.match_timeout) + u64::from(args.execution_timeout) + 60);
+    let mut last = 0u8;
+    loop {
+        let state = lilypad.getJob(job).call().await?.status;
+        if state != last {
+            eprintln!(
+                "  [{:>6.1}s] {}",
+                started.elapsed().as_secs_f64(),
+                STATES.get(state as usize).unwrap_or(&"?")
+            );
+            last = state;
+        }
+        if state >= 3 {
+            break;
+        }
+        if started.elapsed() > budget {
+            bail!(
+                "job {job} is still {} after {budget:?}; see `lilypad job {} {job}`",
+                STATES[state as usize],
+                chain.name
+            );
+        }
+        eprint!(".");
+        let _ = std::io::stderr().flush();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    eprintln!();
+    let ok = print_job(&provider, contracts.lilypad, chain, job).await?;
+    if ok { Ok(()) } else { std::process::exit(2) }
+}
+
+pub async fn job(global: &Global, args: &JobArgs) -> Result<()> {
+    let config = load_chains(&global.chains)?;
+    let chain = chain(&config, &args.chain)?;
+    let url = chain
+        .rpc
+        .parse()
+        .with_context(|| format!("rpc {:?} is not a URL", chain.rpc))?;
+    let provider = alloy::providers::ProviderBuilder::new()
+        .connect_http(url)
+        .erased();
+    check_chain_id(chain, &provider).await?;
+    let lilypad = chain.contracts()?.lilypad;
+    print_job(&provider, lilypad, chain, U256::from(args.id)).await?;
+    Ok(())
+}
+
+/// Prints what is known of a job; true when it succeeded.
+async fn print_job(
+    provider: &DynProvider,
+    lilypad: Address,
+    chain: &ChainConfig,
+    job: U256,
+) -> Result<bool> {
+    let l = Lilypad::new(lilypad, provider);
+    let j = l.getJob(job).call().await?;
+    if j.status == 0 {
+        bail!("there is no job {job} on {}", chain.name);
+    }
+    println!(
+        "job:      {job} on {} (chain {})",
+        chain.name, chain.chain_id
+    );
+    println!(
+        "state:    {}",
+        STATES.get(j.status as usize).unwrap_or(&"?")
+    );
+    println!("client:   {}", j.client);
+    if j.provider != Address::ZERO {
+        println!("provider: {}", j.provider);
+        println!("price:    {}", j.price);
+    }
+    let filter = Filter::new()
+        .address(lilypad)
+        .event_signature(Lilypad::ResultSubmitted::SIGNATURE_HASH)
+        .topic1(job)
+        .from_block(chain.start_block);
+    let logs = provider.get_logs(&filter).await?;
+    let Some(log) = logs.last() else {
+        return Ok(false);
+    };
+    let ev = log.log_decode::<Lilypad::ResultSubmitted>()?.inner.data;
+    let r = ev.result;
+    let status = OUTCOMES.get(r.status as usize).unwrap_or(&"?");
+    println!("status:   {status}");
+    println!("cid:      {}", String::from_utf8_lossy(&r.resultCid));
+    println!("exit:     {}", r.exitCode);
+    if !r.error.is_empty() {
+        println!("error:    {}", r.error);
+    }
+    println!("output:\n{}", String::from_utf8_lossy(&ev.output));
+    Ok(r.status == 1)
+}

@@ -1,0 +1,275 @@
+//! `lilypad`: one binary for operators (relayer, solver, provider, mediator) and for people
+//! (run a job, look one up, check a configuration).
+
+mod client;
+mod common;
+mod provider;
+mod relayer;
+mod solver;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "lilypad",
+    version,
+    about = "Lilypad: verifiable compute for smart contracts on any EVM chain"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Settings every command shares; each can also come from the environment.
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// The chains file.
+    #[arg(
+        long,
+        global = true,
+        env = "LILYPAD_CHAINS",
+        default_value = "chains.toml"
+    )]
+    pub chains: PathBuf,
+    /// NATS server (JetStream on).
+    #[arg(
+        long,
+        global = true,
+        env = "LILYPAD_NATS",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats: String,
+    /// Redis server, for the relayer's state.
+    #[arg(
+        long,
+        global = true,
+        env = "LILYPAD_REDIS",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub redis: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Index job requests on every chain and land deals, results, expiries, timeouts, settlements.
+    Relayer(RelayerArgs),
+    /// Match job requests with providers' offers and broker signed deals.
+    Solver(SolverArgs),
+    /// Offer this machine's Docker engine (and GPUs) to run jobs.
+    Provider(ProviderArgs),
+    /// Re-run challenged jobs and vote on their results.
+    Mediator(MediatorArgs),
+    /// Request a job as an account (EOA), wait for it and print its result.
+    Run(RunArgs),
+    /// Show a job's state and result.
+    Job(JobArgs),
+    /// Check chains.toml and print the chains it serves.
+    Chains,
+}
+
+#[derive(Args, Debug)]
+pub struct RelayerArgs {
+    /// Serve only these chains (by name; default all).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Prefix of the relayer's keys in Redis.
+    #[arg(long, env = "LILYPAD_REDIS_PREFIX", default_value = "lilypad")]
+    pub redis_prefix: String,
+}
+
+#[derive(Args, Debug)]
+pub struct SolverArgs {
+    /// Serve only these chains (by name; default all).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Directories of module definitions (for their resource needs).
+    #[arg(
+        long,
+        env = "LILYPAD_MODULES",
+        value_delimiter = ',',
+        default_value = "job-modules"
+    )]
+    pub modules: Vec<PathBuf>,
+}
+
+fn parse_price(text: &str) -> Result<(String, u128), String> {
+    let (m, p) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not MODULE=PRICE"))?;
+    Ok((
+        m.to_owned(),
+        p.parse()
+            .map_err(|_| format!("{p:?} is not a whole number of token units"))?,
+    ))
+}
+
+#[derive(Args, Debug)]
+pub struct ProviderArgs {
+    /// Environment variable holding the provider's key.
+    #[arg(long, default_value = "LILYPAD_PROVIDER_KEY")]
+    pub key_env: Option<String>,
+    /// File holding the provider's key (instead of --key-env).
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// Serve only these chains (by name; default all).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Directories of module definitions it runs.
+    #[arg(
+        long,
+        env = "LILYPAD_MODULES",
+        value_delimiter = ',',
+        default_value = "job-modules"
+    )]
+    pub modules: Vec<PathBuf>,
+    /// Price per job, in token base units, for modules without their own --price.
+    #[arg(long, default_value_t = 1_000_000_000_000_000)]
+    pub default_price: u128,
+    /// Price of one module: NAME=PRICE or NAME@VERSION=PRICE (repeatable).
+    #[arg(long, value_parser = parse_price)]
+    pub price: Vec<(String, u128)>,
+    /// CPU offered, in thousandths of a core (default: every core).
+    #[arg(long)]
+    pub cpu_millis: Option<u64>,
+    /// Memory offered, e.g. 16GiB (default 4GiB).
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Register on each chain if needed and top free collateral up to this (token base units).
+    #[arg(long)]
+    pub collateral: Option<u128>,
+    /// Metadata URL published when registering.
+    #[arg(long, default_value = "")]
+    pub metadata: String,
+    /// Where results and job scratch directories are kept.
+    #[arg(long, default_value = ".lilypad/provider")]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct MediatorArgs {
+    /// Environment variable holding the mediator's key.
+    #[arg(long, default_value = "LILYPAD_MEDIATOR_KEY")]
+    pub key_env: Option<String>,
+    /// File holding the mediator's key (instead of --key-env).
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// Serve only these chains (by name; default all).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Directories of module definitions.
+    #[arg(
+        long,
+        env = "LILYPAD_MODULES",
+        value_delimiter = ',',
+        default_value = "job-modules"
+    )]
+    pub modules: Vec<PathBuf>,
+    /// Register on each chain if needed and top free collateral up to this (token base units).
+    #[arg(long)]
+    pub collateral: Option<u128>,
+    /// Metadata URL published when registering.
+    #[arg(long, default_value = "")]
+    pub metadata: String,
+    /// Where re-run results and scratch directories are kept.
+    #[arg(long, default_value = ".lilypad/mediator")]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Module name, e.g. cowsay.
+    pub module: String,
+    /// Module version.
+    #[arg(long, default_value = "1.0.0")]
+    pub version: String,
+    /// An input as KEY=VALUE (repeatable; the value may contain '=' and spaces).
+    #[arg(short = 'i', long = "input", value_parser = client::parse_input)]
+    pub inputs: Vec<(String, String)>,
+    /// The chain, by its name in chains.toml.
+    #[arg(long)]
+    pub chain: String,
+    /// Environment variable holding the client account's key.
+    #[arg(long, default_value = "LILYPAD_CLIENT_KEY")]
+    pub key_env: Option<String>,
+    /// File holding the client account's key (instead of --key-env).
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// Most you pay, in token base units (escrowed until the job ends).
+    #[arg(long, default_value_t = 10_000_000_000_000_000)]
+    pub max_price: u128,
+    /// Seconds a provider has to take the job.
+    #[arg(long, default_value_t = 120)]
+    pub match_timeout: u32,
+    /// Seconds the provider has to deliver once it took the job.
+    #[arg(long, default_value_t = 600)]
+    pub execution_timeout: u32,
+    /// Most bytes of output to bring back on-chain.
+    #[arg(long, default_value_t = 1024)]
+    pub max_output_bytes: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct JobArgs {
+    /// The chain, by its name in chains.toml.
+    pub chain: String,
+    /// The job id.
+    pub id: u64,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match &cli.command {
+            Command::Relayer(a) => relayer::run(&cli.global, a).await,
+            Command::Solver(a) => solver::run(&cli.global, a).await,
+            Command::Provider(a) => provider::run_provider(&cli.global, a).await,
+            Command::Mediator(a) => provider::run_mediator(&cli.global, a).await,
+            Command::Run(a) => client::run(&cli.global, a).await,
+            Command::Job(a) => client::job(&cli.global, a).await,
+            Command::Chains => chains(&cli.global),
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn chains(global: &Global) -> anyhow::Result<()> {
+    let config = common::load_chains(&global.chains)?;
+    for c in &config.chains {
+        let contracts = match c.contracts() {
+            Ok(x) => format!("lilypad {}", x.lilypad),
+            Err(e) => format!("contracts not readable yet: {e}"),
+        };
+        println!("{} (chain {}): {} ; {contracts}", c.name, c.chain_id, c.rpc);
+    }
+    println!(
+        "{}: {} chain(s), valid",
+        global.chains.display(),
+        config.chains.len()
+    );
+    Ok(())
+}
