@@ -1,0 +1,162 @@
+//! The lilypad binary as an operator meets it: bad configuration, missing keys and bad input
+//! give clear errors and a non-zero exit, never a panic.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn lilypad(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lilypad"));
+    cmd.args(args)
+        .env_remove("LILYPAD_CHAINS")
+        .env("RUST_LOG", "error");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn shipped_chains() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../chains.toml")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn chains_lists_the_shipped_dev_chains() {
+    let out = lilypad(&["--chains", &shipped_chains(), "chains"], &[]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("dev-a (chain 31337): http://127.0.0.1:8545"),
+        "{t}"
+    );
+    assert!(t.contains("dev-b (chain 31338)"), "{t}");
+    assert!(t.contains("2 chain(s), valid"), "{t}");
+}
+
+#[test]
+fn a_broken_chains_file_lists_every_problem_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("chains.toml");
+    std::fs::write(
+        &file,
+        "[[chains]]\nname = \"x\"\nchain_id = 0\nrpc = \"ftp://h\"\n",
+    )
+    .unwrap();
+    let out = lilypad(&["--chains", file.to_str().unwrap(), "chains"], &[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("has 4 errors"), "{t}");
+    for path in [
+        "chains[0].chain_id",
+        "chains[0].rpc",
+        "chains[0].deployment",
+        "chains[0].signer",
+    ] {
+        assert!(t.contains(path), "{path} missing in {t}");
+    }
+    assert!(!t.contains("panicked"), "{t}");
+}
+
+#[test]
+fn environment_overrides_reach_the_cli() {
+    let out = lilypad(
+        &["--chains", &shipped_chains(), "chains"],
+        &[("LILYPAD_CHAINS_DEV_A_RPC", "http://10.1.2.3:9999")],
+    );
+    assert!(
+        text(&out).contains("dev-a (chain 31337): http://10.1.2.3:9999"),
+        "{}",
+        text(&out)
+    );
+    let out = lilypad(
+        &["--chains", &shipped_chains(), "chains"],
+        &[("LILYPAD_CHAINS_DEV_C_RPC", "x")],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("LILYPAD_CHAINS_DEV_C_RPC"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn the_relayer_will_not_start_without_its_keys_and_says_which() {
+    let out = lilypad(
+        &["--chains", &shipped_chains(), "relayer"],
+        &[("LILYPAD_RELAYER_KEY", "")],
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("the relayer cannot start"), "{t}");
+    assert!(
+        t.contains("chain dev-a") && t.contains("chain dev-b"),
+        "every chain's problem: {t}"
+    );
+}
+
+#[test]
+fn run_refuses_malformed_inputs_and_unknown_chains() {
+    let out = lilypad(
+        &["run", "cowsay", "-i", "no-equals-sign", "--chain", "dev-a"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "clap's usage error");
+    assert!(text(&out).contains("is not KEY=VALUE"), "{}", text(&out));
+
+    let out = lilypad(
+        &[
+            "--chains",
+            &shipped_chains(),
+            "run",
+            "cowsay",
+            "-i",
+            "message=a=b c",
+            "--chain",
+            "mainnet",
+        ],
+        &[(
+            "LILYPAD_CLIENT_KEY",
+            "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+        )],
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("no chain named \"mainnet\"") && t.contains("dev-a, dev-b"),
+        "{t}"
+    );
+}
+
+#[test]
+fn run_without_a_key_says_how_to_give_one() {
+    let out = lilypad(
+        &[
+            "--chains",
+            &shipped_chains(),
+            "run",
+            "cowsay",
+            "--chain",
+            "dev-a",
+        ],
+        &[("LILYPAD_CLIENT_KEY", "")],
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("client's key") && t.contains("LILYPAD_CLIENT_KEY"),
+        "{t}"
+    );
+}
