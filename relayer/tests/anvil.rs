@@ -3,20 +3,19 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
+mod common;
 
 use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use lilypad_bindings::{Lilypad, LilypadToken};
-use lilypad_bus::{Bus, BusOptions, Received, Topic};
+use lilypad_bus::{Bus, BusOptions};
 use lilypad_config::Confirmations;
 use lilypad_e2e::{Anvil, Nats, Redis, deploy_contracts, dev_keys};
 use lilypad_relayer::chain::{ChainError, ChainSource, RpcChain};
 use lilypad_relayer::indexer::{Indexer, IndexerSettings};
 use lilypad_store::Store;
-use lilypad_types::JobRequested;
 
 struct Chain {
     anvil: Anvil,
@@ -87,30 +86,6 @@ async fn run_job(chain: &Chain, message: &str) -> U256 {
     log.data.jobId
 }
 
-async fn published(bus: &Bus, chain_id: u64) -> Vec<JobRequested> {
-    let consumer = bus
-        .consumer::<JobRequested>(Topic::Jobs, Some(chain_id), "test-reader")
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    loop {
-        let batch = consumer
-            .fetch(100, Duration::from_millis(300))
-            .await
-            .unwrap();
-        if batch.is_empty() {
-            return out;
-        }
-        for r in batch {
-            let Received::Message(d) = r else {
-                panic!("malformed message")
-            };
-            out.push(d.body.clone());
-            d.ack().await.unwrap();
-        }
-    }
-}
-
 #[tokio::test]
 async fn requests_made_on_chain_reach_the_jobs_stream_intact_and_survive_a_reorg() {
     let chain = deploy(31337);
@@ -137,7 +112,7 @@ async fn requests_made_on_chain_reach_the_jobs_stream_intact_and_survive_a_reorg
     let indexer = Indexer::new(settings, rpc, store.clone(), bus.clone());
     let pass = indexer.pass().await.unwrap();
     assert_eq!(pass.published, 2);
-    let got = published(&bus, 31337).await;
+    let got = common::published(&bus, 31337).await;
     assert_eq!(
         got.iter().map(|r| r.key.job_id).collect::<Vec<_>>(),
         [first, second]
@@ -165,7 +140,7 @@ async fn requests_made_on_chain_reach_the_jobs_stream_intact_and_survive_a_reorg
         pass.rewound_from.is_some(),
         "the reorg was noticed: {pass:?}"
     );
-    let got = published(&bus, 31337).await;
+    let got = common::published(&bus, 31337).await;
     assert_eq!(
         got.len(),
         1,

@@ -7,8 +7,10 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+mod common;
+
 use alloy::primitives::{Address, B256, U256, keccak256};
-use lilypad_bus::{Bus, BusOptions, Received, Topic};
+use lilypad_bus::{Bus, BusOptions};
 use lilypad_config::Confirmations;
 use lilypad_e2e::{Nats, Redis};
 use lilypad_relayer::chain::{ChainError, ChainSource};
@@ -176,27 +178,11 @@ fn settings(confirmations: u64) -> IndexerSettings {
 
 /// Everything on the jobs stream, as (sequence, request hash).
 async fn published(bus: &Bus) -> Vec<(u64, B256)> {
-    let consumer = bus
-        .consumer::<JobRequested>(Topic::Jobs, Some(CHAIN), "test-reader")
+    common::published(bus, CHAIN)
         .await
-        .unwrap();
-    let mut out = Vec::new();
-    loop {
-        let batch = consumer
-            .fetch(100, Duration::from_millis(200))
-            .await
-            .unwrap();
-        if batch.is_empty() {
-            return out;
-        }
-        for r in batch {
-            let Received::Message(d) = r else {
-                panic!("malformed message on the jobs stream")
-            };
-            out.push((d.body.sequence, d.body.request_hash));
-            d.ack().await.unwrap();
-        }
-    }
+        .into_iter()
+        .map(|r| (r.sequence, r.request_hash))
+        .collect()
 }
 
 fn seqs(v: &[(u64, B256)]) -> Vec<u64> {

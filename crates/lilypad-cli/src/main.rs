@@ -107,54 +107,14 @@ fn parse_price(text: &str) -> Result<(String, u128), String> {
     ))
 }
 
+/// What a provider and a mediator both need: a key, the chains, the modules, a registration.
 #[derive(Args, Debug)]
-pub struct ProviderArgs {
-    /// Environment variable holding the provider's key.
-    #[arg(long, default_value = "LILYPAD_PROVIDER_KEY")]
+pub struct ComputeArgs {
+    /// Environment variable holding the key (default LILYPAD_PROVIDER_KEY for the provider,
+    /// LILYPAD_MEDIATOR_KEY for the mediator).
+    #[arg(long)]
     pub key_env: Option<String>,
-    /// File holding the provider's key (instead of --key-env).
-    #[arg(long)]
-    pub key_file: Option<PathBuf>,
-    /// Serve only these chains (by name; default all).
-    #[arg(long, value_delimiter = ',')]
-    pub only: Vec<String>,
-    /// Directories of module definitions it runs.
-    #[arg(
-        long,
-        env = "LILYPAD_MODULES",
-        value_delimiter = ',',
-        default_value = "job-modules"
-    )]
-    pub modules: Vec<PathBuf>,
-    /// Price per job, in token base units, for modules without their own --price.
-    #[arg(long, default_value_t = 1_000_000_000_000_000)]
-    pub default_price: u128,
-    /// Price of one module: NAME=PRICE or NAME@VERSION=PRICE (repeatable).
-    #[arg(long, value_parser = parse_price)]
-    pub price: Vec<(String, u128)>,
-    /// CPU offered, in thousandths of a core (default: every core).
-    #[arg(long)]
-    pub cpu_millis: Option<u64>,
-    /// Memory offered, e.g. 16GiB (default 4GiB).
-    #[arg(long)]
-    pub memory: Option<String>,
-    /// Register on each chain if needed and top free collateral up to this (token base units).
-    #[arg(long)]
-    pub collateral: Option<u128>,
-    /// Metadata URL published when registering.
-    #[arg(long, default_value = "")]
-    pub metadata: String,
-    /// Where results and job scratch directories are kept.
-    #[arg(long, default_value = ".lilypad/provider")]
-    pub state_dir: PathBuf,
-}
-
-#[derive(Args, Debug)]
-pub struct MediatorArgs {
-    /// Environment variable holding the mediator's key.
-    #[arg(long, default_value = "LILYPAD_MEDIATOR_KEY")]
-    pub key_env: Option<String>,
-    /// File holding the mediator's key (instead of --key-env).
+    /// File holding the key (instead of --key-env).
     #[arg(long)]
     pub key_file: Option<PathBuf>,
     /// Serve only these chains (by name; default all).
@@ -174,9 +134,34 @@ pub struct MediatorArgs {
     /// Metadata URL published when registering.
     #[arg(long, default_value = "")]
     pub metadata: String,
-    /// Where re-run results and scratch directories are kept.
-    #[arg(long, default_value = ".lilypad/mediator")]
-    pub state_dir: PathBuf,
+    /// Where results and job scratch directories are kept (default .lilypad/provider or
+    /// .lilypad/mediator).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ProviderArgs {
+    #[command(flatten)]
+    pub compute: ComputeArgs,
+    /// Price per job, in token base units, for modules without their own --price.
+    #[arg(long, default_value_t = 1_000_000_000_000_000)]
+    pub default_price: u128,
+    /// Price of one module: NAME=PRICE or NAME@VERSION=PRICE (repeatable).
+    #[arg(long, value_parser = parse_price)]
+    pub price: Vec<(String, u128)>,
+    /// CPU offered, in thousandths of a core (default: every core).
+    #[arg(long)]
+    pub cpu_millis: Option<u64>,
+    /// Memory offered, e.g. 16GiB (default 4GiB).
+    #[arg(long)]
+    pub memory: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct MediatorArgs {
+    #[command(flatten)]
+    pub compute: ComputeArgs,
 }
 
 #[derive(Args, Debug)]

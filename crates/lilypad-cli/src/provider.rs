@@ -17,7 +17,27 @@ use lilypad_results::ResultStore;
 use lilypad_types::{ModuleId, ModulePrice};
 
 use crate::common::{check_chain_id, load_chains, load_key, select, wallet};
-use crate::{Global, MediatorArgs, ProviderArgs};
+use crate::{ComputeArgs, Global, MediatorArgs, ProviderArgs};
+
+impl ComputeArgs {
+    fn key(
+        &self,
+        role: &str,
+        default_env: &str,
+    ) -> Result<alloy::signers::local::PrivateKeySigner> {
+        load_key(
+            Some(self.key_env.as_deref().unwrap_or(default_env)),
+            self.key_file.as_deref(),
+            role,
+        )
+    }
+
+    fn state_dir(&self, role: &str) -> std::path::PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| Path::new(".lilypad").join(role))
+    }
+}
 
 fn registry(dirs: &[std::path::PathBuf]) -> Result<ModuleRegistry> {
     ModuleRegistry::load_dirs(&dirs.iter().map(|p| p.as_path()).collect::<Vec<_>>())
@@ -114,17 +134,14 @@ async fn ensure_registered(
 }
 
 pub async fn run_provider(global: &Global, args: &ProviderArgs) -> Result<()> {
-    let key = load_key(
-        args.key_env.as_deref(),
-        args.key_file.as_deref(),
-        "provider",
-    )?;
+    let compute = &args.compute;
+    let key = compute.key("provider", "LILYPAD_PROVIDER_KEY")?;
     let config = load_chains(&global.chains)?;
-    let modules = registry(&args.modules)?;
+    let modules = registry(&compute.modules)?;
     let mut chains = Vec::new();
-    for chain in select(&config, &args.only)? {
-        if let Some(c) = args.collateral {
-            ensure_registered(chain, &key, false, U256::from(c), &args.metadata).await?;
+    for chain in select(&config, &compute.only)? {
+        if let Some(c) = compute.collateral {
+            ensure_registered(chain, &key, false, U256::from(c), &compute.metadata).await?;
         }
         chains.push(ChainSettings {
             chain_id: chain.chain_id,
@@ -152,7 +169,7 @@ pub async fn run_provider(global: &Global, args: &ProviderArgs) -> Result<()> {
     if prices.is_empty() {
         bail!(
             "no modules found in {:?}: pass --modules DIR with module definitions",
-            args.modules
+            compute.modules
         );
     }
     let cpu = args.cpu_millis.unwrap_or_else(|| {
@@ -164,7 +181,7 @@ pub async fn run_provider(global: &Global, args: &ProviderArgs) -> Result<()> {
         })?,
         None => 4 << 30,
     };
-    let state = args.state_dir.clone();
+    let state = compute.state_dir("provider");
     let executor = executor(&format!("provider-{}", key.address()), &state).await?;
     let gpus = lilypad_executor::detect_gpus().await.unwrap_or_default();
     let capacity = CapacityTracker::with_gpus(cpu, memory, &gpus);
@@ -186,18 +203,16 @@ pub async fn run_provider(global: &Global, args: &ProviderArgs) -> Result<()> {
 }
 
 pub async fn run_mediator(global: &Global, args: &MediatorArgs) -> Result<()> {
-    let key = load_key(
-        args.key_env.as_deref(),
-        args.key_file.as_deref(),
-        "mediator",
-    )?;
+    let compute = &args.compute;
+    let key = compute.key("mediator", "LILYPAD_MEDIATOR_KEY")?;
     let config = load_chains(&global.chains)?;
-    let modules = Arc::new(registry(&args.modules)?);
-    let executor = executor(&format!("mediator-{}", key.address()), &args.state_dir).await?;
+    let modules = Arc::new(registry(&compute.modules)?);
+    let state = compute.state_dir("mediator");
+    let executor = executor(&format!("mediator-{}", key.address()), &state).await?;
     let mut mediators = Vec::new();
-    for chain in select(&config, &args.only)? {
-        if let Some(c) = args.collateral {
-            ensure_registered(chain, &key, true, U256::from(c), &args.metadata).await?;
+    for chain in select(&config, &compute.only)? {
+        if let Some(c) = compute.collateral {
+            ensure_registered(chain, &key, true, U256::from(c), &compute.metadata).await?;
         }
         let contracts = chain.contracts()?;
         let Some(mediation) = contracts.mediation else {

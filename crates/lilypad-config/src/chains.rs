@@ -25,7 +25,8 @@ use alloy_primitives::Address;
 
 use crate::error::{ConfigError, LoadError};
 use crate::signer::SignerSource;
-use crate::value::{Field, closest, type_name};
+use crate::value::{Field, type_name};
+use lilypad_types::suggest::closest;
 
 /// Prefix of the environment variables that override chain fields.
 pub const ENV_PREFIX: &str = "LILYPAD_CHAINS_";

@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::INPUTS_DIR;
-use crate::load::{ModuleRegistry, closest};
+use crate::load::ModuleRegistry;
 use crate::module::{Arg, InputSpec, InputType, Module, ModuleRef};
 use crate::size::format_bytes;
+use lilypad_types::suggest::closest;
 
 /// Why a job request cannot run.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

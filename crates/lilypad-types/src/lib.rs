@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+pub mod suggest;
+
 use alloy_primitives::{Address, B256, Bytes, U256};
 use serde::{Deserialize, Serialize};
 
