@@ -156,6 +156,9 @@ pub struct ProviderArgs {
     /// Memory offered, e.g. 16GiB (default 4GiB).
     #[arg(long)]
     pub memory: Option<String>,
+    /// Serve results over HTTP on this address (e.g. 0.0.0.0:8731): GET /ipfs/<cid>[/<path>].
+    #[arg(long)]
+    pub serve_results: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -44,14 +44,19 @@ fn registry(dirs: &[std::path::PathBuf]) -> Result<ModuleRegistry> {
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-async fn executor(id: &str, state: &Path) -> Result<Executor> {
+/// The executor, its result store (for serving results) and the GPUs it found.
+async fn executor(
+    id: &str,
+    state: &Path,
+) -> Result<(Executor, Arc<ResultStore>, Vec<lilypad_executor::Gpu>)> {
     let store =
         Arc::new(ResultStore::open(state.join("results")).map_err(|e| anyhow::anyhow!("{e}"))?);
     let gpus = lilypad_executor::detect_gpus().await.unwrap_or_else(|e| {
         tracing::info!(reason = %e, "no GPUs detected; offering CPU only");
         Vec::new()
     });
-    let executor = Executor::connect(ExecutorConfig::new(id, state.join("work")), store, gpus)
+    let config = ExecutorConfig::new(id, state.join("work"));
+    let executor = Executor::connect(config, store.clone(), gpus.clone())
         .await
         .context(
             "cannot reach the Docker engine (is dockerd running? ./script/setup starts one)",
@@ -66,7 +71,7 @@ async fn executor(id: &str, state: &Path) -> Result<Executor> {
             "removed containers left by a previous run"
         );
     }
-    Ok(executor)
+    Ok((executor, store, gpus))
 }
 
 /// Registers `key` as a provider or mediator and tops its free collateral up to `collateral`.
@@ -182,8 +187,19 @@ pub async fn run_provider(global: &Global, args: &ProviderArgs) -> Result<()> {
         None => 4 << 30,
     };
     let state = compute.state_dir("provider");
-    let executor = executor(&format!("provider-{}", key.address()), &state).await?;
-    let gpus = lilypad_executor::detect_gpus().await.unwrap_or_default();
+    let (executor, store, gpus) = executor(&format!("provider-{}", key.address()), &state).await?;
+    if let Some(addr) = &args.serve_results {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("--serve-results {addr}: cannot listen there"))?;
+        let local = listener.local_addr()?;
+        tracing::info!(url = %format!("http://{local}/ipfs/<cid>"), "serving results over HTTP");
+        tokio::spawn(async move {
+            if let Err(e) = lilypad_results::server::serve(listener, store).await {
+                tracing::error!(error = %e, "the results server stopped");
+            }
+        });
+    }
     let capacity = CapacityTracker::with_gpus(cpu, memory, &gpus);
     let bus = Bus::connect(&global.nats, BusOptions::default()).await?;
     let settings = ProviderSettings::new(key, chains, prices);
@@ -208,7 +224,7 @@ pub async fn run_mediator(global: &Global, args: &MediatorArgs) -> Result<()> {
     let config = load_chains(&global.chains)?;
     let modules = Arc::new(registry(&compute.modules)?);
     let state = compute.state_dir("mediator");
-    let executor = executor(&format!("mediator-{}", key.address()), &state).await?;
+    let (executor, _, _) = executor(&format!("mediator-{}", key.address()), &state).await?;
     let mut mediators = Vec::new();
     for chain in select(&config, &compute.only)? {
         if let Some(c) = compute.collateral {
