@@ -107,6 +107,18 @@ impl RpcChain {
         })
     }
 
+    /// The header of block `number`.
+    async fn header(&self, number: u64) -> Result<alloy::rpc::types::Header, ChainError> {
+        let block = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Number(number))
+            .await
+            .map_err(|e| rpc(format!("eth_getBlockByNumber({number})"))(e.to_string()))?;
+        block
+            .map(|b| b.header)
+            .ok_or(ChainError::MissingBlock(number))
+    }
+
     /// The provider, for calls this type does not wrap.
     pub fn provider(&self) -> &DynProvider {
         &self.provider
@@ -131,25 +143,11 @@ impl ChainSource for RpcChain {
     }
 
     async fn block_hash(&self, number: u64) -> Result<B256, ChainError> {
-        let block = self
-            .provider
-            .get_block_by_number(BlockNumberOrTag::Number(number))
-            .await
-            .map_err(|e| rpc(format!("eth_getBlockByNumber({number})"))(e.to_string()))?;
-        block
-            .map(|b| b.header.hash)
-            .ok_or(ChainError::MissingBlock(number))
+        Ok(self.header(number).await?.hash)
     }
 
     async fn block_timestamp(&self, number: u64) -> Result<u64, ChainError> {
-        let block = self
-            .provider
-            .get_block_by_number(BlockNumberOrTag::Number(number))
-            .await
-            .map_err(|e| rpc(format!("eth_getBlockByNumber({number})"))(e.to_string()))?;
-        block
-            .map(|b| b.header.timestamp)
-            .ok_or(ChainError::MissingBlock(number))
+        Ok(self.header(number).await?.timestamp)
     }
 
     async fn request_count_at(&self, number: u64) -> Result<u64, ChainError> {
