@@ -116,6 +116,14 @@ impl<C: ChainSource> Indexer<C> {
         }
     }
 
+    /// How many blocks the chain's head is ahead of `block` (0 when the head cannot be read).
+    async fn head_lag(&self, block: u64) -> u64 {
+        self.chain
+            .head()
+            .await
+            .map_or(0, |h| h.saturating_sub(block))
+    }
+
     /// One pass: index everything from the cursor up to the confirmed head, chunk by chunk.
     /// Returns what it did; an error leaves the cursor after the last chunk fully published.
     pub async fn pass(&self) -> Result<Pass, IndexError> {
@@ -237,15 +245,33 @@ impl<C: ChainSource> Indexer<C> {
     /// Runs passes every `poll` until `stop` resolves. A failing pass is logged and retried with
     /// exponential backoff (up to one minute), so a chain whose RPC is down is reported and
     /// retried while the caller's other chains carry on.
-    pub async fn run(&self, poll: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(
+        &self,
+        poll: Duration,
+        health: crate::health::Health,
+        name: &str,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let chain = self.settings.chain_id.to_string();
         let mut backoff = poll;
         loop {
             let wait = match self.pass().await {
-                Ok(_) => {
+                Ok(pass) => {
+                    health.indexed(name);
+                    metrics::counter!("lilypad_events_indexed_total", "chain" => chain.clone())
+                        .increment(pass.published - pass.duplicates);
+                    if let Some(c) = pass.cursor {
+                        let lag = self.head_lag(c.block).await;
+                        metrics::gauge!("lilypad_chain_head_lag_blocks", "chain" => chain.clone())
+                            .set(lag as f64);
+                    }
                     backoff = poll;
                     poll
                 }
                 Err(e) => {
+                    health.failed(name, &format!("indexing: {e}"));
+                    metrics::counter!("lilypad_failures_total", "chain" => chain.clone(), "stage" => "index")
+                        .increment(1);
                     tracing::error!(chain = self.settings.chain_id, error = %e, retry_in = ?backoff, "indexing failed");
                     let wait = backoff;
                     backoff = (backoff * 2).min(Duration::from_secs(60));

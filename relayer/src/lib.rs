@@ -5,5 +5,6 @@
 //! provider or checked by the contract.
 
 pub mod chain;
+pub mod health;
 pub mod indexer;
 pub mod submitter;

@@ -405,7 +405,7 @@ impl Submitter {
                 .await;
             match waited {
                 Ok(receipt) => {
-                    self.store.clear_pending(chain, self.signer, nonce).await?;
+                    self.mined(nonce).await?;
                     if !receipt.status() {
                         return Err(SubmitError::MinedReverted {
                             key,
@@ -426,7 +426,7 @@ impl Submitter {
                     if mined > nonce
                         && let Some(r) = self.find_receipt(hash).await?
                     {
-                        self.store.clear_pending(chain, self.signer, nonce).await?;
+                        self.mined(nonce).await?;
                         if !r.status() {
                             return Err(SubmitError::MinedReverted {
                                 key,
@@ -451,6 +451,17 @@ impl Submitter {
                 }
             }
         }
+    }
+
+    /// Forgets a mined transaction.
+    async fn mined(&self, nonce: u64) -> Result<(), SubmitError> {
+        let chain = self.settings.chain_id;
+        self.store.clear_pending(chain, self.signer, nonce).await?;
+        metrics::gauge!("lilypad_pending_transactions", "chain" => chain.to_string())
+            .decrement(1.0);
+        metrics::counter!("lilypad_transactions_landed_total", "chain" => chain.to_string())
+            .increment(1);
+        Ok(())
     }
 
     async fn find_receipt(&self, hash: B256) -> Result<Option<TransactionReceipt>, SubmitError> {
@@ -553,7 +564,13 @@ impl Submitter {
     }
 
     /// Runs rounds until `stop` changes, while holding the lease for this signer on this chain.
-    pub async fn run(&self, holder: &str, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(
+        &self,
+        holder: &str,
+        health: crate::health::Health,
+        name: &str,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         let lease_name = format!("submit:{}:{}", self.settings.chain_id, self.signer);
         loop {
             if *stop.borrow() {
@@ -565,8 +582,14 @@ impl Submitter {
                 .await;
             let pause = match held {
                 Ok(Some(_)) => match self.round(Duration::from_millis(500)).await {
-                    Ok(_) => Duration::from_millis(100),
+                    Ok(_) => {
+                        health.submitted(name);
+                        Duration::from_millis(100)
+                    }
                     Err(e) => {
+                        health.failed(name, &format!("submitting: {e}"));
+                        metrics::counter!("lilypad_failures_total", "chain" => self.settings.chain_id.to_string(), "stage" => "submit")
+                            .increment(1);
                         tracing::error!(chain = self.settings.chain_id, error = %e, "submitter round failed");
                         Duration::from_secs(2)
                     }

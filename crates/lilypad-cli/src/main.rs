@@ -79,6 +79,10 @@ pub struct RelayerArgs {
     /// Prefix of the relayer's keys in Redis.
     #[arg(long, env = "LILYPAD_REDIS_PREFIX", default_value = "lilypad")]
     pub redis_prefix: String,
+    /// Serve Prometheus metrics at /metrics and health at /health on this address
+    /// (e.g. 127.0.0.1:9464).
+    #[arg(long, env = "LILYPAD_METRICS")]
+    pub metrics: Option<String>,
 }
 
 #[derive(Args, Debug)]

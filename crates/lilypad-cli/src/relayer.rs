@@ -33,6 +33,18 @@ pub async fn run(global: &Global, args: &RelayerArgs) -> Result<()> {
     if !problems.is_empty() {
         bail!("the relayer cannot start:\n  - {}", problems.join("\n  - "));
     }
+    let health = lilypad_relayer::health::Health::default();
+    for (chain, _, _) in &ready {
+        health.register(&chain.name);
+    }
+    if let Some(addr) = &args.metrics {
+        let slowest = ready
+            .iter()
+            .map(|(c, _, _)| c.poll_interval)
+            .max()
+            .unwrap_or_default();
+        serve_metrics(addr, health.clone(), slowest).await?;
+    }
     let store = Store::connect(&global.redis, &args.redis_prefix).await?;
     let bus = Bus::connect(&global.nats, BusOptions::default()).await?;
     let stop = crate::common::stop_on_signal();
@@ -43,8 +55,9 @@ pub async fn run(global: &Global, args: &RelayerArgs) -> Result<()> {
             .with_context(|| format!("chain {}: the signer key is not a valid key", chain.name))?;
         tracing::info!(chain = %chain.name, chain_id = chain.chain_id, lilypad = %contracts.lilypad, signer = %key.address(), "serving chain");
         let (store, bus, stop, holder) = (store.clone(), bus.clone(), stop.clone(), holder.clone());
+        let health = health.clone();
         tasks.push(tokio::spawn(async move {
-            serve_chain(chain, key, contracts, store, bus, stop, holder).await;
+            serve_chain(chain, key, contracts, store, bus, stop, holder, health).await;
         }));
     }
     for t in tasks {
@@ -63,12 +76,14 @@ async fn serve_chain(
     bus: Bus,
     stop: tokio::sync::watch::Receiver<bool>,
     holder: String,
+    health: lilypad_relayer::health::Health,
 ) {
     let mut backoff = Duration::from_secs(1);
     let rpc = loop {
         match RpcChain::connect(&chain.rpc, chain.chain_id, contracts.lilypad).await {
             Ok(rpc) => break rpc,
             Err(e) => {
+                health.failed(&chain.name, &format!("connecting: {e}"));
                 tracing::error!(chain = %chain.name, error = %e, retry_in = ?backoff, "cannot connect to the chain");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(60));
@@ -108,8 +123,13 @@ async fn serve_chain(
         }
     };
     tokio::join!(
-        indexer.run(chain.poll_interval, stop.clone()),
-        submitter.run(&holder, stop)
+        indexer.run(
+            chain.poll_interval,
+            health.clone(),
+            &chain.name,
+            stop.clone()
+        ),
+        submitter.run(&holder, health.clone(), &chain.name, stop)
     );
 }
 
@@ -117,4 +137,45 @@ fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_default()
+}
+
+/// Serves `/metrics` (Prometheus text format) and `/health` (JSON; 200 when every chain indexed
+/// recently and its latest attempt succeeded, else 503).
+async fn serve_metrics(
+    addr: &str,
+    health: lilypad_relayer::health::Health,
+    poll: Duration,
+) -> Result<()> {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("--metrics {addr}: cannot listen there"))?;
+    let max_age = (poll.as_secs() * 10).max(60);
+    let app = axum::Router::new()
+        .route("/metrics", get(move || std::future::ready(handle.render())))
+        .route(
+            "/health",
+            get(move || {
+                let (ok, chains) = health.report(max_age);
+                let body = serde_json::json!({ "healthy": ok, "chains": chains }).to_string();
+                let code = if ok {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                std::future::ready((code, body))
+            }),
+        );
+    tracing::info!(addr = %listener.local_addr()?, "serving /metrics and /health");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the metrics server stopped");
+        }
+    });
+    Ok(())
 }
