@@ -54,11 +54,14 @@ pub async fn run(global: &Global, args: &RelayerArgs) -> Result<()> {
         let key = alloy::signers::local::PrivateKeySigner::from_slice(&key.to_bytes())
             .with_context(|| format!("chain {}: the signer key is not a valid key", chain.name))?;
         tracing::info!(chain = %chain.name, chain_id = chain.chain_id, lilypad = %contracts.lilypad, signer = %key.address(), "serving chain");
-        let (store, bus, stop, holder) = (store.clone(), bus.clone(), stop.clone(), holder.clone());
-        let health = health.clone();
-        tasks.push(tokio::spawn(async move {
-            serve_chain(chain, key, contracts, store, bus, stop, holder, health).await;
-        }));
+        let shared = Shared {
+            store: store.clone(),
+            bus: bus.clone(),
+            stop: stop.clone(),
+            holder: holder.clone(),
+            health: health.clone(),
+        };
+        tasks.push(tokio::spawn(serve_chain(chain, key, contracts, shared)));
     }
     for t in tasks {
         let _ = t.await;
@@ -68,16 +71,29 @@ pub async fn run(global: &Global, args: &RelayerArgs) -> Result<()> {
 
 /// One chain: connect (retrying while the RPC is down, so other chains carry on), then index
 /// and submit until stopped.
-async fn serve_chain(
-    chain: ChainConfig,
-    key: alloy::signers::local::PrivateKeySigner,
-    contracts: lilypad_config::Contracts,
+/// What every chain's tasks share.
+#[derive(Clone)]
+struct Shared {
     store: Store,
     bus: Bus,
     stop: tokio::sync::watch::Receiver<bool>,
     holder: String,
     health: lilypad_relayer::health::Health,
+}
+
+async fn serve_chain(
+    chain: ChainConfig,
+    key: alloy::signers::local::PrivateKeySigner,
+    contracts: lilypad_config::Contracts,
+    shared: Shared,
 ) {
+    let Shared {
+        store,
+        bus,
+        stop,
+        holder,
+        health,
+    } = shared;
     let mut backoff = Duration::from_secs(1);
     let rpc = loop {
         match RpcChain::connect(&chain.rpc, chain.chain_id, contracts.lilypad).await {
