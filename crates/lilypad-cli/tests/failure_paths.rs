@@ -183,6 +183,12 @@ impl Stack {
             .unwrap()
     }
 
+    async fn relayer_nonce(&self) -> u64 {
+        let p = ProviderBuilder::new().connect_http(self.anvil.url().parse().unwrap());
+        let relayer: Address = dev_keys::ADDRESSES[3].parse().unwrap();
+        p.get_transaction_count(relayer).await.unwrap()
+    }
+
     async fn state(&self, job: u64) -> u8 {
         self.lilypad()
             .await
@@ -289,6 +295,15 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
     while stack.state(3).await != 2 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Kill it once the job's container runs, as a crash mid-job would.
+    let start = Instant::now();
+    while provider_containers().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the job's container never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     stack.kill("provider");
     stack.advance(21);
     stack.wait_state(3, TIMED_OUT).await;
@@ -299,4 +314,63 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
         stack.credited(CLIENT).await,
         before + U256::from(MAX_PRICE + PRICE)
     );
+
+    // 4. The provider comes back: it removes the container its crash left running, and offers
+    //    again (scenario 5 runs on it).
+    assert_eq!(
+        provider_containers().len(),
+        1,
+        "the crash left the job's container behind"
+    );
+    stack.services.retain(|(n, _)| n != "provider");
+    stack.start_provider();
+    assert!(
+        provider_containers().is_empty(),
+        "the restarted provider removed it"
+    );
+
+    // 5. The relayer is down when a job is requested and comes back: nothing is lost (the job
+    //    completes) and nothing is sent twice (exactly agreeDeal, submitResult and settle).
+    stack.kill("relayer");
+    let sent_before = stack.relayer_nonce().await;
+    let run = stack
+        .command(&[
+            "run",
+            "cowsay",
+            "-i",
+            "message=after a restart",
+            "--chain",
+            "dev",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while stack.state(4).await == 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stack.services.retain(|(n, _)| n != "relayer");
+    stack.spawn("relayer", &["relayer"]);
+    let out = run.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("after a restart"), "{}", text(&out));
+    stack.wait_state(4, SETTLED).await;
+    assert_eq!(
+        stack.relayer_nonce().await,
+        sent_before + 3,
+        "agreeDeal, submitResult, settle"
+    );
+}
+
+/// Containers (running or not) labelled as the test provider's.
+fn provider_containers() -> Vec<String> {
+    let label = format!("label=lilypad.provider=provider-{}", dev_keys::ADDRESSES[2]);
+    let out = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &label])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
