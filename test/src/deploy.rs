@@ -56,6 +56,7 @@ pub fn deploy_contracts(anvil: &Anvil, fund: &[&str]) -> Result<serde_json::Valu
             "--rpc-url",
             &anvil.url(),
             "--broadcast",
+            "--slow",
         ])
         .env("DEPLOYER_PRIVATE_KEY", dev_keys::DEPLOYER)
         .env("FUND_ADDRESSES", fund.join(","))
