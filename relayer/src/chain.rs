@@ -8,7 +8,7 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
 use lilypad_bindings::Lilypad;
-use lilypad_types::{Input, JobKey, JobRequested, JobSpec};
+use lilypad_types::JobRequested;
 
 /// A chain that could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -196,40 +196,12 @@ impl ChainSource for RpcChain {
                     reason: e.to_string(),
                 }
             })?;
-            let ev = decoded.inner.data;
-            let r = ev.request;
-            out.push(JobRequested {
-                key: JobKey {
-                    chain_id: self.chain_id,
-                    job_id: ev.jobId,
-                },
-                lilypad: self.lilypad,
-                sequence: ev.sequence,
-                client: ev.client,
-                request_hash: ev.requestHash,
-                block_number: block,
-                block_hash: log.block_hash.unwrap_or_default(),
-                tx_hash: tx,
-                spec: JobSpec {
-                    module: r.module,
-                    version: r.version,
-                    inputs: r
-                        .inputs
-                        .into_iter()
-                        .map(|i| Input {
-                            key: i.key,
-                            value: i.value,
-                        })
-                        .collect(),
-                    max_price: r.maxPrice,
-                    match_timeout: r.matchTimeout,
-                    execution_timeout: r.executionTimeout,
-                    callback_gas_limit: r.callbackGasLimit,
-                    max_output_bytes: r.maxOutputBytes,
-                    results_collateral_multiplier_bps: r.resultsCollateralMultiplierBps,
-                    challenge_window: r.challengeWindow,
-                },
-            });
+            out.push(lilypad_bindings::convert::job_requested(
+                self.chain_id,
+                self.lilypad,
+                &decoded.inner.data,
+                &log,
+            ));
         }
         out.sort_by_key(|r| r.sequence);
         Ok(out)

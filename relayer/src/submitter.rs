@@ -226,17 +226,8 @@ impl Submitter {
                 "job is in state {state}, not Requested"
             )));
         }
-        let t = &deal.terms;
         let call = Lilypad::agreeDealCall {
-            deal: Lilypad::Deal {
-                jobId: t.job_id,
-                requestHash: t.request_hash,
-                provider: t.provider,
-                price: t.price,
-                timeoutCollateral: t.timeout_collateral,
-                resultsCollateral: t.results_collateral,
-                expiry: t.expiry,
-            },
+            deal: Lilypad::Deal::from(&deal.terms),
             providerSignature: deal.signature.clone(),
         };
         let receipt = self

@@ -148,15 +148,7 @@ fn signed_deal(w: &World, job: U256, request_hash: B256, by: &PrivateKeySigner) 
         results_collateral: U256::ZERO,
         expiry: U256::from(u64::MAX),
     };
-    let deal = eip712::Deal {
-        jobId: terms.job_id,
-        requestHash: terms.request_hash,
-        provider: terms.provider,
-        price: terms.price,
-        timeoutCollateral: terms.timeout_collateral,
-        resultsCollateral: terms.results_collateral,
-        expiry: terms.expiry,
-    };
+    let deal = eip712::Deal::from(&terms);
     let sig = eip712::sign_deal(by, &eip712::domain(CHAIN, w.lilypad), &deal).unwrap();
     SignedDeal {
         key: JobKey {

@@ -2,6 +2,7 @@
 //! that `./script/bindings` exports from Foundry's build into `artifacts/` (`./script/test` fails
 //! when they are stale), and the EIP-712 messages a provider signs.
 
+pub mod convert;
 pub mod eip712;
 
 #[allow(missing_docs, clippy::too_many_arguments)]

@@ -8,12 +8,11 @@ use std::collections::BTreeMap;
 use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::rpc::types::Log;
 use alloy::signers::local::PrivateKeySigner;
 use lilypad_bindings::{ConsortiumMediation, Lilypad};
 use lilypad_executor::{ErrorKind, Executor, Status, run_job};
 use lilypad_modules::ModuleRegistry;
-use lilypad_types::{Input, JobKey, JobRequested, JobSpec};
+use lilypad_types::{JobKey, JobRequested};
 
 use crate::service::{ChainSettings, ProviderError, connect};
 
@@ -91,46 +90,7 @@ pub enum MediatorError {
 }
 
 /// The message the relayer would have published for a `JobRequested` event.
-pub fn job_from_event<T>(
-    chain_id: u64,
-    lilypad: Address,
-    event: &Lilypad::JobRequested,
-    log: &Log<T>,
-) -> JobRequested {
-    let r = &event.request;
-    JobRequested {
-        key: JobKey {
-            chain_id,
-            job_id: event.jobId,
-        },
-        lilypad,
-        sequence: event.sequence,
-        client: event.client,
-        request_hash: event.requestHash,
-        block_number: log.block_number.unwrap_or_default(),
-        block_hash: log.block_hash.unwrap_or_default(),
-        tx_hash: log.transaction_hash.unwrap_or_default(),
-        spec: JobSpec {
-            module: r.module.clone(),
-            version: r.version.clone(),
-            inputs: r
-                .inputs
-                .iter()
-                .map(|i| Input {
-                    key: i.key.clone(),
-                    value: i.value.clone(),
-                })
-                .collect(),
-            max_price: r.maxPrice,
-            match_timeout: r.matchTimeout,
-            execution_timeout: r.executionTimeout,
-            callback_gas_limit: r.callbackGasLimit,
-            max_output_bytes: r.maxOutputBytes,
-            results_collateral_multiplier_bps: r.resultsCollateralMultiplierBps,
-            challenge_window: r.challengeWindow,
-        },
-    }
-}
+pub use lilypad_bindings::convert::job_requested as job_from_event;
 
 /// Re-runs `job` from its module and inputs and returns `keccak256` of its result CID's bytes:
 /// the hash the consortium votes on. A job the module rejects (bad inputs) reproduces the

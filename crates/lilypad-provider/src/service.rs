@@ -610,15 +610,7 @@ impl ResourceProvider {
                 ))
             })?;
 
-        let deal = Deal {
-            jobId: terms.job_id,
-            requestHash: terms.request_hash,
-            provider: terms.provider,
-            price: terms.price,
-            timeoutCollateral: terms.timeout_collateral,
-            resultsCollateral: terms.results_collateral,
-            expiry: terms.expiry,
-        };
+        let deal = Deal::from(&terms);
         let domain = eip712::domain(key.chain_id, chain.settings.lilypad);
         let signature = eip712::sign_deal(&self.inner.settings.signer, &domain, &deal)
             .map_err(|e| refuse(format!("this provider could not sign: {e}")))?;

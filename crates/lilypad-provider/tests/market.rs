@@ -242,16 +242,7 @@ impl World {
     /// the relayer's key is free to be a mediator's).
     async fn agree(&self, deal: &SignedDeal) {
         let r = wallet(&self.url, dev_keys::CLIENT);
-        let t = &deal.terms;
-        let abi = Lilypad::Deal {
-            jobId: t.job_id,
-            requestHash: t.request_hash,
-            provider: t.provider,
-            price: t.price,
-            timeoutCollateral: t.timeout_collateral,
-            resultsCollateral: t.results_collateral,
-            expiry: t.expiry,
-        };
+        let abi = Lilypad::Deal::from(&deal.terms);
         send(Lilypad::new(self.lilypad, &r).agreeDeal(abi, deal.signature.clone())).await;
     }
 

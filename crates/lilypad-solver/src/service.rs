@@ -301,15 +301,7 @@ fn check_signed(
     if &signed.terms != terms {
         return Err("its terms differ from those proposed".into());
     }
-    let deal = eip712::Deal {
-        jobId: terms.job_id,
-        requestHash: terms.request_hash,
-        provider: terms.provider,
-        price: terms.price,
-        timeoutCollateral: terms.timeout_collateral,
-        resultsCollateral: terms.results_collateral,
-        expiry: terms.expiry,
-    };
+    let deal = eip712::Deal::from(terms);
     let signer = eip712::recover_deal_signer(
         &eip712::domain(key.chain_id, job.lilypad),
         &deal,

@@ -117,16 +117,7 @@ async fn provider(
         while let Some(req) = requests.next().await {
             seen += 1;
             let p = req.body.as_ref().unwrap().clone();
-            let t = &p.terms;
-            let deal = eip712::Deal {
-                jobId: t.job_id,
-                requestHash: t.request_hash,
-                provider: t.provider,
-                price: t.price,
-                timeoutCollateral: t.timeout_collateral,
-                resultsCollateral: t.results_collateral,
-                expiry: t.expiry,
-            };
+            let deal = eip712::Deal::from(&p.terms);
             let signer = match how {
                 Behaviour::Refuse => {
                     req.refuse("busy").await.unwrap();
