@@ -243,7 +243,7 @@ impl<C: ChainSource> Indexer<C> {
     }
 
     /// Runs passes every `poll` until `stop` resolves. A failing pass is logged and retried with
-    /// exponential backoff (up to one minute), so a chain whose RPC is down is reported and
+    /// exponential backoff and jitter (up to one minute, see [`crate::retry`]), so a chain whose RPC is down is reported and
     /// retried while the caller's other chains carry on.
     pub async fn run(
         &self,
@@ -253,7 +253,7 @@ impl<C: ChainSource> Indexer<C> {
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         let chain = self.settings.chain_id.to_string();
-        let mut backoff = poll;
+        let mut backoff = crate::retry::Backoff::new(poll);
         loop {
             let wait = match self.pass().await {
                 Ok(pass) => {
@@ -265,16 +265,15 @@ impl<C: ChainSource> Indexer<C> {
                         metrics::gauge!("lilypad_chain_head_lag_blocks", "chain" => chain.clone())
                             .set(lag as f64);
                     }
-                    backoff = poll;
+                    backoff.reset();
                     poll
                 }
                 Err(e) => {
                     health.failed(name, &format!("indexing: {e}"));
                     metrics::counter!("lilypad_failures_total", "chain" => chain.clone(), "stage" => "index")
                         .increment(1);
-                    tracing::error!(chain = self.settings.chain_id, error = %e, retry_in = ?backoff, "indexing failed");
-                    let wait = backoff;
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    let wait = backoff.next_delay();
+                    tracing::error!(chain = self.settings.chain_id, error = %e, retry_in = ?wait, "indexing failed");
                     wait
                 }
             };

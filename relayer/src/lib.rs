@@ -7,4 +7,5 @@
 pub mod chain;
 pub mod health;
 pub mod indexer;
+pub mod retry;
 pub mod submitter;

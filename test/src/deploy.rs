@@ -18,6 +18,16 @@ pub mod dev_keys {
     pub const RELAYER: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
     /// Account 4: a mediator.
     pub const MEDIATOR: &str = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a";
+    /// Account 5: a second provider, for tests that run beside another provider's.
+    pub const PROVIDER_2: &str =
+        "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba";
+    /// Account 6: a second client.
+    pub const CLIENT_2: &str = "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e";
+    /// The addresses of accounts 5 and 6 ([`PROVIDER_2`], [`CLIENT_2`]).
+    pub const MORE_ADDRESSES: [&str; 2] = [
+        "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc",
+        "0x976EA74026E726554dB657fA54763abd0C3a0aa9",
+    ];
     /// The addresses of accounts 0 to 4, in that order.
     pub const ADDRESSES: [&str; 5] = [
         "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
@@ -36,6 +46,16 @@ fn contracts_dir() -> PathBuf {
 /// dev tokens to `fund`, and returns the deployments JSON the script wrote. Runs of forge are
 /// serialised across test processes with a lock file, as they share `contracts/out` and `cache`.
 pub fn deploy_contracts(anvil: &Anvil, fund: &[&str]) -> Result<serde_json::Value, HarnessError> {
+    deploy_contracts_with(anvil, fund, &[])
+}
+
+/// [`deploy_contracts`] with more settings for `Deploy.s.sol` as environment variables (e.g.
+/// `("MEDIATORS_PER_CASE", "1")`; the script's header lists them).
+pub fn deploy_contracts_with(
+    anvil: &Anvil,
+    fund: &[&str],
+    settings: &[(&str, &str)],
+) -> Result<serde_json::Value, HarnessError> {
     let forge = foundry_tool("forge")?;
     let dir = contracts_dir();
     let io = |what: &str| {
@@ -61,6 +81,7 @@ pub fn deploy_contracts(anvil: &Anvil, fund: &[&str]) -> Result<serde_json::Valu
         .env("DEPLOYER_PRIVATE_KEY", dev_keys::DEPLOYER)
         .env("FUND_ADDRESSES", fund.join(","))
         .env("DEPLOYMENT_FILE", &file)
+        .envs(settings.iter().copied())
         .output()
         .map_err(io("running forge script"))?;
     drop(lock);

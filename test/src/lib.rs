@@ -12,10 +12,12 @@ mod deploy;
 mod docker;
 mod modules;
 mod process;
+mod proxy;
 mod wire;
 
-pub use deploy::{deploy_contracts, dev_keys};
+pub use deploy::{deploy_contracts, deploy_contracts_with, dev_keys};
 pub use docker::{BUSYBOX_IMAGE, DockerError, docker_run, ensure_busybox_image};
 pub use modules::{ModuleImagesError, ensure_module_images, job_modules_dir, test_modules_dir};
 pub use process::{Anvil, HarnessError, Nats, Redis, Service, foundry_tool, free_port};
+pub use proxy::TcpProxy;
 pub use wire::{WireError, json_rpc, nats_info, redis_command};

@@ -12,7 +12,7 @@ use lilypad_bindings::{Lilypad, LilypadToken};
 use lilypad_config::ChainConfig;
 
 use crate::common::{check_chain_id, load_chains, load_key, wallet};
-use crate::{Global, JobArgs, RunArgs};
+use crate::{ChallengeArgs, Global, JobArgs, RunArgs};
 
 const STATES: [&str; 9] = [
     "unknown",
@@ -100,8 +100,8 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
         executionTimeout: args.execution_timeout,
         callbackGasLimit: 0,
         maxOutputBytes: args.max_output_bytes,
-        resultsCollateralMultiplierBps: 0,
-        challengeWindow: 0,
+        resultsCollateralMultiplierBps: args.results_collateral_bps,
+        challengeWindow: args.challenge_window,
     };
     let started = Instant::now();
     let receipt = lilypad
@@ -149,7 +149,126 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
     }
     eprintln!();
     let ok = print_job(&provider, contracts.lilypad, chain, job).await?;
+    if last == 3 && args.challenge_window > 0 {
+        println!(
+            "you may challenge this result for {} s: lilypad challenge {} {job}",
+            args.challenge_window, chain.name
+        );
+    }
     if ok { Ok(()) } else { std::process::exit(2) }
+}
+
+/// `lilypad challenge`: checks the job can be challenged by this account (its client, a result
+/// inside the challenge window), pays the mediation fee, challenges, and waits for the verdict.
+pub async fn challenge(global: &Global, args: &ChallengeArgs) -> Result<()> {
+    let config = load_chains(&global.chains)?;
+    let chain = chain(&config, &args.chain)?;
+    let key = load_key(args.key_env.as_deref(), args.key_file.as_deref(), "client")?;
+    let me = key.address();
+    let provider = wallet(chain, key)?;
+    check_chain_id(chain, &provider).await?;
+    let contracts = chain.contracts()?;
+    let lilypad = Lilypad::new(contracts.lilypad, &provider);
+    let id = U256::from(args.id);
+    let job = lilypad.getJob(id).call().await?;
+    let state = |s: u8| STATES.get(s as usize).copied().unwrap_or("?");
+    if job.status == 0 {
+        bail!("there is no job {id} on {}", chain.name);
+    }
+    if job.status != 3 {
+        bail!(
+            "job {id} cannot be challenged: it is {} (only a submitted result, inside its challenge window, can be)",
+            state(job.status)
+        );
+    }
+    if job.client != me {
+        bail!(
+            "job {id} was requested by {}, not by {me}: only its client may challenge it (use that account's key)",
+            job.client
+        );
+    }
+    let now = provider
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await?
+        .map_or(0, |b| b.header.timestamp);
+    if now >= job.deadline.to::<u64>() {
+        bail!(
+            "job {id}'s challenge window closed at chain time {} (now {now}); the result stands",
+            job.deadline
+        );
+    }
+    if lilypad.mediation().call().await? == Address::ZERO {
+        bail!(
+            "the Lilypad contract on {} has no mediation configured: challenges are not possible there",
+            chain.name
+        );
+    }
+    let fee = U256::from(lilypad.params().call().await?.mediationFee);
+    let token = match contracts.token {
+        Some(t) => t,
+        None => lilypad.token().call().await?,
+    };
+    let token = LilypadToken::new(token, &provider);
+    let balance = token.balanceOf(me).call().await?;
+    if balance < fee {
+        bail!("the mediation fee is {fee} tokens and {me} holds {balance}: fund it first");
+    }
+    if token.allowance(me, contracts.lilypad).call().await? < fee {
+        token
+            .approve(contracts.lilypad, fee)
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+    }
+    let receipt = lilypad
+        .challenge(id)
+        .send()
+        .await
+        .map_err(crate::common::revert)?
+        .get_receipt()
+        .await?;
+    if !receipt.status() {
+        bail!(
+            "the challenge transaction {} reverted",
+            receipt.transaction_hash
+        );
+    }
+    eprintln!(
+        "job {id} challenged on {} (fee {fee}, tx {}); mediators re-run it",
+        chain.name, receipt.transaction_hash
+    );
+    if args.no_wait {
+        return Ok(());
+    }
+    let timeout = u64::from(lilypad.params().call().await?.mediationTimeout);
+    let budget = Duration::from_secs(timeout + 60);
+    let started = Instant::now();
+    let outcome = loop {
+        let s = lilypad.getJob(id).call().await?.status;
+        if s != 4 {
+            break s;
+        }
+        if started.elapsed() > budget {
+            bail!(
+                "no verdict on job {id} after {budget:?}; once the mediation deadline is past, anyone may call resolveStaleChallenge({id}), which upholds the result"
+            );
+        }
+        eprint!(".");
+        let _ = std::io::stderr().flush();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    eprintln!();
+    println!(
+        "job:      {id} on {} (chain {})",
+        chain.name, chain.chain_id
+    );
+    println!("verdict:  {}", state(outcome));
+    println!(
+        "credited: {} (withdraw it with the contract's withdraw())",
+        lilypad.balanceOf(me).call().await?
+    );
+    Ok(())
 }
 
 pub async fn job(global: &Global, args: &JobArgs) -> Result<()> {

@@ -67,6 +67,9 @@ enum Command {
     Run(RunArgs),
     /// Show a job's state and result.
     Job(JobArgs),
+    /// Challenge a job's result: pay the mediation fee, have mediators re-run it, wait for the
+    /// verdict.
+    Challenge(ChallengeArgs),
     /// Check chains.toml and print the chains it serves.
     Chains,
 }
@@ -163,6 +166,10 @@ pub struct ProviderArgs {
     /// Serve results over HTTP on this address (e.g. 0.0.0.0:8731): GET /ipfs/<cid>[/<path>].
     #[arg(long)]
     pub serve_results: Option<String>,
+    /// TESTING ONLY: report altered results (to test challenges and mediation). A provider
+    /// with this set loses its results collateral on every challenged job.
+    #[arg(long, hide = true)]
+    pub testing_alter_output: bool,
 }
 
 #[derive(Args, Debug)]
@@ -202,6 +209,31 @@ pub struct RunArgs {
     /// Most bytes of output to bring back on-chain.
     #[arg(long, default_value_t = 1024)]
     pub max_output_bytes: u32,
+    /// Seconds after the result during which you may challenge it (`lilypad challenge`); the
+    /// provider is paid when it ends. 0: no challenge, paid at once.
+    #[arg(long, default_value_t = 0)]
+    pub challenge_window: u32,
+    /// Collateral the provider locks against a wrong result, in basis points of the price
+    /// (20000 = 2x); slashed if a challenge overturns the result. 0: the protocol's minimum.
+    #[arg(long, default_value_t = 0)]
+    pub results_collateral_bps: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct ChallengeArgs {
+    /// The chain, by its name in chains.toml.
+    pub chain: String,
+    /// The job id (yours, with a result inside its challenge window).
+    pub id: u64,
+    /// Environment variable holding the client account's key.
+    #[arg(long, default_value = "LILYPAD_CLIENT_KEY")]
+    pub key_env: Option<String>,
+    /// File holding the client account's key (instead of --key-env).
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// Return once the challenge is on-chain instead of waiting for the verdict.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Args, Debug)]
@@ -237,6 +269,7 @@ fn main() -> std::process::ExitCode {
             Command::Mediator(a) => provider::run_mediator(&cli.global, a).await,
             Command::Run(a) => client::run(&cli.global, a).await,
             Command::Job(a) => client::job(&cli.global, a).await,
+            Command::Challenge(a) => client::challenge(&cli.global, a).await,
             Command::Chains => chains(&cli.global),
         }
     });

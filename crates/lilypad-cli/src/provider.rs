@@ -202,7 +202,13 @@ pub async fn run_provider(global: &Global, args: &ProviderArgs) -> Result<()> {
     }
     let capacity = CapacityTracker::with_gpus(cpu, memory, &gpus);
     let bus = Bus::connect(&global.nats, BusOptions::default()).await?;
-    let settings = ProviderSettings::new(key, chains, prices);
+    let mut settings = ProviderSettings::new(key, chains, prices);
+    if args.testing_alter_output {
+        tracing::warn!(
+            "TESTING ONLY: --testing-alter-output is set: this provider reports altered results; every one that is challenged will be overturned and its collateral slashed"
+        );
+        settings.testing_alter_output = true;
+    }
     let provider = ResourceProvider::new(settings, bus, executor, Arc::new(modules), capacity)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     tracing::info!(address = %provider.address(), subject = %provider.deal_subject(), "provider running");

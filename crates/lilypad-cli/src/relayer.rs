@@ -94,15 +94,15 @@ async fn serve_chain(
         holder,
         health,
     } = shared;
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = lilypad_relayer::retry::Backoff::new(Duration::from_secs(1));
     let rpc = loop {
         match RpcChain::connect(&chain.rpc, chain.chain_id, contracts.lilypad).await {
             Ok(rpc) => break rpc,
             Err(e) => {
                 health.failed(&chain.name, &format!("connecting: {e}"));
-                tracing::error!(chain = %chain.name, error = %e, retry_in = ?backoff, "cannot connect to the chain");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(60));
+                let wait = backoff.next_delay();
+                tracing::error!(chain = %chain.name, error = %e, retry_in = ?wait, "cannot connect to the chain");
+                tokio::time::sleep(wait).await;
                 if *stop.borrow() {
                     return;
                 }

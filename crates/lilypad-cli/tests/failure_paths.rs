@@ -1,234 +1,28 @@
 //! Failure paths end to end, with the real binaries: anvil (contracts deployed by their own
-//! script), NATS, Redis, Docker, and `lilypad relayer`, `solver` and `provider` as separate
-//! processes; the client is `lilypad run`. Each scenario asserts the on-chain outcome and the
-//! client's balance.
+//! script), NATS, Redis, Docker, and `lilypad relayer`, `solver`, `provider` and `mediator` as
+//! separate processes; the client is `lilypad run` (and `lilypad challenge`). Each scenario
+//! asserts the on-chain outcome and the balances.
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use alloy::primitives::{Address, U256};
-use alloy::providers::{Provider, ProviderBuilder};
-use lilypad_bindings::Lilypad;
-use lilypad_e2e::{
-    Anvil, Nats, Redis, deploy_contracts, dev_keys, ensure_module_images, job_modules_dir,
-    json_rpc, test_modules_dir,
-};
-
-const PRICE: u128 = 1_000_000_000_000_000; // the provider's price per job
-const MAX_PRICE: u128 = 10_000_000_000_000_000; // `lilypad run`'s default max price
-
-struct Stack {
-    anvil: Anvil,
-    _nats: Nats,
-    _redis: Redis,
-    dir: tempfile::TempDir,
-    lilypad: Address,
-    env: Vec<(String, String)>,
-    services: Vec<(String, Child)>,
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.services {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn modules() -> String {
-    format!(
-        "{},{}",
-        job_modules_dir().display(),
-        test_modules_dir().display()
-    )
-}
-
-impl Stack {
-    fn start() -> Self {
-        ensure_module_images().unwrap();
-        let anvil = Anvil::start(31337).unwrap();
-        let d = deploy_contracts(&anvil, &dev_keys::ADDRESSES[1..]).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("deploy.json"), d.to_string()).unwrap();
-        std::fs::write(
-            dir.path().join("chains.toml"),
-            format!(
-                "[[chains]]\nname = \"dev\"\nchain_id = 31337\nrpc = \"{}\"\ndeployment = \"deploy.json\"\n\
-                 confirmations = 0\npoll_interval = \"200ms\"\nsigner = {{ env = \"LILYPAD_RELAYER_KEY\" }}\n",
-                anvil.url()
-            ),
-        )
-        .unwrap();
-        let nats = Nats::start().unwrap();
-        let redis = Redis::start().unwrap();
-        let env = vec![
-            (
-                "LILYPAD_CHAINS".to_owned(),
-                dir.path().join("chains.toml").display().to_string(),
-            ),
-            ("LILYPAD_NATS".to_owned(), nats.url()),
-            ("LILYPAD_REDIS".to_owned(), redis.url()),
-            ("LILYPAD_MODULES".to_owned(), modules()),
-            (
-                "LILYPAD_RELAYER_KEY".to_owned(),
-                dev_keys::RELAYER.to_owned(),
-            ),
-            (
-                "LILYPAD_PROVIDER_KEY".to_owned(),
-                dev_keys::PROVIDER.to_owned(),
-            ),
-            ("LILYPAD_CLIENT_KEY".to_owned(), dev_keys::CLIENT.to_owned()),
-            ("RUST_LOG".to_owned(), "info".to_owned()),
-        ];
-        let lilypad = d["lilypad"].as_str().unwrap().parse().unwrap();
-        let mut stack = Self {
-            anvil,
-            _nats: nats,
-            _redis: redis,
-            dir,
-            lilypad,
-            env,
-            services: Vec::new(),
-        };
-        stack.spawn("relayer", &["relayer"]);
-        stack.spawn("solver", &["solver"]);
-        stack.start_provider();
-        stack
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lilypad"));
-        cmd.args(args).envs(self.env.iter().map(|(k, v)| (k, v)));
-        cmd
-    }
-
-    fn spawn(&mut self, name: &str, args: &[&str]) {
-        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
-        let child = self
-            .command(args)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.services.push((name.to_owned(), child));
-    }
-
-    fn start_provider(&mut self) {
-        let state = self.dir.path().join("provider-state").display().to_string();
-        let price = PRICE.to_string();
-        let args = [
-            "provider",
-            "--collateral",
-            "100000000000000000000",
-            "--metadata",
-            "http://127.0.0.1/test-provider",
-            "--default-price",
-            &price,
-            "--state-dir",
-            &state,
-        ];
-        self.spawn("provider", &args);
-        self.wait_for_log("provider", "provider running");
-    }
-
-    fn kill(&mut self, name: &str) {
-        let (_, child) = self.services.iter_mut().find(|(n, _)| n == name).unwrap();
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-
-    fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
-    }
-
-    fn wait_for_log(&self, name: &str, needle: &str) {
-        let start = Instant::now();
-        while !self.log(name).contains(needle) {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "{name} never logged {needle:?}:\n{}",
-                self.log(name)
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn advance(&self, seconds: u64) {
-        json_rpc(
-            self.anvil.service.port(),
-            "evm_increaseTime",
-            &format!("[{seconds}]"),
-        )
-        .unwrap();
-        json_rpc(self.anvil.service.port(), "evm_mine", "[]").unwrap();
-    }
-
-    async fn lilypad(&self) -> Lilypad::LilypadInstance<alloy::providers::DynProvider> {
-        let p = ProviderBuilder::new()
-            .connect_http(self.anvil.url().parse().unwrap())
-            .erased();
-        Lilypad::new(self.lilypad, p)
-    }
-
-    async fn credited(&self, who: &str) -> U256 {
-        self.lilypad()
-            .await
-            .balanceOf(who.parse().unwrap())
-            .call()
-            .await
-            .unwrap()
-    }
-
-    async fn relayer_nonce(&self) -> u64 {
-        let p = ProviderBuilder::new().connect_http(self.anvil.url().parse().unwrap());
-        let relayer: Address = dev_keys::ADDRESSES[3].parse().unwrap();
-        p.get_transaction_count(relayer).await.unwrap()
-    }
-
-    async fn state(&self, job: u64) -> u8 {
-        self.lilypad()
-            .await
-            .getJob(U256::from(job))
-            .call()
-            .await
-            .unwrap()
-            .status
-    }
-
-    async fn wait_state(&self, job: u64, wanted: u8) {
-        let start = Instant::now();
-        while self.state(job).await != wanted {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "job {job} stuck in state {} (wanted {wanted})\nrelayer:\n{}",
-                self.state(job).await,
-                self.log("relayer")
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use alloy::primitives::U256;
+use common::{MAX_PRICE, Options, PRICE, Stack, state, text};
+use lilypad_e2e::dev_keys;
 
 const CLIENT: &str = dev_keys::ADDRESSES[1];
-const SETTLED: u8 = 5;
-const EXPIRED: u8 = 6;
-const TIMED_OUT: u8 = 7;
+const MEDIATOR: &str = dev_keys::ADDRESSES[4];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
-    let mut stack = Stack::start();
+    let mut stack = Stack::start(Options {
+        mediator: true,
+        ..Options::default()
+    });
 
     // 1. A job that exits non-zero: the client learns the exit code; the provider is paid (it
     //    did the work), the client gets back the difference.
@@ -246,7 +40,7 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
         t.contains("status:   job failed") && t.contains("exit:     7"),
         "{t}"
     );
-    stack.wait_state(1, SETTLED).await;
+    stack.wait_state(1, state::SETTLED).await;
     assert_eq!(stack.credited(CLIENT).await, U256::from(MAX_PRICE - PRICE));
 
     // 2. A job no provider offers expires: the relayer expires it once the match deadline passes
@@ -269,7 +63,7 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     stack.advance(11);
-    stack.wait_state(2, EXPIRED).await;
+    stack.wait_state(2, state::EXPIRED).await;
     let out = run.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("expired"), "{}", text(&out));
@@ -297,7 +91,7 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
     }
     // Kill it once the job's container runs, as a crash mid-job would.
     let start = Instant::now();
-    while provider_containers().is_empty() {
+    while stack.provider_containers().is_empty() {
         assert!(
             start.elapsed() < Duration::from_secs(30),
             "the job's container never started"
@@ -306,7 +100,7 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
     }
     stack.kill("provider");
     stack.advance(21);
-    stack.wait_state(3, TIMED_OUT).await;
+    stack.wait_state(3, state::TIMED_OUT).await;
     let out = run.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("timed out"), "{}", text(&out));
@@ -318,14 +112,13 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
     // 4. The provider comes back: it removes the container its crash left running, and offers
     //    again (scenario 5 runs on it).
     assert_eq!(
-        provider_containers().len(),
+        stack.provider_containers().len(),
         1,
         "the crash left the job's container behind"
     );
-    stack.services.retain(|(n, _)| n != "provider");
-    stack.start_provider();
+    stack.start_provider(&[]);
     assert!(
-        provider_containers().is_empty(),
+        stack.provider_containers().is_empty(),
         "the restarted provider removed it"
     );
 
@@ -349,28 +142,216 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
     while stack.state(4).await == 0 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    stack.services.retain(|(n, _)| n != "relayer");
     stack.spawn("relayer", &["relayer"]);
     let out = run.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("after a restart"), "{}", text(&out));
-    stack.wait_state(4, SETTLED).await;
+    stack.wait_state(4, state::SETTLED).await;
     assert_eq!(
         stack.relayer_nonce().await,
         sent_before + 3,
         "agreeDeal, submitResult, settle"
     );
-}
 
-/// Containers (running or not) labelled as the test provider's.
-fn provider_containers() -> Vec<String> {
-    let label = format!("label=lilypad.provider=provider-{}", dev_keys::ADDRESSES[2]);
-    let out = Command::new("docker")
-        .args(["ps", "-aq", "--filter", &label])
+    // 6. The relayer is killed with a transaction in flight (sent, not yet mined) and restarted
+    //    while it is still in the pool: the job completes and nothing is sent twice.
+    let sent_before = stack.relayer_nonce().await;
+    stack.rpc("evm_setAutomine", "[false]");
+    let run = stack
+        .command(&[
+            "run",
+            "cowsay",
+            "-i",
+            "message=mid-flight",
+            "--chain",
+            "dev",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Mine the client's approve and runJob by hand, and nothing after them.
+    let start = Instant::now();
+    while stack.state(5).await == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "runJob never sent"
+        );
+        stack.rpc("evm_mine", "[]");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let start = Instant::now();
+    while stack.relayer_pending_nonce().await == stack.relayer_nonce().await {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the relayer never sent agreeDeal:\n{}",
+            stack.log("relayer")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stack.kill("relayer");
+    assert_eq!(
+        stack.state(5).await,
+        state::REQUESTED,
+        "agreeDeal not mined yet"
+    );
+    stack.spawn("relayer", &["relayer"]);
+    // The new relayer finds the job still requested on-chain, with its deal in the pool.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stack.rpc("evm_setAutomine", "[true]");
+    stack.rpc("evm_mine", "[]");
+    let out = run.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("mid-flight"), "{}", text(&out));
+    stack.wait_state(5, state::SETTLED).await;
+    assert_eq!(
+        stack.relayer_nonce().await,
+        sent_before + 3,
+        "agreeDeal, submitResult, settle: nothing sent twice\n{}",
+        stack.log("relayer")
+    );
+
+    // 7. A provider that lies (a test-only setting alters its results): the client challenges
+    //    within the window, the mediator re-runs the job and votes, the result is overturned,
+    //    the client is refunded with the provider's results collateral (less the mediators'
+    //    share), and the provider loses that collateral.
+    stack.kill("provider");
+    stack.start_provider(&["--testing-alter-output"]);
+    let client_before = stack.credited(CLIENT).await;
+    let mediator_before = stack.credited(MEDIATOR).await;
+    let (free, locked) = stack.collateral(stack.provider).await;
+    let provider_before = free + locked;
+    let out = stack
+        .command(&[
+            "run",
+            "sha256",
+            "-i",
+            "text=the quick brown fox",
+            "--chain",
+            "dev",
+            "--challenge-window",
+            "600",
+            "--results-collateral-bps",
+            "20000",
+        ])
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    let t = text(&out);
+    assert!(out.status.success(), "the lie looks like a success:\n{t}");
+    assert!(t.contains("tampered"), "{t}");
+    assert!(
+        t.contains("lilypad challenge dev 6"),
+        "the client is told how to challenge:\n{t}"
+    );
+    assert_eq!(stack.state(6).await, state::RESULT_SUBMITTED);
+    let out = stack.command(&["challenge", "dev", "6"]).output().unwrap();
+    let t = text(&out);
+    assert!(
+        out.status.success(),
+        "{t}\nmediator:\n{}",
+        stack.log("mediator")
+    );
+    assert!(t.contains("verdict:  overturned by mediation"), "{t}");
+    assert_eq!(stack.state(6).await, state::OVERTURNED);
+    let params = stack.lilypad().await.params().call().await.unwrap();
+    let slashed = U256::from(2 * PRICE);
+    let share = slashed * U256::from(params.mediatorShareBps) / U256::from(10_000);
+    let fee = U256::from(params.mediationFee);
+    assert_eq!(
+        stack.credited(CLIENT).await,
+        client_before + U256::from(MAX_PRICE) + slashed - share,
+        "refunded in full, plus the slashed collateral less the mediators' share"
+    );
+    assert_eq!(
+        stack.credited(MEDIATOR).await,
+        mediator_before + fee + share,
+        "the mediator earns the fee and its share"
+    );
+    let (free, locked) = stack.collateral(stack.provider).await;
+    assert_eq!(
+        free + locked,
+        provider_before - slashed,
+        "the provider lost its results collateral"
+    );
+    // The verdict came from the mediator's own re-run.
+    let logs = stack.log("mediator");
+    assert!(logs.contains("verdict submitted"), "{logs}");
+
+    // Challenging again is refused with a reason.
+    let out = stack.command(&["challenge", "dev", "6"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("cannot be challenged: it is overturned by mediation"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// The chain's RPC endpoint goes down and comes back: the relayer reports the failures, retries
+/// with backoff, and once the endpoint is back the job requested meanwhile completes, with no
+/// transaction lost or repeated. Its own provider and client, so it can run beside the test above.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_rpc_outage_delays_but_loses_nothing() {
+    let stack = Stack::start(Options {
+        provider_key: dev_keys::PROVIDER_2,
+        client_key: dev_keys::CLIENT_2,
+        proxy: true,
+        ..Options::default()
+    });
+    let proxy = stack.proxy.as_ref().unwrap();
+    let sent_before = stack.relayer_nonce().await;
+    proxy.down();
+    // The client reaches the chain directly; every service goes through the proxy.
+    let run = stack
+        .command(&[
+            "run",
+            "cowsay",
+            "-i",
+            "message=after an outage",
+            "--chain",
+            "dev",
+        ])
+        .env("LILYPAD_CHAINS_DEV_RPC", stack.anvil.url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while stack.state(1).await == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "runJob never landed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let start = Instant::now();
+    while !stack.log("relayer").contains("indexing failed") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the relayer never reported the outage:\n{}",
+            stack.log("relayer")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        stack.state(1).await,
+        state::REQUESTED,
+        "nothing moves while it is down"
+    );
+    proxy.up();
+    let out = run.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\nrelayer:\n{}",
+        text(&out),
+        stack.log("relayer")
+    );
+    assert!(text(&out).contains("after an outage"), "{}", text(&out));
+    stack.wait_state(1, state::SETTLED).await;
+    assert_eq!(
+        stack.relayer_nonce().await,
+        sent_before + 3,
+        "agreeDeal, submitResult, settle"
+    );
 }

@@ -127,6 +127,21 @@ pub fn result_fields(outcome: &Outcome, max_output_bytes: u32) -> ResultFields {
     }
 }
 
+/// TESTING ONLY: the lie a dishonest provider tells, for tests of challenges and mediation. A
+/// successful result gets another inline output (`tampered: ` before the real one) and, as its
+/// CID, the CID of those altered bytes: a well-formed result, properly signed, that mediators who
+/// re-run the job will not reproduce. Other results are left as they are.
+pub fn tamper(fields: &mut ResultFields) {
+    if fields.status != status::SUCCEEDED {
+        return;
+    }
+    let mut altered = b"tampered: ".to_vec();
+    altered.extend_from_slice(&fields.inline_output);
+    altered.truncate(fields.inline_output.len().max(1));
+    fields.result_cid = lilypad_results::cid_of_bytes(&altered).to_string();
+    fields.inline_output = altered;
+}
+
 #[cfg(test)]
 mod tests {
     use lilypad_executor::ErrorKind;
@@ -142,6 +157,33 @@ mod tests {
 
     fn a_cid() -> lilypad_results::Cid {
         lilypad_results::cid_of_bytes(b"hello")
+    }
+
+    #[test]
+    fn tampering_changes_a_success_within_its_limits_and_leaves_failures_alone() {
+        let mut o = outcome(Status::Succeeded);
+        o.result_cid = Some(a_cid());
+        o.inline_output = b"the real answer".to_vec();
+        let honest = result_fields(&o, 1024);
+        let mut lie = honest.clone();
+        tamper(&mut lie);
+        assert_eq!(lie.status, status::SUCCEEDED);
+        assert_ne!(lie.result_cid, honest.result_cid, "another CID");
+        assert!(
+            lie.result_cid.starts_with("bafk"),
+            "a well-formed CID: {}",
+            lie.result_cid
+        );
+        assert_ne!(lie.inline_output, honest.inline_output);
+        assert!(
+            lie.inline_output.len() <= honest.inline_output.len(),
+            "still within the client's max output bytes"
+        );
+
+        let mut failed = result_fields(&outcome(Status::JobFailed { exit_code: 3 }), 1024);
+        let before = failed.clone();
+        tamper(&mut failed);
+        assert_eq!(failed, before);
     }
 
     #[test]

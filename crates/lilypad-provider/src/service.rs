@@ -63,6 +63,10 @@ pub struct ProviderSettings {
     /// How long past a deal's expiry (by this machine's clock) it waits for a chain that makes
     /// no blocks before giving the deal up.
     pub agreement_grace: Duration,
+    /// TESTING ONLY: report altered outputs (see [`crate::result::tamper`]), so that tests can
+    /// show a lying provider challenged, overturned and slashed. Never set it on a real market:
+    /// every challenged result of such a provider loses its results collateral.
+    pub testing_alter_output: bool,
 }
 
 impl ProviderSettings {
@@ -84,6 +88,7 @@ impl ProviderSettings {
             agreement_poll: Duration::from_secs(1),
             publish_attempts: 5,
             agreement_grace: Duration::from_secs(30),
+            testing_alter_output: false,
         }
     }
 }
@@ -743,7 +748,11 @@ impl ResourceProvider {
             None => run.await,
         };
         drop(reservation);
-        let fields = result_fields(&outcome, job.spec.max_output_bytes);
+        let mut fields = result_fields(&outcome, job.spec.max_output_bytes);
+        if self.inner.settings.testing_alter_output {
+            crate::result::tamper(&mut fields);
+            tracing::warn!("job {key}: TESTING ONLY: reporting an altered result");
+        }
         let chain_lilypad = job.lilypad;
         let message = eip712::result_message(
             key.job_id,
