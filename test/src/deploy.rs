@@ -56,6 +56,43 @@ pub fn deploy_contracts_with(
     fund: &[&str],
     settings: &[(&str, &str)],
 ) -> Result<serde_json::Value, HarnessError> {
+    let dir = contracts_dir();
+    let file = dir.join(format!("deployments/test-{}.json", anvil.service.port()));
+    let file_text = file.display().to_string();
+    let mut env: Vec<(&str, &str)> = vec![
+        ("DEPLOYER_PRIVATE_KEY", dev_keys::DEPLOYER),
+        ("DEPLOYMENT_FILE", &file_text),
+    ];
+    let fund = fund.join(",");
+    env.push(("FUND_ADDRESSES", &fund));
+    env.extend(settings.iter().copied());
+    forge_script(
+        &[
+            "script/Deploy.s.sol",
+            "--rpc-url",
+            &anvil.url(),
+            "--broadcast",
+            "--slow",
+        ],
+        &env,
+    )?;
+    let io = |what: &str| {
+        let what = what.to_owned();
+        move |source| HarnessError::Io { what, source }
+    };
+    let text = std::fs::read_to_string(&file).map_err(io("reading the deployments JSON"))?;
+    let _ = std::fs::remove_file(&file);
+    serde_json::from_str(&text).map_err(|e| HarnessError::Io {
+        what: format!("parsing {}", file.display()),
+        source: std::io::Error::other(e),
+    })
+}
+
+/// Runs `forge script <args>` in contracts/ with `env`, and returns its standard output; fails
+/// with forge's whole output when it exits non-zero (a `require` or custom error in the script
+/// makes it do so). Runs of forge are serialised across test processes with a lock file, as they
+/// share `contracts/out` and `cache`.
+pub fn forge_script(args: &[&str], env: &[(&str, &str)]) -> Result<String, HarnessError> {
     let forge = foundry_tool("forge")?;
     let dir = contracts_dir();
     let io = |what: &str| {
@@ -64,41 +101,32 @@ pub fn deploy_contracts_with(
     };
     std::fs::create_dir_all(dir.join("deployments"))
         .map_err(io("creating contracts/deployments"))?;
-    let file = dir.join(format!("deployments/test-{}.json", anvil.service.port()));
     let lock = std::fs::File::create(dir.join("deployments/.forge-test.lock"))
         .map_err(io("creating the forge lock file"))?;
     lock.lock().map_err(io("locking the forge lock file"))?;
     let output = Command::new(&forge)
         .current_dir(&dir)
-        .args([
-            "script",
-            "script/Deploy.s.sol",
-            "--rpc-url",
-            &anvil.url(),
-            "--broadcast",
-            "--slow",
-        ])
-        .env("DEPLOYER_PRIVATE_KEY", dev_keys::DEPLOYER)
-        .env("FUND_ADDRESSES", fund.join(","))
-        .env("DEPLOYMENT_FILE", &file)
-        .envs(settings.iter().copied())
+        .arg("script")
+        .args(args)
+        .envs(env.iter().copied())
         .output()
         .map_err(io("running forge script"))?;
     drop(lock);
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     if !output.status.success() {
         return Err(HarnessError::Io {
-            what: "forge script script/Deploy.s.sol".into(),
-            source: std::io::Error::other(format!(
-                "{}\n{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            )),
+            what: format!("forge script {}", args.join(" ")),
+            source: std::io::Error::other(text),
         });
     }
-    let text = std::fs::read_to_string(&file).map_err(io("reading the deployments JSON"))?;
-    let _ = std::fs::remove_file(&file);
-    serde_json::from_str(&text).map_err(|e| HarnessError::Io {
-        what: format!("parsing {}", file.display()),
-        source: std::io::Error::other(e),
-    })
+    Ok(text)
+}
+
+/// The contracts/ directory, for files a forge script writes (under `deployments/`).
+pub fn contracts_path() -> PathBuf {
+    contracts_dir()
 }
