@@ -179,6 +179,16 @@ impl Submitter {
         })
     }
 
+    /// How often it polls for a sent transaction's receipt. alloy's default is 250 ms for a
+    /// local endpoint and 7 s for any other, which on a chain with 2 s blocks would hold every
+    /// job several blocks; the relayer uses the chain's poll interval.
+    pub fn with_receipt_poll(self, every: Duration) -> Self {
+        self.provider
+            .client()
+            .set_poll_interval(every.max(Duration::from_millis(10)));
+        self
+    }
+
     /// The address it sends from.
     pub fn signer(&self) -> Address {
         self.signer

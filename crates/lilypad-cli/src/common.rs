@@ -52,10 +52,17 @@ pub fn wallet(chain: &ChainConfig, key: PrivateKeySigner) -> Result<DynProvider>
         .rpc
         .parse()
         .with_context(|| format!("chain {}: rpc {:?} is not a URL", chain.name, chain.rpc))?;
-    Ok(ProviderBuilder::new()
+    let provider = ProviderBuilder::new()
         .wallet(EthereumWallet::from(key))
         .connect_http(url)
-        .erased())
+        .erased();
+    // Receipts are polled at the chain's own pace, not alloy's 7 s for remote endpoints.
+    provider.client().set_poll_interval(
+        chain
+            .poll_interval
+            .max(std::time::Duration::from_millis(10)),
+    );
+    Ok(provider)
 }
 
 /// Checks the RPC endpoint serves the chain chains.toml says.

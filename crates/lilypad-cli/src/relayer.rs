@@ -132,7 +132,7 @@ async fn serve_chain(
         lease_ttl: Duration::from_secs(15),
     };
     let submitter = match Submitter::new(settings, &chain.rpc, key, store, bus) {
-        Ok(s) => s,
+        Ok(s) => s.with_receipt_poll(chain.poll_interval),
         Err(e) => {
             tracing::error!(chain = %chain.name, error = %e, "cannot start the submitter");
             return;

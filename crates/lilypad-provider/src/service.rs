@@ -71,8 +71,8 @@ pub struct ProviderSettings {
 
 impl ProviderSettings {
     /// Settings with the defaults: heartbeat 10 s, deal expiry between 5 s and 10 min ahead,
-    /// agreement polled every second (given up 30 s past expiry on a chain that makes no
-    /// blocks), results published with up to 5 attempts.
+    /// agreement polled every 100 ms (a finished job's result waits for it; given up 30 s past
+    /// expiry on a chain that makes no blocks), results published with up to 5 attempts.
     pub fn new(
         signer: PrivateKeySigner,
         chains: Vec<ChainSettings>,
@@ -85,7 +85,7 @@ impl ProviderSettings {
             heartbeat: Duration::from_secs(10),
             max_deal_expiry: Duration::from_secs(600),
             min_deal_expiry: Duration::from_secs(5),
-            agreement_poll: Duration::from_secs(1),
+            agreement_poll: Duration::from_millis(100),
             publish_attempts: 5,
             agreement_grace: Duration::from_secs(30),
             testing_alter_output: false,

@@ -44,6 +44,10 @@ pub struct Options {
     pub mediator: bool,
     /// Services reach anvil through a [`TcpProxy`] the test can take down.
     pub proxy: bool,
+    /// chains.toml's poll_interval for the chain.
+    pub poll_interval: &'static str,
+    /// More arguments for `lilypad provider` (e.g. `--cpu-millis`).
+    pub provider_args: Vec<String>,
 }
 
 impl Default for Options {
@@ -53,6 +57,8 @@ impl Default for Options {
             client_key: dev_keys::CLIENT,
             mediator: false,
             proxy: false,
+            poll_interval: "200ms",
+            provider_args: Vec::new(),
         }
     }
 }
@@ -117,7 +123,8 @@ impl Stack {
             dir.path().join("chains.toml"),
             format!(
                 "[[chains]]\nname = \"dev\"\nchain_id = 31337\nrpc = \"{rpc}\"\ndeployment = \"deploy.json\"\n\
-                 confirmations = 0\npoll_interval = \"200ms\"\nsigner = {{ env = \"LILYPAD_RELAYER_KEY\" }}\n"
+                 confirmations = 0\npoll_interval = \"{}\"\nsigner = {{ env = \"LILYPAD_RELAYER_KEY\" }}\n",
+                options.poll_interval
             ),
         )
         .unwrap();
@@ -175,7 +182,8 @@ impl Stack {
             );
             stack.wait_for_log("mediator", "mediator running");
         }
-        stack.start_provider(&[]);
+        let extra: Vec<&str> = options.provider_args.iter().map(String::as_str).collect();
+        stack.start_provider(&extra);
         stack
     }
 

@@ -1,0 +1,389 @@
+//! End-to-end benchmark: what a client waits for, beside what the same container costs alone.
+//!
+//! Starts the whole stack with the release binaries (anvil with instant mining, NATS, Redis,
+//! Docker, `lilypad relayer`, `solver`, `provider`), then:
+//!
+//! 1. latency: N cowsay jobs one after another (default 50, `LILYPAD_BENCH_JOBS`), each timed
+//!    from sending `runJob` to the result on-chain (the moment the client's callback runs),
+//!    interleaved with N bare `docker run --rm --network none` of the same image and command;
+//!    p50 and p99 of both, the overhead in ms and as a ratio;
+//! 2. throughput: 20 jobs requested at once (`LILYPAD_BENCH_CONCURRENCY`), jobs completed per
+//!    second until the last result is on-chain, beside 20 bare `docker run` started at once;
+//! 3. gas: what every transaction of those jobs used, per function, from their receipts, and the
+//!    happy path's total beside the contracts' gas snapshot.
+//!
+//! Run: `cargo bench -p lilypad-cli --bench e2e` (or `./script/bench`). It prints figures and
+//! asserts nothing about time; it fails only if a job does not complete.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use common::{Options, Stack, state};
+use lilypad_bindings::{Lilypad, LilypadToken};
+use lilypad_e2e::dev_keys;
+
+const MESSAGE: &str = "moo";
+const MAX_PRICE: u128 = 10_000_000_000_000_000;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn bare_docker_run() -> Duration {
+    let t = Instant::now();
+    let out = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "lilypad/cowsay:1.0.0",
+            "/usr/bin/cowsay",
+            MESSAGE,
+        ])
+        .output()
+        .expect("docker runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.elapsed()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+struct Client {
+    lilypad: Lilypad::LilypadInstance<DynProvider>,
+}
+
+impl Client {
+    async fn new(stack: &Stack) -> Self {
+        let key: PrivateKeySigner = dev_keys::CLIENT.parse().unwrap();
+        let p = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(key))
+            .connect_http(stack.anvil.url().parse().unwrap())
+            .erased();
+        let lilypad = Lilypad::new(stack.lilypad, p.clone());
+        let token = LilypadToken::new(lilypad.token().call().await.unwrap(), p);
+        token
+            .approve(stack.lilypad, U256::MAX)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        Self { lilypad }
+    }
+
+    fn request(&self) -> Lilypad::JobRequest {
+        Lilypad::JobRequest {
+            module: "cowsay".into(),
+            version: "1.0.0".into(),
+            inputs: vec![Lilypad::InputParam {
+                key: "message".into(),
+                value: MESSAGE.into(),
+            }],
+            maxPrice: U256::from(MAX_PRICE),
+            matchTimeout: 120,
+            executionTimeout: 120,
+            callbackGasLimit: 0,
+            maxOutputBytes: 1024,
+            resultsCollateralMultiplierBps: 0,
+            challengeWindow: 0,
+        }
+    }
+
+    /// Sends runJob and returns the job id once it is mined.
+    async fn run_job(&self) -> U256 {
+        let receipt = self
+            .lilypad
+            .runJob(self.request())
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        receipt
+            .decoded_log::<Lilypad::JobRequested>()
+            .unwrap()
+            .data
+            .jobId
+    }
+
+    async fn status(&self, job: U256) -> u8 {
+        self.lilypad.getJob(job).call().await.unwrap().status
+    }
+
+    /// Waits for the job's result on-chain; returns when it was agreed and when it landed.
+    async fn wait_result(&self, job: U256, t0: Instant, stack: &Stack) -> (Duration, Duration) {
+        let mut agreed = None;
+        loop {
+            let s = self.status(job).await;
+            if s >= state::AGREED && agreed.is_none() {
+                agreed = Some(t0.elapsed());
+            }
+            if s >= state::RESULT_SUBMITTED {
+                assert!(
+                    s == state::RESULT_SUBMITTED || s == state::SETTLED,
+                    "job {job} ended in state {s}"
+                );
+                return (agreed.unwrap_or_default(), t0.elapsed());
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "job {job} stuck in state {s}\nrelayer:\n{}\nprovider:\n{}",
+                stack.log("relayer"),
+                stack.log("provider")
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let jobs = env_usize("LILYPAD_BENCH_JOBS", 50);
+    let concurrency = env_usize("LILYPAD_BENCH_CONCURRENCY", 20);
+    let poll = std::env::var("LILYPAD_BENCH_POLL").unwrap_or_else(|_| "100ms".into());
+    eprintln!("starting the stack (release binaries; relayer poll interval {poll})...");
+    let stack = Stack::start(Options {
+        poll_interval: Box::leak(poll.clone().into_boxed_str()),
+        // Room for every concurrent job at once, as bare Docker has.
+        provider_args: vec![
+            "--cpu-millis".into(),
+            (concurrency as u64 * 1000).to_string(),
+            "--memory".into(),
+            "16GiB".into(),
+        ],
+        ..Options::default()
+    });
+    let client = Client::new(&stack).await;
+
+    eprintln!("warming up (3 jobs, 3 docker runs)...");
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        let job = client.run_job().await;
+        client.wait_result(job, t0, &stack).await;
+        bare_docker_run();
+    }
+
+    eprintln!("latency: {jobs} jobs through the stack, {jobs} bare docker runs, interleaved");
+    let mut e2e = Vec::new();
+    let mut to_agreed = Vec::new();
+    let mut docker = Vec::new();
+    for i in 0..jobs {
+        let t0 = Instant::now();
+        let job = client.run_job().await;
+        let (agreed, done) = client.wait_result(job, t0, &stack).await;
+        e2e.push(done);
+        to_agreed.push(agreed);
+        docker.push(bare_docker_run());
+        if (i + 1) % 10 == 0 {
+            eprintln!("  {} / {jobs}", i + 1);
+        }
+    }
+    for v in [&mut e2e, &mut to_agreed, &mut docker] {
+        v.sort();
+    }
+
+    eprintln!(
+        "throughput: {concurrency} jobs requested at once, then {concurrency} docker runs at once"
+    );
+    let t0 = Instant::now();
+    let mut ids = Vec::new();
+    let mut pending = Vec::new();
+    for _ in 0..concurrency {
+        // Sent back to back; the wallet fills consecutive nonces.
+        pending.push(
+            client
+                .lilypad
+                .runJob(client.request())
+                .send()
+                .await
+                .unwrap(),
+        );
+    }
+    for p in pending {
+        let r = p.get_receipt().await.unwrap();
+        ids.push(r.decoded_log::<Lilypad::JobRequested>().unwrap().data.jobId);
+    }
+    for id in &ids {
+        client.wait_result(*id, t0, &stack).await;
+    }
+    let e2e_batch = t0.elapsed();
+    let t0 = Instant::now();
+    let runs: Vec<_> = (0..concurrency)
+        .map(|_| std::thread::spawn(bare_docker_run))
+        .collect();
+    for r in runs {
+        r.join().unwrap();
+    }
+    let docker_batch = t0.elapsed();
+
+    // Let the relayer settle the last jobs before reading gas.
+    let last = *ids.last().unwrap();
+    stack.wait_state(last.to::<u64>(), state::SETTLED).await;
+    let gas = gas_by_function(&stack).await;
+
+    let (p50, p99) = (percentile(&e2e, 50.0), percentile(&e2e, 99.0));
+    let (d50, d99) = (percentile(&docker, 50.0), percentile(&docker, 99.0));
+    println!();
+    println!("## End-to-end latency, cowsay, {jobs} jobs (request sent -> result on-chain)");
+    println!();
+    println!("| | p50 | p99 | min |");
+    println!("|---|---|---|---|");
+    println!(
+        "| through Lilypad | {:.0} ms | {:.0} ms | {:.0} ms |",
+        ms(p50),
+        ms(p99),
+        ms(e2e[0])
+    );
+    println!(
+        "| of which: request -> deal agreed on-chain | {:.0} ms | {:.0} ms | {:.0} ms |",
+        ms(percentile(&to_agreed, 50.0)),
+        ms(percentile(&to_agreed, 99.0)),
+        ms(to_agreed[0])
+    );
+    println!(
+        "| bare `docker run --rm --network none` | {:.0} ms | {:.0} ms | {:.0} ms |",
+        ms(d50),
+        ms(d99),
+        ms(docker[0])
+    );
+    println!(
+        "| overhead (Lilypad - docker run) | {:.0} ms | {:.0} ms | |",
+        ms(p50) - ms(d50),
+        ms(p99) - ms(d99)
+    );
+    println!(
+        "| ratio (Lilypad / docker run) | {:.2} | {:.2} | |",
+        ms(p50) / ms(d50),
+        ms(p99) / ms(d99)
+    );
+    println!();
+    println!("## Throughput, {concurrency} jobs at once");
+    println!();
+    println!("| | time for all | jobs/s |");
+    println!("|---|---|---|");
+    let tput = concurrency as f64 / e2e_batch.as_secs_f64();
+    let dput = concurrency as f64 / docker_batch.as_secs_f64();
+    println!("| through Lilypad | {:.0} ms | {tput:.2} |", ms(e2e_batch));
+    println!(
+        "| bare `docker run` | {:.0} ms | {dput:.2} |",
+        ms(docker_batch)
+    );
+    println!("| ratio (Lilypad / docker run) | | {:.2} |", tput / dput);
+    println!();
+    println!("## Gas per job (mean gasUsed from the receipts of this run)");
+    println!();
+    println!("| call | transactions | mean gas |");
+    println!("|---|---|---|");
+    let mut happy = 0u64;
+    for (name, (n, total)) in &gas {
+        let mean = total / n;
+        if ["runJob", "agreeDeal", "submitResult", "settle"].contains(&name.as_str()) {
+            happy += mean;
+        }
+        println!("| {name} | {n} | {mean} |");
+    }
+    println!("| **happy path (runJob + agreeDeal + submitResult + settle)** | | **{happy}** |");
+    if let Some(snap) = snapshot_happy_path() {
+        println!("| same, from contracts/snapshots/Lilypad.json | | {snap} |");
+    }
+}
+
+/// Mean gas of every transaction to the Lilypad contract, by function, from the receipts.
+async fn gas_by_function(stack: &Stack) -> BTreeMap<String, (u64, u64)> {
+    let p = ProviderBuilder::new()
+        .connect_http(stack.anvil.url().parse().unwrap())
+        .erased();
+    let head = p.get_block_number().await.unwrap();
+    let names: BTreeMap<[u8; 4], &str> = [
+        (
+            <Lilypad::runJobCall as alloy::sol_types::SolCall>::SELECTOR,
+            "runJob",
+        ),
+        (
+            <Lilypad::agreeDealCall as alloy::sol_types::SolCall>::SELECTOR,
+            "agreeDeal",
+        ),
+        (
+            <Lilypad::submitResultCall as alloy::sol_types::SolCall>::SELECTOR,
+            "submitResult",
+        ),
+        (
+            <Lilypad::settleCall as alloy::sol_types::SolCall>::SELECTOR,
+            "settle",
+        ),
+        (
+            <Lilypad::settleManyCall as alloy::sol_types::SolCall>::SELECTOR,
+            "settleMany",
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let lilypad: Address = stack.lilypad;
+    let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for n in 0..=head {
+        let Some(block) = p.get_block_by_number(n.into()).full().await.unwrap() else {
+            continue;
+        };
+        for tx in block.transactions.txns() {
+            use alloy::consensus::Transaction as _;
+            if tx.to() != Some(lilypad) || tx.input().len() < 4 {
+                continue;
+            }
+            let selector: [u8; 4] = tx.input()[..4].try_into().unwrap();
+            let Some(name) = names.get(&selector) else {
+                continue;
+            };
+            let receipt = p
+                .get_transaction_receipt(*tx.inner.tx_hash())
+                .await
+                .unwrap()
+                .unwrap();
+            let e = out.entry((*name).to_owned()).or_default();
+            e.0 += 1;
+            e.1 += receipt.gas_used;
+        }
+    }
+    out
+}
+
+/// The happy path's gas from the contracts' named snapshots, when they are there.
+fn snapshot_happy_path() -> Option<u64> {
+    let path = lilypad_e2e::contracts_path().join("snapshots/Lilypad.json");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let obj = json.as_object()?;
+    let get = |key: &str| -> Option<u64> { obj.get(key)?.as_str()?.parse().ok() };
+    Some(
+        get("runJob_steady")?
+            + get("agreeDeal_steady")?
+            + get("submitResult_noopCallback_steady")?
+            + get("settle_steady")?,
+    )
+}
