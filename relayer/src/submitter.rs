@@ -2,8 +2,10 @@
 //! transitions when they fall due (expire, time out, settle).
 //!
 //! - Before sending anything it reads the job on-chain, so nothing is sent twice: a deal for a job
-//!   that is no longer `Requested`, or a result for one no longer `Agreed`, is dropped with a log
-//!   line, not sent.
+//!   that is no longer `Requested`, or a result for one past `Agreed`, is dropped with a log
+//!   line, not sent. A result whose deal is not mined yet is kept and tried again.
+//! - Transactions are pipelined: each round sends the waiting deals one after another with
+//!   consecutive nonces and then waits for all of them; then the results; then the due actions.
 //! - Nonces come from Redis (reserved atomically, at least the chain's pending nonce), and every
 //!   transaction sent is recorded there until it is mined, so a restarted relayer knows what it
 //!   has in flight.
@@ -14,15 +16,18 @@
 //!   them (a shared durable consumer), due actions are claimed in Redis, and a relayer sends only
 //!   while it holds the lease for its signer on that chain.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use alloy::eips::BlockNumberOrTag;
 use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::primitives::{Address, B256, Bytes, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, PendingTransactionBuilder, Provider, ProviderBuilder};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use lilypad_bindings::Lilypad;
 use lilypad_bus::{Bus, BusError, Received, Topic};
 use lilypad_config::GasPolicy;
@@ -89,6 +94,15 @@ pub enum SubmitError {
         /// How many times it was sent.
         attempts: u32,
     },
+    /// The job is not ready for this message yet (e.g. a result whose deal is not mined): the
+    /// message is kept and tried again.
+    #[error("job {key}: not yet: {reason}")]
+    NotYet {
+        /// The job.
+        key: JobKey,
+        /// What it waits for.
+        reason: String,
+    },
     /// Redis failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -124,6 +138,40 @@ pub struct PendingTx {
     pub hash: B256,
     /// How many times it was sent.
     pub attempts: u32,
+}
+
+/// What a message or due action comes to before anything is mined.
+enum Step {
+    /// A transaction was sent; [`Submitter::complete`] waits for it.
+    Sent(Box<Sent>),
+    /// Nothing to send; why.
+    Skipped(String),
+}
+
+/// What to record once a transaction is mined.
+#[derive(Debug, Clone, Copy)]
+enum After {
+    /// A deal: the job can no longer expire; it times out at its execution deadline.
+    Deal,
+    /// A result: the job can no longer time out; it settles when the challenge window ends.
+    Result,
+    /// A due action: done.
+    Action(Action),
+}
+
+/// A transaction sent and not yet confirmed.
+struct Sent {
+    job: U256,
+    call: &'static str,
+    after: After,
+    base: TransactionRequest,
+    nonce: u64,
+    gas: u64,
+    max_fee: u128,
+    tip: u128,
+    cap: u128,
+    attempts: u32,
+    hash: B256,
 }
 
 /// Settings for one chain's submitter.
@@ -229,10 +277,37 @@ impl Submitter {
 
     /// Lands a signed deal unless the job is no longer waiting for one; schedules its timeout.
     pub async fn submit_deal(&self, deal: &SignedDeal) -> Result<Submitted, SubmitError> {
+        match self.prepare_deal(deal).await? {
+            Step::Sent(sent) => self.complete(*sent).await,
+            Step::Skipped(why) => Ok(Submitted::Skipped(why)),
+        }
+    }
+
+    /// Lands a signed result unless the job is no longer waiting for one; schedules settlement.
+    pub async fn submit_result(&self, result: &SignedResult) -> Result<Submitted, SubmitError> {
+        match self.prepare_result(result).await? {
+            Step::Sent(sent) => self.complete(*sent).await,
+            Step::Skipped(why) => Ok(Submitted::Skipped(why)),
+        }
+    }
+
+    /// Carries out one due action, if the job is still in the state it needs and its deadline has
+    /// passed by the chain's clock; otherwise nothing is sent.
+    pub async fn carry_out(&self, job: U256, action: Action) -> Result<Submitted, SubmitError> {
+        let now = self.chain_time().await?;
+        match self.prepare_action(job, action, now).await? {
+            Step::Sent(sent) => self.complete(*sent).await,
+            Step::Skipped(why) => Ok(Submitted::Skipped(why)),
+        }
+    }
+
+    /// Checks the job waits for this deal and sends `agreeDeal` (without waiting for it to be
+    /// mined).
+    async fn prepare_deal(&self, deal: &SignedDeal) -> Result<Step, SubmitError> {
         let job = deal.terms.job_id;
         let (state, _) = self.job_state(job).await?;
         if state != status::REQUESTED {
-            return Ok(Submitted::Skipped(format!(
+            return Ok(Step::Skipped(format!(
                 "job is in state {state}, not Requested"
             )));
         }
@@ -240,25 +315,25 @@ impl Submitter {
             deal: Lilypad::Deal::from(&deal.terms),
             providerSignature: deal.signature.clone(),
         };
-        let receipt = self
-            .send(job, "agreeDeal", call.abi_encode().into())
+        let sent = self
+            .dispatch(job, "agreeDeal", call.abi_encode().into(), After::Deal)
             .await?;
-        self.store
-            .done(self.settings.chain_id, job, Action::Expire)
-            .await?;
-        let (_, deadline) = self.job_state(job).await?;
-        self.store
-            .schedule(self.settings.chain_id, job, Action::Timeout, deadline)
-            .await?;
-        Ok(Submitted::Landed(receipt.transaction_hash))
+        Ok(Step::Sent(Box::new(sent)))
     }
 
-    /// Lands a signed result unless the job is no longer waiting for one; schedules settlement.
-    pub async fn submit_result(&self, result: &SignedResult) -> Result<Submitted, SubmitError> {
+    /// Checks the job waits for this result and sends `submitResult` (without waiting for it to
+    /// be mined). A result for a job whose deal is not on-chain yet waits for it.
+    async fn prepare_result(&self, result: &SignedResult) -> Result<Step, SubmitError> {
         let job = result.key.job_id;
         let (state, _) = self.job_state(job).await?;
+        if state == status::REQUESTED {
+            return Err(SubmitError::NotYet {
+                key: result.key,
+                reason: "its deal is not on-chain yet".into(),
+            });
+        }
         if state != status::AGREED {
-            return Ok(Submitted::Skipped(format!(
+            return Ok(Step::Skipped(format!(
                 "job is in state {state}, not Agreed"
             )));
         }
@@ -273,22 +348,19 @@ impl Submitter {
             inlineOutput: result.inline_output.clone(),
             providerSignature: result.signature.clone(),
         };
-        let receipt = self
-            .send(job, "submitResult", call.abi_encode().into())
+        let sent = self
+            .dispatch(job, "submitResult", call.abi_encode().into(), After::Result)
             .await?;
-        self.store
-            .done(self.settings.chain_id, job, Action::Timeout)
-            .await?;
-        let (_, deadline) = self.job_state(job).await?;
-        self.store
-            .schedule(self.settings.chain_id, job, Action::Settle, deadline)
-            .await?;
-        Ok(Submitted::Landed(receipt.transaction_hash))
+        Ok(Step::Sent(Box::new(sent)))
     }
 
-    /// Carries out one due action, if the job is still in the state it needs and its deadline has
-    /// passed by the chain's clock; otherwise nothing is sent.
-    pub async fn carry_out(&self, job: U256, action: Action) -> Result<Submitted, SubmitError> {
+    /// Checks a due action is still needed at chain time `now` and sends it.
+    async fn prepare_action(
+        &self,
+        job: U256,
+        action: Action,
+        now: u64,
+    ) -> Result<Step, SubmitError> {
         let (state, deadline) = self.job_state(job).await?;
         let needed = match action {
             Action::Expire => status::REQUESTED,
@@ -297,17 +369,16 @@ impl Submitter {
         };
         if state != needed {
             self.store.done(self.settings.chain_id, job, action).await?;
-            return Ok(Submitted::Skipped(format!(
+            return Ok(Step::Skipped(format!(
                 "job is in state {state}; {action} needs {needed}"
             )));
         }
-        let now = self.chain_time().await?;
         if now < deadline {
             // The chain's clock lags ours: come back at the deadline.
             self.store
                 .schedule(self.settings.chain_id, job, action, deadline)
                 .await?;
-            return Ok(Submitted::Skipped(format!(
+            return Ok(Step::Skipped(format!(
                 "deadline {deadline} not reached at chain time {now}"
             )));
         }
@@ -316,26 +387,53 @@ impl Submitter {
             Action::Timeout => ("timeout", Lilypad::timeoutCall { jobId: job }.abi_encode()),
             Action::Settle => ("settle", Lilypad::settleCall { jobId: job }.abi_encode()),
         };
-        let receipt = self.send(job, name, data.into()).await?;
-        self.store.done(self.settings.chain_id, job, action).await?;
+        let sent = self
+            .dispatch(job, name, data.into(), After::Action(action))
+            .await?;
+        Ok(Step::Sent(Box::new(sent)))
+    }
+
+    /// Waits for a dispatched transaction and records what follows from it.
+    async fn complete(&self, sent: Sent) -> Result<Submitted, SubmitError> {
+        let chain = self.settings.chain_id;
+        let (job, after) = (sent.job, sent.after);
+        let receipt = self.confirm(sent).await?;
+        match after {
+            After::Deal => {
+                self.store.done(chain, job, Action::Expire).await?;
+                let (_, deadline) = self.job_state(job).await?;
+                self.store
+                    .schedule(chain, job, Action::Timeout, deadline)
+                    .await?;
+            }
+            After::Result => {
+                self.store.done(chain, job, Action::Timeout).await?;
+                let (_, deadline) = self.job_state(job).await?;
+                self.store
+                    .schedule(chain, job, Action::Settle, deadline)
+                    .await?;
+            }
+            After::Action(action) => self.store.done(chain, job, action).await?,
+        }
         Ok(Submitted::Landed(receipt.transaction_hash))
     }
 
-    /// Sends a call to Lilypad with a nonce from Redis, replacing it with higher fees while it is
-    /// not mined, and returns the successful receipt.
-    async fn send(
+    /// Estimates, prices and sends a call to Lilypad with the next nonce from Redis, and returns
+    /// without waiting for it to be mined ([`Submitter::confirm`] does). Sends are made one at a
+    /// time, so nonces go out in order with no gap; confirmations may then overlap.
+    async fn dispatch(
         &self,
         job: U256,
         call: &'static str,
         data: Bytes,
-    ) -> Result<TransactionReceipt, SubmitError> {
-        let key = self.key(job);
+        after: After,
+    ) -> Result<Sent, SubmitError> {
         let chain = self.settings.chain_id;
+        let key = self.key(job);
         let base = TransactionRequest::default()
             .with_from(self.signer)
             .with_to(self.settings.lilypad)
             .with_input(data);
-        // A revert now is the contract saying no: report it, do not spend gas on it.
         let gas = self
             .provider
             .estimate_gas(base.clone())
@@ -352,8 +450,8 @@ impl Submitter {
             .await
             .map_err(|e| rpc("fee estimate")(e.to_string()))?;
         let cap = (self.settings.gas.max_fee_gwei * GWEI) as u128;
-        let mut max_fee = fees.max_fee_per_gas.min(cap);
-        let mut tip = ((self.settings.gas.priority_fee_gwei * GWEI) as u128).min(max_fee);
+        let max_fee = fees.max_fee_per_gas.min(cap);
+        let tip = ((self.settings.gas.priority_fee_gwei * GWEI) as u128).min(max_fee);
 
         let chain_nonce = self
             .provider
@@ -365,53 +463,87 @@ impl Submitter {
             .store
             .next_nonce(chain, self.signer, chain_nonce)
             .await?;
-        let mut attempts = 0u32;
-        loop {
-            attempts += 1;
-            let tx = base
-                .clone()
-                .with_nonce(nonce)
-                .with_gas_limit(gas)
-                .with_max_fee_per_gas(max_fee)
-                .with_max_priority_fee_per_gas(tip)
-                .with_chain_id(chain);
-            let pending = match self.provider.send_transaction(tx).await {
-                Ok(p) => p,
-                Err(e) => {
-                    // The nonce was not used: resynchronise with the chain so no gap is left.
-                    let n = self
-                        .provider
-                        .get_transaction_count(self.signer)
-                        .pending()
-                        .await
-                        .unwrap_or(chain_nonce);
+        let mut sent = Sent {
+            job,
+            call,
+            after,
+            base,
+            nonce,
+            gas,
+            max_fee,
+            tip,
+            cap,
+            attempts: 0,
+            hash: B256::ZERO,
+        };
+        self.broadcast(&mut sent).await?;
+        Ok(sent)
+    }
+
+    /// Sends (or re-sends, with the fees in `sent`) the transaction for `sent.nonce` and records
+    /// it in Redis as pending.
+    async fn broadcast(&self, sent: &mut Sent) -> Result<(), SubmitError> {
+        let chain = self.settings.chain_id;
+        sent.attempts += 1;
+        let tx = sent
+            .base
+            .clone()
+            .with_nonce(sent.nonce)
+            .with_gas_limit(sent.gas)
+            .with_max_fee_per_gas(sent.max_fee)
+            .with_max_priority_fee_per_gas(sent.tip)
+            .with_chain_id(chain);
+        let pending = match self.provider.send_transaction(tx).await {
+            Ok(p) => p,
+            Err(e) => {
+                // The nonce was not used: resynchronise with the chain so no gap is left.
+                if let Ok(n) = self
+                    .provider
+                    .get_transaction_count(self.signer)
+                    .pending()
+                    .await
+                {
                     self.store.reset_nonce(chain, self.signer, n).await?;
-                    return Err(rpc(format!("sending {call} for job {key}"))(e.to_string()));
                 }
-            };
-            let hash = *pending.tx_hash();
-            let record = PendingTx {
-                job,
-                call: call.into(),
-                hash,
-                attempts,
-            };
-            self.store
-                .record_pending(chain, self.signer, nonce, &record)
-                .await?;
-            tracing::info!(chain, job = %job, call, %hash, nonce, attempts, max_fee, "transaction sent");
-            let waited = pending
+                return Err(rpc(format!(
+                    "sending {} for job {}",
+                    sent.call,
+                    self.key(sent.job)
+                ))(e.to_string()));
+            }
+        };
+        sent.hash = *pending.tx_hash();
+        let record = PendingTx {
+            job: sent.job,
+            call: sent.call.into(),
+            hash: sent.hash,
+            attempts: sent.attempts,
+        };
+        self.store
+            .record_pending(chain, self.signer, sent.nonce, &record)
+            .await?;
+        tracing::info!(chain, job = %sent.job, call = sent.call, hash = %sent.hash, nonce = sent.nonce, attempts = sent.attempts, max_fee = sent.max_fee, "transaction sent");
+        Ok(())
+    }
+
+    /// Waits for a sent transaction's receipt, replacing it with higher fees (same nonce) while
+    /// it is not mined, and returns the successful receipt.
+    async fn confirm(&self, mut sent: Sent) -> Result<TransactionReceipt, SubmitError> {
+        let chain = self.settings.chain_id;
+        let key = self.key(sent.job);
+        loop {
+            let waited = PendingTransactionBuilder::new(self.provider.root().clone(), sent.hash)
                 .with_timeout(Some(self.settings.gas.replace_after))
                 .get_receipt()
                 .await;
             match waited {
                 Ok(receipt) => {
-                    self.mined(nonce).await?;
+                    self.mined(sent.nonce).await?;
                     if !receipt.status() {
                         return Err(SubmitError::MinedReverted {
                             key,
-                            call,
-                            tx: hash,
+                            call: sent.call,
+                            tx: sent.hash,
                         });
                     }
                     return Ok(receipt);
@@ -424,31 +556,33 @@ impl Submitter {
                         .latest()
                         .await
                         .map_err(|e| rpc("eth_getTransactionCount")(e.to_string()))?;
-                    if mined > nonce
-                        && let Some(r) = self.find_receipt(hash).await?
+                    if mined > sent.nonce
+                        && let Some(r) = self.find_receipt(sent.hash).await?
                     {
-                        self.mined(nonce).await?;
+                        self.mined(sent.nonce).await?;
                         if !r.status() {
                             return Err(SubmitError::MinedReverted {
                                 key,
-                                call,
-                                tx: hash,
+                                call: sent.call,
+                                tx: sent.hash,
                             });
                         }
                         return Ok(r);
                     }
-                    if attempts >= self.settings.max_attempts || max_fee >= cap {
+                    if sent.attempts >= self.settings.max_attempts || sent.max_fee >= sent.cap {
                         return Err(SubmitError::Stuck {
                             key,
-                            call,
-                            nonce,
-                            attempts,
+                            call: sent.call,
+                            nonce: sent.nonce,
+                            attempts: sent.attempts,
                         });
                     }
                     let bump = 1.0 + self.settings.gas.bump_percent / 100.0;
-                    max_fee = ((max_fee as f64 * bump) as u128).clamp(max_fee + 1, cap);
-                    tip = ((tip as f64 * bump) as u128).clamp(tip + 1, max_fee);
-                    tracing::warn!(chain, job = %job, call, nonce, error = %e, max_fee, "not mined in time; replacing with higher fees");
+                    sent.max_fee =
+                        ((sent.max_fee as f64 * bump) as u128).clamp(sent.max_fee + 1, sent.cap);
+                    sent.tip = ((sent.tip as f64 * bump) as u128).clamp(sent.tip + 1, sent.max_fee);
+                    tracing::warn!(chain, job = %sent.job, call = sent.call, nonce = sent.nonce, error = %e, max_fee = sent.max_fee, "not mined in time; replacing with higher fees");
+                    self.broadcast(&mut sent).await?;
                 }
             }
         }
@@ -472,15 +606,22 @@ impl Submitter {
             .map_err(|e| rpc("eth_getTransactionReceipt")(e.to_string()))
     }
 
-    /// One round: lands the deals and results waiting on the streams, then the due actions.
-    /// Returns how many transactions landed.
+    /// One round: lands the deals waiting on the stream, then the results, then the due actions.
+    /// Within each of those three phases transactions are pipelined: sent one after another
+    /// with consecutive nonces, then confirmed together, so a batch costs about one block, not
+    /// one block per transaction. The phases follow one another because each can depend on the
+    /// one before (a result needs its deal mined; a timeout must not race a result). Returns how
+    /// many transactions landed.
     pub async fn round(&self, wait: Duration) -> Result<usize, SubmitError> {
         let chain = self.settings.chain_id;
         let mut landed = 0;
+
         let deals = self
             .bus
             .consumer::<SignedDeal>(Topic::Deals, Some(chain), &format!("relayer-deals-{chain}"))
             .await?;
+        let mut inflight = FuturesUnordered::new();
+        let mut jobs = HashSet::new();
         for r in deals.fetch(32, wait).await? {
             let Received::Message(d) = r else {
                 if let Received::Malformed(m) = r {
@@ -488,10 +629,29 @@ impl Submitter {
                 }
                 continue;
             };
-            landed += self
-                .finish(d.body.key, "deal", self.submit_deal(&d.body).await, *d)
-                .await?;
+            let key = d.body.key;
+            if !jobs.insert(key.job_id) {
+                // Another deal for this job is in flight: look again once it is mined.
+                d.retry_after(Duration::from_secs(1)).await?;
+                continue;
+            }
+            match self.prepare_deal(&d.body).await {
+                Ok(Step::Sent(sent)) => inflight.push(async move {
+                    let outcome = self.complete(*sent).await;
+                    self.finish(key, "deal", outcome, *d).await
+                }),
+                Ok(Step::Skipped(why)) => {
+                    landed += self
+                        .finish(key, "deal", Ok(Submitted::Skipped(why)), *d)
+                        .await?
+                }
+                Err(e) => landed += self.finish(key, "deal", Err(e), *d).await?,
+            }
         }
+        while let Some(r) = inflight.next().await {
+            landed += r?;
+        }
+
         let results = self
             .bus
             .consumer::<SignedResult>(
@@ -500,6 +660,8 @@ impl Submitter {
                 &format!("relayer-results-{chain}"),
             )
             .await?;
+        let mut inflight = FuturesUnordered::new();
+        let mut jobs = HashSet::new();
         for r in results.fetch(32, wait).await? {
             let Received::Message(d) = r else {
                 if let Received::Malformed(m) = r {
@@ -507,17 +669,49 @@ impl Submitter {
                 }
                 continue;
             };
-            landed += self
-                .finish(d.body.key, "result", self.submit_result(&d.body).await, *d)
-                .await?;
+            let key = d.body.key;
+            if !jobs.insert(key.job_id) {
+                d.retry_after(Duration::from_secs(1)).await?;
+                continue;
+            }
+            match self.prepare_result(&d.body).await {
+                Ok(Step::Sent(sent)) => inflight.push(async move {
+                    let outcome = self.complete(*sent).await;
+                    self.finish(key, "result", outcome, *d).await
+                }),
+                Ok(Step::Skipped(why)) => {
+                    landed += self
+                        .finish(key, "result", Ok(Submitted::Skipped(why)), *d)
+                        .await?
+                }
+                Err(e) => landed += self.finish(key, "result", Err(e), *d).await?,
+            }
         }
+        while let Some(r) = inflight.next().await {
+            landed += r?;
+        }
+
         let now = self.chain_time().await?;
+        let mut inflight = FuturesUnordered::new();
         for (job, action) in self
             .store
             .claim_due(chain, now, 32, self.settings.claim_retry)
             .await?
         {
-            match self.carry_out(job, action).await {
+            match self.prepare_action(job, action, now).await {
+                Ok(Step::Sent(sent)) => {
+                    inflight.push(async move { (job, action, self.complete(*sent).await) })
+                }
+                Ok(Step::Skipped(why)) => {
+                    tracing::debug!(chain, job = %job, %action, %why, "due action not needed")
+                }
+                Err(e) => {
+                    tracing::error!(chain, job = %job, %action, error = %e, "due action failed; it comes due again")
+                }
+            }
+        }
+        while let Some((job, action, outcome)) = inflight.next().await {
+            match outcome {
                 Ok(Submitted::Landed(tx)) => {
                     landed += 1;
                     tracing::info!(chain, job = %job, %action, %tx, "due action carried out");
@@ -554,6 +748,11 @@ impl Submitter {
             Err(e @ (SubmitError::Reverts { .. } | SubmitError::MinedReverted { .. })) => {
                 tracing::error!(job = %key, error = %e, "{what} refused by the contract; dropped");
                 delivery.reject().await?;
+                Ok(0)
+            }
+            Err(e @ SubmitError::NotYet { .. }) => {
+                tracing::info!(job = %key, reason = %e, "{what} kept for later");
+                delivery.retry_after(Duration::from_millis(500)).await?;
                 Ok(0)
             }
             Err(e) => {

@@ -385,3 +385,63 @@ async fn a_transaction_stuck_in_the_pool_is_replaced_with_higher_fees() {
         .expect("the replacement is mined");
     assert!(receipt.status());
 }
+
+#[tokio::test]
+async fn a_batch_of_deals_is_pipelined_into_one_block() {
+    let w = world().await;
+    let mut jobs = Vec::new();
+    for _ in 0..5 {
+        let (job, hash) = run_job(&w, 600).await;
+        jobs.push(job);
+        w.bus
+            .publish(
+                Topic::Deals,
+                CHAIN,
+                &format!("deal-{job}"),
+                &signed_deal(&w, job, hash, &provider_key()),
+            )
+            .await
+            .unwrap();
+    }
+    // Blocks are mined by hand from now on: a submitter that waited for each receipt before
+    // sending the next would never have more than one transaction in the pool.
+    let port = w.anvil.service.port();
+    json_rpc(port, "evm_setAutomine", "[false]").unwrap();
+    let mined_before = sent_by_relayer(&w).await;
+    let round = {
+        let submitter = w.submitter.clone();
+        tokio::spawn(async move { submitter.round(Duration::from_millis(300)).await })
+    };
+    let p = wallet(&w.anvil.url(), dev_keys::RELAYER);
+    let start = std::time::Instant::now();
+    loop {
+        let pending = p
+            .get_transaction_count(w.submitter.signer())
+            .pending()
+            .await
+            .unwrap();
+        if pending - mined_before == 5 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "only {} of 5 agreeDeals in flight at once: the submitter does not pipeline",
+            pending - mined_before
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    json_rpc(port, "evm_mine", "[]").unwrap();
+    json_rpc(port, "evm_setAutomine", "[true]").unwrap();
+    assert_eq!(round.await.unwrap().unwrap(), 5);
+    let head = p.get_block_number().await.unwrap();
+    let block = p.get_block_by_number(head.into()).await.unwrap().unwrap();
+    assert_eq!(
+        block.transactions.len(),
+        5,
+        "the five deals landed in one block"
+    );
+    for job in jobs {
+        assert_eq!(state(&w, job).await, status::AGREED);
+    }
+    assert_eq!(sent_by_relayer(&w).await, mined_before + 5);
+}
