@@ -148,6 +148,40 @@ enum Step {
     Skipped(String),
 }
 
+/// A signed message the submitter lands: a deal or a result.
+trait Signed: serde::de::DeserializeOwned {
+    /// Its stream.
+    const TOPIC: Topic;
+    /// Its name in logs and in the durable consumer's name.
+    const WHAT: &'static str;
+    /// The job it is for.
+    fn key(&self) -> JobKey;
+    /// Checks the job and sends the transaction.
+    fn prepare(&self, submitter: &Submitter) -> impl Future<Output = Result<Step, SubmitError>>;
+}
+
+impl Signed for SignedDeal {
+    const TOPIC: Topic = Topic::Deals;
+    const WHAT: &'static str = "deal";
+    fn key(&self) -> JobKey {
+        self.key
+    }
+    fn prepare(&self, submitter: &Submitter) -> impl Future<Output = Result<Step, SubmitError>> {
+        submitter.prepare_deal(self)
+    }
+}
+
+impl Signed for SignedResult {
+    const TOPIC: Topic = Topic::Results;
+    const WHAT: &'static str = "result";
+    fn key(&self) -> JobKey {
+        self.key
+    }
+    fn prepare(&self, submitter: &Submitter) -> impl Future<Output = Result<Step, SubmitError>> {
+        submitter.prepare_result(self)
+    }
+}
+
 /// What to record once a transaction is mined.
 #[derive(Debug, Clone, Copy)]
 enum After {
@@ -614,82 +648,8 @@ impl Submitter {
     /// many transactions landed.
     pub async fn round(&self, wait: Duration) -> Result<usize, SubmitError> {
         let chain = self.settings.chain_id;
-        let mut landed = 0;
-
-        let deals = self
-            .bus
-            .consumer::<SignedDeal>(Topic::Deals, Some(chain), &format!("relayer-deals-{chain}"))
-            .await?;
-        let mut inflight = FuturesUnordered::new();
-        let mut jobs = HashSet::new();
-        for r in deals.fetch(32, wait).await? {
-            let Received::Message(d) = r else {
-                if let Received::Malformed(m) = r {
-                    tracing::error!(chain, subject = %m.subject, reason = %m.reason, "dropped a malformed deal message");
-                }
-                continue;
-            };
-            let key = d.body.key;
-            if !jobs.insert(key.job_id) {
-                // Another deal for this job is in flight: look again once it is mined.
-                d.retry_after(Duration::from_secs(1)).await?;
-                continue;
-            }
-            match self.prepare_deal(&d.body).await {
-                Ok(Step::Sent(sent)) => inflight.push(async move {
-                    let outcome = self.complete(*sent).await;
-                    self.finish(key, "deal", outcome, *d).await
-                }),
-                Ok(Step::Skipped(why)) => {
-                    landed += self
-                        .finish(key, "deal", Ok(Submitted::Skipped(why)), *d)
-                        .await?
-                }
-                Err(e) => landed += self.finish(key, "deal", Err(e), *d).await?,
-            }
-        }
-        while let Some(r) = inflight.next().await {
-            landed += r?;
-        }
-
-        let results = self
-            .bus
-            .consumer::<SignedResult>(
-                Topic::Results,
-                Some(chain),
-                &format!("relayer-results-{chain}"),
-            )
-            .await?;
-        let mut inflight = FuturesUnordered::new();
-        let mut jobs = HashSet::new();
-        for r in results.fetch(32, wait).await? {
-            let Received::Message(d) = r else {
-                if let Received::Malformed(m) = r {
-                    tracing::error!(chain, subject = %m.subject, reason = %m.reason, "dropped a malformed result message");
-                }
-                continue;
-            };
-            let key = d.body.key;
-            if !jobs.insert(key.job_id) {
-                d.retry_after(Duration::from_secs(1)).await?;
-                continue;
-            }
-            match self.prepare_result(&d.body).await {
-                Ok(Step::Sent(sent)) => inflight.push(async move {
-                    let outcome = self.complete(*sent).await;
-                    self.finish(key, "result", outcome, *d).await
-                }),
-                Ok(Step::Skipped(why)) => {
-                    landed += self
-                        .finish(key, "result", Ok(Submitted::Skipped(why)), *d)
-                        .await?
-                }
-                Err(e) => landed += self.finish(key, "result", Err(e), *d).await?,
-            }
-        }
-        while let Some(r) = inflight.next().await {
-            landed += r?;
-        }
+        let mut landed = self.land::<SignedDeal>(wait).await?;
+        landed += self.land::<SignedResult>(wait).await?;
 
         let now = self.chain_time().await?;
         let mut inflight = FuturesUnordered::new();
@@ -723,6 +683,53 @@ impl Submitter {
                     tracing::error!(chain, job = %job, %action, error = %e, "due action failed; it comes due again")
                 }
             }
+        }
+        Ok(landed)
+    }
+
+    /// One phase of a round: the messages of one kind waiting on their stream, sent one after
+    /// another and confirmed together.
+    async fn land<M: Signed>(&self, wait: Duration) -> Result<usize, SubmitError> {
+        let chain = self.settings.chain_id;
+        let consumer = self
+            .bus
+            .consumer::<M>(
+                M::TOPIC,
+                Some(chain),
+                &format!("relayer-{}s-{chain}", M::WHAT),
+            )
+            .await?;
+        let mut landed = 0;
+        let mut inflight = FuturesUnordered::new();
+        let mut jobs = HashSet::new();
+        for r in consumer.fetch(32, wait).await? {
+            let Received::Message(d) = r else {
+                if let Received::Malformed(m) = r {
+                    tracing::error!(chain, subject = %m.subject, reason = %m.reason, "dropped a malformed {} message", M::WHAT);
+                }
+                continue;
+            };
+            let key = d.body.key();
+            if !jobs.insert(key.job_id) {
+                // Another message for this job is in flight: look again once it is mined.
+                d.retry_after(Duration::from_secs(1)).await?;
+                continue;
+            }
+            match d.body.prepare(self).await {
+                Ok(Step::Sent(sent)) => inflight.push(async move {
+                    let outcome = self.complete(*sent).await;
+                    self.finish(key, M::WHAT, outcome, *d).await
+                }),
+                Ok(Step::Skipped(why)) => {
+                    landed += self
+                        .finish(key, M::WHAT, Ok(Submitted::Skipped(why)), *d)
+                        .await?
+                }
+                Err(e) => landed += self.finish(key, M::WHAT, Err(e), *d).await?,
+            }
+        }
+        while let Some(r) = inflight.next().await {
+            landed += r?;
         }
         Ok(landed)
     }

@@ -55,35 +55,79 @@ fn chain<'c>(config: &'c lilypad_config::ChainsConfig, name: &str) -> Result<&'c
     })
 }
 
+/// A client account connected to one chain: what `run` and `challenge` share.
+struct Session {
+    chain: ChainConfig,
+    me: Address,
+    provider: DynProvider,
+    contracts: lilypad_config::Contracts,
+}
+
+impl Session {
+    async fn open(
+        global: &Global,
+        chain_name: &str,
+        key_env: Option<&str>,
+        key_file: Option<&std::path::Path>,
+    ) -> Result<Self> {
+        let config = load_chains(&global.chains)?;
+        let chain = chain(&config, chain_name)?.clone();
+        let key = load_key(key_env, key_file, "client")?;
+        let me = key.address();
+        let provider = wallet(&chain, key)?;
+        check_chain_id(&chain, &provider).await?;
+        let contracts = chain.contracts()?;
+        Ok(Self {
+            chain,
+            me,
+            provider,
+            contracts,
+        })
+    }
+
+    fn lilypad(&self) -> Lilypad::LilypadInstance<&DynProvider> {
+        Lilypad::new(self.contracts.lilypad, &self.provider)
+    }
+
+    /// Checks the account holds `amount` tokens and lets the Lilypad contract pull them;
+    /// `what` names the amount in the error (e.g. "the max price").
+    async fn allow(&self, amount: U256, what: &str, fix: &str) -> Result<()> {
+        let token = match self.contracts.token {
+            Some(t) => t,
+            None => self.lilypad().token().call().await?,
+        };
+        let token = LilypadToken::new(token, &self.provider);
+        let me = self.me;
+        let balance = token.balanceOf(me).call().await?;
+        if balance < amount {
+            bail!("{me} holds {balance} tokens, less than {what} {amount}: {fix}");
+        }
+        if token.allowance(me, self.contracts.lilypad).call().await? < amount {
+            token
+                .approve(self.contracts.lilypad, amount)
+                .send()
+                .await?
+                .get_receipt()
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
-    let config = load_chains(&global.chains)?;
-    let chain = chain(&config, &args.chain)?;
-    let key = load_key(args.key_env.as_deref(), args.key_file.as_deref(), "client")?;
-    let me = key.address();
-    let provider = wallet(chain, key)?;
-    check_chain_id(chain, &provider).await?;
-    let contracts = chain.contracts()?;
-    let lilypad = Lilypad::new(contracts.lilypad, &provider);
-    let token = match contracts.token {
-        Some(t) => t,
-        None => lilypad.token().call().await?,
-    };
+    let session = Session::open(
+        global,
+        &args.chain,
+        args.key_env.as_deref(),
+        args.key_file.as_deref(),
+    )
+    .await?;
+    let (chain, provider, contracts) = (&session.chain, &session.provider, &session.contracts);
+    let lilypad = session.lilypad();
     let max_price = U256::from(args.max_price);
-    let token = LilypadToken::new(token, &provider);
-    let balance = token.balanceOf(me).call().await?;
-    if balance < max_price {
-        bail!(
-            "{me} holds {balance} tokens, less than the max price {max_price}: fund it, or lower --max-price"
-        );
-    }
-    if token.allowance(me, contracts.lilypad).call().await? < max_price {
-        token
-            .approve(contracts.lilypad, max_price)
-            .send()
-            .await?
-            .get_receipt()
-            .await?;
-    }
+    session
+        .allow(max_price, "the max price", "fund it, or lower --max-price")
+        .await?;
     let request = Lilypad::JobRequest {
         module: args.module.clone(),
         version: args.version.clone(),
@@ -148,7 +192,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     eprintln!();
-    let ok = print_job(&provider, contracts.lilypad, chain, job).await?;
+    let ok = print_job(provider, contracts.lilypad, chain, job).await?;
     if last == 3 && args.challenge_window > 0 {
         println!(
             "you may challenge this result for {} s: lilypad challenge {} {job}",
@@ -161,14 +205,15 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
 /// `lilypad challenge`: checks the job can be challenged by this account (its client, a result
 /// inside the challenge window), pays the mediation fee, challenges, and waits for the verdict.
 pub async fn challenge(global: &Global, args: &ChallengeArgs) -> Result<()> {
-    let config = load_chains(&global.chains)?;
-    let chain = chain(&config, &args.chain)?;
-    let key = load_key(args.key_env.as_deref(), args.key_file.as_deref(), "client")?;
-    let me = key.address();
-    let provider = wallet(chain, key)?;
-    check_chain_id(chain, &provider).await?;
-    let contracts = chain.contracts()?;
-    let lilypad = Lilypad::new(contracts.lilypad, &provider);
+    let session = Session::open(
+        global,
+        &args.chain,
+        args.key_env.as_deref(),
+        args.key_file.as_deref(),
+    )
+    .await?;
+    let (chain, provider, me) = (&session.chain, &session.provider, session.me);
+    let lilypad = session.lilypad();
     let id = U256::from(args.id);
     let job = lilypad.getJob(id).call().await?;
     let state = |s: u8| STATES.get(s as usize).copied().unwrap_or("?");
@@ -204,23 +249,9 @@ pub async fn challenge(global: &Global, args: &ChallengeArgs) -> Result<()> {
         );
     }
     let fee = U256::from(lilypad.params().call().await?.mediationFee);
-    let token = match contracts.token {
-        Some(t) => t,
-        None => lilypad.token().call().await?,
-    };
-    let token = LilypadToken::new(token, &provider);
-    let balance = token.balanceOf(me).call().await?;
-    if balance < fee {
-        bail!("the mediation fee is {fee} tokens and {me} holds {balance}: fund it first");
-    }
-    if token.allowance(me, contracts.lilypad).call().await? < fee {
-        token
-            .approve(contracts.lilypad, fee)
-            .send()
-            .await?
-            .get_receipt()
-            .await?;
-    }
+    session
+        .allow(fee, "the mediation fee", "fund it first")
+        .await?;
     let receipt = lilypad
         .challenge(id)
         .send()

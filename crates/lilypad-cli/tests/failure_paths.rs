@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
@@ -46,22 +45,18 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
     // 2. A job no provider offers expires: the relayer expires it once the match deadline passes
     //    on the chain, and the client gets its whole max price back.
     let before = stack.credited(CLIENT).await;
-    let run = stack
-        .command(&[
+    let run = stack.background(
+        &[
             "run",
             "no-such-module",
             "--chain",
             "dev",
             "--match-timeout",
             "10",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    while stack.state(2).await == 0 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        ],
+        &[],
+    );
+    stack.wait_state(2, state::REQUESTED).await;
     stack.advance(11);
     stack.wait_state(2, state::EXPIRED).await;
     let out = run.wait_with_output().unwrap();
@@ -73,22 +68,18 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
     //    times the job out; the client is refunded in full plus the provider's timeout
     //    collateral (1x the price).
     let before = stack.credited(CLIENT).await;
-    let run = stack
-        .command(&[
+    let run = stack.background(
+        &[
             "run",
             "sleep",
             "--chain",
             "dev",
             "--execution-timeout",
             "20",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    while stack.state(3).await != 2 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        ],
+        &[],
+    );
+    stack.wait_state(3, state::AGREED).await;
     // Kill it once the job's container runs, as a crash mid-job would.
     let start = Instant::now();
     while stack.provider_containers().is_empty() {
@@ -126,22 +117,18 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
     //    completes) and nothing is sent twice (exactly agreeDeal, submitResult and settle).
     stack.kill("relayer");
     let sent_before = stack.relayer_nonce().await;
-    let run = stack
-        .command(&[
+    let run = stack.background(
+        &[
             "run",
             "cowsay",
             "-i",
             "message=after a restart",
             "--chain",
             "dev",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    while stack.state(4).await == 0 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        ],
+        &[],
+    );
+    stack.wait_state(4, state::REQUESTED).await;
     stack.spawn("relayer", &["relayer"]);
     let out = run.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
@@ -157,19 +144,17 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
     //    while it is still in the pool: the job completes and nothing is sent twice.
     let sent_before = stack.relayer_nonce().await;
     stack.rpc("evm_setAutomine", "[false]");
-    let run = stack
-        .command(&[
+    let run = stack.background(
+        &[
             "run",
             "cowsay",
             "-i",
             "message=mid-flight",
             "--chain",
             "dev",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+        &[],
+    );
     // Mine the client's approve and runJob by hand, and nothing after them.
     let start = Instant::now();
     while stack.state(5).await == 0 {
@@ -302,28 +287,18 @@ async fn an_rpc_outage_delays_but_loses_nothing() {
     let sent_before = stack.relayer_nonce().await;
     proxy.down();
     // The client reaches the chain directly; every service goes through the proxy.
-    let run = stack
-        .command(&[
+    let run = stack.background(
+        &[
             "run",
             "cowsay",
             "-i",
             "message=after an outage",
             "--chain",
             "dev",
-        ])
-        .env("LILYPAD_CHAINS_DEV_RPC", stack.anvil.url())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while stack.state(1).await == 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "runJob never landed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        ],
+        &[("LILYPAD_CHAINS_DEV_RPC", stack.anvil.url())],
+    );
+    stack.wait_state(1, state::REQUESTED).await;
     let start = Instant::now();
     while !stack.log("relayer").contains("indexing failed") {
         assert!(

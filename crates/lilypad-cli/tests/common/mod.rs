@@ -193,6 +193,17 @@ impl Stack {
         cmd
     }
 
+    /// Starts `lilypad <args>` with `env` added, its output captured (read it with
+    /// `wait_with_output`).
+    pub fn background(&self, args: &[&str], env: &[(&str, String)]) -> Child {
+        self.command(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     pub fn spawn(&mut self, name: &str, args: &[&str]) {
         // Appended, so a restarted service's log follows its first life's.
         let log = std::fs::OpenOptions::new()
