@@ -237,6 +237,11 @@ pub struct Submitter {
 
 const GWEI: f64 = 1e9;
 
+/// How long a round waits on an empty deals or results stream.
+const ROUND_WAIT: Duration = Duration::from_millis(100);
+/// The pause between two rounds.
+const ROUND_PAUSE: Duration = Duration::from_millis(50);
+
 impl Submitter {
     /// A submitter sending with `key` through `rpc`.
     pub fn new(
@@ -788,10 +793,12 @@ impl Submitter {
                 .try_acquire_lease(&lease_name, holder, self.settings.lease_ttl)
                 .await;
             let pause = match held {
-                Ok(Some(_)) => match self.round(Duration::from_millis(500)).await {
+                // Each stream is waited on for at most ROUND_WAIT when empty, so an idle round
+                // takes about 2 x ROUND_WAIT + ROUND_PAUSE and due actions are never held longer.
+                Ok(Some(_)) => match self.round(ROUND_WAIT).await {
                     Ok(_) => {
                         health.submitted(name);
-                        Duration::from_millis(100)
+                        ROUND_PAUSE
                     }
                     Err(e) => {
                         health.failed(name, &format!("submitting: {e}"));
