@@ -455,6 +455,9 @@ pub enum Reply<T> {
     Error(String),
 }
 
+/// How long past its `wait` a fetch may take before it is cut (see [`Consumer::fetch`]).
+pub const FETCH_GRACE: Duration = Duration::from_millis(100);
+
 /// A durable pull consumer of one topic.
 #[derive(Debug)]
 pub struct Consumer<T> {
@@ -485,7 +488,13 @@ pub struct Malformed {
 
 impl<T: DeserializeOwned> Consumer<T> {
     /// Waits up to `wait` for at most `max` messages.
+    ///
+    /// The server ends a fetch with a status message at `wait`; when it does not (nats-server 2.9
+    /// sometimes omits it after delivering part of a batch), async-nats would wait 5 s more. The
+    /// fetch is cut at `wait` + [`FETCH_GRACE`] instead: every message the server delivered by then
+    /// has been read.
     pub async fn fetch(&self, max: usize, wait: Duration) -> Result<Vec<Received<T>>, BusError> {
+        let deadline = tokio::time::Instant::now() + wait + FETCH_GRACE;
         let mut batch = self
             .inner
             .fetch()
@@ -495,7 +504,7 @@ impl<T: DeserializeOwned> Consumer<T> {
             .await
             .map_err(|e| nats("fetching messages")(e.to_string()))?;
         let mut out = Vec::new();
-        while let Some(msg) = batch.next().await {
+        while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, batch.next()).await {
             let msg = msg.map_err(|e| nats("receiving a message")(e.to_string()))?;
             let (sequence, delivered) = msg
                 .info()

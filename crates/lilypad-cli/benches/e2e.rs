@@ -248,6 +248,15 @@ async fn main() {
     stack.wait_state(last.to::<u64>(), state::SETTLED).await;
     let gas = gas_by_function(&stack).await;
 
+    // Keep the services' logs of this run for a look at where the time went.
+    let logs = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-bench-logs");
+    let _ = std::fs::remove_dir_all(&logs);
+    std::fs::create_dir_all(&logs).unwrap();
+    for name in ["relayer", "solver", "provider"] {
+        let _ = std::fs::copy(stack.log_path(name), logs.join(format!("{name}.log")));
+    }
+    eprintln!("the services' logs of this run: {}", logs.display());
+
     let (p50, p99) = (percentile(&e2e, 50.0), percentile(&e2e, 99.0));
     let (d50, d99) = (percentile(&docker, 50.0), percentile(&docker, 99.0));
     println!();
