@@ -88,6 +88,10 @@ pub fn deploy_contracts_with(
     })
 }
 
+/// How long one `forge script` may take (a deployment takes seconds; compiling from a cold cache
+/// with solcjs up to a few minutes).
+pub const FORGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Runs `forge script <args>` in contracts/ with `env`, and returns its standard output; fails
 /// with forge's whole output when it exits non-zero (a `require` or custom error in the script
 /// makes it do so). Runs of forge are serialised across test processes with a lock file, as they
@@ -104,14 +108,43 @@ pub fn forge_script(args: &[&str], env: &[(&str, &str)]) -> Result<String, Harne
     let lock = std::fs::File::create(dir.join("deployments/.forge-test.lock"))
         .map_err(io("creating the forge lock file"))?;
     lock.lock().map_err(io("locking the forge lock file"))?;
-    let output = Command::new(&forge)
+    let child = Command::new(&forge)
         .current_dir(&dir)
         .arg("script")
         .args(args)
         .envs(env.iter().copied())
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .map_err(io("running forge script"))?;
+    // A broadcast that waits for a transaction that never comes would hang the test: give up
+    // after FORGE_TIMEOUT, killing forge, and say so.
+    let pid = child.id();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(FORGE_TIMEOUT).is_err() {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            true
+        } else {
+            false
+        }
+    });
+    let output = child
+        .wait_with_output()
+        .map_err(io("waiting for forge script"))?;
+    let _ = done_tx.send(());
+    let timed_out = watchdog.join().unwrap_or(false);
     drop(lock);
+    if timed_out {
+        return Err(HarnessError::Io {
+            what: format!("forge script {}", args.join(" ")),
+            source: std::io::Error::other(format!(
+                "killed after {FORGE_TIMEOUT:?} without finishing; its output so far:\n{}\n{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )),
+        });
+    }
     let text = format!(
         "{}\n{}",
         String::from_utf8_lossy(&output.stdout),
