@@ -334,15 +334,39 @@ impl Bus {
     pub async fn offers<T: DeserializeOwned>(
         &self,
     ) -> Result<(Vec<(String, T)>, Vec<(String, String)>), BusError> {
-        let mut keys = self
+        // The keys come from the stream's subjects (STREAM.INFO with a subject filter), not from
+        // kv::Store::keys: its ordered consumer can wait forever when the bucket's last entries
+        // have just expired, which would stall the solver. The whole listing is bounded too.
+        tokio::time::timeout(OFFERS_LIST_TIMEOUT, self.read_offers())
+            .await
+            .map_err(|_| {
+                nats("listing offers")(format!(
+                    "no answer within {OFFERS_LIST_TIMEOUT:?}; is the NATS server overloaded?"
+                ))
+            })?
+    }
+
+    async fn read_offers<T: DeserializeOwned>(
+        &self,
+    ) -> Result<(Vec<(String, T)>, Vec<(String, String)>), BusError> {
+        let prefix = self.offers.prefix.clone();
+        let mut subjects = self
             .offers
-            .keys()
+            .stream
+            .info_with_subjects(format!("{prefix}>"))
             .await
             .map_err(|e| nats("listing offers")(e.to_string()))?;
+        let mut keys = Vec::new();
+        while let Some(subject) = subjects.next().await {
+            let (subject, _) = subject.map_err(|e| nats("listing offers")(e.to_string()))?;
+            if let Some(key) = subject.strip_prefix(&prefix) {
+                keys.push(key.to_owned());
+            }
+        }
+        keys.sort();
         let mut good = Vec::new();
         let mut bad = Vec::new();
-        while let Some(key) = keys.next().await {
-            let key = key.map_err(|e| nats("listing offers")(e.to_string()))?;
+        for key in keys {
             let Some(value) = self
                 .offers
                 .get(&key)
@@ -454,6 +478,9 @@ pub enum Reply<T> {
     /// The request was refused, with the reason.
     Error(String),
 }
+
+/// The longest [`Bus::offers`] may take before it fails.
+pub const OFFERS_LIST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long past its `wait` a fetch may take before it is cut (see [`Consumer::fetch`]).
 pub const FETCH_GRACE: Duration = Duration::from_millis(100);
