@@ -207,3 +207,12 @@ impl ChainSource for RpcChain {
         Ok(out)
     }
 }
+
+/// Makes `provider` poll for transaction receipts every `every` (at least every 10 ms). alloy's
+/// default is 250 ms for a local endpoint and 7 s for any other, which on a chain with 2 s blocks
+/// would hold every transaction several blocks; Lilypad polls at the chain's `poll_interval`.
+pub fn poll_receipts_every(provider: &DynProvider, every: std::time::Duration) {
+    provider
+        .client()
+        .set_poll_interval(every.max(std::time::Duration::from_millis(10)));
+}

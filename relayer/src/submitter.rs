@@ -182,15 +182,14 @@ impl Signed for SignedResult {
     }
 }
 
-/// What to record once a transaction is mined.
+/// What to record once a transaction is mined: the due action it makes unneeded, and the one it
+/// makes due at the job's new deadline. A deal: no more expiry, a timeout at the execution
+/// deadline. A result: no more timeout, settlement when the challenge window ends. A due action:
+/// itself done, nothing next.
 #[derive(Debug, Clone, Copy)]
-enum After {
-    /// A deal: the job can no longer expire; it times out at its execution deadline.
-    Deal,
-    /// A result: the job can no longer time out; it settles when the challenge window ends.
-    Result,
-    /// A due action: done.
-    Action(Action),
+struct After {
+    done: Action,
+    next: Option<Action>,
 }
 
 /// A transaction sent and not yet confirmed.
@@ -266,13 +265,10 @@ impl Submitter {
         })
     }
 
-    /// How often it polls for a sent transaction's receipt. alloy's default is 250 ms for a
-    /// local endpoint and 7 s for any other, which on a chain with 2 s blocks would hold every
-    /// job several blocks; the relayer uses the chain's poll interval.
+    /// How often it polls for a sent transaction's receipt (see
+    /// [`crate::chain::poll_receipts_every`]); the relayer uses the chain's poll interval.
     pub fn with_receipt_poll(self, every: Duration) -> Self {
-        self.provider
-            .client()
-            .set_poll_interval(every.max(Duration::from_millis(10)));
+        crate::chain::poll_receipts_every(&self.provider, every);
         self
     }
 
@@ -316,25 +312,25 @@ impl Submitter {
 
     /// Lands a signed deal unless the job is no longer waiting for one; schedules its timeout.
     pub async fn submit_deal(&self, deal: &SignedDeal) -> Result<Submitted, SubmitError> {
-        match self.prepare_deal(deal).await? {
-            Step::Sent(sent) => self.complete(*sent).await,
-            Step::Skipped(why) => Ok(Submitted::Skipped(why)),
-        }
+        self.run_step(self.prepare_deal(deal).await?).await
     }
 
     /// Lands a signed result unless the job is no longer waiting for one; schedules settlement.
     pub async fn submit_result(&self, result: &SignedResult) -> Result<Submitted, SubmitError> {
-        match self.prepare_result(result).await? {
-            Step::Sent(sent) => self.complete(*sent).await,
-            Step::Skipped(why) => Ok(Submitted::Skipped(why)),
-        }
+        self.run_step(self.prepare_result(result).await?).await
     }
 
     /// Carries out one due action, if the job is still in the state it needs and its deadline has
     /// passed by the chain's clock; otherwise nothing is sent.
     pub async fn carry_out(&self, job: U256, action: Action) -> Result<Submitted, SubmitError> {
         let now = self.chain_time().await?;
-        match self.prepare_action(job, action, now).await? {
+        self.run_step(self.prepare_action(job, action, now).await?)
+            .await
+    }
+
+    /// Waits for the transaction of a step that sent one.
+    async fn run_step(&self, step: Step) -> Result<Submitted, SubmitError> {
+        match step {
             Step::Sent(sent) => self.complete(*sent).await,
             Step::Skipped(why) => Ok(Submitted::Skipped(why)),
         }
@@ -355,7 +351,15 @@ impl Submitter {
             providerSignature: deal.signature.clone(),
         };
         let sent = self
-            .dispatch(job, "agreeDeal", call.abi_encode().into(), After::Deal)
+            .dispatch(
+                job,
+                "agreeDeal",
+                call.abi_encode().into(),
+                After {
+                    done: Action::Expire,
+                    next: Some(Action::Timeout),
+                },
+            )
             .await?;
         Ok(Step::Sent(Box::new(sent)))
     }
@@ -388,7 +392,15 @@ impl Submitter {
             providerSignature: result.signature.clone(),
         };
         let sent = self
-            .dispatch(job, "submitResult", call.abi_encode().into(), After::Result)
+            .dispatch(
+                job,
+                "submitResult",
+                call.abi_encode().into(),
+                After {
+                    done: Action::Timeout,
+                    next: Some(Action::Settle),
+                },
+            )
             .await?;
         Ok(Step::Sent(Box::new(sent)))
     }
@@ -427,7 +439,15 @@ impl Submitter {
             Action::Settle => ("settle", Lilypad::settleCall { jobId: job }.abi_encode()),
         };
         let sent = self
-            .dispatch(job, name, data.into(), After::Action(action))
+            .dispatch(
+                job,
+                name,
+                data.into(),
+                After {
+                    done: action,
+                    next: None,
+                },
+            )
             .await?;
         Ok(Step::Sent(Box::new(sent)))
     }
@@ -437,22 +457,10 @@ impl Submitter {
         let chain = self.settings.chain_id;
         let (job, after) = (sent.job, sent.after);
         let receipt = self.confirm(sent).await?;
-        match after {
-            After::Deal => {
-                self.store.done(chain, job, Action::Expire).await?;
-                let (_, deadline) = self.job_state(job).await?;
-                self.store
-                    .schedule(chain, job, Action::Timeout, deadline)
-                    .await?;
-            }
-            After::Result => {
-                self.store.done(chain, job, Action::Timeout).await?;
-                let (_, deadline) = self.job_state(job).await?;
-                self.store
-                    .schedule(chain, job, Action::Settle, deadline)
-                    .await?;
-            }
-            After::Action(action) => self.store.done(chain, job, action).await?,
+        self.store.done(chain, job, after.done).await?;
+        if let Some(next) = after.next {
+            let (_, deadline) = self.job_state(job).await?;
+            self.store.schedule(chain, job, next, deadline).await?;
         }
         Ok(Submitted::Landed(receipt.transaction_hash))
     }
@@ -668,26 +676,15 @@ impl Submitter {
                     inflight.push(async move { (job, action, self.complete(*sent).await) })
                 }
                 Ok(Step::Skipped(why)) => {
-                    tracing::debug!(chain, job = %job, %action, %why, "due action not needed")
+                    report_action(chain, job, action, Ok(Submitted::Skipped(why)));
                 }
                 Err(e) => {
-                    tracing::error!(chain, job = %job, %action, error = %e, "due action failed; it comes due again")
+                    report_action(chain, job, action, Err(e));
                 }
             }
         }
         while let Some((job, action, outcome)) = inflight.next().await {
-            match outcome {
-                Ok(Submitted::Landed(tx)) => {
-                    landed += 1;
-                    tracing::info!(chain, job = %job, %action, %tx, "due action carried out");
-                }
-                Ok(Submitted::Skipped(why)) => {
-                    tracing::debug!(chain, job = %job, %action, %why, "due action not needed")
-                }
-                Err(e) => {
-                    tracing::error!(chain, job = %job, %action, error = %e, "due action failed; it comes due again")
-                }
-            }
+            landed += report_action(chain, job, action, outcome);
         }
         Ok(landed)
     }
@@ -818,6 +815,30 @@ impl Submitter {
                 _ = tokio::time::sleep(pause) => {}
                 _ = stop.changed() => return,
             }
+        }
+    }
+}
+
+/// Logs what became of a due action; 1 if a transaction landed. A failed action stays claimed in
+/// Redis and comes due again after the claim expires.
+fn report_action(
+    chain: u64,
+    job: U256,
+    action: Action,
+    outcome: Result<Submitted, SubmitError>,
+) -> usize {
+    match outcome {
+        Ok(Submitted::Landed(tx)) => {
+            tracing::info!(chain, job = %job, %action, %tx, "due action carried out");
+            1
+        }
+        Ok(Submitted::Skipped(why)) => {
+            tracing::debug!(chain, job = %job, %action, %why, "due action not needed");
+            0
+        }
+        Err(e) => {
+            tracing::error!(chain, job = %job, %action, error = %e, "due action failed; it comes due again");
+            0
         }
     }
 }

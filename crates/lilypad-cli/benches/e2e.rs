@@ -21,7 +21,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use alloy::network::EthereumWallet;
@@ -42,26 +41,18 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The same container as a job, started by the `docker` CLI (the harness's `docker_run`).
 fn bare_docker_run() -> Duration {
     let t = Instant::now();
-    let out = Command::new("docker")
-        .args([
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "lilypad/cowsay:1.0.0",
-            "/usr/bin/cowsay",
-            MESSAGE,
-        ])
-        .output()
+    let out = lilypad_e2e::docker_run("lilypad/cowsay:1.0.0", &["/usr/bin/cowsay", MESSAGE])
         .expect("docker runs");
+    let elapsed = t.elapsed();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    t.elapsed()
+    elapsed
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -10,6 +10,7 @@ use alloy::sol_types::SolEvent;
 use anyhow::{Context, Result, bail};
 use lilypad_bindings::{Lilypad, LilypadToken};
 use lilypad_config::ChainConfig;
+use lilypad_relayer::submitter::status;
 
 use crate::common::{check_chain_id, load_chains, load_key, wallet};
 use crate::{ChallengeArgs, Global, JobArgs, RunArgs};
@@ -193,7 +194,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
     }
     eprintln!();
     let ok = print_job(provider, contracts.lilypad, chain, job).await?;
-    if last == 3 && args.challenge_window > 0 {
+    if last == status::RESULT_SUBMITTED && args.challenge_window > 0 {
         println!(
             "you may challenge this result for {} s: lilypad challenge {} {job}",
             args.challenge_window, chain.name
@@ -220,7 +221,7 @@ pub async fn challenge(global: &Global, args: &ChallengeArgs) -> Result<()> {
     if job.status == 0 {
         bail!("there is no job {id} on {}", chain.name);
     }
-    if job.status != 3 {
+    if job.status != status::RESULT_SUBMITTED {
         bail!(
             "job {id} cannot be challenged: it is {} (only a submitted result, inside its challenge window, can be)",
             state(job.status)
@@ -248,7 +249,8 @@ pub async fn challenge(global: &Global, args: &ChallengeArgs) -> Result<()> {
             chain.name
         );
     }
-    let fee = U256::from(lilypad.params().call().await?.mediationFee);
+    let params = lilypad.params().call().await?;
+    let fee = U256::from(params.mediationFee);
     session
         .allow(fee, "the mediation fee", "fund it first")
         .await?;
@@ -272,12 +274,11 @@ pub async fn challenge(global: &Global, args: &ChallengeArgs) -> Result<()> {
     if args.no_wait {
         return Ok(());
     }
-    let timeout = u64::from(lilypad.params().call().await?.mediationTimeout);
-    let budget = Duration::from_secs(timeout + 60);
+    let budget = Duration::from_secs(u64::from(params.mediationTimeout) + 60);
     let started = Instant::now();
     let outcome = loop {
         let s = lilypad.getJob(id).call().await?.status;
-        if s != 4 {
+        if s != status::CHALLENGED {
             break s;
         }
         if started.elapsed() > budget {

@@ -56,12 +56,7 @@ pub fn wallet(chain: &ChainConfig, key: PrivateKeySigner) -> Result<DynProvider>
         .wallet(EthereumWallet::from(key))
         .connect_http(url)
         .erased();
-    // Receipts are polled at the chain's own pace, not alloy's 7 s for remote endpoints.
-    provider.client().set_poll_interval(
-        chain
-            .poll_interval
-            .max(std::time::Duration::from_millis(10)),
-    );
+    lilypad_relayer::chain::poll_receipts_every(&provider, chain.poll_interval);
     Ok(provider)
 }
 

@@ -39,17 +39,7 @@ fn ms(d: Duration) -> String {
 
 fn bare_docker_run() -> Duration {
     let start = Instant::now();
-    let out = Command::new("docker")
-        .args([
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "lilypad/cowsay:1.0.0",
-            "/usr/bin/cowsay",
-            "moo",
-        ])
-        .output()
+    let out = lilypad_e2e::docker_run("lilypad/cowsay:1.0.0", &["/usr/bin/cowsay", "moo"])
         .expect("docker runs");
     let elapsed = start.elapsed();
     assert!(

@@ -20,7 +20,7 @@ mod service;
 
 pub use capacity::{CapacityTracker, Refusal, Reservation};
 pub use result::{
-    MAX_CID_BYTES, MAX_ERROR_BYTES, ResultFields, result_fields, status, tamper, truncate_utf8,
+    MAX_CID_BYTES, MAX_ERROR_BYTES, ResultFields, result_fields, status, truncate_utf8,
 };
 pub use service::{
     ChainSettings, DealRefused, DealServer, Heartbeat, ProviderError, ProviderSettings,
