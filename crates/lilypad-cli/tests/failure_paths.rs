@@ -229,6 +229,19 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
         "the client is told how to challenge:\n{t}"
     );
     assert_eq!(stack.state(6).await, state::RESULT_SUBMITTED);
+    // Only the job's client may challenge: another account is refused before paying anything.
+    let out = stack
+        .command(&["challenge", "dev", "6"])
+        .env("LILYPAD_CLIENT_KEY", dev_keys::CLIENT_2)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("only its client may challenge it"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(stack.state(6).await, state::RESULT_SUBMITTED);
     let out = stack.command(&["challenge", "dev", "6"]).output().unwrap();
     let t = text(&out);
     assert!(
