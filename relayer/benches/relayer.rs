@@ -74,8 +74,6 @@ alloy::sol! {
 
 /// What each flooded request escrows.
 const MAX_PRICE: u64 = 1_000_000_000_000_000;
-/// Job status `Expired` in the contract.
-const EXPIRED: u8 = 6;
 /// Block gas limit given to the bench's chains, so a flood transaction of a few hundred requests fits.
 const GAS_LIMIT: &str = "1000000000";
 
@@ -659,7 +657,7 @@ async fn bench_submit(started: Instant, code: &Bytes, rows: &mut Vec<Row>) {
         assert!(due.is_empty(), "nothing left due: {due:?}");
         for job in ids {
             let (status, _) = submitter.job_state(U256::from(job)).await.unwrap();
-            assert_eq!(status, EXPIRED, "job {job}");
+            assert_eq!(status, Some(lilypad_types::JobStatus::Expired), "job {job}");
         }
         say(
             started,

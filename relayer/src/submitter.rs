@@ -32,21 +32,12 @@ use lilypad_bindings::Lilypad;
 use lilypad_bus::{Bus, BusError, Received, Topic};
 use lilypad_config::GasPolicy;
 use lilypad_store::{Action, Store, StoreError};
-use lilypad_types::{JobKey, SignedDeal, SignedResult};
+use lilypad_types::{JobKey, JobStatus, SignedDeal, SignedResult};
 use serde::{Deserialize, Serialize};
 
-/// On-chain job states (the contract's `JobStatus`).
-pub mod status {
-    /// No such job.
-    pub const NONE: u8 = 0;
-    /// Waiting for a deal.
-    pub const REQUESTED: u8 = 1;
-    /// Dealt, waiting for the result.
-    pub const AGREED: u8 = 2;
-    /// Result in, challenge window open.
-    pub const RESULT_SUBMITTED: u8 = 3;
-    /// Challenged, in mediation.
-    pub const CHALLENGED: u8 = 4;
+/// A job state as the skip messages name it.
+fn show(state: Option<JobStatus>) -> String {
+    state.map_or_else(|| "unknown to this build".to_owned(), |s| s.to_string())
 }
 
 /// A submission that failed.
@@ -289,14 +280,16 @@ impl Submitter {
     }
 
     /// The job's on-chain status and deadline.
-    pub async fn job_state(&self, job: U256) -> Result<(u8, u64), SubmitError> {
+    /// A status number this build does not know reads as `None` (a newer contract): the job is
+    /// then left alone, as for any state an action does not expect.
+    pub async fn job_state(&self, job: U256) -> Result<(Option<JobStatus>, u64), SubmitError> {
         let j = self
             .lilypad()
             .getJob(job)
             .call()
             .await
             .map_err(|e| rpc(format!("getJob({job})"))(e.to_string()))?;
-        Ok((j.status, j.deadline.to::<u64>()))
+        Ok((j.state(), j.deadline.to::<u64>()))
     }
 
     /// The chain's clock: the latest block's timestamp.
@@ -341,9 +334,10 @@ impl Submitter {
     async fn prepare_deal(&self, deal: &SignedDeal) -> Result<Step, SubmitError> {
         let job = deal.terms.job_id;
         let (state, _) = self.job_state(job).await?;
-        if state != status::REQUESTED {
+        if state != Some(JobStatus::Requested) {
             return Ok(Step::Skipped(format!(
-                "job is in state {state}, not Requested"
+                "job is in state {}, not Requested",
+                show(state)
             )));
         }
         let call = Lilypad::agreeDealCall {
@@ -369,15 +363,16 @@ impl Submitter {
     async fn prepare_result(&self, result: &SignedResult) -> Result<Step, SubmitError> {
         let job = result.key.job_id;
         let (state, _) = self.job_state(job).await?;
-        if state == status::REQUESTED {
+        if state == Some(JobStatus::Requested) {
             return Err(SubmitError::NotYet {
                 key: result.key,
                 reason: "its deal is not on-chain yet".into(),
             });
         }
-        if state != status::AGREED {
+        if state != Some(JobStatus::Agreed) {
             return Ok(Step::Skipped(format!(
-                "job is in state {state}, not Agreed"
+                "job is in state {}, not Agreed",
+                show(state)
             )));
         }
         let call = Lilypad::submitResultCall {
@@ -414,14 +409,15 @@ impl Submitter {
     ) -> Result<Step, SubmitError> {
         let (state, deadline) = self.job_state(job).await?;
         let needed = match action {
-            Action::Expire => status::REQUESTED,
-            Action::Timeout => status::AGREED,
-            Action::Settle => status::RESULT_SUBMITTED,
+            Action::Expire => JobStatus::Requested,
+            Action::Timeout => JobStatus::Agreed,
+            Action::Settle => JobStatus::ResultSubmitted,
         };
-        if state != needed {
+        if state != Some(needed) {
             self.store.done(self.settings.chain_id, job, action).await?;
             return Ok(Step::Skipped(format!(
-                "job is in state {state}; {action} needs {needed}"
+                "job is in state {}; {action} needs {needed}",
+                show(state)
             )));
         }
         if now < deadline {

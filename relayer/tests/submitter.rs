@@ -16,17 +16,12 @@ use lilypad_config::{Confirmations, GasPolicy};
 use lilypad_e2e::{Anvil, Nats, Redis, deploy_contracts, dev_keys, json_rpc};
 use lilypad_relayer::chain::RpcChain;
 use lilypad_relayer::indexer::{Indexer, IndexerSettings};
-use lilypad_relayer::submitter::{
-    PendingTx, SubmitError, Submitted, Submitter, SubmitterSettings, status,
-};
+use lilypad_relayer::submitter::{PendingTx, SubmitError, Submitted, Submitter, SubmitterSettings};
 use lilypad_store::{Action, Store};
-use lilypad_types::{DealTerms, JobKey, SignedDeal, SignedResult};
+use lilypad_types::{DealTerms, JobKey, JobStatus, SignedDeal, SignedResult};
 
 const CHAIN: u64 = 31337;
 const PRICE: u64 = 1_000_000;
-const SETTLED: u8 = 5;
-const EXPIRED: u8 = 6;
-const TIMED_OUT: u8 = 7;
 
 struct World {
     anvil: Anvil,
@@ -188,7 +183,7 @@ async fn sent_by_relayer(w: &World) -> u64 {
     p.get_transaction_count(w.submitter.signer()).await.unwrap()
 }
 
-async fn state(w: &World, job: U256) -> u8 {
+async fn state(w: &World, job: U256) -> Option<JobStatus> {
     w.submitter.job_state(job).await.unwrap().0
 }
 
@@ -221,7 +216,7 @@ async fn deals_and_results_from_the_streams_land_once_and_the_job_settles() {
         w.submitter.round(Duration::from_millis(300)).await.unwrap(),
         1
     );
-    assert_eq!(state(&w, job).await, status::AGREED);
+    assert_eq!(state(&w, job).await, Some(JobStatus::Agreed));
     assert_eq!(
         sent_by_relayer(&w).await,
         before + 1,
@@ -238,7 +233,7 @@ async fn deals_and_results_from_the_streams_land_once_and_the_job_settles() {
         w.submitter.round(Duration::from_millis(300)).await.unwrap(),
         2
     );
-    assert_eq!(state(&w, job).await, SETTLED);
+    assert_eq!(state(&w, job).await, Some(JobStatus::Settled));
     let provider = Lilypad::new(w.lilypad, wallet(&w.anvil.url(), dev_keys::RELAYER));
     let paid = provider
         .balanceOf(provider_key().address())
@@ -283,13 +278,13 @@ async fn a_job_nobody_takes_is_expired_by_the_relayer() {
         0,
         "not yet due"
     );
-    assert_eq!(state(&w, job).await, status::REQUESTED);
+    assert_eq!(state(&w, job).await, Some(JobStatus::Requested));
     advance(&w, 11);
     assert_eq!(
         w.submitter.round(Duration::from_millis(100)).await.unwrap(),
         1
     );
-    assert_eq!(state(&w, job).await, EXPIRED);
+    assert_eq!(state(&w, job).await, Some(JobStatus::Expired));
 }
 
 #[tokio::test]
@@ -308,7 +303,7 @@ async fn a_deal_without_a_result_is_timed_out() {
         w.submitter.round(Duration::from_millis(100)).await.unwrap(),
         1
     );
-    assert_eq!(state(&w, job).await, TIMED_OUT);
+    assert_eq!(state(&w, job).await, Some(JobStatus::TimedOut));
     // Asked again, nothing is sent: the job is past that state.
     let again = w.submitter.carry_out(job, Action::Timeout).await.unwrap();
     assert_eq!(
@@ -340,7 +335,7 @@ async fn a_deal_the_contract_would_refuse_costs_no_gas_and_is_dropped() {
         w.submitter.round(Duration::from_millis(300)).await.unwrap(),
         0
     );
-    assert_eq!(state(&w, job).await, status::REQUESTED);
+    assert_eq!(state(&w, job).await, Some(JobStatus::Requested));
 }
 
 #[tokio::test]
@@ -371,7 +366,7 @@ async fn a_transaction_stuck_in_the_pool_is_replaced_with_higher_fees() {
     let Submitted::Landed(tx) = landed else {
         panic!("expected the deal to land: {landed:?}")
     };
-    assert_eq!(state(&w, job).await, status::AGREED);
+    assert_eq!(state(&w, job).await, Some(JobStatus::Agreed));
     assert_eq!(
         sent_by_relayer(&w).await,
         before + 1,
@@ -441,7 +436,7 @@ async fn a_batch_of_deals_is_pipelined_into_one_block() {
         "the five deals landed in one block"
     );
     for job in jobs {
-        assert_eq!(state(&w, job).await, status::AGREED);
+        assert_eq!(state(&w, job).await, Some(JobStatus::Agreed));
     }
     assert_eq!(sent_by_relayer(&w).await, mined_before + 5);
 }

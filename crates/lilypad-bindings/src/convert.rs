@@ -3,7 +3,7 @@
 
 use alloy::primitives::Address;
 use alloy::rpc::types::Log;
-use lilypad_types::{DealTerms, Input, JobKey, JobRequested, JobSpec};
+use lilypad_types::{DealTerms, Input, JobKey, JobRequested, JobSpec, JobStatus};
 
 use crate::Lilypad;
 use crate::eip712;
@@ -47,6 +47,13 @@ pub fn job_requested<T>(
             results_collateral_multiplier_bps: r.resultsCollateralMultiplierBps,
             challenge_window: r.challengeWindow,
         },
+    }
+}
+
+impl Lilypad::Job {
+    /// The job's state (`None` for a number this build does not know: a newer contract).
+    pub fn state(&self) -> Option<JobStatus> {
+        JobStatus::from_u8(self.status)
     }
 }
 

@@ -27,9 +27,10 @@ use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
-use common::{Options, Stack, state};
+use common::{Options, Stack};
 use lilypad_bindings::{Lilypad, LilypadToken};
 use lilypad_e2e::dev_keys;
+use lilypad_types::JobStatus;
 
 const MESSAGE: &str = "moo";
 const MAX_PRICE: u128 = 10_000_000_000_000_000;
@@ -124,8 +125,10 @@ impl Client {
             .jobId
     }
 
-    async fn status(&self, job: U256) -> u8 {
-        self.lilypad.getJob(job).call().await.unwrap().status
+    async fn status(&self, job: U256) -> JobStatus {
+        let job = self.lilypad.getJob(job).call().await.unwrap();
+        job.state()
+            .unwrap_or_else(|| panic!("unknown job status {}", job.status))
     }
 
     /// Waits for the job's result on-chain; returns when it was agreed and when it landed.
@@ -133,12 +136,12 @@ impl Client {
         let mut agreed = None;
         loop {
             let s = self.status(job).await;
-            if s >= state::AGREED && agreed.is_none() {
+            if s >= JobStatus::Agreed && agreed.is_none() {
                 agreed = Some(t0.elapsed());
             }
-            if s >= state::RESULT_SUBMITTED {
+            if s >= JobStatus::ResultSubmitted {
                 assert!(
-                    s == state::RESULT_SUBMITTED || s == state::SETTLED,
+                    s == JobStatus::ResultSubmitted || s == JobStatus::Settled,
                     "job {job} ended in state {s}"
                 );
                 return (agreed.unwrap_or_default(), t0.elapsed());
@@ -236,7 +239,7 @@ async fn main() {
 
     // Let the relayer settle the last jobs before reading gas.
     let last = *ids.last().unwrap();
-    stack.wait_state(last.to::<u64>(), state::SETTLED).await;
+    stack.wait_state(last.to::<u64>(), JobStatus::Settled).await;
     let gas = gas_by_function(&stack).await;
 
     // Keep the services' logs of this run for a look at where the time went.

@@ -10,33 +10,20 @@ use alloy::sol_types::SolEvent;
 use anyhow::{Context, Result, bail};
 use lilypad_bindings::{Lilypad, LilypadToken};
 use lilypad_config::ChainConfig;
-use lilypad_relayer::submitter::status;
+use lilypad_types::{JobStatus, Outcome};
 
 use crate::common::{check_chain_id, load_chains, load_key, wallet};
 use crate::{ChallengeArgs, Global, JobArgs, RunArgs};
 
-const STATES: [&str; 9] = [
-    "unknown",
-    "requested: waiting for a provider",
-    "agreed: running",
-    "result submitted",
-    "challenged: in mediation",
-    "settled",
-    "expired: no provider took it; refunded",
-    "timed out: the provider did not deliver; refunded with its collateral",
-    "overturned by mediation",
-];
+/// A job state number as `lilypad run` and `lilypad job` print it.
+fn state(n: u8) -> &'static str {
+    JobStatus::from_u8(n).map_or("?", JobStatus::describe)
+}
 
-const OUTCOMES: [&str; 8] = [
-    "none",
-    "succeeded",
-    "job failed",
-    "provider error",
-    "expired",
-    "timed out",
-    "upheld by mediation",
-    "overturned by mediation",
-];
+/// A callback outcome number as `lilypad job` prints it.
+fn outcome(n: u8) -> &'static str {
+    Outcome::from_u8(n).map_or("?", Outcome::describe)
+}
 
 /// `KEY=VALUE` split at the first `=`, so values may hold `=` themselves.
 pub fn parse_input(text: &str) -> Result<(String, String), String> {
@@ -174,17 +161,17 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
             eprintln!(
                 "  [{:>6.1}s] {}",
                 started.elapsed().as_secs_f64(),
-                STATES.get(state as usize).unwrap_or(&"?")
+                self::state(state)
             );
             last = state;
         }
-        if state >= 3 {
+        if state >= JobStatus::ResultSubmitted.as_u8() {
             break;
         }
         if started.elapsed() > budget {
             bail!(
                 "job {job} is still {} after {budget:?}; see `lilypad job {} {job}`",
-                STATES[state as usize],
+                self::state(state),
                 chain.name
             );
         }
@@ -194,7 +181,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
     }
     eprintln!();
     let ok = print_job(provider, contracts.lilypad, chain, job).await?;
-    if last == status::RESULT_SUBMITTED && args.challenge_window > 0 {
+    if last == JobStatus::ResultSubmitted.as_u8() && args.challenge_window > 0 {
         println!(
             "you may challenge this result for {} s: lilypad challenge {} {job}",
             args.challenge_window, chain.name
@@ -217,11 +204,10 @@ pub async fn challenge(global: &Global, args: &ChallengeArgs) -> Result<()> {
     let lilypad = session.lilypad();
     let id = U256::from(args.id);
     let job = lilypad.getJob(id).call().await?;
-    let state = |s: u8| STATES.get(s as usize).copied().unwrap_or("?");
-    if job.status == 0 {
+    if job.state() == Some(JobStatus::None) {
         bail!("there is no job {id} on {}", chain.name);
     }
-    if job.status != status::RESULT_SUBMITTED {
+    if job.state() != Some(JobStatus::ResultSubmitted) {
         bail!(
             "job {id} cannot be challenged: it is {} (only a submitted result, inside its challenge window, can be)",
             state(job.status)
@@ -278,7 +264,7 @@ pub async fn challenge(global: &Global, args: &ChallengeArgs) -> Result<()> {
     let started = Instant::now();
     let outcome = loop {
         let s = lilypad.getJob(id).call().await?.status;
-        if s != status::CHALLENGED {
+        if s != JobStatus::Challenged.as_u8() {
             break s;
         }
         if started.elapsed() > budget {
@@ -328,17 +314,14 @@ async fn print_job(
 ) -> Result<bool> {
     let l = Lilypad::new(lilypad, provider);
     let j = l.getJob(job).call().await?;
-    if j.status == 0 {
+    if j.state() == Some(JobStatus::None) {
         bail!("there is no job {job} on {}", chain.name);
     }
     println!(
         "job:      {job} on {} (chain {})",
         chain.name, chain.chain_id
     );
-    println!(
-        "state:    {}",
-        STATES.get(j.status as usize).unwrap_or(&"?")
-    );
+    println!("state:    {}", state(j.status));
     println!("client:   {}", j.client);
     if j.provider != Address::ZERO {
         println!("provider: {}", j.provider);
@@ -355,13 +338,12 @@ async fn print_job(
     };
     let ev = log.log_decode::<Lilypad::ResultSubmitted>()?.inner.data;
     let r = ev.result;
-    let status = OUTCOMES.get(r.status as usize).unwrap_or(&"?");
-    println!("status:   {status}");
+    println!("status:   {}", outcome(r.status));
     println!("cid:      {}", String::from_utf8_lossy(&r.resultCid));
     println!("exit:     {}", r.exitCode);
     if !r.error.is_empty() {
         println!("error:    {}", r.error);
     }
     println!("output:\n{}", String::from_utf8_lossy(&ev.output));
-    Ok(r.status == 1)
+    Ok(r.status == Outcome::Succeeded.as_u8())
 }

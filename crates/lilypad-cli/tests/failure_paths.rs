@@ -10,8 +10,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
-use common::{MAX_PRICE, Options, PRICE, Stack, state, text};
+use common::{MAX_PRICE, Options, PRICE, Stack, text};
 use lilypad_e2e::dev_keys;
+use lilypad_types::JobStatus;
 
 const CLIENT: &str = dev_keys::ADDRESSES[1];
 const MEDIATOR: &str = dev_keys::ADDRESSES[4];
@@ -39,7 +40,7 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
         t.contains("status:   job failed") && t.contains("exit:     7"),
         "{t}"
     );
-    stack.wait_state(1, state::SETTLED).await;
+    stack.wait_state(1, JobStatus::Settled).await;
     assert_eq!(stack.credited(CLIENT).await, U256::from(MAX_PRICE - PRICE));
 
     // 2. A job no provider offers expires: the relayer expires it once the match deadline passes
@@ -56,9 +57,9 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
         ],
         &[],
     );
-    stack.wait_state(2, state::REQUESTED).await;
+    stack.wait_state(2, JobStatus::Requested).await;
     stack.advance(11);
-    stack.wait_state(2, state::EXPIRED).await;
+    stack.wait_state(2, JobStatus::Expired).await;
     let out = run.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("expired"), "{}", text(&out));
@@ -79,7 +80,7 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
         ],
         &[],
     );
-    stack.wait_state(3, state::AGREED).await;
+    stack.wait_state(3, JobStatus::Agreed).await;
     // Kill it once the job's container runs, as a crash mid-job would.
     let start = Instant::now();
     while stack.provider_containers().is_empty() {
@@ -91,7 +92,7 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
     }
     stack.kill("provider");
     stack.advance(21);
-    stack.wait_state(3, state::TIMED_OUT).await;
+    stack.wait_state(3, JobStatus::TimedOut).await;
     let out = run.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("timed out"), "{}", text(&out));
@@ -128,12 +129,12 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
         ],
         &[],
     );
-    stack.wait_state(4, state::REQUESTED).await;
+    stack.wait_state(4, JobStatus::Requested).await;
     stack.spawn("relayer", &["relayer"]);
     let out = run.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("after a restart"), "{}", text(&out));
-    stack.wait_state(4, state::SETTLED).await;
+    stack.wait_state(4, JobStatus::Settled).await;
     assert_eq!(
         stack.relayer_nonce().await,
         sent_before + 3,
@@ -157,7 +158,7 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
     );
     // Mine the client's approve and runJob by hand, and nothing after them.
     let start = Instant::now();
-    while stack.state(5).await == 0 {
+    while stack.state(5).await == JobStatus::None {
         assert!(
             start.elapsed() < Duration::from_secs(30),
             "runJob never sent"
@@ -177,7 +178,7 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
     stack.kill("relayer");
     assert_eq!(
         stack.state(5).await,
-        state::REQUESTED,
+        JobStatus::Requested,
         "agreeDeal not mined yet"
     );
     stack.spawn("relayer", &["relayer"]);
@@ -188,7 +189,7 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
     let out = run.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("mid-flight"), "{}", text(&out));
-    stack.wait_state(5, state::SETTLED).await;
+    stack.wait_state(5, JobStatus::Settled).await;
     assert_eq!(
         stack.relayer_nonce().await,
         sent_before + 3,
@@ -228,7 +229,7 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
         t.contains("lilypad challenge dev 6"),
         "the client is told how to challenge:\n{t}"
     );
-    assert_eq!(stack.state(6).await, state::RESULT_SUBMITTED);
+    assert_eq!(stack.state(6).await, JobStatus::ResultSubmitted);
     // Only the job's client may challenge: another account is refused before paying anything.
     let out = stack
         .command(&["challenge", "dev", "6"])
@@ -241,7 +242,7 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
         "{}",
         text(&out)
     );
-    assert_eq!(stack.state(6).await, state::RESULT_SUBMITTED);
+    assert_eq!(stack.state(6).await, JobStatus::ResultSubmitted);
     let out = stack.command(&["challenge", "dev", "6"]).output().unwrap();
     let t = text(&out);
     assert!(
@@ -250,7 +251,7 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
         stack.log("mediator")
     );
     assert!(t.contains("verdict:  overturned by mediation"), "{t}");
-    assert_eq!(stack.state(6).await, state::OVERTURNED);
+    assert_eq!(stack.state(6).await, JobStatus::Overturned);
     let params = stack.lilypad().await.params().call().await.unwrap();
     let slashed = U256::from(2 * PRICE);
     let share = slashed * U256::from(params.mediatorShareBps) / U256::from(10_000);
@@ -311,7 +312,7 @@ async fn an_rpc_outage_delays_but_loses_nothing() {
         ],
         &[("LILYPAD_CHAINS_DEV_RPC", stack.anvil.url())],
     );
-    stack.wait_state(1, state::REQUESTED).await;
+    stack.wait_state(1, JobStatus::Requested).await;
     let start = Instant::now();
     while !stack.log("relayer").contains("indexing failed") {
         assert!(
@@ -324,7 +325,7 @@ async fn an_rpc_outage_delays_but_loses_nothing() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         stack.state(1).await,
-        state::REQUESTED,
+        JobStatus::Requested,
         "nothing moves while it is down"
     );
     proxy.up();
@@ -336,7 +337,7 @@ async fn an_rpc_outage_delays_but_loses_nothing() {
         stack.log("relayer")
     );
     assert!(text(&out).contains("after an outage"), "{}", text(&out));
-    stack.wait_state(1, state::SETTLED).await;
+    stack.wait_state(1, JobStatus::Settled).await;
     assert_eq!(
         stack.relayer_nonce().await,
         sent_before + 3,

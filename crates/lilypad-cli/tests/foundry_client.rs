@@ -9,9 +9,10 @@
 mod common;
 
 use alloy::primitives::{Address, U256};
-use common::{Options, Stack, state};
+use common::{Options, Stack};
 use lilypad_bindings::Sha256Oracle;
 use lilypad_e2e::{contracts_path, dev_keys, forge_script};
+use lilypad_types::JobStatus;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_forge_script_client_gets_a_verified_answer_from_the_live_stack() {
@@ -53,9 +54,9 @@ async fn a_forge_script_client_gets_a_verified_answer_from_the_live_stack() {
     // 2. The stack matches, runs and calls back. The oracle asks for a one-hour challenge
     //    window (LilypadClient's default); once it has passed on the chain's clock, the relayer
     //    settles the job by itself.
-    stack.wait_state(job, state::RESULT_SUBMITTED).await;
+    stack.wait_state(job, JobStatus::ResultSubmitted).await;
     stack.advance(3_601);
-    stack.wait_state(job, state::SETTLED).await;
+    stack.wait_state(job, JobStatus::Settled).await;
     let answer = Sha256Oracle::new(oracle, stack.lilypad().await.provider().clone())
         .answers(U256::from(job))
         .call()

@@ -19,10 +19,8 @@ mod result;
 mod service;
 
 pub use capacity::{CapacityTracker, Refusal, Reservation};
-pub use result::{
-    MAX_CID_BYTES, MAX_ERROR_BYTES, ResultFields, result_fields, status, truncate_utf8,
-};
+pub use result::{MAX_CID_BYTES, MAX_ERROR_BYTES, ResultFields, result_fields, truncate_utf8};
 pub use service::{
     ChainSettings, DealRefused, DealServer, Heartbeat, ProviderError, ProviderSettings,
-    ResourceProvider, STATUS_AGREED, STATUS_REQUESTED, unix_now,
+    ResourceProvider, unix_now,
 };

@@ -7,14 +7,16 @@ pub const MAX_ERROR_BYTES: usize = 1024;
 /// Most bytes of result CID the contract takes.
 pub const MAX_CID_BYTES: usize = 128;
 
-/// `ResultData.status` values.
-pub mod status {
+/// `ResultData.status` values: the contract's `Outcome` numbers a provider may sign.
+mod status {
+    use lilypad_types::Outcome;
+
     /// The job ran and exited 0.
-    pub const SUCCEEDED: u8 = 1;
+    pub const SUCCEEDED: u8 = Outcome::Succeeded as u8;
     /// The job ran and exited non-zero.
-    pub const JOB_FAILED: u8 = 2;
+    pub const JOB_FAILED: u8 = Outcome::JobFailed as u8;
     /// The job could not run to its own end (bad input, out of memory, time-out, ...).
-    pub const PROVIDER_ERROR: u8 = 3;
+    pub const PROVIDER_ERROR: u8 = Outcome::ProviderError as u8;
 }
 
 /// The fields of a result as the contract checks them.

@@ -15,19 +15,14 @@ use lilypad_bus::{Bus, BusError, Topic, deal_subject};
 use lilypad_executor::{Executor, run_job};
 use lilypad_modules::ModuleRegistry;
 use lilypad_types::{
-    ChainCollateral, DealProposal, DealTerms, JobKey, ModuleId, ModulePrice, Offer, SignedDeal,
-    SignedResult,
+    ChainCollateral, DealProposal, DealTerms, JobKey, JobStatus, ModuleId, ModulePrice, Offer,
+    SignedDeal, SignedResult,
 };
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::capacity::{CapacityTracker, Reservation};
 use crate::result::result_fields;
-
-/// `JobStatus.Requested`.
-pub const STATUS_REQUESTED: u8 = 1;
-/// `JobStatus.Agreed`.
-pub const STATUS_AGREED: u8 = 2;
 
 /// One chain the provider serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -528,10 +523,10 @@ impl ResourceProvider {
                 "could not read job {key} on chain (try again later): {e}"
             ))
         })?;
-        let status = on_chain.status;
-        if status != STATUS_REQUESTED {
+        if on_chain.state() != Some(JobStatus::Requested) {
             return Err(refuse(format!(
-                "job {key} is not open for a deal: its on-chain status is {status} (1 = Requested)"
+                "job {key} is not open for a deal: its on-chain status is {}, not Requested",
+                JobStatus::label(on_chain.status)
             )));
         }
         if on_chain.requestHash != terms.request_hash {
@@ -670,13 +665,14 @@ impl ResourceProvider {
         loop {
             match lilypad.getJob(key.job_id).call().await {
                 Ok(job) => {
-                    let status = job.status;
-                    if status == STATUS_AGREED && job.provider == self.inner.address {
+                    let status = job.state();
+                    if status == Some(JobStatus::Agreed) && job.provider == self.inner.address {
                         return Ok(());
                     }
-                    if status != STATUS_REQUESTED {
+                    if status != Some(JobStatus::Requested) {
                         return Err(format!(
-                            "job {key} went to status {status} with provider {} instead of being agreed with this one",
+                            "job {key} went to status {} with provider {} instead of being agreed with this one",
+                            JobStatus::label(job.status),
                             job.provider
                         ));
                     }

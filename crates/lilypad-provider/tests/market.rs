@@ -25,8 +25,8 @@ use lilypad_provider::{
 };
 use lilypad_results::ResultStore;
 use lilypad_types::{
-    Capacity, DealProposal, DealTerms, JobRequested, ModuleId, ModulePrice, Offer, SignedDeal,
-    SignedResult,
+    Capacity, DealProposal, DealTerms, JobRequested, JobStatus, ModuleId, ModulePrice, Offer,
+    Outcome, SignedDeal, SignedResult,
 };
 
 const CHAIN: u64 = 31337;
@@ -290,14 +290,8 @@ impl World {
         .await;
     }
 
-    async fn job_status(&self, job: &JobRequested) -> u8 {
-        let r = wallet(&self.url, dev_keys::RELAYER);
-        Lilypad::new(self.lilypad, &r)
-            .getJob(job.key.job_id)
-            .call()
-            .await
-            .unwrap()
-            .status
+    async fn job_status(&self, job: &JobRequested) -> Option<JobStatus> {
+        self.job_status_by_id(job.key.job_id).await
     }
 
     /// Runs one job end to end: propose, agree, take the result, submit it.
@@ -313,7 +307,10 @@ impl World {
         let result = self.next_result().await;
         assert_eq!(result.key, proposal.job.key);
         self.submit(&result).await;
-        assert_eq!(self.job_status(&proposal.job).await, 3, "ResultSubmitted");
+        assert_eq!(
+            self.job_status(&proposal.job).await,
+            Some(JobStatus::ResultSubmitted)
+        );
         result
     }
 }
@@ -495,11 +492,11 @@ async fn a_deal_is_signed_so_the_contract_accepts_it_and_bad_proposals_are_refus
     // Asking again gets the same signature, not a second job.
     assert_eq!(w.propose(&good).await.unwrap(), deal);
     w.agree(&deal).await;
-    assert_eq!(w.job_status(&job).await, 2, "Agreed");
+    assert_eq!(w.job_status(&job).await, Some(JobStatus::Agreed));
 
     // The job runs; its signed result comes back and the contract accepts it.
     let result = w.next_result().await;
-    assert_eq!(result.status, 1, "{result:?}");
+    assert_eq!(result.status, Outcome::Succeeded.as_u8(), "{result:?}");
     assert_eq!(result.exit_code, 0);
     let inline = String::from_utf8_lossy(&result.inline_output).into_owned();
     assert!(inline.contains("moo from the market"), "{inline}");
@@ -508,7 +505,7 @@ async fn a_deal_is_signed_so_the_contract_accepts_it_and_bad_proposals_are_refus
     let stdout = std::fs::read(dir.join("stdout")).unwrap();
     assert!(stdout.starts_with(&result.inline_output));
     w.submit(&result).await;
-    assert_eq!(w.job_status(&job).await, 3, "ResultSubmitted");
+    assert_eq!(w.job_status(&job).await, Some(JobStatus::ResultSubmitted));
     // The reservation was released.
     assert_eq!(w.provider.capacity().free().cpu_millis, 2000);
 }
@@ -522,18 +519,18 @@ async fn failures_are_signed_results_the_contract_accepts() {
     let r = w
         .run("cowsay", &[("message", "hi"), ("colour", "red")], 0)
         .await;
-    assert_eq!(r.status, 3, "{r:?}");
+    assert_eq!(r.status, Outcome::ProviderError.as_u8(), "{r:?}");
     assert!(r.error.starts_with("BadInput: "), "{}", r.error);
     assert!(r.error.contains("colour"), "{}", r.error);
 
     // A missing required input too.
     let r = w.run("cowsay", &[], 0).await;
-    assert_eq!(r.status, 3, "{r:?}");
+    assert_eq!(r.status, Outcome::ProviderError.as_u8(), "{r:?}");
     assert!(r.error.contains("message"), "{}", r.error);
 
     // An input over the module's max_bytes (1024 for cowsay; the chain takes up to 4096).
     let r = w.run("cowsay", &[("message", &"m".repeat(2000))], 0).await;
-    assert_eq!(r.status, 3, "{r:?}");
+    assert_eq!(r.status, Outcome::ProviderError.as_u8(), "{r:?}");
     assert!(r.error.starts_with("BadInput: "), "{}", r.error);
 
     // The job's own failure: its exit code, its CID, its output.
@@ -632,7 +629,7 @@ async fn mediators_uphold_an_honest_provider_and_overturn_a_lying_one() {
 
     // An honest result for the deterministic sha256 module, challenged by the client.
     let r = w.run("sha256", &[("text", "abc")], 3600).await;
-    assert_eq!(r.status, 1, "{r:?}");
+    assert_eq!(r.status, Outcome::Succeeded.as_u8(), "{r:?}");
     let job = r.key.job_id;
     challenge(job).await;
     let reader = wallet(&w.url, dev_keys::CLIENT);
@@ -644,7 +641,7 @@ async fn mediators_uphold_an_honest_provider_and_overturn_a_lying_one() {
     let hash = rerun(&w.executor, &w.registry, &fetched).await.unwrap();
     assert_eq!(hash, alloy::primitives::keccak256(r.result_cid.as_bytes()));
     for m in &mediators {
-        if w.job_status_by_id(job).await != 4 {
+        if w.job_status_by_id(job).await != Some(JobStatus::Challenged) {
             break; // decided by quorum already
         }
         let v = m.mediate(job).await.unwrap();
@@ -652,8 +649,8 @@ async fn mediators_uphold_an_honest_provider_and_overturn_a_lying_one() {
     }
     assert_eq!(
         w.job_status_by_id(job).await,
-        5,
-        "Settled: the result was upheld"
+        Some(JobStatus::Settled),
+        "the result was upheld"
     );
 
     // A lying provider: a result with another CID, signed and submitted outside the service.
@@ -707,19 +704,18 @@ async fn mediators_uphold_an_honest_provider_and_overturn_a_lying_one() {
     );
     assert_eq!(
         w.job_status_by_id(liar_job.key.job_id).await,
-        8,
-        "Overturned"
+        Some(JobStatus::Overturned)
     );
 }
 
 impl World {
-    async fn job_status_by_id(&self, job: U256) -> u8 {
+    async fn job_status_by_id(&self, job: U256) -> Option<JobStatus> {
         let r = wallet(&self.url, dev_keys::RELAYER);
         Lilypad::new(self.lilypad, &r)
             .getJob(job)
             .call()
             .await
             .unwrap()
-            .status
+            .state()
     }
 }

@@ -338,9 +338,6 @@ impl RpcJobChain {
     }
 }
 
-/// `JobStatus.Requested` in the contract.
-const REQUESTED: u8 = 1;
-
 impl JobChain for RpcJobChain {
     async fn open_job(
         &self,
@@ -363,8 +360,9 @@ impl JobChain for RpcJobChain {
             .map_err(|e| e.to_string())?
             .ok_or("the node has no latest block")?;
         let chain_now = latest.header.timestamp;
-        let open =
-            job.status == REQUESTED && job.requestHash == request_hash && deadline > chain_now;
+        let open = job.state() == Some(lilypad_types::JobStatus::Requested)
+            && job.requestHash == request_hash
+            && deadline > chain_now;
         Ok(open.then_some(OpenJob {
             match_deadline: deadline,
             timeout_collateral_bps: job.timeoutCollateralBps,

@@ -15,23 +15,12 @@ use lilypad_e2e::{
     Anvil, Nats, Redis, TcpProxy, deploy_contracts_with, dev_keys, ensure_module_images,
     job_modules_dir, json_rpc, test_modules_dir,
 };
+use lilypad_types::JobStatus;
 
 /// The provider's price per job.
 pub const PRICE: u128 = 1_000_000_000_000_000;
 /// `lilypad run`'s default max price.
 pub const MAX_PRICE: u128 = 10_000_000_000_000_000;
-
-/// `JobStatus` values.
-pub mod state {
-    pub const REQUESTED: u8 = 1;
-    pub const AGREED: u8 = 2;
-    pub const RESULT_SUBMITTED: u8 = 3;
-    pub const CHALLENGED: u8 = 4;
-    pub const SETTLED: u8 = 5;
-    pub const EXPIRED: u8 = 6;
-    pub const TIMED_OUT: u8 = 7;
-    pub const OVERTURNED: u8 = 8;
-}
 
 /// Who plays which part, and how the chain is reached.
 pub struct Options {
@@ -326,17 +315,19 @@ impl Stack {
         p.get_transaction_count(relayer).pending().await.unwrap()
     }
 
-    pub async fn state(&self, job: u64) -> u8 {
-        self.lilypad()
+    pub async fn state(&self, job: u64) -> JobStatus {
+        let job = self
+            .lilypad()
             .await
             .getJob(U256::from(job))
             .call()
             .await
-            .unwrap()
-            .status
+            .unwrap();
+        job.state()
+            .unwrap_or_else(|| panic!("unknown job status {}", job.status))
     }
 
-    pub async fn wait_state(&self, job: u64, wanted: u8) {
+    pub async fn wait_state(&self, job: u64, wanted: JobStatus) {
         let start = Instant::now();
         while self.state(job).await != wanted {
             assert!(
