@@ -570,13 +570,13 @@ async fn bench_submit(started: Instant, code: &Bytes, rows: &mut Vec<Row>) {
             &format!("submit ({mode}): {txs} due expiries, landed by Submitter::run"),
         );
         let base = mined_nonce(&reader, signer).await;
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stop = tokio_util::sync::CancellationToken::new();
         let health = lilypad_relayer::health::Health::default();
         health.register("bench");
         let t = Instant::now();
         let running = {
-            let s = submitter.clone();
-            tokio::spawn(async move { s.run("bench", health, "bench", stop_rx).await })
+            let (s, stop) = (submitter.clone(), stop.clone());
+            tokio::spawn(async move { s.run("bench", health, "bench", stop).await })
         };
         while mined_nonce(&reader, signer).await < base + txs {
             assert!(
@@ -586,7 +586,7 @@ async fn bench_submit(started: Instant, code: &Bytes, rows: &mut Vec<Row>) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let run_took = t.elapsed();
-        stop_tx.send(true).unwrap();
+        stop.cancel();
         running.await.unwrap();
         let run_rate = txs as f64 / run_took.as_secs_f64();
         say(

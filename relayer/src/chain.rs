@@ -4,10 +4,11 @@ use std::future::Future;
 
 use alloy::eips::BlockNumberOrTag;
 use alloy::primitives::{Address, B256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
 use lilypad_bindings::Lilypad;
+use lilypad_chain::RpcOptions;
 use lilypad_types::JobRequested;
 
 /// A chain that could not be read.
@@ -85,11 +86,11 @@ pub struct RpcChain {
 impl RpcChain {
     /// Connects to `rpc` and checks that it serves `chain_id`.
     pub async fn connect(url: &str, chain_id: u64, lilypad: Address) -> Result<Self, ChainError> {
-        let parsed = url.parse().map_err(|e| ChainError::Rpc {
-            op: "parsing the URL".into(),
-            reason: format!("{url:?}: {e}"),
-        })?;
-        let provider = ProviderBuilder::new().connect_http(parsed).erased();
+        let provider =
+            lilypad_chain::connect(url, &RpcOptions::default()).map_err(|e| ChainError::Rpc {
+                op: "connecting".into(),
+                reason: e.to_string(),
+            })?;
         let actual = provider
             .get_chain_id()
             .await
@@ -206,13 +207,4 @@ impl ChainSource for RpcChain {
         out.sort_by_key(|r| r.sequence);
         Ok(out)
     }
-}
-
-/// Makes `provider` poll for transaction receipts every `every` (at least every 10 ms). alloy's
-/// default is 250 ms for a local endpoint and 7 s for any other, which on a chain with 2 s blocks
-/// would hold every transaction several blocks; Lilypad polls at the chain's `poll_interval`.
-pub fn poll_receipts_every(provider: &DynProvider, every: std::time::Duration) {
-    provider
-        .client()
-        .set_poll_interval(every.max(std::time::Duration::from_millis(10)));
 }

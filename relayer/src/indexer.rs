@@ -17,6 +17,7 @@
 //! before acting on it.
 
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use lilypad_bus::{Bus, BusError, Topic};
 use lilypad_config::Confirmations;
@@ -242,7 +243,7 @@ impl<C: ChainSource> Indexer<C> {
         Ok(pass)
     }
 
-    /// Runs passes every `poll` until `stop` resolves. A failing pass is logged and retried with
+    /// Runs passes every `poll` until `stop` is cancelled. A failing pass is logged and retried with
     /// exponential backoff and jitter (up to one minute, see [`crate::retry`]), so a chain whose RPC is down is reported and
     /// retried while the caller's other chains carry on.
     pub async fn run(
@@ -250,7 +251,7 @@ impl<C: ChainSource> Indexer<C> {
         poll: Duration,
         health: crate::health::Health,
         name: &str,
-        mut stop: tokio::sync::watch::Receiver<bool>,
+        stop: CancellationToken,
     ) {
         let chain = self.settings.chain_id.to_string();
         let mut backoff = crate::retry::Backoff::new(poll);
@@ -279,10 +280,7 @@ impl<C: ChainSource> Indexer<C> {
             };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => return,
-            }
-            if *stop.borrow() {
-                return;
+                _ = stop.cancelled() => return,
             }
         }
     }

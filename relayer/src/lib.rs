@@ -8,4 +8,5 @@ pub mod chain;
 pub mod health;
 pub mod indexer;
 pub mod retry;
+pub mod service;
 pub mod submitter;

@@ -308,7 +308,7 @@ async fn a_deal_without_a_result_is_timed_out() {
     let again = w.submitter.carry_out(job, Action::Timeout).await.unwrap();
     assert_eq!(
         again,
-        Submitted::Skipped("job is in state 7; timeout needs 2".into())
+        Submitted::Skipped("job is in state TimedOut; timeout needs Agreed".into())
     );
 }
 
@@ -439,4 +439,43 @@ async fn a_batch_of_deals_is_pipelined_into_one_block() {
         assert_eq!(state(&w, job).await, Some(JobStatus::Agreed));
     }
     assert_eq!(sent_by_relayer(&w).await, mined_before + 5);
+}
+
+#[tokio::test]
+async fn a_stopped_submitter_gives_up_its_lease_so_another_relayer_takes_over_at_once() {
+    let w = world().await;
+    let lease = format!("submit:{CHAIN}:{}", w.submitter.signer());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = {
+        let (s, stop) = (w.submitter.clone(), stop.clone());
+        let health = lilypad_relayer::health::Health::default();
+        tokio::spawn(async move { s.run("relayer-a", health, "dev", stop).await })
+    };
+    // Wait until relayer-a holds the lease: another holder is refused it.
+    let start = std::time::Instant::now();
+    while w
+        .store
+        .try_acquire_lease(&lease, "probe", Duration::from_millis(1))
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "relayer-a never took the lease"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    running.await.unwrap();
+    // The lease's TTL is 10 s; relayer-b gets it now.
+    let b = w
+        .store
+        .try_acquire_lease(&lease, "relayer-b", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(
+        b.is_some(),
+        "relayer-a still holds the lease after stopping"
+    );
 }

@@ -7,7 +7,6 @@
 //! | signed results | `lilypad.results.<chainId>` | `LILYPAD_RESULTS` | durable work queue |
 //! | resource offers | key = provider | bucket `lilypad-offers` | each entry lives for the bucket's TTL unless refreshed |
 //! | deal proposals | `lilypad.provider.<provider>.deal` | none | request/reply |
-//! | job status | `lilypad.status.<chainId>.<jobId>` | none | best effort |
 //!
 //! Bodies are JSON. A body that does not decode is never retried forever and never crashes a
 //! consumer: it is terminated in JetStream and handed back as [`Received::Malformed`] with the
@@ -138,11 +137,6 @@ impl Topic {
 /// Subject on which a provider answers deal proposals.
 pub fn deal_subject(provider: &str) -> String {
     format!("lilypad.provider.{}.deal", provider.to_ascii_lowercase())
-}
-
-/// Subject of a job's best-effort status events.
-pub fn status_subject(chain_id: u64, job_id: &str) -> String {
-    format!("lilypad.status.{chain_id}.{job_id}")
 }
 
 /// Settings for [`Bus::connect`].
@@ -439,21 +433,6 @@ impl Bus {
         })
     }
 
-    /// Publishes a best-effort status event (nobody may be listening; nothing is stored).
-    pub async fn publish_status<T: Serialize>(
-        &self,
-        chain_id: u64,
-        job_id: &str,
-        event: &T,
-    ) -> Result<(), BusError> {
-        let subject = status_subject(chain_id, job_id);
-        let payload = encode(&subject, event)?;
-        self.client
-            .publish(subject.clone(), payload)
-            .await
-            .map_err(|e| nats(format!("publishing to {subject}"))(e.to_string()))
-    }
-
     /// The underlying client, for subscriptions this crate does not wrap.
     pub fn client(&self) -> &async_nats::Client {
         &self.client
@@ -663,7 +642,6 @@ mod tests {
         assert_eq!(Topic::Deals.all_chains(), "lilypad.deals.*");
         assert_eq!(Topic::Results.stream(), "LILYPAD_RESULTS");
         assert_eq!(deal_subject("0xABCdef"), "lilypad.provider.0xabcdef.deal");
-        assert_eq!(status_subject(1, "42"), "lilypad.status.1.42");
     }
 
     #[test]

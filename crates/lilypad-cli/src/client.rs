@@ -12,7 +12,7 @@ use lilypad_bindings::{Lilypad, LilypadToken};
 use lilypad_config::ChainConfig;
 use lilypad_types::{JobStatus, Outcome};
 
-use crate::common::{check_chain_id, load_chains, load_key, wallet};
+use crate::common::{check_chain_id, load_chains, load_key, reader, wallet};
 use crate::{ChallengeArgs, Global, JobArgs, RunArgs};
 
 /// A job state number as `lilypad run` and `lilypad job` print it.
@@ -292,13 +292,7 @@ pub async fn challenge(global: &Global, args: &ChallengeArgs) -> Result<()> {
 pub async fn job(global: &Global, args: &JobArgs) -> Result<()> {
     let config = load_chains(&global.chains)?;
     let chain = chain(&config, &args.chain)?;
-    let url = chain
-        .rpc
-        .parse()
-        .with_context(|| format!("rpc {:?} is not a URL", chain.rpc))?;
-    let provider = alloy::providers::ProviderBuilder::new()
-        .connect_http(url)
-        .erased();
+    let provider = reader(chain)?;
     check_chain_id(chain, &provider).await?;
     let lilypad = chain.contracts()?.lilypad;
     print_job(&provider, lilypad, chain, U256::from(args.id)).await?;

@@ -2,11 +2,12 @@
 
 use std::path::Path;
 
-use alloy::network::EthereumWallet;
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, Result, bail};
+use lilypad_chain::RpcOptions;
 use lilypad_config::{ChainConfig, ChainsConfig, SignerSource};
+use tokio_util::sync::CancellationToken;
 
 /// Loads chains.toml, with every problem in one message.
 pub fn load_chains(path: &Path) -> Result<ChainsConfig> {
@@ -48,38 +49,32 @@ pub fn load_key(env: Option<&str>, file: Option<&Path>, role: &str) -> Result<Pr
 
 /// A provider for `chain` that signs with `key`.
 pub fn wallet(chain: &ChainConfig, key: PrivateKeySigner) -> Result<DynProvider> {
-    let url = chain
-        .rpc
-        .parse()
-        .with_context(|| format!("chain {}: rpc {:?} is not a URL", chain.name, chain.rpc))?;
-    let provider = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(key))
-        .connect_http(url)
-        .erased();
-    lilypad_relayer::chain::poll_receipts_every(&provider, chain.poll_interval);
-    Ok(provider)
+    lilypad_chain::connect_with_signer(&chain.rpc, key, &rpc_options(chain))
+        .with_context(|| format!("chain {}", chain.name))
+}
+
+/// A read-only client for `chain`.
+pub fn reader(chain: &ChainConfig) -> Result<DynProvider> {
+    lilypad_chain::connect(&chain.rpc, &rpc_options(chain))
+        .with_context(|| format!("chain {}", chain.name))
+}
+
+/// How the CLI's clients of `chain` talk to it: receipts polled at the chain's poll interval.
+fn rpc_options(chain: &ChainConfig) -> RpcOptions {
+    RpcOptions::default().poll_every(chain.poll_interval)
 }
 
 /// Checks the RPC endpoint serves the chain chains.toml says.
 pub async fn check_chain_id(chain: &ChainConfig, provider: &DynProvider) -> Result<()> {
-    let actual = provider
-        .get_chain_id()
+    lilypad_chain::check_chain_id(provider, chain.chain_id)
         .await
-        .with_context(|| format!("chain {}: cannot reach {}", chain.name, chain.rpc))?;
-    if actual != chain.chain_id {
-        bail!(
-            "chain {}: {} serves chain {actual}, but chains.toml says {}",
-            chain.name,
-            chain.rpc,
-            chain.chain_id
-        );
-    }
-    Ok(())
+        .with_context(|| format!("chain {} in chains.toml (rpc {})", chain.name, chain.rpc))
 }
 
-/// Waits for Ctrl-C or SIGTERM and flips `stop`.
-pub fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
-    let (tx, rx) = tokio::sync::watch::channel(false);
+/// A token cancelled on Ctrl-C or SIGTERM: every service's tasks stop on it and are awaited.
+pub fn stop_on_signal() -> CancellationToken {
+    let stop = CancellationToken::new();
+    let cancel = stop.clone();
     tokio::spawn(async move {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -88,9 +83,9 @@ pub fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
         }
         tracing::info!("stopping");
-        let _ = tx.send(true);
+        cancel.cancel();
     });
-    rx
+    stop
 }
 
 /// A contract call's error, with Lilypad's custom error decoded by name when it is one.

@@ -217,8 +217,8 @@ pub async fn run_provider(global: &Global, args: &ProviderArgs) -> Result<()> {
         .serve_deals()
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut stop = crate::common::stop_on_signal();
-    let _ = stop.changed().await;
+    let stop = crate::common::stop_on_signal();
+    stop.cancelled().await;
     drop(deals);
     heartbeat.stop().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
@@ -266,7 +266,7 @@ pub async fn run_mediator(global: &Global, args: &MediatorArgs) -> Result<()> {
     for (name, m, mut from, poll) in mediators {
         let stop = stop.clone();
         tasks.push(tokio::spawn(async move {
-            while !*stop.borrow() {
+            while !stop.is_cancelled() {
                 match m.mediate_new_cases(from).await {
                     Ok((next, verdicts)) => {
                         from = next;

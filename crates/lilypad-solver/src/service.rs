@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
 
 use alloy_primitives::U256;
 use lilypad_bindings::eip712;
@@ -230,23 +231,20 @@ impl<C: JobChain> Solver<C> {
         Ok(Decision::NoTaker(why.join("; ")))
     }
 
-    /// Consumes the jobs stream until `stop` changes. Each job is acknowledged once decided; a
+    /// Consumes the jobs stream until `stop` is cancelled. Each job is acknowledged once decided; a
     /// job that failed for a passing reason (NATS, RPC) comes back after a delay.
-    pub async fn run(
-        &self,
-        mut stop: tokio::sync::watch::Receiver<bool>,
-    ) -> Result<(), SolverError> {
+    pub async fn run(&self, stop: CancellationToken) -> Result<(), SolverError> {
         let consumer = self
             .bus
             .consumer::<JobRequested>(Topic::Jobs, None, &self.settings.consumer)
             .await?;
         loop {
-            if *stop.borrow() {
+            if stop.is_cancelled() {
                 return Ok(());
             }
             let batch = tokio::select! {
                 b = consumer.fetch(16, Duration::from_secs(1)) => b?,
-                _ = stop.changed() => return Ok(()),
+                _ = stop.cancelled() => return Ok(()),
             };
             for received in batch {
                 let delivery = match received {
@@ -327,14 +325,9 @@ pub struct RpcJobChain {
 impl RpcJobChain {
     /// A reader of the Lilypad contract at `lilypad` through `rpc` (an http(s) URL).
     pub fn new(rpc: &str, lilypad: alloy_primitives::Address) -> Result<Self, String> {
-        use alloy::providers::{Provider, ProviderBuilder};
-        let url = rpc
-            .parse()
-            .map_err(|e| format!("{rpc:?} is not a URL: {e}"))?;
-        Ok(Self {
-            provider: ProviderBuilder::new().connect_http(url).erased(),
-            lilypad,
-        })
+        let provider = lilypad_chain::connect(rpc, &lilypad_chain::RpcOptions::default())
+            .map_err(|e| e.to_string())?;
+        Ok(Self { provider, lilypad })
     }
 }
 

@@ -271,11 +271,11 @@ async fn the_service_turns_the_jobs_stream_into_deals() {
             .await
             .unwrap();
     }
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop = tokio_util::sync::CancellationToken::new();
     let solver = std::sync::Arc::new(solver);
     let runner = {
-        let s = solver.clone();
-        tokio::spawn(async move { s.run(stop_rx).await })
+        let (s, stop) = (solver.clone(), stop.clone());
+        tokio::spawn(async move { s.run(stop).await })
     };
     let mut got = Vec::new();
     for _ in 0..50 {
@@ -284,7 +284,7 @@ async fn the_service_turns_the_jobs_stream_into_deals() {
             break;
         }
     }
-    stop_tx.send(true).unwrap();
+    stop.cancel();
     runner.await.unwrap().unwrap();
     let mut ids: Vec<U256> = got.iter().map(|d| d.key.job_id).collect();
     ids.sort();

@@ -8,7 +8,6 @@
 //! | `chain:<id>:due` | actions due at a time (expire, time out, settle a job), as a sorted set |
 //! | `chain:<id>:nonce:<signer>` | the next nonce this signer will use on the chain |
 //! | `chain:<id>:pending:<signer>` | transactions sent and not yet mined, by nonce |
-//! | `chain:<id>:job:<jobId>` | the job's status as the relayer last saw it, for queries |
 //!
 //! Every read-modify-write is one Lua script, so two relayers never interleave inside one.
 
@@ -479,51 +478,6 @@ impl Store {
             .await
             .map_err(redis_err("HDEL pending"))?;
         Ok(())
-    }
-
-    // ---------------------------------------------------------------- job status
-
-    /// Records what the relayer knows of a job, for `lilypad job` and dashboards.
-    pub async fn set_job<T: Serialize>(
-        &self,
-        chain_id: u64,
-        job_id: U256,
-        status: &T,
-    ) -> Result<(), StoreError> {
-        let key = self.key(&format!("chain:{chain_id}:job:{job_id}"));
-        let json = serde_json::to_string(status).map_err(|e| StoreError::Corrupt {
-            key: key.clone(),
-            detail: e.to_string(),
-        })?;
-        let _: () = self
-            .conn
-            .clone()
-            .set(key, json)
-            .await
-            .map_err(redis_err("SET job"))?;
-        Ok(())
-    }
-
-    /// What the relayer last recorded of a job.
-    pub async fn job<T: DeserializeOwned>(
-        &self,
-        chain_id: u64,
-        job_id: U256,
-    ) -> Result<Option<T>, StoreError> {
-        let key = self.key(&format!("chain:{chain_id}:job:{job_id}"));
-        let json: Option<String> = self
-            .conn
-            .clone()
-            .get(&key)
-            .await
-            .map_err(redis_err("GET job"))?;
-        json.map(|j| {
-            serde_json::from_str(&j).map_err(|e| StoreError::Corrupt {
-                key: key.clone(),
-                detail: e.to_string(),
-            })
-        })
-        .transpose()
     }
 }
 

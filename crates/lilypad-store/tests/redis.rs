@@ -260,27 +260,6 @@ async fn pending_transactions_are_listed_by_nonce_and_replaced_in_place() {
 }
 
 #[tokio::test]
-async fn job_status_round_trips_and_garbage_is_reported() {
-    let (redis, store) = store().await;
-    let id = U256::from(7);
-    assert_eq!(store.job::<SentTx>(1, id).await.unwrap(), None);
-    let s = SentTx {
-        hash: B256::ZERO,
-        job: id,
-        attempts: 0,
-    };
-    store.set_job(1, id, &s).await.unwrap();
-    assert_eq!(store.job::<SentTx>(1, id).await.unwrap(), Some(s));
-    redis_command(
-        redis.0.port(),
-        &["SET", "lilypad:chain:1:job:8", "{not json"],
-    )
-    .unwrap();
-    let err = store.job::<SentTx>(1, U256::from(8)).await.unwrap_err();
-    assert!(err.to_string().contains("lilypad:chain:1:job:8"), "{err}");
-}
-
-#[tokio::test]
 async fn an_unreachable_redis_is_a_clear_error() {
     let port = lilypad_e2e::free_port().unwrap();
     let err = Store::connect(&format!("redis://127.0.0.1:{port}"), "lilypad")

@@ -18,11 +18,12 @@
 
 use std::collections::HashSet;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use alloy::eips::BlockNumberOrTag;
-use alloy::network::{EthereumWallet, TransactionBuilder};
+use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, B256, Bytes, U256};
-use alloy::providers::{DynProvider, PendingTransactionBuilder, Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, PendingTransactionBuilder, Provider};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
@@ -30,15 +31,19 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use lilypad_bindings::Lilypad;
 use lilypad_bus::{Bus, BusError, Received, Topic};
+use lilypad_chain::RpcOptions;
 use lilypad_config::GasPolicy;
 use lilypad_store::{Action, Store, StoreError};
 use lilypad_types::{JobKey, JobStatus, SignedDeal, SignedResult};
-use serde::{Deserialize, Serialize};
 
-/// A job state as the skip messages name it.
-fn show(state: Option<JobStatus>) -> String {
-    state.map_or_else(|| "unknown to this build".to_owned(), |s| s.to_string())
-}
+use fees::Fees;
+use gate::{ActionGate, Gate};
+use nonce::Nonces;
+
+pub mod fees;
+pub mod gate;
+pub mod nonce;
+use serde::{Deserialize, Serialize};
 
 /// A submission that failed.
 #[derive(Debug, thiserror::Error)]
@@ -191,9 +196,7 @@ struct Sent {
     base: TransactionRequest,
     nonce: u64,
     gas: u64,
-    max_fee: u128,
-    tip: u128,
-    cap: u128,
+    fees: Fees,
     attempts: u32,
     hash: B256,
 }
@@ -225,8 +228,6 @@ pub struct Submitter {
     bus: Bus,
 }
 
-const GWEI: f64 = 1e9;
-
 /// How long a round waits on an empty deals or results stream.
 const ROUND_WAIT: Duration = Duration::from_millis(100);
 /// The pause between two rounds.
@@ -241,12 +242,12 @@ impl Submitter {
         store: Store,
         bus: Bus,
     ) -> Result<Self, SubmitError> {
-        let url = rpc.parse().map_err(|e| rpc_err_url(rpc, e))?;
         let signer = key.address();
-        let provider = ProviderBuilder::new()
-            .wallet(EthereumWallet::from(key))
-            .connect_http(url)
-            .erased();
+        let provider = lilypad_chain::connect_with_signer(rpc, key, &RpcOptions::default())
+            .map_err(|e| SubmitError::Rpc {
+                op: "connecting".into(),
+                reason: e.to_string(),
+            })?;
         Ok(Self {
             settings,
             provider,
@@ -257,9 +258,9 @@ impl Submitter {
     }
 
     /// How often it polls for a sent transaction's receipt (see
-    /// [`crate::chain::poll_receipts_every`]); the relayer uses the chain's poll interval.
+    /// [`lilypad_chain::set_poll_interval`]); the relayer uses the chain's poll interval.
     pub fn with_receipt_poll(self, every: Duration) -> Self {
-        crate::chain::poll_receipts_every(&self.provider, every);
+        lilypad_chain::set_poll_interval(&self.provider, every);
         self
     }
 
@@ -273,6 +274,10 @@ impl Submitter {
             chain_id: self.settings.chain_id,
             job_id: job,
         }
+    }
+
+    fn nonces(&self) -> Nonces {
+        Nonces::new(self.store.clone(), self.settings.chain_id, self.signer)
     }
 
     fn lilypad(&self) -> lilypad_bindings::Lilypad::LilypadInstance<&DynProvider> {
@@ -334,11 +339,8 @@ impl Submitter {
     async fn prepare_deal(&self, deal: &SignedDeal) -> Result<Step, SubmitError> {
         let job = deal.terms.job_id;
         let (state, _) = self.job_state(job).await?;
-        if state != Some(JobStatus::Requested) {
-            return Ok(Step::Skipped(format!(
-                "job is in state {}, not Requested",
-                show(state)
-            )));
+        if let Some(step) = gated(deal.key, gate::deal(state))? {
+            return Ok(step);
         }
         let call = Lilypad::agreeDealCall {
             deal: Lilypad::Deal::from(&deal.terms),
@@ -363,17 +365,8 @@ impl Submitter {
     async fn prepare_result(&self, result: &SignedResult) -> Result<Step, SubmitError> {
         let job = result.key.job_id;
         let (state, _) = self.job_state(job).await?;
-        if state == Some(JobStatus::Requested) {
-            return Err(SubmitError::NotYet {
-                key: result.key,
-                reason: "its deal is not on-chain yet".into(),
-            });
-        }
-        if state != Some(JobStatus::Agreed) {
-            return Ok(Step::Skipped(format!(
-                "job is in state {}, not Agreed",
-                show(state)
-            )));
+        if let Some(step) = gated(result.key, gate::result(state))? {
+            return Ok(step);
         }
         let call = Lilypad::submitResultCall {
             result: Lilypad::ResultData {
@@ -408,26 +401,18 @@ impl Submitter {
         now: u64,
     ) -> Result<Step, SubmitError> {
         let (state, deadline) = self.job_state(job).await?;
-        let needed = match action {
-            Action::Expire => JobStatus::Requested,
-            Action::Timeout => JobStatus::Agreed,
-            Action::Settle => JobStatus::ResultSubmitted,
-        };
-        if state != Some(needed) {
-            self.store.done(self.settings.chain_id, job, action).await?;
-            return Ok(Step::Skipped(format!(
-                "job is in state {}; {action} needs {needed}",
-                show(state)
-            )));
-        }
-        if now < deadline {
-            // The chain's clock lags ours: come back at the deadline.
-            self.store
-                .schedule(self.settings.chain_id, job, action, deadline)
-                .await?;
-            return Ok(Step::Skipped(format!(
-                "deadline {deadline} not reached at chain time {now}"
-            )));
+        match gate::action(action, state, deadline, now) {
+            ActionGate::Send => {}
+            ActionGate::Done(why) => {
+                self.store.done(self.settings.chain_id, job, action).await?;
+                return Ok(Step::Skipped(why));
+            }
+            ActionGate::Wait { deadline, why } => {
+                self.store
+                    .schedule(self.settings.chain_id, job, action, deadline)
+                    .await?;
+                return Ok(Step::Skipped(why));
+            }
         }
         let (name, data): (&'static str, Vec<u8>) = match action {
             Action::Expire => ("expire", Lilypad::expireCall { jobId: job }.abi_encode()),
@@ -471,7 +456,6 @@ impl Submitter {
         data: Bytes,
         after: After,
     ) -> Result<Sent, SubmitError> {
-        let chain = self.settings.chain_id;
         let key = self.key(job);
         let base = TransactionRequest::default()
             .with_from(self.signer)
@@ -486,15 +470,12 @@ impl Submitter {
                 call,
                 reason: decode_revert(&e),
             })?;
-        let gas = gas + gas / 5; // callbacks get exactly their gas; leave room around them
-        let fees = self
+        let estimate = self
             .provider
             .estimate_eip1559_fees()
             .await
             .map_err(|e| rpc("fee estimate")(e.to_string()))?;
-        let cap = (self.settings.gas.max_fee_gwei * GWEI) as u128;
-        let max_fee = fees.max_fee_per_gas.min(cap);
-        let tip = ((self.settings.gas.priority_fee_gwei * GWEI) as u128).min(max_fee);
+        let fees = Fees::first(estimate.max_fee_per_gas, &self.settings.gas);
 
         let chain_nonce = self
             .provider
@@ -502,20 +483,15 @@ impl Submitter {
             .pending()
             .await
             .map_err(|e| rpc("eth_getTransactionCount")(e.to_string()))?;
-        let nonce = self
-            .store
-            .next_nonce(chain, self.signer, chain_nonce)
-            .await?;
+        let nonce = self.nonces().reserve(chain_nonce).await?;
         let mut sent = Sent {
             job,
             call,
             after,
             base,
             nonce,
-            gas,
-            max_fee,
-            tip,
-            cap,
+            gas: fees::gas_limit(gas),
+            fees,
             attempts: 0,
             hash: B256::ZERO,
         };
@@ -533,8 +509,8 @@ impl Submitter {
             .clone()
             .with_nonce(sent.nonce)
             .with_gas_limit(sent.gas)
-            .with_max_fee_per_gas(sent.max_fee)
-            .with_max_priority_fee_per_gas(sent.tip)
+            .with_max_fee_per_gas(sent.fees.max_fee)
+            .with_max_priority_fee_per_gas(sent.fees.tip)
             .with_chain_id(chain);
         let pending = match self.provider.send_transaction(tx).await {
             Ok(p) => p,
@@ -546,7 +522,7 @@ impl Submitter {
                     .pending()
                     .await
                 {
-                    self.store.reset_nonce(chain, self.signer, n).await?;
+                    self.nonces().resync(n).await?;
                 }
                 return Err(rpc(format!(
                     "sending {} for job {}",
@@ -565,7 +541,12 @@ impl Submitter {
         self.store
             .record_pending(chain, self.signer, sent.nonce, &record)
             .await?;
-        tracing::info!(chain, job = %sent.job, call = sent.call, hash = %sent.hash, nonce = sent.nonce, attempts = sent.attempts, max_fee = sent.max_fee, "transaction sent");
+        if sent.attempts == 1 {
+            // A replacement reuses its nonce: only a first send adds one in flight.
+            metrics::gauge!("lilypad_pending_transactions", "chain" => chain.to_string())
+                .increment(1.0);
+        }
+        tracing::info!(chain, job = %sent.job, call = sent.call, hash = %sent.hash, nonce = sent.nonce, attempts = sent.attempts, max_fee = sent.fees.max_fee, "transaction sent");
         Ok(())
     }
 
@@ -599,7 +580,7 @@ impl Submitter {
                         .latest()
                         .await
                         .map_err(|e| rpc("eth_getTransactionCount")(e.to_string()))?;
-                    if mined > sent.nonce
+                    if nonce::is_mined(sent.nonce, mined)
                         && let Some(r) = self.find_receipt(sent.hash).await?
                     {
                         self.mined(sent.nonce).await?;
@@ -612,7 +593,10 @@ impl Submitter {
                         }
                         return Ok(r);
                     }
-                    if sent.attempts >= self.settings.max_attempts || sent.max_fee >= sent.cap {
+                    if sent
+                        .fees
+                        .exhausted(sent.attempts, self.settings.max_attempts)
+                    {
                         return Err(SubmitError::Stuck {
                             key,
                             call: sent.call,
@@ -620,11 +604,8 @@ impl Submitter {
                             attempts: sent.attempts,
                         });
                     }
-                    let bump = 1.0 + self.settings.gas.bump_percent / 100.0;
-                    sent.max_fee =
-                        ((sent.max_fee as f64 * bump) as u128).clamp(sent.max_fee + 1, sent.cap);
-                    sent.tip = ((sent.tip as f64 * bump) as u128).clamp(sent.tip + 1, sent.max_fee);
-                    tracing::warn!(chain, job = %sent.job, call = sent.call, nonce = sent.nonce, error = %e, max_fee = sent.max_fee, "not mined in time; replacing with higher fees");
+                    sent.fees = sent.fees.bumped(self.settings.gas.bump_percent);
+                    tracing::warn!(chain, job = %sent.job, call = sent.call, nonce = sent.nonce, error = %e, max_fee = sent.fees.max_fee, "not mined in time; replacing with higher fees");
                     self.broadcast(&mut sent).await?;
                 }
             }
@@ -768,23 +749,26 @@ impl Submitter {
         }
     }
 
-    /// Runs rounds until `stop` changes, while holding the lease for this signer on this chain.
+    /// Runs rounds until `stop` is cancelled, while holding the lease for this signer on this
+    /// chain. On the way out the lease is given up, so another relayer with this key takes over at
+    /// once instead of after the lease's TTL.
     pub async fn run(
         &self,
         holder: &str,
         health: crate::health::Health,
         name: &str,
-        mut stop: tokio::sync::watch::Receiver<bool>,
+        stop: CancellationToken,
     ) {
         let lease_name = format!("submit:{}:{}", self.settings.chain_id, self.signer);
-        loop {
-            if *stop.borrow() {
-                return;
-            }
+        let mut lease = None;
+        while !stop.is_cancelled() {
             let held = self
                 .store
                 .try_acquire_lease(&lease_name, holder, self.settings.lease_ttl)
                 .await;
+            if let Ok(l) = &held {
+                lease.clone_from(l);
+            }
             let pause = match held {
                 // Each stream is waited on for at most ROUND_WAIT when empty, so an idle round
                 // takes about 2 x ROUND_WAIT + ROUND_PAUSE and due actions are never held longer.
@@ -809,9 +793,26 @@ impl Submitter {
             };
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
-                _ = stop.changed() => return,
+                _ = stop.cancelled() => {}
             }
         }
+        if let Some(lease) = lease
+            && let Err(e) = self.store.release_lease(&lease).await
+        {
+            tracing::warn!(chain = self.settings.chain_id, error = %e, "could not give up the submit lease; it lapses after its TTL");
+        }
+    }
+}
+
+/// The step a gate decided, or `None` when the transaction is to be sent.
+fn gated(key: JobKey, gate: Gate) -> Result<Option<Step>, SubmitError> {
+    match gate {
+        Gate::Send => Ok(None),
+        Gate::Skip(why) => Ok(Some(Step::Skipped(why))),
+        Gate::NotYet(reason) => Err(SubmitError::NotYet {
+            key,
+            reason: reason.into(),
+        }),
     }
 }
 
@@ -836,13 +837,6 @@ fn report_action(
             tracing::error!(chain, job = %job, %action, error = %e, "due action failed; it comes due again");
             0
         }
-    }
-}
-
-fn rpc_err_url(url: &str, e: impl std::fmt::Display) -> SubmitError {
-    SubmitError::Rpc {
-        op: "parsing the URL".into(),
-        reason: format!("{url:?}: {e}"),
     }
 }
 

@@ -1,0 +1,147 @@
+//! Whether a deal, a result or a due action may be sent, from the job's on-chain state alone:
+//! pure decisions, unit-tested, that the submitter takes after one `getJob` read. Nothing is sent
+//! for a job that is not in the state its transaction needs, so nothing lands twice.
+
+use lilypad_store::Action;
+use lilypad_types::JobStatus;
+
+/// What to do with a signed deal or result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate {
+    /// Send it.
+    Send,
+    /// The job is past it (done by someone else, or never applicable): drop it; why.
+    Skip(String),
+    /// The job is not ready for it yet: keep it and try again; what it waits for.
+    NotYet(&'static str),
+}
+
+/// What to do with a due action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionGate {
+    /// Send it.
+    Send,
+    /// The job is no longer in the state the action needs: mark it done; why.
+    Done(String),
+    /// The chain's clock has not reached the deadline: schedule it again at `deadline`.
+    Wait {
+        /// The job's deadline in chain time.
+        deadline: u64,
+        /// Why.
+        why: String,
+    },
+}
+
+/// A deal lands only on a `Requested` job.
+pub fn deal(state: Option<JobStatus>) -> Gate {
+    if state == Some(JobStatus::Requested) {
+        Gate::Send
+    } else {
+        Gate::Skip(format!("job is in state {}, not Requested", show(state)))
+    }
+}
+
+/// A result lands only on an `Agreed` job; a `Requested` one waits for its deal to be mined.
+pub fn result(state: Option<JobStatus>) -> Gate {
+    match state {
+        Some(JobStatus::Agreed) => Gate::Send,
+        Some(JobStatus::Requested) => Gate::NotYet("its deal is not on-chain yet"),
+        _ => Gate::Skip(format!("job is in state {}, not Agreed", show(state))),
+    }
+}
+
+/// The state each due action needs.
+pub fn needed(action: Action) -> JobStatus {
+    match action {
+        Action::Expire => JobStatus::Requested,
+        Action::Timeout => JobStatus::Agreed,
+        Action::Settle => JobStatus::ResultSubmitted,
+    }
+}
+
+/// A due action is sent when the job is in the state it needs and the chain's clock `now` has
+/// reached the job's `deadline`.
+pub fn action(action: Action, state: Option<JobStatus>, deadline: u64, now: u64) -> ActionGate {
+    let needed = needed(action);
+    if state != Some(needed) {
+        return ActionGate::Done(format!(
+            "job is in state {}; {action} needs {needed}",
+            show(state)
+        ));
+    }
+    if now < deadline {
+        // The chain's clock lags ours: come back at the deadline.
+        return ActionGate::Wait {
+            deadline,
+            why: format!("deadline {deadline} not reached at chain time {now}"),
+        };
+    }
+    ActionGate::Send
+}
+
+/// A job state as the skip messages name it.
+fn show(state: Option<JobStatus>) -> String {
+    state.map_or_else(|| "unknown to this build".to_owned(), |s| s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deal_is_sent_only_to_a_requested_job() {
+        assert_eq!(deal(Some(JobStatus::Requested)), Gate::Send);
+        assert_eq!(
+            deal(Some(JobStatus::Agreed)),
+            Gate::Skip("job is in state Agreed, not Requested".into())
+        );
+        assert_eq!(
+            deal(None),
+            Gate::Skip("job is in state unknown to this build, not Requested".into())
+        );
+    }
+
+    #[test]
+    fn a_result_waits_for_its_deal_and_is_dropped_past_agreed() {
+        assert_eq!(result(Some(JobStatus::Agreed)), Gate::Send);
+        assert!(matches!(
+            result(Some(JobStatus::Requested)),
+            Gate::NotYet(_)
+        ));
+        assert_eq!(
+            result(Some(JobStatus::TimedOut)),
+            Gate::Skip("job is in state TimedOut, not Agreed".into())
+        );
+    }
+
+    #[test]
+    fn each_action_needs_its_state() {
+        assert_eq!(
+            action(Action::Expire, Some(JobStatus::Requested), 10, 10),
+            ActionGate::Send
+        );
+        assert_eq!(
+            action(Action::Timeout, Some(JobStatus::Agreed), 10, 11),
+            ActionGate::Send
+        );
+        assert_eq!(
+            action(Action::Settle, Some(JobStatus::ResultSubmitted), 10, 10),
+            ActionGate::Send
+        );
+        assert_eq!(
+            action(Action::Expire, Some(JobStatus::Agreed), 10, 10),
+            ActionGate::Done("job is in state Agreed; expire needs Requested".into())
+        );
+    }
+
+    #[test]
+    fn an_action_before_its_deadline_in_chain_time_waits_for_it() {
+        assert_eq!(
+            action(Action::Settle, Some(JobStatus::ResultSubmitted), 100, 99),
+            ActionGate::Wait {
+                deadline: 100,
+                why: "deadline 100 not reached at chain time 99".into()
+            }
+        );
+    }
+}
