@@ -15,5 +15,5 @@ pub use chains::{
 };
 pub use deployment::{Contracts, DeploymentError};
 pub use error::{ConfigError, LoadError};
+pub use lilypad_toml::parse_duration;
 pub use signer::{SecretKey, SignerError, SignerSource};
-pub use value::parse_duration;

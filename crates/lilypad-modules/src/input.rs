@@ -6,7 +6,7 @@ use std::fmt;
 use crate::INPUTS_DIR;
 use crate::load::ModuleRegistry;
 use crate::module::{Arg, InputSpec, InputType, Module, ModuleRef};
-use crate::size::format_bytes;
+use lilypad_toml::format_bytes;
 use lilypad_types::suggest::closest;
 
 /// Why a job request cannot run.

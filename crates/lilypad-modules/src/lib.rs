@@ -16,15 +16,14 @@
 mod input;
 mod load;
 mod module;
-mod size;
 mod template;
 
 pub use input::{InputError, InputFile, JobError, PreparedJob, inputs_from_pairs};
+pub use lilypad_toml::{format_bytes, parse_bytes};
 pub use load::{LoadErrors, ModuleError, ModuleRegistry};
 pub use module::{
     Arg, ImageRef, InlineOutput, InputSpec, InputType, Module, ModuleRef, Network, Resources,
 };
-pub use size::{format_bytes, parse_bytes};
 pub use template::Template;
 
 /// Where the container sees the job's input files (read-only).

@@ -10,8 +10,8 @@ use crate::input::{JobError, check_value};
 use crate::module::{
     Arg, ImageRef, InlineOutput, InputSpec, InputType, Module, ModuleRef, Network, Resources,
 };
-use crate::size::{format_bytes, parse_bytes};
 use crate::template::{Template, valid_input_name};
+use lilypad_toml::{format_bytes, parse_bytes};
 
 /// The largest value an input delivered as an argument or environment variable may declare:
 /// Linux refuses any single argument or environment string of 128 KiB or more.
