@@ -34,16 +34,15 @@ impl ModuleRegistry {
                     .entry(module.reference.name.clone())
                     .or_default();
                 if let Some(first) = versions.get(&module.reference.version) {
-                    errors.push(ModuleError {
-                        file: module.source.clone(),
-                        field: String::new(),
-                        problem: format!(
+                    errors.push(ModuleError::file(
+                        &module.source,
+                        format!(
                             "module {} is also defined in {}",
                             module.reference,
                             first.source.display()
                         ),
-                        fix: "keep one definition per name and version".to_owned(),
-                    });
+                        "keep one definition per name and version",
+                    ));
                 } else {
                     versions.insert(module.reference.version.clone(), module);
                 }
@@ -131,28 +130,25 @@ fn load_one_dir(dir: &Path, errors: &mut Vec<ModuleError>) -> Vec<Module> {
     let entries = match sorted_entries(dir) {
         Ok(e) => e,
         Err(e) => {
-            errors.push(ModuleError {
-                file: dir.to_owned(),
-                field: String::new(),
-                problem: format!("cannot read the modules directory: {e}"),
-                fix: "check the path; modules live in <dir>/<name>/<version>.toml".to_owned(),
-            });
+            errors.push(ModuleError::file(
+                dir,
+                format!("cannot read the modules directory: {e}"),
+                "check the path; modules live in <dir>/<name>/<version>.toml",
+            ));
             return modules;
         }
     };
     for path in entries {
         if path.is_file() && is_toml(&path) {
             let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-            errors.push(ModuleError {
-                file: path.clone(),
-                field: String::new(),
-                problem: "a module file directly in the modules directory has no version"
-                    .to_owned(),
-                fix: format!(
+            errors.push(ModuleError::file(
+                &path,
+                "a module file directly in the modules directory has no version",
+                format!(
                     "move it to {}",
                     dir.join(&*stem).join("<version>.toml").display()
                 ),
-            });
+            ));
             continue;
         }
         if !path.is_dir() {
@@ -161,12 +157,11 @@ fn load_one_dir(dir: &Path, errors: &mut Vec<ModuleError>) -> Vec<Module> {
         let files = match sorted_entries(&path) {
             Ok(files) => files,
             Err(e) => {
-                errors.push(ModuleError {
-                    file: path.clone(),
-                    field: String::new(),
-                    problem: format!("cannot read the module's directory: {e}"),
-                    fix: "check its permissions".to_owned(),
-                });
+                errors.push(ModuleError::file(
+                    &path,
+                    format!("cannot read the module's directory: {e}"),
+                    "check its permissions",
+                ));
                 continue;
             }
         };
@@ -184,31 +179,28 @@ fn load_one_dir(dir: &Path, errors: &mut Vec<ModuleError>) -> Vec<Module> {
             let mut ok = true;
             if !valid_module_name(&name) {
                 ok = false;
-                errors.push(ModuleError {
-                    file: file.clone(),
-                    field: String::new(),
-                    problem: format!("{name:?} is not a valid module name"),
-                    fix: "name the module's directory with lowercase letters, digits, -, _ and . (starting with a letter or digit)".to_owned(),
-                });
+                errors.push(ModuleError::file(
+                    &file,
+                    format!("{name:?} is not a valid module name"),
+                    "name the module's directory with lowercase letters, digits, -, _ and . (starting with a letter or digit)",
+                ));
             }
             if !valid_version(&version) {
                 ok = false;
-                errors.push(ModuleError {
-                    file: file.clone(),
-                    field: String::new(),
-                    problem: format!("{version:?} is not a valid version"),
-                    fix: "name the file <version>.toml with letters, digits, -, _, + and . (e.g. 1.0.0.toml)".to_owned(),
-                });
+                errors.push(ModuleError::file(
+                    &file,
+                    format!("{version:?} is not a valid version"),
+                    "name the file <version>.toml with letters, digits, -, _, + and . (e.g. 1.0.0.toml)",
+                ));
             }
             let text = match std::fs::read_to_string(&file) {
                 Ok(t) => t,
                 Err(e) => {
-                    errors.push(ModuleError {
-                        file: file.clone(),
-                        field: String::new(),
-                        problem: format!("cannot read: {e}"),
-                        fix: "check the file's permissions and that it is UTF-8 text".to_owned(),
-                    });
+                    errors.push(ModuleError::file(
+                        &file,
+                        format!("cannot read: {e}"),
+                        "check the file's permissions and that it is UTF-8 text",
+                    ));
                     continue;
                 }
             };
