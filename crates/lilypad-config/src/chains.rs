@@ -23,10 +23,11 @@ use std::time::Duration;
 
 use alloy_primitives::Address;
 
+use lilypad_toml::{Field, Raw, type_name, unknown_key};
+
 use crate::error::{ConfigError, LoadError};
 use crate::signer::SignerSource;
-use crate::value::{Field, type_name};
-use lilypad_types::suggest::closest;
+use crate::value::ChainField;
 
 /// Prefix of the environment variables that override chain fields.
 pub const ENV_PREFIX: &str = "LILYPAD_CHAINS_";
@@ -59,6 +60,17 @@ pub struct ChainConfig {
     pub poll_interval: Duration,
     /// Most blocks asked for in one `eth_getLogs` call.
     pub log_chunk_size: u64,
+    /// How many blocks the indexer goes back when it notices a reorganisation below its cursor.
+    pub reorg_rewind: u64,
+    /// How many times the relayer sends one transaction (the first send plus replacements)
+    /// before it gives up on it.
+    pub max_attempts: u32,
+    /// How long a due action (a deal, result, expiry, timeout or settlement) claimed by one
+    /// relayer waits before another relayer may retry it.
+    pub claim_retry: Duration,
+    /// How long one relayer holds the right to send with this chain's signer; it renews the lease
+    /// while it runs, and another relayer takes over when it lapses.
+    pub lease_ttl: Duration,
     /// Gas price limits and replacement policy.
     pub gas: GasPolicy,
     /// Where the relayer's signing key comes from.
@@ -120,6 +132,14 @@ pub mod defaults {
     pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
     /// Most public RPC providers accept ranges of this size.
     pub const LOG_CHUNK_SIZE: u64 = 2_000;
+    /// Go back 64 blocks on a reorganisation: deeper than the reorgs of the chains served today.
+    pub const REORG_REWIND: u64 = 64;
+    /// Send a transaction at most 8 times (the first send and 7 fee bumps).
+    pub const MAX_ATTEMPTS: u32 = 8;
+    /// Another relayer may retry a claimed due action after 30 seconds.
+    pub const CLAIM_RETRY: Duration = Duration::from_secs(30);
+    /// A relayer holds a chain's signer for 15 seconds at a time.
+    pub const LEASE_TTL: Duration = Duration::from_secs(15);
 }
 
 const CHAIN_KEYS: &[&str] = &[
@@ -133,6 +153,10 @@ const CHAIN_KEYS: &[&str] = &[
     "start_block",
     "poll_interval",
     "log_chunk_size",
+    "reorg_rewind",
+    "max_attempts",
+    "claim_retry",
+    "lease_ttl",
     "gas",
     "signer",
 ];
@@ -141,6 +165,10 @@ const DEFAULT_KEYS: &[&str] = &[
     "confirmations",
     "poll_interval",
     "log_chunk_size",
+    "reorg_rewind",
+    "max_attempts",
+    "claim_retry",
+    "lease_ttl",
     "gas",
     "signer",
 ];
@@ -160,6 +188,10 @@ const ENV_FIELDS: &[(&str, &str)] = &[
     ("START_BLOCK", "start_block"),
     ("POLL_INTERVAL", "poll_interval"),
     ("LOG_CHUNK_SIZE", "log_chunk_size"),
+    ("REORG_REWIND", "reorg_rewind"),
+    ("MAX_ATTEMPTS", "max_attempts"),
+    ("CLAIM_RETRY", "claim_retry"),
+    ("LEASE_TTL", "lease_ttl"),
     ("GAS_MAX_FEE_GWEI", "gas.max_fee_gwei"),
     ("GAS_PRIORITY_FEE_GWEI", "gas.priority_fee_gwei"),
     ("GAS_BUMP_PERCENT", "gas.bump_percent"),
@@ -234,7 +266,7 @@ fn read_document(
     let empty = toml::Table::new();
     let defaults = match doc.get("defaults") {
         None => &empty,
-        Some(v) => match Field::toml("defaults".into(), v).table("write [defaults] as a table") {
+        Some(v) => match Field::toml("defaults", v).table("write [defaults] as a table") {
             Ok(t) => t,
             Err(e) => {
                 errors.push(e);
@@ -519,6 +551,32 @@ impl<'a> ChainReader<'a, '_> {
                 self.ok(f.integer(1, 100_000, "write how many blocks one eth_getLogs may span"))
             }
         };
+        let reorg_rewind = match self.field("reorg_rewind") {
+            None => Some(defaults::REORG_REWIND),
+            Some(f) => self.ok(f.integer(
+                1,
+                1_000_000,
+                "write how many blocks to go back on a reorganisation, e.g. 64",
+            )),
+        };
+        let max_attempts = match self.field("max_attempts") {
+            None => Some(defaults::MAX_ATTEMPTS),
+            Some(f) => self.ok(f
+                .integer(
+                    1,
+                    1_000,
+                    "write how many times a transaction may be sent, e.g. 8",
+                )
+                .map(|n| n as u32)),
+        };
+        let claim_retry = match self.field("claim_retry") {
+            None => Some(defaults::CLAIM_RETRY),
+            Some(f) => self.ok(f.duration(Duration::from_millis(10), Duration::from_secs(3600))),
+        };
+        let lease_ttl = match self.field("lease_ttl") {
+            None => Some(defaults::LEASE_TTL),
+            Some(f) => self.ok(f.duration(Duration::from_millis(10), Duration::from_secs(3600))),
+        };
         let gas = self.read_gas();
         let signer = self.read_signer();
 
@@ -535,6 +593,10 @@ impl<'a> ChainReader<'a, '_> {
             start_block: start_block?,
             poll_interval: poll_interval?,
             log_chunk_size: log_chunk_size?,
+            reorg_rewind: reorg_rewind?,
+            max_attempts: max_attempts?,
+            claim_retry: claim_retry?,
+            lease_ttl: lease_ttl?,
             gas: gas?,
             signer: signer?,
         })
@@ -616,15 +678,15 @@ impl<'a> ChainReader<'a, '_> {
         let d = GasPolicy::default();
         let max_fee_gwei = match self.field("gas.max_fee_gwei") {
             None => Some(d.max_fee_gwei),
-            Some(f) => self.ok(f.number(0.000_001, 1_000_000.0, "write the fee cap in gwei")),
+            Some(f) => self.ok(f.number_in(0.000_001, 1_000_000.0, "write the fee cap in gwei")),
         };
         let priority_fee_gwei = match self.field("gas.priority_fee_gwei") {
             None => Some(d.priority_fee_gwei),
-            Some(f) => self.ok(f.number(0.0, 1_000_000.0, "write the tip in gwei")),
+            Some(f) => self.ok(f.number_in(0.0, 1_000_000.0, "write the tip in gwei")),
         };
         let bump_percent = match self.field("gas.bump_percent") {
             None => Some(d.bump_percent),
-            Some(f) => self.ok(f.number(
+            Some(f) => self.ok(f.number_in(
                 10.0,
                 1000.0,
                 "nodes need at least a 10% bump to replace a transaction",
@@ -752,14 +814,14 @@ impl<'a> ChainReader<'a, '_> {
 fn read_confirmations(f: &Field<'_>) -> Result<Confirmations, ConfigError> {
     let fix = "write a number of blocks (0 to 1000) or \"finalized\"";
     let is_finalized = match f.raw {
-        crate::value::Raw::Toml(toml::Value::String(s)) => s.trim() == "finalized",
-        crate::value::Raw::Env { value, .. } => value.trim() == "finalized",
+        Raw::Toml(toml::Value::String(s)) => s.trim() == "finalized",
+        Raw::Env { value, .. } => value.trim() == "finalized",
         _ => false,
     };
     if is_finalized {
         return Ok(Confirmations::Finalized);
     }
-    if let crate::value::Raw::Toml(toml::Value::String(s)) = f.raw {
+    if let Raw::Toml(toml::Value::String(s)) = f.raw {
         return Err(ConfigError::new(
             f.path.clone(),
             format!("{s:?} is not a confirmation count"),
@@ -805,12 +867,4 @@ fn secret_in_file(path: &str) -> ConfigError {
         "keys never go in chains.toml, which is shared and committed",
         "keep the key in an environment variable or a file readable only by the relayer, and write signer = { env = \"VAR\" } or signer = { file = \"PATH\" }",
     )
-}
-
-fn unknown_key(path: &str, key: &str, known: &[&str]) -> ConfigError {
-    let fix = match closest(key, known) {
-        Some(k) => format!("did you mean {k}?"),
-        None => format!("remove it; known keys are {}", known.join(", ")),
-    };
-    ConfigError::new(path, format!("unknown key {key:?}"), fix)
 }

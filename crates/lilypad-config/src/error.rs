@@ -4,37 +4,10 @@
 use std::fmt;
 use std::path::PathBuf;
 
-/// One problem in the configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// Where the problem is, e.g. `chains[1].rpc`, or `chains[1].rpc (from LILYPAD_CHAINS_DEV_A_RPC)`
-    /// when the value came from the environment.
-    pub path: String,
-    /// What is wrong.
-    pub problem: String,
-    /// What would fix it.
-    pub fix: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(
-        path: impl Into<String>,
-        problem: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> Self {
-        Self {
-            path: path.into(),
-            problem: problem.into(),
-            fix: fix.into(),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} (fix: {})", self.path, self.problem, self.fix)
-    }
-}
+/// One problem in the configuration: its path (e.g. `chains[1].rpc`, or
+/// `chains[1].rpc (from LILYPAD_CHAINS_DEV_A_RPC)` when the value came from the environment),
+/// what is wrong, and what would fix it. The same type module files report, from `lilypad-toml`.
+pub use lilypad_toml::FieldError as ConfigError;
 
 /// Everything wrong with one configuration source, reported together.
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,8 @@
 //! [`ChainsConfig`] reads `chains.toml`, the list of chains a relayer serves. Loading never stops
 //! at the first problem: [`LoadError::Invalid`] carries every error found, each with the path of
 //! the entry (`chains[1].rpc`, or the environment variable it came from) and what would fix it.
+//! Values are read with `lilypad-toml`, the reader module files use too, so a duration or a
+//! mistyped key is handled the same way in both.
 
 mod chains;
 mod deployment;
@@ -15,5 +17,5 @@ pub use chains::{
 };
 pub use deployment::{Contracts, DeploymentError};
 pub use error::{ConfigError, LoadError};
+pub use lilypad_toml::parse_duration;
 pub use signer::{SecretKey, SignerError, SignerSource};
-pub use value::parse_duration;

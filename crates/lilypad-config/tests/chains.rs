@@ -406,3 +406,112 @@ fn a_signer_comes_whole_from_one_layer() {
     let config = parse_env(&text, &[("LILYPAD_CHAINS_BASE_SIGNER_ENV", "OTHER")]).unwrap();
     assert_eq!(config.chains[0].signer, SignerSource::Env("OTHER".into()));
 }
+
+#[test]
+fn relayer_settings_default_and_are_set_in_defaults_per_chain_or_from_the_environment() {
+    let c = &parse(MINIMAL).unwrap().chains[0];
+    assert_eq!(c.reorg_rewind, defaults::REORG_REWIND);
+    assert_eq!(c.reorg_rewind, 64);
+    assert_eq!(c.max_attempts, 8);
+    assert_eq!(c.claim_retry, Duration::from_secs(30));
+    assert_eq!(c.lease_ttl, Duration::from_secs(15));
+    assert_eq!(
+        (
+            defaults::MAX_ATTEMPTS,
+            defaults::CLAIM_RETRY,
+            defaults::LEASE_TTL
+        ),
+        (c.max_attempts, c.claim_retry, c.lease_ttl)
+    );
+
+    let text = format!(
+        "[defaults]\nreorg_rewind = 128\nmax_attempts = 3\nclaim_retry = \"1m\"\nlease_ttl = \"20s\"\n{}",
+        MINIMAL.replace("signer", "max_attempts = 5\nlease_ttl = \"1.5s\"\nsigner")
+    ) + "\n[[chains]]\nname = \"op\"\nchain_id = 10\nrpc = \"http://o\"\ndeployment = \"o.json\"\nsigner = { env = \"K\" }\n";
+    let config = parse(&text).unwrap();
+    let (base, op) = (config.chain("base").unwrap(), config.chain("op").unwrap());
+    assert_eq!(
+        (
+            base.reorg_rewind,
+            base.max_attempts,
+            base.claim_retry,
+            base.lease_ttl
+        ),
+        (128, 5, Duration::from_secs(60), Duration::from_millis(1500)),
+        "the chain's own values win over [defaults]"
+    );
+    assert_eq!(
+        (
+            op.reorg_rewind,
+            op.max_attempts,
+            op.claim_retry,
+            op.lease_ttl
+        ),
+        (128, 3, Duration::from_secs(60), Duration::from_secs(20)),
+        "[defaults] apply where the chain sets nothing"
+    );
+
+    let config = parse_env(
+        &text,
+        &[
+            ("LILYPAD_CHAINS_OP_REORG_REWIND", "10"),
+            ("LILYPAD_CHAINS_OP_MAX_ATTEMPTS", "2"),
+            ("LILYPAD_CHAINS_OP_CLAIM_RETRY", "500ms"),
+            ("LILYPAD_CHAINS_OP_LEASE_TTL", "2.5s"),
+        ],
+    )
+    .unwrap();
+    let op = config.chain("op").unwrap();
+    assert_eq!(
+        (
+            op.reorg_rewind,
+            op.max_attempts,
+            op.claim_retry,
+            op.lease_ttl
+        ),
+        (
+            10,
+            2,
+            Duration::from_millis(500),
+            Duration::from_millis(2500)
+        )
+    );
+}
+
+#[test]
+fn relayer_settings_must_be_above_zero() {
+    let errs = errors(&MINIMAL.replace(
+        "signer",
+        "reorg_rewind = 0\nmax_attempts = 0\nclaim_retry = \"0s\"\nlease_ttl = \"soon\"\nsigner",
+    ));
+    let expect = [
+        "chains[0].reorg_rewind: 0 is out of range (fix: use a number from 1 to 1000000)",
+        "chains[0].max_attempts: 0 is out of range (fix: use a number from 1 to 1000)",
+        "chains[0].claim_retry: \"0s\" is out of range (fix: write a duration such as \"500ms\", \"2s\" or \"1m\", from 10ms to 1h)",
+        "chains[0].lease_ttl: \"soon\" is not a duration (fix: write a duration such as \"500ms\", \"2s\" or \"1m\", from 10ms to 1h)",
+    ];
+    assert_eq!(errs, expect);
+    let errs = errors_env(MINIMAL, &[("LILYPAD_CHAINS_BASE_MAX_ATTEMPTS", "-1")]);
+    assert!(
+        errs[0].starts_with(
+            "chains[0].max_attempts (from LILYPAD_CHAINS_BASE_MAX_ATTEMPTS): \"-1\" is not a whole number"
+        ),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn a_duration_reads_the_same_here_as_in_module_files() {
+    // The same text module files accept for `timeout` (lilypad-modules has the twin of this test).
+    for (text, want) in [
+        ("1.5s", Duration::from_millis(1500)),
+        ("250ms", Duration::from_millis(250)),
+        ("2m", Duration::from_secs(120)),
+    ] {
+        let c = &parse(&MINIMAL.replace("signer", &format!("poll_interval = \"{text}\"\nsigner")))
+            .unwrap()
+            .chains[0];
+        assert_eq!(c.poll_interval, want, "{text}");
+        assert_eq!(lilypad_toml::parse_duration(text), Some(want));
+    }
+}

@@ -4,9 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::INPUTS_DIR;
-use crate::load::ModuleRegistry;
 use crate::module::{Arg, InputSpec, InputType, Module, ModuleRef};
-use crate::size::format_bytes;
+use lilypad_toml::format_bytes;
 use lilypad_types::suggest::closest;
 
 /// Why a job request cannot run.
@@ -437,18 +436,5 @@ impl Module {
             files,
             values,
         })
-    }
-}
-
-impl ModuleRegistry {
-    /// Finds the module and checks the job's inputs against it: the one call a provider makes
-    /// before running anything.
-    pub fn prepare(
-        &self,
-        name: &str,
-        version: &str,
-        inputs: &BTreeMap<String, String>,
-    ) -> Result<PreparedJob, JobError> {
-        self.get(name, version)?.prepare(inputs)
     }
 }

@@ -13,18 +13,20 @@
 //! whole arguments, environment values or files, never through a shell, so no input can inject a
 //! command.
 
+mod error;
 mod input;
-mod load;
 mod module;
-mod size;
+mod parse;
+mod registry;
 mod template;
 
+pub use error::{LoadErrors, ModuleError};
 pub use input::{InputError, InputFile, JobError, PreparedJob, inputs_from_pairs};
-pub use load::{LoadErrors, ModuleError, ModuleRegistry};
+pub use lilypad_toml::{format_bytes, parse_bytes};
 pub use module::{
     Arg, ImageRef, InlineOutput, InputSpec, InputType, Module, ModuleRef, Network, Resources,
 };
-pub use size::{format_bytes, parse_bytes};
+pub use registry::ModuleRegistry;
 pub use template::Template;
 
 /// Where the container sees the job's input files (read-only).

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use lilypad_modules::{
     Arg, InlineOutput, InputError, InputType, JobError, ModuleRegistry, Network, inputs_from_pairs,
@@ -420,4 +421,37 @@ fn key_value_entries_split_at_the_first_equals_sign() {
     assert!(matches!(&errors[0], InputError::NotKeyValue { entry } if entry == "novalue"));
     assert!(matches!(&errors[1], InputError::NotKeyValue { .. }));
     assert!(matches!(&errors[2], InputError::Duplicate { input } if input == "a"));
+}
+
+#[test]
+fn a_duration_reads_the_same_here_as_in_chains_toml() {
+    // The same text chains.toml accepts for poll_interval (lilypad-config has the twin of this
+    // test): decimals included.
+    for (text, want) in [
+        ("1.5s", Duration::from_millis(1500)),
+        ("2500ms", Duration::from_millis(2500)),
+        ("2m", Duration::from_secs(120)),
+    ] {
+        let module = ModuleRegistry::parse_module(
+            "m",
+            "1",
+            Path::new("m/1.toml"),
+            &GOOD.replace("\"5s\"", &format!("\"{text}\"")),
+        )
+        .unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(module.timeout, want, "{text}");
+        assert_eq!(lilypad_toml::parse_duration(text), Some(want));
+    }
+    let err = ModuleRegistry::parse_module(
+        "m",
+        "1",
+        Path::new("m/1.toml"),
+        &GOOD.replace("\"5s\"", "\"0.5s\""),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("timeout: \"0.5s\" is out of range"),
+        "{err}"
+    );
 }

@@ -1,29 +1,16 @@
 //! "Did you mean …?" for configuration keys, module inputs and other names a person types.
+//!
+//! This is the one place names are matched; distances are `strsim`'s Levenshtein distance.
 
 /// The known name closest to `word`, when it is close enough to be a likely typo (an edit
 /// distance of at most 2, or a quarter of the name's length for long names).
 pub fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
     known
         .iter()
-        .map(|k| (edit_distance(word, k), *k))
+        .map(|k| (strsim::levenshtein(word, k), *k))
         .filter(|(d, k)| *d <= 2.max(k.len() / 4))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
-}
-
-/// Levenshtein distance, counted in characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]
@@ -41,8 +28,10 @@ mod tests {
 
     #[test]
     fn distance_counts_characters_not_bytes() {
+        use strsim::levenshtein as edit_distance;
         assert_eq!(edit_distance("ünï", "uni"), 2);
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(closest("ünï", &["uni"]), Some("uni"));
     }
 }

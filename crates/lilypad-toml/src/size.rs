@@ -1,5 +1,9 @@
 //! Byte sizes written for people: `"64MiB"`, `"1.5GiB"`, `"512KiB"`, `"100MB"` or a plain number
 //! of bytes.
+//!
+//! This is the one size syntax. It is our own rather than `bytesize`'s, which also takes
+//! lower-case and one-letter units (`"64m"`, `"1k"`) whose meaning, binary or decimal, a reader
+//! of a module file cannot tell; here the unit is spelled out and case matters.
 
 const UNITS: &[(&str, u64)] = &[
     ("KiB", 1 << 10),
@@ -66,6 +70,8 @@ pub fn format_bytes(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

@@ -1,0 +1,240 @@
+//! The registry of loaded modules, and reading a directory of module files into it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{LoadErrors, ModuleError};
+use crate::input::{JobError, PreparedJob};
+use crate::module::{Module, ModuleRef};
+use crate::parse::parse_module;
+
+/// Every loaded module, by name and version.
+#[derive(Debug, Clone, Default)]
+pub struct ModuleRegistry {
+    modules: BTreeMap<String, BTreeMap<String, Module>>,
+}
+
+impl ModuleRegistry {
+    /// Loads every module under `dir`: each `dir/<name>/<version>.toml`. A subdirectory with no
+    /// `.toml` file in it (such as `images/` or `test/`) is not a module and is skipped; files
+    /// other than `.toml` are ignored.
+    pub fn load_dir(dir: &Path) -> Result<Self, LoadErrors> {
+        Self::load_dirs(&[dir])
+    }
+
+    /// Loads the modules of several directories into one registry; the same name and version in
+    /// two of them is an error.
+    pub fn load_dirs(dirs: &[&Path]) -> Result<Self, LoadErrors> {
+        let mut errors = Vec::new();
+        let mut registry = Self::default();
+        for dir in dirs {
+            for module in load_one_dir(dir, &mut errors) {
+                let versions = registry
+                    .modules
+                    .entry(module.reference.name.clone())
+                    .or_default();
+                if let Some(first) = versions.get(&module.reference.version) {
+                    errors.push(ModuleError::file(
+                        &module.source,
+                        format!(
+                            "module {} is also defined in {}",
+                            module.reference,
+                            first.source.display()
+                        ),
+                        "keep one definition per name and version",
+                    ));
+                } else {
+                    versions.insert(module.reference.version.clone(), module);
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(registry)
+        } else {
+            Err(LoadErrors { errors })
+        }
+    }
+
+    /// Adds a module (for tests and tools that build definitions in code); replaces one with the
+    /// same name and version.
+    pub fn insert(&mut self, module: Module) {
+        self.modules
+            .entry(module.reference.name.clone())
+            .or_default()
+            .insert(module.reference.version.clone(), module);
+    }
+
+    /// The module `name` at `version`, or an error saying which names or versions exist.
+    pub fn get(&self, name: &str, version: &str) -> Result<&Module, JobError> {
+        let Some(versions) = self.modules.get(name) else {
+            return Err(JobError::UnknownModule {
+                name: name.to_owned(),
+                available: self.modules.keys().cloned().collect(),
+            });
+        };
+        versions
+            .get(version)
+            .ok_or_else(|| JobError::UnknownVersion {
+                name: name.to_owned(),
+                version: version.to_owned(),
+                available: versions.keys().cloned().collect(),
+            })
+    }
+
+    /// Every module, by name then version.
+    pub fn modules(&self) -> impl Iterator<Item = &Module> {
+        self.modules.values().flat_map(|v| v.values())
+    }
+
+    /// How many modules (counting each version).
+    pub fn len(&self) -> usize {
+        self.modules.values().map(BTreeMap::len).sum()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.modules.is_empty()
+    }
+
+    /// Parses one module file from text (the name and version come from the caller, as they would
+    /// from the file's path).
+    pub fn parse_module(
+        name: &str,
+        version: &str,
+        file: &Path,
+        text: &str,
+    ) -> Result<Module, LoadErrors> {
+        let mut errors = Vec::new();
+        let module = parse_module(ModuleRef::new(name, version), file, text, &mut errors);
+        match module {
+            Some(m) if errors.is_empty() => Ok(m),
+            _ => Err(LoadErrors { errors }),
+        }
+    }
+}
+
+fn valid_module_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+}
+
+fn valid_version(version: &str) -> bool {
+    let mut chars = version.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c))
+}
+
+fn load_one_dir(dir: &Path, errors: &mut Vec<ModuleError>) -> Vec<Module> {
+    let mut modules = Vec::new();
+    let entries = match sorted_entries(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            errors.push(ModuleError::file(
+                dir,
+                format!("cannot read the modules directory: {e}"),
+                "check the path; modules live in <dir>/<name>/<version>.toml",
+            ));
+            return modules;
+        }
+    };
+    for path in entries {
+        if path.is_file() && is_toml(&path) {
+            let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+            errors.push(ModuleError::file(
+                &path,
+                "a module file directly in the modules directory has no version",
+                format!(
+                    "move it to {}",
+                    dir.join(&*stem).join("<version>.toml").display()
+                ),
+            ));
+            continue;
+        }
+        if !path.is_dir() {
+            continue;
+        }
+        let files = match sorted_entries(&path) {
+            Ok(files) => files,
+            Err(e) => {
+                errors.push(ModuleError::file(
+                    &path,
+                    format!("cannot read the module's directory: {e}"),
+                    "check its permissions",
+                ));
+                continue;
+            }
+        };
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        for file in files.into_iter().filter(|f| f.is_file() && is_toml(f)) {
+            let version = file
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let mut ok = true;
+            if !valid_module_name(&name) {
+                ok = false;
+                errors.push(ModuleError::file(
+                    &file,
+                    format!("{name:?} is not a valid module name"),
+                    "name the module's directory with lowercase letters, digits, -, _ and . (starting with a letter or digit)",
+                ));
+            }
+            if !valid_version(&version) {
+                ok = false;
+                errors.push(ModuleError::file(
+                    &file,
+                    format!("{version:?} is not a valid version"),
+                    "name the file <version>.toml with letters, digits, -, _, + and . (e.g. 1.0.0.toml)",
+                ));
+            }
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => {
+                    errors.push(ModuleError::file(
+                        &file,
+                        format!("cannot read: {e}"),
+                        "check the file's permissions and that it is UTF-8 text",
+                    ));
+                    continue;
+                }
+            };
+            if let Some(m) = parse_module(ModuleRef::new(&name, &version), &file, &text, errors)
+                && ok
+            {
+                modules.push(m);
+            }
+        }
+    }
+    modules
+}
+
+fn is_toml(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "toml")
+}
+
+fn sorted_entries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut paths = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()?;
+    paths.sort();
+    Ok(paths)
+}
+
+impl ModuleRegistry {
+    /// Finds the module and checks the job's inputs against it: the one call a provider makes
+    /// before running anything.
+    pub fn prepare(
+        &self,
+        name: &str,
+        version: &str,
+        inputs: &BTreeMap<String, String>,
+    ) -> Result<PreparedJob, JobError> {
+        self.get(name, version)?.prepare(inputs)
+    }
+}
