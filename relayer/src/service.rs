@@ -135,7 +135,7 @@ async fn serve_chain(ready: ReadyChain, shared: Shared, stop: CancellationToken)
                 .start_block
                 .max(contracts.deployment_block.unwrap_or(0)),
             log_chunk_size: chain.log_chunk_size,
-            reorg_rewind: 64, // MERGE-A
+            reorg_rewind: chain.reorg_rewind,
         },
         rpc,
         store.clone(),
@@ -145,9 +145,9 @@ async fn serve_chain(ready: ReadyChain, shared: Shared, stop: CancellationToken)
         chain_id: chain.chain_id,
         lilypad: contracts.lilypad,
         gas: chain.gas.clone(),
-        max_attempts: 8,                      // MERGE-A
-        claim_retry: Duration::from_secs(30), // MERGE-A
-        lease_ttl: Duration::from_secs(15),   // MERGE-A
+        max_attempts: chain.max_attempts,
+        claim_retry: chain.claim_retry,
+        lease_ttl: chain.lease_ttl,
     };
     let submitter = match Submitter::new(settings, &chain.rpc, key, store, bus) {
         Ok(s) => s.with_receipt_poll(chain.poll_interval),
