@@ -24,20 +24,30 @@ fn solidity_enum(name: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn job_status_matches_the_contract() {
-    let ours: Vec<&str> = JobStatus::ALL.iter().map(|s| s.name()).collect();
-    assert_eq!(ours, solidity_enum("JobStatus"));
-    for (i, s) in JobStatus::ALL.iter().enumerate() {
-        assert_eq!(usize::from(s.as_u8()), i, "{s} is numbered by its place");
+/// `ours` (names and numbers, in Rust's order) is the Solidity enum `name`, numbered by place.
+fn assert_matches(name: &str, ours: &[(&str, u8)]) {
+    let names: Vec<&str> = ours.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, solidity_enum(name));
+    for (i, (n, number)) in ours.iter().enumerate() {
+        assert_eq!(
+            usize::from(*number),
+            i,
+            "{name}.{n} is numbered by its place"
+        );
     }
 }
 
 #[test]
+fn job_status_matches_the_contract() {
+    let ours: Vec<(&str, u8)> = JobStatus::ALL
+        .iter()
+        .map(|s| (s.name(), s.as_u8()))
+        .collect();
+    assert_matches("JobStatus", &ours);
+}
+
+#[test]
 fn outcome_matches_the_contract() {
-    let ours: Vec<&str> = Outcome::ALL.iter().map(|o| o.name()).collect();
-    assert_eq!(ours, solidity_enum("Outcome"));
-    for (i, o) in Outcome::ALL.iter().enumerate() {
-        assert_eq!(usize::from(o.as_u8()), i, "{o} is numbered by its place");
-    }
+    let ours: Vec<(&str, u8)> = Outcome::ALL.iter().map(|o| (o.name(), o.as_u8())).collect();
+    assert_matches("Outcome", &ours);
 }
