@@ -6,9 +6,10 @@
 //!   line, not sent. A result whose deal is not mined yet is kept and tried again.
 //! - Transactions are pipelined: each round sends the waiting deals one after another with
 //!   consecutive nonces and then waits for all of them; then the results; then the due actions.
-//! - Nonces come from Redis (reserved atomically, at least the chain's pending nonce), and every
-//!   transaction sent is recorded there until it is mined, so a restarted relayer knows what it
-//!   has in flight.
+//! - Nonces come from Redis (reserved atomically, at least the chain's pending nonce; see
+//!   [`nonce`]). Every transaction sent is recorded there as pending until it is mined, for
+//!   operators and tests to read; a restarted relayer does not read those records yet: it
+//!   recovers from the chain (nonces, and each job's state before anything is sent).
 //! - Fees follow the chain's gas policy: the node's EIP-1559 estimate, capped at `max_fee_gwei`;
 //!   a transaction not mined within `replace_after` is sent again with the same nonce and fees
 //!   raised by `bump_percent` (still capped).
