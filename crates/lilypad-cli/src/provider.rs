@@ -37,10 +37,25 @@ impl ComputeArgs {
 /// A token cancelled on Ctrl-C or SIGTERM.
 pub fn cancel_on_signal() -> CancellationToken {
     let cancel = CancellationToken::new();
-    let mut stop = crate::common::stop_on_signal();
     let token = cancel.clone();
     tokio::spawn(async move {
-        let _ = stop.changed().await;
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated => {}
+            // Stopped for another reason: nothing left to wait for.
+            _ = token.cancelled() => return,
+        }
+        tracing::info!("stopping");
         token.cancel();
     });
     cancel

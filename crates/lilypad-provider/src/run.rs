@@ -318,8 +318,8 @@ async fn ensure_registered(
     Ok(())
 }
 
-/// The price of each loaded module: its own from `prices` (by `NAME@VERSION` or `NAME`), else
-/// `default_price`.
+/// The price of each loaded module: the first of `prices` naming it (as `NAME@VERSION` or
+/// `NAME`), else `default_price`.
 fn module_prices(
     modules: &ModuleRegistry,
     prices: &[(String, U256)],
@@ -374,6 +374,8 @@ pub async fn run_provider(run: ProviderRun, cancel: CancellationToken) -> Result
     let (executor, store, gpus) =
         executor(&format!("provider-{}", key.address()), &compute.state_dir).await?;
     let tasks = TaskTracker::new();
+    // Stops the results server: on `cancel`, or when the provider cannot start.
+    let stop_results = cancel.child_token();
     if let Some(addr) = &run.serve_results {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -386,7 +388,7 @@ pub async fn run_provider(run: ProviderRun, cancel: CancellationToken) -> Result
             reason: e.to_string(),
         })?;
         tracing::info!(url = %format!("http://{local}/ipfs/<cid>"), "serving results over HTTP");
-        let stop = cancel.clone();
+        let stop = stop_results.clone();
         tasks.spawn(async move {
             tokio::select! {
                 _ = stop.cancelled() => {}
@@ -412,8 +414,7 @@ pub async fn run_provider(run: ProviderRun, cancel: CancellationToken) -> Result
         Ok(())
     }
     .await;
-    // Stops the results server too when the provider could not start.
-    cancel.cancel();
+    stop_results.cancel();
     tasks.close();
     tasks.wait().await;
     result
@@ -491,5 +492,39 @@ async fn mediate_chain(
             _ = cancel.cancelled() => {}
             _ = tokio::time::sleep(poll.max(Duration::from_millis(500))) => {}
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn a_module_takes_the_first_price_naming_it_else_the_default() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../job-modules");
+        let modules = ModuleRegistry::load_dir(&dir).unwrap();
+        let prices = module_prices(
+            &modules,
+            &[
+                ("cowsay".into(), U256::from(5)),
+                ("sha256@1.0.0".into(), U256::from(7)),
+                ("sha256".into(), U256::from(9)),
+            ],
+            U256::from(1),
+        );
+        let price = |name: &str| {
+            prices
+                .iter()
+                .find(|p| p.module.name == name)
+                .map(|p| p.price)
+                .unwrap()
+        };
+        assert_eq!(prices.len(), modules.modules().count());
+        assert_eq!(price("cowsay"), U256::from(5));
+        assert_eq!(price("sha256"), U256::from(7));
+        assert_eq!(price("stable-diffusion"), U256::from(1));
     }
 }
