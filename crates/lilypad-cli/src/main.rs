@@ -265,8 +265,12 @@ fn main() -> std::process::ExitCode {
         match &cli.command {
             Command::Relayer(a) => relayer::run(&cli.global, a).await,
             Command::Solver(a) => solver::run(&cli.global, a).await,
-            Command::Provider(a) => provider::run_provider(&cli.global, a).await,
-            Command::Mediator(a) => provider::run_mediator(&cli.global, a).await,
+            Command::Provider(a) => {
+                provider::run_provider(&cli.global, a, common::stop_on_signal()).await
+            }
+            Command::Mediator(a) => {
+                provider::run_mediator(&cli.global, a, common::stop_on_signal()).await
+            }
             Command::Run(a) => client::run(&cli.global, a).await,
             Command::Job(a) => client::job(&cli.global, a).await,
             Command::Challenge(a) => client::challenge(&cli.global, a).await,

@@ -1,22 +1,16 @@
 //! `lilypad provider` and `lilypad mediator`: the compute side.
+//!
+//! Flags and chains.toml become a [`lilypad_provider::run`] settings struct; the crate does the
+//! rest, until the token from [`crate::common::stop_on_signal`] is cancelled.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
 
 use alloy::primitives::U256;
-use anyhow::{Context, Result, bail};
-use lilypad_bindings::{Lilypad, LilypadToken};
-use lilypad_bus::{Bus, BusOptions};
-use lilypad_config::ChainConfig;
-use lilypad_executor::{Executor, ExecutorConfig};
-use lilypad_modules::ModuleRegistry;
-use lilypad_provider::mediator::Mediator;
-use lilypad_provider::{CapacityTracker, ChainSettings, ProviderSettings, ResourceProvider};
-use lilypad_results::ResultStore;
-use lilypad_types::{ModuleId, ModulePrice};
+use anyhow::Result;
+use lilypad_provider::CancellationToken;
+use lilypad_provider::run::{ComputeSettings, MediatorRun, ProviderRun, ServiceChain};
 
-use crate::common::{check_chain_id, load_chains, load_key, select, wallet};
+use crate::common::{load_chains, load_key, select};
 use crate::{ComputeArgs, Global, MediatorArgs, ProviderArgs};
 
 impl ComputeArgs {
@@ -39,252 +33,74 @@ impl ComputeArgs {
     }
 }
 
-fn registry(dirs: &[std::path::PathBuf]) -> Result<ModuleRegistry> {
-    ModuleRegistry::load_dirs(&dirs.iter().map(|p| p.as_path()).collect::<Vec<_>>())
-        .map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-/// The executor, its result store (for serving results) and the GPUs it found.
-async fn executor(
-    id: &str,
-    state: &Path,
-) -> Result<(Executor, Arc<ResultStore>, Vec<lilypad_executor::Gpu>)> {
-    let store =
-        Arc::new(ResultStore::open(state.join("results")).map_err(|e| anyhow::anyhow!("{e}"))?);
-    let gpus = lilypad_executor::detect_gpus().await.unwrap_or_else(|e| {
-        tracing::info!(reason = %e, "no GPUs detected; offering CPU only");
-        Vec::new()
-    });
-    let config = ExecutorConfig::new(id, state.join("work"));
-    let executor = Executor::connect(config, store.clone(), gpus.clone())
-        .await
-        .context(
-            "cannot reach the Docker engine (is dockerd running? ./script/setup starts one)",
-        )?;
-    let removed = executor
-        .cleanup_leftovers()
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    if !removed.is_empty() {
-        tracing::warn!(
-            count = removed.len(),
-            "removed containers left by a previous run"
-        );
-    }
-    Ok((executor, store, gpus))
-}
-
-/// Registers `key` as a provider or mediator and tops its free collateral up to `collateral`.
-async fn ensure_registered(
-    chain: &ChainConfig,
-    key: &alloy::signers::local::PrivateKeySigner,
-    mediator: bool,
-    collateral: U256,
-    metadata: &str,
-) -> Result<()> {
-    let contracts = chain.contracts()?;
-    let provider = wallet(chain, key.clone())?;
-    check_chain_id(chain, &provider).await?;
-    let lilypad = Lilypad::new(contracts.lilypad, &provider);
-    let me = key.address();
-    let registered = if mediator {
-        lilypad.isMediator(me).call().await?
-    } else {
-        lilypad.isProvider(me).call().await?
-    };
-    if !registered {
-        if metadata.is_empty() {
-            bail!(
-                "chain {}: {me} is not registered yet; registering needs --metadata URL (a page describing this {})",
-                chain.name,
-                if mediator { "mediator" } else { "provider" }
-            );
-        }
-        if mediator {
-            let call = lilypad.registerMediator(metadata.into());
-            call.send()
-                .await
-                .map_err(crate::common::revert)?
-                .get_receipt()
-                .await?;
-        } else {
-            let call = lilypad.registerProvider(metadata.into());
-            call.send()
-                .await
-                .map_err(crate::common::revert)?
-                .get_receipt()
-                .await?;
-        }
-        tracing::info!(chain = %chain.name, %me, "registered");
-    }
-    let free = lilypad.collateralOf(me).call().await?.free;
-    if free < collateral {
-        let top_up = collateral - free;
-        let token = LilypadToken::new(lilypad.token().call().await?, &provider);
-        token
-            .approve(contracts.lilypad, top_up)
-            .send()
-            .await?
-            .get_receipt()
-            .await?;
-        lilypad
-            .depositCollateral(top_up)
-            .send()
-            .await?
-            .get_receipt()
-            .await?;
-        tracing::info!(chain = %chain.name, %me, deposited = %top_up, "collateral topped up");
-    }
-    Ok(())
-}
-
-pub async fn run_provider(global: &Global, args: &ProviderArgs) -> Result<()> {
-    let compute = &args.compute;
-    let key = compute.key("provider", "LILYPAD_PROVIDER_KEY")?;
+/// The settings both roles share, from the flags and chains.toml.
+fn compute_settings(
+    global: &Global,
+    compute: &ComputeArgs,
+    role: &str,
+    default_env: &str,
+) -> Result<ComputeSettings> {
+    let signer = compute.key(role, default_env)?;
     let config = load_chains(&global.chains)?;
-    let modules = registry(&compute.modules)?;
     let mut chains = Vec::new();
     for chain in select(&config, &compute.only)? {
-        if let Some(c) = compute.collateral {
-            ensure_registered(chain, &key, false, U256::from(c), &compute.metadata).await?;
-        }
-        chains.push(ChainSettings {
-            chain_id: chain.chain_id,
-            rpc_url: chain.rpc.clone(),
-            lilypad: chain.contracts()?.lilypad,
-        });
-    }
-    let mut prices = Vec::new();
-    for m in modules.modules() {
-        let id = ModuleId {
-            name: m.reference.name.clone(),
-            version: m.reference.version.clone(),
-        };
-        let price = args
-            .price
-            .iter()
-            .find(|(name, _)| *name == format!("{}@{}", id.name, id.version) || *name == id.name)
-            .map(|(_, p)| *p)
-            .unwrap_or(args.default_price);
-        prices.push(ModulePrice {
-            module: id,
-            price: U256::from(price),
-        });
-    }
-    if prices.is_empty() {
-        bail!(
-            "no modules found in {:?}: pass --modules DIR with module definitions",
-            compute.modules
-        );
-    }
-    let cpu = args.cpu_millis.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1000, |n| n.get() as u64 * 1000)
-    });
-    let memory = match args.memory.as_deref() {
-        Some(m) => lilypad_modules::parse_bytes(m).ok_or_else(|| {
-            anyhow::anyhow!("--memory {m:?} is not a size; write e.g. 8GiB or 512MiB")
-        })?,
-        None => 4 << 30,
-    };
-    let state = compute.state_dir("provider");
-    let (executor, store, gpus) = executor(&format!("provider-{}", key.address()), &state).await?;
-    if let Some(addr) = &args.serve_results {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("--serve-results {addr}: cannot listen there"))?;
-        let local = listener.local_addr()?;
-        tracing::info!(url = %format!("http://{local}/ipfs/<cid>"), "serving results over HTTP");
-        tokio::spawn(async move {
-            if let Err(e) = lilypad_results::server::serve(listener, store).await {
-                tracing::error!(error = %e, "the results server stopped");
-            }
-        });
-    }
-    let capacity = CapacityTracker::with_gpus(cpu, memory, &gpus);
-    let bus = Bus::connect(&global.nats, BusOptions::default()).await?;
-    let mut settings = ProviderSettings::new(key, chains, prices);
-    if args.testing_alter_output {
-        tracing::warn!(
-            "TESTING ONLY: --testing-alter-output is set: this provider reports altered results; every one that is challenged will be overturned and its collateral slashed"
-        );
-        settings.testing_alter_output = true;
-    }
-    let provider = ResourceProvider::new(settings, bus, executor, Arc::new(modules), capacity)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    tracing::info!(address = %provider.address(), subject = %provider.deal_subject(), "provider running");
-    let heartbeat = provider.start_heartbeat();
-    let deals = provider
-        .serve_deals()
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let stop = crate::common::stop_on_signal();
-    stop.cancelled().await;
-    drop(deals);
-    heartbeat.stop().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(())
-}
-
-pub async fn run_mediator(global: &Global, args: &MediatorArgs) -> Result<()> {
-    let compute = &args.compute;
-    let key = compute.key("mediator", "LILYPAD_MEDIATOR_KEY")?;
-    let config = load_chains(&global.chains)?;
-    let modules = Arc::new(registry(&compute.modules)?);
-    let state = compute.state_dir("mediator");
-    let (executor, _, _) = executor(&format!("mediator-{}", key.address()), &state).await?;
-    let mut mediators = Vec::new();
-    for chain in select(&config, &compute.only)? {
-        if let Some(c) = compute.collateral {
-            ensure_registered(chain, &key, true, U256::from(c), &compute.metadata).await?;
-        }
         let contracts = chain.contracts()?;
-        let Some(mediation) = contracts.mediation else {
-            bail!(
-                "chain {}: the deployment has no mediation contract",
-                chain.name
-            );
-        };
-        let from = contracts.deployment_block.unwrap_or(chain.start_block);
-        let settings = ChainSettings {
+        chains.push(ServiceChain {
+            name: chain.name.clone(),
             chain_id: chain.chain_id,
             rpc_url: chain.rpc.clone(),
             lilypad: contracts.lilypad,
-        };
-        let m = Mediator::new(
-            key.clone(),
-            settings,
-            mediation,
-            from,
-            executor.clone(),
-            modules.clone(),
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-        mediators.push((chain.name.clone(), m, from, chain.poll_interval));
+            mediation: contracts.mediation,
+            from_block: contracts.deployment_block.unwrap_or(chain.start_block),
+            poll_interval: chain.poll_interval,
+        });
     }
-    let stop = crate::common::stop_on_signal();
-    tracing::info!(address = %key.address(), "mediator running");
-    let mut tasks = Vec::new();
-    for (name, m, mut from, poll) in mediators {
-        let stop = stop.clone();
-        tasks.push(tokio::spawn(async move {
-            while !stop.is_cancelled() {
-                match m.mediate_new_cases(from).await {
-                    Ok((next, verdicts)) => {
-                        from = next;
-                        for v in verdicts {
-                            match v {
-                                Ok(v) => tracing::info!(chain = %name, job = %v.job, hash = %v.result_hash, "verdict submitted"),
-                                Err(e) => tracing::error!(chain = %name, error = %e, "mediation failed"),
-                            }
-                        }
-                    }
-                    Err(e) => tracing::error!(chain = %name, error = %e, "reading cases failed"),
-                }
-                tokio::time::sleep(poll.max(Duration::from_millis(500))).await;
-            }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    Ok(())
+    Ok(ComputeSettings {
+        signer,
+        chains,
+        module_dirs: compute.modules.clone(),
+        collateral: compute.collateral.map(U256::from),
+        metadata: compute.metadata.clone(),
+        state_dir: compute.state_dir(role),
+    })
+}
+
+/// `lilypad provider`: runs until `cancel`.
+pub async fn run_provider(
+    global: &Global,
+    args: &ProviderArgs,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let compute = compute_settings(global, &args.compute, "provider", "LILYPAD_PROVIDER_KEY")?;
+    let memory_bytes = match args.memory.as_deref() {
+        Some(m) => Some(lilypad_modules::parse_bytes(m).ok_or_else(|| {
+            anyhow::anyhow!("--memory {m:?} is not a size; write e.g. 8GiB or 512MiB")
+        })?),
+        None => None,
+    };
+    let run = ProviderRun {
+        compute,
+        nats: global.nats.clone(),
+        default_price: U256::from(args.default_price),
+        prices: args
+            .price
+            .iter()
+            .map(|(name, p)| (name.clone(), U256::from(*p)))
+            .collect(),
+        cpu_millis: args.cpu_millis,
+        memory_bytes,
+        serve_results: args.serve_results.clone(),
+        testing_alter_output: args.testing_alter_output,
+    };
+    Ok(lilypad_provider::run::run_provider(run, cancel).await?)
+}
+
+/// `lilypad mediator`: runs until `cancel`.
+pub async fn run_mediator(
+    global: &Global,
+    args: &MediatorArgs,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let compute = compute_settings(global, &args.compute, "mediator", "LILYPAD_MEDIATOR_KEY")?;
+    Ok(lilypad_provider::run::run_mediator(MediatorRun { compute }, cancel).await?)
 }

@@ -13,6 +13,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use lilypad_modules::{InlineOutput, Module, PreparedJob};
 use lilypad_results::{ResultStore, layout};
+use tokio_util::task::TaskTracker;
 
 use crate::container::{LABEL_MANAGED, LABEL_PROVIDER, Sandbox, container_config};
 use crate::gpu::{Gpu, GpuPool};
@@ -113,6 +114,8 @@ pub struct Executor {
     config: ExecutorConfig,
     store: std::sync::Arc<ResultStore>,
     gpus: GpuPool,
+    /// Every container's life and every removal it starts (shared by clones).
+    tasks: TaskTracker,
 }
 
 /// Bytes kept up to a cap; the rest counted and dropped.
@@ -137,6 +140,8 @@ impl Capped {
 struct ContainerGuard {
     docker: Docker,
     id: Option<String>,
+    /// The executor's tasks: the removal a drop starts is one of them.
+    tasks: TaskTracker,
 }
 
 impl ContainerGuard {
@@ -153,9 +158,12 @@ impl Drop for ContainerGuard {
         if let Some(id) = self.id.take() {
             let docker = self.docker.clone();
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move {
-                    let _ = remove(&docker, &id).await;
-                });
+                self.tasks.spawn_on(
+                    async move {
+                        let _ = remove(&docker, &id).await;
+                    },
+                    &handle,
+                );
             }
         }
     }
@@ -228,7 +236,17 @@ impl Executor {
             config,
             store,
             gpus: GpuPool::new(gpus),
+            tasks: TaskTracker::new(),
         })
+    }
+
+    /// Waits until no container this executor (or a clone of it) started is left running or
+    /// unremoved: a job whose caller gave up (dropped its future) has its container killed and
+    /// removed in the background, and a clean shutdown waits for that here.
+    pub async fn wait_idle(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.tasks.reopen();
     }
 
     /// The Docker client.
@@ -500,6 +518,7 @@ impl Executor {
     ) -> Result<Ran, String> {
         let life = Lifecycle {
             docker: self.docker.clone(),
+            tasks: self.tasks.clone(),
             name: format!("lilypad-{}-{:016x}", sanitize_name(job_id), unique()),
             timeout: module.timeout,
             kill_grace: self.config.kill_grace,
@@ -507,7 +526,7 @@ impl Executor {
         };
         // Dropping the sender (with this future) tells the task the caller is gone.
         let (_caller, gone) = tokio::sync::oneshot::channel::<()>();
-        match tokio::spawn(life.run(config, gone)).await {
+        match self.tasks.spawn(life.run(config, gone)).await {
             Ok(result) => result,
             Err(e) => Err(format!("the container's supervisor failed: {e}")),
         }
@@ -517,6 +536,7 @@ impl Executor {
 /// Everything one container's life needs, owned, so it can run in its own task.
 struct Lifecycle {
     docker: Docker,
+    tasks: TaskTracker,
     name: String,
     timeout: Duration,
     kill_grace: Duration,
@@ -555,6 +575,7 @@ impl Lifecycle {
         let guard = ContainerGuard {
             docker: self.docker.clone(),
             id: Some(self.name.clone()),
+            tasks: self.tasks.clone(),
         };
         let fail = |what: &str, e: bollard::errors::Error| {
             format!(

@@ -5,16 +5,15 @@
 
 use std::collections::BTreeMap;
 
-use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, B256, U256, keccak256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, Provider};
 use alloy::signers::local::PrivateKeySigner;
 use lilypad_bindings::{ConsortiumMediation, Lilypad};
 use lilypad_executor::{ErrorKind, Executor, Status, run_job};
 use lilypad_modules::ModuleRegistry;
 use lilypad_types::{JobKey, JobRequested};
 
-use crate::service::{ChainSettings, ProviderError, connect};
+use crate::service::{ChainSettings, ProviderError};
 
 /// Why a mediator could not reach or cast a verdict.
 #[derive(Debug, thiserror::Error)]
@@ -176,21 +175,16 @@ impl Mediator {
         executor: Executor,
         registry: std::sync::Arc<ModuleRegistry>,
     ) -> Result<Self, MediatorError> {
-        // Checks the URL; the wallet connection below reuses it.
-        connect(chain.chain_id, &chain.rpc_url)?;
-        let url = chain.rpc_url.parse().map_err(
-            |e: <alloy::transports::http::reqwest::Url as std::str::FromStr>::Err| {
-                ProviderError::BadRpcUrl {
-                    chain_id: chain.chain_id,
-                    url: chain.rpc_url.clone(),
-                    reason: e.to_string(),
-                }
-            },
-        )?;
-        let rpc = ProviderBuilder::new()
-            .wallet(EthereumWallet::from(signer.clone()))
-            .connect_http(url)
-            .erased();
+        let rpc = lilypad_chain::connect_with_signer(
+            &chain.rpc_url,
+            signer.clone(),
+            &lilypad_chain::RpcOptions::default(),
+        )
+        .map_err(|e| ProviderError::BadRpcUrl {
+            chain_id: chain.chain_id,
+            url: chain.rpc_url.clone(),
+            reason: e.to_string(),
+        })?;
         Ok(Self {
             signer,
             chain,

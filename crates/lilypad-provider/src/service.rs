@@ -7,21 +7,24 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use alloy::primitives::{Address, Bytes, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, Provider};
 use alloy::signers::local::PrivateKeySigner;
 use lilypad_bindings::Lilypad;
 use lilypad_bindings::eip712::{self, Deal};
 use lilypad_bus::{Bus, BusError, Topic, deal_subject};
+use lilypad_chain::RpcOptions;
 use lilypad_executor::{Executor, run_job};
 use lilypad_modules::ModuleRegistry;
 use lilypad_types::{
     ChainCollateral, DealProposal, DealTerms, JobKey, JobStatus, ModuleId, ModulePrice, Offer,
     SignedDeal, SignedResult,
 };
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::capacity::{CapacityTracker, Reservation};
+use crate::checks;
 use crate::result::result_fields;
 
 /// One chain the provider serves.
@@ -169,6 +172,8 @@ struct Inner {
     settings: ProviderSettings,
     address: Address,
     chains: BTreeMap<u64, Chain>,
+    /// The Lilypad contract on each chain served.
+    lilypads: BTreeMap<u64, Address>,
     prices: BTreeMap<ModuleId, U256>,
     bus: Bus,
     executor: Executor,
@@ -180,6 +185,10 @@ struct Inner {
     committed: Mutex<BTreeMap<u64, U256>>,
     /// Deals signed whose jobs are not finished, so a repeated proposal gets the same answer.
     deals: Mutex<HashMap<JobKey, SignedDeal>>,
+    /// Cancelled on shutdown: every task below stops.
+    cancel: CancellationToken,
+    /// Every task the provider starts, so shutdown can wait for them all.
+    tasks: TaskTracker,
 }
 
 /// A resource provider on the market. Cheap to clone.
@@ -219,13 +228,11 @@ async fn chain_now(rpc: &DynProvider) -> Result<u64, String> {
 
 /// A read-only RPC connection to `url`.
 pub(crate) fn connect(chain_id: u64, url: &str) -> Result<DynProvider, ProviderError> {
-    let parsed: alloy::transports::http::reqwest::Url =
-        url.parse().map_err(|e| ProviderError::BadRpcUrl {
-            chain_id,
-            url: url.to_owned(),
-            reason: format!("{e}"),
-        })?;
-    Ok(ProviderBuilder::new().connect_http(parsed).erased())
+    lilypad_chain::connect(url, &RpcOptions::default()).map_err(|e| ProviderError::BadRpcUrl {
+        chain_id,
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 impl ResourceProvider {
@@ -278,6 +285,10 @@ impl ResourceProvider {
             inner: Arc::new(Inner {
                 settings,
                 address,
+                lilypads: chains
+                    .iter()
+                    .map(|(id, c)| (*id, c.settings.lilypad))
+                    .collect(),
                 chains,
                 prices,
                 bus,
@@ -287,6 +298,8 @@ impl ResourceProvider {
                 since: unix_now(),
                 committed: Mutex::new(BTreeMap::new()),
                 deals: Mutex::new(HashMap::new()),
+                cancel: CancellationToken::new(),
+                tasks: TaskTracker::new(),
             }),
         })
     }
@@ -378,26 +391,32 @@ impl ResourceProvider {
         Ok(offer)
     }
 
-    /// Refreshes the offer every `heartbeat` until [`Heartbeat::stop`] (which removes it) or
-    /// until the handle is dropped (which stops refreshing: the offer expires with the bucket's
-    /// TTL, as a crashed provider's would).
+    /// Refreshes the offer every `heartbeat` until [`Heartbeat::stop`] (which removes it), until
+    /// the handle is dropped (which stops refreshing: the offer expires with the bucket's TTL,
+    /// as a crashed provider's would), or until the provider shuts down.
     pub fn start_heartbeat(&self) -> Heartbeat {
-        let (stop_tx, mut stop_rx) = oneshot::channel();
+        let stop = self.inner.cancel.child_token();
         let me = self.clone();
-        let task = tokio::spawn(async move {
+        let token = stop.clone();
+        let task = self.inner.tasks.spawn(async move {
             loop {
-                if let Err(e) = me.put_offer().await {
-                    tracing::warn!("refreshing the offer failed (will retry): {e}");
+                tokio::select! {
+                    biased;
+                    _ = token.cancelled() => break,
+                    put = me.put_offer() => if let Err(e) = put {
+                        tracing::warn!("refreshing the offer failed (will retry): {e}");
+                    },
                 }
                 tokio::select! {
+                    biased;
+                    _ = token.cancelled() => break,
                     _ = tokio::time::sleep(me.inner.settings.heartbeat) => {}
-                    _ = &mut stop_rx => break,
                 }
             }
         });
         Heartbeat {
             provider: self.clone(),
-            stop: Some(stop_tx),
+            stop,
             task: Some(task),
         }
     }
@@ -411,194 +430,120 @@ impl ResourceProvider {
             .bus
             .serve::<DealProposal>(&self.deal_subject())
             .await?;
+        let stop = self.inner.cancel.child_token();
+        let token = stop.clone();
         let me = self.clone();
-        let task = tokio::spawn(async move {
-            while let Some(request) = requests.next().await {
-                let answer = match &request.body {
-                    Ok(proposal) => me.answer(proposal.clone()).await,
-                    Err(e) => Err(refuse(format!(
-                        "malformed deal proposal: {e} (send a DealProposal as JSON)"
-                    ))),
+        let task = self.inner.tasks.spawn(async move {
+            loop {
+                let request = tokio::select! {
+                    biased;
+                    _ = token.cancelled() => break,
+                    r = requests.next() => match r {
+                        Some(r) => r,
+                        None => break,
+                    },
                 };
-                let sent = match answer {
-                    Ok(deal) => request.respond(deal).await,
-                    Err(DealRefused(reason)) => {
-                        tracing::info!("refused a deal: {reason}");
-                        request.refuse(reason).await
-                    }
-                };
-                if let Err(e) = sent {
-                    tracing::warn!("answering a deal proposal failed: {e}");
+                tokio::select! {
+                    biased;
+                    _ = token.cancelled() => break,
+                    _ = me.handle(request) => {}
                 }
             }
         });
-        Ok(DealServer { task })
+        Ok(DealServer {
+            stop,
+            task: Some(task),
+        })
+    }
+
+    /// Answers one proposal: a signed deal or a refusal saying why.
+    async fn handle(&self, request: lilypad_bus::Request<DealProposal>) {
+        let answer = match &request.body {
+            Ok(proposal) => self.answer(proposal.clone()).await,
+            Err(e) => Err(refuse(format!(
+                "malformed deal proposal: {e} (send a DealProposal as JSON)"
+            ))),
+        };
+        let sent = match answer {
+            Ok(deal) => request.respond(deal).await,
+            Err(DealRefused(reason)) => {
+                tracing::info!("refused a deal: {reason}");
+                request.refuse(reason).await
+            }
+        };
+        if let Err(e) = sent {
+            tracing::warn!("answering a deal proposal failed: {e}");
+        }
+    }
+
+    /// Serves the market until `cancel` is cancelled: the offer's heartbeat and answers to deal
+    /// proposals; then removes the offer and [shuts down](Self::shutdown), stopping every job
+    /// in progress and waiting for all its tasks to end.
+    pub async fn run(&self, cancel: CancellationToken) -> Result<(), ProviderError> {
+        let heartbeat = self.start_heartbeat();
+        let deals = match self.serve_deals().await {
+            Ok(d) => d,
+            Err(e) => {
+                drop(heartbeat);
+                self.shutdown().await;
+                return Err(e);
+            }
+        };
+        tracing::info!(address = %self.address(), subject = %self.deal_subject(), "provider running");
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = self.inner.cancel.cancelled() => {}
+        }
+        deals.stop().await;
+        let removed = heartbeat.stop().await;
+        self.shutdown().await;
+        removed
+    }
+
+    /// Stops everything this provider started (heartbeat, deal answers, jobs in progress: their
+    /// containers are stopped and removed, their deals given up) and waits until every task has
+    /// ended, the executor's included.
+    /// The offer is left to expire; [`Heartbeat::stop`] removes it at once.
+    pub async fn shutdown(&self) {
+        self.inner.cancel.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+        // The stopped jobs' containers are killed and removed by the executor's own tasks.
+        self.inner.executor.wait_idle().await;
+    }
+
+    /// How many of its tasks are still running (heartbeat, deal server, jobs).
+    pub fn running_tasks(&self) -> usize {
+        self.inner.tasks.len()
     }
 
     /// Checks a proposal and, when every check passes, reserves capacity, signs the deal and
     /// starts the job (which reports its signed result once the deal is on-chain). A proposal
-    /// already signed with the same terms gets the same signature again.
+    /// already signed with the same terms gets the same signature again. The checks are the
+    /// pure ones of `checks`: those that need no chain first, then one read of the chain (the
+    /// job, its time, this provider's collateral) and the rest against what it said.
     pub async fn answer(&self, proposal: DealProposal) -> Result<SignedDeal, DealRefused> {
-        let DealProposal { job, terms } = proposal;
-        let key = job.key;
+        let own = self.own();
+        let signed = lock(&self.inner.deals).get(&proposal.job.key).cloned();
+        let module = match checks::check_proposal(&proposal, &own, signed.as_ref())? {
+            checks::Proposal::AlreadySigned(signed) => return Ok(*signed),
+            checks::Proposal::New(module) => module,
+        };
+        let key = proposal.job.key;
         let chain = self.inner.chains.get(&key.chain_id).ok_or_else(|| {
+            // check_proposal refused chains not served; kept for a clear error all the same.
             refuse(format!(
-                "chain {} is not served by this provider (it serves {:?})",
-                key.chain_id,
-                self.inner.chains.keys().collect::<Vec<_>>()
-            ))
-        })?;
-        if job.lilypad != chain.settings.lilypad {
-            return Err(refuse(format!(
-                "job {key} names Lilypad contract {}, but this provider works with {} on chain {}",
-                job.lilypad, chain.settings.lilypad, key.chain_id
-            )));
-        }
-        if terms.provider != self.inner.address {
-            return Err(refuse(format!(
-                "the terms name provider {}, but this is provider {}",
-                terms.provider, self.inner.address
-            )));
-        }
-        if terms.job_id != key.job_id {
-            return Err(refuse(format!(
-                "the terms are for job {}, the proposal's job is {}",
-                terms.job_id, key.job_id
-            )));
-        }
-        if terms.request_hash != job.request_hash {
-            return Err(refuse(format!(
-                "request hash mismatch: the terms name {}, the job's request hashes to {}",
-                terms.request_hash, job.request_hash
-            )));
-        }
-        if let Some(signed) = lock(&self.inner.deals).get(&key) {
-            return if signed.terms == terms {
-                Ok(signed.clone())
-            } else {
-                Err(refuse(format!(
-                    "job {key} already has a deal signed by this provider with other terms"
-                )))
-            };
-        }
-        let module_id = ModuleId {
-            name: job.spec.module.clone(),
-            version: job.spec.version.clone(),
-        };
-        let Some(own_price) = self.inner.prices.get(&module_id).copied() else {
-            return Err(refuse(format!(
-                "module {}:{} is not offered by this provider (it offers {})",
-                module_id.name,
-                module_id.version,
-                self.inner
-                    .prices
-                    .keys()
-                    .map(|m| format!("{}:{}", m.name, m.version))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        };
-        let module = self
-            .inner
-            .registry
-            .get(&module_id.name, &module_id.version)
-            .map_err(|e| refuse(format!("module not runnable here: {e}")))?;
-        if terms.price < own_price {
-            return Err(refuse(format!(
-                "price too low: {} offered for {}:{}, this provider asks {own_price}",
-                terms.price, module_id.name, module_id.version
-            )));
-        }
-        if terms.price > job.spec.max_price {
-            return Err(refuse(format!(
-                "price {} is above the job's maxPrice {}",
-                terms.price, job.spec.max_price
-            )));
-        }
-
-        // The job as the chain has it.
-        let lilypad = Lilypad::new(chain.settings.lilypad, &chain.rpc);
-        let on_chain = lilypad.getJob(key.job_id).call().await.map_err(|e| {
-            refuse(format!(
-                "could not read job {key} on chain (try again later): {e}"
-            ))
-        })?;
-        if on_chain.state() != Some(JobStatus::Requested) {
-            return Err(refuse(format!(
-                "job {key} is not open for a deal: its on-chain status is {}, not Requested",
-                JobStatus::label(on_chain.status)
-            )));
-        }
-        if on_chain.requestHash != terms.request_hash {
-            return Err(refuse(format!(
-                "request hash mismatch: the job on-chain has {}, the terms name {}",
-                on_chain.requestHash, terms.request_hash
-            )));
-        }
-        let chain_time = chain_now(&chain.rpc).await.map_err(|e| {
-            refuse(format!(
-                "could not read chain {}'s time (try again later): {e}",
+                "chain {} is not served by this provider",
                 key.chain_id
             ))
         })?;
-        let deadline: u64 = on_chain.deadline.to();
-        if deadline <= chain_time {
-            return Err(refuse(format!(
-                "job {key}'s match deadline {deadline} has passed (chain time {chain_time})"
-            )));
-        }
-        // Whichever clock is ahead: the block that agrees the deal will be at least that late.
-        let now = chain_time.max(unix_now());
-        let min = now + self.inner.settings.min_deal_expiry.as_secs();
-        let max = now + self.inner.settings.max_deal_expiry.as_secs();
-        if terms.expiry < U256::from(min) || terms.expiry > U256::from(max) {
-            return Err(refuse(format!(
-                "expiry {} is out of range: it must be between {min} and {max} (unix seconds: at least {}s and at most {}s from now)",
-                terms.expiry,
-                self.inner.settings.min_deal_expiry.as_secs(),
-                self.inner.settings.max_deal_expiry.as_secs()
-            )));
-        }
-        let expiry: u64 = terms.expiry.saturating_to();
-        if terms.price > U256::from(on_chain.maxPrice) {
-            return Err(refuse(format!(
-                "price {} is above the job's on-chain maxPrice {}",
-                terms.price, on_chain.maxPrice
-            )));
-        }
-        let bps = U256::from(10_000u64);
-        let timeout_collateral = terms.price * U256::from(on_chain.timeoutCollateralBps) / bps;
-        let results_collateral = terms.price * U256::from(on_chain.resultsCollateralBps) / bps;
-        if terms.timeout_collateral != timeout_collateral {
-            return Err(refuse(format!(
-                "timeout collateral {} is not what the contract requires: price x {} bps = {timeout_collateral}",
-                terms.timeout_collateral, on_chain.timeoutCollateralBps
-            )));
-        }
-        if terms.results_collateral != results_collateral {
-            return Err(refuse(format!(
-                "results collateral {} is not what the contract requires: price x {} bps = {results_collateral}",
-                terms.results_collateral, on_chain.resultsCollateralBps
-            )));
-        }
-        let free = self
-            .free_collateral(key.chain_id)
-            .await
-            .map_err(|e| refuse(format!("could not read this provider's collateral: {e}")))?;
-        if free < timeout_collateral {
-            return Err(refuse(format!(
-                "not enough free collateral on chain {}: the deal locks {timeout_collateral}, {free} is free",
-                key.chain_id
-            )));
-        }
-        // submitResult swaps the timeout collateral for the results collateral: without that
-        // much free, the result could not be submitted and the job would time out.
-        if free < results_collateral {
-            return Err(refuse(format!(
-                "not enough free collateral on chain {}: submitting the result locks {results_collateral} of results collateral, {free} is free",
-                key.chain_id
-            )));
-        }
+        let facts = self.read_chain(chain, key).await;
+        let checks::Checked {
+            expiry,
+            deadline,
+            timeout_collateral,
+        } = checks::check_on_chain(&proposal, &own, &facts)?;
+        let DealProposal { job, terms } = proposal;
         let reservation = self
             .inner
             .capacity
@@ -606,7 +551,7 @@ impl ResourceProvider {
             .map_err(|e| {
                 refuse(format!(
                     "capacity exceeded for {}:{}: {e}",
-                    module_id.name, module_id.version
+                    job.spec.module, job.spec.version
                 ))
             })?;
 
@@ -632,7 +577,7 @@ impl ResourceProvider {
         }
         *lock(&self.inner.committed).entry(key.chain_id).or_default() += timeout_collateral;
         let me = self.clone();
-        tokio::spawn(async move {
+        self.inner.tasks.spawn(async move {
             me.run_deal(
                 job,
                 terms,
@@ -644,6 +589,42 @@ impl ResourceProvider {
             .await;
         });
         Ok(signed)
+    }
+
+    /// What the provider is, for the checks of a proposal.
+    fn own(&self) -> checks::Own<'_> {
+        checks::Own {
+            address: self.inner.address,
+            chains: &self.inner.lilypads,
+            prices: &self.inner.prices,
+            registry: &self.inner.registry,
+            min_deal_expiry: self.inner.settings.min_deal_expiry,
+            max_deal_expiry: self.inner.settings.max_deal_expiry,
+        }
+    }
+
+    /// Everything the checks need from `chain` about job `key`, read at once.
+    async fn read_chain(&self, chain: &Chain, key: JobKey) -> checks::ChainFacts {
+        let lilypad = Lilypad::new(chain.settings.lilypad, &chain.rpc);
+        let job = async {
+            lilypad
+                .getJob(key.job_id)
+                .call()
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let free = async {
+            self.free_collateral(key.chain_id)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let (job, chain_time, free_collateral) = tokio::join!(job, chain_now(&chain.rpc), free);
+        checks::ChainFacts {
+            job,
+            chain_time,
+            free_collateral,
+            now: unix_now(),
+        }
     }
 
     fn uncommit(&self, chain_id: u64, amount: U256) {
@@ -695,12 +676,39 @@ impl ResourceProvider {
         }
     }
 
+    /// Runs a signed deal's job to a published result, unless the provider shuts down first
+    /// (then the job is stopped and the deal given up).
     async fn run_deal(
         self,
         job: lilypad_types::JobRequested,
         terms: DealTerms,
         reservation: Reservation,
         timeout_collateral: U256,
+        expiry: u64,
+        deadline: u64,
+    ) {
+        let key = job.key;
+        let cancel = self.inner.cancel.clone();
+        let guard = DealGuard {
+            provider: self.clone(),
+            key,
+            committed: timeout_collateral,
+        };
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {
+                tracing::info!("job {key}: stopped, the provider is shutting down");
+            }
+            _ = self.deal(job, terms, reservation, guard, expiry, deadline) => {}
+        }
+    }
+
+    async fn deal(
+        self,
+        job: lilypad_types::JobRequested,
+        terms: DealTerms,
+        reservation: Reservation,
+        mut guard: DealGuard,
         expiry: u64,
         deadline: u64,
     ) {
@@ -732,12 +740,11 @@ impl ResourceProvider {
                 a = &mut wait => break a,
             }
         };
-        self.uncommit(key.chain_id, timeout_collateral);
+        guard.uncommit();
         if let Err(reason) = agreed {
             tracing::warn!("giving up job {key}: {reason}");
-            lock(&self.inner.deals).remove(&key);
             drop(reservation);
-            return; // dropping `run` stops and removes its container
+            return; // dropping `run` stops and removes its container; `guard` the deal
         }
         let outcome = match outcome {
             Some(o) => o,
@@ -763,7 +770,6 @@ impl ResourceProvider {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("job {key}: {e}");
-                lock(&self.inner.deals).remove(&key);
                 return;
             }
         };
@@ -800,7 +806,33 @@ impl ResourceProvider {
                 }
             }
         }
-        lock(&self.inner.deals).remove(&key);
+        drop(guard);
+    }
+}
+
+/// A signed deal's hold on the provider: the timeout collateral counted as committed until the
+/// deal is seen on-chain (or given up), and its entry among the deals signed. Both are given
+/// back when it is dropped, however the deal's task ends (finished, given up, or stopped).
+struct DealGuard {
+    provider: ResourceProvider,
+    key: JobKey,
+    committed: U256,
+}
+
+impl DealGuard {
+    /// The deal is on-chain (or will never be): the chain's free collateral tells the rest.
+    fn uncommit(&mut self) {
+        let amount = std::mem::take(&mut self.committed);
+        if !amount.is_zero() {
+            self.provider.uncommit(self.key.chain_id, amount);
+        }
+    }
+}
+
+impl Drop for DealGuard {
+    fn drop(&mut self) {
+        self.uncommit();
+        lock(&self.provider.inner.deals).remove(&self.key);
     }
 }
 
@@ -808,16 +840,14 @@ impl ResourceProvider {
 #[derive(Debug)]
 pub struct Heartbeat {
     provider: ResourceProvider,
-    stop: Option<oneshot::Sender<()>>,
+    stop: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
 
 impl Heartbeat {
     /// Stops refreshing and removes the offer at once (a clean shutdown).
     pub async fn stop(mut self) -> Result<(), ProviderError> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.stop.cancel();
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
@@ -832,21 +862,30 @@ impl Heartbeat {
 
 impl Drop for Heartbeat {
     fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Answers deal proposals until dropped or stopped (see [`ResourceProvider::serve_deals`]).
+/// Jobs already agreed keep running.
+#[derive(Debug)]
+pub struct DealServer {
+    stop: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl DealServer {
+    /// Stops answering and waits until the server's task has ended.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
         if let Some(task) = self.task.take() {
-            task.abort();
+            let _ = task.await;
         }
     }
 }
 
-/// Answers deal proposals until dropped (see [`ResourceProvider::serve_deals`]). Jobs already
-/// agreed keep running.
-#[derive(Debug)]
-pub struct DealServer {
-    task: JoinHandle<()>,
-}
-
 impl Drop for DealServer {
     fn drop(&mut self) {
-        self.task.abort();
+        self.stop.cancel();
     }
 }

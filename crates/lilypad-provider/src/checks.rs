@@ -1,0 +1,683 @@
+//! The checks a deal proposal must pass before the provider signs it, as pure functions: what
+//! the provider is and what the chain says go in, the deal's figures or the refusal's exact text
+//! come out. [`ResourceProvider::answer`](crate::ResourceProvider::answer) reads the chain once,
+//! then calls them; the unit tests below exercise every refusal without any service.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use alloy::primitives::{Address, U256};
+use lilypad_bindings::Lilypad;
+use lilypad_modules::{Module, ModuleRegistry};
+use lilypad_types::{DealProposal, JobStatus, ModuleId, SignedDeal};
+
+use crate::service::DealRefused;
+
+fn refuse(reason: impl Into<String>) -> DealRefused {
+    DealRefused(reason.into())
+}
+
+/// What the provider is, as far as a proposal is concerned.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Own<'a> {
+    /// Its address.
+    pub address: Address,
+    /// The chains it serves, each with the Lilypad contract it works with there.
+    pub chains: &'a BTreeMap<u64, Address>,
+    /// Its price per module.
+    pub prices: &'a BTreeMap<ModuleId, U256>,
+    /// The modules it can run.
+    pub registry: &'a ModuleRegistry,
+    /// The least time a deal's expiry must leave.
+    pub min_deal_expiry: Duration,
+    /// The furthest ahead a deal's expiry may be.
+    pub max_deal_expiry: Duration,
+}
+
+/// A proposal that passed [`check_proposal`].
+#[derive(Debug)]
+pub(crate) enum Proposal<'a> {
+    /// The same terms were signed before: the same signed deal is the answer.
+    AlreadySigned(Box<SignedDeal>),
+    /// A new deal, for this module.
+    New(&'a Module),
+}
+
+/// The checks that need no chain: the job's chain and contract, the terms' provider, job and
+/// request hash, a deal already signed for the job (`signed`), the module and the price.
+pub(crate) fn check_proposal<'a>(
+    proposal: &DealProposal,
+    own: &Own<'a>,
+    signed: Option<&SignedDeal>,
+) -> Result<Proposal<'a>, DealRefused> {
+    let DealProposal { job, terms } = proposal;
+    let key = job.key;
+    let Some(lilypad) = own.chains.get(&key.chain_id) else {
+        return Err(refuse(format!(
+            "chain {} is not served by this provider (it serves {:?})",
+            key.chain_id,
+            own.chains.keys().collect::<Vec<_>>()
+        )));
+    };
+    if job.lilypad != *lilypad {
+        return Err(refuse(format!(
+            "job {key} names Lilypad contract {}, but this provider works with {lilypad} on chain {}",
+            job.lilypad, key.chain_id
+        )));
+    }
+    if terms.provider != own.address {
+        return Err(refuse(format!(
+            "the terms name provider {}, but this is provider {}",
+            terms.provider, own.address
+        )));
+    }
+    if terms.job_id != key.job_id {
+        return Err(refuse(format!(
+            "the terms are for job {}, the proposal's job is {}",
+            terms.job_id, key.job_id
+        )));
+    }
+    if terms.request_hash != job.request_hash {
+        return Err(refuse(format!(
+            "request hash mismatch: the terms name {}, the job's request hashes to {}",
+            terms.request_hash, job.request_hash
+        )));
+    }
+    if let Some(signed) = signed {
+        return if signed.terms == *terms {
+            Ok(Proposal::AlreadySigned(Box::new(signed.clone())))
+        } else {
+            Err(refuse(format!(
+                "job {key} already has a deal signed by this provider with other terms"
+            )))
+        };
+    }
+    let module_id = ModuleId {
+        name: job.spec.module.clone(),
+        version: job.spec.version.clone(),
+    };
+    let Some(own_price) = own.prices.get(&module_id).copied() else {
+        return Err(refuse(format!(
+            "module {}:{} is not offered by this provider (it offers {})",
+            module_id.name,
+            module_id.version,
+            own.prices
+                .keys()
+                .map(|m| format!("{}:{}", m.name, m.version))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    let module = own
+        .registry
+        .get(&module_id.name, &module_id.version)
+        .map_err(|e| refuse(format!("module not runnable here: {e}")))?;
+    if terms.price < own_price {
+        return Err(refuse(format!(
+            "price too low: {} offered for {}:{}, this provider asks {own_price}",
+            terms.price, module_id.name, module_id.version
+        )));
+    }
+    if terms.price > job.spec.max_price {
+        return Err(refuse(format!(
+            "price {} is above the job's maxPrice {}",
+            terms.price, job.spec.max_price
+        )));
+    }
+    Ok(Proposal::New(module))
+}
+
+/// What the chain says about a proposal's job, read once. A read that failed carries its error,
+/// reported only if the checks get as far as needing it.
+#[derive(Debug, Clone)]
+pub(crate) struct ChainFacts {
+    /// The job as `getJob` returns it.
+    pub job: Result<Lilypad::Job, String>,
+    /// The latest block's timestamp.
+    pub chain_time: Result<u64, String>,
+    /// This provider's free collateral there, less what signed deals not yet agreed hold.
+    pub free_collateral: Result<U256, String>,
+    /// This machine's clock (unix seconds).
+    pub now: u64,
+}
+
+/// A proposal that passed every check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Checked {
+    /// The deal's expiry (unix seconds).
+    pub expiry: u64,
+    /// The job's match deadline on-chain (unix seconds).
+    pub deadline: u64,
+    /// What the deal locks until the result.
+    pub timeout_collateral: U256,
+}
+
+/// The checks against the chain: the job is open for a deal with the same request hash, its
+/// deadline is ahead, the expiry is in range, the price within the on-chain maxPrice, the
+/// collateral what the contract requires and free.
+pub(crate) fn check_on_chain(
+    proposal: &DealProposal,
+    own: &Own<'_>,
+    facts: &ChainFacts,
+) -> Result<Checked, DealRefused> {
+    let DealProposal { job, terms } = proposal;
+    let key = job.key;
+    let on_chain = facts.job.as_ref().map_err(|e| {
+        refuse(format!(
+            "could not read job {key} on chain (try again later): {e}"
+        ))
+    })?;
+    if on_chain.state() != Some(JobStatus::Requested) {
+        return Err(refuse(format!(
+            "job {key} is not open for a deal: its on-chain status is {}, not Requested",
+            JobStatus::label(on_chain.status)
+        )));
+    }
+    if on_chain.requestHash != terms.request_hash {
+        return Err(refuse(format!(
+            "request hash mismatch: the job on-chain has {}, the terms name {}",
+            on_chain.requestHash, terms.request_hash
+        )));
+    }
+    let chain_time = *facts.chain_time.as_ref().map_err(|e| {
+        refuse(format!(
+            "could not read chain {}'s time (try again later): {e}",
+            key.chain_id
+        ))
+    })?;
+    let deadline: u64 = on_chain.deadline.to();
+    if deadline <= chain_time {
+        return Err(refuse(format!(
+            "job {key}'s match deadline {deadline} has passed (chain time {chain_time})"
+        )));
+    }
+    // Whichever clock is ahead: the block that agrees the deal will be at least that late.
+    let now = chain_time.max(facts.now);
+    let min = now + own.min_deal_expiry.as_secs();
+    let max = now + own.max_deal_expiry.as_secs();
+    if terms.expiry < U256::from(min) || terms.expiry > U256::from(max) {
+        return Err(refuse(format!(
+            "expiry {} is out of range: it must be between {min} and {max} (unix seconds: at least {}s and at most {}s from now)",
+            terms.expiry,
+            own.min_deal_expiry.as_secs(),
+            own.max_deal_expiry.as_secs()
+        )));
+    }
+    let expiry: u64 = terms.expiry.saturating_to();
+    if terms.price > U256::from(on_chain.maxPrice) {
+        return Err(refuse(format!(
+            "price {} is above the job's on-chain maxPrice {}",
+            terms.price, on_chain.maxPrice
+        )));
+    }
+    let bps = U256::from(10_000u64);
+    let timeout_collateral = terms.price * U256::from(on_chain.timeoutCollateralBps) / bps;
+    let results_collateral = terms.price * U256::from(on_chain.resultsCollateralBps) / bps;
+    if terms.timeout_collateral != timeout_collateral {
+        return Err(refuse(format!(
+            "timeout collateral {} is not what the contract requires: price x {} bps = {timeout_collateral}",
+            terms.timeout_collateral, on_chain.timeoutCollateralBps
+        )));
+    }
+    if terms.results_collateral != results_collateral {
+        return Err(refuse(format!(
+            "results collateral {} is not what the contract requires: price x {} bps = {results_collateral}",
+            terms.results_collateral, on_chain.resultsCollateralBps
+        )));
+    }
+    let free = *facts
+        .free_collateral
+        .as_ref()
+        .map_err(|e| refuse(format!("could not read this provider's collateral: {e}")))?;
+    if free < timeout_collateral {
+        return Err(refuse(format!(
+            "not enough free collateral on chain {}: the deal locks {timeout_collateral}, {free} is free",
+            key.chain_id
+        )));
+    }
+    // submitResult swaps the timeout collateral for the results collateral: without that
+    // much free, the result could not be submitted and the job would time out.
+    if free < results_collateral {
+        return Err(refuse(format!(
+            "not enough free collateral on chain {}: submitting the result locks {results_collateral} of results collateral, {free} is free",
+            key.chain_id
+        )));
+    }
+    Ok(Checked {
+        expiry,
+        deadline,
+        timeout_collateral,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::path::Path;
+
+    use alloy::primitives::{
+        B256, Bytes, U256,
+        aliases::{U40, U96},
+    };
+    use lilypad_types::{DealTerms, JobKey, JobRequested, JobSpec};
+
+    use super::*;
+
+    const CHAIN: u64 = 31337;
+    const NOW: u64 = 1_000_000;
+    const PRICE: u64 = 1_000_000;
+
+    struct Fixture {
+        chains: BTreeMap<u64, Address>,
+        prices: BTreeMap<ModuleId, U256>,
+        registry: ModuleRegistry,
+    }
+
+    fn me() -> Address {
+        Address::repeat_byte(0xaa)
+    }
+
+    fn lilypad() -> Address {
+        Address::repeat_byte(0x11)
+    }
+
+    fn fixture() -> Fixture {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../job-modules");
+        let registry = ModuleRegistry::load_dir(&dir).unwrap();
+        let mut prices = BTreeMap::new();
+        prices.insert(
+            ModuleId {
+                name: "cowsay".into(),
+                version: "1.0.0".into(),
+            },
+            U256::from(PRICE),
+        );
+        // Priced, but not loaded: a registry that lost it.
+        prices.insert(
+            ModuleId {
+                name: "gone".into(),
+                version: "1.0.0".into(),
+            },
+            U256::from(PRICE),
+        );
+        Fixture {
+            chains: BTreeMap::from([(CHAIN, lilypad())]),
+            prices,
+            registry,
+        }
+    }
+
+    impl Fixture {
+        fn own(&self) -> Own<'_> {
+            Own {
+                address: me(),
+                chains: &self.chains,
+                prices: &self.prices,
+                registry: &self.registry,
+                min_deal_expiry: Duration::from_secs(5),
+                max_deal_expiry: Duration::from_secs(600),
+            }
+        }
+    }
+
+    fn proposal() -> DealProposal {
+        let request_hash = B256::repeat_byte(0x42);
+        let job = JobRequested {
+            key: JobKey {
+                chain_id: CHAIN,
+                job_id: U256::from(7),
+            },
+            lilypad: lilypad(),
+            sequence: 1,
+            client: Address::repeat_byte(0xcc),
+            request_hash,
+            block_number: 1,
+            block_hash: B256::ZERO,
+            tx_hash: B256::ZERO,
+            spec: JobSpec {
+                module: "cowsay".into(),
+                version: "1.0.0".into(),
+                inputs: Vec::new(),
+                max_price: U256::from(2 * PRICE),
+                match_timeout: 120,
+                execution_timeout: 600,
+                callback_gas_limit: 0,
+                max_output_bytes: 1024,
+                results_collateral_multiplier_bps: 0,
+                challenge_window: 0,
+            },
+        };
+        let terms = DealTerms {
+            job_id: job.key.job_id,
+            request_hash,
+            provider: me(),
+            price: U256::from(PRICE),
+            timeout_collateral: U256::from(PRICE / 10),
+            results_collateral: U256::from(PRICE),
+            expiry: U256::from(NOW + 60),
+        };
+        DealProposal { job, terms }
+    }
+
+    fn facts() -> ChainFacts {
+        let job = Lilypad::Job {
+            client: Address::repeat_byte(0xcc),
+            status: JobStatus::Requested as u8,
+            deadline: U40::from(NOW + 120),
+            callbackGasLimit: 0,
+            feeBps: 0,
+            requestHash: B256::repeat_byte(0x42),
+            maxPrice: U96::from(2 * PRICE),
+            executionTimeout: 600,
+            challengeWindow: 0,
+            maxOutputBytes: 1024,
+            resultsCollateralBps: 10_000,
+            timeoutCollateralBps: 1_000,
+            provider: Address::ZERO,
+            price: U96::ZERO,
+            resultHash: B256::ZERO,
+        };
+        ChainFacts {
+            job: Ok(job),
+            chain_time: Ok(NOW),
+            free_collateral: Ok(U256::from(10 * PRICE)),
+            now: NOW,
+        }
+    }
+
+    fn refused_before_chain(p: &DealProposal) -> String {
+        let f = fixture();
+        match check_proposal(p, &f.own(), None) {
+            Err(DealRefused(reason)) => reason,
+            Ok(p) => panic!("accepted: {p:?}"),
+        }
+    }
+
+    fn refused_on_chain(p: &DealProposal, facts: &ChainFacts) -> String {
+        let f = fixture();
+        assert!(matches!(
+            check_proposal(p, &f.own(), None),
+            Ok(Proposal::New(_))
+        ));
+        match check_on_chain(p, &f.own(), facts) {
+            Err(DealRefused(reason)) => reason,
+            Ok(c) => panic!("accepted: {c:?}"),
+        }
+    }
+
+    #[test]
+    fn a_good_proposal_passes_with_its_figures() {
+        let f = fixture();
+        let p = proposal();
+        match check_proposal(&p, &f.own(), None).unwrap() {
+            Proposal::New(m) => assert_eq!(m.reference.name, "cowsay"),
+            other => panic!("{other:?}"),
+        }
+        let c = check_on_chain(&p, &f.own(), &facts()).unwrap();
+        assert_eq!(
+            c,
+            Checked {
+                expiry: NOW + 60,
+                deadline: NOW + 120,
+                timeout_collateral: U256::from(PRICE / 10),
+            }
+        );
+    }
+
+    #[test]
+    fn a_repeated_proposal_gets_the_signed_deal_and_other_terms_are_refused() {
+        let f = fixture();
+        let p = proposal();
+        let signed = SignedDeal {
+            key: p.job.key,
+            lilypad: lilypad(),
+            terms: p.terms.clone(),
+            signature: Bytes::from(vec![1, 2, 3]),
+        };
+        match check_proposal(&p, &f.own(), Some(&signed)).unwrap() {
+            Proposal::AlreadySigned(s) => assert_eq!(*s, signed),
+            other => panic!("{other:?}"),
+        }
+        let mut other = p.clone();
+        other.terms.price += U256::from(1);
+        let Err(DealRefused(reason)) = check_proposal(&other, &f.own(), Some(&signed)) else {
+            panic!("other terms accepted");
+        };
+        assert_eq!(
+            reason,
+            format!(
+                "job {} already has a deal signed by this provider with other terms",
+                p.job.key
+            )
+        );
+    }
+
+    #[test]
+    fn refusals_before_the_chain_is_read() {
+        let key = proposal().job.key;
+
+        let mut p = proposal();
+        p.job.key.chain_id = 1;
+        assert_eq!(
+            refused_before_chain(&p),
+            "chain 1 is not served by this provider (it serves [31337])"
+        );
+
+        let mut p = proposal();
+        p.job.lilypad = Address::repeat_byte(0x22);
+        assert_eq!(
+            refused_before_chain(&p),
+            format!(
+                "job {key} names Lilypad contract {}, but this provider works with {} on chain {CHAIN}",
+                Address::repeat_byte(0x22),
+                lilypad()
+            )
+        );
+
+        let mut p = proposal();
+        p.terms.provider = Address::repeat_byte(0xbb);
+        assert_eq!(
+            refused_before_chain(&p),
+            format!(
+                "the terms name provider {}, but this is provider {}",
+                Address::repeat_byte(0xbb),
+                me()
+            )
+        );
+
+        let mut p = proposal();
+        p.terms.job_id = U256::from(8);
+        assert_eq!(
+            refused_before_chain(&p),
+            "the terms are for job 8, the proposal's job is 7"
+        );
+
+        let mut p = proposal();
+        p.terms.request_hash = B256::repeat_byte(0x43);
+        assert_eq!(
+            refused_before_chain(&p),
+            format!(
+                "request hash mismatch: the terms name {}, the job's request hashes to {}",
+                B256::repeat_byte(0x43),
+                B256::repeat_byte(0x42)
+            )
+        );
+
+        let mut p = proposal();
+        p.job.spec.module = "sha256".into();
+        assert_eq!(
+            refused_before_chain(&p),
+            "module sha256:1.0.0 is not offered by this provider (it offers cowsay:1.0.0, gone:1.0.0)"
+        );
+
+        let mut p = proposal();
+        p.job.spec.module = "gone".into();
+        let reason = refused_before_chain(&p);
+        assert!(reason.starts_with("module not runnable here: "), "{reason}");
+        assert!(reason.contains("gone"), "{reason}");
+
+        let mut p = proposal();
+        p.terms.price = U256::from(PRICE - 1);
+        assert_eq!(
+            refused_before_chain(&p),
+            format!(
+                "price too low: {} offered for cowsay:1.0.0, this provider asks {PRICE}",
+                PRICE - 1
+            )
+        );
+
+        let mut p = proposal();
+        p.terms.price = U256::from(2 * PRICE + 1);
+        assert_eq!(
+            refused_before_chain(&p),
+            format!(
+                "price {} is above the job's maxPrice {}",
+                2 * PRICE + 1,
+                2 * PRICE
+            )
+        );
+    }
+
+    #[test]
+    fn refusals_from_what_the_chain_says() {
+        let p = proposal();
+        let key = p.job.key;
+
+        let mut f = facts();
+        f.job = Err("connection refused".into());
+        assert_eq!(
+            refused_on_chain(&p, &f),
+            format!("could not read job {key} on chain (try again later): connection refused")
+        );
+
+        let mut f = facts();
+        if let Ok(j) = f.job.as_mut() {
+            j.status = JobStatus::Agreed as u8;
+        }
+        assert_eq!(
+            refused_on_chain(&p, &f),
+            format!(
+                "job {key} is not open for a deal: its on-chain status is {}, not Requested",
+                JobStatus::label(JobStatus::Agreed as u8)
+            )
+        );
+
+        let mut f = facts();
+        if let Ok(j) = f.job.as_mut() {
+            j.requestHash = B256::repeat_byte(0x44);
+        }
+        assert_eq!(
+            refused_on_chain(&p, &f),
+            format!(
+                "request hash mismatch: the job on-chain has {}, the terms name {}",
+                B256::repeat_byte(0x44),
+                B256::repeat_byte(0x42)
+            )
+        );
+
+        let mut f = facts();
+        f.chain_time = Err("timeout".into());
+        assert_eq!(
+            refused_on_chain(&p, &f),
+            format!("could not read chain {CHAIN}'s time (try again later): timeout")
+        );
+
+        let mut f = facts();
+        f.chain_time = Ok(NOW + 120);
+        assert_eq!(
+            refused_on_chain(&p, &f),
+            format!(
+                "job {key}'s match deadline {} has passed (chain time {})",
+                NOW + 120,
+                NOW + 120
+            )
+        );
+    }
+
+    #[test]
+    fn refusals_of_the_expiry_price_and_collateral() {
+        let range = format!(
+            "it must be between {} and {} (unix seconds: at least 5s and at most 600s from now)",
+            NOW + 5,
+            NOW + 600
+        );
+
+        let mut p = proposal();
+        p.terms.expiry = U256::from(NOW + 4);
+        assert_eq!(
+            refused_on_chain(&p, &facts()),
+            format!("expiry {} is out of range: {range}", NOW + 4)
+        );
+        p.terms.expiry = U256::from(NOW + 601);
+        assert_eq!(
+            refused_on_chain(&p, &facts()),
+            format!("expiry {} is out of range: {range}", NOW + 601)
+        );
+        // This machine's clock ahead of the chain's moves the range.
+        let mut f = facts();
+        f.now = NOW + 100;
+        p.terms.expiry = U256::from(NOW + 60);
+        let reason = refused_on_chain(&p, &f);
+        assert!(
+            reason.contains(&format!("between {} and {}", NOW + 105, NOW + 700)),
+            "{reason}"
+        );
+
+        let p = proposal();
+        let mut f = facts();
+        if let Ok(j) = f.job.as_mut() {
+            j.maxPrice = U96::from(PRICE - 1);
+        }
+        assert_eq!(
+            refused_on_chain(&p, &f),
+            format!(
+                "price {PRICE} is above the job's on-chain maxPrice {}",
+                PRICE - 1
+            )
+        );
+
+        let mut p = proposal();
+        p.terms.timeout_collateral = U256::from(1);
+        assert_eq!(
+            refused_on_chain(&p, &facts()),
+            format!(
+                "timeout collateral 1 is not what the contract requires: price x 1000 bps = {}",
+                PRICE / 10
+            )
+        );
+
+        let mut p = proposal();
+        p.terms.results_collateral = U256::from(1);
+        assert_eq!(
+            refused_on_chain(&p, &facts()),
+            format!(
+                "results collateral 1 is not what the contract requires: price x 10000 bps = {PRICE}"
+            )
+        );
+
+        let p = proposal();
+        let mut f = facts();
+        f.free_collateral = Err("no node".into());
+        assert_eq!(
+            refused_on_chain(&p, &f),
+            "could not read this provider's collateral: no node"
+        );
+        f.free_collateral = Ok(U256::from(PRICE / 10 - 1));
+        assert_eq!(
+            refused_on_chain(&p, &f),
+            format!(
+                "not enough free collateral on chain {CHAIN}: the deal locks {}, {} is free",
+                PRICE / 10,
+                PRICE / 10 - 1
+            )
+        );
+        f.free_collateral = Ok(U256::from(PRICE - 1));
+        assert_eq!(
+            refused_on_chain(&p, &f),
+            format!(
+                "not enough free collateral on chain {CHAIN}: submitting the result locks {PRICE} of results collateral, {} is free",
+                PRICE - 1
+            )
+        );
+    }
+}

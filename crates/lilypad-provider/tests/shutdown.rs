@@ -1,0 +1,267 @@
+//! Shutdown: cancelling the token given to `ResourceProvider::run` stops every task the
+//! provider started (heartbeat, deal answers, jobs in progress) and waits for them, removes its
+//! offer, stops answering proposals and gives back what a stopped deal held. Real NATS, and for
+//! the job in progress real anvil (contracts deployed by their deploy script) and Docker.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use lilypad_bindings::{Lilypad, LilypadToken};
+use lilypad_bus::{Bus, BusOptions};
+use lilypad_e2e::{Anvil, Nats, deploy_contracts, dev_keys, ensure_module_images, job_modules_dir};
+use lilypad_executor::{Executor, ExecutorConfig, PullPolicy};
+use lilypad_modules::ModuleRegistry;
+use lilypad_provider::mediator::job_from_event;
+use lilypad_provider::unix_now;
+use lilypad_provider::{
+    CancellationToken, CapacityTracker, ChainSettings, ProviderSettings, ResourceProvider,
+};
+use lilypad_results::ResultStore;
+use lilypad_types::{Capacity, DealProposal, DealTerms, ModuleId, ModulePrice, Offer, SignedDeal};
+
+async fn offer(bus: &Bus) -> Option<Offer> {
+    let (offers, bad) = bus.offers::<Offer>().await.unwrap();
+    assert!(bad.is_empty(), "{bad:?}");
+    offers.into_iter().next().map(|(_, o)| o)
+}
+
+/// Polls `cond` every 50 ms for up to 30 s.
+async fn wait_until(what: &str, mut cond: impl AsyncFnMut() -> bool) {
+    for _ in 0..600 {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_the_token_stops_and_awaits_every_task_and_removes_the_offer() {
+    let nats = Nats::start().unwrap();
+    let bus = Bus::connect(&nats.url(), BusOptions::default())
+        .await
+        .unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let store = Arc::new(ResultStore::open(scratch.path().join("store")).unwrap());
+    let mut config = ExecutorConfig::new(
+        format!("shutdown-{}", std::process::id()),
+        scratch.path().join("work"),
+    );
+    config.pull_policy = PullPolicy::Never;
+    let executor = Executor::connect(config, store, Vec::new()).await.unwrap();
+    let registry = Arc::new(ModuleRegistry::load_dirs(&[&job_modules_dir()]).unwrap());
+    let mut settings = ProviderSettings::new(
+        dev_keys::PROVIDER.parse().unwrap(),
+        vec![ChainSettings {
+            chain_id: 31337,
+            // Nothing listens there: reading collateral fails, and is retried.
+            rpc_url: "http://127.0.0.1:9".into(),
+            lilypad: Address::repeat_byte(0x11),
+        }],
+        vec![ModulePrice {
+            module: ModuleId {
+                name: "cowsay".into(),
+                version: "1.0.0".into(),
+            },
+            price: U256::from(1_000_000u64),
+        }],
+    );
+    settings.heartbeat = Duration::from_millis(100);
+    let capacity = CapacityTracker::new(Capacity {
+        cpu_millis: 1000,
+        memory_bytes: 1 << 30,
+        gpu_vram_bytes: Vec::new(),
+    });
+    let provider =
+        ResourceProvider::new(settings, bus.clone(), executor, registry, capacity).unwrap();
+
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn({
+        let provider = provider.clone();
+        let cancel = cancel.clone();
+        async move { provider.run(cancel).await }
+    });
+    wait_until("the offer is up", async || offer(&bus).await.is_some()).await;
+    // The heartbeat and the deal server.
+    assert_eq!(provider.running_tasks(), 2);
+
+    cancel.cancel();
+    let ended = tokio::time::timeout(Duration::from_secs(30), run).await;
+    ended
+        .expect("run returns once the token is cancelled")
+        .unwrap()
+        .unwrap();
+    assert_eq!(provider.running_tasks(), 0, "every task has ended");
+    assert!(offer(&bus).await.is_none(), "the offer is removed");
+    // Nobody answers on the deal subject any more.
+    let answer = bus
+        .request::<_, String>(
+            &provider.deal_subject(),
+            &"anyone there?",
+            Duration::from_secs(2),
+        )
+        .await;
+    assert!(answer.is_err(), "{answer:?}");
+}
+
+fn wallet(url: &str, key: &str) -> DynProvider {
+    let signer: PrivateKeySigner = key.parse().unwrap();
+    ProviderBuilder::new()
+        .wallet(EthereumWallet::from(signer))
+        .connect_http(url.parse().unwrap())
+        .erased()
+}
+
+async fn send<P, D>(call: alloy::contract::CallBuilder<P, D>)
+where
+    P: Provider,
+    D: alloy::contract::CallDecoder,
+{
+    let receipt = call.send().await.unwrap().get_receipt().await.unwrap();
+    assert!(receipt.status());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_in_progress_is_stopped_and_gives_back_capacity_and_collateral() {
+    const CHAIN: u64 = 31337;
+    const PRICE: u64 = 1_000_000;
+    const DEPOSIT: u64 = 100 * PRICE;
+    ensure_module_images().unwrap();
+    let anvil = Anvil::start(CHAIN).unwrap();
+    let d = deploy_contracts(&anvil, &dev_keys::ADDRESSES).unwrap();
+    let addr = |k: &str| d[k].as_str().unwrap().parse::<Address>().unwrap();
+    let (lilypad, token) = (addr("lilypad"), addr("token"));
+    let url = anvil.url();
+    let p = wallet(&url, dev_keys::PROVIDER);
+    send(LilypadToken::new(token, &p).approve(lilypad, U256::MAX)).await;
+    send(Lilypad::new(lilypad, &p).registerProvider("http://provider.test".into())).await;
+    send(Lilypad::new(lilypad, &p).depositCollateral(U256::from(DEPOSIT))).await;
+    let c = wallet(&url, dev_keys::CLIENT);
+    send(LilypadToken::new(token, &c).approve(lilypad, U256::MAX)).await;
+
+    let nats = Nats::start().unwrap();
+    let bus = Bus::connect(&nats.url(), BusOptions::default())
+        .await
+        .unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let store = Arc::new(ResultStore::open(scratch.path().join("store")).unwrap());
+    let mut config = ExecutorConfig::new(
+        format!("shutdown-job-{}", std::process::id()),
+        scratch.path().join("work"),
+    );
+    config.pull_policy = PullPolicy::Never;
+    let executor = Executor::connect(config, store, Vec::new()).await.unwrap();
+    let registry = Arc::new(ModuleRegistry::load_dirs(&[&job_modules_dir()]).unwrap());
+    let settings = ProviderSettings::new(
+        dev_keys::PROVIDER.parse().unwrap(),
+        vec![ChainSettings {
+            chain_id: CHAIN,
+            rpc_url: url.clone(),
+            lilypad,
+        }],
+        vec![ModulePrice {
+            module: ModuleId {
+                name: "sha256".into(),
+                version: "1.0.0".into(),
+            },
+            price: U256::from(PRICE),
+        }],
+    );
+    let capacity = CapacityTracker::new(Capacity {
+        cpu_millis: 2000,
+        memory_bytes: 1 << 30,
+        gpu_vram_bytes: Vec::new(),
+    });
+    let provider =
+        ResourceProvider::new(settings, bus.clone(), executor, registry, capacity).unwrap();
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn({
+        let provider = provider.clone();
+        let cancel = cancel.clone();
+        async move { provider.run(cancel).await }
+    });
+    wait_until("the offer is up", async || offer(&bus).await.is_some()).await;
+
+    // The client requests a job; the provider signs a deal nobody puts on-chain, so its task
+    // keeps waiting for the agreement.
+    let request = Lilypad::JobRequest {
+        module: "sha256".into(),
+        version: "1.0.0".into(),
+        inputs: vec![Lilypad::InputParam {
+            key: "text".into(),
+            value: "stopped".into(),
+        }],
+        maxPrice: U256::from(2 * PRICE),
+        matchTimeout: 600,
+        executionTimeout: 600,
+        callbackGasLimit: 0,
+        maxOutputBytes: 1024,
+        resultsCollateralMultiplierBps: 20_000,
+        challengeWindow: 0,
+    };
+    let receipt = Lilypad::new(lilypad, &c)
+        .runJob(request)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let log = receipt
+        .inner
+        .logs()
+        .iter()
+        .find_map(|l| l.log_decode::<Lilypad::JobRequested>().ok())
+        .unwrap();
+    let job = job_from_event(CHAIN, lilypad, &log.inner.data, &log);
+    let terms = DealTerms {
+        job_id: job.key.job_id,
+        request_hash: job.request_hash,
+        provider: provider.address(),
+        price: U256::from(PRICE),
+        timeout_collateral: U256::from(PRICE),
+        results_collateral: U256::from(2 * PRICE),
+        expiry: U256::from(unix_now() + 300),
+    };
+    let _: SignedDeal = bus
+        .request(
+            &provider.deal_subject(),
+            &DealProposal { job, terms },
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    // Heartbeat, deal server and the deal's job.
+    assert_eq!(provider.running_tasks(), 3);
+    assert!(provider.capacity().free().cpu_millis < 2000);
+    assert_eq!(
+        provider.free_collateral(CHAIN).await.unwrap(),
+        U256::from(DEPOSIT - PRICE)
+    );
+
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("run returns once the token is cancelled")
+        .unwrap()
+        .unwrap();
+    assert_eq!(provider.running_tasks(), 0, "the deal's task has ended too");
+    assert_eq!(
+        provider.capacity().free().cpu_millis,
+        2000,
+        "its capacity is back"
+    );
+    assert_eq!(
+        provider.free_collateral(CHAIN).await.unwrap(),
+        U256::from(DEPOSIT),
+        "the collateral it held back is free again"
+    );
+    assert!(offer(&bus).await.is_none(), "the offer is removed");
+}
