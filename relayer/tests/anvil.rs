@@ -7,13 +7,11 @@ mod common;
 
 use alloy::primitives::{Address, U256};
 use lilypad_bindings::Lilypad;
-use lilypad_bus::{Bus, BusOptions};
 use lilypad_config::Confirmations;
-use lilypad_e2e::{Anvil, Nats, Redis, dev_keys};
+use lilypad_e2e::{Anvil, dev_keys};
 use lilypad_relayer::chain::{ChainError, ChainSource, RpcChain};
 use lilypad_relayer::indexer::{Indexer, IndexerSettings};
-use lilypad_store::Store;
-use lilypad_testkit::{TestChain, job_request};
+use lilypad_testkit::{Backends, TestChain, job_request};
 
 fn deploy(chain_id: u64) -> TestChain {
     TestChain::deploy(chain_id, &[dev_keys::ADDRESSES[1]])
@@ -34,12 +32,8 @@ async fn run_job(chain: &TestChain, message: &str) -> U256 {
 #[tokio::test]
 async fn requests_made_on_chain_reach_the_jobs_stream_intact_and_survive_a_reorg() {
     let chain = deploy(31337);
-    let nats = Nats::start().unwrap();
-    let redis = Redis::start().unwrap();
-    let bus = Bus::connect(&nats.url(), BusOptions::default())
-        .await
-        .unwrap();
-    let store = Store::connect(&redis.url(), "lilypad").await.unwrap();
+    let backends = Backends::start().await;
+    let (bus, store) = (&backends.bus, &backends.store);
 
     let first = run_job(&chain, "hello = world, with spaces").await;
     let second = run_job(&chain, "ünïcødé 🐸").await;
@@ -57,7 +51,7 @@ async fn requests_made_on_chain_reach_the_jobs_stream_intact_and_survive_a_reorg
     let indexer = Indexer::new(settings, rpc, store.clone(), bus.clone());
     let pass = indexer.pass().await.unwrap();
     assert_eq!(pass.published, 2);
-    let got = common::published(&bus, 31337).await;
+    let got = common::published(bus, 31337).await;
     assert_eq!(
         got.iter().map(|r| r.key.job_id).collect::<Vec<_>>(),
         [first, second]
@@ -84,7 +78,7 @@ async fn requests_made_on_chain_reach_the_jobs_stream_intact_and_survive_a_reorg
         pass.rewound_from.is_some(),
         "the reorg was noticed: {pass:?}"
     );
-    let got = common::published(&bus, 31337).await;
+    let got = common::published(bus, 31337).await;
     assert_eq!(
         got.len(),
         1,

@@ -9,14 +9,14 @@ use alloy::primitives::{B256, Bytes, U256};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use lilypad_bindings::{Lilypad, eip712};
-use lilypad_bus::{Bus, BusOptions, Topic};
+use lilypad_bus::{Bus, Topic};
 use lilypad_config::{Confirmations, GasPolicy};
-use lilypad_e2e::{Nats, Redis, dev_keys, eventually};
+use lilypad_e2e::{dev_keys, eventually};
 use lilypad_relayer::chain::RpcChain;
 use lilypad_relayer::indexer::{Indexer, IndexerSettings};
 use lilypad_relayer::submitter::{PendingTx, SubmitError, Submitted, Submitter, SubmitterSettings};
 use lilypad_store::{Action, Store};
-use lilypad_testkit::{TestChain, job_request};
+use lilypad_testkit::{Backends, TestChain, job_request};
 use lilypad_types::{DealTerms, JobKey, JobStatus, SignedDeal, SignedResult};
 
 const CHAIN: u64 = 31337;
@@ -24,8 +24,7 @@ const PRICE: u64 = 1_000_000;
 
 struct World {
     chain: TestChain,
-    _nats: Nats,
-    _redis: Redis,
+    _backends: Backends,
     store: Store,
     bus: Bus,
     submitter: Submitter,
@@ -42,12 +41,8 @@ async fn world() -> World {
         .await;
     chain.approve(dev_keys::CLIENT, U256::MAX).await;
 
-    let nats = Nats::start().unwrap();
-    let redis = Redis::start().unwrap();
-    let store = Store::connect(&redis.url(), "lilypad").await.unwrap();
-    let bus = Bus::connect(&nats.url(), BusOptions::default())
-        .await
-        .unwrap();
+    let backends = Backends::start().await;
+    let (store, bus) = (backends.store.clone(), backends.bus.clone());
     let settings = SubmitterSettings {
         chain_id: CHAIN,
         lilypad: chain.lilypad,
@@ -64,8 +59,7 @@ async fn world() -> World {
         Submitter::new(settings, &chain.url(), key, store.clone(), bus.clone()).unwrap();
     World {
         chain,
-        _nats: nats,
-        _redis: redis,
+        _backends: backends,
         store,
         bus,
         submitter,
