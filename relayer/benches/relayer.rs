@@ -46,31 +46,18 @@ use lilypad_relayer::chain::{ChainSource, RpcChain};
 use lilypad_relayer::indexer::{Indexer, IndexerSettings};
 use lilypad_relayer::submitter::{Submitted, Submitter, SubmitterSettings};
 use lilypad_store::{Action, Store};
-use lilypad_testkit::{Backends, TestChain, drain, wallet};
+use lilypad_testkit::{Backends, TestChain, drain, job_request, wallet};
 use lilypad_types::JobRequested;
 
-alloy::sol! {
-    /// contracts/test/bench/RequestFlood.sol: `n` real `runJob` calls in one transaction.
-    #[sol(rpc)]
-    contract RequestFlood {
-        struct InputParam {
-            string key;
-            string value;
-        }
-        struct JobRequest {
-            string module;
-            string version;
-            InputParam[] inputs;
-            uint256 maxPrice;
-            uint32 matchTimeout;
-            uint32 executionTimeout;
-            uint32 callbackGasLimit;
-            uint32 maxOutputBytes;
-            uint32 resultsCollateralMultiplierBps;
-            uint32 challengeWindow;
-        }
-        function flood(JobRequest calldata request, uint256 n) external returns (uint256 first, uint256 last);
-    }
+/// The calldata of `flood(JobRequest request, uint256 n)` in contracts/test/bench/RequestFlood.sol
+/// (`n` real `runJob` calls in one transaction), encoded with the bindings' `JobRequest`: its
+/// signature is runJob's with `uint256 n` added, so the ABI is written down once, in ILilypad.sol.
+fn flood_call(request: &Lilypad::JobRequest, n: u64) -> Bytes {
+    let run_job = <Lilypad::runJobCall as alloy::sol_types::SolCall>::SIGNATURE;
+    let tuple = &run_job["runJob(".len()..run_job.len() - 1];
+    let selector = alloy::primitives::keccak256(format!("flood({tuple},uint256)"));
+    let params = (request.clone(), U256::from(n)).abi_encode_params();
+    [&selector[..4], &params].concat().into()
 }
 
 /// What each flooded request escrows.
@@ -191,29 +178,21 @@ async fn flood(
         .call()
         .await
         .unwrap();
-    let request = RequestFlood::JobRequest {
-        module: "cowsay".into(),
-        version: "1.0.0".into(),
-        inputs: vec![RequestFlood::InputParam {
-            key: "message".into(),
-            value: "hello, world".into(),
-        }],
+    let request = Lilypad::JobRequest {
         maxPrice: U256::from(MAX_PRICE),
         matchTimeout: match_timeout,
-        executionTimeout: 600,
-        callbackGasLimit: 0,
         maxOutputBytes: 256,
-        resultsCollateralMultiplierBps: 0,
-        challengeWindow: 0,
+        ..job_request("cowsay", "1.0.0", &[("message", "hello, world")])
     };
-    let contract = RequestFlood::new(at, &client);
     let mut left = total;
     while left > 0 {
         let n = left.min(batch);
-        let receipt = contract
-            .flood(request.clone(), U256::from(n))
-            .gas(100_000 + n * 250_000)
-            .send()
+        let flood = TransactionRequest::default()
+            .with_to(at)
+            .with_input(flood_call(&request, n))
+            .with_gas_limit(100_000 + n * 250_000);
+        let receipt = client
+            .send_transaction(flood)
             .await
             .unwrap()
             .get_receipt()

@@ -43,16 +43,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 /// The same container as a job, started by the `docker` CLI (the harness's `docker_run`).
 fn bare_docker_run() -> Duration {
-    let t = Instant::now();
-    let out = lilypad_e2e::docker_run("lilypad/cowsay:1.0.0", &["/usr/bin/cowsay", MESSAGE])
-        .expect("docker runs");
-    let elapsed = t.elapsed();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    elapsed
+    lilypad_e2e::timed_docker_run("lilypad/cowsay:1.0.0", &["/usr/bin/cowsay", MESSAGE])
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
