@@ -32,44 +32,32 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use alloy::network::{EthereumWallet, TransactionBuilder};
+use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, Bytes, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolValue;
 use lilypad_bindings::{Lilypad, LilypadToken};
-use lilypad_bus::{Bus, BusOptions, Received, Topic};
+use lilypad_bus::{Bus, BusOptions, Topic};
 use lilypad_config::{Confirmations, GasPolicy};
-use lilypad_e2e::{Anvil, Nats, Redis, deploy_contracts, dev_keys, foundry_tool, json_rpc};
+use lilypad_e2e::{Anvil, Nats, Redis, dev_keys, eventually_every, foundry_tool, ok_if};
 use lilypad_relayer::chain::{ChainSource, RpcChain};
 use lilypad_relayer::indexer::{Indexer, IndexerSettings};
 use lilypad_relayer::submitter::{Submitted, Submitter, SubmitterSettings};
 use lilypad_store::{Action, Store};
+use lilypad_testkit::{Backends, TestChain, drain, job_request, wallet};
 use lilypad_types::JobRequested;
 
-alloy::sol! {
-    /// contracts/test/bench/RequestFlood.sol: `n` real `runJob` calls in one transaction.
-    #[sol(rpc)]
-    contract RequestFlood {
-        struct InputParam {
-            string key;
-            string value;
-        }
-        struct JobRequest {
-            string module;
-            string version;
-            InputParam[] inputs;
-            uint256 maxPrice;
-            uint32 matchTimeout;
-            uint32 executionTimeout;
-            uint32 callbackGasLimit;
-            uint32 maxOutputBytes;
-            uint32 resultsCollateralMultiplierBps;
-            uint32 challengeWindow;
-        }
-        function flood(JobRequest calldata request, uint256 n) external returns (uint256 first, uint256 last);
-    }
+/// The calldata of `flood(JobRequest request, uint256 n)` in contracts/test/bench/RequestFlood.sol
+/// (`n` real `runJob` calls in one transaction), encoded with the bindings' `JobRequest`: its
+/// signature is runJob's with `uint256 n` added, so the ABI is written down once, in ILilypad.sol.
+fn flood_call(request: &Lilypad::JobRequest, n: u64) -> Bytes {
+    let run_job = <Lilypad::runJobCall as alloy::sol_types::SolCall>::SIGNATURE;
+    let tuple = &run_job["runJob(".len()..run_job.len() - 1];
+    let selector = alloy::primitives::keccak256(format!("flood({tuple},uint256)"));
+    let params = (request.clone(), U256::from(n)).abi_encode_params();
+    [&selector[..4], &params].concat().into()
 }
 
 /// What each flooded request escrows.
@@ -108,43 +96,19 @@ struct Row {
 
 // ------------------------------------------------------------------------------------ chains
 
-struct Chain {
-    anvil: Anvil,
-    lilypad: Address,
-    token: Address,
-    deployed_at: u64,
-    deployment: serde_json::Value,
-}
-
 /// anvil with `extra` arguments and a large block gas limit, the contracts deployed by their own
 /// script, and the client account funded with the dev token.
-fn start_chain(chain_id: u64, extra: &[&str]) -> Chain {
+fn start_chain(chain_id: u64, extra: &[&str]) -> TestChain {
     let mut args = vec!["--gas-limit", GAS_LIMIT];
     args.extend_from_slice(extra);
     let anvil = Anvil::start_with(chain_id, &args).unwrap();
-    let d = deploy_contracts(&anvil, &[dev_keys::ADDRESSES[1]]).unwrap();
-    let addr = |k: &str| d[k].as_str().unwrap().parse::<Address>().unwrap();
-    Chain {
-        lilypad: addr("lilypad"),
-        token: addr("token"),
-        deployed_at: d["deploymentBlock"].as_u64().unwrap(),
-        deployment: d,
-        anvil,
-    }
+    TestChain::deploy_on(anvil, &[dev_keys::ADDRESSES[1]], &[])
 }
 
-async fn start_chain_async(chain_id: u64, extra: &'static [&'static str]) -> Chain {
+async fn start_chain_async(chain_id: u64, extra: &'static [&'static str]) -> TestChain {
     tokio::task::spawn_blocking(move || start_chain(chain_id, extra))
         .await
         .unwrap()
-}
-
-fn wallet(url: &str, key: &str) -> DynProvider {
-    let signer: PrivateKeySigner = key.parse().unwrap();
-    ProviderBuilder::new()
-        .wallet(EthereumWallet::from(signer))
-        .connect_http(url.parse().unwrap())
-        .erased()
 }
 
 fn contracts_dir() -> PathBuf {
@@ -214,29 +178,21 @@ async fn flood(
         .call()
         .await
         .unwrap();
-    let request = RequestFlood::JobRequest {
-        module: "cowsay".into(),
-        version: "1.0.0".into(),
-        inputs: vec![RequestFlood::InputParam {
-            key: "message".into(),
-            value: "hello, world".into(),
-        }],
+    let request = Lilypad::JobRequest {
         maxPrice: U256::from(MAX_PRICE),
         matchTimeout: match_timeout,
-        executionTimeout: 600,
-        callbackGasLimit: 0,
         maxOutputBytes: 256,
-        resultsCollateralMultiplierBps: 0,
-        challengeWindow: 0,
+        ..job_request("cowsay", "1.0.0", &[("message", "hello, world")])
     };
-    let contract = RequestFlood::new(at, &client);
     let mut left = total;
     while left > 0 {
         let n = left.min(batch);
-        let receipt = contract
-            .flood(request.clone(), U256::from(n))
-            .gas(100_000 + n * 250_000)
-            .send()
+        let flood = TransactionRequest::default()
+            .with_to(at)
+            .with_input(flood_call(&request, n))
+            .with_gas_limit(100_000 + n * 250_000);
+        let receipt = client
+            .send_transaction(flood)
             .await
             .unwrap()
             .get_receipt()
@@ -273,27 +229,15 @@ async fn stream_messages(bus: &Bus) -> u64 {
 /// Reads every message on the jobs stream for `chain_id` (as a solver would) and returns the
 /// job ids, in stream order.
 async fn read_jobs(bus: &Bus, chain_id: u64) -> Vec<u64> {
-    let consumer = bus
-        .consumer::<JobRequested>(Topic::Jobs, Some(chain_id), "bench-reader")
-        .await
-        .unwrap();
-    let mut ids = Vec::new();
-    loop {
-        let batch = consumer
-            .fetch(500, Duration::from_millis(500))
-            .await
-            .unwrap();
-        if batch.is_empty() {
-            return ids;
-        }
-        for r in batch {
-            let Received::Message(d) = r else {
-                panic!("malformed message on the jobs stream")
-            };
-            ids.push(d.body.key.job_id.to::<u64>());
-            d.ack().await.unwrap();
-        }
-    }
+    let jobs: Vec<JobRequested> = drain(
+        bus,
+        Topic::Jobs,
+        Some(chain_id),
+        "bench-reader",
+        Duration::from_millis(500),
+    )
+    .await;
+    jobs.iter().map(|j| j.key.job_id.to::<u64>()).collect()
 }
 
 // ------------------------------------------------------------------------------------ 1. index
@@ -353,12 +297,8 @@ async fn bench_index(started: Instant, code: &Bytes, rows: &mut Vec<Row>) {
 
     for chunk in [2_000u64, 10] {
         // Fresh NATS and Redis each time: an empty cursor, and a stream with nothing to deduplicate.
-        let nats = Nats::start().unwrap();
-        let redis = Redis::start().unwrap();
-        let store = Store::connect(&redis.url(), "lilypad").await.unwrap();
-        let bus = Bus::connect(&nats.url(), BusOptions::default())
-            .await
-            .unwrap();
+        let backends = Backends::start().await;
+        let (store, bus) = (backends.store.clone(), backends.bus.clone());
         assert!(store.cursor(CHAIN).await.unwrap().is_none());
         let rpc = RpcChain::connect(&chain.anvil.url(), CHAIN, chain.lilypad)
             .await
@@ -507,16 +447,10 @@ async fn bench_submit(started: Instant, code: &Bytes, rows: &mut Vec<Row>) {
             10,
         )
         .await;
-        let port = chain.anvil.service.port();
-        json_rpc(port, "evm_increaseTime", "[11]").unwrap();
-        json_rpc(port, "evm_mine", "[]").unwrap();
+        chain.advance(11);
 
-        let nats = Nats::start().unwrap();
-        let redis = Redis::start().unwrap();
-        let store = Store::connect(&redis.url(), "lilypad").await.unwrap();
-        let bus = Bus::connect(&nats.url(), BusOptions::default())
-            .await
-            .unwrap();
+        let backends = Backends::start().await;
+        let (store, bus) = (backends.store.clone(), backends.bus.clone());
         let settings = SubmitterSettings {
             chain_id,
             lilypad: chain.lilypad,
@@ -578,13 +512,17 @@ async fn bench_submit(started: Instant, code: &Bytes, rows: &mut Vec<Row>) {
             let (s, stop) = (submitter.clone(), stop.clone());
             tokio::spawn(async move { s.run("bench", health, "bench", stop).await })
         };
-        while mined_nonce(&reader, signer).await < base + txs {
-            assert!(
-                t.elapsed() < Duration::from_secs(600),
-                "Submitter::run did not land {txs} transactions in 600 s"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let what = format!("Submitter::run lands {txs} transactions");
+        eventually_every(
+            Duration::from_millis(20),
+            Duration::from_secs(600),
+            &what,
+            async || {
+                let landed = mined_nonce(&reader, signer).await - base;
+                ok_if(landed >= txs, format!("{landed} landed"))
+            },
+        )
+        .await;
         let run_took = t.elapsed();
         stop.cancel();
         running.await.unwrap();
@@ -794,18 +732,18 @@ impl Relayer {
 
     /// Waits until the log holds `needle` `times` times; panics with the log if it exits first.
     async fn wait_for(&mut self, needle: &str, times: usize) {
-        let t = Instant::now();
-        while self.log().matches(needle).count() < times {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the relayer exited with {status}:\n{}", self.log());
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(120),
-                "the relayer never logged {needle:?} {times} times:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let what = format!("the relayer logs {needle:?} {times} times");
+        eventually_every(
+            Duration::from_millis(100),
+            Duration::from_secs(120),
+            &what,
+            async || {
+                self.assert_running();
+                let log = self.log();
+                ok_if(log.matches(needle).count() >= times, log)
+            },
+        )
+        .await;
     }
 
     fn assert_running(&mut self) {
@@ -970,25 +908,26 @@ async fn bench_memory(started: Instant, code: &Bytes, rows: &mut Vec<Row>) {
     }
     let made = t.elapsed();
     let store = Store::connect(&redis.url(), "lilypad").await.unwrap();
-    loop {
-        let mut indexed = 0;
-        for (chain_id, _) in &chains {
-            if let Some(c) = store.cursor(*chain_id).await.unwrap() {
-                indexed += c.sequence;
+    let what = format!("all {} requests are indexed", count * per_chain);
+    eventually_every(
+        Duration::from_millis(200),
+        Duration::from_secs(120),
+        &what,
+        async || {
+            let mut indexed = 0;
+            for (chain_id, _) in &chains {
+                if let Some(c) = store.cursor(*chain_id).await.unwrap() {
+                    indexed += c.sequence;
+                }
             }
-        }
-        if indexed == count * per_chain {
-            break;
-        }
-        relayer.assert_running();
-        assert!(
-            t.elapsed() < Duration::from_secs(120),
-            "only {indexed} of {} requests indexed after 120 s:\n{}",
-            count * per_chain,
-            relayer.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            relayer.assert_running();
+            ok_if(
+                indexed == count * per_chain,
+                format!("{indexed} indexed; relayer:\n{}", relayer.log()),
+            )
+        },
+    )
+    .await;
     let bus = Bus::connect(&nats.url(), BusOptions::default())
         .await
         .unwrap();

@@ -5,101 +5,40 @@
 
 mod common;
 
-use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::signers::local::PrivateKeySigner;
-use lilypad_bindings::{Lilypad, LilypadToken};
-use lilypad_bus::{Bus, BusOptions};
+use lilypad_bindings::Lilypad;
 use lilypad_config::Confirmations;
-use lilypad_e2e::{Anvil, Nats, Redis, deploy_contracts, dev_keys};
+use lilypad_e2e::{Anvil, dev_keys};
 use lilypad_relayer::chain::{ChainError, ChainSource, RpcChain};
 use lilypad_relayer::indexer::{Indexer, IndexerSettings};
-use lilypad_store::Store;
+use lilypad_testkit::{Backends, TestChain, job_request};
 
-struct Chain {
-    anvil: Anvil,
-    lilypad: Address,
-    token: Address,
-    deployed_at: u64,
+fn deploy(chain_id: u64) -> TestChain {
+    TestChain::deploy(chain_id, &[dev_keys::ADDRESSES[1]])
 }
 
-fn deploy(chain_id: u64) -> Chain {
-    let anvil = Anvil::start(chain_id).expect("anvil starts");
-    let d = deploy_contracts(&anvil, &[dev_keys::ADDRESSES[1]]).expect("contracts deploy");
-    let addr = |k: &str| d[k].as_str().unwrap().parse::<Address>().unwrap();
-    Chain {
-        lilypad: addr("lilypad"),
-        token: addr("token"),
-        deployed_at: d["deploymentBlock"].as_u64().unwrap(),
-        anvil,
-    }
-}
-
-fn client(chain: &Chain) -> DynProvider {
-    let signer: PrivateKeySigner = dev_keys::CLIENT.parse().unwrap();
-    ProviderBuilder::new()
-        .wallet(EthereumWallet::from(signer))
-        .connect_http(chain.anvil.url().parse().unwrap())
-        .erased()
-}
-
-async fn run_job(chain: &Chain, message: &str) -> U256 {
-    let provider = client(chain);
-    let token = LilypadToken::new(chain.token, &provider);
-    token
-        .approve(chain.lilypad, U256::from(10u64.pow(18)))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    let lilypad = Lilypad::new(chain.lilypad, &provider);
+async fn run_job(chain: &TestChain, message: &str) -> U256 {
+    chain
+        .approve(dev_keys::CLIENT, U256::from(10u64.pow(18)))
+        .await;
     let request = Lilypad::JobRequest {
-        module: "cowsay".into(),
-        version: "v0.1.0".into(),
-        inputs: vec![Lilypad::InputParam {
-            key: "message".into(),
-            value: message.into(),
-        }],
         maxPrice: U256::from(10u64.pow(17)),
-        matchTimeout: 600,
-        executionTimeout: 600,
-        callbackGasLimit: 0,
         maxOutputBytes: 256,
-        resultsCollateralMultiplierBps: 0,
-        challengeWindow: 0,
+        ..job_request("cowsay", "v0.1.0", &[("message", message)])
     };
-    let receipt = lilypad
-        .runJob(request)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    assert!(receipt.status(), "runJob succeeds");
-    let log = receipt
-        .decoded_log::<Lilypad::JobRequested>()
-        .expect("JobRequested emitted");
-    log.data.jobId
+    chain.run_job(dev_keys::CLIENT, request).await.job_id
 }
 
 #[tokio::test]
 async fn requests_made_on_chain_reach_the_jobs_stream_intact_and_survive_a_reorg() {
     let chain = deploy(31337);
-    let nats = Nats::start().unwrap();
-    let redis = Redis::start().unwrap();
-    let bus = Bus::connect(&nats.url(), BusOptions::default())
-        .await
-        .unwrap();
-    let store = Store::connect(&redis.url(), "lilypad").await.unwrap();
+    let backends = Backends::start().await;
+    let (bus, store) = (&backends.bus, &backends.store);
 
     let first = run_job(&chain, "hello = world, with spaces").await;
     let second = run_job(&chain, "ünïcødé 🐸").await;
 
-    let rpc = RpcChain::connect(&chain.anvil.url(), 31337, chain.lilypad)
+    let rpc = RpcChain::connect(&chain.url(), 31337, chain.lilypad)
         .await
         .unwrap();
     let settings = IndexerSettings {
@@ -112,7 +51,7 @@ async fn requests_made_on_chain_reach_the_jobs_stream_intact_and_survive_a_reorg
     let indexer = Indexer::new(settings, rpc, store.clone(), bus.clone());
     let pass = indexer.pass().await.unwrap();
     assert_eq!(pass.published, 2);
-    let got = common::published(&bus, 31337).await;
+    let got = common::published(bus, 31337).await;
     assert_eq!(
         got.iter().map(|r| r.key.job_id).collect::<Vec<_>>(),
         [first, second]
@@ -131,8 +70,7 @@ async fn requests_made_on_chain_reach_the_jobs_stream_intact_and_survive_a_reorg
 
     // The block holding the second request is reorganised away, and a different request takes
     // its job id on the new branch.
-    let port = chain.anvil.service.port();
-    lilypad_e2e::json_rpc(port, "anvil_reorg", "[1, []]").unwrap();
+    chain.rpc("anvil_reorg", "[1, []]");
     let replaced = run_job(&chain, "the other branch").await;
     assert_eq!(replaced, second, "the job id is reused on the new branch");
     let pass = indexer.pass().await.unwrap();
@@ -140,7 +78,7 @@ async fn requests_made_on_chain_reach_the_jobs_stream_intact_and_survive_a_reorg
         pass.rewound_from.is_some(),
         "the reorg was noticed: {pass:?}"
     );
-    let got = common::published(&bus, 31337).await;
+    let got = common::published(bus, 31337).await;
     assert_eq!(
         got.len(),
         1,
@@ -176,7 +114,7 @@ async fn an_rpc_of_another_chain_is_refused_with_a_fix() {
 #[tokio::test]
 async fn the_rpc_chain_reads_head_hashes_and_counts() {
     let chain = deploy(31337);
-    let rpc = RpcChain::connect(&chain.anvil.url(), 31337, chain.lilypad)
+    let rpc = RpcChain::connect(&chain.url(), 31337, chain.lilypad)
         .await
         .unwrap();
     let before = rpc.head().await.unwrap();

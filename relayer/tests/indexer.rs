@@ -10,12 +10,12 @@ use std::time::Duration;
 mod common;
 
 use alloy::primitives::{Address, B256, U256, keccak256};
-use lilypad_bus::{Bus, BusOptions};
+use lilypad_bus::Bus;
 use lilypad_config::Confirmations;
-use lilypad_e2e::{Nats, Redis};
 use lilypad_relayer::chain::{ChainError, ChainSource};
 use lilypad_relayer::indexer::{IndexError, Indexer, IndexerSettings};
 use lilypad_store::Store;
+use lilypad_testkit::Backends;
 use lilypad_types::{JobKey, JobRequested, JobSpec};
 
 const CHAIN: u64 = 31337;
@@ -144,26 +144,8 @@ impl ChainSource for &ScriptedChain {
     }
 }
 
-struct Env {
-    _nats: Nats,
-    _redis: Redis,
-    store: Store,
-    bus: Bus,
-}
-
-async fn env() -> Env {
-    let nats = Nats::start().expect("nats starts");
-    let redis = Redis::start().expect("redis starts");
-    let store = Store::connect(&redis.url(), "lilypad").await.unwrap();
-    let bus = Bus::connect(&nats.url(), BusOptions::default())
-        .await
-        .unwrap();
-    Env {
-        _nats: nats,
-        _redis: redis,
-        store,
-        bus,
-    }
+async fn env() -> Backends {
+    Backends::start().await
 }
 
 fn settings(confirmations: u64) -> IndexerSettings {
@@ -235,7 +217,7 @@ async fn a_restarted_indexer_carries_on_from_its_cursor() {
     chain.mine(2);
     // A new process: new connections, same Redis and NATS.
     let store = Store::connect(
-        &format!("redis://127.0.0.1:{}", env._redis.0.port()),
+        &format!("redis://127.0.0.1:{}", env.redis.0.port()),
         "lilypad",
     )
     .await

@@ -5,81 +5,47 @@
 
 use std::time::Duration;
 
-use alloy::network::EthereumWallet;
-use alloy::primitives::{Address, B256, Bytes, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::primitives::{B256, Bytes, U256};
+use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
-use lilypad_bindings::eip712;
-use lilypad_bindings::{Lilypad, LilypadToken};
-use lilypad_bus::{Bus, BusOptions, Topic};
+use lilypad_bindings::{Lilypad, eip712};
+use lilypad_bus::{Bus, Topic};
 use lilypad_config::{Confirmations, GasPolicy};
-use lilypad_e2e::{Anvil, Nats, Redis, deploy_contracts, dev_keys, json_rpc};
+use lilypad_e2e::{dev_keys, eventually};
 use lilypad_relayer::chain::RpcChain;
 use lilypad_relayer::indexer::{Indexer, IndexerSettings};
 use lilypad_relayer::submitter::{PendingTx, SubmitError, Submitted, Submitter, SubmitterSettings};
 use lilypad_store::{Action, Store};
+use lilypad_testkit::{Backends, TestChain, job_request};
 use lilypad_types::{DealTerms, JobKey, JobStatus, SignedDeal, SignedResult};
 
 const CHAIN: u64 = 31337;
 const PRICE: u64 = 1_000_000;
 
 struct World {
-    anvil: Anvil,
-    _nats: Nats,
-    _redis: Redis,
-    lilypad: Address,
-    deployed_at: u64,
+    chain: TestChain,
+    _backends: Backends,
     store: Store,
     bus: Bus,
     submitter: Submitter,
 }
 
-fn wallet(url: &str, key: &str) -> DynProvider {
-    let signer: PrivateKeySigner = key.parse().unwrap();
-    ProviderBuilder::new()
-        .wallet(EthereumWallet::from(signer))
-        .connect_http(url.parse().unwrap())
-        .erased()
-}
-
 async fn world() -> World {
-    let anvil = Anvil::start(CHAIN).unwrap();
-    let d = deploy_contracts(&anvil, &[dev_keys::ADDRESSES[1], dev_keys::ADDRESSES[2]]).unwrap();
-    let lilypad: Address = d["lilypad"].as_str().unwrap().parse().unwrap();
-    let token: Address = d["token"].as_str().unwrap().parse().unwrap();
-    let url = anvil.url();
-    for key in [dev_keys::PROVIDER, dev_keys::CLIENT] {
-        let p = wallet(&url, key);
-        let t = LilypadToken::new(token, &p);
-        t.approve(lilypad, U256::MAX)
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
-    }
-    let p = wallet(&url, dev_keys::PROVIDER);
-    let l = Lilypad::new(lilypad, &p);
-    l.registerProvider("https://p.example".into())
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    let deposit = l.depositCollateral(U256::from(100 * PRICE));
-    deposit.send().await.unwrap().get_receipt().await.unwrap();
+    let chain = TestChain::deploy(CHAIN, &[dev_keys::ADDRESSES[1], dev_keys::ADDRESSES[2]]);
+    chain
+        .register_provider(
+            dev_keys::PROVIDER,
+            "https://p.example",
+            U256::from(100 * PRICE),
+        )
+        .await;
+    chain.approve(dev_keys::CLIENT, U256::MAX).await;
 
-    let nats = Nats::start().unwrap();
-    let redis = Redis::start().unwrap();
-    let store = Store::connect(&redis.url(), "lilypad").await.unwrap();
-    let bus = Bus::connect(&nats.url(), BusOptions::default())
-        .await
-        .unwrap();
+    let backends = Backends::start().await;
+    let (store, bus) = (backends.store.clone(), backends.bus.clone());
     let settings = SubmitterSettings {
         chain_id: CHAIN,
-        lilypad,
+        lilypad: chain.lilypad,
         gas: GasPolicy {
             replace_after: Duration::from_secs(1),
             ..GasPolicy::default()
@@ -89,13 +55,11 @@ async fn world() -> World {
         lease_ttl: Duration::from_secs(10),
     };
     let key: PrivateKeySigner = dev_keys::RELAYER.parse().unwrap();
-    let submitter = Submitter::new(settings, &url, key, store.clone(), bus.clone()).unwrap();
+    let submitter =
+        Submitter::new(settings, &chain.url(), key, store.clone(), bus.clone()).unwrap();
     World {
-        lilypad,
-        deployed_at: d["deploymentBlock"].as_u64().unwrap(),
-        anvil,
-        _nats: nats,
-        _redis: redis,
+        chain,
+        _backends: backends,
         store,
         bus,
         submitter,
@@ -103,30 +67,15 @@ async fn world() -> World {
 }
 
 async fn run_job(w: &World, match_timeout: u32) -> (U256, B256) {
-    let c = wallet(&w.anvil.url(), dev_keys::CLIENT);
     let request = Lilypad::JobRequest {
-        module: "cowsay".into(),
-        version: "1.0.0".into(),
-        inputs: vec![],
         maxPrice: U256::from(2 * PRICE),
         matchTimeout: match_timeout,
         executionTimeout: 60,
-        callbackGasLimit: 0,
         maxOutputBytes: 64,
-        resultsCollateralMultiplierBps: 0,
-        challengeWindow: 0,
+        ..job_request("cowsay", "1.0.0", &[])
     };
-    let l = Lilypad::new(w.lilypad, &c);
-    let receipt = l
-        .runJob(request)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    let ev = receipt.decoded_log::<Lilypad::JobRequested>().unwrap();
-    (ev.data.jobId, ev.data.requestHash)
+    let job = w.chain.run_job(dev_keys::CLIENT, request).await;
+    (job.job_id, job.request_hash)
 }
 
 fn provider_key() -> PrivateKeySigner {
@@ -144,13 +93,13 @@ fn signed_deal(w: &World, job: U256, request_hash: B256, by: &PrivateKeySigner) 
         expiry: U256::from(u64::MAX),
     };
     let deal = eip712::Deal::from(&terms);
-    let sig = eip712::sign_deal(by, &eip712::domain(CHAIN, w.lilypad), &deal).unwrap();
+    let sig = eip712::sign_deal(by, &eip712::domain(CHAIN, w.chain.lilypad), &deal).unwrap();
     SignedDeal {
         key: JobKey {
             chain_id: CHAIN,
             job_id: job,
         },
-        lilypad: w.lilypad,
+        lilypad: w.chain.lilypad,
         terms,
         signature: Bytes::from(sig.as_bytes().to_vec()),
     }
@@ -160,14 +109,18 @@ fn signed_result(w: &World, job: U256) -> SignedResult {
     let cid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
     let output = b"< moo >".to_vec();
     let msg = eip712::result_message(job, 1, cid.as_bytes(), &output, 0, "");
-    let sig =
-        eip712::sign_result(&provider_key(), &eip712::domain(CHAIN, w.lilypad), &msg).unwrap();
+    let sig = eip712::sign_result(
+        &provider_key(),
+        &eip712::domain(CHAIN, w.chain.lilypad),
+        &msg,
+    )
+    .unwrap();
     SignedResult {
         key: JobKey {
             chain_id: CHAIN,
             job_id: job,
         },
-        lilypad: w.lilypad,
+        lilypad: w.chain.lilypad,
         provider: provider_key().address(),
         status: 1,
         result_cid: cid.into(),
@@ -179,22 +132,12 @@ fn signed_result(w: &World, job: U256) -> SignedResult {
 }
 
 async fn sent_by_relayer(w: &World) -> u64 {
-    let p = wallet(&w.anvil.url(), dev_keys::RELAYER);
+    let p = w.chain.wallet(dev_keys::RELAYER);
     p.get_transaction_count(w.submitter.signer()).await.unwrap()
 }
 
 async fn state(w: &World, job: U256) -> Option<JobStatus> {
     w.submitter.job_state(job).await.unwrap().0
-}
-
-fn advance(w: &World, seconds: u64) {
-    json_rpc(
-        w.anvil.service.port(),
-        "evm_increaseTime",
-        &format!("[{seconds}]"),
-    )
-    .unwrap();
-    json_rpc(w.anvil.service.port(), "evm_mine", "[]").unwrap();
 }
 
 #[tokio::test]
@@ -234,7 +177,7 @@ async fn deals_and_results_from_the_streams_land_once_and_the_job_settles() {
         2
     );
     assert_eq!(state(&w, job).await, Some(JobStatus::Settled));
-    let provider = Lilypad::new(w.lilypad, wallet(&w.anvil.url(), dev_keys::RELAYER));
+    let provider = w.chain.lilypad_as(dev_keys::RELAYER);
     let paid = provider
         .balanceOf(provider_key().address())
         .call()
@@ -259,13 +202,13 @@ async fn a_job_nobody_takes_is_expired_by_the_relayer() {
     let w = world().await;
     let (job, _) = run_job(&w, 10).await;
     // The indexer schedules the expiry when it publishes the request.
-    let rpc = RpcChain::connect(&w.anvil.url(), CHAIN, w.lilypad)
+    let rpc = RpcChain::connect(&w.chain.url(), CHAIN, w.chain.lilypad)
         .await
         .unwrap();
     let settings = IndexerSettings {
         chain_id: CHAIN,
         confirmations: Confirmations::Blocks(0),
-        start_block: w.deployed_at,
+        start_block: w.chain.deployed_at,
         log_chunk_size: 100,
         reorg_rewind: 8,
     };
@@ -279,7 +222,7 @@ async fn a_job_nobody_takes_is_expired_by_the_relayer() {
         "not yet due"
     );
     assert_eq!(state(&w, job).await, Some(JobStatus::Requested));
-    advance(&w, 11);
+    w.chain.advance(11);
     assert_eq!(
         w.submitter.round(Duration::from_millis(100)).await.unwrap(),
         1
@@ -297,7 +240,7 @@ async fn a_deal_without_a_result_is_timed_out() {
         .await
         .unwrap();
     assert!(matches!(landed, Submitted::Landed(_)));
-    advance(&w, 61);
+    w.chain.advance(61);
     // Landing the deal scheduled its timeout; the next round carries it out.
     assert_eq!(
         w.submitter.round(Duration::from_millis(100)).await.unwrap(),
@@ -344,24 +287,27 @@ async fn a_transaction_stuck_in_the_pool_is_replaced_with_higher_fees() {
     let (job, hash) = run_job(&w, 600).await;
     let before = sent_by_relayer(&w).await;
     // Blocks stop being mined: the first send waits in the pool.
-    json_rpc(w.anvil.service.port(), "evm_setAutomine", "[false]").unwrap();
+    w.chain.rpc("evm_setAutomine", "[false]");
     let submitter = w.submitter.clone();
     let deal = signed_deal(&w, job, hash, &provider_key());
     let task = tokio::spawn(async move { submitter.submit_deal(&deal).await });
     // Wait until the submitter has replaced its first attempt, then mine a block.
-    let mut replaced = false;
-    for _ in 0..100 {
-        let pending: Vec<(u64, PendingTx)> =
-            w.store.pending(CHAIN, w.submitter.signer()).await.unwrap();
-        if pending.first().is_some_and(|(_, p)| p.attempts >= 2) {
-            replaced = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(replaced, "the stuck transaction was sent again");
-    json_rpc(w.anvil.service.port(), "evm_setAutomine", "[true]").unwrap();
-    json_rpc(w.anvil.service.port(), "evm_mine", "[]").unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the stuck transaction was sent again",
+        async || {
+            let pending: Vec<(u64, PendingTx)> =
+                w.store.pending(CHAIN, w.submitter.signer()).await.unwrap();
+            match pending.first() {
+                Some((_, p)) if p.attempts >= 2 => Ok(()),
+                Some((_, p)) => Err(format!("attempts: {}", p.attempts)),
+                None => Err("nothing pending".to_owned()),
+            }
+        },
+    )
+    .await;
+    w.chain.rpc("evm_setAutomine", "[true]");
+    w.chain.rpc("evm_mine", "[]");
     let landed = task.await.unwrap().unwrap();
     let Submitted::Landed(tx) = landed else {
         panic!("expected the deal to land: {landed:?}")
@@ -372,7 +318,7 @@ async fn a_transaction_stuck_in_the_pool_is_replaced_with_higher_fees() {
         before + 1,
         "one nonce used: a replacement, not a second tx"
     );
-    let p = wallet(&w.anvil.url(), dev_keys::RELAYER);
+    let p = w.chain.wallet(dev_keys::RELAYER);
     let receipt = p
         .get_transaction_receipt(tx)
         .await
@@ -400,33 +346,33 @@ async fn a_batch_of_deals_is_pipelined_into_one_block() {
     }
     // Blocks are mined by hand from now on: a submitter that waited for each receipt before
     // sending the next would never have more than one transaction in the pool.
-    let port = w.anvil.service.port();
-    json_rpc(port, "evm_setAutomine", "[false]").unwrap();
+    w.chain.rpc("evm_setAutomine", "[false]");
     let mined_before = sent_by_relayer(&w).await;
     let round = {
         let submitter = w.submitter.clone();
         tokio::spawn(async move { submitter.round(Duration::from_millis(300)).await })
     };
-    let p = wallet(&w.anvil.url(), dev_keys::RELAYER);
-    let start = std::time::Instant::now();
-    loop {
-        let pending = p
-            .get_transaction_count(w.submitter.signer())
-            .pending()
-            .await
-            .unwrap();
-        if pending - mined_before == 5 {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "only {} of 5 agreeDeals in flight at once: the submitter does not pipeline",
-            pending - mined_before
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    json_rpc(port, "evm_mine", "[]").unwrap();
-    json_rpc(port, "evm_setAutomine", "[true]").unwrap();
+    let p = w.chain.wallet(dev_keys::RELAYER);
+    eventually(
+        Duration::from_secs(30),
+        "5 agreeDeals in flight at once (else the submitter does not pipeline)",
+        async || {
+            let pending = p
+                .get_transaction_count(w.submitter.signer())
+                .pending()
+                .await
+                .unwrap();
+            let in_flight = pending - mined_before;
+            if in_flight == 5 {
+                Ok(())
+            } else {
+                Err(format!("{in_flight} of 5 in flight"))
+            }
+        },
+    )
+    .await;
+    w.chain.rpc("evm_mine", "[]");
+    w.chain.rpc("evm_setAutomine", "[true]");
     assert_eq!(round.await.unwrap().unwrap(), 5);
     let head = p.get_block_number().await.unwrap();
     let block = p.get_block_by_number(head.into()).await.unwrap().unwrap();

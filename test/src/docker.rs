@@ -73,6 +73,20 @@ pub fn docker_run(image: &str, command: &[&str]) -> Result<Output, DockerError> 
     child.wait_with_output().map_err(DockerError::Client)
 }
 
+/// How long [`docker_run`] of `image` with `command` takes, for benchmarks beside a job: panics,
+/// with the container's stderr, if Docker fails or the container exits non-zero.
+pub fn timed_docker_run(image: &str, command: &[&str]) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    let out = docker_run(image, command).unwrap_or_else(|e| panic!("docker run {image}: {e}"));
+    let elapsed = start.elapsed();
+    assert!(
+        out.status.success(),
+        "docker run {image} {command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    elapsed
+}
+
 /// Builds [`BUSYBOX_IMAGE`] from `/bin/busybox` (Debian's busybox-static) unless it exists.
 pub fn ensure_busybox_image() -> Result<(), DockerError> {
     if docker(&["image", "inspect", BUSYBOX_IMAGE], None).is_ok() {

@@ -4,100 +4,38 @@
 
 #![allow(clippy::unwrap_used)]
 
-use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, B256, Bytes, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
+use lilypad_bindings::Lilypad;
 use lilypad_bindings::eip712::{self, Deal, domain, result_message, sign_deal, sign_result};
-use lilypad_bindings::{Lilypad, LilypadToken};
-use lilypad_e2e::{Anvil, deploy_contracts, dev_keys};
+use lilypad_e2e::dev_keys;
+use lilypad_testkit::{TestChain, job_request};
 
 const CHAIN: u64 = 31337;
 const PRICE: u64 = 1_000_000;
 
-struct World {
-    _anvil: Anvil,
-    url: String,
-    lilypad: Address,
-    token: Address,
-}
-
-fn wallet(url: &str, key: &str) -> DynProvider {
-    let signer: PrivateKeySigner = key.parse().unwrap();
-    ProviderBuilder::new()
-        .wallet(EthereumWallet::from(signer))
-        .connect_http(url.parse().unwrap())
-        .erased()
-}
-
-async fn world() -> World {
-    let anvil = Anvil::start(CHAIN).unwrap();
-    let d = deploy_contracts(&anvil, &[dev_keys::ADDRESSES[1], dev_keys::ADDRESSES[2]]).unwrap();
-    let addr = |k: &str| d[k].as_str().unwrap().parse::<Address>().unwrap();
-    let w = World {
-        url: anvil.url(),
-        lilypad: addr("lilypad"),
-        token: addr("token"),
-        _anvil: anvil,
-    };
-    // The provider registers and deposits collateral.
-    let p = wallet(&w.url, dev_keys::PROVIDER);
-    let token = LilypadToken::new(w.token, &p);
-    token
-        .approve(w.lilypad, U256::MAX)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    let lilypad = Lilypad::new(w.lilypad, &p);
-    let register = lilypad.registerProvider("https://provider.example".into());
-    register.send().await.unwrap().get_receipt().await.unwrap();
-    let deposit = lilypad.depositCollateral(U256::from(100 * PRICE));
-    deposit.send().await.unwrap().get_receipt().await.unwrap();
-    // The client approves the contract for its payments.
-    let c = wallet(&w.url, dev_keys::CLIENT);
-    let token = LilypadToken::new(w.token, &c);
-    token
-        .approve(w.lilypad, U256::MAX)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+/// The deployed contracts; the provider registered with collateral, the client approved to pay.
+async fn world() -> TestChain {
+    let w = TestChain::deploy(CHAIN, &[dev_keys::ADDRESSES[1], dev_keys::ADDRESSES[2]]);
+    w.register_provider(
+        dev_keys::PROVIDER,
+        "https://provider.example",
+        U256::from(100 * PRICE),
+    )
+    .await;
+    w.approve(dev_keys::CLIENT, U256::MAX).await;
     w
 }
 
-async fn request_job(w: &World) -> (U256, B256) {
-    let c = wallet(&w.url, dev_keys::CLIENT);
+async fn request_job(w: &TestChain) -> (U256, B256) {
     let request = Lilypad::JobRequest {
-        module: "sha256".into(),
-        version: "v0.1.0".into(),
-        inputs: vec![Lilypad::InputParam {
-            key: "text".into(),
-            value: "abc".into(),
-        }],
         maxPrice: U256::from(2 * PRICE),
-        matchTimeout: 600,
-        executionTimeout: 600,
-        callbackGasLimit: 0,
         maxOutputBytes: 64,
         resultsCollateralMultiplierBps: 20_000,
-        challengeWindow: 0,
+        ..job_request("sha256", "v0.1.0", &[("text", "abc")])
     };
-    let lilypad = Lilypad::new(w.lilypad, &c);
-    let receipt = lilypad
-        .runJob(request)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    let ev = receipt.decoded_log::<Lilypad::JobRequested>().unwrap();
-    (ev.data.jobId, ev.data.requestHash)
+    let job = w.run_job(dev_keys::CLIENT, request).await;
+    (job.job_id, job.request_hash)
 }
 
 fn deal_for(job: U256, request_hash: B256, provider: Address) -> Deal {
@@ -128,8 +66,7 @@ fn to_abi(d: &Deal) -> Lilypad::Deal {
 async fn a_deal_and_result_signed_in_rust_are_accepted_by_the_contract() {
     let w = world().await;
     let provider: PrivateKeySigner = dev_keys::PROVIDER.parse().unwrap();
-    let relayer = wallet(&w.url, dev_keys::RELAYER); // anyone may submit
-    let lilypad = Lilypad::new(w.lilypad, &relayer);
+    let lilypad = w.lilypad_as(dev_keys::RELAYER); // anyone may submit
     let dom = domain(CHAIN, w.lilypad);
 
     // The contract computes the same type hashes and domain.
@@ -182,7 +119,7 @@ async fn a_deal_and_result_signed_in_rust_are_accepted_by_the_contract() {
 async fn signatures_do_not_travel_to_another_chain_contract_job_or_signer() {
     let w = world().await;
     let provider: PrivateKeySigner = dev_keys::PROVIDER.parse().unwrap();
-    let lilypad = Lilypad::new(w.lilypad, wallet(&w.url, dev_keys::RELAYER));
+    let lilypad = w.lilypad_as(dev_keys::RELAYER);
     let (job, request_hash) = request_job(&w).await;
     let deal = deal_for(job, request_hash, provider.address());
 

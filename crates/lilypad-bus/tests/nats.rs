@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use lilypad_bus::{Bus, BusError, BusOptions, Received, Topic, deal_subject};
-use lilypad_e2e::Nats;
+use lilypad_e2e::{Nats, eventually};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,13 +130,19 @@ async fn consumers_sharing_a_name_split_the_work_and_unacked_work_returns() {
     assert_eq!(seen, (1..=6).collect(), "every message reached one relayer");
 
     // After the ack wait, the unacknowledged message comes back, marked as a redelivery.
-    let mut again = Vec::new();
-    for _ in 0..20 {
-        again = drain(&relayer_b, Duration::from_millis(500)).await;
-        if !again.is_empty() {
-            break;
-        }
-    }
+    let mut again = eventually(
+        Duration::from_secs(10),
+        "the unacknowledged message is delivered again",
+        async || {
+            let got = drain(&relayer_b, Duration::from_millis(500)).await;
+            if got.is_empty() {
+                Err("nothing yet")
+            } else {
+                Ok(got)
+            }
+        },
+    )
+    .await;
     assert_eq!(again.len(), 1);
     assert_eq!(Some(again[0].body.id), dropped);
     assert_eq!(again[0].delivered, 2);
@@ -187,10 +193,10 @@ async fn a_malformed_message_is_reported_once_and_never_redelivered() {
     };
     assert_eq!(good.body, job(9));
     good.ack().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await; // past the ack wait
+    // Nothing comes back, watched for past the 1 s ack wait (the fetch waits 1.5 s for one).
     assert!(
         consumer
-            .fetch(10, Duration::from_millis(300))
+            .fetch(10, Duration::from_millis(1500))
             .await
             .unwrap()
             .is_empty()
@@ -221,14 +227,23 @@ async fn offers_expire_unless_refreshed() {
         "keys are lower case"
     );
 
-    // 0xaaa keeps its heartbeat; 0xbbb dies.
-    for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        bus.put_offer("0xaaa", &Offer { cpu: 4, price: 10 })
-            .await
-            .unwrap();
-    }
-    let (live, _) = bus.offers::<Offer>().await.unwrap();
+    // 0xaaa keeps its heartbeat; 0xbbb dies once its 1 s TTL has passed.
+    let live = eventually(
+        Duration::from_secs(10),
+        "only the offer that keeps its heartbeat is live",
+        async || {
+            bus.put_offer("0xaaa", &Offer { cpu: 4, price: 10 })
+                .await
+                .unwrap();
+            let (live, _) = bus.offers::<Offer>().await.unwrap();
+            if live.len() == 1 {
+                Ok(live)
+            } else {
+                Err(format!("{live:?}"))
+            }
+        },
+    )
+    .await;
     assert_eq!(live, [("0xaaa".into(), Offer { cpu: 4, price: 10 })]);
     bus.remove_offer("0xAAA").await.unwrap();
     assert!(bus.offers::<Offer>().await.unwrap().0.is_empty());

@@ -23,13 +23,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::signers::local::PrivateKeySigner;
+use alloy::providers::{DynProvider, Provider};
 use common::{Options, Stack};
-use lilypad_bindings::{Lilypad, LilypadToken};
-use lilypad_e2e::dev_keys;
+use lilypad_bindings::Lilypad;
+use lilypad_e2e::{dev_keys, eventually_every};
+use lilypad_testkit::{job_request, reader};
 use lilypad_types::JobStatus;
 
 const MESSAGE: &str = "moo";
@@ -44,16 +43,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 /// The same container as a job, started by the `docker` CLI (the harness's `docker_run`).
 fn bare_docker_run() -> Duration {
-    let t = Instant::now();
-    let out = lilypad_e2e::docker_run("lilypad/cowsay:1.0.0", &["/usr/bin/cowsay", MESSAGE])
-        .expect("docker runs");
-    let elapsed = t.elapsed();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    elapsed
+    lilypad_e2e::timed_docker_run("lilypad/cowsay:1.0.0", &["/usr/bin/cowsay", MESSAGE])
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -71,39 +61,18 @@ struct Client {
 
 impl Client {
     async fn new(stack: &Stack) -> Self {
-        let key: PrivateKeySigner = dev_keys::CLIENT.parse().unwrap();
-        let p = ProviderBuilder::new()
-            .wallet(EthereumWallet::from(key))
-            .connect_http(stack.anvil.url().parse().unwrap())
-            .erased();
-        let lilypad = Lilypad::new(stack.lilypad, p.clone());
-        let token = LilypadToken::new(lilypad.token().call().await.unwrap(), p);
-        token
-            .approve(stack.lilypad, U256::MAX)
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
-        Self { lilypad }
+        stack.chain.approve(dev_keys::CLIENT, U256::MAX).await;
+        Self {
+            lilypad: stack.chain.lilypad_as(dev_keys::CLIENT),
+        }
     }
 
     fn request(&self) -> Lilypad::JobRequest {
         Lilypad::JobRequest {
-            module: "cowsay".into(),
-            version: "1.0.0".into(),
-            inputs: vec![Lilypad::InputParam {
-                key: "message".into(),
-                value: MESSAGE.into(),
-            }],
             maxPrice: U256::from(MAX_PRICE),
             matchTimeout: 120,
             executionTimeout: 120,
-            callbackGasLimit: 0,
-            maxOutputBytes: 1024,
-            resultsCollateralMultiplierBps: 0,
-            challengeWindow: 0,
+            ..job_request("cowsay", "1.0.0", &[("message", MESSAGE)])
         }
     }
 
@@ -134,26 +103,32 @@ impl Client {
     /// Waits for the job's result on-chain; returns when it was agreed and when it landed.
     async fn wait_result(&self, job: U256, t0: Instant, stack: &Stack) -> (Duration, Duration) {
         let mut agreed = None;
-        loop {
-            let s = self.status(job).await;
-            if s >= JobStatus::Agreed && agreed.is_none() {
-                agreed = Some(t0.elapsed());
-            }
-            if s >= JobStatus::ResultSubmitted {
-                assert!(
-                    s == JobStatus::ResultSubmitted || s == JobStatus::Settled,
-                    "job {job} ended in state {s}"
-                );
-                return (agreed.unwrap_or_default(), t0.elapsed());
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(120),
-                "job {job} stuck in state {s}\nrelayer:\n{}\nprovider:\n{}",
-                stack.log("relayer"),
-                stack.log("provider")
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let what = format!("job {job}'s result lands");
+        // Polled every 5 ms: the time to the result is what is measured.
+        eventually_every(
+            Duration::from_millis(5),
+            Duration::from_secs(120),
+            &what,
+            async || {
+                let s = self.status(job).await;
+                if s >= JobStatus::Agreed && agreed.is_none() {
+                    agreed = Some(t0.elapsed());
+                }
+                if s >= JobStatus::ResultSubmitted {
+                    assert!(
+                        s == JobStatus::ResultSubmitted || s == JobStatus::Settled,
+                        "job {job} ended in state {s}"
+                    );
+                    return Ok((agreed.unwrap_or_default(), t0.elapsed()));
+                }
+                Err(format!(
+                    "stuck in state {s}\nrelayer:\n{}\nprovider:\n{}",
+                    stack.log("relayer"),
+                    stack.log("provider")
+                ))
+            },
+        )
+        .await
     }
 }
 
@@ -173,7 +148,8 @@ async fn main() {
             "16GiB".into(),
         ],
         ..Options::default()
-    });
+    })
+    .await;
     let client = Client::new(&stack).await;
 
     eprintln!("warming up (3 jobs, 3 docker runs)...");
@@ -320,9 +296,7 @@ async fn main() {
 
 /// Mean gas of every transaction to the Lilypad contract, by function, from the receipts.
 async fn gas_by_function(stack: &Stack) -> BTreeMap<String, (u64, u64)> {
-    let p = ProviderBuilder::new()
-        .connect_http(stack.anvil.url().parse().unwrap())
-        .erased();
+    let p = reader(&stack.chain.url());
     let head = p.get_block_number().await.unwrap();
     let names: BTreeMap<[u8; 4], &str> = [
         (

@@ -1,31 +1,30 @@
 //! Failure paths end to end, with the real binaries: anvil (contracts deployed by their own
 //! script), NATS, Redis, Docker, and `lilypad relayer`, `solver`, `provider` and `mediator` as
-//! separate processes; the client is `lilypad run` (and `lilypad challenge`). Each scenario
+//! separate processes; the client is `lilypad run` (and `lilypad challenge`). Each scenario is a
+//! test of its own, on a stack of its own (its own chain, so its first job is job 1, and a
+//! provider account of its own, so stacks side by side leave each other's containers alone), and
 //! asserts the on-chain outcome and the balances.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
 use alloy::primitives::U256;
 use common::{MAX_PRICE, Options, PRICE, Stack, text};
-use lilypad_e2e::dev_keys;
+use lilypad_e2e::{dev_keys, eventually, ok_if};
 use lilypad_types::JobStatus;
 
 const CLIENT: &str = dev_keys::ADDRESSES[1];
 const MEDIATOR: &str = dev_keys::ADDRESSES[4];
 
+/// A job that exits non-zero: the client learns the exit code; the provider is paid (it did the
+/// work), the client gets back the difference.
 #[tokio::test(flavor = "multi_thread")]
-async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
-    let mut stack = Stack::start(Options {
-        mediator: true,
-        ..Options::default()
-    });
-
-    // 1. A job that exits non-zero: the client learns the exit code; the provider is paid (it
-    //    did the work), the client gets back the difference.
+async fn a_failed_job_reaches_the_client_with_its_exit_code_and_the_provider_is_paid() {
+    let stack = Stack::start(Options::default()).await;
     let out = stack
         .command(&["run", "fail", "-i", "code=7", "--chain", "dev"])
         .output()
@@ -42,9 +41,13 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
     );
     stack.wait_state(1, JobStatus::Settled).await;
     assert_eq!(stack.credited(CLIENT).await, U256::from(MAX_PRICE - PRICE));
+}
 
-    // 2. A job no provider offers expires: the relayer expires it once the match deadline passes
-    //    on the chain, and the client gets its whole max price back.
+/// A job no provider offers expires: the relayer expires it once the match deadline passes on the
+/// chain, and the client gets its whole max price back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_nobody_offers_expires_and_the_client_gets_its_max_price_back() {
+    let stack = Stack::start(Options::default()).await;
     let before = stack.credited(CLIENT).await;
     let run = stack.background(
         &[
@@ -57,18 +60,19 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
         ],
         &[],
     );
-    stack.wait_state(2, JobStatus::Requested).await;
+    stack.wait_state(1, JobStatus::Requested).await;
     stack.advance(11);
-    stack.wait_state(2, JobStatus::Expired).await;
+    stack.wait_state(1, JobStatus::Expired).await;
     let out = run.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("expired"), "{}", text(&out));
     assert_eq!(stack.credited(CLIENT).await, before + U256::from(MAX_PRICE));
+}
 
-    // 3. The provider dies while running a job: once the execution deadline passes the relayer
-    //    times the job out; the client is refunded in full plus the provider's timeout
-    //    collateral (1x the price).
-    let before = stack.credited(CLIENT).await;
+/// Requests a job that sleeps, with a 20 s execution timeout, kills the provider (SIGKILL) once
+/// the job's container runs, as a crash mid-job would, and waits until the relayer has timed the
+/// job out after its execution deadline. Returns the waiting `lilypad run`.
+async fn crash_the_provider_mid_job(stack: &mut Stack) -> Child {
     let run = stack.background(
         &[
             "run",
@@ -80,19 +84,30 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
         ],
         &[],
     );
-    stack.wait_state(3, JobStatus::Agreed).await;
-    // Kill it once the job's container runs, as a crash mid-job would.
-    let start = Instant::now();
-    while stack.provider_containers().is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the job's container never started"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    stack.wait_state(1, JobStatus::Agreed).await;
+    eventually(
+        Duration::from_secs(30),
+        "the job's container starts",
+        async || {
+            let containers = stack.provider_containers();
+            ok_if(!containers.is_empty(), format!("{containers:?}"))
+        },
+    )
+    .await;
     stack.kill("provider");
     stack.advance(21);
-    stack.wait_state(3, JobStatus::TimedOut).await;
+    stack.wait_state(1, JobStatus::TimedOut).await;
+    run
+}
+
+/// The provider dies while running a job: once the execution deadline passes the relayer times
+/// the job out; the client is refunded in full plus the provider's timeout collateral (1x the
+/// price).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_that_dies_mid_job_is_timed_out_and_the_client_gets_its_collateral() {
+    let mut stack = Stack::start(Options::default()).await;
+    let before = stack.credited(CLIENT).await;
+    let run = crash_the_provider_mid_job(&mut stack).await;
     let out = run.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("timed out"), "{}", text(&out));
@@ -100,22 +115,33 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
         stack.credited(CLIENT).await,
         before + U256::from(MAX_PRICE + PRICE)
     );
+}
 
-    // 4. The provider comes back: it removes the container its crash left running, and offers
-    //    again (scenario 5 runs on it).
+/// The provider comes back after a crash mid-job (the job timed out meanwhile): it removes the
+/// container its crash left running, and offers again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_provider_removes_the_container_its_crash_left_behind() {
+    let mut stack = Stack::start(Options::default()).await;
+    let run = crash_the_provider_mid_job(&mut stack).await;
     assert_eq!(
         stack.provider_containers().len(),
         1,
         "the crash left the job's container behind"
     );
-    stack.start_provider(&[]);
+    stack.start_provider(&[]).await;
     assert!(
         stack.provider_containers().is_empty(),
         "the restarted provider removed it"
     );
+    let out = run.wait_with_output().unwrap();
+    assert!(text(&out).contains("timed out"), "{}", text(&out));
+}
 
-    // 5. The relayer is down when a job is requested and comes back: nothing is lost (the job
-    //    completes) and nothing is sent twice (exactly agreeDeal, submitResult and settle).
+/// The relayer is down when a job is requested and comes back: nothing is lost (the job
+/// completes) and nothing is sent twice (exactly agreeDeal, submitResult and settle).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_requested_while_the_relayer_is_down_completes_once_it_is_back() {
+    let mut stack = Stack::start(Options::default()).await;
     stack.kill("relayer");
     let sent_before = stack.relayer_nonce().await;
     let run = stack.background(
@@ -129,20 +155,24 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
         ],
         &[],
     );
-    stack.wait_state(4, JobStatus::Requested).await;
+    stack.wait_state(1, JobStatus::Requested).await;
     stack.spawn("relayer", &["relayer"]);
     let out = run.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("after a restart"), "{}", text(&out));
-    stack.wait_state(4, JobStatus::Settled).await;
+    stack.wait_state(1, JobStatus::Settled).await;
     assert_eq!(
         stack.relayer_nonce().await,
         sent_before + 3,
         "agreeDeal, submitResult, settle"
     );
+}
 
-    // 6. The relayer is killed with a transaction in flight (sent, not yet mined) and restarted
-    //    while it is still in the pool: the job completes and nothing is sent twice.
+/// The relayer is killed with a transaction in flight (sent, not yet mined) and restarted while it
+/// is still in the pool: the job completes and nothing is sent twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relayer_killed_with_a_transaction_in_flight_sends_nothing_twice() {
+    let mut stack = Stack::start(Options::default()).await;
     let sent_before = stack.relayer_nonce().await;
     stack.rpc("evm_setAutomine", "[false]");
     let run = stack.background(
@@ -157,52 +187,71 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
         &[],
     );
     // Mine the client's approve and runJob by hand, and nothing after them.
-    let start = Instant::now();
-    while stack.state(5).await == JobStatus::None {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "runJob never sent"
-        );
-        stack.rpc("evm_mine", "[]");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    let start = Instant::now();
-    while stack.relayer_pending_nonce().await == stack.relayer_nonce().await {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the relayer never sent agreeDeal:\n{}",
-            stack.log("relayer")
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(Duration::from_secs(30), "runJob is mined", async || {
+        let state = stack.state(1).await;
+        if state == JobStatus::None {
+            stack.rpc("evm_mine", "[]");
+        }
+        ok_if(state != JobStatus::None, state)
+    })
+    .await;
+    eventually(
+        Duration::from_secs(60),
+        "the relayer sends agreeDeal",
+        async || {
+            let (pending, mined) = (
+                stack.relayer_pending_nonce().await,
+                stack.relayer_nonce().await,
+            );
+            ok_if(
+                pending != mined,
+                format!(
+                    "nonce {mined} mined and pending; relayer:\n{}",
+                    stack.log("relayer")
+                ),
+            )
+        },
+    )
+    .await;
     stack.kill("relayer");
     assert_eq!(
-        stack.state(5).await,
+        stack.state(1).await,
         JobStatus::Requested,
         "agreeDeal not mined yet"
     );
     stack.spawn("relayer", &["relayer"]);
-    // The new relayer finds the job still requested on-chain, with its deal in the pool.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The new relayer is up and serving the chain while the job is still requested on-chain,
+    // with its deal in the pool; only then is the deal mined.
+    stack
+        .wait_for_log_times("relayer", "serving chain", 2)
+        .await;
+    assert_eq!(stack.state(1).await, JobStatus::Requested);
     stack.rpc("evm_setAutomine", "[true]");
     stack.rpc("evm_mine", "[]");
     let out = run.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("mid-flight"), "{}", text(&out));
-    stack.wait_state(5, JobStatus::Settled).await;
+    stack.wait_state(1, JobStatus::Settled).await;
     assert_eq!(
         stack.relayer_nonce().await,
         sent_before + 3,
         "agreeDeal, submitResult, settle: nothing sent twice\n{}",
         stack.log("relayer")
     );
+}
 
-    // 7. A provider that lies (a test-only setting alters its results): the client challenges
-    //    within the window, the mediator re-runs the job and votes, the result is overturned,
-    //    the client is refunded with the provider's results collateral (less the mediators'
-    //    share), and the provider loses that collateral.
-    stack.kill("provider");
-    stack.start_provider(&["--testing-alter-output"]);
+/// A provider that lies (a test-only setting alters its results): the client challenges within
+/// the window, the mediator re-runs the job and votes, the result is overturned, the client is
+/// refunded with the provider's results collateral (less the mediators' share), and the provider
+/// loses that collateral. Only the job's client may challenge, and only once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lying_provider_is_overturned_by_mediation_and_loses_its_collateral() {
+    let stack = Stack::start(Options {
+        mediator: true,
+        provider_args: vec!["--testing-alter-output".into()],
+        ..Options::default()
+    })
+    .await;
     let client_before = stack.credited(CLIENT).await;
     let mediator_before = stack.credited(MEDIATOR).await;
     let (free, locked) = stack.collateral(stack.provider).await;
@@ -226,13 +275,13 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
     assert!(out.status.success(), "the lie looks like a success:\n{t}");
     assert!(t.contains("tampered"), "{t}");
     assert!(
-        t.contains("lilypad challenge dev 6"),
+        t.contains("lilypad challenge dev 1"),
         "the client is told how to challenge:\n{t}"
     );
-    assert_eq!(stack.state(6).await, JobStatus::ResultSubmitted);
+    assert_eq!(stack.state(1).await, JobStatus::ResultSubmitted);
     // Only the job's client may challenge: another account is refused before paying anything.
     let out = stack
-        .command(&["challenge", "dev", "6"])
+        .command(&["challenge", "dev", "1"])
         .env("LILYPAD_CLIENT_KEY", dev_keys::CLIENT_2)
         .output()
         .unwrap();
@@ -242,8 +291,8 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
         "{}",
         text(&out)
     );
-    assert_eq!(stack.state(6).await, JobStatus::ResultSubmitted);
-    let out = stack.command(&["challenge", "dev", "6"]).output().unwrap();
+    assert_eq!(stack.state(1).await, JobStatus::ResultSubmitted);
+    let out = stack.command(&["challenge", "dev", "1"]).output().unwrap();
     let t = text(&out);
     assert!(
         out.status.success(),
@@ -251,7 +300,7 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
         stack.log("mediator")
     );
     assert!(t.contains("verdict:  overturned by mediation"), "{t}");
-    assert_eq!(stack.state(6).await, JobStatus::Overturned);
+    assert_eq!(stack.state(1).await, JobStatus::Overturned);
     let params = stack.lilypad().await.params().call().await.unwrap();
     let slashed = U256::from(2 * PRICE);
     let share = slashed * U256::from(params.mediatorShareBps) / U256::from(10_000);
@@ -274,10 +323,10 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
     );
     // The verdict came from the mediator's own re-run (it logs once its transaction is mined,
     // which may be just after the client saw the verdict).
-    stack.wait_for_log("mediator", "verdict submitted");
+    stack.wait_for_log("mediator", "verdict submitted").await;
 
     // Challenging again is refused with a reason.
-    let out = stack.command(&["challenge", "dev", "6"]).output().unwrap();
+    let out = stack.command(&["challenge", "dev", "1"]).output().unwrap();
     assert!(!out.status.success());
     assert!(
         text(&out).contains("cannot be challenged: it is overturned by mediation"),
@@ -288,15 +337,15 @@ async fn failures_reach_the_client_as_outcomes_with_the_right_money() {
 
 /// The chain's RPC endpoint goes down and comes back: the relayer reports the failures, retries
 /// with backoff, and once the endpoint is back the job requested meanwhile completes, with no
-/// transaction lost or repeated. Its own provider and client, so it can run beside the test above.
+/// transaction lost or repeated.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_rpc_outage_delays_but_loses_nothing() {
     let stack = Stack::start(Options {
-        provider_key: dev_keys::PROVIDER_2,
         client_key: dev_keys::CLIENT_2,
         proxy: true,
         ..Options::default()
-    });
+    })
+    .await;
     let proxy = stack.proxy.as_ref().unwrap();
     let sent_before = stack.relayer_nonce().await;
     proxy.down();
@@ -310,19 +359,14 @@ async fn an_rpc_outage_delays_but_loses_nothing() {
             "--chain",
             "dev",
         ],
-        &[("LILYPAD_CHAINS_DEV_RPC", stack.anvil.url())],
+        &[("LILYPAD_CHAINS_DEV_RPC", stack.chain.url())],
     );
     stack.wait_state(1, JobStatus::Requested).await;
-    let start = Instant::now();
-    while !stack.log("relayer").contains("indexing failed") {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the relayer never reported the outage:\n{}",
-            stack.log("relayer")
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The relayer reports the outage, and keeps retrying (with backoff) while it lasts: four
+    // failed passes, about two seconds at the stack's 200 ms poll interval.
+    stack
+        .wait_for_log_times("relayer", "indexing failed", 4)
+        .await;
     assert_eq!(
         stack.state(1).await,
         JobStatus::Requested,

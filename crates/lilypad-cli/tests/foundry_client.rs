@@ -16,15 +16,15 @@ use lilypad_types::JobStatus;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_forge_script_client_gets_a_verified_answer_from_the_live_stack() {
-    let stack = Stack::start(Options::default());
+    let stack = Stack::start(Options::default()).await;
     let text = "Lilypad, from a forge script = sha256 off-chain";
     let lilypad = stack.lilypad.to_string();
     let out_file = contracts_path().join(format!(
         "deployments/oracle-client-{}.json",
-        stack.anvil.service.port()
+        stack.chain.anvil.service.port()
     ));
     let out_path = out_file.display().to_string();
-    let rpc = stack.anvil.url();
+    let rpc = stack.chain.url();
 
     // 1. The developer's script deploys the oracle and requests a digest.
     forge_script(

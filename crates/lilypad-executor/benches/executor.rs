@@ -38,16 +38,7 @@ fn ms(d: Duration) -> String {
 }
 
 fn bare_docker_run() -> Duration {
-    let start = Instant::now();
-    let out = lilypad_e2e::docker_run("lilypad/cowsay:1.0.0", &["/usr/bin/cowsay", "moo"])
-        .expect("docker runs");
-    let elapsed = start.elapsed();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    elapsed
+    lilypad_e2e::timed_docker_run("lilypad/cowsay:1.0.0", &["/usr/bin/cowsay", "moo"])
 }
 
 /// Deterministic, incompressible-looking bytes.

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lilypad_e2e::{ensure_module_images, job_modules_dir, test_modules_dir};
+use lilypad_e2e::{ensure_module_images, eventually, job_modules_dir, ok_if, test_modules_dir};
 use lilypad_executor::{
     ErrorKind, Executor, ExecutorConfig, JobSpec, Outcome, PullPolicy, Status, run_job,
 };
@@ -580,30 +580,29 @@ memory = "16MiB"
     };
     // Give up on the job once its container exists (the caller's future is dropped).
     let mut run = Box::pin(env.executor.run(job));
-    let mut seen = false;
-    for _ in 0..200 {
-        tokio::select! {
-            _ = &mut run => panic!("a 600 s sleep cannot finish"),
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-        }
-        if !env.containers().await.is_empty() {
-            seen = true;
-            break;
-        }
+    let created = eventually(
+        Duration::from_secs(20),
+        "the container was created",
+        async || {
+            let containers = env.containers().await;
+            ok_if(!containers.is_empty(), format!("{containers:?}"))
+        },
+    );
+    tokio::select! {
+        _ = &mut run => panic!("a 600 s sleep cannot finish"),
+        () = created => {}
     }
-    assert!(seen, "the container was created");
     drop(run); // the caller gives up: the job's future is dropped
     // Removal happens in the background: wait for it, up to a generous bound.
-    for _ in 0..300 {
-        if env.containers().await.is_empty() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "the abandoned job's container was never removed: {:?}",
-        env.containers().await
-    );
+    eventually(
+        Duration::from_secs(30),
+        "the abandoned job's container is removed",
+        async || {
+            let containers = env.containers().await;
+            ok_if(containers.is_empty(), format!("{containers:?}"))
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

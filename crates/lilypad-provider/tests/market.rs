@@ -7,15 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::network::EthereumWallet;
-use alloy::primitives::{Address, B256, Bytes, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::primitives::{B256, Bytes, U256};
 use alloy::signers::local::PrivateKeySigner;
-use lilypad_bindings::{ConsortiumMediation, Lilypad, LilypadToken};
-use lilypad_bus::{Bus, BusError, BusOptions, Received, Topic};
+use lilypad_bindings::{ConsortiumMediation, Lilypad};
+use lilypad_bus::{Bus, BusError, BusOptions, Topic};
 use lilypad_e2e::{
-    Anvil, Nats, deploy_contracts, dev_keys, ensure_module_images, job_modules_dir,
-    test_modules_dir,
+    Nats, dev_keys, ensure_module_images, eventually, job_modules_dir, ok_if, test_modules_dir,
 };
 use lilypad_executor::{Executor, ExecutorConfig, PullPolicy};
 use lilypad_modules::ModuleRegistry;
@@ -24,6 +21,7 @@ use lilypad_provider::{
     CapacityTracker, ChainSettings, ProviderSettings, ResourceProvider, unix_now,
 };
 use lilypad_results::ResultStore;
+use lilypad_testkit::{TestChain, job_request, send};
 use lilypad_types::{
     Capacity, DealProposal, DealTerms, JobRequested, JobStatus, ModuleId, ModulePrice, Offer,
     Outcome, SignedDeal, SignedResult,
@@ -35,35 +33,14 @@ const DEPOSIT: u64 = 100 * PRICE;
 const GIB: u64 = 1 << 30;
 
 struct World {
-    _anvil: Anvil,
+    chain: TestChain,
     _nats: Nats,
     _scratch: tempfile::TempDir,
-    url: String,
-    lilypad: Address,
-    mediation: Address,
-    deployed_at: u64,
     bus: Bus,
     provider: ResourceProvider,
     executor: Executor,
     registry: Arc<ModuleRegistry>,
     store: Arc<ResultStore>,
-}
-
-fn wallet(url: &str, key: &str) -> DynProvider {
-    let signer: PrivateKeySigner = key.parse().unwrap();
-    ProviderBuilder::new()
-        .wallet(EthereumWallet::from(signer))
-        .connect_http(url.parse().unwrap())
-        .erased()
-}
-
-async fn send<P, D>(call: alloy::contract::CallBuilder<P, D>)
-where
-    P: Provider,
-    D: alloy::contract::CallDecoder,
-{
-    let receipt = call.send().await.unwrap().get_receipt().await.unwrap();
-    assert!(receipt.status());
 }
 
 fn price(name: &str, price: u64) -> ModulePrice {
@@ -87,18 +64,16 @@ async fn world_with(
     tweak: impl FnOnce(&mut ProviderSettings),
 ) -> World {
     ensure_module_images().unwrap();
-    let anvil = Anvil::start(CHAIN).unwrap();
-    let d = deploy_contracts(&anvil, &dev_keys::ADDRESSES).unwrap();
-    let addr = |k: &str| d[k].as_str().unwrap().parse::<Address>().unwrap();
-    let (lilypad, token) = (addr("lilypad"), addr("token"));
-    let url = anvil.url();
+    let chain = TestChain::deploy(CHAIN, &dev_keys::ADDRESSES);
     // The provider registers and deposits collateral; the client approves its payments.
-    let p = wallet(&url, dev_keys::PROVIDER);
-    send(LilypadToken::new(token, &p).approve(lilypad, U256::MAX)).await;
-    send(Lilypad::new(lilypad, &p).registerProvider("http://provider.test".into())).await;
-    send(Lilypad::new(lilypad, &p).depositCollateral(U256::from(DEPOSIT))).await;
-    let c = wallet(&url, dev_keys::CLIENT);
-    send(LilypadToken::new(token, &c).approve(lilypad, U256::MAX)).await;
+    chain
+        .register_provider(
+            dev_keys::PROVIDER,
+            "http://provider.test",
+            U256::from(DEPOSIT),
+        )
+        .await;
+    chain.approve(dev_keys::CLIENT, U256::MAX).await;
 
     let nats = Nats::start().unwrap();
     let options = BusOptions {
@@ -122,8 +97,8 @@ async fn world_with(
         dev_keys::PROVIDER.parse().unwrap(),
         vec![ChainSettings {
             chain_id: CHAIN,
-            rpc_url: url.clone(),
-            lilypad,
+            rpc_url: chain.url(),
+            lilypad: chain.lilypad,
         }],
         vec![
             price("cowsay", PRICE),
@@ -148,13 +123,9 @@ async fn world_with(
     )
     .unwrap();
     World {
-        _anvil: anvil,
+        chain,
         _nats: nats,
         _scratch: scratch,
-        url,
-        lilypad,
-        mediation: addr("mediation"),
-        deployed_at: d["deploymentBlock"].as_u64().unwrap(),
         bus,
         provider,
         executor,
@@ -171,40 +142,20 @@ impl World {
         inputs: &[(&str, &str)],
         challenge_window: u32,
     ) -> JobRequested {
-        let c = wallet(&self.url, dev_keys::CLIENT);
         let request = Lilypad::JobRequest {
-            module: module.into(),
-            version: "1.0.0".into(),
-            inputs: inputs
-                .iter()
-                .map(|(k, v)| Lilypad::InputParam {
-                    key: (*k).into(),
-                    value: (*v).into(),
-                })
-                .collect(),
             maxPrice: U256::from(2 * PRICE),
-            matchTimeout: 600,
-            executionTimeout: 600,
-            callbackGasLimit: 0,
-            maxOutputBytes: 1024,
             resultsCollateralMultiplierBps: 20_000,
             challengeWindow: challenge_window,
+            ..job_request(module, "1.0.0", inputs)
         };
-        let receipt = Lilypad::new(self.lilypad, &c)
-            .runJob(request)
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
+        let receipt = self.chain.run_job(dev_keys::CLIENT, request).await.receipt;
         let log = receipt
             .inner
             .logs()
             .iter()
             .find_map(|l| l.log_decode::<Lilypad::JobRequested>().ok())
             .unwrap();
-        job_from_event(CHAIN, self.lilypad, &log.inner.data, &log)
+        job_from_event(CHAIN, self.chain.lilypad, &log.inner.data, &log)
     }
 
     /// Terms as an honest solver proposes them: the provider's price, collateral as the
@@ -241,40 +192,26 @@ impl World {
     /// Submits the signed deal as a relayer would (anyone may: the client's key does it here, so
     /// the relayer's key is free to be a mediator's).
     async fn agree(&self, deal: &SignedDeal) {
-        let r = wallet(&self.url, dev_keys::CLIENT);
         let abi = Lilypad::Deal::from(&deal.terms);
-        send(Lilypad::new(self.lilypad, &r).agreeDeal(abi, deal.signature.clone())).await;
+        let lilypad = self.chain.lilypad_as(dev_keys::CLIENT);
+        send(lilypad.agreeDeal(abi, deal.signature.clone())).await;
     }
 
     /// The next signed result on the results stream.
     async fn next_result(&self) -> SignedResult {
-        let consumer = self
-            .bus
-            .consumer::<SignedResult>(Topic::Results, Some(CHAIN), "test-relayer")
-            .await
-            .unwrap();
-        for _ in 0..120 {
-            if let Some(item) = consumer
-                .fetch(1, Duration::from_secs(1))
-                .await
-                .unwrap()
-                .into_iter()
-                .next()
-            {
-                let Received::Message(d) = item else {
-                    panic!("malformed result: {item:?}");
-                };
-                let body = d.body.clone();
-                d.ack().await.unwrap();
-                return body;
-            }
-        }
-        panic!("no result published");
+        lilypad_testkit::next_message(
+            &self.bus,
+            Topic::Results,
+            Some(CHAIN),
+            "test-relayer",
+            Duration::from_secs(120),
+        )
+        .await
     }
 
     /// Submits a signed result as a relayer would; the contract must accept it.
     async fn submit(&self, r: &SignedResult) {
-        let relayer = wallet(&self.url, dev_keys::CLIENT);
+        let relayer = self.chain.lilypad_as(dev_keys::CLIENT);
         let data = Lilypad::ResultData {
             jobId: r.key.job_id,
             status: r.status,
@@ -282,12 +219,7 @@ impl World {
             exitCode: r.exit_code,
             error: r.error.clone(),
         };
-        send(Lilypad::new(self.lilypad, &relayer).submitResult(
-            data,
-            r.inline_output.clone(),
-            r.signature.clone(),
-        ))
-        .await;
+        send(relayer.submitResult(data, r.inline_output.clone(), r.signature.clone())).await;
     }
 
     async fn job_status(&self, job: &JobRequested) -> Option<JobStatus> {
@@ -325,15 +257,10 @@ async fn live_offer(bus: &Bus) -> Option<Offer> {
 async fn the_offer_shows_capacity_prices_and_collateral_and_expires_when_the_heartbeat_stops() {
     let w = world("offer", Duration::from_secs(2), Duration::from_millis(200)).await;
     let heartbeat = w.provider.start_heartbeat();
-    let mut offer = None;
-    for _ in 0..100 {
-        offer = live_offer(&w.bus).await;
-        if offer.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let offer = offer.expect("the offer appears");
+    let offer = eventually(Duration::from_secs(10), "the offer appears", async || {
+        live_offer(&w.bus).await.ok_or("no offer")
+    })
+    .await;
     assert_eq!(offer.provider, w.provider.address());
     assert_eq!(offer.deal_subject, w.provider.deal_subject());
     assert_eq!(offer.free.cpu_millis, 2000);
@@ -354,7 +281,7 @@ async fn the_offer_shows_capacity_prices_and_collateral_and_expires_when_the_hea
     );
     assert_eq!(offer.chains.len(), 1);
     assert_eq!(offer.chains[0].chain_id, CHAIN);
-    assert_eq!(offer.chains[0].lilypad, w.lilypad);
+    assert_eq!(offer.chains[0].lilypad, w.chain.lilypad);
     assert_eq!(offer.chains[0].free_collateral, U256::from(DEPOSIT));
 
     // Reserved capacity shows in the next refresh.
@@ -364,31 +291,31 @@ async fn the_offer_shows_capacity_prices_and_collateral_and_expires_when_the_hea
         .capacity()
         .try_reserve(&cowsay.resources)
         .unwrap();
-    let mut reflected = false;
-    for _ in 0..100 {
-        let o = live_offer(&w.bus).await.unwrap();
-        if o.free.cpu_millis == 2000 - cowsay.resources.cpu_millis {
-            assert_eq!(o.free.memory_bytes, 4 * GIB - cowsay.resources.memory_bytes);
-            assert_eq!(o.since, offer.since);
-            reflected = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(reflected, "the offer shows the reservation");
+    let o = eventually(
+        Duration::from_secs(10),
+        "the offer shows the reservation",
+        async || {
+            let o = live_offer(&w.bus).await.unwrap();
+            let cpu = o.free.cpu_millis;
+            ok_if(cpu == 2000 - cowsay.resources.cpu_millis, cpu).map(|()| o)
+        },
+    )
+    .await;
+    assert_eq!(o.free.memory_bytes, 4 * GIB - cowsay.resources.memory_bytes);
+    assert_eq!(o.since, offer.since);
     drop(held);
 
     // A provider that stops refreshing (as if it crashed) disappears after the TTL.
     drop(heartbeat);
-    let mut gone = false;
-    for _ in 0..300 {
-        if live_offer(&w.bus).await.is_none() {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(gone, "the offer expires once the heartbeat stops");
+    eventually(
+        Duration::from_secs(30),
+        "the offer expires once the heartbeat stops",
+        async || match live_offer(&w.bus).await {
+            None => Ok(()),
+            Some(o) => Err(format!("still offered, updated {}", o.updated)),
+        },
+    )
+    .await;
 
     // A clean stop removes it at once.
     let heartbeat = w.provider.start_heartbeat();
@@ -448,17 +375,16 @@ async fn a_deal_is_signed_so_the_contract_accepts_it_and_bad_proposals_are_refus
     assert!(reason.contains("expiry"), "{reason}");
 
     // Collateral: with most of it withdrawn, the deal's collateral is not covered.
-    let p_wallet = wallet(&w.url, dev_keys::PROVIDER);
+    let as_provider = w.chain.lilypad_as(dev_keys::PROVIDER);
     let keep = PRICE / 2;
-    send(Lilypad::new(w.lilypad, &p_wallet).withdrawCollateral(U256::from(DEPOSIT - keep))).await;
+    send(as_provider.withdrawCollateral(U256::from(DEPOSIT - keep))).await;
     let reason = w.refused(&good).await;
     assert!(
         reason.contains("not enough free collateral")
             && reason.contains(&format!("the deal locks {PRICE}, {keep} is free")),
         "{reason}"
     );
-    let p_wallet = wallet(&w.url, dev_keys::PROVIDER);
-    send(Lilypad::new(w.lilypad, &p_wallet).depositCollateral(U256::from(DEPOSIT - keep))).await;
+    send(as_provider.depositCollateral(U256::from(DEPOSIT - keep))).await;
 
     // Capacity: with most of the CPU held by other work, the job does not fit.
     let hog = lilypad_modules::Resources {
@@ -564,17 +490,19 @@ async fn a_deal_that_never_reaches_the_chain_gives_back_capacity_and_collateral(
     );
     assert!(w.provider.capacity().free().cpu_millis < 2000);
     // Nobody submits it; once it has expired the provider gives it up.
-    let mut released = false;
-    for _ in 0..300 {
-        if w.provider.capacity().free().cpu_millis == 2000
-            && w.provider.free_collateral(CHAIN).await.unwrap() == U256::from(DEPOSIT)
-        {
-            released = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(released, "capacity and collateral come back");
+    eventually(
+        Duration::from_secs(30),
+        "capacity and collateral come back",
+        async || {
+            let cpu = w.provider.capacity().free().cpu_millis;
+            let collateral = w.provider.free_collateral(CHAIN).await.unwrap();
+            ok_if(
+                cpu == 2000 && collateral == U256::from(DEPOSIT),
+                format!("{cpu} CPU millis and {collateral} collateral free"),
+            )
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -588,27 +516,25 @@ async fn mediators_uphold_an_honest_provider_and_overturn_a_lying_one() {
     let _server = w.provider.serve_deals().await.unwrap();
     // Three mediators (neither client nor provider) register with enough collateral.
     let mediator_keys = [dev_keys::DEPLOYER, dev_keys::RELAYER, dev_keys::MEDIATOR];
-    let token = {
-        let r = wallet(&w.url, dev_keys::RELAYER);
-        Lilypad::new(w.lilypad, &r).token().call().await.unwrap()
-    };
     let mut mediators = Vec::new();
     for key in mediator_keys {
-        let m = wallet(&w.url, key);
-        send(LilypadToken::new(token, &m).approve(w.lilypad, U256::MAX)).await;
-        send(Lilypad::new(w.lilypad, &m).registerMediator("http://mediator.test".into())).await;
-        send(Lilypad::new(w.lilypad, &m).depositCollateral(U256::from(10u64).pow(U256::from(19))))
+        w.chain
+            .register_mediator(
+                key,
+                "http://mediator.test",
+                U256::from(10u64).pow(U256::from(19)),
+            )
             .await;
         mediators.push(
             Mediator::new(
                 key.parse().unwrap(),
                 ChainSettings {
                     chain_id: CHAIN,
-                    rpc_url: w.url.clone(),
-                    lilypad: w.lilypad,
+                    rpc_url: w.chain.url(),
+                    lilypad: w.chain.lilypad,
                 },
-                w.mediation,
-                w.deployed_at,
+                w.chain.mediation,
+                w.chain.deployed_at,
                 w.executor.clone(),
                 Arc::clone(&w.registry),
             )
@@ -616,15 +542,11 @@ async fn mediators_uphold_an_honest_provider_and_overturn_a_lying_one() {
         );
     }
     // A fresh connection per transaction: the client's key also sends from other connections.
-    let challenge = |job: U256| {
-        let url = w.url.clone();
-        let lilypad = w.lilypad;
-        async move {
-            let client = wallet(&url, dev_keys::CLIENT);
-            // An explicit gas limit: the mediator draw's cost depends on prevrandao, which
-            // differs between the estimate and the block, so an estimate can fall short.
-            send(Lilypad::new(lilypad, &client).challenge(job).gas(3_000_000)).await;
-        }
+    let challenge = async |job: U256| {
+        let client = w.chain.lilypad_as(dev_keys::CLIENT);
+        // An explicit gas limit: the mediator draw's cost depends on prevrandao, which
+        // differs between the estimate and the block, so an estimate can fall short.
+        send(client.challenge(job).gas(3_000_000)).await;
     };
 
     // An honest result for the deterministic sha256 module, challenged by the client.
@@ -632,8 +554,8 @@ async fn mediators_uphold_an_honest_provider_and_overturn_a_lying_one() {
     assert_eq!(r.status, Outcome::Succeeded.as_u8(), "{r:?}");
     let job = r.key.job_id;
     challenge(job).await;
-    let reader = wallet(&w.url, dev_keys::CLIENT);
-    let mediation = ConsortiumMediation::new(w.mediation, &reader);
+    let reader = w.chain.wallet(dev_keys::CLIENT);
+    let mediation = ConsortiumMediation::new(w.chain.mediation, &reader);
     let drawn = mediation.mediatorsOf(job).call().await.unwrap();
     assert_eq!(drawn.len(), 3);
     // The re-run reproduces the provider's CID.
@@ -675,7 +597,7 @@ async fn mediators_uphold_an_honest_provider_and_overturn_a_lying_one() {
     );
     let sig = lilypad_bindings::eip712::sign_result(
         &signer,
-        &lilypad_bindings::eip712::domain(CHAIN, w.lilypad),
+        &lilypad_bindings::eip712::domain(CHAIN, w.chain.lilypad),
         &msg,
     )
     .unwrap();
@@ -688,8 +610,8 @@ async fn mediators_uphold_an_honest_provider_and_overturn_a_lying_one() {
     // votes where its vote is still needed (the honest job's case is resolved and skipped).
     let mut votes = Vec::new();
     for m in &mediators {
-        let (next, done) = m.mediate_new_cases(w.deployed_at).await.unwrap();
-        assert!(next > w.deployed_at);
+        let (next, done) = m.mediate_new_cases(w.chain.deployed_at).await.unwrap();
+        assert!(next > w.chain.deployed_at);
         for v in done {
             votes.push(v.unwrap());
         }
@@ -710,8 +632,8 @@ async fn mediators_uphold_an_honest_provider_and_overturn_a_lying_one() {
 
 impl World {
     async fn job_status_by_id(&self, job: U256) -> Option<JobStatus> {
-        let r = wallet(&self.url, dev_keys::RELAYER);
-        Lilypad::new(self.lilypad, &r)
+        self.chain
+            .lilypad_as(dev_keys::RELAYER)
             .getJob(job)
             .call()
             .await

@@ -8,10 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::signers::local::PrivateKeySigner;
 use lilypad_bindings::{Lilypad, LilypadToken};
 use lilypad_bus::{Bus, BusOptions};
 use lilypad_e2e::{Anvil, Nats, deploy_contracts, dev_keys, ensure_module_images, job_modules_dir};
@@ -23,6 +20,7 @@ use lilypad_provider::{
     CancellationToken, CapacityTracker, ChainSettings, ProviderSettings, ResourceProvider,
 };
 use lilypad_results::ResultStore;
+use lilypad_testkit::{send, wallet};
 use lilypad_types::{Capacity, DealProposal, DealTerms, ModuleId, ModulePrice, Offer, SignedDeal};
 
 async fn offer(bus: &Bus) -> Option<Offer> {
@@ -109,23 +107,6 @@ async fn cancelling_the_token_stops_and_awaits_every_task_and_removes_the_offer(
         )
         .await;
     assert!(answer.is_err(), "{answer:?}");
-}
-
-fn wallet(url: &str, key: &str) -> DynProvider {
-    let signer: PrivateKeySigner = key.parse().unwrap();
-    ProviderBuilder::new()
-        .wallet(EthereumWallet::from(signer))
-        .connect_http(url.parse().unwrap())
-        .erased()
-}
-
-async fn send<P, D>(call: alloy::contract::CallBuilder<P, D>)
-where
-    P: Provider,
-    D: alloy::contract::CallDecoder,
-{
-    let receipt = call.send().await.unwrap().get_receipt().await.unwrap();
-    assert!(receipt.status());
 }
 
 #[tokio::test(flavor = "multi_thread")]

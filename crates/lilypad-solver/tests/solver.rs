@@ -9,7 +9,7 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::{Address, B256, Bytes, U256};
 use lilypad_bindings::eip712;
 use lilypad_bus::{Bus, BusOptions, Received, Topic, deal_subject};
-use lilypad_e2e::{Nats, job_modules_dir};
+use lilypad_e2e::{Nats, eventually, job_modules_dir, ok_if};
 use lilypad_modules::ModuleRegistry;
 use lilypad_solver::service::{Decision, JobChain, OpenJob, Solver, SolverSettings};
 use lilypad_types::{
@@ -278,12 +278,15 @@ async fn the_service_turns_the_jobs_stream_into_deals() {
         tokio::spawn(async move { s.run(stop).await })
     };
     let mut got = Vec::new();
-    for _ in 0..50 {
-        got.extend(deals(&bus).await);
-        if got.len() >= 3 {
-            break;
-        }
-    }
+    eventually(
+        Duration::from_secs(15),
+        "the solver publishes three deals",
+        async || {
+            got.extend(deals(&bus).await);
+            ok_if(got.len() >= 3, got.len())
+        },
+    )
+    .await;
     stop.cancel();
     runner.await.unwrap().unwrap();
     let mut ids: Vec<U256> = got.iter().map(|d| d.key.job_id).collect();

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use alloy_primitives::{Address, B256, U256};
-use lilypad_e2e::{Redis, redis_command};
+use lilypad_e2e::{Redis, eventually, redis_command};
 use lilypad_store::{Action, Cursor, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -125,16 +125,18 @@ async fn a_lease_has_one_holder_until_it_lapses_or_is_released() {
     assert!(store.renew_lease(&a).await.unwrap());
 
     // relayer-a stops renewing: the lease lapses and relayer-b takes it.
-    let b = loop {
-        if let Some(b) = store
-            .try_acquire_lease("submit:31337", "relayer-b", ttl)
-            .await
-            .unwrap()
-        {
-            break b;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let b = eventually(
+        Duration::from_secs(10),
+        "relayer-b takes the lapsed lease",
+        async || {
+            store
+                .try_acquire_lease("submit:31337", "relayer-b", ttl)
+                .await
+                .unwrap()
+                .ok_or("relayer-a still holds it")
+        },
+    )
+    .await;
     assert!(
         !store.renew_lease(&a).await.unwrap(),
         "a lapsed lease cannot be renewed by its old holder"

@@ -6,15 +6,16 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
-use alloy::providers::{Provider, ProviderBuilder};
+use alloy::providers::Provider;
 use lilypad_bindings::Lilypad;
 use lilypad_e2e::{
-    Anvil, Nats, Redis, TcpProxy, deploy_contracts_with, dev_keys, ensure_module_images,
-    job_modules_dir, json_rpc, test_modules_dir,
+    Anvil, Nats, Redis, TcpProxy, dev_keys, ensure_module_images, eventually, job_modules_dir,
+    ok_if, test_modules_dir,
 };
+use lilypad_testkit::{TestChain, fresh_key, reader};
 use lilypad_types::JobStatus;
 
 /// The provider's price per job.
@@ -24,9 +25,10 @@ pub const MAX_PRICE: u128 = 10_000_000_000_000_000;
 
 /// Who plays which part, and how the chain is reached.
 pub struct Options {
-    /// The provider's key (two stacks side by side need two providers: a provider removes
-    /// containers labelled with its address when it starts).
-    pub provider_key: &'static str,
+    /// The provider's key; `None` (the default): a fresh account of its own, funded, so stacks
+    /// can run side by side (a provider removes containers labelled with its address when it
+    /// starts, whichever stack they belong to).
+    pub provider_key: Option<&'static str>,
     /// `LILYPAD_CLIENT_KEY` for `lilypad run`.
     pub client_key: &'static str,
     /// Start `lilypad mediator` too (the deployment then draws one mediator per challenge).
@@ -42,7 +44,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            provider_key: dev_keys::PROVIDER,
+            provider_key: None,
             client_key: dev_keys::CLIENT,
             mediator: false,
             proxy: false,
@@ -53,13 +55,12 @@ impl Default for Options {
 }
 
 pub struct Stack {
-    pub anvil: Anvil,
+    pub chain: TestChain,
     pub proxy: Option<TcpProxy>,
     _nats: Nats,
     _redis: Redis,
     pub dir: tempfile::TempDir,
     pub lilypad: Address,
-    pub deployment: serde_json::Value,
     pub provider: Address,
     pub env: Vec<(String, String)>,
     pub services: Vec<(String, Child)>,
@@ -88,26 +89,35 @@ fn address_of(key: &str) -> Address {
         .address()
 }
 
+/// How long a service may take to start, or a job to reach a state.
+const STARTS_WITHIN: Duration = Duration::from_secs(60);
+const JOB_STATE_WITHIN: Duration = Duration::from_secs(90);
+
 impl Stack {
     /// Starts anvil, deploys, starts NATS, Redis, the relayer, the solver and the provider (and
     /// the mediator), and returns once the provider offers.
-    pub fn start(options: Options) -> Self {
+    pub async fn start(options: Options) -> Self {
         ensure_module_images().unwrap();
-        let anvil = Anvil::start(31337).unwrap();
+        let (provider_key, provider) = match options.provider_key {
+            Some(key) => (key.to_owned(), address_of(key)),
+            None => fresh_key(),
+        };
+        let provider_text = provider.to_string();
         let mut fund: Vec<&str> = dev_keys::ADDRESSES[1..].to_vec();
         fund.extend(dev_keys::MORE_ADDRESSES);
-        let d = deploy_contracts_with(
-            &anvil,
+        fund.push(&provider_text);
+        let chain = TestChain::deploy_on(
+            Anvil::start(31337).unwrap(),
             &fund,
             &[("MEDIATORS_PER_CASE", "1"), ("MEDIATOR_THRESHOLD", "1")],
-        )
-        .unwrap();
+        );
+        chain.fund_eth(provider);
         let proxy = options
             .proxy
-            .then(|| TcpProxy::start(anvil.service.port()).unwrap());
-        let rpc = proxy.as_ref().map_or_else(|| anvil.url(), TcpProxy::url);
+            .then(|| TcpProxy::start(chain.anvil.service.port()).unwrap());
+        let rpc = proxy.as_ref().map_or_else(|| chain.url(), TcpProxy::url);
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("deploy.json"), d.to_string()).unwrap();
+        std::fs::write(dir.path().join("deploy.json"), chain.deployment.to_string()).unwrap();
         std::fs::write(
             dir.path().join("chains.toml"),
             format!(
@@ -128,7 +138,7 @@ impl Stack {
             ("LILYPAD_REDIS", redis.url()),
             ("LILYPAD_MODULES", modules()),
             ("LILYPAD_RELAYER_KEY", dev_keys::RELAYER.to_owned()),
-            ("LILYPAD_PROVIDER_KEY", options.provider_key.to_owned()),
+            ("LILYPAD_PROVIDER_KEY", provider_key),
             ("LILYPAD_MEDIATOR_KEY", dev_keys::MEDIATOR.to_owned()),
             ("LILYPAD_CLIENT_KEY", options.client_key.to_owned()),
             ("RUST_LOG", "info".to_owned()),
@@ -136,16 +146,14 @@ impl Stack {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        let lilypad = d["lilypad"].as_str().unwrap().parse().unwrap();
         let mut stack = Self {
-            anvil,
+            lilypad: chain.lilypad,
+            chain,
             proxy,
             _nats: nats,
             _redis: redis,
             dir,
-            lilypad,
-            deployment: d,
-            provider: address_of(options.provider_key),
+            provider,
             env,
             services: Vec::new(),
         };
@@ -169,10 +177,10 @@ impl Stack {
                         .to_string(),
                 ],
             );
-            stack.wait_for_log("mediator", "mediator running");
+            stack.wait_for_log("mediator", "mediator running").await;
         }
         let extra: Vec<&str> = options.provider_args.iter().map(String::as_str).collect();
-        stack.start_provider(&extra);
+        stack.start_provider(&extra).await;
         stack
     }
 
@@ -211,7 +219,7 @@ impl Stack {
     }
 
     /// Starts `lilypad provider` with `extra` arguments and waits until it offers.
-    pub fn start_provider(&mut self, extra: &[&str]) {
+    pub async fn start_provider(&mut self, extra: &[&str]) {
         let state = self.dir.path().join("provider-state").display().to_string();
         let price = PRICE.to_string();
         let mut args = vec![
@@ -228,15 +236,8 @@ impl Stack {
         args.extend(extra);
         let before = self.log("provider").matches("provider running").count();
         self.spawn("provider", &args);
-        let start = Instant::now();
-        while self.log("provider").matches("provider running").count() == before {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "the provider never started:\n{}",
-                self.log("provider")
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.wait_for_log_times("provider", "provider running", before + 1)
+            .await;
     }
 
     /// Kills a service (SIGKILL: no clean shutdown) and forgets it.
@@ -255,34 +256,34 @@ impl Stack {
         std::fs::read_to_string(self.log_path(name)).unwrap_or_default()
     }
 
-    pub fn wait_for_log(&self, name: &str, needle: &str) {
-        let start = Instant::now();
-        while !self.log(name).contains(needle) {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "{name} never logged {needle:?}:\n{}",
-                self.log(name)
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    /// Waits until service `name` has logged `needle`.
+    pub async fn wait_for_log(&self, name: &str, needle: &str) {
+        self.wait_for_log_times(name, needle, 1).await;
+    }
+
+    /// Waits until service `name` has logged `needle` `times` times (a restarted service's log
+    /// follows its earlier lives' in the same file).
+    pub async fn wait_for_log_times(&self, name: &str, needle: &str, times: usize) {
+        let what = format!("{name} logs {needle:?} {times} time(s)");
+        eventually(STARTS_WITHIN, &what, async || {
+            let log = self.log(name);
+            ok_if(log.matches(needle).count() >= times, log)
+        })
+        .await;
     }
 
     pub fn rpc(&self, method: &str, params: &str) -> serde_json::Value {
-        json_rpc(self.anvil.service.port(), method, params).unwrap()
+        self.chain.rpc(method, params)
     }
 
     /// Moves the chain's clock forward and mines a block.
     pub fn advance(&self, seconds: u64) {
-        self.rpc("evm_increaseTime", &format!("[{seconds}]"));
-        self.rpc("evm_mine", "[]");
+        self.chain.advance(seconds);
     }
 
     /// The contract, read straight from anvil (not through the proxy).
     pub async fn lilypad(&self) -> Lilypad::LilypadInstance<alloy::providers::DynProvider> {
-        let p = ProviderBuilder::new()
-            .connect_http(self.anvil.url().parse().unwrap())
-            .erased();
-        Lilypad::new(self.lilypad, p)
+        self.chain.lilypad()
     }
 
     /// What the contract owes `who` (pull payments).
@@ -303,16 +304,21 @@ impl Stack {
 
     /// Transactions the relayer's account has had mined (its nonce).
     pub async fn relayer_nonce(&self) -> u64 {
-        let p = ProviderBuilder::new().connect_http(self.anvil.url().parse().unwrap());
         let relayer: Address = dev_keys::ADDRESSES[3].parse().unwrap();
-        p.get_transaction_count(relayer).await.unwrap()
+        reader(&self.chain.url())
+            .get_transaction_count(relayer)
+            .await
+            .unwrap()
     }
 
     /// Transactions from the relayer's account, mined or waiting in anvil's pool.
     pub async fn relayer_pending_nonce(&self) -> u64 {
-        let p = ProviderBuilder::new().connect_http(self.anvil.url().parse().unwrap());
         let relayer: Address = dev_keys::ADDRESSES[3].parse().unwrap();
-        p.get_transaction_count(relayer).pending().await.unwrap()
+        reader(&self.chain.url())
+            .get_transaction_count(relayer)
+            .pending()
+            .await
+            .unwrap()
     }
 
     pub async fn state(&self, job: u64) -> JobStatus {
@@ -328,18 +334,12 @@ impl Stack {
     }
 
     pub async fn wait_state(&self, job: u64, wanted: JobStatus) {
-        let start = Instant::now();
-        while self.state(job).await != wanted {
-            assert!(
-                start.elapsed() < Duration::from_secs(90),
-                "job {job} stuck in state {} (wanted {wanted})\nrelayer:\n{}\nprovider:\n{}\nmediator:\n{}",
-                self.state(job).await,
-                self.log("relayer"),
-                self.log("provider"),
-                self.log("mediator")
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let what = format!("job {job} reaches state {wanted}");
+        eventually(JOB_STATE_WITHIN, &what, async || {
+            let state = self.state(job).await;
+            ok_if(state == wanted, Stuck { state, stack: self })
+        })
+        .await;
     }
 
     /// Containers (running or not) labelled as this stack's provider's.
@@ -353,6 +353,22 @@ impl Stack {
             .lines()
             .map(str::to_owned)
             .collect()
+    }
+}
+
+/// A job's state, with the services' logs when it is shown (only then are they read).
+struct Stuck<'a> {
+    state: JobStatus,
+    stack: &'a Stack,
+}
+
+impl std::fmt::Display for Stuck<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "state {}", self.state)?;
+        for name in ["relayer", "provider", "mediator"] {
+            write!(f, "\n{name}:\n{}", self.stack.log(name))?;
+        }
+        Ok(())
     }
 }
 
