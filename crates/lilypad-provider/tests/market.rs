@@ -5,6 +5,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
+
+mod common;
+use common::{executor, price};
 use std::time::Duration;
 
 use alloy::primitives::{B256, Bytes, U256};
@@ -14,7 +17,7 @@ use lilypad_bus::{Bus, BusError, BusOptions, Topic};
 use lilypad_e2e::{
     Nats, dev_keys, ensure_module_images, eventually, job_modules_dir, ok_if, test_modules_dir,
 };
-use lilypad_executor::{Executor, ExecutorConfig, PullPolicy};
+use lilypad_executor::Executor;
 use lilypad_modules::ModuleRegistry;
 use lilypad_provider::mediator::{Mediator, job_from_event, rerun};
 use lilypad_provider::{
@@ -23,8 +26,8 @@ use lilypad_provider::{
 use lilypad_results::ResultStore;
 use lilypad_testkit::{TestChain, job_request, send};
 use lilypad_types::{
-    Capacity, DealProposal, DealTerms, JobRequested, JobStatus, ModuleId, ModulePrice, Offer,
-    Outcome, SignedDeal, SignedResult,
+    Capacity, DealProposal, DealTerms, JobRequested, JobStatus, Offer, Outcome, SignedDeal,
+    SignedResult,
 };
 
 const CHAIN: u64 = 31337;
@@ -41,16 +44,6 @@ struct World {
     executor: Executor,
     registry: Arc<ModuleRegistry>,
     store: Arc<ResultStore>,
-}
-
-fn price(name: &str, price: u64) -> ModulePrice {
-    ModulePrice {
-        module: ModuleId {
-            name: name.into(),
-            version: "1.0.0".into(),
-        },
-        price: U256::from(price),
-    }
 }
 
 async fn world(name: &str, offer_ttl: Duration, heartbeat: Duration) -> World {
@@ -82,15 +75,7 @@ async fn world_with(
     };
     let bus = Bus::connect(&nats.url(), options).await.unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let store = Arc::new(ResultStore::open(scratch.path().join("store")).unwrap());
-    let mut config = ExecutorConfig::new(
-        format!("market-{name}-{}", std::process::id()),
-        scratch.path().join("work"),
-    );
-    config.pull_policy = PullPolicy::Never;
-    let executor = Executor::connect(config, Arc::clone(&store), Vec::new())
-        .await
-        .unwrap();
+    let (executor, store) = executor(&format!("market-{name}"), scratch.path()).await;
     let registry =
         Arc::new(ModuleRegistry::load_dirs(&[&job_modules_dir(), &test_modules_dir()]).unwrap());
     let mut settings = ProviderSettings::new(

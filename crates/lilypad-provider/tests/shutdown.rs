@@ -9,19 +9,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
-use lilypad_bindings::{Lilypad, LilypadToken};
+use lilypad_bindings::Lilypad;
 use lilypad_bus::{Bus, BusOptions};
-use lilypad_e2e::{Anvil, Nats, deploy_contracts, dev_keys, ensure_module_images, job_modules_dir};
-use lilypad_executor::{Executor, ExecutorConfig, PullPolicy};
+use lilypad_e2e::{Nats, dev_keys, ensure_module_images, eventually, job_modules_dir, ok_if};
 use lilypad_modules::ModuleRegistry;
 use lilypad_provider::mediator::job_from_event;
 use lilypad_provider::unix_now;
 use lilypad_provider::{
     CancellationToken, CapacityTracker, ChainSettings, ProviderSettings, ResourceProvider,
 };
-use lilypad_results::ResultStore;
-use lilypad_testkit::{send, wallet};
-use lilypad_types::{Capacity, DealProposal, DealTerms, ModuleId, ModulePrice, Offer, SignedDeal};
+use lilypad_testkit::{TestChain, job_request};
+use lilypad_types::{Capacity, DealProposal, DealTerms, Offer, SignedDeal};
+
+mod common;
+use common::{executor, price};
 
 async fn offer(bus: &Bus) -> Option<Offer> {
     let (offers, bad) = bus.offers::<Offer>().await.unwrap();
@@ -29,15 +30,13 @@ async fn offer(bus: &Bus) -> Option<Offer> {
     offers.into_iter().next().map(|(_, o)| o)
 }
 
-/// Polls `cond` every 50 ms for up to 30 s.
-async fn wait_until(what: &str, mut cond: impl AsyncFnMut() -> bool) {
-    for _ in 0..600 {
-        if cond().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting until {what}");
+/// Waits until the provider's offer is up.
+async fn offer_up(bus: &Bus) {
+    eventually(Duration::from_secs(30), "the offer is up", async || {
+        let o = offer(bus).await;
+        ok_if(o.is_some(), "no offer")
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -47,13 +46,7 @@ async fn cancelling_the_token_stops_and_awaits_every_task_and_removes_the_offer(
         .await
         .unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let store = Arc::new(ResultStore::open(scratch.path().join("store")).unwrap());
-    let mut config = ExecutorConfig::new(
-        format!("shutdown-{}", std::process::id()),
-        scratch.path().join("work"),
-    );
-    config.pull_policy = PullPolicy::Never;
-    let executor = Executor::connect(config, store, Vec::new()).await.unwrap();
+    let (executor, _) = executor("shutdown", scratch.path()).await;
     let registry = Arc::new(ModuleRegistry::load_dirs(&[&job_modules_dir()]).unwrap());
     let mut settings = ProviderSettings::new(
         dev_keys::PROVIDER.parse().unwrap(),
@@ -63,13 +56,7 @@ async fn cancelling_the_token_stops_and_awaits_every_task_and_removes_the_offer(
             rpc_url: "http://127.0.0.1:9".into(),
             lilypad: Address::repeat_byte(0x11),
         }],
-        vec![ModulePrice {
-            module: ModuleId {
-                name: "cowsay".into(),
-                version: "1.0.0".into(),
-            },
-            price: U256::from(1_000_000u64),
-        }],
+        vec![price("cowsay", 1_000_000)],
     );
     settings.heartbeat = Duration::from_millis(100);
     let capacity = CapacityTracker::new(Capacity {
@@ -86,7 +73,7 @@ async fn cancelling_the_token_stops_and_awaits_every_task_and_removes_the_offer(
         let cancel = cancel.clone();
         async move { provider.run(cancel).await }
     });
-    wait_until("the offer is up", async || offer(&bus).await.is_some()).await;
+    offer_up(&bus).await;
     // The heartbeat and the deal server.
     assert_eq!(provider.running_tasks(), 2);
 
@@ -115,30 +102,23 @@ async fn a_job_in_progress_is_stopped_and_gives_back_capacity_and_collateral() {
     const PRICE: u64 = 1_000_000;
     const DEPOSIT: u64 = 100 * PRICE;
     ensure_module_images().unwrap();
-    let anvil = Anvil::start(CHAIN).unwrap();
-    let d = deploy_contracts(&anvil, &dev_keys::ADDRESSES).unwrap();
-    let addr = |k: &str| d[k].as_str().unwrap().parse::<Address>().unwrap();
-    let (lilypad, token) = (addr("lilypad"), addr("token"));
-    let url = anvil.url();
-    let p = wallet(&url, dev_keys::PROVIDER);
-    send(LilypadToken::new(token, &p).approve(lilypad, U256::MAX)).await;
-    send(Lilypad::new(lilypad, &p).registerProvider("http://provider.test".into())).await;
-    send(Lilypad::new(lilypad, &p).depositCollateral(U256::from(DEPOSIT))).await;
-    let c = wallet(&url, dev_keys::CLIENT);
-    send(LilypadToken::new(token, &c).approve(lilypad, U256::MAX)).await;
+    let chain = TestChain::deploy(CHAIN, &dev_keys::ADDRESSES);
+    let (lilypad, url) = (chain.lilypad, chain.url());
+    chain
+        .register_provider(
+            dev_keys::PROVIDER,
+            "http://provider.test",
+            U256::from(DEPOSIT),
+        )
+        .await;
+    chain.approve(dev_keys::CLIENT, U256::MAX).await;
 
     let nats = Nats::start().unwrap();
     let bus = Bus::connect(&nats.url(), BusOptions::default())
         .await
         .unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let store = Arc::new(ResultStore::open(scratch.path().join("store")).unwrap());
-    let mut config = ExecutorConfig::new(
-        format!("shutdown-job-{}", std::process::id()),
-        scratch.path().join("work"),
-    );
-    config.pull_policy = PullPolicy::Never;
-    let executor = Executor::connect(config, store, Vec::new()).await.unwrap();
+    let (executor, _) = executor("shutdown-job", scratch.path()).await;
     let registry = Arc::new(ModuleRegistry::load_dirs(&[&job_modules_dir()]).unwrap());
     let settings = ProviderSettings::new(
         dev_keys::PROVIDER.parse().unwrap(),
@@ -147,13 +127,7 @@ async fn a_job_in_progress_is_stopped_and_gives_back_capacity_and_collateral() {
             rpc_url: url.clone(),
             lilypad,
         }],
-        vec![ModulePrice {
-            module: ModuleId {
-                name: "sha256".into(),
-                version: "1.0.0".into(),
-            },
-            price: U256::from(PRICE),
-        }],
+        vec![price("sha256", PRICE)],
     );
     let capacity = CapacityTracker::new(Capacity {
         cpu_millis: 2000,
@@ -168,33 +142,16 @@ async fn a_job_in_progress_is_stopped_and_gives_back_capacity_and_collateral() {
         let cancel = cancel.clone();
         async move { provider.run(cancel).await }
     });
-    wait_until("the offer is up", async || offer(&bus).await.is_some()).await;
+    offer_up(&bus).await;
 
     // The client requests a job; the provider signs a deal nobody puts on-chain, so its task
     // keeps waiting for the agreement.
     let request = Lilypad::JobRequest {
-        module: "sha256".into(),
-        version: "1.0.0".into(),
-        inputs: vec![Lilypad::InputParam {
-            key: "text".into(),
-            value: "stopped".into(),
-        }],
         maxPrice: U256::from(2 * PRICE),
-        matchTimeout: 600,
-        executionTimeout: 600,
-        callbackGasLimit: 0,
-        maxOutputBytes: 1024,
         resultsCollateralMultiplierBps: 20_000,
-        challengeWindow: 0,
+        ..job_request("sha256", "1.0.0", &[("text", "stopped")])
     };
-    let receipt = Lilypad::new(lilypad, &c)
-        .runJob(request)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let receipt = chain.run_job(dev_keys::CLIENT, request).await.receipt;
     let log = receipt
         .inner
         .logs()

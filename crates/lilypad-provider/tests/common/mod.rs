@@ -1,0 +1,38 @@
+//! What the provider's integration tests share: an executor on a scratch directory, and a module
+//! price.
+
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use alloy::primitives::U256;
+use lilypad_executor::{Executor, ExecutorConfig, PullPolicy};
+use lilypad_results::ResultStore;
+use lilypad_types::{ModuleId, ModulePrice};
+
+/// An executor named `name` (its containers are labelled with it) that keeps its result store and
+/// work directories under `scratch`, and never pulls images (tests build theirs locally).
+pub async fn executor(name: &str, scratch: &Path) -> (Executor, Arc<ResultStore>) {
+    let store = Arc::new(ResultStore::open(scratch.join("store")).unwrap());
+    let mut config = ExecutorConfig::new(
+        format!("{name}-{}", std::process::id()),
+        scratch.join("work"),
+    );
+    config.pull_policy = PullPolicy::Never;
+    let executor = Executor::connect(config, Arc::clone(&store), Vec::new())
+        .await
+        .unwrap();
+    (executor, store)
+}
+
+/// `price` for version 1.0.0 of module `name`.
+pub fn price(name: &str, price: u64) -> ModulePrice {
+    ModulePrice {
+        module: ModuleId {
+            name: name.into(),
+            version: "1.0.0".into(),
+        },
+        price: U256::from(price),
+    }
+}
