@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 mod common;
-use common::{executor, price};
+use common::{executor, market_chain, price};
 use std::time::Duration;
 
 use alloy::primitives::{B256, Bytes, U256};
@@ -57,16 +57,8 @@ async fn world_with(
     tweak: impl FnOnce(&mut ProviderSettings),
 ) -> World {
     ensure_module_images().unwrap();
-    let chain = TestChain::deploy(CHAIN, &dev_keys::ADDRESSES);
     // The provider registers and deposits collateral; the client approves its payments.
-    chain
-        .register_provider(
-            dev_keys::PROVIDER,
-            "http://provider.test",
-            U256::from(DEPOSIT),
-        )
-        .await;
-    chain.approve(dev_keys::CLIENT, U256::MAX).await;
+    let chain = market_chain(CHAIN, U256::from(DEPOSIT)).await;
 
     let nats = Nats::start().unwrap();
     let options = BusOptions {

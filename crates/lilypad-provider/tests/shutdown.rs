@@ -18,11 +18,11 @@ use lilypad_provider::unix_now;
 use lilypad_provider::{
     CancellationToken, CapacityTracker, ChainSettings, ProviderSettings, ResourceProvider,
 };
-use lilypad_testkit::{TestChain, job_request};
-use lilypad_types::{Capacity, DealProposal, DealTerms, Offer, SignedDeal};
+use lilypad_testkit::job_request;
+use lilypad_types::{Capacity, DealProposal, DealTerms, ModulePrice, Offer, SignedDeal};
 
 mod common;
-use common::{executor, price};
+use common::{executor, market_chain, price};
 
 async fn offer(bus: &Bus) -> Option<Offer> {
     let (offers, bad) = bus.offers::<Offer>().await.unwrap();
@@ -39,34 +39,41 @@ async fn offer_up(bus: &Bus) {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn cancelling_the_token_stops_and_awaits_every_task_and_removes_the_offer() {
+/// A provider serving `chain` with `prices` and `cpu_millis` of CPU, running on its own NATS
+/// until `cancel` is cancelled; returned once its offer is up.
+struct Running {
+    _nats: Nats,
+    _scratch: tempfile::TempDir,
+    bus: Bus,
+    provider: ResourceProvider,
+    cancel: CancellationToken,
+    run: tokio::task::JoinHandle<Result<(), lilypad_provider::ProviderError>>,
+}
+
+async fn start(
+    name: &str,
+    chain: ChainSettings,
+    prices: Vec<ModulePrice>,
+    cpu_millis: u64,
+    tweak: impl FnOnce(&mut ProviderSettings),
+) -> Running {
     let nats = Nats::start().unwrap();
     let bus = Bus::connect(&nats.url(), BusOptions::default())
         .await
         .unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let (executor, _) = executor("shutdown", scratch.path()).await;
+    let (executor, _) = executor(name, scratch.path()).await;
     let registry = Arc::new(ModuleRegistry::load_dirs(&[&job_modules_dir()]).unwrap());
-    let mut settings = ProviderSettings::new(
-        dev_keys::PROVIDER.parse().unwrap(),
-        vec![ChainSettings {
-            chain_id: 31337,
-            // Nothing listens there: reading collateral fails, and is retried.
-            rpc_url: "http://127.0.0.1:9".into(),
-            lilypad: Address::repeat_byte(0x11),
-        }],
-        vec![price("cowsay", 1_000_000)],
-    );
-    settings.heartbeat = Duration::from_millis(100);
+    let mut settings =
+        ProviderSettings::new(dev_keys::PROVIDER.parse().unwrap(), vec![chain], prices);
+    tweak(&mut settings);
     let capacity = CapacityTracker::new(Capacity {
-        cpu_millis: 1000,
+        cpu_millis,
         memory_bytes: 1 << 30,
         gpu_vram_bytes: Vec::new(),
     });
     let provider =
         ResourceProvider::new(settings, bus.clone(), executor, registry, capacity).unwrap();
-
     let cancel = CancellationToken::new();
     let run = tokio::spawn({
         let provider = provider.clone();
@@ -74,6 +81,38 @@ async fn cancelling_the_token_stops_and_awaits_every_task_and_removes_the_offer(
         async move { provider.run(cancel).await }
     });
     offer_up(&bus).await;
+    Running {
+        _nats: nats,
+        _scratch: scratch,
+        bus,
+        provider,
+        cancel,
+        run,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_the_token_stops_and_awaits_every_task_and_removes_the_offer() {
+    let Running {
+        bus,
+        provider,
+        cancel,
+        run,
+        _nats,
+        _scratch,
+    } = start(
+        "shutdown",
+        ChainSettings {
+            chain_id: 31337,
+            // Nothing listens there: reading collateral fails, and is retried.
+            rpc_url: "http://127.0.0.1:9".into(),
+            lilypad: Address::repeat_byte(0x11),
+        },
+        vec![price("cowsay", 1_000_000)],
+        1000,
+        |s| s.heartbeat = Duration::from_millis(100),
+    )
+    .await;
     // The heartbeat and the deal server.
     assert_eq!(provider.running_tasks(), 2);
 
@@ -102,47 +141,29 @@ async fn a_job_in_progress_is_stopped_and_gives_back_capacity_and_collateral() {
     const PRICE: u64 = 1_000_000;
     const DEPOSIT: u64 = 100 * PRICE;
     ensure_module_images().unwrap();
-    let chain = TestChain::deploy(CHAIN, &dev_keys::ADDRESSES);
+    // The provider registers and deposits collateral; the client approves its payments.
+    let chain = market_chain(CHAIN, U256::from(DEPOSIT)).await;
     let (lilypad, url) = (chain.lilypad, chain.url());
-    chain
-        .register_provider(
-            dev_keys::PROVIDER,
-            "http://provider.test",
-            U256::from(DEPOSIT),
-        )
-        .await;
-    chain.approve(dev_keys::CLIENT, U256::MAX).await;
 
-    let nats = Nats::start().unwrap();
-    let bus = Bus::connect(&nats.url(), BusOptions::default())
-        .await
-        .unwrap();
-    let scratch = tempfile::tempdir().unwrap();
-    let (executor, _) = executor("shutdown-job", scratch.path()).await;
-    let registry = Arc::new(ModuleRegistry::load_dirs(&[&job_modules_dir()]).unwrap());
-    let settings = ProviderSettings::new(
-        dev_keys::PROVIDER.parse().unwrap(),
-        vec![ChainSettings {
+    let Running {
+        bus,
+        provider,
+        cancel,
+        run,
+        _nats,
+        _scratch,
+    } = start(
+        "shutdown-job",
+        ChainSettings {
             chain_id: CHAIN,
             rpc_url: url.clone(),
             lilypad,
-        }],
+        },
         vec![price("sha256", PRICE)],
-    );
-    let capacity = CapacityTracker::new(Capacity {
-        cpu_millis: 2000,
-        memory_bytes: 1 << 30,
-        gpu_vram_bytes: Vec::new(),
-    });
-    let provider =
-        ResourceProvider::new(settings, bus.clone(), executor, registry, capacity).unwrap();
-    let cancel = CancellationToken::new();
-    let run = tokio::spawn({
-        let provider = provider.clone();
-        let cancel = cancel.clone();
-        async move { provider.run(cancel).await }
-    });
-    offer_up(&bus).await;
+        2000,
+        |_| {},
+    )
+    .await;
 
     // The client requests a job; the provider signs a deal nobody puts on-chain, so its task
     // keeps waiting for the agreement.

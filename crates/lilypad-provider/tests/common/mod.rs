@@ -1,5 +1,5 @@
-//! What the provider's integration tests share: an executor on a scratch directory, and a module
-//! price.
+//! What the provider's integration tests share: a chain where the provider is registered, an
+//! executor on a scratch directory, and a module price.
 
 #![allow(clippy::unwrap_used, dead_code)]
 
@@ -7,8 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use alloy::primitives::U256;
+use lilypad_e2e::dev_keys;
 use lilypad_executor::{Executor, ExecutorConfig, PullPolicy};
 use lilypad_results::ResultStore;
+use lilypad_testkit::TestChain;
 use lilypad_types::{ModuleId, ModulePrice};
 
 /// An executor named `name` (its containers are labelled with it) that keeps its result store and
@@ -35,4 +37,15 @@ pub fn price(name: &str, price: u64) -> ModulePrice {
         },
         price: U256::from(price),
     }
+}
+
+/// A test chain with `chain_id` where `dev_keys::PROVIDER` is registered with `deposit` of
+/// collateral and `dev_keys::CLIENT` has approved its payments.
+pub async fn market_chain(chain_id: u64, deposit: U256) -> TestChain {
+    let chain = TestChain::deploy(chain_id, &dev_keys::ADDRESSES);
+    chain
+        .register_provider(dev_keys::PROVIDER, "http://provider.test", deposit)
+        .await;
+    chain.approve(dev_keys::CLIENT, U256::MAX).await;
+    chain
 }
