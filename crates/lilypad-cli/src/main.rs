@@ -263,8 +263,10 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match &cli.command {
-            Command::Relayer(a) => relayer::run(&cli.global, a).await,
-            Command::Solver(a) => solver::run(&cli.global, a).await,
+            // Each service stops when the token is cancelled (Ctrl-C or SIGTERM) and waits for
+            // every task it started.
+            Command::Relayer(a) => relayer::run(&cli.global, a, common::stop_on_signal()).await,
+            Command::Solver(a) => solver::run(&cli.global, a, common::stop_on_signal()).await,
             Command::Provider(a) => {
                 provider::run_provider(&cli.global, a, common::stop_on_signal()).await
             }

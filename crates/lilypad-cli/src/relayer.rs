@@ -6,16 +6,16 @@ use lilypad_bus::{Bus, BusOptions};
 use lilypad_relayer::health::Health;
 use lilypad_relayer::service::{self, Shared};
 use lilypad_store::Store;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::common::select;
 use crate::{Global, RelayerArgs};
 
-pub async fn run(global: &Global, args: &RelayerArgs) -> Result<()> {
+pub async fn run(global: &Global, args: &RelayerArgs, stop: CancellationToken) -> Result<()> {
     let config = crate::common::load_chains(&global.chains)?;
     // Every chain's key and deployment is checked before anything starts: all problems at once.
     let ready = service::prepare(select(&config, &args.only)?)?;
-    let stop = crate::common::stop_on_signal();
     let health = Health::default();
     let servers = TaskTracker::new();
     if let Some(addr) = &args.metrics {

@@ -6,11 +6,12 @@ use anyhow::{Result, bail};
 use lilypad_bus::{Bus, BusOptions};
 use lilypad_modules::ModuleRegistry;
 use lilypad_solver::service::{RpcJobChain, Solver, SolverSettings};
+use tokio_util::sync::CancellationToken;
 
 use crate::common::{load_chains, select};
 use crate::{Global, SolverArgs};
 
-pub async fn run(global: &Global, args: &SolverArgs) -> Result<()> {
+pub async fn run(global: &Global, args: &SolverArgs, stop: CancellationToken) -> Result<()> {
     let config = load_chains(&global.chains)?;
     let mut chains = Vec::new();
     let mut problems = Vec::new();
@@ -32,6 +33,6 @@ pub async fn run(global: &Global, args: &SolverArgs) -> Result<()> {
     let bus = Bus::connect(&global.nats, BusOptions::default()).await?;
     let solver = Arc::new(Solver::new(bus, modules, chains, SolverSettings::default()));
     tracing::info!("solver running");
-    solver.run(crate::common::stop_on_signal()).await?;
+    solver.run(stop).await?;
     Ok(())
 }
