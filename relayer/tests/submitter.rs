@@ -11,12 +11,12 @@ use alloy::signers::local::PrivateKeySigner;
 use lilypad_bindings::{Lilypad, eip712};
 use lilypad_bus::{Bus, Topic};
 use lilypad_config::{Confirmations, GasPolicy};
-use lilypad_e2e::{dev_keys, eventually};
+use lilypad_e2e::{dev_keys, eventually, ok_if};
 use lilypad_relayer::chain::RpcChain;
 use lilypad_relayer::indexer::{Indexer, IndexerSettings};
 use lilypad_relayer::submitter::{PendingTx, SubmitError, Submitted, Submitter, SubmitterSettings};
 use lilypad_store::{Action, Store};
-use lilypad_testkit::{Backends, TestChain, job_request};
+use lilypad_testkit::{Backends, TestChain, job_request, send};
 use lilypad_types::{DealTerms, JobKey, JobStatus, SignedDeal, SignedResult};
 
 const CHAIN: u64 = 31337;
@@ -398,20 +398,19 @@ async fn a_stopped_submitter_gives_up_its_lease_so_another_relayer_takes_over_at
         tokio::spawn(async move { s.run("relayer-a", health, "dev", stop).await })
     };
     // Wait until relayer-a holds the lease: another holder is refused it.
-    let start = std::time::Instant::now();
-    while w
-        .store
-        .try_acquire_lease(&lease, "probe", Duration::from_millis(1))
-        .await
-        .unwrap()
-        .is_some()
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "relayer-a never took the lease"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        Duration::from_secs(60),
+        "relayer-a takes the lease",
+        async || {
+            let probe = w
+                .store
+                .try_acquire_lease(&lease, "probe", Duration::from_millis(1))
+                .await
+                .unwrap();
+            ok_if(probe.is_none(), "the lease is free")
+        },
+    )
+    .await;
     stop.cancel();
     running.await.unwrap();
     // The lease's TTL is 10 s; relayer-b gets it now.
@@ -424,4 +423,55 @@ async fn a_stopped_submitter_gives_up_its_lease_so_another_relayer_takes_over_at
         b.is_some(),
         "relayer-a still holds the lease after stopping"
     );
+}
+
+#[tokio::test]
+async fn a_deal_a_killed_relayer_left_in_flight_still_gets_its_timeout() {
+    let w = world().await;
+    let (job, hash) = run_job(&w, 600).await;
+    // A previous relayer sent agreeDeal, recorded it as pending, and was killed before it saw
+    // the receipt: the deal is on-chain but its timeout was never scheduled.
+    let deal = signed_deal(&w, job, hash, &provider_key());
+    let lilypad = w.chain.lilypad_as(dev_keys::RELAYER);
+    let receipt =
+        send(lilypad.agreeDeal(Lilypad::Deal::from(&deal.terms), deal.signature.clone())).await;
+    let nonce = sent_by_relayer(&w).await - 1;
+    let record = PendingTx {
+        job,
+        call: "agreeDeal".into(),
+        hash: receipt.transaction_hash,
+        attempts: 1,
+    };
+    w.store
+        .record_pending(CHAIN, w.submitter.signer(), nonce, &record)
+        .await
+        .unwrap();
+
+    // The restarted relayer takes the lease and retires the record.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = {
+        let (s, stop) = (w.submitter.clone(), stop.clone());
+        let health = lilypad_relayer::health::Health::default();
+        tokio::spawn(async move { s.run("restarted", health, "dev", stop).await })
+    };
+    eventually(
+        Duration::from_secs(60),
+        "the pending record is retired",
+        async || {
+            let left: Vec<(u64, PendingTx)> =
+                w.store.pending(CHAIN, w.submitter.signer()).await.unwrap();
+            ok_if(left.is_empty(), format!("{left:?}"))
+        },
+    )
+    .await;
+    stop.cancel();
+    running.await.unwrap();
+
+    // Past the execution deadline, the timeout it scheduled is carried out.
+    w.chain.advance(61);
+    assert_eq!(
+        w.submitter.round(Duration::from_millis(100)).await.unwrap(),
+        1
+    );
+    assert_eq!(state(&w, job).await, Some(JobStatus::TimedOut));
 }

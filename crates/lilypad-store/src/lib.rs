@@ -70,7 +70,8 @@ pub enum Action {
 }
 
 impl Action {
-    fn as_str(self) -> &'static str {
+    /// The action's name in Redis and logs.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Expire => "expire",
             Self::Timeout => "timeout",
@@ -78,7 +79,8 @@ impl Action {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    /// The action named `s` (as [`Action::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
             "expire" => Some(Self::Expire),
             "timeout" => Some(Self::Timeout),

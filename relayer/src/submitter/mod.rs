@@ -7,9 +7,10 @@
 //! - Transactions are pipelined: each round sends the waiting deals one after another with
 //!   consecutive nonces and then waits for all of them; then the results; then the due actions.
 //! - Nonces come from Redis (reserved atomically, at least the chain's pending nonce; see
-//!   [`nonce`]). Every transaction sent is recorded there as pending until it is mined, for
-//!   operators and tests to read; a restarted relayer does not read those records yet: it
-//!   recovers from the chain (nonces, and each job's state before anything is sent).
+//!   [`nonce`]). Every transaction sent is recorded there as pending until it is mined; a
+//!   relayer that takes the lease first retires the records a stopped or killed one left
+//!   ([`recover`]: the follow-up of each mined one is scheduled from the job's state), and every
+//!   deal, result and due action is checked against the job's on-chain state before it is sent.
 //! - Fees follow the chain's gas policy: the node's EIP-1559 estimate, capped at `max_fee_gwei`;
 //!   a transaction not mined within `replace_after` is sent again with the same nonce and fees
 //!   raised by `bump_percent` (still capped).
@@ -46,6 +47,7 @@ pub mod fees;
 pub mod gate;
 pub mod nonce;
 mod phases;
+mod recover;
 mod send;
 
 pub use error::SubmitError;
@@ -93,6 +95,37 @@ enum Step {
 struct After {
     done: Action,
     next: Option<Action>,
+}
+
+impl After {
+    /// After `agreeDeal`.
+    const DEAL: After = After {
+        done: Action::Expire,
+        next: Some(Action::Timeout),
+    };
+    /// After `submitResult`.
+    const RESULT: After = After {
+        done: Action::Timeout,
+        next: Some(Action::Settle),
+    };
+
+    /// After the due action `action`.
+    fn action(action: Action) -> After {
+        After {
+            done: action,
+            next: None,
+        }
+    }
+
+    /// What follows the contract function `call`, as the pending records name it (`None` for a
+    /// name this build never sends).
+    fn of_call(call: &str) -> Option<After> {
+        match call {
+            "agreeDeal" => Some(Self::DEAL),
+            "submitResult" => Some(Self::RESULT),
+            other => Action::parse(other).map(Self::action),
+        }
+    }
 }
 
 /// Settings for one chain's submitter.
@@ -241,15 +274,7 @@ impl Submitter {
             providerSignature: deal.signature.clone(),
         };
         let sent = self
-            .dispatch(
-                job,
-                "agreeDeal",
-                call.abi_encode().into(),
-                After {
-                    done: Action::Expire,
-                    next: Some(Action::Timeout),
-                },
-            )
+            .dispatch(job, "agreeDeal", call.abi_encode().into(), After::DEAL)
             .await?;
         Ok(Step::Sent(Box::new(sent)))
     }
@@ -274,15 +299,7 @@ impl Submitter {
             providerSignature: result.signature.clone(),
         };
         let sent = self
-            .dispatch(
-                job,
-                "submitResult",
-                call.abi_encode().into(),
-                After {
-                    done: Action::Timeout,
-                    next: Some(Action::Settle),
-                },
-            )
+            .dispatch(job, "submitResult", call.abi_encode().into(), After::RESULT)
             .await?;
         Ok(Step::Sent(Box::new(sent)))
     }
@@ -314,15 +331,7 @@ impl Submitter {
             Action::Settle => ("settle", Lilypad::settleCall { jobId: job }.abi_encode()),
         };
         let sent = self
-            .dispatch(
-                job,
-                name,
-                data.into(),
-                After {
-                    done: action,
-                    next: None,
-                },
-            )
+            .dispatch(job, name, data.into(), After::action(action))
             .await?;
         Ok(Step::Sent(Box::new(sent)))
     }

@@ -199,6 +199,12 @@ impl Submitter {
                 .try_acquire_lease(&lease_name, holder, self.settings.lease_ttl)
                 .await;
             if let Ok(l) = &held {
+                if l.is_some() && lease.is_none() {
+                    // Newly ours: first retire what a previous holder left in flight.
+                    if let Err(e) = self.recover().await {
+                        tracing::warn!(chain = self.settings.chain_id, error = %e, "could not read the pending transactions left by a previous run; trying again next time the lease is taken");
+                    }
+                }
                 lease.clone_from(l);
             }
             let pause = match held {
