@@ -193,18 +193,24 @@ impl Submitter {
     ) {
         let lease_name = format!("submit:{}:{}", self.settings.chain_id, self.signer);
         let mut lease = None;
+        // Whether what a previous holder left in flight was retired since the lease became ours.
+        let mut recovered = false;
         while !stop.is_cancelled() {
             let held = self
                 .store
                 .try_acquire_lease(&lease_name, holder, self.settings.lease_ttl)
                 .await;
-            if let Ok(l) = &held {
-                if l.is_some() && lease.is_none() {
-                    // Newly ours: first retire what a previous holder left in flight.
-                    if let Err(e) = self.recover().await {
-                        tracing::warn!(chain = self.settings.chain_id, error = %e, "could not read the pending transactions left by a previous run; trying again next time the lease is taken");
+            match &held {
+                Ok(Some(_)) if !recovered => match self.recover().await {
+                    Ok(_) => recovered = true,
+                    Err(e) => {
+                        tracing::warn!(chain = self.settings.chain_id, error = %e, "could not retire the pending transactions a previous run left; trying again next round");
                     }
-                }
+                },
+                Ok(None) => recovered = false,
+                _ => {}
+            }
+            if let Ok(l) = &held {
                 lease.clone_from(l);
             }
             let pause = match held {
