@@ -136,6 +136,21 @@ async fn sent_by_relayer(w: &World) -> u64 {
     p.get_transaction_count(w.submitter.signer()).await.unwrap()
 }
 
+/// `Submitter::run` as relayer `holder`, until the returned token is cancelled.
+fn run_submitter(
+    w: &World,
+    holder: &'static str,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (s, token) = (w.submitter.clone(), stop.clone());
+    let health = lilypad_relayer::health::Health::default();
+    let running = tokio::spawn(async move { s.run(holder, health, "dev", token).await });
+    (stop, running)
+}
+
 async fn state(w: &World, job: U256) -> Option<JobStatus> {
     w.submitter.job_state(job).await.unwrap().0
 }
@@ -391,12 +406,7 @@ async fn a_batch_of_deals_is_pipelined_into_one_block() {
 async fn a_stopped_submitter_gives_up_its_lease_so_another_relayer_takes_over_at_once() {
     let w = world().await;
     let lease = format!("submit:{CHAIN}:{}", w.submitter.signer());
-    let stop = tokio_util::sync::CancellationToken::new();
-    let running = {
-        let (s, stop) = (w.submitter.clone(), stop.clone());
-        let health = lilypad_relayer::health::Health::default();
-        tokio::spawn(async move { s.run("relayer-a", health, "dev", stop).await })
-    };
+    let (stop, running) = run_submitter(&w, "relayer-a");
     // Wait until relayer-a holds the lease: another holder is refused it.
     eventually(
         Duration::from_secs(60),
@@ -448,12 +458,7 @@ async fn a_deal_a_killed_relayer_left_in_flight_still_gets_its_timeout() {
         .unwrap();
 
     // The restarted relayer takes the lease and retires the record.
-    let stop = tokio_util::sync::CancellationToken::new();
-    let running = {
-        let (s, stop) = (w.submitter.clone(), stop.clone());
-        let health = lilypad_relayer::health::Health::default();
-        tokio::spawn(async move { s.run("restarted", health, "dev", stop).await })
-    };
+    let (stop, running) = run_submitter(&w, "restarted");
     eventually(
         Duration::from_secs(60),
         "the pending record is retired",

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 mod common;
-use common::{executor, market_chain, price};
+use common::{executor, market_chain, price, requested};
 use std::time::Duration;
 
 use alloy::primitives::{B256, Bytes, U256};
@@ -19,7 +19,7 @@ use lilypad_e2e::{
 };
 use lilypad_executor::Executor;
 use lilypad_modules::ModuleRegistry;
-use lilypad_provider::mediator::{Mediator, job_from_event, rerun};
+use lilypad_provider::mediator::{Mediator, rerun};
 use lilypad_provider::{
     CapacityTracker, ChainSettings, ProviderSettings, ResourceProvider, unix_now,
 };
@@ -126,13 +126,7 @@ impl World {
             ..job_request(module, "1.0.0", inputs)
         };
         let receipt = self.chain.run_job(dev_keys::CLIENT, request).await.receipt;
-        let log = receipt
-            .inner
-            .logs()
-            .iter()
-            .find_map(|l| l.log_decode::<Lilypad::JobRequested>().ok())
-            .unwrap();
-        job_from_event(CHAIN, self.chain.lilypad, &log.inner.data, &log)
+        requested(CHAIN, self.chain.lilypad, &receipt)
     }
 
     /// Terms as an honest solver proposes them: the provider's price, collateral as the

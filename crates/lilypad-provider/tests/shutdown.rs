@@ -13,7 +13,6 @@ use lilypad_bindings::Lilypad;
 use lilypad_bus::{Bus, BusOptions};
 use lilypad_e2e::{Nats, dev_keys, ensure_module_images, eventually, job_modules_dir, ok_if};
 use lilypad_modules::ModuleRegistry;
-use lilypad_provider::mediator::job_from_event;
 use lilypad_provider::unix_now;
 use lilypad_provider::{
     CancellationToken, CapacityTracker, ChainSettings, ProviderSettings, ResourceProvider,
@@ -22,7 +21,7 @@ use lilypad_testkit::job_request;
 use lilypad_types::{Capacity, DealProposal, DealTerms, ModulePrice, Offer, SignedDeal};
 
 mod common;
-use common::{executor, market_chain, price};
+use common::{executor, market_chain, price, requested};
 
 async fn offer(bus: &Bus) -> Option<Offer> {
     let (offers, bad) = bus.offers::<Offer>().await.unwrap();
@@ -173,13 +172,7 @@ async fn a_job_in_progress_is_stopped_and_gives_back_capacity_and_collateral() {
         ..job_request("sha256", "1.0.0", &[("text", "stopped")])
     };
     let receipt = chain.run_job(dev_keys::CLIENT, request).await.receipt;
-    let log = receipt
-        .inner
-        .logs()
-        .iter()
-        .find_map(|l| l.log_decode::<Lilypad::JobRequested>().ok())
-        .unwrap();
-    let job = job_from_event(CHAIN, lilypad, &log.inner.data, &log);
+    let job = requested(CHAIN, lilypad, &receipt);
     let terms = DealTerms {
         job_id: job.key.job_id,
         request_hash: job.request_hash,

@@ -17,12 +17,7 @@ impl Submitter {
         if pending.is_empty() {
             return Ok(0);
         }
-        let mined = self
-            .provider
-            .get_transaction_count(self.signer)
-            .latest()
-            .await
-            .map_err(|e| rpc("eth_getTransactionCount")(e.to_string()))?;
+        let mined = self.transaction_count(false).await?;
         let mut retired = 0;
         for (n, tx) in pending {
             if !nonce::is_mined(n, mined) {

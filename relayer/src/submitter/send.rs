@@ -18,6 +18,20 @@ pub(super) struct Sent {
 }
 
 impl Submitter {
+    /// The signer's transaction count: the mined ones, or with `pending` those in the node's
+    /// pool too (the next nonce the node would give).
+    pub(super) async fn transaction_count(&self, pending: bool) -> Result<u64, SubmitError> {
+        let count = self.provider.get_transaction_count(self.signer);
+        let count = if pending {
+            count.pending()
+        } else {
+            count.latest()
+        };
+        count
+            .await
+            .map_err(|e| rpc("eth_getTransactionCount")(e.to_string()))
+    }
+
     /// Estimates, prices and sends a call to Lilypad with the next nonce from Redis, and returns
     /// without waiting for it to be mined ([`Submitter::confirm`] does). Sends are made one at a
     /// time, so nonces go out in order with no gap; confirmations may then overlap.
@@ -49,12 +63,7 @@ impl Submitter {
             .map_err(|e| rpc("fee estimate")(e.to_string()))?;
         let fees = Fees::first(estimate.max_fee_per_gas, &self.settings.gas);
 
-        let chain_nonce = self
-            .provider
-            .get_transaction_count(self.signer)
-            .pending()
-            .await
-            .map_err(|e| rpc("eth_getTransactionCount")(e.to_string()))?;
+        let chain_nonce = self.transaction_count(true).await?;
         let nonce = self.nonces().reserve(chain_nonce).await?;
         let mut sent = Sent {
             job,
@@ -88,12 +97,7 @@ impl Submitter {
             Ok(p) => p,
             Err(e) => {
                 // The nonce was not used: resynchronise with the chain so no gap is left.
-                if let Ok(n) = self
-                    .provider
-                    .get_transaction_count(self.signer)
-                    .pending()
-                    .await
-                {
+                if let Ok(n) = self.transaction_count(true).await {
                     self.nonces().resync(n).await?;
                 }
                 return Err(rpc(format!(
@@ -146,12 +150,7 @@ impl Submitter {
                 }
                 Err(e) => {
                     // Maybe an earlier attempt with this nonce was mined meanwhile.
-                    let mined = self
-                        .provider
-                        .get_transaction_count(self.signer)
-                        .latest()
-                        .await
-                        .map_err(|e| rpc("eth_getTransactionCount")(e.to_string()))?;
+                    let mined = self.transaction_count(false).await?;
                     if nonce::is_mined(sent.nonce, mined)
                         && let Some(r) = self.find_receipt(sent.hash).await?
                     {

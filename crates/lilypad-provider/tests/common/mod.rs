@@ -6,12 +6,15 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use alloy::primitives::U256;
+use alloy::primitives::{Address, U256};
+use alloy::rpc::types::TransactionReceipt;
+use lilypad_bindings::Lilypad;
 use lilypad_e2e::dev_keys;
 use lilypad_executor::{Executor, ExecutorConfig, PullPolicy};
+use lilypad_provider::mediator::job_from_event;
 use lilypad_results::ResultStore;
 use lilypad_testkit::TestChain;
-use lilypad_types::{ModuleId, ModulePrice};
+use lilypad_types::{JobRequested, ModuleId, ModulePrice};
 
 /// An executor named `name` (its containers are labelled with it) that keeps its result store and
 /// work directories under `scratch`, and never pulls images (tests build theirs locally).
@@ -48,4 +51,15 @@ pub async fn market_chain(chain_id: u64, deposit: U256) -> TestChain {
         .await;
     chain.approve(dev_keys::CLIENT, U256::MAX).await;
     chain
+}
+
+/// The job message for the `JobRequested` event in a `runJob` receipt on chain `chain_id`.
+pub fn requested(chain_id: u64, lilypad: Address, receipt: &TransactionReceipt) -> JobRequested {
+    let log = receipt
+        .inner
+        .logs()
+        .iter()
+        .find_map(|l| l.log_decode::<Lilypad::JobRequested>().ok())
+        .unwrap();
+    job_from_event(chain_id, lilypad, &log.inner.data, &log)
 }
