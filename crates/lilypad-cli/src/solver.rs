@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use lilypad_bus::{Bus, BusOptions};
 use lilypad_modules::ModuleRegistry;
-use lilypad_solver::service::{RpcJobChain, Solver, SolverSettings};
+use lilypad_solver::service::{Solver, SolverSettings, connect_chains};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::{load_chains, select};
@@ -13,20 +13,8 @@ use crate::{Global, SolverArgs};
 
 pub async fn run(global: &Global, args: &SolverArgs, stop: CancellationToken) -> Result<()> {
     let config = load_chains(&global.chains)?;
-    let mut chains = Vec::new();
-    let mut problems = Vec::new();
-    for chain in select(&config, &args.only)? {
-        match chain.contracts() {
-            Ok(c) => match RpcJobChain::new(&chain.rpc, c.lilypad) {
-                Ok(r) => chains.push((chain.chain_id, r)),
-                Err(e) => problems.push(format!("chain {}: {e}", chain.name)),
-            },
-            Err(e) => problems.push(e.to_string()),
-        }
-    }
-    if !problems.is_empty() {
-        bail!("the solver cannot start:\n  - {}", problems.join("\n  - "));
-    }
+    // Every chain's deployment and RPC URL is checked before anything starts.
+    let chains = connect_chains(select(&config, &args.only)?)?;
     let modules =
         ModuleRegistry::load_dirs(&args.modules.iter().map(|p| p.as_path()).collect::<Vec<_>>())
             .map_err(|e| anyhow::anyhow!("{e}"))?;

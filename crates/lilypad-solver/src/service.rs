@@ -86,6 +86,9 @@ pub enum SolverError {
     /// The job names a chain this solver has no RPC for.
     #[error("job {0} is on a chain this solver does not serve")]
     UnknownChain(JobKey),
+    /// Chains whose deployment or RPC endpoint cannot be used; every problem is listed.
+    #[error("the solver cannot start:\n  - {}", .0.join("\n  - "))]
+    Config(Vec<String>),
 }
 
 fn now() -> u64 {
@@ -322,6 +325,29 @@ pub struct RpcJobChain {
     lilypad: alloy_primitives::Address,
 }
 
+/// A reader of every chain in `chains`, by chain id, checked before anything starts: all
+/// problems (a missing deployment, a bad RPC URL) reported at once.
+pub fn connect_chains<'c>(
+    chains: impl IntoIterator<Item = &'c lilypad_config::ChainConfig>,
+) -> Result<Vec<(u64, RpcJobChain)>, SolverError> {
+    let mut ready = Vec::new();
+    let mut problems = Vec::new();
+    for chain in chains {
+        match chain.contracts() {
+            Ok(c) => match RpcJobChain::new(&chain.rpc, c.lilypad) {
+                Ok(r) => ready.push((chain.chain_id, r)),
+                Err(e) => problems.push(format!("chain {}: {e}", chain.name)),
+            },
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if problems.is_empty() {
+        Ok(ready)
+    } else {
+        Err(SolverError::Config(problems))
+    }
+}
+
 impl RpcJobChain {
     /// A reader of the Lilypad contract at `lilypad` through `rpc` (an http(s) URL).
     pub fn new(rpc: &str, lilypad: alloy_primitives::Address) -> Result<Self, String> {
@@ -360,5 +386,53 @@ impl JobChain for RpcJobChain {
             match_deadline: deadline,
             timeout_collateral_bps: job.timeoutCollateralBps,
         }))
+    }
+}
+
+#[cfg(test)]
+mod connect_tests {
+    use super::*;
+
+    fn chains(text: &str) -> lilypad_config::ChainsConfig {
+        lilypad_config::ChainsConfig::parse(
+            text,
+            std::path::Path::new("/nonexistent/chains.toml"),
+            &Default::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_chain_whose_deployment_cannot_be_read_is_named_before_anything_starts() {
+        let config = chains(
+            r#"
+[defaults]
+signer = { env = "K" }
+
+[[chains]]
+name = "good"
+chain_id = 1
+rpc = "http://127.0.0.1:8545"
+contracts = { lilypad = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed" }
+
+[[chains]]
+name = "gone-a"
+chain_id = 2
+rpc = "http://127.0.0.1:8546"
+deployment = "a.json"
+
+[[chains]]
+name = "gone-b"
+chain_id = 3
+rpc = "http://127.0.0.1:8547"
+deployment = "b.json"
+"#,
+        );
+        let e = connect_chains(&config.chains).unwrap_err().to_string();
+        assert!(e.starts_with("the solver cannot start:"), "{e}");
+        assert!(e.contains("a.json") && e.contains("b.json"), "{e}");
+        assert!(!e.contains("good"), "{e}");
+        let ready = connect_chains(config.chains.iter().take(1)).unwrap();
+        assert_eq!(ready.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [1]);
     }
 }
