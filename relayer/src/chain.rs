@@ -8,7 +8,7 @@ use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
 use lilypad_bindings::Lilypad;
-use lilypad_chain::RpcOptions;
+use lilypad_chain::{ChainClientError, RpcOptions};
 use lilypad_types::JobRequested;
 
 /// A chain that could not be read.
@@ -91,15 +91,12 @@ impl RpcChain {
                 op: "connecting".into(),
                 reason: e.to_string(),
             })?;
-        let actual = provider
-            .get_chain_id()
-            .await
-            .map_err(|e| rpc("eth_chainId")(e.to_string()))?;
-        if actual != chain_id {
-            return Err(ChainError::WrongChain {
-                expected: chain_id,
-                actual,
-            });
+        match lilypad_chain::check_chain_id(&provider, chain_id).await {
+            Ok(()) => {}
+            Err(ChainClientError::WrongChain { expected, actual }) => {
+                return Err(ChainError::WrongChain { expected, actual });
+            }
+            Err(e) => return Err(rpc("eth_chainId")(e.to_string())),
         }
         Ok(Self {
             provider,

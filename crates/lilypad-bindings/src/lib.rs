@@ -40,3 +40,12 @@ mod generated {
 }
 
 pub use generated::*;
+
+/// A failed contract call as a person reads it: `the contract refused: NotProvider(..)` when the
+/// revert is one of Lilypad's custom errors (decoded by name), else the error itself.
+pub fn revert_reason(e: &alloy::contract::Error) -> String {
+    match e.as_decoded_interface_error::<Lilypad::LilypadErrors>() {
+        Some(decoded) => format!("the contract refused: {decoded:?}"),
+        None => e.to_string(),
+    }
+}

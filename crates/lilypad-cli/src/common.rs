@@ -90,8 +90,5 @@ pub fn stop_on_signal() -> CancellationToken {
 
 /// A contract call's error, with Lilypad's custom error decoded by name when it is one.
 pub fn revert(e: alloy::contract::Error) -> anyhow::Error {
-    match e.as_decoded_interface_error::<lilypad_bindings::Lilypad::LilypadErrors>() {
-        Some(decoded) => anyhow::anyhow!("the contract refused: {decoded:?}"),
-        None => anyhow::anyhow!("{e}"),
-    }
+    anyhow::anyhow!(lilypad_bindings::revert_reason(&e))
 }

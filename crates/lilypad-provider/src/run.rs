@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
-use alloy::providers::{DynProvider, Provider};
+use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
 use lilypad_bindings::{Lilypad, LilypadToken};
 use lilypad_bus::{Bus, BusError, BusOptions};
+use lilypad_chain::ChainClientError;
 use lilypad_executor::{Executor, ExecutorConfig, Gpu};
 use lilypad_modules::ModuleRegistry;
 use lilypad_results::ResultStore;
@@ -207,14 +208,6 @@ fn wallet(chain: &ServiceChain, signer: PrivateKeySigner) -> Result<DynProvider,
     })
 }
 
-/// A contract call's error, with Lilypad's custom error decoded by name when it is one.
-fn revert(e: &alloy::contract::Error) -> String {
-    match e.as_decoded_interface_error::<Lilypad::LilypadErrors>() {
-        Some(decoded) => format!("the contract refused: {decoded:?}"),
-        None => e.to_string(),
-    }
-}
-
 /// Registers `signer` as a provider or mediator on `chain` and tops its free collateral up to
 /// `collateral`.
 async fn ensure_registered(
@@ -234,17 +227,17 @@ async fn ensure_registered(
         }
     };
     let provider = wallet(chain, signer.clone())?;
-    let actual = provider
-        .get_chain_id()
-        .await
-        .map_err(|e| err(&format!("reaching {}", chain.rpc_url))(e.to_string()))?;
-    if actual != chain.chain_id {
-        return Err(RunError::WrongChain {
-            chain: chain.name.clone(),
-            url: chain.rpc_url.clone(),
-            actual,
-            expected: chain.chain_id,
-        });
+    match lilypad_chain::check_chain_id(&provider, chain.chain_id).await {
+        Ok(()) => {}
+        Err(ChainClientError::WrongChain { expected, actual }) => {
+            return Err(RunError::WrongChain {
+                chain: chain.name.clone(),
+                url: chain.rpc_url.clone(),
+                actual,
+                expected,
+            });
+        }
+        Err(e) => return Err(err(&format!("reaching {}", chain.rpc_url))(e.to_string())),
     }
     let lilypad = Lilypad::new(chain.lilypad, &provider);
     let me = signer.address();
@@ -269,7 +262,7 @@ async fn ensure_registered(
         } else {
             lilypad.registerProvider(metadata.into()).send().await
         };
-        sent.map_err(|e| err(&what)(revert(&e)))?
+        sent.map_err(|e| err(&what)(lilypad_bindings::revert_reason(&e)))?
             .get_receipt()
             .await
             .map_err(|e| err(&what)(e.to_string()))?;
