@@ -79,6 +79,9 @@ pub enum ChainClientError {
         "cannot reach the RPC endpoint (eth_chainId failed: {0}); check the URL and that the node is up"
     )]
     Unreachable(String),
+    /// The endpoint could not answer for the latest block, or has none.
+    #[error("eth_getBlockByNumber(latest) failed: {0}")]
+    NoLatestBlock(String),
     /// The endpoint serves another chain than the configuration says.
     #[error(
         "the RPC endpoint serves chain {actual}, but the configuration says {expected} (fix: point rpc at a node of chain {expected}, or correct chain_id)"
@@ -119,6 +122,17 @@ pub fn set_poll_interval(provider: &DynProvider, every: Duration) {
     provider
         .client()
         .set_poll_interval(every.max(MIN_POLL_INTERVAL));
+}
+
+/// The chain's clock: the timestamp of its latest block, which the contract's deadlines follow
+/// (never this machine's clock).
+pub async fn chain_time(provider: &DynProvider) -> Result<u64, ChainClientError> {
+    provider
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .map_err(|e| ChainClientError::NoLatestBlock(e.to_string()))?
+        .map(|b| b.header.timestamp)
+        .ok_or_else(|| ChainClientError::NoLatestBlock("the node has no latest block".into()))
 }
 
 /// Checks that the endpoint behind `provider` serves chain `expected`.

@@ -51,3 +51,15 @@ async fn a_request_to_an_endpoint_that_never_answers_fails_instead_of_hanging() 
     let e = answer.unwrap_err();
     assert!(e.is_transport_error(), "{e}");
 }
+
+#[tokio::test]
+async fn chain_time_is_the_latest_blocks_timestamp_not_this_machines_clock() {
+    let anvil = Anvil::start(31339).unwrap();
+    let client = connect(&anvil.url(), &RpcOptions::default()).unwrap();
+    // A block far in the future: the chain's clock follows it.
+    lilypad_e2e::json_rpc(anvil.service.port(), "evm_mine", "[4000000000]").unwrap();
+    assert_eq!(
+        lilypad_chain::chain_time(&client).await.unwrap(),
+        4_000_000_000
+    );
+}

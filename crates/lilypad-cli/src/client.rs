@@ -219,10 +219,7 @@ pub async fn challenge(global: &Global, args: &ChallengeArgs) -> Result<()> {
             job.client
         );
     }
-    let now = provider
-        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-        .await?
-        .map_or(0, |b| b.header.timestamp);
+    let now = lilypad_chain::chain_time(provider).await?;
     if now >= job.deadline.to::<u64>() {
         bail!(
             "job {id}'s challenge window closed at chain time {} (now {now}); the result stands",

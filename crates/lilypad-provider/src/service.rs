@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use alloy::primitives::{Address, Bytes, U256};
-use alloy::providers::{DynProvider, Provider};
+use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
 use lilypad_bindings::Lilypad;
 use lilypad_bindings::eip712::{self, Deal};
@@ -219,11 +219,9 @@ pub fn unix_now() -> u64 {
 
 /// The timestamp of the chain's latest block: the clock the contract's deadlines follow.
 async fn chain_now(rpc: &DynProvider) -> Result<u64, String> {
-    rpc.get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+    lilypad_chain::chain_time(rpc)
         .await
-        .map_err(|e| e.to_string())?
-        .map(|b| b.header.timestamp)
-        .ok_or_else(|| "the node has no latest block".to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// A read-only RPC connection to `url`.

@@ -363,7 +363,6 @@ impl JobChain for RpcJobChain {
         key: JobKey,
         request_hash: alloy_primitives::B256,
     ) -> Result<Option<OpenJob>, String> {
-        use alloy::providers::Provider;
         let lilypad = lilypad_bindings::Lilypad::new(self.lilypad, &self.provider);
         let job = lilypad
             .getJob(key.job_id)
@@ -372,13 +371,9 @@ impl JobChain for RpcJobChain {
             .map_err(|e| e.to_string())?;
         let deadline: u64 = job.deadline.to::<u64>();
         // The chain's clock, not this machine's, decides whether the deadline has passed.
-        let latest = self
-            .provider
-            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        let chain_now = lilypad_chain::chain_time(&self.provider)
             .await
-            .map_err(|e| e.to_string())?
-            .ok_or("the node has no latest block")?;
-        let chain_now = latest.header.timestamp;
+            .map_err(|e| e.to_string())?;
         let open = job.state() == Some(lilypad_types::JobStatus::Requested)
             && job.requestHash == request_hash
             && deadline > chain_now;

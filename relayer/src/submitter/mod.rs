@@ -22,7 +22,6 @@ use std::collections::HashSet;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use alloy::eips::BlockNumberOrTag;
 use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, PendingTransactionBuilder, Provider};
@@ -226,13 +225,9 @@ impl Submitter {
 
     /// The chain's clock: the latest block's timestamp.
     pub async fn chain_time(&self) -> Result<u64, SubmitError> {
-        let block = self
-            .provider
-            .get_block_by_number(BlockNumberOrTag::Latest)
+        lilypad_chain::chain_time(&self.provider)
             .await
-            .map_err(|e| rpc("eth_getBlockByNumber(latest)")(e.to_string()))?
-            .ok_or_else(|| rpc("eth_getBlockByNumber(latest)")("no block".into()))?;
-        Ok(block.header.timestamp)
+            .map_err(|e| rpc("eth_getBlockByNumber(latest)")(e.to_string()))
     }
 
     /// Lands a signed deal unless the job is no longer waiting for one; schedules its timeout.
