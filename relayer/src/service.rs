@@ -82,15 +82,24 @@ pub struct Shared {
     pub bus: Bus,
     /// This relayer's name in submitter leases (unique per process).
     pub holder: String,
-    /// What `/health` reports.
+    /// What `/health` reports (from [`health_for`]).
     pub health: Health,
+}
+
+/// The health of `chains`, each registered before anything happened on it, so `/health` names
+/// every chain from the moment it is served.
+pub fn health_for(chains: &[ReadyChain]) -> Health {
+    let health = Health::default();
+    for ready in chains {
+        health.register(&ready.chain.name);
+    }
+    health
 }
 
 /// Serves every chain until `stop` is cancelled, then waits for every chain's tasks to end.
 pub async fn run(chains: Vec<ReadyChain>, shared: Shared, stop: CancellationToken) {
     let tasks = TaskTracker::new();
     for ready in chains {
-        shared.health.register(&ready.chain.name);
         tracing::info!(chain = %ready.chain.name, chain_id = ready.chain.chain_id, lilypad = %ready.contracts.lilypad, signer = %ready.key.address(), "serving chain");
         tasks.spawn(serve_chain(ready, shared.clone(), stop.clone()));
     }

@@ -3,7 +3,6 @@
 
 use anyhow::Result;
 use lilypad_bus::{Bus, BusOptions};
-use lilypad_relayer::health::Health;
 use lilypad_relayer::service::{self, Shared};
 use lilypad_store::Store;
 use tokio_util::sync::CancellationToken;
@@ -16,7 +15,7 @@ pub async fn run(global: &Global, args: &RelayerArgs, stop: CancellationToken) -
     let config = crate::common::load_chains(&global.chains)?;
     // Every chain's key and deployment is checked before anything starts: all problems at once.
     let ready = service::prepare(select(&config, &args.only)?)?;
-    let health = Health::default();
+    let health = service::health_for(&ready);
     let servers = TaskTracker::new();
     if let Some(addr) = &args.metrics {
         let slowest = ready
