@@ -115,7 +115,11 @@ mod tests {
             required: U256::from(3),
         }
         .abi_encode();
-        assert!(decode_error(&data).unwrap().starts_with("NotEnoughMediators {"));
+        assert!(
+            decode_error(&data)
+                .unwrap()
+                .starts_with("NotEnoughMediators {")
+        );
     }
 
     #[test]

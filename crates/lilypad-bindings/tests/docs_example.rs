@@ -12,7 +12,9 @@ fn read(relative: &str) -> String {
 #[test]
 fn the_five_minute_client_in_the_docs_is_the_tested_one() {
     let docs = read("docs/solidity.md");
-    let section = &docs[docs.find("## In five minutes").expect("the five-minute section")..];
+    let section = &docs[docs
+        .find("## In five minutes")
+        .expect("the five-minute section")..];
     let block = &section[section.find("```solidity\n").expect("a solidity block") + 12..];
     let block = &block[..block.find("```").expect("the block's end")];
     let tested = read("contracts/test/docs/MyClient.sol");

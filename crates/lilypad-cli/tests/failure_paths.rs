@@ -43,8 +43,8 @@ async fn a_failed_job_reaches_the_client_with_its_exit_code_and_the_provider_is_
     assert_eq!(stack.credited(CLIENT).await, U256::from(MAX_PRICE - PRICE));
 }
 
-/// A job no provider offers expires: the relayer expires it once the match deadline passes on the
-/// chain, and the client gets its whole max price back.
+/// A job no provider offers, requested anyway (`--any-module`), expires: the relayer expires it once
+/// the match deadline passes on the chain, and the client gets its whole max price back.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_job_nobody_offers_expires_and_the_client_gets_its_max_price_back() {
     let stack = Stack::start(Options::default()).await;
@@ -53,6 +53,7 @@ async fn a_job_nobody_offers_expires_and_the_client_gets_its_max_price_back() {
         &[
             "run",
             "no-such-module",
+            "--any-module",
             "--chain",
             "dev",
             "--match-timeout",
