@@ -86,7 +86,7 @@ impl ProviderSettings {
     /// Settings with the defaults: heartbeat 10 s, deal expiry between 5 s and 10 min ahead,
     /// agreement polled every 100 ms (a deal holds capacity until its expiry; a late agreement
     /// is watched for 30 s more), results published with jittered exponential backoff from
-    /// 500 ms to 15 s until the job's deadline and watched on-chain every 2 s, nothing kept on
+    /// 500 ms to 10 s until the job's deadline and watched on-chain every 2 s, nothing kept on
     /// disk (`state_dir` is `None`; `lilypad provider` sets it).
     pub fn new(
         signer: PrivateKeySigner,
@@ -102,7 +102,7 @@ impl ProviderSettings {
             min_deal_expiry: Duration::from_secs(5),
             agreement_poll: Duration::from_millis(100),
             publish_min_delay: Duration::from_millis(500),
-            publish_max_delay: Duration::from_secs(15),
+            publish_max_delay: Duration::from_secs(10),
             result_poll: Duration::from_secs(2),
             agreement_grace: Duration::from_secs(30),
             state_dir: None,
