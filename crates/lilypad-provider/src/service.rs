@@ -770,7 +770,7 @@ impl ResourceProvider {
         self.inner
             .registry
             .get(&job.spec.module, &job.spec.version)
-            .map(|m| m.resources.clone())
+            .map(|m| m.resources)
             .unwrap_or(lilypad_modules::Resources {
                 cpu_millis: 0,
                 memory_bytes: 0,
