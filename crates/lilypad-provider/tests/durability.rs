@@ -434,3 +434,43 @@ async fn a_deal_agreed_while_its_provider_was_down_is_run_after_the_restart() {
     cancel.cancel();
     run.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finished_result_is_retried_until_the_results_stream_takes_it_again() {
+    let w = world().await;
+    let provider = w.provider("stream", &w.nats.url(), 2000, |_| {}).await;
+    let _deals = provider.serve_deals().await.unwrap();
+    let job = w.request("sha256", &[("text", "stream away")]).await;
+    let deal = w
+        .propose(&w.proposal(&job, Duration::from_secs(120)))
+        .await
+        .unwrap();
+    // JetStream loses the results stream (as a server restarted without its store does, or a
+    // cluster while it elects the stream's leader): every publish is refused at once, so nothing
+    // waits in the client to be sent later.
+    let js = async_nats::jetstream::new(w.bus.client().clone());
+    js.delete_stream(Topic::Results.stream()).await.unwrap();
+    w.agree(&deal).await;
+    eventually(
+        Duration::from_secs(60),
+        "the job has finished",
+        async || {
+            let cpu = provider.capacity().free().cpu_millis;
+            let agreed = w.status(job.key).await == Some(JobStatus::Agreed);
+            ok_if(cpu == 2000 && agreed, cpu)
+        },
+    )
+    .await;
+    // The fault itself: 25 s without the stream, longer than the old five doubling attempts
+    // (about 15 s) took to give up. Not a wait for anything to happen.
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    // Any service connecting creates the stream again.
+    Bus::connect(&w.nats.url(), BusOptions::default())
+        .await
+        .unwrap();
+
+    let result = w.next_result(Duration::from_secs(60)).await;
+    assert_eq!(result.key, job.key);
+    w.submit(&result).await;
+    assert_eq!(w.status(job.key).await, Some(JobStatus::ResultSubmitted));
+}
