@@ -268,14 +268,17 @@ pub(crate) enum Agreement {
 }
 
 /// What one read of the chain (`job`, `chain_time`, either of which may have failed) and this
-/// machine's clock (`now`) say about a deal signed for `key`, valid until `expiry`, for a job whose
-/// match deadline is `match_deadline`. `agreeDeal` needs `block.timestamp <= expiry` and
+/// machine's clock (`now`) say about a deal signed for `key` and `request_hash`, valid until
+/// `expiry`, for a job whose match deadline is `match_deadline`. A job on-chain with another
+/// request hash is another job (a dev chain started afresh under a kept deal): lost. `agreeDeal` needs `block.timestamp <= expiry` and
 /// `< match_deadline`: once the chain's clock is past either, the deal can never land; once this
 /// machine's clock is past either (blocks follow wall time, so the next block will be too, on any
 /// live chain), it is [`Agreement::Expired`]. A failed read decides nothing but the clocks.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn agreement(
     me: Address,
     key: lilypad_types::JobKey,
+    request_hash: alloy::primitives::B256,
     job: Result<&Lilypad::Job, &str>,
     chain_time: Option<u64>,
     now: u64,
@@ -283,6 +286,12 @@ pub(crate) fn agreement(
     match_deadline: u64,
 ) -> Agreement {
     if let Ok(job) = job {
+        if job.requestHash != request_hash {
+            return Agreement::Lost(format!(
+                "job {key} on-chain is another request (request hash {}, the deal's {request_hash}): the chain was started afresh",
+                job.requestHash
+            ));
+        }
         let status = job.state();
         if status == Some(JobStatus::Agreed) && job.provider == me {
             return Agreement::Agreed {
@@ -745,7 +754,8 @@ mod tests {
 
     fn agreement_of(job: Result<&Lilypad::Job, &str>, chain: Option<u64>, now: u64) -> Agreement {
         let key = proposal().job.key;
-        agreement(me(), key, job, chain, now, NOW + 60, NOW + 120)
+        let hash = B256::repeat_byte(0x42);
+        agreement(me(), key, hash, job, chain, now, NOW + 60, NOW + 120)
     }
 
     #[test]
@@ -777,6 +787,19 @@ mod tests {
         );
         job.status = JobStatus::Expired as u8;
         job.provider = Address::ZERO;
+        assert!(matches!(
+            agreement_of(Ok(&job), Some(NOW), NOW),
+            Agreement::Lost(_)
+        ));
+        // Another request under the same id (the chain started afresh): not this deal's job.
+        let mut other = facts().job.unwrap();
+        other.status = JobStatus::Agreed as u8;
+        other.provider = me();
+        other.requestHash = B256::repeat_byte(0x43);
+        let Agreement::Lost(why) = agreement_of(Ok(&other), Some(NOW), NOW) else {
+            panic!("another request is lost");
+        };
+        assert!(why.contains("another request"), "{why}");
         assert!(matches!(
             agreement_of(Ok(&job), Some(NOW), NOW),
             Agreement::Lost(_)

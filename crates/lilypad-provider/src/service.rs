@@ -723,7 +723,7 @@ impl ResourceProvider {
                 tokio::select! {
                     biased;
                     _ = cancel.cancelled() => {}
-                    _ = me.deliver(record) => {}
+                    _ = me.redeliver(record) => {}
                 }
             });
         }
@@ -825,6 +825,7 @@ impl ResourceProvider {
             let decided = checks::agreement(
                 self.inner.address,
                 key,
+                record.job.request_hash,
                 job.as_ref().map_err(String::as_str),
                 chain_time.ok(),
                 now,
@@ -1011,7 +1012,59 @@ impl ResourceProvider {
                 signature: Bytes::from(signature.as_bytes().to_vec()),
             },
             deadline,
+            request_hash: job.request_hash,
         })
+    }
+
+    /// Delivers a result kept from a previous run once the chain confirms it is still wanted:
+    /// the job there has the same request hash and is agreed with this provider (a dev chain
+    /// started afresh reuses job ids, and a stale result would take the new job's message id).
+    /// The job is read until that is known, up to the result's deadline.
+    async fn redeliver(&self, record: ResultRecord) {
+        let key = record.result.key;
+        let Some(chain) = self.inner.chains.get(&key.chain_id) else {
+            tracing::warn!(
+                "job {key}: a result kept from a previous run is for chain {}, which this provider no longer serves",
+                key.chain_id
+            );
+            return;
+        };
+        let lilypad = Lilypad::new(chain.settings.lilypad, &chain.rpc);
+        let give_up_at = record.deadline + self.inner.settings.agreement_grace.as_secs();
+        loop {
+            match lilypad.getJob(key.job_id).call().await {
+                Ok(job) if job.requestHash != record.request_hash => {
+                    tracing::warn!(
+                        "job {key}: the kept result is for another request (the chain was started afresh); forgetting it"
+                    );
+                    self.forget_result(key);
+                    return;
+                }
+                Ok(job)
+                    if job.state() != Some(JobStatus::Agreed)
+                        || job.provider != self.inner.address =>
+                {
+                    tracing::info!(
+                        "job {key}: on-chain status {}; the kept result is no longer needed",
+                        JobStatus::label(job.status)
+                    );
+                    self.forget_result(key);
+                    return;
+                }
+                Ok(_) => break,
+                Err(e) => tracing::warn!("reading job {key} failed (will retry): {e}"),
+            }
+            if unix_now() > give_up_at {
+                tracing::error!(
+                    "job {key}: its chain could not be read before the result deadline {}; the kept result is dropped",
+                    record.deadline
+                );
+                self.forget_result(key);
+                return;
+            }
+            tokio::time::sleep(self.inner.settings.result_poll).await;
+        }
+        self.deliver(record).await;
     }
 
     /// Publishes a signed result on the results stream (message id `<chainId>:<jobId>`, so a

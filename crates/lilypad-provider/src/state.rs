@@ -15,7 +15,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{Address, B256, U256};
 use lilypad_types::{JobKey, JobRequested, SignedDeal, SignedResult};
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +66,9 @@ pub struct ResultRecord {
     pub result: SignedResult,
     /// The job's result deadline on-chain (unix seconds): `submitResult` refuses it after that.
     pub deadline: u64,
+    /// The job's request hash: after a restart, the result is published only for the job
+    /// on-chain with this hash (a dev chain started afresh reuses job ids).
+    pub request_hash: B256,
 }
 
 /// The provider's state directory: where deal and result records live.
@@ -244,6 +247,7 @@ mod tests {
                 signature: Bytes::from(B256::repeat_byte(9).to_vec()),
             },
             deadline: 1_000,
+            request_hash: B256::repeat_byte(1),
         }
     }
 
