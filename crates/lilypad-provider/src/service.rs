@@ -798,7 +798,8 @@ impl ResourceProvider {
     /// Reads the chain every `agreement_poll` until [`checks::agreement`] decides. With `late`
     /// (the deal is past its expiry by this machine's clock, and holds nothing), an
     /// [`Agreement::Expired`] is watched on until the chain shows it lost, or this machine's
-    /// clock is `agreement_grace` past the expiry (or match deadline).
+    /// clock is `agreement_grace` past the expiry (or match deadline), or a new deal is signed
+    /// for the job (which then owns it).
     async fn watch_agreement(&self, record: &DealRecord, late: bool) -> Agreement {
         let key = record.job.key;
         let Some(chain) = self.inner.chains.get(&key.chain_id) else {
@@ -808,6 +809,11 @@ impl ResourceProvider {
         let give_up_at = record.expiry.min(record.match_deadline)
             + self.inner.settings.agreement_grace.as_secs();
         loop {
+            if late && lock(&self.inner.deals).contains_key(&key) {
+                return Agreement::Lost(format!(
+                    "job {key}: a new deal was signed for it after this one expired, and takes it from here"
+                ));
+            }
             let (job, chain_time) = tokio::join!(
                 async {
                     lilypad
@@ -855,6 +861,7 @@ impl ResourceProvider {
             provider: self.clone(),
             key,
             committed: record.timeout_collateral,
+            deal: record.deal.clone(),
         };
         tokio::select! {
             biased;
@@ -923,6 +930,7 @@ impl ResourceProvider {
                 drop(run);
                 drop(reservation);
                 guard.uncommit();
+                guard.release_entry();
                 tracing::info!(
                     "job {key}: {reason}; its capacity is free again (watching a while for a late agreement)"
                 );
@@ -931,17 +939,22 @@ impl ResourceProvider {
                         tracing::warn!(
                             "job {key}: the deal was agreed on-chain after its expiry by this machine's clock; running the job now"
                         );
-                        let held = self.inner.capacity.reserve_anyway(&self.needs(&record.job));
                         let outcome = match outcome {
                             Some(o) => o,
-                            None => self.run_container(&record.job).await,
+                            None => {
+                                let needs = self.needs(&record.job);
+                                let _held = self.inner.capacity.reserve_anyway(&needs);
+                                self.run_container(&record.job).await
+                            }
                         };
-                        drop(held);
                         (deadline, outcome)
                     }
                     other => {
                         tracing::info!("giving up job {key}: {}", reason_of(&other));
-                        self.forget_deal(key);
+                        // A new deal signed for the job meanwhile owns its file now.
+                        if !lock(&self.inner.deals).contains_key(&key) {
+                            self.forget_deal(key);
+                        }
                         return;
                     }
                 }
@@ -1181,9 +1194,20 @@ struct DealGuard {
     provider: ResourceProvider,
     key: JobKey,
     committed: U256,
+    /// The signed deal, so that only its own entry is removed (a new deal may be signed for the
+    /// job once this one has expired).
+    deal: SignedDeal,
 }
 
 impl DealGuard {
+    /// The deal has expired: a new proposal for the job may be signed.
+    fn release_entry(&self) {
+        let mut deals = lock(&self.provider.inner.deals);
+        if deals.get(&self.key) == Some(&self.deal) {
+            deals.remove(&self.key);
+        }
+    }
+
     /// The deal is on-chain (or will never be): the chain's free collateral tells the rest.
     fn uncommit(&mut self) {
         let amount = std::mem::take(&mut self.committed);
@@ -1196,7 +1220,7 @@ impl DealGuard {
 impl Drop for DealGuard {
     fn drop(&mut self) {
         self.uncommit();
-        lock(&self.provider.inner.deals).remove(&self.key);
+        self.release_entry();
     }
 }
 

@@ -260,9 +260,9 @@ async fn provider_reservations_are_released_after_a_deal_signature_expires_unuse
         .await;
     let _deals = provider.serve_deals().await.unwrap();
 
-    // A deal signed for four seconds that nobody puts on-chain: its container runs meanwhile.
+    // A deal signed for five seconds that nobody puts on-chain: its container runs meanwhile.
     let unused = w.request("linger", &[]).await;
-    w.propose(&w.proposal(&unused, Duration::from_secs(4)))
+    w.propose(&w.proposal(&unused, Duration::from_secs(5)))
         .await
         .unwrap();
     // While it is valid, the capacity is taken.
@@ -293,6 +293,40 @@ async fn provider_reservations_are_released_after_a_deal_signature_expires_unuse
         U256::from(DEPOSIT - PRICE),
         "only the new deal's collateral is held back"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_whose_deal_expired_unused_can_be_signed_again_with_new_terms() {
+    let w = world().await;
+    let provider = w
+        .provider("again", &w.nats.url(), 1000, |s| {
+            s.min_deal_expiry = Duration::from_secs(2)
+        })
+        .await;
+    let _deals = provider.serve_deals().await.unwrap();
+    let job = w.request("sha256", &[("text", "second chance")]).await;
+    // (Valid for 5 s: the provider takes at least 2 s, and the proposal may take a while to
+    // arrive on a loaded machine.)
+    w.propose(&w.proposal(&job, Duration::from_secs(5)))
+        .await
+        .unwrap();
+    // The solver proposes the job again once the first signature has expired unused.
+    let again = w.proposal(&job, Duration::from_secs(120));
+    let deal = eventually(
+        Duration::from_secs(20),
+        "the job is signed again with the new terms",
+        async || match w.propose(&again).await {
+            Ok(deal) => Ok(deal),
+            Err(e) => Err(e.to_string()),
+        },
+    )
+    .await;
+    assert_eq!(deal.terms, again.terms);
+    w.agree(&deal).await;
+    let result = w.next_result(Duration::from_secs(60)).await;
+    assert_eq!(result.key, job.key);
+    w.submit(&result).await;
+    assert_eq!(w.status(job.key).await, Some(JobStatus::ResultSubmitted));
 }
 
 #[tokio::test(flavor = "multi_thread")]
