@@ -741,12 +741,45 @@ impl ResourceProvider {
                 );
                 continue;
             }
-            tracing::info!("job {key}: resuming a deal kept from a previous run");
+            // Its capacity is taken before the first offer goes out; the chain decides next.
             let reservation = self.inner.capacity.reserve_anyway(&self.needs(&record.job));
             lock(&self.inner.deals).insert(key, record.deal.clone());
-            self.start_deal(record, reservation);
+            let me = self.clone();
+            let cancel = self.inner.cancel.clone();
+            self.inner.tasks.spawn(async move {
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => {}
+                    _ = me.resume_deal(record, reservation) => {}
+                }
+            });
         }
         Ok(())
+    }
+
+    /// A deal kept from a previous run: one look at the chain first, so that a deal lost
+    /// meanwhile (the job timed out, went elsewhere, or the chain started afresh) or expired
+    /// unused is forgotten without starting its container; otherwise it goes on as if just
+    /// signed (agreed: run; still valid: run, waiting for the agreement).
+    async fn resume_deal(self, record: DealRecord, reservation: Reservation) {
+        let key = record.job.key;
+        match self.look(&record).await {
+            Agreement::Lost(reason) | Agreement::Expired(reason) => {
+                tracing::info!("job {key}: the deal kept from a previous run is over: {reason}");
+                let mut deals = lock(&self.inner.deals);
+                if deals.get(&key) == Some(&record.deal) {
+                    deals.remove(&key);
+                }
+                drop(deals);
+                self.forget_deal(key);
+            }
+            Agreement::Agreed { .. } | Agreement::Pending => {
+                tracing::info!("job {key}: resuming a deal kept from a previous run");
+                *lock(&self.inner.committed).entry(key.chain_id).or_default() +=
+                    record.timeout_collateral;
+                self.run_deal(record, reservation).await;
+            }
+        }
     }
 
     /// The jobs whose signed results are kept in the state directory (empty without one): those
@@ -805,7 +838,6 @@ impl ResourceProvider {
         let Some(chain) = self.inner.chains.get(&key.chain_id) else {
             return Agreement::Lost(format!("chain {} is not served", key.chain_id));
         };
-        let lilypad = Lilypad::new(chain.settings.lilypad, &chain.rpc);
         let give_up_at = record.expiry.min(record.match_deadline)
             + self.inner.settings.agreement_grace.as_secs();
         loop {
@@ -814,34 +846,10 @@ impl ResourceProvider {
                     "job {key}: a new deal was signed for it after this one expired, and takes it from here"
                 ));
             }
-            let (job, chain_time) = tokio::join!(
-                async {
-                    lilypad
-                        .getJob(key.job_id)
-                        .call()
-                        .await
-                        .map_err(|e| e.to_string())
-                },
-                chain_now(&chain.rpc)
-            );
-            if let Err(e) = &job {
-                tracing::warn!("reading job {key} failed (will retry): {e}");
-            }
-            let now = unix_now();
-            let decided = checks::agreement(
-                self.inner.address,
-                key,
-                record.job.request_hash,
-                job.as_ref().map_err(String::as_str),
-                chain_time.ok(),
-                now,
-                record.expiry,
-                record.match_deadline,
-            );
-            match decided {
+            match self.look_at(chain, record).await {
                 Agreement::Pending => {}
                 Agreement::Expired(reason) if late => {
-                    if now > give_up_at {
+                    if unix_now() > give_up_at {
                         return Agreement::Lost(reason);
                     }
                 }
@@ -849,6 +857,41 @@ impl ResourceProvider {
             }
             tokio::time::sleep(self.inner.settings.agreement_poll).await;
         }
+    }
+
+    /// One look at the chain for a signed deal ([`checks::agreement`]).
+    async fn look(&self, record: &DealRecord) -> Agreement {
+        let key = record.job.key;
+        match self.inner.chains.get(&key.chain_id) {
+            Some(chain) => self.look_at(chain, record).await,
+            None => Agreement::Lost(format!("chain {} is not served", key.chain_id)),
+        }
+    }
+
+    async fn look_at(&self, chain: &Chain, record: &DealRecord) -> Agreement {
+        let key = record.job.key;
+        let lilypad = Lilypad::new(chain.settings.lilypad, &chain.rpc);
+        let job = async {
+            lilypad
+                .getJob(key.job_id)
+                .call()
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let (job, chain_time) = tokio::join!(job, chain_now(&chain.rpc));
+        if let Err(e) = &job {
+            tracing::warn!("reading job {key} failed (will retry): {e}");
+        }
+        checks::agreement(
+            self.inner.address,
+            key,
+            record.job.request_hash,
+            job.as_ref().map_err(String::as_str),
+            chain_time.ok(),
+            unix_now(),
+            record.expiry,
+            record.match_deadline,
+        )
     }
 
     /// Runs a signed deal's job to a published result, unless the provider shuts down first
