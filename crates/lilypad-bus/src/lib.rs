@@ -182,11 +182,14 @@ impl Bus {
     /// Connects and creates the streams and the offers bucket when missing (idempotent, so every
     /// service may call it at start).
     pub async fn connect(url: &str, options: BusOptions) -> Result<Self, BusError> {
+        // The first connection is tried once, so a wrong URL fails here; once connected, the
+        // client reconnects for as long as it takes (with async-nats' backoff, up to 4 s
+        // apart): a NATS outage must not leave a long-running service deaf for good, and what
+        // was published meanwhile is retried by its publisher.
         let client = async_nats::ConnectOptions::new()
             .name(&options.client_name)
             .connection_timeout(Duration::from_secs(5))
-            .retry_on_initial_connect()
-            .max_reconnects(Some(3))
+            .max_reconnects(None)
             .connect(url)
             .await
             .map_err(|e| BusError::Connect {

@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use lilypad_modules::Resources;
 use lilypad_types::Capacity;
+use tokio::sync::watch;
 
 /// Why a job does not fit right now: exactly what is short.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,12 +58,15 @@ struct State {
 #[derive(Debug, Clone)]
 pub struct CapacityTracker {
     state: Arc<Mutex<State>>,
+    /// Bumped whenever capacity is taken or given back, so the offer can be refreshed at once.
+    changes: Arc<watch::Sender<u64>>,
 }
 
 /// Capacity held by one job; given back when dropped.
 #[derive(Debug)]
 pub struct Reservation {
     state: Arc<Mutex<State>>,
+    changes: Arc<watch::Sender<u64>>,
     cpu: u64,
     memory: u64,
     gpus: Vec<usize>,
@@ -85,7 +89,13 @@ impl CapacityTracker {
                 used_memory: 0,
                 gpu_taken,
             })),
+            changes: Arc::new(watch::Sender::new(0)),
         }
+    }
+
+    /// Changes whenever capacity is taken or given back (the value is a counter).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// A tracker for the host's GPUs as `lilypad_executor::detect_gpus` found them, with the
@@ -164,12 +174,42 @@ impl CapacityTracker {
         }
         s.used_cpu += needs.cpu_millis;
         s.used_memory += needs.memory_bytes;
-        Ok(Reservation {
+        drop(s);
+        Ok(self.reservation(needs, gpus))
+    }
+
+    /// Reserves what a job needs even when it does not fit (what is free may then read 0): for
+    /// work the provider has already committed to, a deal agreed on-chain or resumed after a
+    /// restart, which it must run rather than be slashed for. GPUs are given as far as free
+    /// ones with enough memory go.
+    pub fn reserve_anyway(&self, needs: &Resources) -> Reservation {
+        if let Ok(r) = self.try_reserve(needs) {
+            return r;
+        }
+        let mut s = lock(&self.state);
+        let wanted = needs.gpus as usize;
+        let gpus: Vec<usize> = (0..s.gpu_taken.len())
+            .filter(|i| !s.gpu_taken[*i] && s.total.gpu_vram_bytes[*i] >= needs.vram_bytes)
+            .take(wanted)
+            .collect();
+        for i in &gpus {
+            s.gpu_taken[*i] = true;
+        }
+        s.used_cpu += needs.cpu_millis;
+        s.used_memory += needs.memory_bytes;
+        drop(s);
+        self.reservation(needs, gpus)
+    }
+
+    fn reservation(&self, needs: &Resources, gpus: Vec<usize>) -> Reservation {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        Reservation {
             state: Arc::clone(&self.state),
+            changes: Arc::clone(&self.changes),
             cpu: needs.cpu_millis,
             memory: needs.memory_bytes,
             gpus,
-        })
+        }
     }
 }
 
@@ -183,6 +223,8 @@ impl Drop for Reservation {
                 *taken = false;
             }
         }
+        drop(s);
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 
@@ -272,6 +314,29 @@ mod tests {
         let two = t.try_reserve(&needs(100, MIB, 2, 8 * GIB)).unwrap();
         assert!(t.free().gpu_vram_bytes.is_empty());
         drop(two);
+    }
+
+    #[test]
+    fn committed_work_is_reserved_even_beyond_capacity_and_every_change_is_announced() {
+        let t = tracker();
+        let mut changes = t.changes();
+        let a = t.try_reserve(&needs(3000, GIB, 0, 0)).unwrap();
+        assert!(
+            changes.has_changed().unwrap(),
+            "taking capacity is announced"
+        );
+        changes.mark_unchanged();
+        let b = t.reserve_anyway(&needs(3000, GIB, 0, 0));
+        assert_eq!(t.free().cpu_millis, 0);
+        assert!(t.try_reserve(&needs(1, 0, 0, 0)).is_err());
+        drop(a);
+        assert!(
+            changes.has_changed().unwrap(),
+            "giving it back is announced"
+        );
+        assert_eq!(t.free().cpu_millis, 1000);
+        drop(b);
+        assert_eq!(t.free(), t.total());
     }
 
     #[test]

@@ -250,6 +250,77 @@ pub(crate) fn check_on_chain(
     })
 }
 
+/// Where a signed deal stands, from one look at the chain (see [`agreement`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Agreement {
+    /// Agreed with this provider: run it; its result is due by `deadline` (unix seconds).
+    Agreed {
+        /// The job's result deadline on-chain.
+        deadline: u64,
+    },
+    /// It will never be agreed with this provider (the reason says why): give it up.
+    Lost(String),
+    /// Past its expiry by this machine's clock while the chain's clock has not shown it yet: it
+    /// holds nothing any more, though a chain whose clock lags could still take it.
+    Expired(String),
+    /// Still open, signature still valid: keep waiting.
+    Pending,
+}
+
+/// What one read of the chain (`job`, `chain_time`, either of which may have failed) and this
+/// machine's clock (`now`) say about a deal signed for `key` and `request_hash`, valid until
+/// `expiry`, for a job whose match deadline is `match_deadline`. A job on-chain with another
+/// request hash is another job (a dev chain started afresh under a kept deal): lost. `agreeDeal` needs `block.timestamp <= expiry` and
+/// `< match_deadline`: once the chain's clock is past either, the deal can never land; once this
+/// machine's clock is past either (blocks follow wall time, so the next block will be too, on any
+/// live chain), it is [`Agreement::Expired`]. A failed read decides nothing but the clocks.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn agreement(
+    me: Address,
+    key: lilypad_types::JobKey,
+    request_hash: alloy::primitives::B256,
+    job: Result<&Lilypad::Job, &str>,
+    chain_time: Option<u64>,
+    now: u64,
+    expiry: u64,
+    match_deadline: u64,
+) -> Agreement {
+    if let Ok(job) = job {
+        if job.requestHash != request_hash {
+            return Agreement::Lost(format!(
+                "job {key} on-chain is another request (request hash {}, the deal's {request_hash}): the chain was started afresh",
+                job.requestHash
+            ));
+        }
+        let status = job.state();
+        if status == Some(JobStatus::Agreed) && job.provider == me {
+            return Agreement::Agreed {
+                deadline: job.deadline.to(),
+            };
+        }
+        if status != Some(JobStatus::Requested) {
+            return Agreement::Lost(format!(
+                "job {key} went to status {} with provider {} instead of being agreed with this one",
+                JobStatus::label(job.status),
+                job.provider
+            ));
+        }
+    }
+    if let Some(t) = chain_time
+        && (t > expiry || t >= match_deadline)
+    {
+        return Agreement::Lost(format!(
+            "job {key} was not agreed on-chain in time (deal expiry {expiry}, match deadline {match_deadline}, chain time {t})"
+        ));
+    }
+    if now > expiry || now >= match_deadline {
+        return Agreement::Expired(format!(
+            "job {key}'s deal expired unused (expiry {expiry}, match deadline {match_deadline}, this machine's clock {now})"
+        ));
+    }
+    Agreement::Pending
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -679,5 +750,89 @@ mod tests {
                 PRICE - 1
             )
         );
+    }
+
+    fn agreement_of(job: Result<&Lilypad::Job, &str>, chain: Option<u64>, now: u64) -> Agreement {
+        let key = proposal().job.key;
+        let hash = B256::repeat_byte(0x42);
+        agreement(me(), key, hash, job, chain, now, NOW + 60, NOW + 120)
+    }
+
+    #[test]
+    fn a_deal_agreed_with_this_provider_runs_until_the_jobs_result_deadline() {
+        let mut job = facts().job.unwrap();
+        job.status = JobStatus::Agreed as u8;
+        job.provider = me();
+        job.deadline = U40::from(NOW + 900);
+        // Agreed wins whatever the clocks say (a late landing is still this provider's job).
+        assert_eq!(
+            agreement_of(Ok(&job), Some(NOW + 500), NOW + 500),
+            Agreement::Agreed {
+                deadline: NOW + 900
+            }
+        );
+    }
+
+    #[test]
+    fn a_deal_is_lost_when_the_job_goes_elsewhere_or_the_chains_clock_passes_its_expiry() {
+        let mut job = facts().job.unwrap();
+        job.status = JobStatus::Agreed as u8;
+        job.provider = Address::repeat_byte(0xbb);
+        let Agreement::Lost(why) = agreement_of(Ok(&job), Some(NOW), NOW) else {
+            panic!("agreed with another provider is lost");
+        };
+        assert!(
+            why.contains("instead of being agreed with this one"),
+            "{why}"
+        );
+        job.status = JobStatus::Expired as u8;
+        job.provider = Address::ZERO;
+        assert!(matches!(
+            agreement_of(Ok(&job), Some(NOW), NOW),
+            Agreement::Lost(_)
+        ));
+        // Another request under the same id (the chain started afresh): not this deal's job.
+        let mut other = facts().job.unwrap();
+        other.status = JobStatus::Agreed as u8;
+        other.provider = me();
+        other.requestHash = B256::repeat_byte(0x43);
+        let Agreement::Lost(why) = agreement_of(Ok(&other), Some(NOW), NOW) else {
+            panic!("another request is lost");
+        };
+        assert!(why.contains("another request"), "{why}");
+        assert!(matches!(
+            agreement_of(Ok(&job), Some(NOW), NOW),
+            Agreement::Lost(_)
+        ));
+        let open = facts().job.unwrap();
+        let Agreement::Lost(why) = agreement_of(Ok(&open), Some(NOW + 61), NOW) else {
+            panic!("past expiry by the chain's clock is lost");
+        };
+        assert!(why.contains("chain time"), "{why}");
+        // The match deadline too, by the chain's clock, even when the job could not be read.
+        assert!(matches!(
+            agreement_of(Err("503"), Some(NOW + 120), NOW),
+            Agreement::Lost(_)
+        ));
+    }
+
+    #[test]
+    fn a_deal_expires_by_this_machines_clock_even_when_the_chain_cannot_be_read() {
+        let open = facts().job.unwrap();
+        assert_eq!(
+            agreement_of(Ok(&open), Some(NOW), NOW + 60),
+            Agreement::Pending
+        );
+        // A chain that makes no blocks shows an old time: this machine's clock decides.
+        let Agreement::Expired(why) = agreement_of(Ok(&open), Some(NOW), NOW + 61) else {
+            panic!("past expiry locally");
+        };
+        assert!(why.contains("expired unused"), "{why}");
+        // An RPC that fails does not keep the reservation.
+        assert!(matches!(
+            agreement_of(Err("connection refused"), None, NOW + 61),
+            Agreement::Expired(_)
+        ));
+        assert_eq!(agreement_of(Err("timeout"), None, NOW), Agreement::Pending);
     }
 }

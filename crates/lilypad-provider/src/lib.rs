@@ -13,6 +13,8 @@
 //!   the provider and what the chain says (module `checks`), read once per proposal.
 //! - [`result_fields`]: how an executor outcome becomes a result (status, CID, inline output,
 //!   exit code, error text) within the contract's rules.
+//! - [`state`]: the signed deals and results kept on disk until the chain no longer needs them,
+//!   so a restart loses nothing the provider signed.
 //! - [`mediator`]: re-running a challenged job and voting on its result hash.
 //! - [`run`]: the provider and the mediator as services ([`run::run_provider`],
 //!   [`run::run_mediator`]) from a settings struct the command builds from its flags.
@@ -25,6 +27,7 @@ pub mod mediator;
 mod result;
 pub mod run;
 mod service;
+pub mod state;
 
 /// The stop signal the provider's and mediator's entry points take (tokio-util's).
 pub use tokio_util::sync::CancellationToken;

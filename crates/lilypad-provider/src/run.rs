@@ -56,7 +56,8 @@ pub struct ComputeSettings {
     pub collateral: Option<U256>,
     /// Metadata URL published when registering.
     pub metadata: String,
-    /// Where results and job scratch directories are kept.
+    /// Where results, job scratch directories and (for a provider) the signed deals and
+    /// results not yet on-chain are kept (`results/`, `work/`, `signed/`; see [`crate::state`]).
     pub state_dir: PathBuf,
 }
 
@@ -387,6 +388,8 @@ pub async fn run_provider(run: ProviderRun, cancel: CancellationToken) -> Result
         let capacity = CapacityTracker::with_gpus(cpu, memory, &gpus);
         let bus = Bus::connect(&run.nats, BusOptions::default()).await?;
         let mut settings = ProviderSettings::new(key, chains, prices);
+        // Signed deals and results survive a restart (see `crate::state`).
+        settings.state_dir = Some(compute.state_dir.clone());
         if run.testing_alter_output {
             tracing::warn!(
                 "TESTING ONLY: --testing-alter-output is set: this provider reports altered results; every one that is challenged will be overturned and its collateral slashed"

@@ -1,31 +1,35 @@
 //! The provider's market side: its offer and heartbeat, answers to deal proposals, and running
 //! agreed jobs to signed results.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
+use backon::{ExponentialBuilder, Retryable};
 use lilypad_bindings::Lilypad;
 use lilypad_bindings::eip712::{self, Deal};
 use lilypad_bus::{Bus, BusError, Topic, deal_subject};
 use lilypad_chain::RpcOptions;
-use lilypad_executor::{Executor, run_job};
+use lilypad_executor::{Executor, Outcome, run_job};
 use lilypad_modules::ModuleRegistry;
 use lilypad_types::{
-    ChainCollateral, DealProposal, DealTerms, JobKey, JobStatus, ModuleId, ModulePrice, Offer,
+    ChainCollateral, DealProposal, JobKey, JobRequested, JobStatus, ModuleId, ModulePrice, Offer,
     SignedDeal, SignedResult,
 };
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::capacity::{CapacityTracker, Reservation};
-use crate::checks;
+use crate::checks::{self, Agreement};
 use crate::result::result_fields;
+use crate::state::{DealRecord, ResultRecord, StateDir, StateError};
 
 /// One chain the provider serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,11 +60,22 @@ pub struct ProviderSettings {
     pub min_deal_expiry: Duration,
     /// How often it checks whether a signed deal is on-chain yet.
     pub agreement_poll: Duration,
-    /// How many times publishing a result is tried before giving up (with a growing pause).
-    pub publish_attempts: u32,
-    /// How long past a deal's expiry (by this machine's clock) it waits for a chain that makes
-    /// no blocks before giving the deal up.
+    /// The first pause between attempts to publish a result; pauses double (with jitter) up to
+    /// `publish_max_delay`, and attempts go on until the job's result deadline.
+    pub publish_min_delay: Duration,
+    /// The longest pause between attempts to publish a result.
+    pub publish_max_delay: Duration,
+    /// How often a published result's job is read on-chain, until the result is there (its
+    /// record is kept until then).
+    pub result_poll: Duration,
+    /// How long past a deadline by this machine's clock it keeps watching a chain whose clock
+    /// lags (one that makes no blocks, as an idle dev chain): for a late agreement of a deal
+    /// past its expiry (which then holds no capacity) and for a result past its deadline.
     pub agreement_grace: Duration,
+    /// Where signed deals and signed results are kept until the chain no longer needs them, so
+    /// a restarted provider runs its agreed jobs and publishes its finished results (see
+    /// `crate::state`). `None` keeps them in memory only: a restart loses them.
+    pub state_dir: Option<PathBuf>,
     /// TESTING ONLY: report altered outputs (see [`crate::result::tamper`]), so that tests can
     /// show a lying provider challenged, overturned and slashed. Never set it on a real market:
     /// every challenged result of such a provider loses its results collateral.
@@ -69,8 +84,10 @@ pub struct ProviderSettings {
 
 impl ProviderSettings {
     /// Settings with the defaults: heartbeat 10 s, deal expiry between 5 s and 10 min ahead,
-    /// agreement polled every 100 ms (a finished job's result waits for it; given up 30 s past
-    /// expiry on a chain that makes no blocks), results published with up to 5 attempts.
+    /// agreement polled every 100 ms (a deal holds capacity until its expiry; a late agreement
+    /// is watched for 30 s more), results published with jittered exponential backoff from
+    /// 500 ms to 10 s until the job's deadline and watched on-chain every 2 s, nothing kept on
+    /// disk (`state_dir` is `None`; `lilypad provider` sets it).
     pub fn new(
         signer: PrivateKeySigner,
         chains: Vec<ChainSettings>,
@@ -84,8 +101,11 @@ impl ProviderSettings {
             max_deal_expiry: Duration::from_secs(600),
             min_deal_expiry: Duration::from_secs(5),
             agreement_poll: Duration::from_millis(100),
-            publish_attempts: 5,
+            publish_min_delay: Duration::from_millis(500),
+            publish_max_delay: Duration::from_secs(10),
+            result_poll: Duration::from_secs(2),
             agreement_grace: Duration::from_secs(30),
+            state_dir: None,
             testing_alter_output: false,
         }
     }
@@ -152,6 +172,9 @@ pub enum ProviderError {
     /// NATS failed.
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// The state directory could not be read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 /// Why the provider will not sign a proposed deal (the text goes back to the solver).
@@ -185,6 +208,10 @@ struct Inner {
     committed: Mutex<BTreeMap<u64, U256>>,
     /// Deals signed whose jobs are not finished, so a repeated proposal gets the same answer.
     deals: Mutex<HashMap<JobKey, SignedDeal>>,
+    /// Where signed deals and results are kept (see [`ProviderSettings::state_dir`]).
+    state: Option<StateDir>,
+    /// Told when the offer changed other than by capacity (collateral given back).
+    offer_changed: Notify,
     /// Cancelled on shutdown: every task below stops.
     cancel: CancellationToken,
     /// Every task the provider starts, so shutdown can wait for them all.
@@ -279,6 +306,11 @@ impl ResourceProvider {
             }
         }
         let address = settings.signer.address();
+        let state = settings
+            .state_dir
+            .as_deref()
+            .map(StateDir::open)
+            .transpose()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
@@ -296,6 +328,8 @@ impl ResourceProvider {
                 since: unix_now(),
                 committed: Mutex::new(BTreeMap::new()),
                 deals: Mutex::new(HashMap::new()),
+                state,
+                offer_changed: Notify::new(),
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
@@ -389,13 +423,15 @@ impl ResourceProvider {
         Ok(offer)
     }
 
-    /// Refreshes the offer every `heartbeat` until [`Heartbeat::stop`] (which removes it), until
+    /// Refreshes the offer every `heartbeat`, and at once when capacity or committed collateral
+    /// changes, until [`Heartbeat::stop`] (which removes it), until
     /// the handle is dropped (which stops refreshing: the offer expires with the bucket's TTL,
     /// as a crashed provider's would), or until the provider shuts down.
     pub fn start_heartbeat(&self) -> Heartbeat {
         let stop = self.inner.cancel.child_token();
         let me = self.clone();
         let token = stop.clone();
+        let mut capacity = self.inner.capacity.changes();
         let task = self.inner.tasks.spawn(async move {
             loop {
                 tokio::select! {
@@ -405,9 +441,13 @@ impl ResourceProvider {
                         tracing::warn!("refreshing the offer failed (will retry): {e}");
                     },
                 }
+                // Refreshed on the heartbeat, and at once when capacity is taken or given back
+                // (a job ends, a deal expires unused) or committed collateral is released.
                 tokio::select! {
                     biased;
                     _ = token.cancelled() => break,
+                    Ok(()) = capacity.changed() => {}
+                    _ = me.inner.offer_changed.notified() => {}
                     _ = tokio::time::sleep(me.inner.settings.heartbeat) => {}
                 }
             }
@@ -474,10 +514,14 @@ impl ResourceProvider {
         }
     }
 
-    /// Serves the market until `cancel` is cancelled: the offer's heartbeat and answers to deal
-    /// proposals; then removes the offer and [shuts down](Self::shutdown), stopping every job
+    /// Serves the market until `cancel` is cancelled: first [recovers](Self::recover) what the
+    /// state directory kept, then the offer's heartbeat and answers to deal proposals; then removes the offer and [shuts down](Self::shutdown), stopping every job
     /// in progress and waiting for all its tasks to end.
     pub async fn run(&self, cancel: CancellationToken) -> Result<(), ProviderError> {
+        if let Err(e) = self.recover() {
+            self.shutdown().await;
+            return Err(e);
+        }
         let heartbeat = self.start_heartbeat();
         let deals = match self.serve_deals().await {
             Ok(d) => d,
@@ -573,19 +617,24 @@ impl ResourceProvider {
             }
             deals.insert(key, signed.clone());
         }
-        *lock(&self.inner.committed).entry(key.chain_id).or_default() += timeout_collateral;
-        let me = self.clone();
-        self.inner.tasks.spawn(async move {
-            me.run_deal(
-                job,
-                terms,
-                reservation,
-                timeout_collateral,
-                expiry,
-                deadline,
-            )
-            .await;
-        });
+        let record = DealRecord {
+            job,
+            deal: signed.clone(),
+            expiry,
+            match_deadline: deadline,
+            timeout_collateral,
+        };
+        // Kept on disk before the signature is handed out: a restart must know every deal
+        // that may land.
+        if let Some(state) = &self.inner.state
+            && let Err(e) = state.put_deal(&record)
+        {
+            lock(&self.inner.deals).remove(&key);
+            return Err(refuse(format!(
+                "this provider could not record the deal: {e}"
+            )));
+        }
+        self.start_deal(record, reservation);
         Ok(signed)
     }
 
@@ -630,131 +679,366 @@ impl ResourceProvider {
         if let Some(c) = committed.get_mut(&chain_id) {
             *c = c.saturating_sub(amount);
         }
+        drop(committed);
+        self.inner.offer_changed.notify_one();
     }
 
-    /// Polls the job until it is agreed with this provider; Err with the reason when it never
-    /// will be (agreed with someone else, expired, or not agreed by `give_up_at`).
-    async fn wait_agreed(&self, key: JobKey, expiry: u64, deadline: u64) -> Result<(), String> {
-        let chain = self
-            .inner
-            .chains
-            .get(&key.chain_id)
-            .ok_or_else(|| format!("chain {} is not served", key.chain_id))?;
-        let lilypad = Lilypad::new(chain.settings.lilypad, &chain.rpc);
+    /// Counts a signed deal's collateral as committed and starts its task, which holds
+    /// `reservation` while it needs it.
+    fn start_deal(&self, record: DealRecord, reservation: Reservation) {
+        let key = record.job.key;
+        *lock(&self.inner.committed).entry(key.chain_id).or_default() += record.timeout_collateral;
+        let me = self.clone();
+        self.inner.tasks.spawn(async move {
+            me.run_deal(record, reservation).await;
+        });
+    }
+
+    /// Picks up what the state directory kept from a previous run (nothing without one): every
+    /// signed result is published again (the results stream drops duplicates by message id)
+    /// and watched until the chain has it; every signed deal without a result gets its
+    /// capacity back and its task again, so a deal agreed meanwhile is run and one still valid
+    /// keeps its reservation until it lands or expires. [`run`](Self::run) calls it first.
+    /// Files that do not decode are moved aside and logged.
+    pub fn recover(&self) -> Result<(), ProviderError> {
+        let Some(state) = &self.inner.state else {
+            return Ok(());
+        };
+        let me = self.inner.address;
+        let results = state.results(me)?;
+        let deals = state.deals(me)?;
+        for bad in results.bad.iter().chain(&deals.bad) {
+            tracing::error!("a state file could not be read, and is left out: {bad}");
+        }
+        let mut finished = BTreeSet::new();
+        for record in results.records {
+            let key = record.result.key;
+            finished.insert(key);
+            tracing::info!(
+                "job {key}: publishing the result kept from a previous run until the chain has it"
+            );
+            let me = self.clone();
+            let cancel = self.inner.cancel.clone();
+            self.inner.tasks.spawn(async move {
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => {}
+                    _ = me.redeliver(record) => {}
+                }
+            });
+        }
+        for record in deals.records {
+            let key = record.job.key;
+            if finished.contains(&key) {
+                self.forget_deal(key);
+                continue;
+            }
+            if !self.inner.chains.contains_key(&key.chain_id) {
+                tracing::warn!(
+                    "job {key}: a deal kept from a previous run is for chain {}, which this provider no longer serves; its file is left in {}",
+                    key.chain_id,
+                    state.deals_dir().display()
+                );
+                continue;
+            }
+            // Its capacity is taken before the first offer goes out; the chain decides next.
+            let reservation = self.inner.capacity.reserve_anyway(&self.needs(&record.job));
+            lock(&self.inner.deals).insert(key, record.deal.clone());
+            let me = self.clone();
+            let cancel = self.inner.cancel.clone();
+            self.inner.tasks.spawn(async move {
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => {}
+                    _ = me.resume_deal(record, reservation) => {}
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// A deal kept from a previous run: one look at the chain first, so that a deal lost
+    /// meanwhile (the job timed out, went elsewhere, or the chain started afresh) or expired
+    /// unused is forgotten without starting its container; otherwise it goes on as if just
+    /// signed (agreed: run; still valid: run, waiting for the agreement).
+    async fn resume_deal(self, record: DealRecord, reservation: Reservation) {
+        let key = record.job.key;
+        match self.look(&record).await {
+            Agreement::Lost(reason) | Agreement::Expired(reason) => {
+                tracing::info!("job {key}: the deal kept from a previous run is over: {reason}");
+                let mut deals = lock(&self.inner.deals);
+                if deals.get(&key) == Some(&record.deal) {
+                    deals.remove(&key);
+                }
+                drop(deals);
+                self.forget_deal(key);
+            }
+            Agreement::Agreed { .. } | Agreement::Pending => {
+                tracing::info!("job {key}: resuming a deal kept from a previous run");
+                *lock(&self.inner.committed).entry(key.chain_id).or_default() +=
+                    record.timeout_collateral;
+                self.run_deal(record, reservation).await;
+            }
+        }
+    }
+
+    /// The jobs whose signed results are kept in the state directory (empty without one): those
+    /// not yet seen on-chain.
+    pub fn kept_results(&self) -> Vec<JobKey> {
+        let Some(state) = &self.inner.state else {
+            return Vec::new();
+        };
+        match state.results(self.inner.address) {
+            Ok(loaded) => loaded.records.iter().map(|r| r.result.key).collect(),
+            Err(e) => {
+                tracing::warn!("{e}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// What a job's module needs (nothing when the module is gone: the job then fails at once,
+    /// with a result saying so).
+    fn needs(&self, job: &JobRequested) -> lilypad_modules::Resources {
+        self.inner
+            .registry
+            .get(&job.spec.module, &job.spec.version)
+            .map(|m| m.resources)
+            .unwrap_or(lilypad_modules::Resources {
+                cpu_millis: 0,
+                memory_bytes: 0,
+                gpus: 0,
+                vram_bytes: 0,
+            })
+    }
+
+    fn forget_deal(&self, key: JobKey) {
+        if let Some(state) = &self.inner.state
+            && let Err(e) = state.remove_deal(key)
+        {
+            tracing::warn!("job {key}: {e}");
+        }
+    }
+
+    fn forget_result(&self, key: JobKey) {
+        if let Some(state) = &self.inner.state
+            && let Err(e) = state.remove_result(key)
+        {
+            tracing::warn!("job {key}: {e}");
+        }
+    }
+
+    /// Reads the chain every `agreement_poll` until [`checks::agreement`] decides. With `late`
+    /// (the deal is past its expiry by this machine's clock, and holds nothing), an
+    /// [`Agreement::Expired`] is watched on until the chain shows it lost, or this machine's
+    /// clock is `agreement_grace` past the expiry (or match deadline), or a new deal is signed
+    /// for the job (which then owns it).
+    async fn watch_agreement(&self, record: &DealRecord, late: bool) -> Agreement {
+        let key = record.job.key;
+        let Some(chain) = self.inner.chains.get(&key.chain_id) else {
+            return Agreement::Lost(format!("chain {} is not served", key.chain_id));
+        };
+        let give_up_at = record.expiry.min(record.match_deadline)
+            + self.inner.settings.agreement_grace.as_secs();
         loop {
-            match lilypad.getJob(key.job_id).call().await {
-                Ok(job) => {
-                    let status = job.state();
-                    if status == Some(JobStatus::Agreed) && job.provider == self.inner.address {
-                        return Ok(());
-                    }
-                    if status != Some(JobStatus::Requested) {
-                        return Err(format!(
-                            "job {key} went to status {} with provider {} instead of being agreed with this one",
-                            JobStatus::label(job.status),
-                            job.provider
-                        ));
-                    }
-                    // The chain's clock decides; a chain that makes no blocks (an idle dev
-                    // chain) is given up on once this machine's clock is well past.
-                    let chain_time = chain_now(&chain.rpc).await.unwrap_or(0);
-                    let grace = self.inner.settings.agreement_grace.as_secs();
-                    if chain_time > expiry
-                        || chain_time >= deadline
-                        || unix_now() > expiry.min(deadline) + grace
-                    {
-                        return Err(format!(
-                            "job {key} was not agreed on-chain in time (deal expiry {expiry}, match deadline {deadline}, chain time {chain_time})"
-                        ));
+            if late && lock(&self.inner.deals).contains_key(&key) {
+                return Agreement::Lost(format!(
+                    "job {key}: a new deal was signed for it after this one expired, and takes it from here"
+                ));
+            }
+            match self.look_at(chain, record).await {
+                Agreement::Pending => {}
+                Agreement::Expired(reason) if late => {
+                    if unix_now() > give_up_at {
+                        return Agreement::Lost(reason);
                     }
                 }
-                Err(e) => tracing::warn!("reading job {key} failed (will retry): {e}"),
+                other => return other,
             }
             tokio::time::sleep(self.inner.settings.agreement_poll).await;
         }
     }
 
+    /// One look at the chain for a signed deal ([`checks::agreement`]).
+    async fn look(&self, record: &DealRecord) -> Agreement {
+        let key = record.job.key;
+        match self.inner.chains.get(&key.chain_id) {
+            Some(chain) => self.look_at(chain, record).await,
+            None => Agreement::Lost(format!("chain {} is not served", key.chain_id)),
+        }
+    }
+
+    async fn look_at(&self, chain: &Chain, record: &DealRecord) -> Agreement {
+        let key = record.job.key;
+        let lilypad = Lilypad::new(chain.settings.lilypad, &chain.rpc);
+        let job = async {
+            lilypad
+                .getJob(key.job_id)
+                .call()
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let (job, chain_time) = tokio::join!(job, chain_now(&chain.rpc));
+        if let Err(e) = &job {
+            tracing::warn!("reading job {key} failed (will retry): {e}");
+        }
+        checks::agreement(
+            self.inner.address,
+            key,
+            record.job.request_hash,
+            job.as_ref().map_err(String::as_str),
+            chain_time.ok(),
+            unix_now(),
+            record.expiry,
+            record.match_deadline,
+        )
+    }
+
     /// Runs a signed deal's job to a published result, unless the provider shuts down first
-    /// (then the job is stopped and the deal given up).
-    async fn run_deal(
-        self,
-        job: lilypad_types::JobRequested,
-        terms: DealTerms,
-        reservation: Reservation,
-        timeout_collateral: U256,
-        expiry: u64,
-        deadline: u64,
-    ) {
-        let key = job.key;
+    /// (then the job is stopped, and its deal or result stays in the state directory for the
+    /// next start).
+    async fn run_deal(self, record: DealRecord, reservation: Reservation) {
+        let key = record.job.key;
         let cancel = self.inner.cancel.clone();
         let guard = DealGuard {
             provider: self.clone(),
             key,
-            committed: timeout_collateral,
+            committed: record.timeout_collateral,
+            deal: record.deal.clone(),
         };
         tokio::select! {
             biased;
             _ = cancel.cancelled() => {
                 tracing::info!("job {key}: stopped, the provider is shutting down");
             }
-            _ = self.deal(job, terms, reservation, guard, expiry, deadline) => {}
+            _ = self.deal(record, reservation, guard) => {}
         }
     }
 
-    async fn deal(
-        self,
-        job: lilypad_types::JobRequested,
-        terms: DealTerms,
-        reservation: Reservation,
-        mut guard: DealGuard,
-        expiry: u64,
-        deadline: u64,
-    ) {
-        let key = job.key;
+    /// Runs job `job` in its container.
+    async fn run_container(&self, job: &JobRequested) -> Outcome {
         let inputs: BTreeMap<String, String> = job
             .spec
             .inputs
             .iter()
             .map(|i| (i.key.clone(), i.value.clone()))
             .collect();
-        let job_name = key.to_string();
-        // Run at once, optimistically, while the deal goes on-chain.
-        let run = run_job(
+        run_job(
             &self.inner.executor,
             &self.inner.registry,
-            &job_name,
+            &job.key.to_string(),
             &job.spec.module,
             &job.spec.version,
             &inputs,
             u64::from(job.spec.max_output_bytes),
-        );
-        let wait = self.wait_agreed(key, expiry, deadline);
-        tokio::pin!(run);
-        tokio::pin!(wait);
+        )
+        .await
+    }
+
+    /// A signed deal, from its signature to its published result. The job runs at once,
+    /// optimistically, while the deal goes on-chain; its capacity is held while its container
+    /// runs, and no longer than the deal's expiry while the deal is not agreed.
+    async fn deal(self, record: DealRecord, reservation: Reservation, mut guard: DealGuard) {
+        let key = record.job.key;
+        let mut reservation = Some(reservation);
+        let mut run = Box::pin(self.run_container(&record.job));
         let mut outcome = None;
-        let agreed = loop {
-            tokio::select! {
-                o = &mut run, if outcome.is_none() => outcome = Some(o),
-                a = &mut wait => break a,
+        let decided = {
+            let watch = self.watch_agreement(&record, false);
+            tokio::pin!(watch);
+            loop {
+                tokio::select! {
+                    o = &mut run, if outcome.is_none() => {
+                        outcome = Some(o);
+                        // The container is done: what it held is free, agreed or not.
+                        reservation = None;
+                    }
+                    a = &mut watch => break a,
+                }
             }
         };
-        guard.uncommit();
-        if let Err(reason) = agreed {
-            tracing::warn!("giving up job {key}: {reason}");
-            drop(reservation);
-            return; // dropping `run` stops and removes its container; `guard` the deal
-        }
-        let outcome = match outcome {
-            Some(o) => o,
-            None => run.await,
+        let (deadline, outcome) = match decided {
+            Agreement::Agreed { deadline } => {
+                guard.uncommit();
+                let outcome = match outcome {
+                    Some(o) => o,
+                    None => run.await,
+                };
+                drop(reservation);
+                (deadline, outcome)
+            }
+            Agreement::Expired(reason) => {
+                // Nothing held any more: the container is stopped and removed, the capacity and
+                // collateral given back (the offer shows them at once).
+                drop(run);
+                drop(reservation);
+                guard.uncommit();
+                guard.release_entry();
+                tracing::info!(
+                    "job {key}: {reason}; its capacity is free again (watching a while for a late agreement)"
+                );
+                match self.watch_agreement(&record, true).await {
+                    Agreement::Agreed { deadline } => {
+                        tracing::warn!(
+                            "job {key}: the deal was agreed on-chain after its expiry by this machine's clock; running the job now"
+                        );
+                        let outcome = match outcome {
+                            Some(o) => o,
+                            None => {
+                                let needs = self.needs(&record.job);
+                                let _held = self.inner.capacity.reserve_anyway(&needs);
+                                self.run_container(&record.job).await
+                            }
+                        };
+                        (deadline, outcome)
+                    }
+                    other => {
+                        tracing::info!("giving up job {key}: {}", reason_of(&other));
+                        // A new deal signed for the job meanwhile owns its file now.
+                        if !lock(&self.inner.deals).contains_key(&key) {
+                            self.forget_deal(key);
+                        }
+                        return;
+                    }
+                }
+            }
+            other => {
+                tracing::warn!("giving up job {key}: {}", reason_of(&other));
+                drop(reservation);
+                self.forget_deal(key);
+                return; // dropping `run` stops and removes its container; `guard` the deal
+            }
         };
-        drop(reservation);
-        let mut fields = result_fields(&outcome, job.spec.max_output_bytes);
+        let Some(record) = self.sign_result(&record.job, &record.deal, deadline, &outcome) else {
+            return;
+        };
+        // The result replaces the deal on disk (a restart between the two publishes it).
+        if let Some(state) = &self.inner.state
+            && let Err(e) = state.put_result(&record)
+        {
+            tracing::error!(
+                "job {key}: the signed result could not be kept on disk, so a restart would lose it: {e}"
+            );
+        }
+        self.forget_deal(key);
+        self.deliver(record).await;
+        drop(guard);
+    }
+
+    /// The signed result for `outcome` (None, logged, if signing fails).
+    fn sign_result(
+        &self,
+        job: &JobRequested,
+        deal: &SignedDeal,
+        deadline: u64,
+        outcome: &Outcome,
+    ) -> Option<ResultRecord> {
+        let key = job.key;
+        let mut fields = result_fields(outcome, job.spec.max_output_bytes);
         if self.inner.settings.testing_alter_output {
             crate::result::tamper(&mut fields);
             tracing::warn!("job {key}: TESTING ONLY: reporting an altered result");
         }
-        let chain_lilypad = job.lilypad;
         let message = eip712::result_message(
             key.job_id,
             fields.status,
@@ -763,48 +1047,186 @@ impl ResourceProvider {
             fields.exit_code,
             &fields.error,
         );
-        let domain = eip712::domain(key.chain_id, chain_lilypad);
+        let domain = eip712::domain(key.chain_id, job.lilypad);
         let signature = match eip712::sign_result(&self.inner.settings.signer, &domain, &message) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("job {key}: {e}");
+                return None;
+            }
+        };
+        Some(ResultRecord {
+            result: SignedResult {
+                key,
+                lilypad: job.lilypad,
+                provider: deal.terms.provider,
+                status: fields.status,
+                result_cid: fields.result_cid,
+                inline_output: Bytes::from(fields.inline_output),
+                exit_code: fields.exit_code,
+                error: fields.error,
+                signature: Bytes::from(signature.as_bytes().to_vec()),
+            },
+            deadline,
+            request_hash: job.request_hash,
+        })
+    }
+
+    /// Delivers a result kept from a previous run once the chain confirms it is still wanted:
+    /// the job there has the same request hash and is agreed with this provider (a dev chain
+    /// started afresh reuses job ids, and a stale result would take the new job's message id).
+    /// The job is read until that is known, up to the result's deadline.
+    async fn redeliver(&self, record: ResultRecord) {
+        let key = record.result.key;
+        let Some(chain) = self.inner.chains.get(&key.chain_id) else {
+            tracing::warn!(
+                "job {key}: a result kept from a previous run is for chain {}, which this provider no longer serves",
+                key.chain_id
+            );
+            return;
+        };
+        let lilypad = Lilypad::new(chain.settings.lilypad, &chain.rpc);
+        let give_up_at = record.deadline + self.inner.settings.agreement_grace.as_secs();
+        loop {
+            match lilypad.getJob(key.job_id).call().await {
+                Ok(job) if job.requestHash != record.request_hash => {
+                    tracing::warn!(
+                        "job {key}: the kept result is for another request (the chain was started afresh); forgetting it"
+                    );
+                    self.forget_result(key);
+                    return;
+                }
+                Ok(job)
+                    if job.state() != Some(JobStatus::Agreed)
+                        || job.provider != self.inner.address =>
+                {
+                    tracing::info!(
+                        "job {key}: on-chain status {}; the kept result is no longer needed",
+                        JobStatus::label(job.status)
+                    );
+                    self.forget_result(key);
+                    return;
+                }
+                Ok(_) => break,
+                Err(e) => tracing::warn!("reading job {key} failed (will retry): {e}"),
+            }
+            if unix_now() > give_up_at {
+                tracing::error!(
+                    "job {key}: its chain could not be read before the result deadline {}; the kept result is dropped",
+                    record.deadline
+                );
+                self.forget_result(key);
                 return;
             }
-        };
-        let signed = SignedResult {
-            key,
-            lilypad: chain_lilypad,
-            provider: terms.provider,
-            status: fields.status,
-            result_cid: fields.result_cid,
-            inline_output: Bytes::from(fields.inline_output),
-            exit_code: fields.exit_code,
-            error: fields.error,
-            signature: Bytes::from(signature.as_bytes().to_vec()),
-        };
+            tokio::time::sleep(self.inner.settings.result_poll).await;
+        }
+        self.deliver(record).await;
+    }
+
+    /// Publishes a signed result on the results stream (message id `<chainId>:<jobId>`, so a
+    /// repeat is dropped), retrying with jittered exponential backoff until the job's result
+    /// deadline (plus `agreement_grace`, by this machine's clock); then watches the job until
+    /// the chain has the result, or can no longer take it, and forgets its record.
+    async fn deliver(&self, record: ResultRecord) {
+        let key = record.result.key;
+        let settings = &self.inner.settings;
+        let give_up_at = record.deadline + settings.agreement_grace.as_secs();
         let msg_id = key.to_string();
-        let mut pause = Duration::from_millis(500);
-        for attempt in 1..=self.inner.settings.publish_attempts.max(1) {
-            match self
-                .inner
+        let backoff = ExponentialBuilder::new()
+            .with_jitter()
+            .with_min_delay(settings.publish_min_delay)
+            .with_max_delay(settings.publish_max_delay)
+            .without_max_times();
+        let publish = || {
+            self.inner
                 .bus
-                .publish(Topic::Results, key.chain_id, &msg_id, &signed)
-                .await
-            {
-                Ok(_) => {
-                    tracing::info!("job {key}: result published (status {})", signed.status);
-                    break;
+                .publish(Topic::Results, key.chain_id, &msg_id, &record.result)
+        };
+        let retried = publish
+            .retry(backoff)
+            .when(|e| !matches!(e, BusError::Encode { .. }))
+            .notify(|e, pause| {
+                tracing::warn!(
+                    "job {key}: publishing the result failed (trying again in {pause:?}, until the job's deadline {}): {e}",
+                    record.deadline
+                );
+            });
+        let left = Duration::from_secs(give_up_at.saturating_sub(unix_now()));
+        match tokio::time::timeout(left, retried).await {
+            Ok(Ok(p)) => tracing::info!(
+                "job {key}: result published (status {}{})",
+                record.result.status,
+                if p.duplicate {
+                    ", already on the stream"
+                } else {
+                    ""
                 }
-                Err(e) => {
-                    tracing::warn!(
-                        "job {key}: publishing the result failed (attempt {attempt}): {e}"
-                    );
-                    tokio::time::sleep(pause).await;
-                    pause *= 2;
-                }
+            ),
+            Ok(Err(e)) => {
+                tracing::error!("job {key}: the result cannot be published: {e}");
+                self.forget_result(key);
+                return;
+            }
+            Err(_) => {
+                tracing::error!(
+                    "job {key}: the result could not be published before the job's result deadline {}; the job will time out",
+                    record.deadline
+                );
+                self.forget_result(key);
+                return;
             }
         }
-        drop(guard);
+        self.await_submitted(&record, give_up_at).await;
+        self.forget_result(key);
+    }
+
+    /// Waits until the chain shows the job past `Agreed` with this provider (its result
+    /// submitted, or the job ended otherwise), its result deadline passed by the chain's clock, or
+    /// this machine's clock past `give_up_at`.
+    async fn await_submitted(&self, record: &ResultRecord, give_up_at: u64) {
+        let key = record.result.key;
+        let Some(chain) = self.inner.chains.get(&key.chain_id) else {
+            return;
+        };
+        let lilypad = Lilypad::new(chain.settings.lilypad, &chain.rpc);
+        loop {
+            match lilypad.getJob(key.job_id).call().await {
+                Ok(job) if job.state() != Some(JobStatus::Agreed) => {
+                    tracing::info!(
+                        "job {key}: on-chain status {}; the kept result is no longer needed",
+                        JobStatus::label(job.status)
+                    );
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("reading job {key} failed (will retry): {e}"),
+            }
+            if let Ok(t) = chain_now(&chain.rpc).await
+                && t >= record.deadline
+            {
+                tracing::warn!(
+                    "job {key}: the result deadline {} passed (chain time {t}) before the result was submitted",
+                    record.deadline
+                );
+                return;
+            }
+            if unix_now() > give_up_at {
+                tracing::warn!(
+                    "job {key}: the result deadline {} passed by this machine's clock before the result was seen on-chain",
+                    record.deadline
+                );
+                return;
+            }
+            tokio::time::sleep(self.inner.settings.result_poll).await;
+        }
+    }
+}
+
+fn reason_of(a: &Agreement) -> &str {
+    match a {
+        Agreement::Lost(r) | Agreement::Expired(r) => r,
+        Agreement::Agreed { .. } => "agreed",
+        Agreement::Pending => "undecided",
     }
 }
 
@@ -815,9 +1237,20 @@ struct DealGuard {
     provider: ResourceProvider,
     key: JobKey,
     committed: U256,
+    /// The signed deal, so that only its own entry is removed (a new deal may be signed for the
+    /// job once this one has expired).
+    deal: SignedDeal,
 }
 
 impl DealGuard {
+    /// The deal has expired: a new proposal for the job may be signed.
+    fn release_entry(&self) {
+        let mut deals = lock(&self.provider.inner.deals);
+        if deals.get(&self.key) == Some(&self.deal) {
+            deals.remove(&self.key);
+        }
+    }
+
     /// The deal is on-chain (or will never be): the chain's free collateral tells the rest.
     fn uncommit(&mut self) {
         let amount = std::mem::take(&mut self.committed);
@@ -830,7 +1263,7 @@ impl DealGuard {
 impl Drop for DealGuard {
     fn drop(&mut self) {
         self.uncommit();
-        lock(&self.provider.inner.deals).remove(&self.key);
+        self.release_entry();
     }
 }
 

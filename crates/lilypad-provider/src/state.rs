@@ -1,0 +1,300 @@
+//! What the provider keeps on disk so that a restart loses nothing it signed: each signed deal
+//! until it is agreed and run (or can no longer be), and each signed result until the chain shows
+//! it submitted (or the job can no longer take it). One small JSON file per job, written
+//! atomically (a temporary file, synced, renamed over the old one, the directory synced):
+//!
+//! ```text
+//! <state dir>/signed/deals/<chainId>-<jobId>.json     a signed deal: the job, terms, signature
+//! <state dir>/signed/results/<chainId>-<jobId>.json   a signed result, the job's result deadline
+//! ```
+//!
+//! A file that does not decode is renamed to `*.json.bad` and reported, never silently dropped
+//! nor retried at every start.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use alloy::primitives::{Address, B256, U256};
+use lilypad_types::{JobKey, JobRequested, SignedDeal, SignedResult};
+use serde::{Deserialize, Serialize};
+
+/// A state file that could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// A filesystem operation failed.
+    #[error(
+        "{what} {path}: {source} (fix: check that the provider's state directory exists, is writable and its disk is not full)"
+    )]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A record could not be encoded (a bug, not an operator's problem).
+    #[error("cannot encode the record for {path}: {reason}")]
+    Encode {
+        /// The file it was for.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A deal this provider signed, with what it needs to run the job after a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DealRecord {
+    /// The job as the relayer published it (its inputs are needed to run it).
+    pub job: JobRequested,
+    /// The signed deal as it was handed out.
+    pub deal: SignedDeal,
+    /// The deal's expiry (unix seconds).
+    pub expiry: u64,
+    /// The job's match deadline on-chain (unix seconds).
+    pub match_deadline: u64,
+    /// The timeout collateral the deal locks.
+    pub timeout_collateral: U256,
+}
+
+/// A result this provider signed, kept until the chain has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultRecord {
+    /// The signed result as it is published.
+    pub result: SignedResult,
+    /// The job's result deadline on-chain (unix seconds): `submitResult` refuses it after that.
+    pub deadline: u64,
+    /// The job's request hash: after a restart, the result is published only for the job
+    /// on-chain with this hash (a dev chain started afresh reuses job ids).
+    pub request_hash: B256,
+}
+
+/// The provider's state directory: where deal and result records live.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    deals: PathBuf,
+    results: PathBuf,
+}
+
+/// Records found at start, and the files that could not be read.
+#[derive(Debug, Default)]
+pub struct Loaded<T> {
+    /// The records that decoded.
+    pub records: Vec<T>,
+    /// Files that could not be read, each with the reason (renamed to `*.bad` when they did
+    /// not decode).
+    pub bad: Vec<String>,
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
+    let path = path.to_owned();
+    move |source| StateError::Io { what, path, source }
+}
+
+fn file_name(key: JobKey) -> String {
+    format!("{}-{}.json", key.chain_id, key.job_id)
+}
+
+impl StateDir {
+    /// Opens (creating when missing) the records under `root` (in `root/signed/`).
+    pub fn open(root: &Path) -> Result<Self, StateError> {
+        let deals = root.join("signed").join("deals");
+        let results = root.join("signed").join("results");
+        for dir in [&deals, &results] {
+            fs::create_dir_all(dir).map_err(io("creating", dir))?;
+        }
+        Ok(Self { deals, results })
+    }
+
+    /// Where deal records live.
+    pub fn deals_dir(&self) -> &Path {
+        &self.deals
+    }
+
+    /// Where result records live.
+    pub fn results_dir(&self) -> &Path {
+        &self.results
+    }
+
+    /// Writes (or replaces) the record of a signed deal.
+    pub fn put_deal(&self, record: &DealRecord) -> Result<(), StateError> {
+        write_atomic(&self.deals.join(file_name(record.job.key)), record)
+    }
+
+    /// Removes the record of a deal (absent is fine).
+    pub fn remove_deal(&self, key: JobKey) -> Result<(), StateError> {
+        remove(&self.deals.join(file_name(key)))
+    }
+
+    /// Writes (or replaces) the record of a signed result.
+    pub fn put_result(&self, record: &ResultRecord) -> Result<(), StateError> {
+        write_atomic(&self.results.join(file_name(record.result.key)), record)
+    }
+
+    /// Removes the record of a result (absent is fine).
+    pub fn remove_result(&self, key: JobKey) -> Result<(), StateError> {
+        remove(&self.results.join(file_name(key)))
+    }
+
+    /// Every deal record signed by `provider`.
+    pub fn deals(&self, provider: Address) -> Result<Loaded<DealRecord>, StateError> {
+        let mut loaded = load::<DealRecord>(&self.deals)?;
+        loaded.records.retain(|r| r.deal.terms.provider == provider);
+        Ok(loaded)
+    }
+
+    /// Every result record signed by `provider`.
+    pub fn results(&self, provider: Address) -> Result<Loaded<ResultRecord>, StateError> {
+        let mut loaded = load::<ResultRecord>(&self.results)?;
+        loaded.records.retain(|r| r.result.provider == provider);
+        Ok(loaded)
+    }
+}
+
+/// Writes `value` as JSON to `path` so that `path` holds either the old content or the new, never
+/// a part: a temporary file beside it, synced, renamed over it, and the directory synced.
+fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
+    let body = serde_json::to_vec_pretty(value).map_err(|e| StateError::Encode {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let tmp = path.with_extension("json.tmp");
+    let mut file = File::create(&tmp).map_err(io("creating", &tmp))?;
+    file.write_all(&body).map_err(io("writing", &tmp))?;
+    file.sync_all().map_err(io("syncing", &tmp))?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(io("renaming into place", path))?;
+    sync_dir(path)
+}
+
+fn sync_dir(path: &Path) -> Result<(), StateError> {
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io("syncing", dir))?;
+    }
+    Ok(())
+}
+
+fn remove(path: &Path) -> Result<(), StateError> {
+    match fs::remove_file(path) {
+        Ok(()) => sync_dir(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io("removing", path)(e)),
+    }
+}
+
+fn load<T: for<'de> Deserialize<'de>>(dir: &Path) -> Result<Loaded<T>, StateError> {
+    let mut loaded = Loaded {
+        records: Vec::new(),
+        bad: Vec::new(),
+    };
+    let entries = fs::read_dir(dir).map_err(io("listing", dir))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let body = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                loaded.bad.push(format!("{}: {e}", path.display()));
+                continue;
+            }
+        };
+        match serde_json::from_slice::<T>(&body) {
+            Ok(record) => loaded.records.push(record),
+            Err(e) => {
+                let aside = path.with_extension("json.bad");
+                let moved = fs::rename(&path, &aside)
+                    .map(|()| format!("moved to {}", aside.display()))
+                    .unwrap_or_else(|e| format!("could not be moved aside: {e}"));
+                loaded.bad.push(format!(
+                    "{}: does not decode ({e}); {moved}",
+                    path.display()
+                ));
+            }
+        }
+    }
+    Ok(loaded)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use alloy::primitives::{B256, Bytes};
+    use lilypad_types::SignedResult;
+
+    use super::*;
+
+    fn result(job: u64, provider: Address) -> ResultRecord {
+        ResultRecord {
+            result: SignedResult {
+                key: JobKey {
+                    chain_id: 31337,
+                    job_id: U256::from(job),
+                },
+                lilypad: Address::repeat_byte(0x11),
+                provider,
+                status: 1,
+                result_cid: "bafkqaaa".into(),
+                inline_output: Bytes::from_static(b"out"),
+                exit_code: 0,
+                error: String::new(),
+                signature: Bytes::from(B256::repeat_byte(9).to_vec()),
+            },
+            deadline: 1_000,
+            request_hash: B256::repeat_byte(1),
+        }
+    }
+
+    #[test]
+    fn records_are_kept_replaced_removed_and_filtered_by_provider() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        let me = Address::repeat_byte(0xaa);
+        let a = result(1, me);
+        state.put_result(&a).unwrap();
+        let mut a2 = a.clone();
+        a2.deadline = 2_000;
+        state.put_result(&a2).unwrap();
+        state
+            .put_result(&result(2, Address::repeat_byte(0xbb)))
+            .unwrap();
+        // Reopened, as after a restart.
+        let state = StateDir::open(dir.path()).unwrap();
+        let loaded = state.results(me).unwrap();
+        assert_eq!(loaded.records, vec![a2]);
+        assert!(loaded.bad.is_empty(), "{:?}", loaded.bad);
+        state.remove_result(a.result.key).unwrap();
+        state.remove_result(a.result.key).unwrap();
+        assert!(state.results(me).unwrap().records.is_empty());
+        // No temporary files are left behind.
+        let names: Vec<_> = fs::read_dir(state.results_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec!["31337-2.json".to_owned()]);
+    }
+
+    #[test]
+    fn a_file_that_does_not_decode_is_reported_and_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        fs::write(state.results_dir().join("31337-9.json"), b"{ half").unwrap();
+        let loaded = state.results(Address::ZERO).unwrap();
+        assert!(loaded.records.is_empty());
+        assert_eq!(loaded.bad.len(), 1);
+        assert!(
+            loaded.bad[0].contains("does not decode"),
+            "{:?}",
+            loaded.bad
+        );
+        assert!(state.results_dir().join("31337-9.json.bad").exists());
+        // Not reported again at the next start.
+        assert!(state.results(Address::ZERO).unwrap().bad.is_empty());
+    }
+}
