@@ -191,8 +191,8 @@ async fn a_job_in_progress_is_stopped_and_gives_back_capacity_and_collateral() {
         .await
         .unwrap();
     // Heartbeat, deal server and the deal's job.
+    // (Its capacity is not checked here: the container may already have ended, which frees it.)
     assert_eq!(provider.running_tasks(), 3);
-    assert!(provider.capacity().free().cpu_millis < 2000);
     assert_eq!(
         provider.free_collateral(CHAIN).await.unwrap(),
         U256::from(DEPOSIT - PRICE)
