@@ -26,14 +26,7 @@ impl Submitter {
             match After::of_call(&tx.call) {
                 Some(after) => {
                     let (state, deadline) = self.job_state(tx.job).await?;
-                    if state != Some(gate::needed(after.done)) {
-                        self.store.done(chain, tx.job, after.done).await?;
-                    }
-                    if let Some(next) = after.next
-                        && state == Some(gate::needed(next))
-                    {
-                        self.store.schedule(chain, tx.job, next, deadline).await?;
-                    }
+                    self.follow_up(tx.job, after, state, deadline).await?;
                 }
                 None => {
                     tracing::warn!(chain, job = %tx.job, call = %tx.call, nonce = n, "a pending record names a call this build does not send; forgotten");
