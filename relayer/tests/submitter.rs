@@ -523,6 +523,11 @@ async fn relayer_counts(w: &World) -> (u64, u64) {
     (pending, mined)
 }
 
+/// Pending records as (nonce, attempts), for failure messages.
+fn summary(records: &[(u64, PendingTx)]) -> Vec<(u64, u32)> {
+    records.iter().map(|(n, p)| (*n, p.attempts)).collect()
+}
+
 async fn pending_records(w: &World) -> Vec<(u64, PendingTx)> {
     w.store.pending(CHAIN, w.submitter.signer()).await.unwrap()
 }
@@ -587,7 +592,11 @@ async fn a_lost_answer_to_the_send_of_a_deal_makes_no_second_transaction_and_the
             let (pending, _) = relayer_counts(&w).await;
             ok_if(
                 !records.is_empty() && pending > before,
-                format!("{records:?}, {} in the pool", pending - before),
+                format!(
+                    "pending (nonce, attempts): {:?}, {} in the pool",
+                    summary(&records),
+                    pending - before
+                ),
             )
         },
     )
@@ -726,7 +735,7 @@ async fn a_round_that_waits_past_the_lease_ttl_keeps_the_lease_and_no_other_rela
         async || match pending_records(&w).await.as_slice() {
             [(_, p)] if p.attempts >= 4 => Ok(()),
             [(_, p)] => Err(format!("attempts: {}", p.attempts)),
-            other => Err(format!("pending: {other:?}")),
+            other => Err(format!("pending (nonce, attempts): {:?}", summary(other))),
         },
     )
     .await;
@@ -753,4 +762,45 @@ async fn a_round_that_waits_past_the_lease_ttl_keeps_the_lease_and_no_other_rela
     running_b.await.unwrap();
     let (pending, mined) = relayer_counts(&w).await;
     assert_eq!((pending, mined), (before + 2, before + 2));
+}
+
+#[tokio::test]
+async fn replacements_that_never_reach_the_node_do_not_hide_the_first_attempt_being_mined() {
+    let w = world_with(|s| s.max_attempts = 3).await;
+    let proxy = FaultyRpc::start(&w.chain.url(), FaultPlan::none()).unwrap();
+    let submitter = submitter_at(&w, &proxy.url());
+    let (job, hash) = run_job(&w, 600).await;
+    let (before, _) = relayer_counts(&w).await;
+    w.chain.rpc("evm_setAutomine", "[false]");
+    let deal = signed_deal(&w, job, hash, &provider_key());
+    let task = tokio::spawn(async move { submitter.submit_deal(&deal).await });
+    let attempts = async |n: u32| {
+        eventually(
+            Duration::from_secs(30),
+            &format!("attempt {n} is made"),
+            async || match pending_records(&w).await.first() {
+                Some((_, p)) if p.attempts >= n => Ok(p.hashes.first().copied()),
+                Some((_, p)) => Err(format!("attempts: {}", p.attempts)),
+                None => Err("nothing pending".to_owned()),
+            },
+        )
+        .await
+    };
+    let first = attempts(1)
+        .await
+        .expect("the first attempt's hash is recorded");
+    // From now on every send is cut off before it reaches the node.
+    proxy.fail_method_for(
+        "eth_sendRawTransaction",
+        Fault::Reset,
+        Duration::from_secs(600),
+    );
+    attempts(2).await;
+    w.chain.rpc("evm_setAutomine", "[true]");
+    w.chain.rpc("evm_mine", "[]");
+    let landed = task.await.unwrap().unwrap();
+    assert_eq!(landed, Submitted::Landed(first));
+    assert_eq!(state(&w, job).await, Some(JobStatus::Agreed));
+    assert_eq!(relayer_counts(&w).await, (before + 1, before + 1));
+    assert!(pending_records(&w).await.is_empty());
 }
