@@ -804,3 +804,90 @@ async fn replacements_that_never_reach_the_node_do_not_hide_the_first_attempt_be
     assert_eq!(relayer_counts(&w).await, (before + 1, before + 1));
     assert!(pending_records(&w).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_deal_whose_every_send_was_lost_and_that_is_no_longer_needed_leaves_no_nonce_gap() {
+    let w = world_with(|s| s.max_attempts = 2).await;
+    let proxy = FaultyRpc::start(&w.chain.url(), FaultPlan::none()).unwrap();
+    let submitter = submitter_at(&w, &proxy.url());
+    let (job_a, hash_a) = run_job(&w, 600).await;
+    let (before, _) = relayer_counts(&w).await;
+    // The relayer runs, holding the lease, with nothing in flight.
+    let (stop, running) = run(&submitter, "relayer-a");
+    eventually(
+        Duration::from_secs(30),
+        "the relayer holds the lease",
+        async || {
+            let held = w
+                .store
+                .try_acquire_lease(
+                    &format!("submit:{CHAIN}:{}", submitter.signer()),
+                    "probe",
+                    Duration::from_secs(1),
+                )
+                .await
+                .unwrap();
+            ok_if(held.is_none(), "the lease is free")
+        },
+    )
+    .await;
+    // Every send of the first deal is cut off before it reaches the node, until it is given up.
+    proxy.fail_method_for(
+        "eth_sendRawTransaction",
+        Fault::Reset,
+        Duration::from_secs(600),
+    );
+    let deal_a = signed_deal(&w, job_a, hash_a, &provider_key());
+    let given_up = submitter.submit_deal(&deal_a).await;
+    assert!(
+        matches!(given_up, Err(SubmitError::Stuck { .. })),
+        "{given_up:?}"
+    );
+    assert_eq!(summary(&pending_records(&w).await), vec![(before, 2)]);
+    // Someone else lands that deal: the relayer's action is no longer needed.
+    let lilypad = w.chain.lilypad_as(dev_keys::CLIENT);
+    send(lilypad.agreeDeal(Lilypad::Deal::from(&deal_a.terms), deal_a.signature.clone())).await;
+    proxy.clear_rules();
+
+    // The next job's deal is sent with a later nonce: it is mined only if nothing is left open.
+    let (job_b, hash_b) = run_job(&w, 600).await;
+    w.bus
+        .publish(
+            Topic::Deals,
+            CHAIN,
+            "b",
+            &signed_deal(&w, job_b, hash_b, &provider_key()),
+        )
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(60), "the next deal lands", async || {
+        let b = state(&w, job_b).await;
+        ok_if(
+            b == Some(JobStatus::Agreed),
+            format!(
+                "job {job_b}: {b:?}; relayer (pending, mined) {:?}, records {:?}",
+                relayer_counts(&w).await,
+                summary(&pending_records(&w).await)
+            ),
+        )
+    })
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "every nonce is mined and no record is left",
+        async || {
+            let (pending, mined) = relayer_counts(&w).await;
+            let records = pending_records(&w).await;
+            ok_if(
+                pending == mined && mined == before + 2 && records.is_empty(),
+                format!(
+                    "(pending, mined) ({pending}, {mined}) from {before}; records {:?}",
+                    summary(&records)
+                ),
+            )
+        },
+    )
+    .await;
+    stop.cancel();
+    running.await.unwrap();
+}

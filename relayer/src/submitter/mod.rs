@@ -49,6 +49,7 @@ use nonce::Nonces;
 
 mod error;
 pub mod fees;
+pub mod gaps;
 pub mod gate;
 pub mod nonce;
 mod phases;
@@ -191,6 +192,9 @@ pub struct Submitter {
     /// Cancelled when the lease this submitter sends under is lost (or the relayer stops):
     /// nothing is sent after that. Never cancelled outside [`Submitter::run`].
     lease: CancellationToken,
+    /// When the pending records were last looked at for nonces to fill ([`gaps`]), shared by
+    /// every clone (each round runs on one).
+    gaps_checked: std::sync::Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
 }
 
 /// How long a round waits on an empty deals or results stream.
@@ -222,6 +226,7 @@ impl Submitter {
             store,
             bus,
             lease: CancellationToken::new(),
+            gaps_checked: Default::default(),
         })
     }
 
@@ -405,6 +410,9 @@ impl Submitter {
         let chain = self.settings.chain_id;
         let (job, after) = (sent.job, sent.after);
         let receipt = self.confirm(sent).await?;
+        let Some(after) = after else {
+            return Ok(Submitted::Landed(receipt.transaction_hash));
+        };
         self.store.done(chain, job, after.done).await?;
         if let Some(next) = after.next {
             let (_, deadline) = self.job_state(job).await?;

@@ -62,7 +62,26 @@ fn report_action(
 }
 
 impl Submitter {
-    /// One round: lands the deals waiting on the stream, then the results, then the due actions.
+    /// Whether the pending records are to be looked at for nonces to fill this round: at most
+    /// once per `replace_after`, so a transaction still waiting for its own retry is not
+    /// re-examined every round.
+    fn gaps_due(&self) -> bool {
+        let now = tokio::time::Instant::now();
+        let mut last = self
+            .gaps_checked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match *last {
+            Some(at) if now.duration_since(at) < self.settings.gas.replace_after => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
+        }
+    }
+
+    /// One round: fills the nonces of given-up actions ([`super::gaps`]), then lands the deals
+    /// waiting on the stream, then the results, then the due actions.
     /// Within each of those three phases transactions are pipelined: sent one after another
     /// with consecutive nonces, then confirmed together, so a batch costs about one block, not
     /// one block per transaction. The phases follow one another because each can depend on the
@@ -70,6 +89,15 @@ impl Submitter {
     /// many transactions landed.
     pub async fn round(&self, wait: Duration) -> Result<usize, SubmitError> {
         let chain = self.settings.chain_id;
+        if self.gaps_due() {
+            match self.fill_gaps().await {
+                Ok(_) => {}
+                Err(e @ SubmitError::LeaseLost { .. }) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(chain, error = %e, "could not look for nonces to fill; trying again next round");
+                }
+            }
+        }
         let mut landed = self.land::<SignedDeal>(wait).await?;
         landed += self.land::<SignedResult>(wait).await?;
 

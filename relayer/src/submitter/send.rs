@@ -20,7 +20,8 @@ use super::*;
 pub(super) struct Sent {
     pub(super) job: U256,
     pub(super) call: &'static str,
-    pub(super) after: After,
+    /// What its landing makes done and due (`None` for a cancellation).
+    pub(super) after: Option<After>,
     pub(super) base: TransactionRequest,
     pub(super) nonce: u64,
     pub(super) gas: u64,
@@ -129,7 +130,7 @@ impl Submitter {
         let mut sent = Sent {
             job,
             call,
-            after,
+            after: Some(after),
             base,
             nonce,
             gas: fees::gas_limit(gas),
@@ -172,7 +173,7 @@ impl Submitter {
         let sent = Sent {
             job,
             call,
-            after,
+            after: Some(after),
             base: base.clone(),
             nonce,
             gas: record.gas,
@@ -194,7 +195,7 @@ impl Submitter {
     }
 
     /// Sends signed bytes, sending the same bytes again at once when the answer is lost.
-    async fn send_raw(&self, raw: &Bytes) -> SendOutcome {
+    pub(super) async fn send_raw(&self, raw: &Bytes) -> SendOutcome {
         let attempt = async || {
             let result = self.provider.send_raw_transaction(raw).await.map(|_| ());
             match classify_send(result.as_ref().map(|_| ())) {
