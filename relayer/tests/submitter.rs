@@ -891,3 +891,91 @@ async fn a_deal_whose_every_send_was_lost_and_that_is_no_longer_needed_leaves_no
     stop.cancel();
     running.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_restarted_relayer_fills_the_nonce_of_a_deal_a_killed_one_signed_and_never_sent() {
+    use alloy::network::eip2718::Encodable2718;
+    use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
+    use alloy::rpc::types::TransactionRequest;
+    use alloy::sol_types::SolCall;
+
+    let w = world().await;
+    let (job_a, hash_a) = run_job(&w, 600).await;
+    let (before, _) = relayer_counts(&w).await;
+    // A previous relayer signed agreeDeal at the next nonce, recorded it as pending, and was
+    // killed before the bytes reached the node.
+    let deal_a = signed_deal(&w, job_a, hash_a, &provider_key());
+    let call = Lilypad::agreeDealCall {
+        deal: Lilypad::Deal::from(&deal_a.terms),
+        providerSignature: deal_a.signature.clone(),
+    };
+    let key: PrivateKeySigner = dev_keys::RELAYER.parse().unwrap();
+    let envelope = TransactionRequest::default()
+        .with_from(key.address())
+        .with_to(w.chain.lilypad)
+        .with_input(Bytes::from(call.abi_encode()))
+        .with_nonce(before)
+        .with_gas_limit(1_000_000)
+        .with_max_fee_per_gas(5_000_000_000)
+        .with_max_priority_fee_per_gas(1_000_000_000)
+        .with_chain_id(CHAIN)
+        .build(&EthereumWallet::from(key))
+        .await
+        .unwrap();
+    let record = PendingTx {
+        job: job_a,
+        call: "agreeDeal".into(),
+        hash: *envelope.tx_hash(),
+        hashes: vec![*envelope.tx_hash()],
+        attempts: 1,
+        raw: envelope.encoded_2718().into(),
+        gas: 1_000_000,
+        max_fee: 5_000_000_000,
+        tip: 1_000_000_000,
+    };
+    w.store
+        .record_pending(CHAIN, w.submitter.signer(), before, &record)
+        .await
+        .unwrap();
+    w.store
+        .next_nonce(CHAIN, w.submitter.signer(), before)
+        .await
+        .unwrap();
+    // Meanwhile the deal was landed by someone else: that action is no longer needed.
+    let lilypad = w.chain.lilypad_as(dev_keys::CLIENT);
+    send(lilypad.agreeDeal(Lilypad::Deal::from(&deal_a.terms), deal_a.signature.clone())).await;
+
+    // The restarted relayer takes the lease; the next job's deal comes.
+    let (job_b, hash_b) = run_job(&w, 600).await;
+    w.bus
+        .publish(
+            Topic::Deals,
+            CHAIN,
+            "b",
+            &signed_deal(&w, job_b, hash_b, &provider_key()),
+        )
+        .await
+        .unwrap();
+    let (stop, running) = run_submitter(&w, "restarted");
+    eventually(
+        Duration::from_secs(60),
+        "the next deal lands and every nonce is mined",
+        async || {
+            let b = state(&w, job_b).await;
+            let (pending, mined) = relayer_counts(&w).await;
+            let records = pending_records(&w).await;
+            ok_if(
+                b == Some(JobStatus::Agreed)
+                    && (pending, mined) == (before + 2, before + 2)
+                    && records.is_empty(),
+                format!(
+                    "job {job_b}: {b:?}; (pending, mined) ({pending}, {mined}) from {before}; records {:?}",
+                    summary(&records)
+                ),
+            )
+        },
+    )
+    .await;
+    stop.cancel();
+    running.await.unwrap();
+}
