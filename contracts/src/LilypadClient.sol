@@ -69,9 +69,11 @@ abstract contract LilypadClient is ILilypadCallback {
     }
 
     /// @notice A request with no inputs and defaults that fit Lilypad's default parameters: match
-    ///         and execution timeouts of 10 minutes, 200k callback gas, 1 KiB of inline output,
-    ///         results collateral of 2x the price and a 1 hour challenge window. Change any field
-    ///         before sending.
+    ///         and execution timeouts of 10 minutes, 300k callback gas, 256 bytes of inline output,
+    ///         results collateral of 2x the price and a 1 hour challenge window. The gas is enough
+    ///         for a callback that stores the whole inline output and the CID (measured in
+    ///         test/Docs.t.sol; about 275k); raise both together, by the table in docs/solidity.md.
+    ///         Change any field before sending.
     function _newRequest(string memory module, string memory version, uint256 maxPrice)
         internal
         pure
@@ -83,8 +85,8 @@ abstract contract LilypadClient is ILilypadCallback {
         request.maxPrice = maxPrice;
         request.matchTimeout = 10 minutes;
         request.executionTimeout = 10 minutes;
-        request.callbackGasLimit = 200_000;
-        request.maxOutputBytes = 1_024;
+        request.callbackGasLimit = 300_000;
+        request.maxOutputBytes = 256;
         request.resultsCollateralMultiplierBps = 20_000;
         request.challengeWindow = 1 hours;
     }

@@ -179,7 +179,8 @@ contract AttacksTest is LilypadTestBase {
         assertEq(r.inputs.length, 3);
         assertEq(r.inputs[0].key, "a");
         assertEq(r.inputs[2].value, "3");
-        assertEq(r.callbackGasLimit, 200_000);
+        assertEq(r.callbackGasLimit, 300_000);
+        assertEq(r.maxOutputBytes, 256);
         vm.prank(alice);
         lilypad.runJob(r); // the defaults pass the default parameters
     }

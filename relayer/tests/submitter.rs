@@ -334,7 +334,7 @@ async fn a_transaction_stuck_in_the_pool_is_replaced_with_higher_fees() {
     let (job, hash) = run_job(&w, 600).await;
     let before = sent_by_relayer(&w).await;
     // Blocks stop being mined: the first send waits in the pool.
-    w.chain.rpc("evm_setAutomine", "[false]");
+    w.chain.stop_mining();
     let submitter = w.submitter.clone();
     let deal = signed_deal(&w, job, hash, &provider_key());
     let task = tokio::spawn(async move { submitter.submit_deal(&deal).await });
@@ -353,7 +353,7 @@ async fn a_transaction_stuck_in_the_pool_is_replaced_with_higher_fees() {
         },
     )
     .await;
-    w.chain.rpc("evm_setAutomine", "[true]");
+    w.chain.mine_instantly();
     w.chain.rpc("evm_mine", "[]");
     let landed = task.await.unwrap().unwrap();
     let Submitted::Landed(tx) = landed else {
@@ -393,7 +393,7 @@ async fn a_batch_of_deals_is_pipelined_into_one_block() {
     }
     // Blocks are mined by hand from now on: a submitter that waited for each receipt before
     // sending the next would never have more than one transaction in the pool.
-    w.chain.rpc("evm_setAutomine", "[false]");
+    w.chain.stop_mining();
     let mined_before = sent_by_relayer(&w).await;
     let round = {
         let submitter = w.submitter.clone();
@@ -419,7 +419,7 @@ async fn a_batch_of_deals_is_pipelined_into_one_block() {
     )
     .await;
     w.chain.rpc("evm_mine", "[]");
-    w.chain.rpc("evm_setAutomine", "[true]");
+    w.chain.mine_instantly();
     assert_eq!(round.await.unwrap().unwrap(), 5);
     let head = p.get_block_number().await.unwrap();
     let block = p.get_block_by_number(head.into()).await.unwrap().unwrap();

@@ -21,7 +21,9 @@ pub use deploy::{contracts_path, deploy_contracts, deploy_contracts_with, dev_ke
 pub use docker::{BUSYBOX_IMAGE, DockerError, docker_run, ensure_busybox_image, timed_docker_run};
 pub use eventually::{POLL_EVERY, eventually, eventually_every, ok_if};
 pub use modules::{ModuleImagesError, ensure_module_images, job_modules_dir, test_modules_dir};
-pub use process::{Anvil, HarnessError, Nats, Redis, Service, foundry_tool, free_port};
+pub use process::{
+    Anvil, DEV_BLOCK_TIME_SECS, HarnessError, Nats, Redis, Service, foundry_tool, free_port,
+};
 pub use proxy::TcpProxy;
 pub use rpc_faults::{Fault, FaultPlan, FaultyRpc, MethodStats, RpcStats};
 pub use wire::{WireError, json_rpc, nats_info, redis_command};

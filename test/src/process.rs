@@ -296,7 +296,12 @@ impl Redis {
     }
 }
 
-/// An anvil dev chain with instant mining.
+/// How often a dev chain makes a block when no transaction comes: with anvil's mixed mining a
+/// transaction is still mined at once, and the chain's clock also moves between transactions, as
+/// a real chain's does (so deadlines pass without another transaction to carry them).
+pub const DEV_BLOCK_TIME_SECS: u64 = 1;
+
+/// An anvil dev chain.
 #[derive(Debug)]
 pub struct Anvil {
     /// The process.
@@ -306,12 +311,15 @@ pub struct Anvil {
 }
 
 impl Anvil {
-    /// Starts anvil with `chain_id` on a free loopback port.
+    /// Starts anvil with `chain_id` on a free loopback port, as the demo runs it: transactions
+    /// mined at once, and a block every [`DEV_BLOCK_TIME_SECS`] besides (`--mixed-mining`).
     pub fn start(chain_id: u64) -> Result<Self, HarnessError> {
-        Self::start_with(chain_id, &[])
+        let block_time = DEV_BLOCK_TIME_SECS.to_string();
+        Self::start_with(chain_id, &["--block-time", &block_time, "--mixed-mining"])
     }
 
-    /// Starts anvil with extra arguments (e.g. `--block-time 1`, `--no-mining`).
+    /// Starts anvil with exactly these mining arguments (none: instant mining only, so the
+    /// chain's clock stands still between transactions; or e.g. `--no-mining`).
     pub fn start_with(chain_id: u64, extra: &[&str]) -> Result<Self, HarnessError> {
         let program = foundry_tool("anvil")?;
         let service = Service::spawn(

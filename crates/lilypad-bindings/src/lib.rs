@@ -41,11 +41,89 @@ mod generated {
 
 pub use generated::*;
 
-/// A failed contract call as a person reads it: `the contract refused: NotProvider(..)` when the
-/// revert is one of Lilypad's custom errors (decoded by name), else the error itself.
+/// A failed contract call as a person reads it: `the contract refused: NotProvider { .. }` when the
+/// revert is a custom error of Lilypad, of its token (OpenZeppelin's ERC-20 errors, such as
+/// `ERC20InsufficientAllowance { spender, allowance, needed }`) or of its mediation, decoded by
+/// name; else the error itself.
 pub fn revert_reason(e: &alloy::contract::Error) -> String {
-    match e.as_decoded_interface_error::<Lilypad::LilypadErrors>() {
-        Some(decoded) => format!("the contract refused: {decoded:?}"),
+    match e.as_revert_data().and_then(|data| decode_error(&data)) {
+        Some(decoded) => format!("the contract refused: {decoded}"),
         None => e.to_string(),
+    }
+}
+
+/// A custom error's revert data by name and fields, when it is one of the errors the Lilypad
+/// contracts (and the OpenZeppelin code they are built on) can raise: `PriceAboveMax { price: 9,
+/// max: 8 }`, `EmptyModule`. `None` for anything else (an unknown selector, a `require` string).
+pub fn decode_error(data: &[u8]) -> Option<String> {
+    use alloy::sol_types::SolInterface;
+    let debug = if let Ok(e) = Lilypad::LilypadErrors::abi_decode(data) {
+        format!("{e:?}")
+    } else if let Ok(e) = LilypadToken::LilypadTokenErrors::abi_decode(data) {
+        format!("{e:?}")
+    } else if let Ok(e) = ConsortiumMediation::ConsortiumMediationErrors::abi_decode(data) {
+        format!("{e:?}")
+    } else {
+        return None;
+    };
+    Some(unwrap_variant(&debug))
+}
+
+/// `Name(Name { a: 1 })` -> `Name { a: 1 }` and `Name(Name)` -> `Name`: the error enum's variant
+/// wraps a struct of the same name, which says nothing twice over.
+fn unwrap_variant(debug: &str) -> String {
+    match debug.split_once('(') {
+        Some((name, rest)) if rest.starts_with(name) && rest.ends_with(')') => {
+            rest[..rest.len() - 1].to_owned()
+        }
+        _ => debug.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::{Address, U256};
+    use alloy::sol_types::SolError;
+
+    #[test]
+    fn openzeppelin_allowance_errors_are_named_with_their_fields() {
+        let data = LilypadToken::ERC20InsufficientAllowance {
+            spender: Address::repeat_byte(0x11),
+            allowance: U256::from(5),
+            needed: U256::from(10),
+        }
+        .abi_encode();
+        assert_eq!(
+            decode_error(&data).unwrap(),
+            "ERC20InsufficientAllowance { spender: 0x1111111111111111111111111111111111111111, allowance: 5, needed: 10 }"
+        );
+    }
+
+    #[test]
+    fn lilypad_errors_without_fields_are_just_their_names() {
+        assert_eq!(
+            decode_error(&Lilypad::EmptyModule {}.abi_encode()).unwrap(),
+            "EmptyModule"
+        );
+    }
+
+    #[test]
+    fn mediation_errors_are_named() {
+        let data = ConsortiumMediation::NotEnoughMediators {
+            found: U256::from(1),
+            required: U256::from(3),
+        }
+        .abi_encode();
+        assert!(
+            decode_error(&data)
+                .unwrap()
+                .starts_with("NotEnoughMediators {")
+        );
+    }
+
+    #[test]
+    fn an_unknown_selector_is_not_decoded() {
+        assert_eq!(decode_error(&[0xfb, 0x8f, 0x41, 0xb3, 0, 0]), None);
     }
 }

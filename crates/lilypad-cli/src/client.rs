@@ -9,8 +9,9 @@ use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
 use anyhow::{Context, Result, bail};
 use lilypad_bindings::{Lilypad, LilypadToken};
+use lilypad_bus::{Bus, BusOptions};
 use lilypad_config::ChainConfig;
-use lilypad_types::{JobStatus, Outcome};
+use lilypad_types::{JobStatus, ModuleId, Offer, Outcome};
 
 use crate::common::{check_chain_id, load_chains, load_key, reader, wallet};
 use crate::{ChallengeArgs, Global, JobArgs, RunArgs};
@@ -94,12 +95,116 @@ impl Session {
             token
                 .approve(self.contracts.lilypad, amount)
                 .send()
-                .await?
+                .await
+                .map_err(crate::common::revert)?
                 .get_receipt()
                 .await?;
         }
         Ok(())
     }
+}
+
+/// The modules (name and version) that providers offer now on `chain_id`'s Lilypad contract
+/// `lilypad`, as they announce them on NATS, sorted.
+async fn offered_modules(
+    global: &Global,
+    chain_id: u64,
+    lilypad: Address,
+) -> Result<Vec<ModuleId>> {
+    let unreachable = |why: String| {
+        anyhow::anyhow!(
+            "cannot check which modules providers offer: NATS at {} {why}; start it (or point --nats \
+             at the market's), or pass --any-module to request the job unchecked",
+            global.nats
+        )
+    };
+    let bus = tokio::time::timeout(
+        OFFERS_WITHIN,
+        Bus::connect(&global.nats, BusOptions::default()),
+    )
+    .await
+    .map_err(|_| unreachable(format!("did not answer within {OFFERS_WITHIN:?}")))?
+    .map_err(|e| unreachable(format!("failed: {e}")))?;
+    let (offers, _undecodable) = bus
+        .offers::<Offer>()
+        .await
+        .map_err(|e| unreachable(format!("failed: {e}")))?;
+    let mut modules: Vec<ModuleId> = offers
+        .into_iter()
+        .filter(|(_, o)| {
+            o.chains
+                .iter()
+                .any(|c| c.chain_id == chain_id && c.lilypad == lilypad)
+        })
+        .flat_map(|(_, o)| o.modules.into_iter().map(|m| m.module))
+        .collect();
+    modules.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+    modules.dedup();
+    Ok(modules)
+}
+
+/// How long `lilypad run` waits for NATS when it checks the offered modules.
+const OFFERS_WITHIN: Duration = Duration::from_secs(10);
+
+/// Refuses a module and version that no provider offers, naming what is offered.
+fn check_offered(offered: &[ModuleId], chain: &str, module: &str, version: &str) -> Result<()> {
+    if offered
+        .iter()
+        .any(|m| m.name == module && m.version == version)
+    {
+        return Ok(());
+    }
+    let versions: Vec<&str> = offered
+        .iter()
+        .filter(|m| m.name == module)
+        .map(|m| m.version.as_str())
+        .collect();
+    let why = if !versions.is_empty() {
+        format!(
+            "no provider on {chain} offers {module} {version}; it is offered in version {} (use --version)",
+            versions.join(", ")
+        )
+    } else if offered.is_empty() {
+        format!("no provider on {chain} offers any module now (is a provider running?)")
+    } else {
+        let all: Vec<String> = offered
+            .iter()
+            .map(|m| format!("{} {}", m.name, m.version))
+            .collect();
+        format!(
+            "no provider on {chain} offers module {module:?}; offered now: {}",
+            all.join(", ")
+        )
+    };
+    bail!("{why}. Nothing was escrowed; pass --any-module to request it anyway")
+}
+
+/// This machine's lock on an account's transactions on one chain, held from the allowance check
+/// to the request's receipt, so that several `lilypad run` of one account neither take each
+/// other's allowance nor the same nonce. Released when dropped.
+struct AccountLock(#[allow(dead_code)] std::fs::File);
+
+async fn lock_account(chain_id: u64, account: Address) -> Result<AccountLock> {
+    let path = std::env::temp_dir().join(format!("lilypad-{chain_id}-{account:#x}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening the account lock {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => return Ok(AccountLock(file)),
+        Err(std::fs::TryLockError::WouldBlock) => eprintln!(
+            "waiting for another lilypad command of {account} to send its transactions ..."
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()));
+        }
+    }
+    tokio::task::spawn_blocking(move || file.lock().map(|()| AccountLock(file)))
+        .await
+        .context("waiting for the account lock")?
+        .with_context(|| format!("locking {}", path.display()))
 }
 
 pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
@@ -111,8 +216,13 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
     )
     .await?;
     let (chain, provider, contracts) = (&session.chain, &session.provider, &session.contracts);
+    if !args.any_module {
+        let offered = offered_modules(global, chain.chain_id, contracts.lilypad).await?;
+        check_offered(&offered, &chain.name, &args.module, &args.version)?;
+    }
     let lilypad = session.lilypad();
     let max_price = U256::from(args.max_price);
+    let lock = lock_account(chain.chain_id, session.me).await?;
     session
         .allow(max_price, "the max price", "fund it, or lower --max-price")
         .await?;
@@ -143,6 +253,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
         .map_err(crate::common::revert)?
         .get_receipt()
         .await?;
+    drop(lock);
     let job = receipt
         .decoded_log::<Lilypad::JobRequested>()
         .context("runJob succeeded but emitted no JobRequested event")?
@@ -234,6 +345,7 @@ pub async fn challenge(global: &Global, args: &ChallengeArgs) -> Result<()> {
     }
     let params = lilypad.params().call().await?;
     let fee = U256::from(params.mediationFee);
+    let lock = lock_account(chain.chain_id, me).await?;
     session
         .allow(fee, "the mediation fee", "fund it first")
         .await?;
@@ -244,6 +356,7 @@ pub async fn challenge(global: &Global, args: &ChallengeArgs) -> Result<()> {
         .map_err(crate::common::revert)?
         .get_receipt()
         .await?;
+    drop(lock);
     if !receipt.status() {
         bail!(
             "the challenge transaction {} reverted",
@@ -337,4 +450,66 @@ async fn print_job(
     }
     println!("output:\n{}", String::from_utf8_lossy(&ev.output));
     Ok(r.status == Outcome::Succeeded.as_u8())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offered() -> Vec<ModuleId> {
+        [
+            ("cowsay", "1.0.0"),
+            ("sha256", "1.0.0"),
+            ("sha256", "2.0.0"),
+        ]
+        .into_iter()
+        .map(|(name, version)| ModuleId {
+            name: name.into(),
+            version: version.into(),
+        })
+        .collect()
+    }
+
+    #[test]
+    fn an_offered_module_passes() {
+        check_offered(&offered(), "dev", "sha256", "2.0.0").unwrap();
+    }
+
+    #[test]
+    fn an_unknown_module_is_refused_with_what_is_offered() {
+        let e = check_offered(&offered(), "dev", "nosuchmodule", "1.0.0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no provider on dev offers module \"nosuchmodule\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("cowsay 1.0.0, sha256 1.0.0, sha256 2.0.0"),
+            "{e}"
+        );
+        assert!(
+            e.contains("Nothing was escrowed") && e.contains("--any-module"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_version_names_the_offered_ones() {
+        let e = check_offered(&offered(), "dev", "sha256", "9.9.9")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("offered in version 1.0.0, 2.0.0 (use --version)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn no_offers_at_all_asks_whether_a_provider_runs() {
+        let e = check_offered(&[], "dev", "cowsay", "1.0.0")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is a provider running?"), "{e}");
+    }
 }

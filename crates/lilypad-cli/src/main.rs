@@ -217,6 +217,10 @@ pub struct RunArgs {
     /// (20000 = 2x); slashed if a challenge overturns the result. 0: the protocol's minimum.
     #[arg(long, default_value_t = 0)]
     pub results_collateral_bps: u32,
+    /// Request the job even if no provider offers its module and version now (by default
+    /// `lilypad run` reads the providers' offers from NATS first and refuses, escrowing nothing).
+    #[arg(long)]
+    pub any_module: bool,
 }
 
 #[derive(Args, Debug)]
@@ -249,7 +253,9 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // The NATS client's connection chatter stays out of `lilypad run`'s output; its
+                // warnings (a lost connection) still show. RUST_LOG overrides this.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn")),
         )
         .with_writer(std::io::stderr)
         .with_target(false)

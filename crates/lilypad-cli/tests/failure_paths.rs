@@ -43,8 +43,9 @@ async fn a_failed_job_reaches_the_client_with_its_exit_code_and_the_provider_is_
     assert_eq!(stack.credited(CLIENT).await, U256::from(MAX_PRICE - PRICE));
 }
 
-/// A job no provider offers expires: the relayer expires it once the match deadline passes on the
-/// chain, and the client gets its whole max price back.
+/// A job no provider offers, requested anyway (`--any-module`), expires: the relayer expires it once
+/// the match deadline passes on the chain (whose clock moves without transactions, as a real
+/// chain's does), and the client gets its whole max price back.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_job_nobody_offers_expires_and_the_client_gets_its_max_price_back() {
     let stack = Stack::start(Options::default()).await;
@@ -53,6 +54,7 @@ async fn a_job_nobody_offers_expires_and_the_client_gets_its_max_price_back() {
         &[
             "run",
             "no-such-module",
+            "--any-module",
             "--chain",
             "dev",
             "--match-timeout",
@@ -61,7 +63,7 @@ async fn a_job_nobody_offers_expires_and_the_client_gets_its_max_price_back() {
         &[],
     );
     stack.wait_state(1, JobStatus::Requested).await;
-    stack.advance(11);
+    // No transaction is needed for the deadline to pass: the dev chain makes blocks on its own.
     stack.wait_state(1, JobStatus::Expired).await;
     let out = run.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -174,7 +176,7 @@ async fn a_job_requested_while_the_relayer_is_down_completes_once_it_is_back() {
 async fn a_relayer_killed_with_a_transaction_in_flight_sends_nothing_twice() {
     let mut stack = Stack::start(Options::default()).await;
     let sent_before = stack.relayer_nonce().await;
-    stack.rpc("evm_setAutomine", "[false]");
+    stack.chain.stop_mining();
     let run = stack.background(
         &[
             "run",
@@ -226,7 +228,7 @@ async fn a_relayer_killed_with_a_transaction_in_flight_sends_nothing_twice() {
         .wait_for_log_times("relayer", "serving chain", 2)
         .await;
     assert_eq!(stack.state(1).await, JobStatus::Requested);
-    stack.rpc("evm_setAutomine", "[true]");
+    stack.chain.mine_instantly();
     stack.rpc("evm_mine", "[]");
     let out = run.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out));

@@ -165,6 +165,19 @@ impl TestChain {
         self.rpc("evm_mine", "[]");
     }
 
+    /// Stops mining altogether, instant and interval: sent transactions wait in the pool until
+    /// `evm_mine` or [`Self::mine_instantly`].
+    pub fn stop_mining(&self) {
+        self.rpc("evm_setAutomine", "[false]");
+        self.rpc("evm_setIntervalMining", "[0]");
+    }
+
+    /// Mines every transaction at once again, after [`Self::stop_mining`]. Anvil cannot go back to
+    /// mixed mining: from now on the chain's clock stands still between transactions.
+    pub fn mine_instantly(&self) {
+        self.rpc("evm_setAutomine", "[true]");
+    }
+
     /// Gives `who` 10,000 ETH for gas.
     pub fn fund_eth(&self, who: Address) {
         self.rpc(
