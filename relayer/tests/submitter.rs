@@ -572,7 +572,7 @@ async fn a_lost_answer_to_the_send_of_a_deal_makes_no_second_transaction_and_the
     let (before, _) = relayer_counts(&w).await;
     // Blocks are mined by hand: a submitter that re-signed the deal with the next nonce would
     // have two transactions in the pool.
-    w.chain.rpc("evm_setAutomine", "[false]");
+    w.chain.stop_mining();
     proxy.fail_method("eth_sendRawTransaction", Fault::LoseAnswer, 1);
     w.bus
         .publish(
@@ -606,7 +606,7 @@ async fn a_lost_answer_to_the_send_of_a_deal_makes_no_second_transaction_and_the
         1,
         "the answer to the first send was lost"
     );
-    w.chain.rpc("evm_setAutomine", "[true]");
+    w.chain.mine_instantly();
     w.chain.rpc("evm_mine", "[]");
     eventually(Duration::from_secs(30), "the deal lands", async || {
         ok_if(
@@ -643,7 +643,7 @@ async fn a_deal_whose_first_attempt_is_the_one_mined_still_lands_and_gets_its_ti
     })
     .await;
     let (job, hash) = run_job(&w, 600).await;
-    w.chain.rpc("evm_setAutomine", "[false]");
+    w.chain.stop_mining();
     let submitter = w.submitter.clone();
     let deal = signed_deal(&w, job, hash, &provider_key());
     let task = tokio::spawn(async move { submitter.submit_deal(&deal).await });
@@ -672,7 +672,7 @@ async fn a_deal_whose_first_attempt_is_the_one_mined_still_lands_and_gets_its_ti
         .rpc("anvil_dropTransaction", &format!("[\"{second}\"]"));
     w.chain
         .rpc("eth_sendRawTransaction", &format!("[{first_raw}]"));
-    w.chain.rpc("evm_setAutomine", "[true]");
+    w.chain.mine_instantly();
     w.chain.rpc("evm_mine", "[]");
     let landed = task.await.unwrap().unwrap();
     assert_eq!(landed, Submitted::Landed(first));
@@ -698,7 +698,7 @@ async fn a_round_that_waits_past_the_lease_ttl_keeps_the_lease_and_no_other_rela
     let (job_b, hash_b) = run_job(&w, 600).await;
     let (before, _) = relayer_counts(&w).await;
     // No blocks: relayer A's round waits for its deal far longer than the lease's TTL.
-    w.chain.rpc("evm_setAutomine", "[false]");
+    w.chain.stop_mining();
     w.bus
         .publish(
             Topic::Deals,
@@ -746,7 +746,7 @@ async fn a_round_that_waits_past_the_lease_ttl_keeps_the_lease_and_no_other_rela
         "only relayer A's deal is in the pool: relayer B sent nothing while A held the lease"
     );
     // Blocks come again: A's deal lands, then the second deal is landed too, once.
-    w.chain.rpc("evm_setAutomine", "[true]");
+    w.chain.mine_instantly();
     w.chain.rpc("evm_mine", "[]");
     eventually(Duration::from_secs(60), "both deals land", async || {
         let (a, b) = (state(&w, job_a).await, state(&w, job_b).await);
@@ -771,7 +771,7 @@ async fn replacements_that_never_reach_the_node_do_not_hide_the_first_attempt_be
     let submitter = submitter_at(&w, &proxy.url());
     let (job, hash) = run_job(&w, 600).await;
     let (before, _) = relayer_counts(&w).await;
-    w.chain.rpc("evm_setAutomine", "[false]");
+    w.chain.stop_mining();
     let deal = signed_deal(&w, job, hash, &provider_key());
     let task = tokio::spawn(async move { submitter.submit_deal(&deal).await });
     let attempts = async |n: u32| {
@@ -796,7 +796,7 @@ async fn replacements_that_never_reach_the_node_do_not_hide_the_first_attempt_be
         Duration::from_secs(600),
     );
     attempts(2).await;
-    w.chain.rpc("evm_setAutomine", "[true]");
+    w.chain.mine_instantly();
     w.chain.rpc("evm_mine", "[]");
     let landed = task.await.unwrap().unwrap();
     assert_eq!(landed, Submitted::Landed(first));
