@@ -34,6 +34,8 @@ pub enum SubmitError {
         reason: String,
         /// What to do with the message.
         verdict: Verdict,
+        /// The chain time the contract says to come back at (`DeadlineNotReached`'s deadline).
+        not_before: Option<u64>,
     },
     /// Mined but reverted (someone else changed the job in between).
     #[error("job {key}: {call} was mined in {tx} but reverted")]
@@ -171,6 +173,18 @@ pub fn classify_call(e: &TransportError) -> CallFailure {
     }
 }
 
+/// The chain time a failed estimate says to try again at: the deadline of Lilypad's
+/// `DeadlineNotReached` (a node whose clock lags the one the deadline was checked against).
+pub fn not_before(e: &TransportError) -> Option<u64> {
+    let RpcError::ErrorResp(payload) = e else {
+        return None;
+    };
+    match LilypadErrors::abi_decode(&payload.as_revert_data()?).ok()? {
+        LilypadErrors::DeadlineNotReached(d) => u64::try_from(d.deadline).ok(),
+        _ => None,
+    }
+}
+
 /// Whether a refusal by Lilypad's error `e` is final. Errors about what was signed (signature,
 /// terms, result fields) and a passed deadline are final; errors about time or state that has
 /// not come yet, or a job not visible yet, may pass: the job's on-chain state, read again before
@@ -289,6 +303,24 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_deadline_not_reached_names_when_to_come_back_and_nothing_else_does() {
+        let data = Lilypad::DeadlineNotReached {
+            jobId: U256::from(1),
+            deadline: U256::from(1_700_000_100u64),
+        }
+        .abi_encode();
+        let e = error_response(3, "execution reverted", Some(&hex_data(&data)));
+        assert_eq!(not_before(&e), Some(1_700_000_100));
+        let other = Lilypad::InvalidSignature {
+            expectedSigner: Address::repeat_byte(7),
+        }
+        .abi_encode();
+        let e = error_response(3, "execution reverted", Some(&hex_data(&other)));
+        assert_eq!(not_before(&e), None);
+        assert_eq!(not_before(&http(503)), None);
     }
 
     #[test]

@@ -376,9 +376,25 @@ impl Submitter {
             Action::Timeout => ("timeout", Lilypad::timeoutCall { jobId: job }.abi_encode()),
             Action::Settle => ("settle", Lilypad::settleCall { jobId: job }.abi_encode()),
         };
-        let sent = self
+        let sent = match self
             .dispatch(job, name, data.into(), After::action(action))
-            .await?;
+            .await
+        {
+            Err(
+                e @ SubmitError::Reverts {
+                    not_before: Some(at),
+                    ..
+                },
+            ) => {
+                // The node's clock is behind the one read: due again at the deadline it names
+                // (a second later at least), not only when the claim runs out.
+                self.store
+                    .schedule(self.settings.chain_id, job, action, at.max(now + 1))
+                    .await?;
+                return Err(e);
+            }
+            other => other?,
+        };
         Ok(Step::Sent(Box::new(sent)))
     }
 

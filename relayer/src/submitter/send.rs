@@ -110,6 +110,7 @@ impl Submitter {
                         call,
                         reason,
                         verdict,
+                        not_before: super::error::not_before(&e),
                     },
                     CallFailure::Unavailable(reason) => {
                         rpc(format!("eth_estimateGas({call}) for job {key}"))(reason)
