@@ -979,3 +979,50 @@ async fn a_restarted_relayer_fills_the_nonce_of_a_deal_a_killed_one_signed_and_n
     stop.cancel();
     running.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_nonce_a_killed_relayer_reserved_and_never_recorded_is_filled() {
+    let w = world().await;
+    let (before, _) = relayer_counts(&w).await;
+    // A previous relayer reserved the next nonce and was killed (or lost its lease or Redis)
+    // before it recorded anything for it.
+    assert_eq!(
+        w.store
+            .next_nonce(CHAIN, w.submitter.signer(), before)
+            .await
+            .unwrap(),
+        before
+    );
+    let (job, hash) = run_job(&w, 600).await;
+    w.bus
+        .publish(
+            Topic::Deals,
+            CHAIN,
+            "d",
+            &signed_deal(&w, job, hash, &provider_key()),
+        )
+        .await
+        .unwrap();
+    let (stop, running) = run_submitter(&w, "restarted");
+    eventually(
+        Duration::from_secs(60),
+        "the deal lands and every nonce is mined",
+        async || {
+            let s = state(&w, job).await;
+            let (pending, mined) = relayer_counts(&w).await;
+            let records = pending_records(&w).await;
+            ok_if(
+                s == Some(JobStatus::Agreed)
+                    && (pending, mined) == (before + 2, before + 2)
+                    && records.is_empty(),
+                format!(
+                    "job {job}: {s:?}; (pending, mined) ({pending}, {mined}) from {before}; records {:?}",
+                    summary(&records)
+                ),
+            )
+        },
+    )
+    .await;
+    stop.cancel();
+    running.await.unwrap();
+}

@@ -401,6 +401,20 @@ impl Store {
             .map_err(redis_err("reserve nonce"))
     }
 
+    /// The nonce the next reservation starts from (every nonce below it was handed out), or
+    /// `None` before the first reservation. Reserves nothing.
+    pub async fn reserved_up_to(
+        &self,
+        chain_id: u64,
+        signer: Address,
+    ) -> Result<Option<u64>, StoreError> {
+        self.conn
+            .clone()
+            .get(self.key(&format!("chain:{chain_id}:nonce:{signer}")))
+            .await
+            .map_err(redis_err("GET nonce"))
+    }
+
     /// Sets the next nonce outright, e.g. back to the chain's after transactions were dropped.
     pub async fn reset_nonce(
         &self,

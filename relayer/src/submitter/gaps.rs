@@ -79,6 +79,31 @@ pub fn decide(nonce: u64, mined: u64, facts: Facts) -> Fill {
     }
 }
 
+/// At most this many nonces reserved and never recorded are filled in one pass (a store whose
+/// reservations ran far ahead of the chain, e.g. a dev chain restarted under a kept Redis, is
+/// filled over several passes; `lilypad relayer` logs each).
+pub const MAX_UNRECORDED: usize = 32;
+
+/// The nonces reserved (below `reserved_up_to`) that no pending record names and no transaction
+/// holds: not mined (`mined`), not in the node's pool (the node's pending count `chain_pending`
+/// covers the nonces it holds in a row from `mined`), not in `recorded`. A relayer stopped, or its
+/// lease or Redis lost, between reserving a nonce and recording what it signed leaves one; each is
+/// filled with a cancellation. Lowest first, at most [`MAX_UNRECORDED`].
+pub fn unrecorded(
+    mined: u64,
+    chain_pending: u64,
+    reserved_up_to: Option<u64>,
+    recorded: &[u64],
+) -> Vec<u64> {
+    let Some(up_to) = reserved_up_to else {
+        return Vec::new();
+    };
+    (mined.max(chain_pending)..up_to)
+        .filter(|n| !recorded.contains(n))
+        .take(MAX_UNRECORDED)
+        .collect()
+}
+
 /// The fees of a cancellation replacing a record last sent at `record_max_fee` / `record_tip`,
 /// when the node estimates `estimated_max_fee`: at least the first-attempt fees of the policy, and
 /// both raised by the policy's bump over the record's (a node takes a replacement only then),
@@ -104,35 +129,45 @@ pub fn filler_fees(
     }
 }
 
+/// The hashes of a record's attempts (none for a nonce filled before anything was recorded).
+fn attempts(record: &PendingTx) -> Vec<B256> {
+    record
+        .all_hashes()
+        .into_iter()
+        .filter(|h| *h != B256::ZERO)
+        .collect()
+}
+
 impl Submitter {
-    /// Fills the nonces of pending records that nothing will use (see [`decide`]), sending the
-    /// same bytes again for a cancellation the node lost, and retires the records whose nonce is
-    /// mined (with their follow-ups). Returns how many cancellations were sent.
+    /// Fills the nonces of pending records that nothing will use (see [`decide`]) and those
+    /// reserved with nothing recorded ([`unrecorded`]), sends the same bytes again for a
+    /// cancellation the node lost, and retires the records whose nonce is mined (with their
+    /// follow-ups). Returns how many cancellations were sent.
     pub async fn fill_gaps(&self) -> Result<usize, SubmitError> {
         let chain = self.settings.chain_id;
         let pending: Vec<(u64, PendingTx)> = self.store.pending(chain, self.signer).await?;
-        if pending.is_empty() {
-            return Ok(0);
-        }
+        let reserved = self.store.reserved_up_to(chain, self.signer).await?;
         let mined = self.transaction_count(false).await?;
         let mut sent = 0;
-        for (n, record) in pending {
+        for (n, record) in &pending {
+            let n = *n;
             if nonce::is_mined(n, mined) {
-                self.retire(n, &record).await?;
+                self.retire(n, record).await?;
                 continue;
             }
+            let cancel = record.call == CANCEL;
             let facts = Facts {
-                cancel: record.call == CANCEL,
+                cancel,
                 resendable: !record.raw.is_empty(),
-                known: self.known(&record).await,
-                needed: if record.call == CANCEL {
+                known: self.known(record).await,
+                needed: if cancel {
                     None
                 } else {
-                    self.needed(&record).await
+                    self.needed(record).await
                 },
             };
             match decide(n, mined, facts) {
-                Fill::Retire => self.retire(n, &record).await?,
+                Fill::Retire => self.retire(n, record).await?,
                 Fill::Keep => {}
                 Fill::Resend => {
                     self.check_lease()?;
@@ -140,10 +175,29 @@ impl Submitter {
                     tracing::info!(chain, nonce = n, hash = %record.hash, ?outcome, "a cancellation the node does not hold was sent again");
                 }
                 Fill::Cancel => {
-                    self.cancel(n, &record).await?;
+                    tracing::warn!(chain, nonce = n, job = %record.job, call = %record.call, "an action given up left its nonce open; filling it with a cancellation");
+                    self.cancel(n, record).await?;
                     sent += 1;
                 }
             }
+        }
+        let recorded: Vec<u64> = pending.iter().map(|(n, _)| *n).collect();
+        if unrecorded(mined, mined, reserved, &recorded).is_empty() {
+            return Ok(sent);
+        }
+        let in_pool = self.transaction_count(true).await?;
+        for n in unrecorded(mined, in_pool, reserved, &recorded) {
+            tracing::warn!(
+                chain,
+                nonce = n,
+                "a nonce was reserved and nothing recorded for it; filling it with a cancellation"
+            );
+            let nothing = PendingTx {
+                call: CANCEL.into(),
+                ..PendingTx::default()
+            };
+            self.cancel(n, &nothing).await?;
+            sent += 1;
         }
         Ok(sent)
     }
@@ -171,7 +225,7 @@ impl Submitter {
 
     /// Whether the node holds one of the record's attempts (`None` when it could not say).
     async fn known(&self, record: &PendingTx) -> Option<bool> {
-        for hash in record.all_hashes() {
+        for hash in attempts(record) {
             match self.provider.get_transaction_by_hash(hash).await {
                 Ok(Some(_)) => return Some(true),
                 Ok(None) => {}
@@ -214,7 +268,6 @@ impl Submitter {
     /// listed: any of them mined fills the nonce as well). Not waited for: the next pass retires
     /// it once mined, or sends it again if the node lost it.
     async fn cancel(&self, n: u64, record: &PendingTx) -> Result<(), SubmitError> {
-        let chain = self.settings.chain_id;
         let estimate = self
             .provider
             .estimate_eip1559_fees()
@@ -239,10 +292,9 @@ impl Submitter {
             // Never a first attempt: a refusal keeps the record rather than giving the nonce back.
             attempts: record.attempts.max(1),
             hash: record.hash,
-            hashes: record.all_hashes(),
+            hashes: attempts(record),
             raw: record.raw.clone(),
         };
-        tracing::warn!(chain, nonce = n, job = %record.job, call = %record.call, "an action given up left its nonce open; filling it with a cancellation");
         self.broadcast(&mut sent).await
     }
 }
@@ -311,6 +363,24 @@ mod tests {
             ..lost
         };
         assert_eq!(decide(5, 5, unsigned), Fill::Cancel);
+    }
+
+    #[test]
+    fn a_nonce_reserved_and_never_recorded_is_filled_unless_mined_or_in_the_pool() {
+        // Reserved 5..9; 6 and 8 recorded; the node has mined up to 5 and holds nothing more.
+        assert_eq!(unrecorded(5, 5, Some(9), &[6, 8]), vec![5, 7]);
+        // The node holds 5 and 6 in its pool: only 7 is open.
+        assert_eq!(unrecorded(5, 7, Some(9), &[6, 8]), vec![7]);
+        // Everything reserved is mined, or nothing was ever reserved.
+        assert!(unrecorded(9, 9, Some(9), &[]).is_empty());
+        assert!(unrecorded(3, 3, None, &[]).is_empty());
+    }
+
+    #[test]
+    fn reservations_far_ahead_of_the_chain_are_filled_a_bounded_number_at_a_time() {
+        let open = unrecorded(0, 0, Some(1_000), &[]);
+        assert_eq!(open.len(), MAX_UNRECORDED);
+        assert_eq!(open.first(), Some(&0));
     }
 
     fn policy() -> GasPolicy {

@@ -11,14 +11,11 @@ impl Submitter {
     /// attempt, an earlier one, or another transaction) is forgotten, and the action that follows
     /// its call is scheduled at the job's deadline if the job is in the state that action needs;
     /// the action it made unneeded is marked done once the job has moved past it. Records still
-    /// needed or in the pool stay; the nonce of one given up is filled
-    /// ([`Submitter::fill_gaps`]). Returns how many were retired.
+    /// needed or in the pool stay; the nonce of one given up, or of one reserved and never
+    /// recorded, is filled ([`Submitter::fill_gaps`]). Returns how many were retired.
     pub async fn recover(&self) -> Result<usize, SubmitError> {
         let chain = self.settings.chain_id;
         let pending: Vec<(u64, PendingTx)> = self.store.pending(chain, self.signer).await?;
-        if pending.is_empty() {
-            return Ok(0);
-        }
         let mined = self.transaction_count(false).await?;
         let mut retired = 0;
         for (n, tx) in &pending {
@@ -27,9 +24,7 @@ impl Submitter {
                 retired += 1;
             }
         }
-        if retired < pending.len() {
-            self.fill_gaps().await?;
-        }
+        self.fill_gaps().await?;
         Ok(retired)
     }
 }
