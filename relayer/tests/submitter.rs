@@ -812,25 +812,6 @@ async fn a_deal_whose_every_send_was_lost_and_that_is_no_longer_needed_leaves_no
     let submitter = submitter_at(&w, &proxy.url());
     let (job_a, hash_a) = run_job(&w, 600).await;
     let (before, _) = relayer_counts(&w).await;
-    // The relayer runs, holding the lease, with nothing in flight.
-    let (stop, running) = run(&submitter, "relayer-a");
-    eventually(
-        Duration::from_secs(30),
-        "the relayer holds the lease",
-        async || {
-            let held = w
-                .store
-                .try_acquire_lease(
-                    &format!("submit:{CHAIN}:{}", submitter.signer()),
-                    "probe",
-                    Duration::from_secs(1),
-                )
-                .await
-                .unwrap();
-            ok_if(held.is_none(), "the lease is free")
-        },
-    )
-    .await;
     // Every send of the first deal is cut off before it reaches the node, until it is given up.
     proxy.fail_method_for(
         "eth_sendRawTransaction",
@@ -849,7 +830,8 @@ async fn a_deal_whose_every_send_was_lost_and_that_is_no_longer_needed_leaves_no
     send(lilypad.agreeDeal(Lilypad::Deal::from(&deal_a.terms), deal_a.signature.clone())).await;
     proxy.clear_rules();
 
-    // The next job's deal is sent with a later nonce: it is mined only if nothing is left open.
+    // The next job's deal is sent with a later nonce by the same running relayer's rounds: it is
+    // mined only if nothing is left open below it.
     let (job_b, hash_b) = run_job(&w, 600).await;
     w.bus
         .publish(
@@ -860,36 +842,28 @@ async fn a_deal_whose_every_send_was_lost_and_that_is_no_longer_needed_leaves_no
         )
         .await
         .unwrap();
-    eventually(Duration::from_secs(60), "the next deal lands", async || {
-        let b = state(&w, job_b).await;
-        ok_if(
-            b == Some(JobStatus::Agreed),
-            format!(
-                "job {job_b}: {b:?}; relayer (pending, mined) {:?}, records {:?}",
-                relayer_counts(&w).await,
-                summary(&pending_records(&w).await)
-            ),
-        )
-    })
-    .await;
     eventually(
-        Duration::from_secs(30),
-        "every nonce is mined and no record is left",
+        Duration::from_secs(60),
+        "the next deal lands and every nonce is mined",
         async || {
+            if let Err(e) = submitter.round(Duration::from_millis(100)).await {
+                return Err(format!("round: {e}"));
+            }
+            let b = state(&w, job_b).await;
             let (pending, mined) = relayer_counts(&w).await;
             let records = pending_records(&w).await;
             ok_if(
-                pending == mined && mined == before + 2 && records.is_empty(),
+                b == Some(JobStatus::Agreed)
+                    && (pending, mined) == (before + 2, before + 2)
+                    && records.is_empty(),
                 format!(
-                    "(pending, mined) ({pending}, {mined}) from {before}; records {:?}",
+                    "job {job_b}: {b:?}; (pending, mined) ({pending}, {mined}) from {before}; records {:?}",
                     summary(&records)
                 ),
             )
         },
     )
     .await;
-    stop.cancel();
-    running.await.unwrap();
 }
 
 #[tokio::test]
