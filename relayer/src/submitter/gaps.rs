@@ -156,11 +156,13 @@ impl Submitter {
                 continue;
             }
             let cancel = record.call == CANCEL;
+            let known = self.known(record).await;
             let facts = Facts {
                 cancel,
                 resendable: !record.raw.is_empty(),
-                known: self.known(record).await,
-                needed: if cancel {
+                known,
+                // Only asked when it decides anything: an action the node does not hold.
+                needed: if cancel || known != Some(false) {
                     None
                 } else {
                     self.needed(record).await
