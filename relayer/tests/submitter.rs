@@ -11,7 +11,7 @@ use alloy::signers::local::PrivateKeySigner;
 use lilypad_bindings::{Lilypad, eip712};
 use lilypad_bus::{Bus, Topic};
 use lilypad_config::{Confirmations, GasPolicy};
-use lilypad_e2e::{dev_keys, eventually, ok_if};
+use lilypad_e2e::{Fault, FaultPlan, FaultyRpc, dev_keys, eventually, ok_if};
 use lilypad_relayer::chain::RpcChain;
 use lilypad_relayer::indexer::{Indexer, IndexerSettings};
 use lilypad_relayer::submitter::{PendingTx, SubmitError, Submitted, Submitter, SubmitterSettings};
@@ -27,10 +27,16 @@ struct World {
     _backends: Backends,
     store: Store,
     bus: Bus,
+    settings: SubmitterSettings,
     submitter: Submitter,
 }
 
 async fn world() -> World {
+    world_with(|_| {}).await
+}
+
+/// A world whose submitter's settings are changed by `tweak`.
+async fn world_with(tweak: impl FnOnce(&mut SubmitterSettings)) -> World {
     let chain = TestChain::deploy(CHAIN, &[dev_keys::ADDRESSES[1], dev_keys::ADDRESSES[2]]);
     chain
         .register_provider(
@@ -43,7 +49,7 @@ async fn world() -> World {
 
     let backends = Backends::start().await;
     let (store, bus) = (backends.store.clone(), backends.bus.clone());
-    let settings = SubmitterSettings {
+    let mut settings = SubmitterSettings {
         chain_id: CHAIN,
         lilypad: chain.lilypad,
         gas: GasPolicy {
@@ -54,16 +60,31 @@ async fn world() -> World {
         claim_retry: Duration::from_secs(30),
         lease_ttl: Duration::from_secs(10),
     };
+    tweak(&mut settings);
     let key: PrivateKeySigner = dev_keys::RELAYER.parse().unwrap();
-    let submitter =
-        Submitter::new(settings, &chain.url(), key, store.clone(), bus.clone()).unwrap();
+    let submitter = Submitter::new(
+        settings.clone(),
+        &chain.url(),
+        key,
+        store.clone(),
+        bus.clone(),
+    )
+    .unwrap();
     World {
         chain,
         _backends: backends,
         store,
         bus,
+        settings,
         submitter,
     }
+}
+
+/// Another submitter with the world's key, settings, Redis and NATS (another relayer, or the
+/// same one through another endpoint), sending through `rpc`.
+fn submitter_at(w: &World, rpc: &str) -> Submitter {
+    let key: PrivateKeySigner = dev_keys::RELAYER.parse().unwrap();
+    Submitter::new(w.settings.clone(), rpc, key, w.store.clone(), w.bus.clone()).unwrap()
 }
 
 async fn run_job(w: &World, match_timeout: u32) -> (U256, B256) {
@@ -144,8 +165,19 @@ fn run_submitter(
     tokio_util::sync::CancellationToken,
     tokio::task::JoinHandle<()>,
 ) {
+    run(&w.submitter, holder)
+}
+
+/// `submitter.run` as relayer `holder`, until the returned token is cancelled.
+fn run(
+    submitter: &Submitter,
+    holder: &'static str,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
     let stop = tokio_util::sync::CancellationToken::new();
-    let (s, token) = (w.submitter.clone(), stop.clone());
+    let (s, token) = (submitter.clone(), stop.clone());
     let health = lilypad_relayer::health::Health::default();
     let running = tokio::spawn(async move { s.run(holder, health, "dev", token).await });
     (stop, running)
@@ -451,6 +483,7 @@ async fn a_deal_a_killed_relayer_left_in_flight_still_gets_its_timeout() {
         call: "agreeDeal".into(),
         hash: receipt.transaction_hash,
         attempts: 1,
+        ..PendingTx::default()
     };
     w.store
         .record_pending(CHAIN, w.submitter.signer(), nonce, &record)
@@ -479,4 +512,491 @@ async fn a_deal_a_killed_relayer_left_in_flight_still_gets_its_timeout() {
         1
     );
     assert_eq!(state(&w, job).await, Some(JobStatus::TimedOut));
+}
+
+/// The relayer's pending transaction count (pool included) and mined count.
+async fn relayer_counts(w: &World) -> (u64, u64) {
+    let p = w.chain.wallet(dev_keys::RELAYER);
+    let signer = w.submitter.signer();
+    let pending = p.get_transaction_count(signer).pending().await.unwrap();
+    let mined = p.get_transaction_count(signer).latest().await.unwrap();
+    (pending, mined)
+}
+
+/// Pending records as (nonce, attempts), for failure messages.
+fn summary(records: &[(u64, PendingTx)]) -> Vec<(u64, u32)> {
+    records.iter().map(|(n, p)| (*n, p.attempts)).collect()
+}
+
+async fn pending_records(w: &World) -> Vec<(u64, PendingTx)> {
+    w.store.pending(CHAIN, w.submitter.signer()).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_transport_error_during_gas_estimation_of_a_result_the_result_lands_later() {
+    let w = world().await;
+    let proxy = FaultyRpc::start(&w.chain.url(), FaultPlan::none()).unwrap();
+    let submitter = submitter_at(&w, &proxy.url());
+    let (job, hash) = run_job(&w, 600).await;
+    w.submitter
+        .submit_deal(&signed_deal(&w, job, hash, &provider_key()))
+        .await
+        .unwrap();
+    // Every estimate answers HTTP 503 for a while: longer than any per-call retry lasts.
+    proxy.fail_method_for("eth_estimateGas", Fault::Http503, Duration::from_secs(5));
+    w.bus
+        .publish(Topic::Results, CHAIN, "r", &signed_result(&w, job))
+        .await
+        .unwrap();
+    let (stop, running) = run(&submitter, "relayer-a");
+    eventually(
+        Duration::from_secs(90),
+        "the result lands once the endpoint answers again (it is not dropped as a revert)",
+        async || match state(&w, job).await {
+            Some(JobStatus::ResultSubmitted | JobStatus::Settled) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    )
+    .await;
+    stop.cancel();
+    running.await.unwrap();
+    assert!(proxy.stats().faulted_of("eth_estimateGas") > 0);
+}
+
+#[tokio::test]
+async fn a_lost_answer_to_the_send_of_a_deal_makes_no_second_transaction_and_the_job_goes_on() {
+    let w = world().await;
+    let proxy = FaultyRpc::start(&w.chain.url(), FaultPlan::none()).unwrap();
+    let submitter = submitter_at(&w, &proxy.url());
+    let (job, hash) = run_job(&w, 600).await;
+    let (before, _) = relayer_counts(&w).await;
+    // Blocks are mined by hand: a submitter that re-signed the deal with the next nonce would
+    // have two transactions in the pool.
+    w.chain.stop_mining();
+    proxy.fail_method("eth_sendRawTransaction", Fault::LoseAnswer, 1);
+    w.bus
+        .publish(
+            Topic::Deals,
+            CHAIN,
+            "d",
+            &signed_deal(&w, job, hash, &provider_key()),
+        )
+        .await
+        .unwrap();
+    let (stop, running) = run(&submitter, "relayer-a");
+    eventually(
+        Duration::from_secs(30),
+        "the deal's transaction is in the pool and recorded as pending",
+        async || {
+            let records = pending_records(&w).await;
+            let (pending, _) = relayer_counts(&w).await;
+            ok_if(
+                !records.is_empty() && pending > before,
+                format!(
+                    "pending (nonce, attempts): {:?}, {} in the pool",
+                    summary(&records),
+                    pending - before
+                ),
+            )
+        },
+    )
+    .await;
+    assert_eq!(
+        proxy.stats().faulted_of("eth_sendRawTransaction"),
+        1,
+        "the answer to the first send was lost"
+    );
+    w.chain.mine_instantly();
+    w.chain.rpc("evm_mine", "[]");
+    eventually(Duration::from_secs(30), "the deal lands", async || {
+        ok_if(
+            state(&w, job).await == Some(JobStatus::Agreed),
+            "not agreed",
+        )
+    })
+    .await;
+    let (pending, mined) = relayer_counts(&w).await;
+    assert_eq!(
+        (pending, mined),
+        (before + 1, before + 1),
+        "one transaction for the deal, and no other nonce used"
+    );
+    // Its follow-up was recorded: past the execution deadline the relayer times the job out.
+    w.chain.advance(61);
+    eventually(
+        Duration::from_secs(30),
+        "the job is timed out",
+        async || ok_if(state(&w, job).await == Some(JobStatus::TimedOut), "not yet"),
+    )
+    .await;
+    stop.cancel();
+    running.await.unwrap();
+    let (pending, mined) = relayer_counts(&w).await;
+    assert_eq!((pending, mined), (before + 2, before + 2), "no nonce gap");
+}
+
+#[tokio::test]
+async fn a_deal_whose_first_attempt_is_the_one_mined_still_lands_and_gets_its_timeout() {
+    let w = world_with(|s| {
+        s.max_attempts = 2;
+        s.gas.replace_after = Duration::from_secs(2);
+    })
+    .await;
+    let (job, hash) = run_job(&w, 600).await;
+    w.chain.stop_mining();
+    let submitter = w.submitter.clone();
+    let deal = signed_deal(&w, job, hash, &provider_key());
+    let task = tokio::spawn(async move { submitter.submit_deal(&deal).await });
+    let attempt = async |n: u32| {
+        eventually(
+            Duration::from_secs(30),
+            &format!("attempt {n} is sent"),
+            async || match pending_records(&w).await.first() {
+                Some((_, p)) if p.attempts >= n => Ok(p.hash),
+                Some((_, p)) => Err(format!("attempts: {}", p.attempts)),
+                None => Err("nothing pending".to_owned()),
+            },
+        )
+        .await
+    };
+    let first = attempt(1).await;
+    let first_raw = w
+        .chain
+        .rpc("eth_getRawTransactionByHash", &format!("[\"{first}\"]"));
+    assert!(first_raw.is_string(), "the first attempt is in the pool");
+    let second = attempt(2).await;
+    assert_ne!(first, second);
+    // The replacement goes missing and the first attempt is the one mined (as when the
+    // replacement never reached the block builder).
+    w.chain
+        .rpc("anvil_dropTransaction", &format!("[\"{second}\"]"));
+    w.chain
+        .rpc("eth_sendRawTransaction", &format!("[{first_raw}]"));
+    w.chain.mine_instantly();
+    w.chain.rpc("evm_mine", "[]");
+    let landed = task.await.unwrap().unwrap();
+    assert_eq!(landed, Submitted::Landed(first));
+    assert_eq!(state(&w, job).await, Some(JobStatus::Agreed));
+    assert!(pending_records(&w).await.is_empty());
+    // Landing it scheduled its timeout.
+    w.chain.advance(61);
+    assert_eq!(
+        w.submitter.round(Duration::from_millis(100)).await.unwrap(),
+        1
+    );
+    assert_eq!(state(&w, job).await, Some(JobStatus::TimedOut));
+}
+
+#[tokio::test]
+async fn a_round_that_waits_past_the_lease_ttl_keeps_the_lease_and_no_other_relayer_sends() {
+    let w = world_with(|s| {
+        s.lease_ttl = Duration::from_secs(1);
+        s.max_attempts = 50;
+    })
+    .await;
+    let (job_a, hash_a) = run_job(&w, 600).await;
+    let (job_b, hash_b) = run_job(&w, 600).await;
+    let (before, _) = relayer_counts(&w).await;
+    // No blocks: relayer A's round waits for its deal far longer than the lease's TTL.
+    w.chain.stop_mining();
+    w.bus
+        .publish(
+            Topic::Deals,
+            CHAIN,
+            "a",
+            &signed_deal(&w, job_a, hash_a, &provider_key()),
+        )
+        .await
+        .unwrap();
+    let (stop_a, running_a) = run(&w.submitter, "relayer-a");
+    eventually(
+        Duration::from_secs(30),
+        "relayer A sends the first deal",
+        async || ok_if(!pending_records(&w).await.is_empty(), "nothing pending"),
+    )
+    .await;
+    // Relayer B, same key, starts; a second deal is waiting for whoever holds the lease.
+    let b = submitter_at(&w, &w.chain.url());
+    let (stop_b, running_b) = run(&b, "relayer-b");
+    w.bus
+        .publish(
+            Topic::Deals,
+            CHAIN,
+            "b",
+            &signed_deal(&w, job_b, hash_b, &provider_key()),
+        )
+        .await
+        .unwrap();
+    // A replaces its transaction each second: at the fourth attempt its round has waited more
+    // than three TTLs.
+    eventually(
+        Duration::from_secs(60),
+        "relayer A's round waits through several replacements",
+        async || match pending_records(&w).await.as_slice() {
+            [(_, p)] if p.attempts >= 4 => Ok(()),
+            [(_, p)] => Err(format!("attempts: {}", p.attempts)),
+            other => Err(format!("pending (nonce, attempts): {:?}", summary(other))),
+        },
+    )
+    .await;
+    let (pending, _) = relayer_counts(&w).await;
+    assert_eq!(
+        pending,
+        before + 1,
+        "only relayer A's deal is in the pool: relayer B sent nothing while A held the lease"
+    );
+    // Blocks come again: A's deal lands, then the second deal is landed too, once.
+    w.chain.mine_instantly();
+    w.chain.rpc("evm_mine", "[]");
+    eventually(Duration::from_secs(60), "both deals land", async || {
+        let (a, b) = (state(&w, job_a).await, state(&w, job_b).await);
+        ok_if(
+            a == Some(JobStatus::Agreed) && b == Some(JobStatus::Agreed),
+            format!("{a:?} {b:?}"),
+        )
+    })
+    .await;
+    stop_a.cancel();
+    stop_b.cancel();
+    running_a.await.unwrap();
+    running_b.await.unwrap();
+    let (pending, mined) = relayer_counts(&w).await;
+    assert_eq!((pending, mined), (before + 2, before + 2));
+}
+
+#[tokio::test]
+async fn replacements_that_never_reach_the_node_do_not_hide_the_first_attempt_being_mined() {
+    let w = world_with(|s| s.max_attempts = 3).await;
+    let proxy = FaultyRpc::start(&w.chain.url(), FaultPlan::none()).unwrap();
+    let submitter = submitter_at(&w, &proxy.url());
+    let (job, hash) = run_job(&w, 600).await;
+    let (before, _) = relayer_counts(&w).await;
+    w.chain.stop_mining();
+    let deal = signed_deal(&w, job, hash, &provider_key());
+    let task = tokio::spawn(async move { submitter.submit_deal(&deal).await });
+    let attempts = async |n: u32| {
+        eventually(
+            Duration::from_secs(30),
+            &format!("attempt {n} is made"),
+            async || match pending_records(&w).await.first() {
+                Some((_, p)) if p.attempts >= n => Ok(p.hashes.first().copied()),
+                Some((_, p)) => Err(format!("attempts: {}", p.attempts)),
+                None => Err("nothing pending".to_owned()),
+            },
+        )
+        .await
+    };
+    let first = attempts(1)
+        .await
+        .expect("the first attempt's hash is recorded");
+    // From now on every send is cut off before it reaches the node.
+    proxy.fail_method_for(
+        "eth_sendRawTransaction",
+        Fault::Reset,
+        Duration::from_secs(600),
+    );
+    attempts(2).await;
+    w.chain.mine_instantly();
+    w.chain.rpc("evm_mine", "[]");
+    let landed = task.await.unwrap().unwrap();
+    assert_eq!(landed, Submitted::Landed(first));
+    assert_eq!(state(&w, job).await, Some(JobStatus::Agreed));
+    assert_eq!(relayer_counts(&w).await, (before + 1, before + 1));
+    assert!(pending_records(&w).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_deal_whose_every_send_was_lost_and_that_is_no_longer_needed_leaves_no_nonce_gap() {
+    let w = world_with(|s| s.max_attempts = 2).await;
+    let proxy = FaultyRpc::start(&w.chain.url(), FaultPlan::none()).unwrap();
+    let submitter = submitter_at(&w, &proxy.url());
+    let (job_a, hash_a) = run_job(&w, 600).await;
+    let (before, _) = relayer_counts(&w).await;
+    // Every send of the first deal is cut off before it reaches the node, until it is given up.
+    proxy.fail_method_for(
+        "eth_sendRawTransaction",
+        Fault::Reset,
+        Duration::from_secs(600),
+    );
+    let deal_a = signed_deal(&w, job_a, hash_a, &provider_key());
+    let given_up = submitter.submit_deal(&deal_a).await;
+    assert!(
+        matches!(given_up, Err(SubmitError::Stuck { .. })),
+        "{given_up:?}"
+    );
+    assert_eq!(summary(&pending_records(&w).await), vec![(before, 2)]);
+    // Someone else lands that deal: the relayer's action is no longer needed.
+    let lilypad = w.chain.lilypad_as(dev_keys::CLIENT);
+    send(lilypad.agreeDeal(Lilypad::Deal::from(&deal_a.terms), deal_a.signature.clone())).await;
+    proxy.clear_rules();
+
+    // The next job's deal is sent with a later nonce by the same running relayer's rounds: it is
+    // mined only if nothing is left open below it.
+    let (job_b, hash_b) = run_job(&w, 600).await;
+    w.bus
+        .publish(
+            Topic::Deals,
+            CHAIN,
+            "b",
+            &signed_deal(&w, job_b, hash_b, &provider_key()),
+        )
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "the next deal lands and every nonce is mined",
+        async || {
+            if let Err(e) = submitter.round(Duration::from_millis(100)).await {
+                return Err(format!("round: {e}"));
+            }
+            let b = state(&w, job_b).await;
+            let (pending, mined) = relayer_counts(&w).await;
+            let records = pending_records(&w).await;
+            ok_if(
+                b == Some(JobStatus::Agreed)
+                    && (pending, mined) == (before + 2, before + 2)
+                    && records.is_empty(),
+                format!(
+                    "job {job_b}: {b:?}; (pending, mined) ({pending}, {mined}) from {before}; records {:?}",
+                    summary(&records)
+                ),
+            )
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_restarted_relayer_fills_the_nonce_of_a_deal_a_killed_one_signed_and_never_sent() {
+    use alloy::network::eip2718::Encodable2718;
+    use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
+    use alloy::rpc::types::TransactionRequest;
+    use alloy::sol_types::SolCall;
+
+    let w = world().await;
+    let (job_a, hash_a) = run_job(&w, 600).await;
+    let (before, _) = relayer_counts(&w).await;
+    // A previous relayer signed agreeDeal at the next nonce, recorded it as pending, and was
+    // killed before the bytes reached the node.
+    let deal_a = signed_deal(&w, job_a, hash_a, &provider_key());
+    let call = Lilypad::agreeDealCall {
+        deal: Lilypad::Deal::from(&deal_a.terms),
+        providerSignature: deal_a.signature.clone(),
+    };
+    let key: PrivateKeySigner = dev_keys::RELAYER.parse().unwrap();
+    let envelope = TransactionRequest::default()
+        .with_from(key.address())
+        .with_to(w.chain.lilypad)
+        .with_input(Bytes::from(call.abi_encode()))
+        .with_nonce(before)
+        .with_gas_limit(1_000_000)
+        .with_max_fee_per_gas(5_000_000_000)
+        .with_max_priority_fee_per_gas(1_000_000_000)
+        .with_chain_id(CHAIN)
+        .build(&EthereumWallet::from(key))
+        .await
+        .unwrap();
+    let record = PendingTx {
+        job: job_a,
+        call: "agreeDeal".into(),
+        hash: *envelope.tx_hash(),
+        hashes: vec![*envelope.tx_hash()],
+        attempts: 1,
+        raw: envelope.encoded_2718().into(),
+        gas: 1_000_000,
+        max_fee: 5_000_000_000,
+        tip: 1_000_000_000,
+    };
+    w.store
+        .record_pending(CHAIN, w.submitter.signer(), before, &record)
+        .await
+        .unwrap();
+    w.store
+        .next_nonce(CHAIN, w.submitter.signer(), before)
+        .await
+        .unwrap();
+    // Meanwhile the deal was landed by someone else: that action is no longer needed.
+    let lilypad = w.chain.lilypad_as(dev_keys::CLIENT);
+    send(lilypad.agreeDeal(Lilypad::Deal::from(&deal_a.terms), deal_a.signature.clone())).await;
+
+    // The restarted relayer takes the lease; the next job's deal comes.
+    let (job_b, hash_b) = run_job(&w, 600).await;
+    w.bus
+        .publish(
+            Topic::Deals,
+            CHAIN,
+            "b",
+            &signed_deal(&w, job_b, hash_b, &provider_key()),
+        )
+        .await
+        .unwrap();
+    let (stop, running) = run_submitter(&w, "restarted");
+    eventually(
+        Duration::from_secs(60),
+        "the next deal lands and every nonce is mined",
+        async || {
+            let b = state(&w, job_b).await;
+            let (pending, mined) = relayer_counts(&w).await;
+            let records = pending_records(&w).await;
+            ok_if(
+                b == Some(JobStatus::Agreed)
+                    && (pending, mined) == (before + 2, before + 2)
+                    && records.is_empty(),
+                format!(
+                    "job {job_b}: {b:?}; (pending, mined) ({pending}, {mined}) from {before}; records {:?}",
+                    summary(&records)
+                ),
+            )
+        },
+    )
+    .await;
+    stop.cancel();
+    running.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_nonce_a_killed_relayer_reserved_and_never_recorded_is_filled() {
+    let w = world().await;
+    let (before, _) = relayer_counts(&w).await;
+    // A previous relayer reserved the next nonce and was killed (or lost its lease or Redis)
+    // before it recorded anything for it.
+    assert_eq!(
+        w.store
+            .next_nonce(CHAIN, w.submitter.signer(), before)
+            .await
+            .unwrap(),
+        before
+    );
+    let (job, hash) = run_job(&w, 600).await;
+    w.bus
+        .publish(
+            Topic::Deals,
+            CHAIN,
+            "d",
+            &signed_deal(&w, job, hash, &provider_key()),
+        )
+        .await
+        .unwrap();
+    let (stop, running) = run_submitter(&w, "restarted");
+    eventually(
+        Duration::from_secs(60),
+        "the deal lands and every nonce is mined",
+        async || {
+            let s = state(&w, job).await;
+            let (pending, mined) = relayer_counts(&w).await;
+            let records = pending_records(&w).await;
+            ok_if(
+                s == Some(JobStatus::Agreed)
+                    && (pending, mined) == (before + 2, before + 2)
+                    && records.is_empty(),
+                format!(
+                    "job {job}: {s:?}; (pending, mined) ({pending}, {mined}) from {before}; records {:?}",
+                    summary(&records)
+                ),
+            )
+        },
+    )
+    .await;
+    stop.cancel();
+    running.await.unwrap();
 }

@@ -148,6 +148,14 @@ redis.call('SET', KEYS[1], n + 1)
 return n
 ";
 
+const RELEASE_NONCE: &str = r"
+if tonumber(redis.call('GET', KEYS[1]) or '-1') == tonumber(ARGV[1]) + 1 then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+";
+
 /// Relayer state in one Redis database.
 #[derive(Clone)]
 pub struct Store {
@@ -393,6 +401,20 @@ impl Store {
             .map_err(redis_err("reserve nonce"))
     }
 
+    /// The nonce the next reservation starts from (every nonce below it was handed out), or
+    /// `None` before the first reservation. Reserves nothing.
+    pub async fn reserved_up_to(
+        &self,
+        chain_id: u64,
+        signer: Address,
+    ) -> Result<Option<u64>, StoreError> {
+        self.conn
+            .clone()
+            .get(self.key(&format!("chain:{chain_id}:nonce:{signer}")))
+            .await
+            .map_err(redis_err("GET nonce"))
+    }
+
     /// Sets the next nonce outright, e.g. back to the chain's after transactions were dropped.
     pub async fn reset_nonce(
         &self,
@@ -407,6 +429,23 @@ impl Store {
             .await
             .map_err(redis_err("SET nonce"))?;
         Ok(())
+    }
+
+    /// Gives `nonce` back (the next reservation returns it again) if it is still the last one
+    /// reserved; returns whether it was. A nonce with later ones reserved after it is kept.
+    pub async fn release_nonce(
+        &self,
+        chain_id: u64,
+        signer: Address,
+        nonce: u64,
+    ) -> Result<bool, StoreError> {
+        let released: i64 = redis::Script::new(RELEASE_NONCE)
+            .key(self.key(&format!("chain:{chain_id}:nonce:{signer}")))
+            .arg(nonce)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("release nonce"))?;
+        Ok(released == 1)
     }
 
     /// Records a transaction sent with `nonce` and not yet mined (replacing an earlier one).

@@ -219,6 +219,30 @@ async fn nonces_are_never_handed_out_twice_even_concurrently() {
     assert_eq!(store.next_nonce(31337, signer, 0).await.unwrap(), 7);
 }
 
+#[tokio::test]
+async fn a_nonce_is_given_back_only_while_it_is_the_last_reserved() {
+    let (_redis, store) = store().await;
+    let signer = Address::repeat_byte(0x12);
+    assert_eq!(store.next_nonce(31337, signer, 3).await.unwrap(), 3);
+    assert!(store.release_nonce(31337, signer, 3).await.unwrap());
+    assert_eq!(store.next_nonce(31337, signer, 0).await.unwrap(), 3);
+    assert_eq!(store.next_nonce(31337, signer, 0).await.unwrap(), 4);
+    // 4 was reserved after 3: giving 3 back now would hand 4 out twice, so 3 is kept.
+    assert!(!store.release_nonce(31337, signer, 3).await.unwrap());
+    assert_eq!(store.next_nonce(31337, signer, 0).await.unwrap(), 5);
+}
+
+#[tokio::test]
+async fn the_reservations_so_far_are_read_without_reserving() {
+    let (_redis, store) = store().await;
+    let signer = Address::repeat_byte(0x13);
+    assert_eq!(store.reserved_up_to(31337, signer).await.unwrap(), None);
+    assert_eq!(store.next_nonce(31337, signer, 3).await.unwrap(), 3);
+    assert_eq!(store.reserved_up_to(31337, signer).await.unwrap(), Some(4));
+    assert_eq!(store.reserved_up_to(31337, signer).await.unwrap(), Some(4));
+    assert_eq!(store.next_nonce(31337, signer, 0).await.unwrap(), 4);
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct SentTx {
     hash: B256,

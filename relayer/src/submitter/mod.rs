@@ -7,22 +7,28 @@
 //! - Transactions are pipelined: each round sends the waiting deals one after another with
 //!   consecutive nonces and then waits for all of them; then the results; then the due actions.
 //! - Nonces come from Redis (reserved atomically, at least the chain's pending nonce; see
-//!   [`nonce`]). Every transaction sent is recorded there as pending until it is mined; a
+//!   [`nonce`]). Every transaction is signed here and recorded there as pending (every attempt's
+//!   hash, the latest signed bytes) before it is broadcast, until one of its attempts is mined; a
 //!   relayer that takes the lease first retires the records a stopped or killed one left
 //!   ([`recover`]: the follow-up of each mined one is scheduled from the job's state), and every
 //!   deal, result and due action is checked against the job's on-chain state before it is sent.
+//! - One nonce per action ([`send`]): a lost answer to a send is met by sending the same bytes
+//!   again; an action tried again while its transaction is in flight waits for that one.
+//! - Only a revert is a refusal ([`error::classify_call`]): a deal or result the contract refuses
+//!   for good is dropped, one it may take later is tried again, and one whose estimate failed for
+//!   want of an answer is always tried again.
 //! - Fees follow the chain's gas policy: the node's EIP-1559 estimate, capped at `max_fee_gwei`;
 //!   a transaction not mined within `replace_after` is sent again with the same nonce and fees
 //!   raised by `bump_percent` (still capped).
 //! - Several relayers may serve one chain: messages on the deals and results streams go to one of
 //!   them (a shared durable consumer), due actions are claimed in Redis, and a relayer sends only
-//!   while it holds the lease for its signer on that chain.
+//!   while it holds the lease for its signer on that chain, renewed while a round waits.
 
 use std::collections::HashSet;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use alloy::network::TransactionBuilder;
+use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, PendingTransactionBuilder, Provider};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
@@ -43,14 +49,17 @@ use nonce::Nonces;
 
 mod error;
 pub mod fees;
+pub mod gaps;
 pub mod gate;
 pub mod nonce;
 mod phases;
 mod recover;
 mod send;
 
-pub use error::SubmitError;
-use error::{decode_revert, rpc};
+use error::rpc;
+pub use error::{
+    CallFailure, SendOutcome, SubmitError, Verdict, classify_call, classify_send, verdict,
+};
 use send::Sent;
 use serde::{Deserialize, Serialize};
 
@@ -64,8 +73,9 @@ pub enum Submitted {
     Skipped(String),
 }
 
-/// A transaction in flight, as recorded in Redis.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A transaction in flight, as recorded in Redis (before it is broadcast, so a lost answer or a
+/// killed relayer never loses track of a nonce).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingTx {
     /// The job it is for.
@@ -74,8 +84,34 @@ pub struct PendingTx {
     pub call: String,
     /// The latest hash sent for this nonce.
     pub hash: B256,
+    /// Every attempt's hash for this nonce, oldest first: any of them may be the one mined.
+    #[serde(default)]
+    pub hashes: Vec<B256>,
     /// How many times it was sent.
     pub attempts: u32,
+    /// The latest attempt as signed (EIP-2718 bytes), sent again as it is after a lost answer.
+    #[serde(default)]
+    pub raw: Bytes,
+    /// The latest attempt's gas limit.
+    #[serde(default)]
+    pub gas: u64,
+    /// The latest attempt's max fee per gas, in wei.
+    #[serde(default)]
+    pub max_fee: u128,
+    /// The latest attempt's priority fee per gas, in wei.
+    #[serde(default)]
+    pub tip: u128,
+}
+
+impl PendingTx {
+    /// Every hash this nonce was sent with (older records kept only the latest).
+    pub fn all_hashes(&self) -> Vec<B256> {
+        if self.hashes.is_empty() {
+            vec![self.hash]
+        } else {
+            self.hashes.clone()
+        }
+    }
 }
 
 /// What a message or due action comes to before anything is mined.
@@ -149,9 +185,16 @@ pub struct SubmitterSettings {
 pub struct Submitter {
     settings: SubmitterSettings,
     provider: DynProvider,
+    wallet: EthereumWallet,
     signer: Address,
     store: Store,
     bus: Bus,
+    /// Cancelled when the lease this submitter sends under is lost (or the relayer stops):
+    /// nothing is sent after that. Never cancelled outside [`Submitter::run`].
+    lease: CancellationToken,
+    /// When the pending records were last looked at for nonces to fill ([`gaps`]), shared by
+    /// every clone (each round runs on one).
+    gaps_checked: std::sync::Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
 }
 
 /// How long a round waits on an empty deals or results stream.
@@ -169,6 +212,7 @@ impl Submitter {
         bus: Bus,
     ) -> Result<Self, SubmitError> {
         let signer = key.address();
+        let wallet = EthereumWallet::from(key.clone());
         let provider = lilypad_chain::connect_with_signer(rpc, key, &RpcOptions::default())
             .map_err(|e| SubmitError::Rpc {
                 op: "connecting".into(),
@@ -177,9 +221,12 @@ impl Submitter {
         Ok(Self {
             settings,
             provider,
+            wallet,
             signer,
             store,
             bus,
+            lease: CancellationToken::new(),
+            gaps_checked: Default::default(),
         })
     }
 
@@ -260,8 +307,11 @@ impl Submitter {
     /// mined).
     async fn prepare_deal(&self, deal: &SignedDeal) -> Result<Step, SubmitError> {
         let job = deal.terms.job_id;
-        let (state, _) = self.job_state(job).await?;
+        let (state, deadline) = self.job_state(job).await?;
         if let Some(step) = gated(deal.key, gate::deal(state))? {
+            // Landed already (maybe by an attempt whose answer was lost): its follow-up is
+            // recorded all the same.
+            self.follow_up(job, After::DEAL, state, deadline).await?;
             return Ok(step);
         }
         let call = Lilypad::agreeDealCall {
@@ -278,8 +328,9 @@ impl Submitter {
     /// be mined). A result for a job whose deal is not on-chain yet waits for it.
     async fn prepare_result(&self, result: &SignedResult) -> Result<Step, SubmitError> {
         let job = result.key.job_id;
-        let (state, _) = self.job_state(job).await?;
+        let (state, deadline) = self.job_state(job).await?;
         if let Some(step) = gated(result.key, gate::result(state))? {
+            self.follow_up(job, After::RESULT, state, deadline).await?;
             return Ok(step);
         }
         let call = Lilypad::submitResultCall {
@@ -325,10 +376,49 @@ impl Submitter {
             Action::Timeout => ("timeout", Lilypad::timeoutCall { jobId: job }.abi_encode()),
             Action::Settle => ("settle", Lilypad::settleCall { jobId: job }.abi_encode()),
         };
-        let sent = self
+        let sent = match self
             .dispatch(job, name, data.into(), After::action(action))
-            .await?;
+            .await
+        {
+            Err(
+                e @ SubmitError::Reverts {
+                    not_before: Some(at),
+                    ..
+                },
+            ) => {
+                // The node's clock is behind the one read: due again at the deadline it names
+                // (a second later at least), not only when the claim runs out.
+                self.store
+                    .schedule(self.settings.chain_id, job, action, at.max(now + 1))
+                    .await?;
+                return Err(e);
+            }
+            other => other?,
+        };
         Ok(Step::Sent(Box::new(sent)))
+    }
+
+    /// Records what follows a call from the job's on-chain `state` (read after the call may
+    /// have landed): the action it made unneeded is done once the job is past the state that
+    /// action needs, and the next one is scheduled at `deadline` when the job is in its state.
+    /// Idempotent, so a follow-up recorded twice (a landed transaction seen again) is harmless.
+    async fn follow_up(
+        &self,
+        job: U256,
+        after: After,
+        state: Option<JobStatus>,
+        deadline: u64,
+    ) -> Result<(), SubmitError> {
+        let chain = self.settings.chain_id;
+        if state != Some(gate::needed(after.done)) {
+            self.store.done(chain, job, after.done).await?;
+        }
+        if let Some(next) = after.next
+            && state == Some(gate::needed(next))
+        {
+            self.store.schedule(chain, job, next, deadline).await?;
+        }
+        Ok(())
     }
 
     /// Waits for a dispatched transaction and records what follows from it.
@@ -336,6 +426,9 @@ impl Submitter {
         let chain = self.settings.chain_id;
         let (job, after) = (sent.job, sent.after);
         let receipt = self.confirm(sent).await?;
+        let Some(after) = after else {
+            return Ok(Submitted::Landed(receipt.transaction_hash));
+        };
         self.store.done(chain, job, after.done).await?;
         if let Some(next) = after.next {
             let (_, deadline) = self.job_state(job).await?;

@@ -1,7 +1,8 @@
 //! Nonces for one signer on one chain. The next nonce is reserved in Redis (atomically, and never
-//! below the chain's own pending count, so two rounds or two relayers never reuse one); a send
-//! that failed before reaching the node gives its nonce back by resynchronising with the chain, so
-//! no gap is left.
+//! below the chain's own pending count, so two rounds or two relayers never reuse one). A send the
+//! node refused gives its nonce back when it is still the last one reserved, so no gap is left. A
+//! send whose answer was lost keeps its nonce: the node may hold it, and the same signed bytes are
+//! sent again (see [`super::send`]); the nonce is never handed to another transaction.
 
 use alloy::primitives::Address;
 use lilypad_store::{Store, StoreError};
@@ -32,8 +33,16 @@ impl Nonces {
             .await
     }
 
-    /// After a send that did not reach the node: the next reservation starts again from the
-    /// chain's pending count, so the unused nonce is not skipped.
+    /// After a send the node refused (so it does not hold it): `nonce` is reserved again by the
+    /// next transaction, if no later one was reserved since. Returns whether it was given back.
+    pub async fn give_back(&self, nonce: u64) -> Result<bool, StoreError> {
+        self.store
+            .release_nonce(self.chain_id, self.signer, nonce)
+            .await
+    }
+
+    /// Sets the next reservation to the chain's pending count `chain_pending` outright (an
+    /// operator's repair after transactions were dropped from every pool).
     pub async fn resync(&self, chain_pending: u64) -> Result<(), StoreError> {
         self.store
             .reset_nonce(self.chain_id, self.signer, chain_pending)

@@ -62,7 +62,26 @@ fn report_action(
 }
 
 impl Submitter {
-    /// One round: lands the deals waiting on the stream, then the results, then the due actions.
+    /// Whether the pending records are to be looked at for nonces to fill this round: at most
+    /// once per `replace_after`, so a transaction still waiting for its own retry is not
+    /// re-examined every round.
+    fn gaps_due(&self) -> bool {
+        let now = tokio::time::Instant::now();
+        let mut last = self
+            .gaps_checked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match *last {
+            Some(at) if now.duration_since(at) < self.settings.gas.replace_after => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
+        }
+    }
+
+    /// One round: fills the nonces of given-up actions ([`super::gaps`]), then lands the deals
+    /// waiting on the stream, then the results, then the due actions.
     /// Within each of those three phases transactions are pipelined: sent one after another
     /// with consecutive nonces, then confirmed together, so a batch costs about one block, not
     /// one block per transaction. The phases follow one another because each can depend on the
@@ -70,9 +89,19 @@ impl Submitter {
     /// many transactions landed.
     pub async fn round(&self, wait: Duration) -> Result<usize, SubmitError> {
         let chain = self.settings.chain_id;
+        if self.gaps_due() {
+            match self.fill_gaps().await {
+                Ok(_) => {}
+                Err(e @ SubmitError::LeaseLost { .. }) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(chain, error = %e, "could not look for nonces to fill; trying again next round");
+                }
+            }
+        }
         let mut landed = self.land::<SignedDeal>(wait).await?;
         landed += self.land::<SignedResult>(wait).await?;
 
+        self.check_lease()?;
         let now = self.chain_time().await?;
         let mut inflight = FuturesUnordered::new();
         for (job, action) in self
@@ -95,12 +124,14 @@ impl Submitter {
         while let Some((job, action, outcome)) = inflight.next().await {
             landed += report_action(chain, job, action, outcome);
         }
+        self.check_lease()?;
         Ok(landed)
     }
 
     /// One phase of a round: the messages of one kind waiting on their stream, sent one after
     /// another and confirmed together.
     async fn land<M: Signed>(&self, wait: Duration) -> Result<usize, SubmitError> {
+        self.check_lease()?;
         let chain = self.settings.chain_id;
         let consumer = self
             .bus
@@ -142,6 +173,7 @@ impl Submitter {
         while let Some(r) = inflight.next().await {
             landed += r?;
         }
+        self.check_lease()?;
         Ok(landed)
     }
 
@@ -163,9 +195,30 @@ impl Submitter {
                 delivery.ack().await?;
                 Ok(0)
             }
-            Err(e @ (SubmitError::Reverts { .. } | SubmitError::MinedReverted { .. })) => {
+            Err(
+                e @ (SubmitError::Reverts {
+                    verdict: Verdict::Drop,
+                    ..
+                }
+                | SubmitError::MinedReverted { .. }),
+            ) => {
                 tracing::error!(job = %key, error = %e, "{what} refused by the contract; dropped");
                 delivery.reject().await?;
+                Ok(0)
+            }
+            Err(
+                e @ SubmitError::Reverts {
+                    verdict: Verdict::Retry,
+                    ..
+                },
+            ) => {
+                tracing::warn!(job = %key, error = %e, "{what} refused by the contract for now; trying again later");
+                delivery.retry_after(Duration::from_secs(5)).await?;
+                Ok(0)
+            }
+            Err(e @ SubmitError::LeaseLost { .. }) => {
+                tracing::info!(job = %key, reason = %e, "{what} left to the lease's next holder");
+                delivery.retry_after(Duration::from_millis(500)).await?;
                 Ok(0)
             }
             Err(e @ SubmitError::NotYet { .. }) => {
@@ -182,8 +235,11 @@ impl Submitter {
     }
 
     /// Runs rounds until `stop` is cancelled, while holding the lease for this signer on this
-    /// chain. On the way out the lease is given up, so another relayer with this key takes over at
-    /// once instead of after the lease's TTL.
+    /// chain. While a round runs the lease is renewed every third of its TTL; the moment a
+    /// renewal fails (the lease lapsed and may be someone else's, or Redis cannot say in time)
+    /// the round stops sending and ends, leaving what it has in flight recorded as pending for
+    /// the lease's next holder. On the way out the lease is given up, so another relayer with
+    /// this key takes over at once instead of after the lease's TTL.
     pub async fn run(
         &self,
         holder: &str,
@@ -191,11 +247,13 @@ impl Submitter {
         name: &str,
         stop: CancellationToken,
     ) {
-        let lease_name = format!("submit:{}:{}", self.settings.chain_id, self.signer);
+        let chain = self.settings.chain_id;
+        let lease_name = format!("submit:{chain}:{}", self.signer);
         let mut lease = None;
         // Whether what a previous holder left in flight was retired since the lease became ours.
         let mut recovered = false;
         while !stop.is_cancelled() {
+            let acquired_at = tokio::time::Instant::now();
             let held = self
                 .store
                 .try_acquire_lease(&lease_name, holder, self.settings.lease_ttl)
@@ -204,7 +262,7 @@ impl Submitter {
                 Ok(Some(_)) if !recovered => match self.recover().await {
                     Ok(_) => recovered = true,
                     Err(e) => {
-                        tracing::warn!(chain = self.settings.chain_id, error = %e, "could not retire the pending transactions a previous run left; trying again next round");
+                        tracing::warn!(chain, error = %e, "could not retire the pending transactions a previous run left; trying again next round");
                     }
                 },
                 Ok(None) => recovered = false,
@@ -216,22 +274,41 @@ impl Submitter {
             let pause = match held {
                 // Each stream is waited on for at most ROUND_WAIT when empty, so an idle round
                 // takes about 2 x ROUND_WAIT + ROUND_PAUSE and due actions are never held longer.
-                Ok(Some(_)) => match self.round(ROUND_WAIT).await {
-                    Ok(_) => {
-                        health.submitted(name);
-                        ROUND_PAUSE
+                Ok(Some(held)) => {
+                    let lost = stop.child_token();
+                    let guarded = Submitter {
+                        lease: lost.clone(),
+                        ..self.clone()
+                    };
+                    let round = guarded.round(ROUND_WAIT);
+                    tokio::pin!(round);
+                    let outcome = tokio::select! {
+                        r = &mut round => r,
+                        () = keep_lease(&self.store, &held, acquired_at, &lost) => round.await,
+                    };
+                    lost.cancel();
+                    match outcome {
+                        Ok(_) => {
+                            health.submitted(name);
+                            ROUND_PAUSE
+                        }
+                        Err(e @ SubmitError::LeaseLost { .. }) => {
+                            recovered = false;
+                            tracing::warn!(chain, reason = %e, "submitter round ended early");
+                            Duration::from_millis(500)
+                        }
+                        Err(e) => {
+                            health.failed(name, &format!("submitting: {e}"));
+                            metrics::counter!("lilypad_failures_total", "chain" => chain.to_string(), "stage" => "submit")
+                                .increment(1);
+                            tracing::error!(chain, error = %e, "submitter round failed");
+                            Duration::from_secs(2)
+                        }
                     }
-                    Err(e) => {
-                        health.failed(name, &format!("submitting: {e}"));
-                        metrics::counter!("lilypad_failures_total", "chain" => self.settings.chain_id.to_string(), "stage" => "submit")
-                            .increment(1);
-                        tracing::error!(chain = self.settings.chain_id, error = %e, "submitter round failed");
-                        Duration::from_secs(2)
-                    }
-                },
+                }
                 Ok(None) => Duration::from_secs(1), // another relayer sends with this key
                 Err(e) => {
-                    tracing::error!(chain = self.settings.chain_id, error = %e, "lease check failed");
+                    tracing::error!(chain, error = %e, "lease check failed");
                     Duration::from_secs(2)
                 }
             };
@@ -243,7 +320,84 @@ impl Submitter {
         if let Some(lease) = lease
             && let Err(e) = self.store.release_lease(&lease).await
         {
-            tracing::warn!(chain = self.settings.chain_id, error = %e, "could not give up the submit lease; it lapses after its TTL");
+            tracing::warn!(chain, error = %e, "could not give up the submit lease; it lapses after its TTL");
         }
+    }
+}
+
+/// Renews `lease` every third of its TTL for as long as it is awaited, and cancels `lost` and
+/// returns as soon as a renewal fails: the lease is held by someone else, Redis fails, or no
+/// answer came while two thirds of the TTL since the last renewal (at `renewed`) passed, after
+/// which the lease may lapse before this relayer knows.
+pub(super) async fn keep_lease(
+    store: &Store,
+    lease: &lilypad_store::Lease,
+    mut renewed: tokio::time::Instant,
+    lost: &CancellationToken,
+) {
+    let every = lease.ttl / 3;
+    let safe_for = lease.ttl.saturating_mul(2) / 3;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(renewed + every) => {}
+            _ = lost.cancelled() => return,
+        }
+        let asked = tokio::time::Instant::now();
+        let budget = (renewed + safe_for).saturating_duration_since(asked);
+        match tokio::time::timeout(budget, store.renew_lease(lease)).await {
+            Ok(Ok(true)) => renewed = asked,
+            Ok(Ok(false)) => {
+                tracing::warn!(lease = %lease.name, "the submit lease lapsed and may be another relayer's; this one stops sending");
+                break;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(lease = %lease.name, error = %e, "could not renew the submit lease; this relayer stops sending until it holds it again");
+                break;
+            }
+            Err(_) => {
+                tracing::warn!(lease = %lease.name, "no answer renewing the submit lease in time; this relayer stops sending until it holds it again");
+                break;
+            }
+        }
+    }
+    lost.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lilypad_e2e::{Redis, eventually, ok_if};
+
+    #[tokio::test]
+    async fn a_lease_taken_by_another_holder_cancels_the_round_at_the_next_renewal() {
+        let redis = Redis::start().unwrap();
+        let store = Store::connect(&redis.url(), "test").await.unwrap();
+        let ttl = Duration::from_millis(600);
+        let held = store
+            .try_acquire_lease("submit:1:x", "a", ttl)
+            .await
+            .unwrap()
+            .unwrap();
+        let lost = CancellationToken::new();
+        let keeper = tokio::spawn({
+            let (store, held, lost) = (store.clone(), held.clone(), lost.clone());
+            async move { keep_lease(&store, &held, tokio::time::Instant::now(), &lost).await }
+        });
+        // Someone else takes it (as if it had lapsed while Redis was unreachable).
+        store.release_lease(&held).await.unwrap();
+        assert!(
+            store
+                .try_acquire_lease("submit:1:x", "thief", Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        eventually(
+            Duration::from_secs(10),
+            "the holder sees the lease lost",
+            async || ok_if(lost.is_cancelled(), "still thinks it holds it"),
+        )
+        .await;
+        keeper.await.unwrap();
     }
 }

@@ -1,7 +1,8 @@
 //! What a relayer that was stopped or killed left in flight: the pending records in Redis. On
 //! taking the lease, a submitter retires the records whose nonce the chain has used and schedules
 //! what follows from each job's on-chain state, so a relayer killed between a deal landing and
-//! scheduling its timeout still times the job out.
+//! scheduling its timeout still times the job out; a record whose nonce nothing will use (its
+//! action no longer needed, no attempt held by the node) gets a cancellation ([`super::gaps`]).
 
 use super::*;
 
@@ -9,40 +10,21 @@ impl Submitter {
     /// Retires the pending records left for this signer: each whose nonce has been mined (this
     /// attempt, an earlier one, or another transaction) is forgotten, and the action that follows
     /// its call is scheduled at the job's deadline if the job is in the state that action needs;
-    /// the action it made unneeded is marked done once the job has moved past it. Records still in
-    /// the pool stay. Returns how many were retired.
+    /// the action it made unneeded is marked done once the job has moved past it. Records still
+    /// needed or in the pool stay; the nonce of one given up, or of one reserved and never
+    /// recorded, is filled ([`Submitter::fill_gaps`]). Returns how many were retired.
     pub async fn recover(&self) -> Result<usize, SubmitError> {
         let chain = self.settings.chain_id;
         let pending: Vec<(u64, PendingTx)> = self.store.pending(chain, self.signer).await?;
-        if pending.is_empty() {
-            return Ok(0);
-        }
         let mined = self.transaction_count(false).await?;
         let mut retired = 0;
-        for (n, tx) in pending {
-            if !nonce::is_mined(n, mined) {
-                continue; // still in the pool, or it never reached it: left as it is
+        for (n, tx) in &pending {
+            if nonce::is_mined(*n, mined) {
+                self.retire(*n, tx).await?;
+                retired += 1;
             }
-            match After::of_call(&tx.call) {
-                Some(after) => {
-                    let (state, deadline) = self.job_state(tx.job).await?;
-                    if state != Some(gate::needed(after.done)) {
-                        self.store.done(chain, tx.job, after.done).await?;
-                    }
-                    if let Some(next) = after.next
-                        && state == Some(gate::needed(next))
-                    {
-                        self.store.schedule(chain, tx.job, next, deadline).await?;
-                    }
-                }
-                None => {
-                    tracing::warn!(chain, job = %tx.job, call = %tx.call, nonce = n, "a pending record names a call this build does not send; forgotten");
-                }
-            }
-            self.store.clear_pending(chain, self.signer, n).await?;
-            tracing::info!(chain, job = %tx.job, call = %tx.call, nonce = n, hash = %tx.hash, "retired a transaction a previous run left in flight");
-            retired += 1;
         }
+        self.fill_gaps().await?;
         Ok(retired)
     }
 }
