@@ -2,6 +2,8 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use tokio::sync::Notify;
+
 use lilypad_modules::Resources;
 use lilypad_types::Capacity;
 
@@ -57,12 +59,14 @@ struct State {
 #[derive(Debug, Clone)]
 pub struct CapacityTracker {
     state: Arc<Mutex<State>>,
+    freed: Arc<Notify>,
 }
 
 /// Capacity held by one job; given back when dropped.
 #[derive(Debug)]
 pub struct Reservation {
     state: Arc<Mutex<State>>,
+    freed: Arc<Notify>,
     cpu: u64,
     memory: u64,
     gpus: Vec<usize>,
@@ -85,6 +89,7 @@ impl CapacityTracker {
                 used_memory: 0,
                 gpu_taken,
             })),
+            freed: Arc::new(Notify::new()),
         }
     }
 
@@ -96,6 +101,12 @@ impl CapacityTracker {
             memory_bytes,
             gpu_vram_bytes: gpus.iter().map(|g| g.memory_mib << 20).collect(),
         })
+    }
+
+    /// Returns once a reservation has been given back since the last call (at once if one was
+    /// meanwhile): the moment to tell the market about the freed capacity.
+    pub async fn freed(&self) {
+        self.freed.notified().await;
     }
 
     /// Everything the provider has.
@@ -166,6 +177,7 @@ impl CapacityTracker {
         s.used_memory += needs.memory_bytes;
         Ok(Reservation {
             state: Arc::clone(&self.state),
+            freed: Arc::clone(&self.freed),
             cpu: needs.cpu_millis,
             memory: needs.memory_bytes,
             gpus,
@@ -183,6 +195,8 @@ impl Drop for Reservation {
                 *taken = false;
             }
         }
+        drop(s);
+        self.freed.notify_one();
     }
 }
 

@@ -389,7 +389,8 @@ impl ResourceProvider {
         Ok(offer)
     }
 
-    /// Refreshes the offer every `heartbeat` until [`Heartbeat::stop`] (which removes it), until
+    /// Refreshes the offer every `heartbeat`, and whenever a job gives its capacity back, until
+    /// [`Heartbeat::stop`] (which removes it), until
     /// the handle is dropped (which stops refreshing: the offer expires with the bucket's TTL,
     /// as a crashed provider's would), or until the provider shuts down.
     pub fn start_heartbeat(&self) -> Heartbeat {
@@ -405,9 +406,11 @@ impl ResourceProvider {
                         tracing::warn!("refreshing the offer failed (will retry): {e}");
                     },
                 }
+                // Freed capacity is offered at once, so the solver can match waiting jobs.
                 tokio::select! {
                     biased;
                     _ = token.cancelled() => break,
+                    _ = me.inner.capacity.freed() => {}
                     _ = tokio::time::sleep(me.inner.settings.heartbeat) => {}
                 }
             }
