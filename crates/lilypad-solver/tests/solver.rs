@@ -11,7 +11,8 @@ use lilypad_bindings::eip712;
 use lilypad_bus::{Bus, BusOptions, Received, Topic, deal_subject};
 use lilypad_e2e::{Nats, eventually, job_modules_dir, ok_if};
 use lilypad_modules::ModuleRegistry;
-use lilypad_solver::service::{Decision, JobChain, OpenJob, Solver, SolverSettings};
+use lilypad_solver::book::Entry;
+use lilypad_solver::service::{Booked, Decision, JobChain, OpenJob, Pass, Solver, SolverSettings};
 use lilypad_types::{
     Capacity, ChainCollateral, DealProposal, Input, JobKey, JobRequested, JobSpec, ModuleId,
     ModulePrice, Offer, SignedDeal,
@@ -104,7 +105,18 @@ async fn provider(
     since: u64,
     how: Behaviour,
 ) -> tokio::task::JoinHandle<usize> {
-    bus.put_offer(&key.address().to_string(), &offer(&key, price, since))
+    let o = offer(&key, price, since);
+    provider_offering(bus, key, o, how).await
+}
+
+/// Plays a provider that offers `offer`.
+async fn provider_offering(
+    bus: &Bus,
+    key: PrivateKeySigner,
+    offer: Offer,
+    how: Behaviour,
+) -> tokio::task::JoinHandle<usize> {
+    bus.put_offer(&key.address().to_string(), &offer)
         .await
         .unwrap();
     let mut requests = bus
@@ -293,4 +305,190 @@ async fn the_service_turns_the_jobs_stream_into_deals() {
     ids.sort();
     assert_eq!(ids, [U256::from(1), U256::from(2), U256::from(3)]);
     assert!(got.iter().all(|d| d.terms.provider == key.address()));
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Job requests on the jobs stream that no solver has acknowledged yet.
+async fn jobs_unacknowledged(nats: &Nats) -> u64 {
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js.get_stream(Topic::Jobs.stream()).await.unwrap();
+    stream.info().await.unwrap().state.messages
+}
+
+/// Starts `solver.run` on a task; returns its stop token and handle.
+fn spawn_run(
+    solver: std::sync::Arc<Solver<OpenChain>>,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<Result<(), lilypad_solver::service::SolverError>>,
+) {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let token = stop.clone();
+    (stop, tokio::spawn(async move { solver.run(token).await }))
+}
+
+/// Waits until a deal for job `id` is published, and returns it.
+async fn deal_for(bus: &Bus, id: u64) -> SignedDeal {
+    let mut got = Vec::new();
+    eventually(
+        Duration::from_secs(15),
+        &format!("a deal for job {id} is published"),
+        async || {
+            got.extend(deals(bus).await);
+            got.iter()
+                .find(|d| d.key.job_id == U256::from(id))
+                .cloned()
+                .ok_or(got.len())
+        },
+    )
+    .await
+}
+
+/// Burst above capacity, in small: the provider is full when the job arrives; the job waits and
+/// is dealt as soon as the provider offers the capacity a finished job gave back.
+#[tokio::test]
+async fn a_job_no_one_can_take_yet_is_dealt_as_soon_as_a_provider_frees_capacity() {
+    let (nats, bus, solver) = setup().await;
+    let key = PrivateKeySigner::random();
+    let mut full = offer(&key, 10, 1);
+    full.free.cpu_millis = 0;
+    let _p = provider_offering(&bus, key.clone(), full.clone(), Behaviour::Sign).await;
+    let (stop, runner) = spawn_run(std::sync::Arc::new(solver));
+
+    let j = job(1, "cowsay", 50);
+    bus.publish(Topic::Jobs, CHAIN, &j.msg_id(), &j)
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(15),
+        "the solver takes the job off the stream",
+        async || {
+            let n = jobs_unacknowledged(&nats).await;
+            ok_if(n == 0, n)
+        },
+    )
+    .await;
+    assert!(deals(&bus).await.is_empty(), "no capacity, no deal");
+
+    // A job finishes: the provider refreshes its offer with the capacity it gave back.
+    let freed = Offer {
+        updated: unix_now(),
+        free: offer(&key, 10, 1).free,
+        ..full
+    };
+    bus.put_offer(&key.address().to_string(), &freed)
+        .await
+        .unwrap();
+    let deal = deal_for(&bus, 1).await;
+    assert_eq!(deal.terms.provider, key.address());
+    stop.cancel();
+    runner.await.unwrap().unwrap();
+}
+
+/// The book survives the solver: a job waiting when the solver stops is dealt by the next one,
+/// once a provider appears.
+#[tokio::test]
+async fn a_job_waiting_in_the_book_is_dealt_after_a_solver_restart() {
+    let (nats, bus, solver) = setup().await;
+    let (stop, runner) = spawn_run(std::sync::Arc::new(solver));
+    let j = job(7, "cowsay", 50);
+    bus.publish(Topic::Jobs, CHAIN, &j.msg_id(), &j)
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(15),
+        "the solver takes the job off the stream",
+        async || {
+            let n = jobs_unacknowledged(&nats).await;
+            ok_if(n == 0, n)
+        },
+    )
+    .await;
+    stop.cancel();
+    runner.await.unwrap().unwrap();
+
+    // A new solver, with nothing in memory; then a provider offers.
+    let restarted = Solver::new(
+        bus.clone(),
+        ModuleRegistry::load_dir(&job_modules_dir()).unwrap(),
+        vec![(CHAIN, OpenChain(true))],
+        SolverSettings {
+            proposal_timeout: Duration::from_secs(2),
+            ..Default::default()
+        },
+    );
+    let (stop, runner) = spawn_run(std::sync::Arc::new(restarted));
+    let key = PrivateKeySigner::random();
+    let _p = provider(&bus, key.clone(), 10, 1, Behaviour::Sign).await;
+    let deal = deal_for(&bus, 7).await;
+    assert_eq!(deal.terms.provider, key.address());
+    stop.cancel();
+    runner.await.unwrap().unwrap();
+}
+
+/// Two solvers share one book: a waiting job is proposed by only one of them.
+#[tokio::test]
+async fn two_solvers_matching_the_same_book_propose_a_job_once() {
+    let (_nats, bus, a) = setup().await;
+    let b = Solver::new(
+        bus.clone(),
+        ModuleRegistry::load_dir(&job_modules_dir()).unwrap(),
+        vec![(CHAIN, OpenChain(true))],
+        SolverSettings::default(),
+    );
+    let j = job(3, "cowsay", 50);
+    assert_eq!(a.book_job(&j).await.unwrap(), Booked::Added);
+    assert_eq!(b.book_job(&j).await.unwrap(), Booked::AlreadyThere);
+    let key = PrivateKeySigner::random();
+    let p = provider(&bus, key.clone(), 10, 1, Behaviour::Sign).await;
+
+    let (pa, pb) = tokio::join!(a.match_book(), b.match_book());
+    let (pa, pb) = (pa.unwrap(), pb.unwrap());
+    assert_eq!(pa.dealt + pb.dealt, 1, "{pa:?} {pb:?}");
+    assert_eq!(deals(&bus).await.len(), 1);
+    let (left, _) = bus.book::<Entry>().await.unwrap();
+    assert!(left.is_empty(), "a dealt job leaves the book: {left:?}");
+    p.abort();
+}
+
+/// Jobs leave the book when the chain says they are closed (dealt elsewhere, expired,
+/// reorganised away); a job with a provider to take it is never dropped.
+#[tokio::test]
+async fn a_job_closed_on_chain_leaves_the_book() {
+    let (_nats, bus, open) = setup().await;
+    let j = job(4, "cowsay", 50);
+    assert_eq!(open.book_job(&j).await.unwrap(), Booked::Added);
+    assert_eq!(
+        open.match_book().await.unwrap(),
+        Pass {
+            waiting: 1,
+            ..Pass::default()
+        },
+        "no provider offers: the job waits"
+    );
+    let closed = Solver::new(
+        bus.clone(),
+        ModuleRegistry::load_dir(&job_modules_dir()).unwrap(),
+        vec![(CHAIN, OpenChain(false))],
+        SolverSettings {
+            prune_every: Duration::ZERO,
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        closed.match_book().await.unwrap(),
+        Pass {
+            dropped: 1,
+            ..Pass::default()
+        }
+    );
+    let (left, _) = bus.book::<Entry>().await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
 }
