@@ -418,16 +418,15 @@ impl<C: JobChain> Solver<C> {
             pass.claimed_elsewhere += 1;
             return Ok(());
         }
-        let needs = match self.needs(job, value.timeout_collateral_bps) {
-            Ok(n) => n,
-            Err(why) => {
-                tracing::warn!(job = %job.key, %why, "dropped a book entry whose module is unknown here");
-                self.bus.book_remove(&book_key).await?;
-                pass.dropped += 1;
-                return Ok(());
-            }
+        // Another solver sharing the book may serve chains or modules this one does not: their
+        // jobs are left to it (and dropped by anyone once past their deadline).
+        let (Ok(chain), Ok(needs)) = (
+            self.chain(job.key),
+            self.needs(job, value.timeout_collateral_bps),
+        ) else {
+            pass.waiting += 1;
+            return Ok(());
         };
-        let chain = self.chain(job.key)?;
         let (candidates, rejected) = rank(&needs, offers, &self.bookings());
         if candidates.is_empty() {
             if prune
