@@ -492,3 +492,55 @@ async fn a_job_closed_on_chain_leaves_the_book() {
     let (left, _) = bus.book::<Entry>().await.unwrap();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// The chain as the solver sees it, with a match deadline per job id.
+struct Deadlines(Vec<(u64, u64)>);
+
+impl JobChain for Deadlines {
+    async fn open_job(&self, key: JobKey, _hash: B256) -> Result<Option<OpenJob>, String> {
+        Ok(self
+            .0
+            .iter()
+            .find(|(id, _)| U256::from(*id) == key.job_id)
+            .map(|(_, deadline)| OpenJob {
+                match_deadline: *deadline,
+                timeout_collateral_bps: 10_000,
+            }))
+    }
+}
+
+/// Room for one job, two waiting: the one whose match deadline comes first is dealt, although it
+/// entered the book second.
+#[tokio::test]
+async fn the_job_with_the_earliest_match_deadline_goes_first() {
+    let (_nats, bus, _) = setup().await;
+    let now = unix_now();
+    let solver = Solver::new(
+        bus.clone(),
+        ModuleRegistry::load_dir(&job_modules_dir()).unwrap(),
+        vec![(CHAIN, Deadlines(vec![(1, now + 600), (2, now + 300)]))],
+        SolverSettings::default(),
+    );
+    let (late, soon) = (job(1, "cowsay", 50), job(2, "cowsay", 50));
+    assert_eq!(solver.book_job(&late).await.unwrap(), Booked::Added);
+    assert_eq!(solver.book_job(&soon).await.unwrap(), Booked::Added);
+    let key = PrivateKeySigner::random();
+    let mut one_slot = offer(&key, 10, 1);
+    one_slot.free.cpu_millis = 500; // cowsay needs 0.5 CPU
+    let _p = provider_offering(&bus, key, one_slot, Behaviour::Sign).await;
+
+    let pass = solver.match_book().await.unwrap();
+    assert_eq!(
+        pass,
+        Pass {
+            dealt: 1,
+            waiting: 1,
+            ..Pass::default()
+        }
+    );
+    let dealt: Vec<U256> = deals(&bus).await.iter().map(|d| d.key.job_id).collect();
+    assert_eq!(dealt, [U256::from(2)], "the earlier deadline first");
+    let (left, _) = bus.book::<Entry>().await.unwrap();
+    let left: Vec<U256> = left.iter().map(|e| e.value.job.key.job_id).collect();
+    assert_eq!(left, [U256::from(1)], "the other waits for the next slot");
+}
