@@ -389,7 +389,7 @@ impl Bus {
     }
 
     /// A signal for every change to an offer (put, refreshed or removed; an offer that expires
-    /// gives none). The stream ends if the watch is lost: open another.
+    /// gives none). The stream ends at the watch's first error: open another.
     pub async fn offer_changes(
         &self,
     ) -> Result<impl futures_util::Stream<Item = ()> + Send + Unpin + 'static, BusError> {
@@ -398,7 +398,9 @@ impl Bus {
             .watch_all()
             .await
             .map_err(|e| nats("watching offers")(e.to_string()))?;
-        Ok(watch.map(|_| ()))
+        Ok(watch
+            .take_while(|change| std::future::ready(change.is_ok()))
+            .map(|_| ()))
     }
 
     /// Adds `value` to the book under `key` unless the key is there already (then returns false
