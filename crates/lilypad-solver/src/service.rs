@@ -275,8 +275,9 @@ impl<C: JobChain> Solver<C> {
         let key = job.key;
         let mut refusals = Vec::new();
         for candidate in candidates {
-            let at = now();
-            let expiry = (at + self.settings.deal_validity.as_secs()).min(open.match_deadline);
+            let at_ms = now_ms();
+            let expiry =
+                (at_ms / 1000 + self.settings.deal_validity.as_secs()).min(open.match_deadline);
             let terms = DealTerms {
                 job_id: key.job_id,
                 request_hash: job.request_hash,
@@ -286,7 +287,7 @@ impl<C: JobChain> Solver<C> {
                 results_collateral: candidate.results_collateral,
                 expiry: U256::from(expiry),
             };
-            self.bookings().book(&candidate, needs, at);
+            self.bookings().book(&candidate, needs, at_ms);
             let proposal = DealProposal {
                 job: job.clone(),
                 terms: terms.clone(),
@@ -309,7 +310,7 @@ impl<C: JobChain> Solver<C> {
                         return Ok(Decision::Dealt(Box::new(signed)));
                     }
                     Err(why) => {
-                        self.bookings().release(candidate.provider, at);
+                        self.bookings().release(candidate.provider, at_ms);
                         tracing::warn!(job = %key, provider = %candidate.provider, %why, "provider answered with an unusable deal");
                         refusals.push(format!(
                             "{} answered with an unusable deal: {why}",
@@ -318,7 +319,7 @@ impl<C: JobChain> Solver<C> {
                     }
                 },
                 Err(e) => {
-                    self.bookings().release(candidate.provider, at);
+                    self.bookings().release(candidate.provider, at_ms);
                     tracing::info!(job = %key, provider = %candidate.provider, reason = %e, "proposal not taken; trying the next provider");
                     refusals.push(format!("{}: {e}", candidate.provider));
                 }
@@ -390,7 +391,7 @@ impl<C: JobChain> Solver<C> {
         for entry in entries {
             self.match_entry(entry, &offers, prune, &mut pass).await?;
         }
-        self.bookings().expire(now().saturating_sub(600));
+        self.bookings().expire(now_ms().saturating_sub(600_000));
         Ok(pass)
     }
 

@@ -70,6 +70,7 @@ fn offer(key: &PrivateKeySigner, price: u64, since: u64) -> Offer {
         deal_subject: deal_subject(&key.address().to_string()),
         since,
         updated: 0,
+        updated_ms: 0,
         free: Capacity {
             cpu_millis: 4000,
             memory_bytes: 8 << 30,
@@ -380,6 +381,7 @@ async fn a_job_no_one_can_take_yet_is_dealt_as_soon_as_a_provider_frees_capacity
     // A job finishes: the provider refreshes its offer with the capacity it gave back.
     let freed = Offer {
         updated: unix_now(),
+        updated_ms: unix_now() * 1000,
         free: offer(&key, 10, 1).free,
         ..full
     };
