@@ -5,8 +5,11 @@
 //! crashes loses nothing: the next one reads the book back. The solver matches the book whenever
 //! capacity may have appeared (an offer was put, refreshed or removed; a job was added) and on a
 //! short timer, in the order [`order`] gives: earliest match deadline first, then first come.
-//! An entry leaves the book when its job is dealt, when the chain says the job is no longer open
-//! (agreed, expired, or reorganised away), or once its match deadline has passed.
+//! A job a provider signed a deal for stays in the book, held until the deal's expiry
+//! ([`Entry::dealt_until`]): if the deal never lands (a relayer in trouble), the job is proposed
+//! again once the signature has lapsed, rather than left to expire. An entry leaves the book when
+//! the chain says the job is no longer open (agreed, expired, or reorganised away), or once its
+//! match deadline has passed.
 //!
 //! Several solvers may share one book. Before proposing a job to providers, a solver claims its
 //! entry with a compare-and-set on the entry's revision ([`Entry::claimed_by`]); a solver whose
@@ -34,6 +37,10 @@ pub struct Entry {
     /// The solver proposing the job right now, if any.
     #[serde(default)]
     pub claim: Option<Claim>,
+    /// Unix time until which a deal signed for the job may still land: the job is not proposed
+    /// again before then.
+    #[serde(default)]
+    pub dealt_until: Option<u64>,
 }
 
 /// A solver's hold on an entry while it proposes the job.
@@ -52,6 +59,11 @@ impl Entry {
         self.claim
             .as_ref()
             .is_none_or(|c| c.solver == solver || c.until <= now)
+    }
+
+    /// Whether a signed deal for the job may still land at unix time `now`.
+    pub fn deal_pending(&self, now: u64) -> bool {
+        self.dealt_until.is_some_and(|until| until >= now)
     }
 
     /// Who holds the entry at `now`, if another solver does.
@@ -128,6 +140,7 @@ mod tests {
                 timeout_collateral_bps: 10_000,
                 booked_at_ms,
                 claim: None,
+                dealt_until: None,
             },
         }
     }
@@ -171,5 +184,14 @@ mod tests {
         assert_eq!(e.claimed_by(50), Some("a"));
         assert!(e.claimable("b", 60), "a lapsed claim (its solver died)");
         assert_eq!(e.claimed_by(60), None);
+    }
+
+    #[test]
+    fn a_signed_deal_holds_the_job_until_its_expiry() {
+        let mut e = entry(1, 100, 0).value;
+        assert!(!e.deal_pending(50));
+        e.dealt_until = Some(60);
+        assert!(e.deal_pending(60), "it may land up to its expiry");
+        assert!(!e.deal_pending(61), "then the job may be proposed again");
     }
 }

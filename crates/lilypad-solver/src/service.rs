@@ -104,6 +104,8 @@ pub enum Booked {
 pub struct Pass {
     /// Jobs dealt in this pass.
     pub dealt: usize,
+    /// Jobs whose signed deal may still land (not proposed again before its expiry).
+    pub deal_pending: usize,
     /// Jobs left waiting (no provider can take them now).
     pub waiting: usize,
     /// Jobs skipped because another solver holds them.
@@ -303,8 +305,11 @@ impl<C: JobChain> Solver<C> {
             match answer {
                 Ok(signed) => match check_signed(&signed, &terms, key, job) {
                     Ok(()) => {
+                        // One message id per signed deal: the same deal published again is
+                        // dropped, a later deal for the job (the first one lapsed) is not.
+                        let msg_id = format!("{key}:{}:{}", terms.provider, terms.expiry);
                         self.bus
-                            .publish(Topic::Deals, key.chain_id, &key.to_string(), &signed)
+                            .publish(Topic::Deals, key.chain_id, &msg_id, &signed)
                             .await?;
                         tracing::info!(job = %key, provider = %candidate.provider, price = %candidate.price, "deal signed and published");
                         return Ok(Decision::Dealt(Box::new(signed)));
@@ -353,6 +358,7 @@ impl<C: JobChain> Solver<C> {
             timeout_collateral_bps: open.timeout_collateral_bps,
             booked_at_ms: now_ms(),
             claim: None,
+            dealt_until: None,
         };
         let added = self.bus.book_add(&book::key(job), &entry).await?;
         self.added.notify_one();
@@ -428,14 +434,25 @@ impl<C: JobChain> Solver<C> {
             pass.waiting += 1;
             return Ok(());
         };
+        let closed = async {
+            chain
+                .open_job(job.key, job.request_hash)
+                .await
+                .is_ok_and(|o| o.is_none())
+        };
+        if value.deal_pending(at) {
+            if prune && closed.await {
+                tracing::debug!(job = %job.key, "deal on-chain (or the job closed); dropped from the book");
+                self.bus.book_remove(&book_key).await?;
+                pass.dropped += 1;
+            } else {
+                pass.deal_pending += 1;
+            }
+            return Ok(());
+        }
         let (candidates, rejected) = rank(&needs, offers, &self.bookings());
         if candidates.is_empty() {
-            if prune
-                && chain
-                    .open_job(job.key, job.request_hash)
-                    .await
-                    .is_ok_and(|o| o.is_none())
-            {
+            if prune && closed.await {
                 tracing::info!(job = %job.key, "job no longer open to a deal; dropped from the book");
                 self.bus.book_remove(&book_key).await?;
                 pass.dropped += 1;
@@ -444,6 +461,9 @@ impl<C: JobChain> Solver<C> {
                 pass.waiting += 1;
             }
             return Ok(());
+        }
+        if value.dealt_until.is_some() {
+            tracing::warn!(job = %job.key, "the deal signed for the job expired without landing; proposing it again");
         }
         // Claim the entry: a compare-and-set, so of several solvers only one proposes the job.
         let hold = self.settings.proposal_timeout
@@ -469,8 +489,22 @@ impl<C: JobChain> Solver<C> {
             }),
         };
         match decision {
-            Ok(Decision::Dealt(_)) => {
-                self.bus.book_remove(&book_key).await?;
+            Ok(Decision::Dealt(signed)) => {
+                // Kept, unclaimed, until the deal could have landed; dropped once the chain
+                // shows it (or proposed again if it never does).
+                let held = Entry {
+                    claim: None,
+                    dealt_until: Some(signed.terms.expiry.saturating_to::<u64>()),
+                    ..value.clone()
+                };
+                if self
+                    .bus
+                    .book_update(&book_key, &held, revision)
+                    .await?
+                    .is_none()
+                {
+                    tracing::debug!(key = %book_key, "book entry changed while claimed; left as it is");
+                }
                 pass.dealt += 1;
             }
             Ok(Decision::NotOpen) => {

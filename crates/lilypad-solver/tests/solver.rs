@@ -456,7 +456,10 @@ async fn two_solvers_matching_the_same_book_propose_a_job_once() {
     assert_eq!(pa.dealt + pb.dealt, 1, "{pa:?} {pb:?}");
     assert_eq!(deals(&bus).await.len(), 1);
     let (left, _) = bus.book::<Entry>().await.unwrap();
-    assert!(left.is_empty(), "a dealt job leaves the book: {left:?}");
+    assert!(
+        left.len() == 1 && left[0].value.claim.is_none() && left[0].value.dealt_until.is_some(),
+        "a dealt job is held, unclaimed, until its deal could have landed: {left:?}"
+    );
     p.abort();
 }
 
@@ -543,6 +546,57 @@ async fn the_job_with_the_earliest_match_deadline_goes_first() {
     let dealt: Vec<U256> = deals(&bus).await.iter().map(|d| d.key.job_id).collect();
     assert_eq!(dealt, [U256::from(2)], "the earlier deadline first");
     let (left, _) = bus.book::<Entry>().await.unwrap();
-    let left: Vec<U256> = left.iter().map(|e| e.value.job.key.job_id).collect();
-    assert_eq!(left, [U256::from(1)], "the other waits for the next slot");
+    let waiting: Vec<U256> = left
+        .iter()
+        .filter(|e| e.value.dealt_until.is_none())
+        .map(|e| e.value.job.key.job_id)
+        .collect();
+    assert_eq!(
+        waiting,
+        [U256::from(1)],
+        "the other waits for the next slot"
+    );
+}
+
+/// A signed deal that never lands (the relayer never submits it) does not strand the job: once
+/// the deal has expired, the job is proposed again.
+#[tokio::test]
+async fn a_job_whose_deal_expires_unlanded_is_proposed_again() {
+    let (_nats, bus, _) = setup().await;
+    let solver = Solver::new(
+        bus.clone(),
+        ModuleRegistry::load_dir(&job_modules_dir()).unwrap(),
+        vec![(CHAIN, OpenChain(true))],
+        SolverSettings {
+            deal_validity: Duration::from_secs(1),
+            ..Default::default()
+        },
+    );
+    let j = job(5, "cowsay", 50);
+    assert_eq!(solver.book_job(&j).await.unwrap(), Booked::Added);
+    let _p = provider(&bus, PrivateKeySigner::random(), 10, 1, Behaviour::Sign).await;
+    assert_eq!(solver.match_book().await.unwrap().dealt, 1);
+    let first = deals(&bus).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        solver.match_book().await.unwrap(),
+        Pass {
+            deal_pending: 1,
+            ..Pass::default()
+        },
+        "not proposed again while the deal may still land"
+    );
+    // The chain still shows the job open after the deal's expiry: it is proposed again.
+    let again = eventually(
+        Duration::from_secs(15),
+        "the job is dealt again once its first deal has expired",
+        async || {
+            let pass = solver.match_book().await.unwrap();
+            let published = deals(&bus).await;
+            ok_if(pass.dealt == 1 && published.len() == 1, format!("{pass:?}")).map(|()| published)
+        },
+    )
+    .await;
+    assert_eq!(again[0].key, first[0].key);
+    assert!(again[0].terms.expiry > first[0].terms.expiry);
 }
