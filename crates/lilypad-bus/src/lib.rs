@@ -6,6 +6,7 @@
 //! | signed deals | `lilypad.deals.<chainId>` | `LILYPAD_DEALS` | durable work queue |
 //! | signed results | `lilypad.results.<chainId>` | `LILYPAD_RESULTS` | durable work queue |
 //! | resource offers | key = provider | bucket `lilypad-offers` | each entry lives for the bucket's TTL unless refreshed |
+//! | the solver's order book | key = `<chainId>.<jobId>.<requestHash>` | bucket `lilypad-book` | jobs open to a deal that no provider could take yet; compare-and-set claims |
 //! | deal proposals | `lilypad.provider.<provider>.deal` | none | request/reply |
 //!
 //! Bodies are JSON. A body that does not decode is never retried forever and never crashes a
@@ -27,6 +28,10 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(3600);
 
 /// The key-value bucket holding resource offers.
 pub const OFFERS_BUCKET: &str = "lilypad-offers";
+
+/// The key-value bucket holding the solver's order book: jobs open to a deal that no provider
+/// could take yet, kept until they are dealt, closed or past their match deadline.
+pub const BOOK_BUCKET: &str = "lilypad-book";
 
 /// A messaging failure.
 #[derive(Debug, thiserror::Error)]
@@ -175,7 +180,19 @@ pub struct Bus {
     client: async_nats::Client,
     js: jetstream::Context,
     offers: kv::Store,
+    book: kv::Store,
     options: BusOptions,
+}
+
+/// One entry of a key-value bucket with its revision, for a compare-and-set update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned<T> {
+    /// The entry's key.
+    pub key: String,
+    /// Its revision: an update naming it fails if the entry changed since.
+    pub revision: u64,
+    /// The decoded value.
+    pub value: T,
 }
 
 impl Bus {
@@ -239,10 +256,35 @@ impl Bus {
             .get_key_value(OFFERS_BUCKET)
             .await
             .map_err(|e| nats("opening the offers bucket")(e.to_string()))?;
+        // The book is durable (on disk, no age limit): a solver restart must find every job it
+        // left waiting. Entries are removed by the solver, subject and all, so nothing piles up.
+        js.get_or_create_stream(stream::Config {
+            name: format!("KV_{BOOK_BUCKET}"),
+            description: Some(
+                "the solver's order book: jobs open to a deal that no provider could take yet"
+                    .into(),
+            ),
+            subjects: vec![format!("$KV.{BOOK_BUCKET}.>")],
+            max_messages_per_subject: 1,
+            storage: stream::StorageType::File,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| nats("creating the book bucket")(e.to_string()))?;
+        let book = js
+            .get_key_value(BOOK_BUCKET)
+            .await
+            .map_err(|e| nats("opening the book bucket")(e.to_string()))?;
         Ok(Self {
             client,
             js,
             offers,
+            book,
             options,
         })
     }
@@ -331,9 +373,8 @@ impl Bus {
     pub async fn offers<T: DeserializeOwned>(
         &self,
     ) -> Result<(Vec<(String, T)>, Vec<(String, String)>), BusError> {
-        // The keys come from the stream's subjects (STREAM.INFO with a subject filter), not from
-        // kv::Store::keys: its ordered consumer can wait forever when the bucket's last entries
-        // have just expired, which would stall the solver. The whole listing is bounded too.
+        // See read_bucket for how the keys are listed; the whole listing is bounded too, so a
+        // stalled server cannot stall the solver.
         tokio::time::timeout(OFFERS_LIST_TIMEOUT, self.read_offers())
             .await
             .map_err(|_| {
@@ -346,38 +387,76 @@ impl Bus {
     async fn read_offers<T: DeserializeOwned>(
         &self,
     ) -> Result<(Vec<(String, T)>, Vec<(String, String)>), BusError> {
-        let prefix = self.offers.prefix.clone();
-        let mut subjects = self
+        let (good, bad) = read_bucket(&self.offers, "offers").await?;
+        Ok((good.into_iter().map(|v| (v.key, v.value)).collect(), bad))
+    }
+
+    /// A signal for every change to an offer (put, refreshed or removed; an offer that expires
+    /// gives none). The stream ends at the watch's first error: open another.
+    pub async fn offer_changes(
+        &self,
+    ) -> Result<impl futures_util::Stream<Item = ()> + Send + Unpin + 'static, BusError> {
+        let watch = self
             .offers
-            .stream
-            .info_with_subjects(format!("{prefix}>"))
+            .watch_all()
             .await
-            .map_err(|e| nats("listing offers")(e.to_string()))?;
-        let mut keys = Vec::new();
-        while let Some(subject) = subjects.next().await {
-            let (subject, _) = subject.map_err(|e| nats("listing offers")(e.to_string()))?;
-            if let Some(key) = subject.strip_prefix(&prefix) {
-                keys.push(key.to_owned());
-            }
+            .map_err(|e| nats("watching offers")(e.to_string()))?;
+        Ok(watch
+            .take_while(|change| std::future::ready(change.is_ok()))
+            .map(|_| ()))
+    }
+
+    /// Adds `value` to the book under `key` unless the key is there already (then returns false
+    /// and leaves the entry as it is).
+    pub async fn book_add<T: Serialize>(&self, key: &str, value: &T) -> Result<bool, BusError> {
+        let payload = encode(&format!("book entry {key}"), value)?;
+        match self.book.create(key, payload).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(nats(format!("adding {key} to the book"))(e.to_string())),
         }
-        keys.sort();
-        let mut good = Vec::new();
-        let mut bad = Vec::new();
-        for key in keys {
-            let Some(value) = self
-                .offers
-                .get(&key)
-                .await
-                .map_err(|e| nats(format!("reading offer {key}"))(e.to_string()))?
-            else {
-                continue; // expired between listing and reading
-            };
-            match serde_json::from_slice(&value) {
-                Ok(offer) => good.push((key, offer)),
-                Err(e) => bad.push((key, e.to_string())),
-            }
+    }
+
+    /// Every entry in the book, by key, with its revision; and the entries that did not decode
+    /// (with the reason).
+    pub async fn book<T: DeserializeOwned>(
+        &self,
+    ) -> Result<(Vec<Versioned<T>>, Vec<(String, String)>), BusError> {
+        tokio::time::timeout(OFFERS_LIST_TIMEOUT, read_bucket(&self.book, "book"))
+            .await
+            .map_err(|_| {
+                nats("listing the book")(format!(
+                    "no answer within {OFFERS_LIST_TIMEOUT:?}; is the NATS server overloaded?"
+                ))
+            })?
+    }
+
+    /// Replaces the book entry `key` with `value` if it is still at `revision`: the new revision,
+    /// or None when the entry changed (or went) since, e.g. because another solver claimed it.
+    pub async fn book_update<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        revision: u64,
+    ) -> Result<Option<u64>, BusError> {
+        let payload = encode(&format!("book entry {key}"), value)?;
+        match self.book.update(key, payload, revision).await {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+            Err(e) => Err(nats(format!("updating {key} in the book"))(e.to_string())),
         }
-        Ok((good, bad))
+    }
+
+    /// Removes the book entry `key`, history and all (no delete marker is left behind).
+    pub async fn book_remove(&self, key: &str) -> Result<(), BusError> {
+        let subject = format!("{}{key}", self.book.prefix);
+        self.book
+            .stream
+            .purge()
+            .filter(subject)
+            .await
+            .map_err(|e| nats(format!("removing {key} from the book"))(e.to_string()))?;
+        Ok(())
     }
 
     /// Sends `body` to `subject` and waits up to `timeout` for the answer.
@@ -440,6 +519,53 @@ impl Bus {
     pub fn client(&self) -> &async_nats::Client {
         &self.client
     }
+}
+
+/// Every live entry of `store` with its revision, sorted by key, and those that did not decode.
+async fn read_bucket<T: DeserializeOwned>(
+    store: &kv::Store,
+    what: &str,
+) -> Result<(Vec<Versioned<T>>, Vec<(String, String)>), BusError> {
+    // The keys come from the stream's subjects (STREAM.INFO with a subject filter), not from
+    // kv::Store::keys: its ordered consumer can wait forever when the bucket's last entries have
+    // just expired.
+    let prefix = store.prefix.clone();
+    let mut subjects = store
+        .stream
+        .info_with_subjects(format!("{prefix}>"))
+        .await
+        .map_err(|e| nats(format!("listing {what}"))(e.to_string()))?;
+    let mut keys = Vec::new();
+    while let Some(subject) = subjects.next().await {
+        let (subject, _) = subject.map_err(|e| nats(format!("listing {what}"))(e.to_string()))?;
+        if let Some(key) = subject.strip_prefix(&prefix) {
+            keys.push(key.to_owned());
+        }
+    }
+    keys.sort();
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for key in keys {
+        let Some(entry) = store
+            .entry(key.as_str())
+            .await
+            .map_err(|e| nats(format!("reading {what} entry {key}"))(e.to_string()))?
+        else {
+            continue; // expired or removed between listing and reading
+        };
+        if entry.operation != kv::Operation::Put {
+            continue; // deleted
+        }
+        match serde_json::from_slice(&entry.value) {
+            Ok(value) => good.push(Versioned {
+                key,
+                revision: entry.revision,
+                value,
+            }),
+            Err(e) => bad.push((key, e.to_string())),
+        }
+    }
+    Ok((good, bad))
 }
 
 fn encode<T: Serialize>(subject: &str, body: &T) -> Result<bytes::Bytes, BusError> {

@@ -344,3 +344,66 @@ async fn connect_is_idempotent_and_a_wrong_url_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_book_keeps_entries_across_connections_and_updates_only_by_compare_and_set() {
+    let nats = Nats::start().expect("nats starts");
+    let first = bus(&nats, quick()).await;
+    assert!(first.book_add("31337.1.0xaa", &job(1)).await.unwrap());
+    assert!(
+        !first.book_add("31337.1.0xaa", &job(99)).await.unwrap(),
+        "a second add leaves the entry as it is"
+    );
+
+    // Another connection (a restarted solver) sees it, with its revision.
+    let second = bus(&nats, quick()).await;
+    let (entries, bad) = second.book::<Job>().await.unwrap();
+    assert!(bad.is_empty());
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].key, "31337.1.0xaa");
+    assert_eq!(entries[0].value, job(1));
+    let revision = entries[0].revision;
+
+    // Of two updates from the same revision, only the first lands.
+    let claimed = second
+        .book_update("31337.1.0xaa", &job(2), revision)
+        .await
+        .unwrap();
+    assert!(claimed.is_some());
+    assert_eq!(
+        first
+            .book_update("31337.1.0xaa", &job(3), revision)
+            .await
+            .unwrap(),
+        None,
+        "the entry changed since that revision"
+    );
+    assert_eq!(first.book::<Job>().await.unwrap().0[0].value, job(2));
+
+    // Removed entries are gone, and the key can be added again.
+    first.book_remove("31337.1.0xaa").await.unwrap();
+    assert!(second.book::<Job>().await.unwrap().0.is_empty());
+    assert!(second.book_add("31337.1.0xaa", &job(4)).await.unwrap());
+}
+
+#[tokio::test]
+async fn every_offer_change_is_signalled() {
+    use futures_util::StreamExt;
+    let nats = Nats::start().expect("nats starts");
+    let bus = bus(&nats, BusOptions::default()).await;
+    let mut changes = bus.offer_changes().await.unwrap();
+    bus.put_offer("0xaaa", &Offer { cpu: 4, price: 10 })
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), changes.next())
+        .await
+        .expect("a new offer is signalled")
+        .expect("the watch goes on");
+    bus.put_offer("0xaaa", &Offer { cpu: 8, price: 10 })
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), changes.next())
+        .await
+        .expect("a refreshed offer is signalled")
+        .expect("the watch goes on");
+}

@@ -10,7 +10,13 @@
 //! 2. throughput: 20 jobs requested at once (`LILYPAD_BENCH_CONCURRENCY`), jobs completed per
 //!    second until the last result is on-chain, beside 20 bare `docker run` started at once;
 //! 3. gas: what every transaction of those jobs used, per function, from their receipts, and the
-//!    happy path's total beside the contracts' gas snapshot.
+//!    happy path's total beside the contracts' gas snapshot;
+//! 4. a burst above capacity: 60 jobs at once (`LILYPAD_BENCH_BURST`) on a fresh stack whose
+//!    provider has room for 4 (`LILYPAD_BENCH_BURST_CAPACITY`), from the first request to the last
+//!    result on-chain, as a ratio to (jobs / capacity) x one job's time on the same stack (the
+//!    solver's order book should keep the provider busy: target 1.2).
+//!
+//! `LILYPAD_BENCH_ONLY=burst` runs only the burst.
 //!
 //! Run: `cargo bench -p lilypad-cli --bench e2e` (or `./script/bench`). It prints figures and
 //! asserts nothing about time; it fails only if a job does not complete.
@@ -134,6 +140,123 @@ impl Client {
 
 #[tokio::main]
 async fn main() {
+    if std::env::var("LILYPAD_BENCH_ONLY").as_deref() != Ok("burst") {
+        figures().await;
+    }
+    burst().await;
+}
+
+/// A burst of jobs above the provider's capacity, beside (jobs / capacity) x one job's time.
+async fn burst() {
+    let jobs = env_usize("LILYPAD_BENCH_BURST", 60);
+    let capacity = env_usize("LILYPAD_BENCH_BURST_CAPACITY", 4).max(1);
+    let poll = std::env::var("LILYPAD_BENCH_POLL").unwrap_or_else(|_| "100ms".into());
+    eprintln!("burst: starting a stack whose provider has room for {capacity} cowsay jobs...");
+    let stack = Stack::start(Options {
+        poll_interval: Box::leak(poll.into_boxed_str()),
+        // cowsay needs 0.5 CPU and 32 MiB: the CPU is what limits.
+        provider_args: vec![
+            "--cpu-millis".into(),
+            (capacity as u64 * 500).to_string(),
+            "--memory".into(),
+            "16GiB".into(),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let client = Client::new(&stack).await;
+    let request = Lilypad::JobRequest {
+        matchTimeout: 900,
+        ..client.request()
+    };
+    eprintln!("burst: one job at a time (3 to warm up, then 5 timed)");
+    let mut single = Vec::new();
+    for i in 0..8 {
+        let t0 = Instant::now();
+        let job = client.run_job().await;
+        let (_, done) = client.wait_result(job, t0, &stack).await;
+        if i >= 3 {
+            single.push(done);
+        }
+    }
+    single.sort();
+    let single = percentile(&single, 50.0);
+
+    eprintln!("burst: {jobs} jobs requested at once");
+    let t0 = Instant::now();
+    let mut pending = Vec::new();
+    for _ in 0..jobs {
+        pending.push(client.lilypad.runJob(request.clone()).send().await.unwrap());
+    }
+    let mut ids = Vec::new();
+    for p in pending {
+        let r = p.get_receipt().await.unwrap();
+        ids.push(r.decoded_log::<Lilypad::JobRequested>().unwrap().data.jobId);
+    }
+    for id in &ids {
+        client.wait_result(*id, t0, &stack).await;
+    }
+    let all = t0.elapsed();
+    let expected = single.mul_f64(jobs as f64 / capacity as f64);
+    keep_logs(&stack, "e2e-burst-logs");
+
+    // What this machine does with the same containers, `capacity` at a time, without Lilypad:
+    // on few cores, running several at once is not free, and this shows how much of the ratio
+    // is the machine's.
+    eprintln!("burst: {jobs} bare docker runs, {capacity} at a time");
+    let t0 = Instant::now();
+    let left = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(jobs));
+    let workers: Vec<_> = (0..capacity)
+        .map(|_| {
+            let left = std::sync::Arc::clone(&left);
+            std::thread::spawn(move || {
+                while left
+                    .fetch_update(
+                        std::sync::atomic::Ordering::SeqCst,
+                        std::sync::atomic::Ordering::SeqCst,
+                        |n| n.checked_sub(1),
+                    )
+                    .is_ok()
+                {
+                    bare_docker_run();
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let bare = t0.elapsed();
+    println!();
+    println!("## Burst above capacity: {jobs} cowsay jobs at once, room for {capacity}");
+    println!();
+    println!("| | time |");
+    println!("|---|---|");
+    println!(
+        "| one job alone (median of 5, same stack) | {:.0} ms |",
+        ms(single)
+    );
+    println!("| (jobs / capacity) x one job | {:.0} ms |", ms(expected));
+    println!(
+        "| the burst: first request sent -> last result on-chain | {:.0} ms |",
+        ms(all)
+    );
+    println!(
+        "| **ratio** (burst / ((jobs / capacity) x one job); target 1.2) | **{:.2}** |",
+        all.as_secs_f64() / expected.as_secs_f64()
+    );
+    println!(
+        "| bare `docker run`, {jobs} of them, {capacity} at a time | {:.0} ms |",
+        ms(bare)
+    );
+    println!(
+        "| ratio (burst / bare `docker run` at the same concurrency) | {:.2} |",
+        all.as_secs_f64() / bare.as_secs_f64()
+    );
+}
+
+/// Latency, throughput and gas on a stack with room for every concurrent job.
+async fn figures() {
     let jobs = env_usize("LILYPAD_BENCH_JOBS", 50);
     let concurrency = env_usize("LILYPAD_BENCH_CONCURRENCY", 20);
     let poll = std::env::var("LILYPAD_BENCH_POLL").unwrap_or_else(|_| "100ms".into());
@@ -218,14 +341,7 @@ async fn main() {
     stack.wait_state(last.to::<u64>(), JobStatus::Settled).await;
     let gas = gas_by_function(&stack).await;
 
-    // Keep the services' logs of this run for a look at where the time went.
-    let logs = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-bench-logs");
-    let _ = std::fs::remove_dir_all(&logs);
-    std::fs::create_dir_all(&logs).unwrap();
-    for name in ["relayer", "solver", "provider"] {
-        let _ = std::fs::copy(stack.log_path(name), logs.join(format!("{name}.log")));
-    }
-    eprintln!("the services' logs of this run: {}", logs.display());
+    keep_logs(&stack, "e2e-bench-logs");
 
     let (p50, p99) = (percentile(&e2e, 50.0), percentile(&e2e, 99.0));
     let (d50, d99) = (percentile(&docker, 50.0), percentile(&docker, 99.0));
@@ -292,6 +408,17 @@ async fn main() {
     if let Some(snap) = snapshot_happy_path() {
         println!("| same, from contracts/snapshots/Lilypad.json | | {snap} |");
     }
+}
+
+/// Keeps the services' logs of a run in `target/tmp/<dir>` for a look at where the time went.
+fn keep_logs(stack: &Stack, dir: &str) {
+    let logs = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(dir);
+    let _ = std::fs::remove_dir_all(&logs);
+    std::fs::create_dir_all(&logs).unwrap();
+    for name in ["relayer", "solver", "provider"] {
+        let _ = std::fs::copy(stack.log_path(name), logs.join(format!("{name}.log")));
+    }
+    eprintln!("the services' logs of this run: {}", logs.display());
 }
 
 /// Mean gas of every transaction to the Lilypad contract, by function, from the receipts.

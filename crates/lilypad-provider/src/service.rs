@@ -394,11 +394,17 @@ impl ResourceProvider {
                 Err(e) => tracing::warn!("leaving chain {id} out of the offer: {e}"),
             }
         }
+        // Stamped before the capacity is read: a proposal a solver made before the stamp is
+        // counted in `free` unless it is still on its way.
+        let updated_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         Offer {
             provider: self.inner.address,
             deal_subject: self.deal_subject(),
             since: self.inner.since,
-            updated: unix_now(),
+            updated: updated_ms / 1000,
+            updated_ms,
             free: self.inner.capacity.free(),
             modules: self
                 .inner

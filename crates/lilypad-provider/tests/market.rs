@@ -612,3 +612,36 @@ impl World {
             .state()
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn capacity_given_back_is_offered_at_once_not_at_the_next_heartbeat() {
+    // An hour between heartbeats: only the release itself can refresh the offer in time.
+    let w = world("freed", Duration::from_secs(30), Duration::from_secs(3600)).await;
+    let cowsay = w.registry.get("cowsay", "1.0.0").unwrap();
+    let held = w
+        .provider
+        .capacity()
+        .try_reserve(&cowsay.resources)
+        .unwrap();
+    let _heartbeat = w.provider.start_heartbeat();
+    let busy = 2000 - cowsay.resources.cpu_millis;
+    eventually(
+        Duration::from_secs(10),
+        "the offer shows the job's reservation",
+        async || {
+            let cpu = live_offer(&w.bus).await.map(|o| o.free.cpu_millis);
+            ok_if(cpu == Some(busy), format!("{cpu:?}"))
+        },
+    )
+    .await;
+    drop(held); // the job ends
+    eventually(
+        Duration::from_secs(10),
+        "the offer shows the freed capacity",
+        async || {
+            let cpu = live_offer(&w.bus).await.map(|o| o.free.cpu_millis);
+            ok_if(cpu == Some(2000), format!("{cpu:?}"))
+        },
+    )
+    .await;
+}

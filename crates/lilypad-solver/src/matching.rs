@@ -183,8 +183,8 @@ pub struct Bookings {
 
 #[derive(Debug, Clone)]
 struct Booking {
-    /// Unix time (seconds) the proposal was made.
-    at: u64,
+    /// Unix time in milliseconds the proposal was made.
+    at_ms: u64,
     cpu_millis: u64,
     memory_bytes: u64,
     gpus: u32,
@@ -193,13 +193,13 @@ struct Booking {
 }
 
 impl Bookings {
-    /// Records that `candidate` was proposed `needs` at unix time `at`.
-    pub fn book(&mut self, candidate: &Candidate, needs: &JobNeeds, at: u64) {
+    /// Records that `candidate` was proposed `needs` at unix time `at_ms` (milliseconds).
+    pub fn book(&mut self, candidate: &Candidate, needs: &JobNeeds, at_ms: u64) {
         self.by_provider
             .entry(candidate.provider)
             .or_default()
             .push(Booking {
-                at,
+                at_ms,
                 cpu_millis: needs.cpu_millis,
                 memory_bytes: needs.memory_bytes,
                 gpus: needs.gpus,
@@ -210,18 +210,26 @@ impl Bookings {
             });
     }
 
-    /// Forgets the oldest booking of `provider` (the proposal was refused or went unanswered).
-    pub fn release(&mut self, provider: Address, at: u64) {
+    /// Forgets the booking of `provider` made at `at_ms` (the proposal was refused or went
+    /// unanswered).
+    pub fn release(&mut self, provider: Address, at_ms: u64) {
         if let Some(list) = self.by_provider.get_mut(&provider)
-            && let Some(i) = list.iter().position(|b| b.at == at)
+            && let Some(i) = list.iter().position(|b| b.at_ms == at_ms)
         {
             list.remove(i);
         }
     }
 
     /// The offer as it stands once this solver's bookings newer than it are taken off: a booking
-    /// made before the provider's last refresh is already in the offer's figures.
+    /// made before the provider's last refresh is already in the offer's figures. The refresh's
+    /// time is `updated_ms` when the provider sends it, else `updated` (whole seconds: a booking
+    /// in the refresh's second then counts against it until the next refresh).
     pub fn apply(&self, offer: &Offer, chain_id: u64) -> (Capacity, U256) {
+        let refreshed_ms = if offer.updated_ms > 0 {
+            offer.updated_ms
+        } else {
+            offer.updated.saturating_mul(1000)
+        };
         let mut free = offer.free.clone();
         let mut collateral = offer
             .chains
@@ -229,7 +237,7 @@ impl Bookings {
             .find(|c| c.chain_id == chain_id)
             .map_or(U256::ZERO, |c| c.free_collateral);
         for b in self.by_provider.get(&offer.provider).into_iter().flatten() {
-            if b.at < offer.updated {
+            if b.at_ms < refreshed_ms {
                 continue;
             }
             free.cpu_millis = free.cpu_millis.saturating_sub(b.cpu_millis);
@@ -252,10 +260,10 @@ impl Bookings {
         (free, collateral)
     }
 
-    /// Drops bookings older than `before` (their providers have long reported them).
-    pub fn expire(&mut self, before: u64) {
+    /// Drops bookings made before `before_ms` (their providers have long reported them).
+    pub fn expire(&mut self, before_ms: u64) {
         for list in self.by_provider.values_mut() {
-            list.retain(|b| b.at >= before);
+            list.retain(|b| b.at_ms >= before_ms);
         }
         self.by_provider.retain(|_, l| !l.is_empty());
     }
@@ -398,6 +406,7 @@ mod tests {
             deal_subject: format!("lilypad.provider.{byte}.deal"),
             since,
             updated: 100,
+            updated_ms: 0,
             free: Capacity {
                 cpu_millis: 4000,
                 memory_bytes: 8 * GIB,
@@ -519,7 +528,7 @@ mod tests {
         let o = offer(1, 10, 0);
         let mut bookings = Bookings::default();
         let first = check(&n, &o, &bookings).unwrap();
-        bookings.book(&first, &n, 100);
+        bookings.book(&first, &n, 100_000);
         assert_eq!(
             check(&n, &o, &bookings),
             Err(Rejection::Cpu {
@@ -540,8 +549,31 @@ mod tests {
         refreshed.free.cpu_millis = 4000; // the job finished
         assert!(check(&n, &refreshed, &bookings).is_ok());
         // A refused proposal gives the capacity back at once.
-        bookings.release(o.provider, 100);
+        bookings.release(o.provider, 100_000);
         assert!(check(&n, &o, &bookings).is_ok());
+    }
+
+    #[test]
+    fn a_refresh_in_the_same_second_as_a_booking_is_told_apart_by_milliseconds() {
+        let mut n = needs();
+        n.cpu_millis = 3000; // room for one such job in the offer's 4000
+        let o = offer(1, 10, 0); // refreshed at 100 s
+        let mut bookings = Bookings::default();
+        let c = check(&n, &o, &bookings).unwrap();
+        bookings.book(&c, &n, 100_200); // proposed at 100.2 s
+        // The provider took the job, ran it and refreshed again at 100.9 s: free again.
+        let mut refreshed = o.clone();
+        refreshed.updated_ms = 100_900;
+        assert!(
+            check(&n, &refreshed, &bookings).is_ok(),
+            "the refresh counts the booking; it is not taken off a second time"
+        );
+        // A refresh stamped before the proposal does not count it.
+        refreshed.updated_ms = 100_100;
+        assert!(matches!(
+            check(&n, &refreshed, &bookings),
+            Err(Rejection::Cpu { free: 1000, .. })
+        ));
     }
 
     #[test]
@@ -555,7 +587,7 @@ mod tests {
         n.results_collateral_bps = 0; // no results collateral: the timeout collateral decides
         let mut bookings = Bookings::default();
         let c = check(&n, &o, &bookings).unwrap();
-        bookings.book(&c, &n, 100);
+        bookings.book(&c, &n, 100_000);
         assert_eq!(
             check(&n, &o, &bookings),
             Err(Rejection::Collateral {
@@ -565,7 +597,7 @@ mod tests {
         );
         let (free, _) = bookings.apply(&o, CHAIN);
         assert_eq!(free.gpu_vram_bytes, vec![8 * GIB], "one GPU is booked");
-        bookings.expire(101);
+        bookings.expire(100_001);
         assert!(
             check(&n, &o, &bookings).is_ok(),
             "expired bookings are forgotten"

@@ -1,17 +1,27 @@
 //! The solver service: from a job request to a signed deal on `lilypad.deals.<chainId>`.
+//!
+//! Two loops share one [`Solver`]: the first moves job requests from the jobs stream into the
+//! [order book](crate::book) (a message is acknowledged only once its job is in the book, or
+//! once the job is known to be closed); the second matches the book, earliest match deadline
+//! first, whenever capacity may have appeared: an offer was put, refreshed or removed (a watch on
+//! the offers bucket), a job was added, or every [`SolverSettings::recheck`] as a fallback.
 
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use alloy_primitives::U256;
 use lilypad_bindings::eip712;
-use lilypad_bus::{Bus, BusError, Received, Topic};
+use lilypad_bus::{Bus, BusError, Received, Topic, Versioned};
 use lilypad_modules::ModuleRegistry;
 use lilypad_types::{DealProposal, DealTerms, JobKey, JobRequested, Offer, SignedDeal};
 
-use crate::matching::{Bookings, JobNeeds, explain, rank};
+use crate::book::{self, Claim, Entry};
+use crate::matching::{Bookings, Candidate, JobNeeds, Rejection, explain, rank};
 
 /// What the solver reads from a job's chain before proposing.
 pub trait JobChain: Send + Sync {
@@ -43,6 +53,12 @@ pub struct SolverSettings {
     pub deal_validity: Duration,
     /// Durable consumer name on the jobs stream, shared by every solver.
     pub consumer: String,
+    /// How often the book is matched when nothing else prompts it (a fallback for a lost offers
+    /// watch, or an offer that expired).
+    pub recheck: Duration,
+    /// How often the chain is asked whether each waiting job is still open (a job dealt or
+    /// expired without this solver, or reorganised away, then leaves the book).
+    pub prune_every: Duration,
 }
 
 impl Default for SolverSettings {
@@ -51,6 +67,8 @@ impl Default for SolverSettings {
             proposal_timeout: Duration::from_secs(5),
             deal_validity: Duration::from_secs(120),
             consumer: "solver".into(),
+            recheck: Duration::from_secs(2),
+            prune_every: Duration::from_secs(30),
         }
     }
 }
@@ -60,13 +78,40 @@ impl Default for SolverSettings {
 pub enum Decision {
     /// A provider signed; the deal is published.
     Dealt(Box<SignedDeal>),
-    /// No provider could or would take it; it is left to expire on-chain. The text says why,
-    /// provider by provider.
+    /// No provider could or would take it now. The text says why, provider by provider.
     NoTaker(String),
     /// No provider offers the module, or the module is unknown here.
     UnknownModule(String),
     /// The job is no longer open to a deal (agreed, expired or reorganised away).
     NotOpen,
+}
+
+/// What [`Solver::book_job`] did with a job request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Booked {
+    /// It is in the book, waiting for a provider.
+    Added,
+    /// It was in the book already (a message delivered again).
+    AlreadyThere,
+    /// The module is unknown to this solver: it cannot tell what the job needs.
+    UnknownModule(String),
+    /// The job is no longer open to a deal.
+    NotOpen,
+}
+
+/// What one pass over the book did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pass {
+    /// Jobs dealt in this pass.
+    pub dealt: usize,
+    /// Jobs whose signed deal may still land (not proposed again before its expiry).
+    pub deal_pending: usize,
+    /// Jobs left waiting (no provider can take them now).
+    pub waiting: usize,
+    /// Jobs skipped because another solver holds them.
+    pub claimed_elsewhere: usize,
+    /// Entries dropped: the job is closed on-chain, past its match deadline, or unusable.
+    pub dropped: usize,
 }
 
 /// A failure that should be retried (the job stays on the stream).
@@ -91,10 +136,18 @@ pub enum SolverError {
     Config(Vec<String>),
 }
 
-fn now() -> u64 {
+fn since_epoch() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .unwrap_or_default()
+}
+
+fn now() -> u64 {
+    since_epoch().as_secs()
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(since_epoch().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The solver.
@@ -105,6 +158,16 @@ pub struct Solver<C> {
     chains: Vec<(u64, C)>,
     settings: SolverSettings,
     bookings: Mutex<Bookings>,
+    id: String,
+    /// Woken when a job enters the book.
+    added: Notify,
+    /// Unix time of the last check of waiting jobs against the chain.
+    last_prune: Mutex<u64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means another task panicked mid-update; the data is still usable.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl<C: JobChain> Solver<C> {
@@ -115,32 +178,74 @@ impl<C: JobChain> Solver<C> {
         chains: Vec<(u64, C)>,
         settings: SolverSettings,
     ) -> Self {
+        let id = format!(
+            "solver-{}-{}",
+            std::process::id(),
+            since_epoch().as_nanos() % 1_000_000_000_000
+        );
         Self {
             bus,
             modules,
             chains,
             settings,
             bookings: Mutex::new(Bookings::default()),
+            id,
+            added: Notify::new(),
+            last_prune: Mutex::new(0),
         }
     }
 
-    fn bookings(&self) -> std::sync::MutexGuard<'_, Bookings> {
-        // A poisoned lock only means another task panicked mid-update; the ledger is still usable.
-        self.bookings
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// This solver's id, as its claims on book entries name it.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
-    /// Decides one job: proposes to the best providers in turn until one signs.
+    fn bookings(&self) -> std::sync::MutexGuard<'_, Bookings> {
+        lock(&self.bookings)
+    }
+
+    fn chain(&self, key: JobKey) -> Result<&C, SolverError> {
+        self.chains
+            .iter()
+            .find(|(id, _)| *id == key.chain_id)
+            .map(|(_, c)| c)
+            .ok_or(SolverError::UnknownChain(key))
+    }
+
+    /// What `job` needs, from its module's definition; Err with the reason when the module is
+    /// unknown here.
+    fn needs(&self, job: &JobRequested, timeout_collateral_bps: u32) -> Result<JobNeeds, String> {
+        let module = self
+            .modules
+            .get(&job.spec.module, &job.spec.version)
+            .map_err(|e| e.to_string())?;
+        let r = &module.resources;
+        Ok(JobNeeds::of(
+            job,
+            r.cpu_millis,
+            r.memory_bytes,
+            r.gpus,
+            r.vram_bytes,
+            timeout_collateral_bps,
+        ))
+    }
+
+    async fn live_offers(&self) -> Result<Vec<Offer>, SolverError> {
+        let (offers, bad) = self.bus.offers::<Offer>().await?;
+        for (provider, reason) in bad {
+            tracing::warn!(%provider, %reason, "ignoring an offer that does not decode");
+        }
+        Ok(offers.into_iter().map(|(_, o)| o).collect())
+    }
+
+    /// Decides one job now, outside the book: proposes to the best providers in turn until one
+    /// signs.
     pub async fn handle(&self, job: &JobRequested) -> Result<Decision, SolverError> {
         let key = job.key;
-        let Some((_, chain)) = self.chains.iter().find(|(id, _)| *id == key.chain_id) else {
-            return Err(SolverError::UnknownChain(key));
-        };
-        let module = match self.modules.get(&job.spec.module, &job.spec.version) {
-            Ok(m) => m,
-            Err(e) => return Ok(Decision::UnknownModule(e.to_string())),
-        };
+        let chain = self.chain(key)?;
+        if let Err(why) = self.needs(job, 0) {
+            return Ok(Decision::UnknownModule(why));
+        }
         let Some(open) = chain
             .open_job(key, job.request_hash)
             .await
@@ -148,38 +253,33 @@ impl<C: JobChain> Solver<C> {
         else {
             return Ok(Decision::NotOpen);
         };
-        let r = &module.resources;
-        let needs = JobNeeds::of(
-            job,
-            r.cpu_millis,
-            r.memory_bytes,
-            r.gpus,
-            r.vram_bytes,
-            open.timeout_collateral_bps,
-        );
-        let (offers, bad) = self.bus.offers::<Offer>().await?;
-        for (provider, reason) in bad {
-            tracing::warn!(%provider, %reason, "ignoring an offer that does not decode");
-        }
-        let offers: Vec<Offer> = offers.into_iter().map(|(_, o)| o).collect();
+        let needs = match self.needs(job, open.timeout_collateral_bps) {
+            Ok(n) => n,
+            Err(why) => return Ok(Decision::UnknownModule(why)),
+        };
+        let offers = self.live_offers().await?;
         let (candidates, rejected) = rank(&needs, &offers, &self.bookings());
         if candidates.is_empty() {
-            if !rejected.is_empty()
-                && rejected
-                    .iter()
-                    .all(|(_, r)| *r == crate::matching::Rejection::NoModule)
-            {
-                return Ok(Decision::UnknownModule(format!(
-                    "no provider offers {} {}",
-                    job.spec.module, job.spec.version
-                )));
-            }
-            return Ok(Decision::NoTaker(explain(&rejected)));
+            return Ok(no_candidate(job, &rejected));
         }
+        self.propose(job, &needs, open, candidates, &rejected).await
+    }
+
+    /// Proposes `job` to `candidates` in turn until one signs; publishes the signed deal.
+    async fn propose(
+        &self,
+        job: &JobRequested,
+        needs: &JobNeeds,
+        open: OpenJob,
+        candidates: Vec<Candidate>,
+        rejected: &[(alloy_primitives::Address, Rejection)],
+    ) -> Result<Decision, SolverError> {
+        let key = job.key;
         let mut refusals = Vec::new();
         for candidate in candidates {
-            let at = now();
-            let expiry = (at + self.settings.deal_validity.as_secs()).min(open.match_deadline);
+            let at_ms = now_ms();
+            let expiry =
+                (at_ms / 1000 + self.settings.deal_validity.as_secs()).min(open.match_deadline);
             let terms = DealTerms {
                 job_id: key.job_id,
                 request_hash: job.request_hash,
@@ -189,7 +289,7 @@ impl<C: JobChain> Solver<C> {
                 results_collateral: candidate.results_collateral,
                 expiry: U256::from(expiry),
             };
-            self.bookings().book(&candidate, &needs, at);
+            self.bookings().book(&candidate, needs, at_ms);
             let proposal = DealProposal {
                 job: job.clone(),
                 terms: terms.clone(),
@@ -205,14 +305,17 @@ impl<C: JobChain> Solver<C> {
             match answer {
                 Ok(signed) => match check_signed(&signed, &terms, key, job) {
                     Ok(()) => {
+                        // One message id per signed deal: the same deal published again is
+                        // dropped, a later deal for the job (the first one lapsed) is not.
+                        let msg_id = format!("{key}:{}:{}", terms.provider, terms.expiry);
                         self.bus
-                            .publish(Topic::Deals, key.chain_id, &key.to_string(), &signed)
+                            .publish(Topic::Deals, key.chain_id, &msg_id, &signed)
                             .await?;
                         tracing::info!(job = %key, provider = %candidate.provider, price = %candidate.price, "deal signed and published");
                         return Ok(Decision::Dealt(Box::new(signed)));
                     }
                     Err(why) => {
-                        self.bookings().release(candidate.provider, at);
+                        self.bookings().release(candidate.provider, at_ms);
                         tracing::warn!(job = %key, provider = %candidate.provider, %why, "provider answered with an unusable deal");
                         refusals.push(format!(
                             "{} answered with an unusable deal: {why}",
@@ -221,7 +324,7 @@ impl<C: JobChain> Solver<C> {
                     }
                 },
                 Err(e) => {
-                    self.bookings().release(candidate.provider, at);
+                    self.bookings().release(candidate.provider, at_ms);
                     tracing::info!(job = %key, provider = %candidate.provider, reason = %e, "proposal not taken; trying the next provider");
                     refusals.push(format!("{}: {e}", candidate.provider));
                 }
@@ -229,14 +332,223 @@ impl<C: JobChain> Solver<C> {
         }
         let mut why = refusals;
         if !rejected.is_empty() {
-            why.push(explain(&rejected));
+            why.push(explain(rejected));
         }
         Ok(Decision::NoTaker(why.join("; ")))
     }
 
-    /// Consumes the jobs stream until `stop` is cancelled. Each job is acknowledged once decided; a
-    /// job that failed for a passing reason (NATS, RPC) comes back after a delay.
+    /// Puts a job request in the book (it is matched by the next [`match_book`](Self::match_book)),
+    /// unless it cannot be dealt: its module is unknown here, or it is no longer open.
+    pub async fn book_job(&self, job: &JobRequested) -> Result<Booked, SolverError> {
+        let key = job.key;
+        let chain = self.chain(key)?;
+        if let Err(why) = self.needs(job, 0) {
+            return Ok(Booked::UnknownModule(why));
+        }
+        let Some(open) = chain
+            .open_job(key, job.request_hash)
+            .await
+            .map_err(|reason| SolverError::Chain { key, reason })?
+        else {
+            return Ok(Booked::NotOpen);
+        };
+        let entry = Entry {
+            job: job.clone(),
+            match_deadline: open.match_deadline,
+            timeout_collateral_bps: open.timeout_collateral_bps,
+            booked_at_ms: now_ms(),
+            claim: None,
+            dealt_until: None,
+        };
+        let added = self.bus.book_add(&book::key(job), &entry).await?;
+        self.added.notify_one();
+        Ok(if added {
+            Booked::Added
+        } else {
+            Booked::AlreadyThere
+        })
+    }
+
+    /// One pass over the book, earliest match deadline first: each job some provider can take
+    /// now is claimed and proposed; a dealt or closed job leaves the book. Capacity booked for
+    /// one job is held against the offers for the next ones, so an offer is never booked twice.
+    pub async fn match_book(&self) -> Result<Pass, SolverError> {
+        let (mut entries, bad) = self.bus.book::<Entry>().await?;
+        let mut pass = Pass::default();
+        for (key, reason) in bad {
+            tracing::error!(%key, %reason, "dropped a book entry that does not decode");
+            self.bus.book_remove(&key).await?;
+            pass.dropped += 1;
+        }
+        if entries.is_empty() {
+            return Ok(pass);
+        }
+        book::order(&mut entries);
+        let offers = self.live_offers().await?;
+        let at = now();
+        let prune = {
+            let mut last = lock(&self.last_prune);
+            let due = at.saturating_sub(*last) >= self.settings.prune_every.as_secs();
+            if due {
+                *last = at;
+            }
+            due
+        };
+        for entry in entries {
+            self.match_entry(entry, &offers, prune, &mut pass).await?;
+        }
+        self.bookings().expire(now_ms().saturating_sub(600_000));
+        Ok(pass)
+    }
+
+    async fn match_entry(
+        &self,
+        entry: Versioned<Entry>,
+        offers: &[Offer],
+        prune: bool,
+        pass: &mut Pass,
+    ) -> Result<(), SolverError> {
+        let Versioned {
+            key: book_key,
+            revision,
+            value,
+        } = entry;
+        let job = &value.job;
+        let at = now();
+        if at >= value.match_deadline {
+            tracing::warn!(job = %job.key, deadline = value.match_deadline, "no provider took the job before its match deadline; it expires on-chain");
+            self.bus.book_remove(&book_key).await?;
+            pass.dropped += 1;
+            return Ok(());
+        }
+        if !value.claimable(&self.id, at) {
+            pass.claimed_elsewhere += 1;
+            return Ok(());
+        }
+        // Another solver sharing the book may serve chains or modules this one does not: their
+        // jobs are left to it (and dropped by anyone once past their deadline).
+        let (Ok(chain), Ok(needs)) = (
+            self.chain(job.key),
+            self.needs(job, value.timeout_collateral_bps),
+        ) else {
+            pass.waiting += 1;
+            return Ok(());
+        };
+        let closed = async {
+            chain
+                .open_job(job.key, job.request_hash)
+                .await
+                .is_ok_and(|o| o.is_none())
+        };
+        if value.deal_pending(at) {
+            if prune && closed.await {
+                tracing::debug!(job = %job.key, "deal on-chain (or the job closed); dropped from the book");
+                self.bus.book_remove(&book_key).await?;
+                pass.dropped += 1;
+            } else {
+                pass.deal_pending += 1;
+            }
+            return Ok(());
+        }
+        let (candidates, rejected) = rank(&needs, offers, &self.bookings());
+        if candidates.is_empty() {
+            if prune && closed.await {
+                tracing::info!(job = %job.key, "job no longer open to a deal; dropped from the book");
+                self.bus.book_remove(&book_key).await?;
+                pass.dropped += 1;
+            } else {
+                tracing::debug!(job = %job.key, why = %no_candidate_reason(job, &rejected), "job waits in the book");
+                pass.waiting += 1;
+            }
+            return Ok(());
+        }
+        if value.dealt_until.is_some() {
+            tracing::warn!(job = %job.key, "the deal signed for the job expired without landing; proposing it again");
+        }
+        // Claim the entry: a compare-and-set, so of several solvers only one proposes the job.
+        let hold = self.settings.proposal_timeout
+            * u32::try_from(candidates.len()).unwrap_or(u32::MAX).max(1)
+            + Duration::from_secs(30);
+        let claimed = Entry {
+            claim: Some(Claim {
+                solver: self.id.clone(),
+                until: at + hold.as_secs(),
+            }),
+            ..value.clone()
+        };
+        let Some(revision) = self.bus.book_update(&book_key, &claimed, revision).await? else {
+            pass.claimed_elsewhere += 1;
+            return Ok(());
+        };
+        let decision = match chain.open_job(job.key, job.request_hash).await {
+            Ok(None) => Ok(Decision::NotOpen),
+            Ok(Some(open)) => self.propose(job, &needs, open, candidates, &rejected).await,
+            Err(reason) => Err(SolverError::Chain {
+                key: job.key,
+                reason,
+            }),
+        };
+        match decision {
+            Ok(Decision::Dealt(signed)) => {
+                // Kept, unclaimed, until the deal could have landed; dropped once the chain
+                // shows it (or proposed again if it never does).
+                let held = Entry {
+                    claim: None,
+                    dealt_until: Some(signed.terms.expiry.saturating_to::<u64>()),
+                    ..value.clone()
+                };
+                if self
+                    .bus
+                    .book_update(&book_key, &held, revision)
+                    .await?
+                    .is_none()
+                {
+                    tracing::debug!(key = %book_key, "book entry changed while claimed; left as it is");
+                }
+                pass.dealt += 1;
+            }
+            Ok(Decision::NotOpen) => {
+                tracing::info!(job = %job.key, "job no longer open to a deal; dropped from the book");
+                self.bus.book_remove(&book_key).await?;
+                pass.dropped += 1;
+            }
+            Ok(Decision::NoTaker(why) | Decision::UnknownModule(why)) => {
+                tracing::info!(job = %job.key, %why, "no provider took the job yet; it waits in the book");
+                self.release(&book_key, &value, revision).await?;
+                pass.waiting += 1;
+            }
+            Err(e) => {
+                tracing::warn!(job = %job.key, error = %e, "matching failed; the job waits in the book");
+                self.release(&book_key, &value, revision).await?;
+                pass.waiting += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives up this solver's claim on an entry (at the revision its claim wrote).
+    async fn release(&self, key: &str, unclaimed: &Entry, revision: u64) -> Result<(), BusError> {
+        let entry = Entry {
+            claim: None,
+            ..unclaimed.clone()
+        };
+        if self.bus.book_update(key, &entry, revision).await?.is_none() {
+            tracing::debug!(%key, "book entry changed while claimed; left as it is");
+        }
+        Ok(())
+    }
+
+    /// Runs the solver until `stop` is cancelled: the jobs stream goes into the book, and the
+    /// book is matched whenever capacity may have appeared.
     pub async fn run(&self, stop: CancellationToken) -> Result<(), SolverError> {
+        tokio::try_join!(self.consume(stop.clone()), self.keep_matching(stop))?;
+        Ok(())
+    }
+
+    /// Moves job requests from the jobs stream into the book until `stop` is cancelled. A message
+    /// is acknowledged once its job is in the book (or cannot be dealt); one that failed for a
+    /// passing reason (NATS, RPC) comes back after a delay.
+    pub async fn consume(&self, stop: CancellationToken) -> Result<(), SolverError> {
         let consumer = self
             .bus
             .consumer::<JobRequested>(Topic::Jobs, None, &self.settings.consumer)
@@ -258,30 +570,101 @@ impl<C: JobChain> Solver<C> {
                     }
                 };
                 let job = delivery.body.clone();
-                match self.handle(&job).await {
-                    Ok(decision) => {
-                        match &decision {
-                            Decision::Dealt(_) => {}
-                            Decision::NoTaker(why) => {
-                                tracing::warn!(job = %job.key, %why, "no provider can take the job; it will expire on-chain")
+                match self.book_job(&job).await {
+                    Ok(booked) => {
+                        match &booked {
+                            Booked::Added => {
+                                tracing::debug!(job = %job.key, "job in the book")
                             }
-                            Decision::UnknownModule(why) => {
-                                tracing::warn!(job = %job.key, %why, "job's module is not offered; it will expire on-chain")
+                            Booked::AlreadyThere => {
+                                tracing::debug!(job = %job.key, "job was in the book already")
                             }
-                            Decision::NotOpen => {
+                            Booked::UnknownModule(why) => {
+                                tracing::warn!(job = %job.key, %why, "job's module is unknown to this solver; it will expire on-chain")
+                            }
+                            Booked::NotOpen => {
                                 tracing::info!(job = %job.key, "job no longer open to a deal")
                             }
                         }
                         delivery.ack().await?;
                     }
                     Err(e) => {
-                        tracing::error!(job = %job.key, error = %e, "solving failed; retrying in 2s");
+                        tracing::error!(job = %job.key, error = %e, "booking the job failed; retrying in 2s");
                         delivery.retry_after(Duration::from_secs(2)).await?;
                     }
                 }
             }
-            self.bookings().expire(now().saturating_sub(600));
         }
+    }
+
+    /// Matches the book until `stop` is cancelled: at once, then whenever an offer changes or a
+    /// job enters the book, and every [`SolverSettings::recheck`].
+    pub async fn keep_matching(&self, stop: CancellationToken) -> Result<(), SolverError> {
+        let mut changes = None;
+        loop {
+            if changes.is_none() {
+                changes = match self.bus.offer_changes().await {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot watch offers; matching on the timer only");
+                        None
+                    }
+                };
+            }
+            match self.match_book().await {
+                Ok(pass) if pass != Pass::default() => {
+                    tracing::debug!(?pass, "matched the book")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "matching the book failed; will retry"),
+            }
+            let lost = {
+                let watch = async {
+                    match changes.as_mut() {
+                        Some(c) => c.next().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    _ = self.added.notified() => false,
+                    change = watch => change.is_none(),
+                    _ = tokio::time::sleep(self.settings.recheck) => false,
+                }
+            };
+            if lost {
+                tracing::warn!("the offers watch ended; opening another");
+                changes = None;
+            }
+            // Changes that came meanwhile are covered by the next pass.
+            if let Some(c) = changes.as_mut() {
+                while let Some(Some(())) = c.next().now_or_never() {}
+            }
+        }
+    }
+}
+
+/// The decision when no offer fits: the module is offered by no one, or each provider's reason.
+fn no_candidate(
+    job: &JobRequested,
+    rejected: &[(alloy_primitives::Address, Rejection)],
+) -> Decision {
+    if !rejected.is_empty() && rejected.iter().all(|(_, r)| *r == Rejection::NoModule) {
+        return Decision::UnknownModule(format!(
+            "no provider offers {} {}",
+            job.spec.module, job.spec.version
+        ));
+    }
+    Decision::NoTaker(explain(rejected))
+}
+
+fn no_candidate_reason(
+    job: &JobRequested,
+    rejected: &[(alloy_primitives::Address, Rejection)],
+) -> String {
+    match no_candidate(job, rejected) {
+        Decision::UnknownModule(why) | Decision::NoTaker(why) => why,
+        _ => String::new(),
     }
 }
 

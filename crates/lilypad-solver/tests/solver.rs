@@ -11,7 +11,8 @@ use lilypad_bindings::eip712;
 use lilypad_bus::{Bus, BusOptions, Received, Topic, deal_subject};
 use lilypad_e2e::{Nats, eventually, job_modules_dir, ok_if};
 use lilypad_modules::ModuleRegistry;
-use lilypad_solver::service::{Decision, JobChain, OpenJob, Solver, SolverSettings};
+use lilypad_solver::book::Entry;
+use lilypad_solver::service::{Booked, Decision, JobChain, OpenJob, Pass, Solver, SolverSettings};
 use lilypad_types::{
     Capacity, ChainCollateral, DealProposal, Input, JobKey, JobRequested, JobSpec, ModuleId,
     ModulePrice, Offer, SignedDeal,
@@ -69,6 +70,7 @@ fn offer(key: &PrivateKeySigner, price: u64, since: u64) -> Offer {
         deal_subject: deal_subject(&key.address().to_string()),
         since,
         updated: 0,
+        updated_ms: 0,
         free: Capacity {
             cpu_millis: 4000,
             memory_bytes: 8 << 30,
@@ -104,7 +106,18 @@ async fn provider(
     since: u64,
     how: Behaviour,
 ) -> tokio::task::JoinHandle<usize> {
-    bus.put_offer(&key.address().to_string(), &offer(&key, price, since))
+    let o = offer(&key, price, since);
+    provider_offering(bus, key, o, how).await
+}
+
+/// Plays a provider that offers `offer`.
+async fn provider_offering(
+    bus: &Bus,
+    key: PrivateKeySigner,
+    offer: Offer,
+    how: Behaviour,
+) -> tokio::task::JoinHandle<usize> {
+    bus.put_offer(&key.address().to_string(), &offer)
         .await
         .unwrap();
     let mut requests = bus
@@ -293,4 +306,297 @@ async fn the_service_turns_the_jobs_stream_into_deals() {
     ids.sort();
     assert_eq!(ids, [U256::from(1), U256::from(2), U256::from(3)]);
     assert!(got.iter().all(|d| d.terms.provider == key.address()));
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Job requests on the jobs stream that no solver has acknowledged yet.
+async fn jobs_unacknowledged(nats: &Nats) -> u64 {
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js.get_stream(Topic::Jobs.stream()).await.unwrap();
+    stream.info().await.unwrap().state.messages
+}
+
+/// Starts `solver.run` on a task; returns its stop token and handle.
+fn spawn_run(
+    solver: std::sync::Arc<Solver<OpenChain>>,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<Result<(), lilypad_solver::service::SolverError>>,
+) {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let token = stop.clone();
+    (stop, tokio::spawn(async move { solver.run(token).await }))
+}
+
+/// Waits until a deal for job `id` is published, and returns it.
+async fn deal_for(bus: &Bus, id: u64) -> SignedDeal {
+    let mut got = Vec::new();
+    eventually(
+        Duration::from_secs(15),
+        &format!("a deal for job {id} is published"),
+        async || {
+            got.extend(deals(bus).await);
+            got.iter()
+                .find(|d| d.key.job_id == U256::from(id))
+                .cloned()
+                .ok_or(got.len())
+        },
+    )
+    .await
+}
+
+/// Burst above capacity, in small: the provider is full when the job arrives; the job waits and
+/// is dealt as soon as the provider offers the capacity a finished job gave back.
+#[tokio::test]
+async fn a_job_no_one_can_take_yet_is_dealt_as_soon_as_a_provider_frees_capacity() {
+    let (nats, bus, solver) = setup().await;
+    let key = PrivateKeySigner::random();
+    let mut full = offer(&key, 10, 1);
+    full.free.cpu_millis = 0;
+    let _p = provider_offering(&bus, key.clone(), full.clone(), Behaviour::Sign).await;
+    let (stop, runner) = spawn_run(std::sync::Arc::new(solver));
+
+    let j = job(1, "cowsay", 50);
+    bus.publish(Topic::Jobs, CHAIN, &j.msg_id(), &j)
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(15),
+        "the solver takes the job off the stream",
+        async || {
+            let n = jobs_unacknowledged(&nats).await;
+            ok_if(n == 0, n)
+        },
+    )
+    .await;
+    assert!(deals(&bus).await.is_empty(), "no capacity, no deal");
+
+    // A job finishes: the provider refreshes its offer with the capacity it gave back.
+    let freed = Offer {
+        updated: unix_now(),
+        updated_ms: unix_now() * 1000,
+        free: offer(&key, 10, 1).free,
+        ..full
+    };
+    bus.put_offer(&key.address().to_string(), &freed)
+        .await
+        .unwrap();
+    let deal = deal_for(&bus, 1).await;
+    assert_eq!(deal.terms.provider, key.address());
+    stop.cancel();
+    runner.await.unwrap().unwrap();
+}
+
+/// The book survives the solver: a job waiting when the solver stops is dealt by the next one,
+/// once a provider appears.
+#[tokio::test]
+async fn a_job_waiting_in_the_book_is_dealt_after_a_solver_restart() {
+    let (nats, bus, solver) = setup().await;
+    let (stop, runner) = spawn_run(std::sync::Arc::new(solver));
+    let j = job(7, "cowsay", 50);
+    bus.publish(Topic::Jobs, CHAIN, &j.msg_id(), &j)
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(15),
+        "the solver takes the job off the stream",
+        async || {
+            let n = jobs_unacknowledged(&nats).await;
+            ok_if(n == 0, n)
+        },
+    )
+    .await;
+    stop.cancel();
+    runner.await.unwrap().unwrap();
+
+    // A new solver, with nothing in memory; then a provider offers.
+    let restarted = Solver::new(
+        bus.clone(),
+        ModuleRegistry::load_dir(&job_modules_dir()).unwrap(),
+        vec![(CHAIN, OpenChain(true))],
+        SolverSettings {
+            proposal_timeout: Duration::from_secs(2),
+            ..Default::default()
+        },
+    );
+    let (stop, runner) = spawn_run(std::sync::Arc::new(restarted));
+    let key = PrivateKeySigner::random();
+    let _p = provider(&bus, key.clone(), 10, 1, Behaviour::Sign).await;
+    let deal = deal_for(&bus, 7).await;
+    assert_eq!(deal.terms.provider, key.address());
+    stop.cancel();
+    runner.await.unwrap().unwrap();
+}
+
+/// Two solvers share one book: a waiting job is proposed by only one of them.
+#[tokio::test]
+async fn two_solvers_matching_the_same_book_propose_a_job_once() {
+    let (_nats, bus, a) = setup().await;
+    let b = Solver::new(
+        bus.clone(),
+        ModuleRegistry::load_dir(&job_modules_dir()).unwrap(),
+        vec![(CHAIN, OpenChain(true))],
+        SolverSettings::default(),
+    );
+    let j = job(3, "cowsay", 50);
+    assert_eq!(a.book_job(&j).await.unwrap(), Booked::Added);
+    assert_eq!(b.book_job(&j).await.unwrap(), Booked::AlreadyThere);
+    let key = PrivateKeySigner::random();
+    let p = provider(&bus, key.clone(), 10, 1, Behaviour::Sign).await;
+
+    let (pa, pb) = tokio::join!(a.match_book(), b.match_book());
+    let (pa, pb) = (pa.unwrap(), pb.unwrap());
+    assert_eq!(pa.dealt + pb.dealt, 1, "{pa:?} {pb:?}");
+    assert_eq!(deals(&bus).await.len(), 1);
+    let (left, _) = bus.book::<Entry>().await.unwrap();
+    assert!(
+        left.len() == 1 && left[0].value.claim.is_none() && left[0].value.dealt_until.is_some(),
+        "a dealt job is held, unclaimed, until its deal could have landed: {left:?}"
+    );
+    p.abort();
+}
+
+/// Jobs leave the book when the chain says they are closed (dealt elsewhere, expired,
+/// reorganised away); a job with a provider to take it is never dropped.
+#[tokio::test]
+async fn a_job_closed_on_chain_leaves_the_book() {
+    let (_nats, bus, open) = setup().await;
+    let j = job(4, "cowsay", 50);
+    assert_eq!(open.book_job(&j).await.unwrap(), Booked::Added);
+    assert_eq!(
+        open.match_book().await.unwrap(),
+        Pass {
+            waiting: 1,
+            ..Pass::default()
+        },
+        "no provider offers: the job waits"
+    );
+    let closed = Solver::new(
+        bus.clone(),
+        ModuleRegistry::load_dir(&job_modules_dir()).unwrap(),
+        vec![(CHAIN, OpenChain(false))],
+        SolverSettings {
+            prune_every: Duration::ZERO,
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        closed.match_book().await.unwrap(),
+        Pass {
+            dropped: 1,
+            ..Pass::default()
+        }
+    );
+    let (left, _) = bus.book::<Entry>().await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// The chain as the solver sees it, with a match deadline per job id.
+struct Deadlines(Vec<(u64, u64)>);
+
+impl JobChain for Deadlines {
+    async fn open_job(&self, key: JobKey, _hash: B256) -> Result<Option<OpenJob>, String> {
+        Ok(self
+            .0
+            .iter()
+            .find(|(id, _)| U256::from(*id) == key.job_id)
+            .map(|(_, deadline)| OpenJob {
+                match_deadline: *deadline,
+                timeout_collateral_bps: 10_000,
+            }))
+    }
+}
+
+/// Room for one job, two waiting: the one whose match deadline comes first is dealt, although it
+/// entered the book second.
+#[tokio::test]
+async fn the_job_with_the_earliest_match_deadline_goes_first() {
+    let (_nats, bus, _) = setup().await;
+    let now = unix_now();
+    let solver = Solver::new(
+        bus.clone(),
+        ModuleRegistry::load_dir(&job_modules_dir()).unwrap(),
+        vec![(CHAIN, Deadlines(vec![(1, now + 600), (2, now + 300)]))],
+        SolverSettings::default(),
+    );
+    let (late, soon) = (job(1, "cowsay", 50), job(2, "cowsay", 50));
+    assert_eq!(solver.book_job(&late).await.unwrap(), Booked::Added);
+    assert_eq!(solver.book_job(&soon).await.unwrap(), Booked::Added);
+    let key = PrivateKeySigner::random();
+    let mut one_slot = offer(&key, 10, 1);
+    one_slot.free.cpu_millis = 500; // cowsay needs 0.5 CPU
+    let _p = provider_offering(&bus, key, one_slot, Behaviour::Sign).await;
+
+    let pass = solver.match_book().await.unwrap();
+    assert_eq!(
+        pass,
+        Pass {
+            dealt: 1,
+            waiting: 1,
+            ..Pass::default()
+        }
+    );
+    let dealt: Vec<U256> = deals(&bus).await.iter().map(|d| d.key.job_id).collect();
+    assert_eq!(dealt, [U256::from(2)], "the earlier deadline first");
+    let (left, _) = bus.book::<Entry>().await.unwrap();
+    let waiting: Vec<U256> = left
+        .iter()
+        .filter(|e| e.value.dealt_until.is_none())
+        .map(|e| e.value.job.key.job_id)
+        .collect();
+    assert_eq!(
+        waiting,
+        [U256::from(1)],
+        "the other waits for the next slot"
+    );
+}
+
+/// A signed deal that never lands (the relayer never submits it) does not strand the job: once
+/// the deal has expired, the job is proposed again.
+#[tokio::test]
+async fn a_job_whose_deal_expires_unlanded_is_proposed_again() {
+    let (_nats, bus, _) = setup().await;
+    let solver = Solver::new(
+        bus.clone(),
+        ModuleRegistry::load_dir(&job_modules_dir()).unwrap(),
+        vec![(CHAIN, OpenChain(true))],
+        SolverSettings {
+            deal_validity: Duration::from_secs(1),
+            ..Default::default()
+        },
+    );
+    let j = job(5, "cowsay", 50);
+    assert_eq!(solver.book_job(&j).await.unwrap(), Booked::Added);
+    let _p = provider(&bus, PrivateKeySigner::random(), 10, 1, Behaviour::Sign).await;
+    assert_eq!(solver.match_book().await.unwrap().dealt, 1);
+    let first = deals(&bus).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        solver.match_book().await.unwrap(),
+        Pass {
+            deal_pending: 1,
+            ..Pass::default()
+        },
+        "not proposed again while the deal may still land"
+    );
+    // The chain still shows the job open after the deal's expiry: it is proposed again.
+    let again = eventually(
+        Duration::from_secs(15),
+        "the job is dealt again once its first deal has expired",
+        async || {
+            let pass = solver.match_book().await.unwrap();
+            let published = deals(&bus).await;
+            ok_if(pass.dealt == 1 && published.len() == 1, format!("{pass:?}")).map(|()| published)
+        },
+    )
+    .await;
+    assert_eq!(again[0].key, first[0].key);
+    assert!(again[0].terms.expiry > first[0].terms.expiry);
 }

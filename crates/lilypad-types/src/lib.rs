@@ -189,6 +189,11 @@ pub struct Offer {
     pub since: u64,
     /// Unix time (seconds) of this refresh.
     pub updated: u64,
+    /// Unix time in milliseconds of this refresh (when the free capacity was read), so a solver
+    /// can tell whether a proposal it made a moment ago is counted in it. 0 from providers that
+    /// do not send it; a solver then goes by `updated`.
+    #[serde(default)]
+    pub updated_ms: u64,
     /// What it has free now.
     pub free: Capacity,
     /// The modules it runs, each with its price per job (token base units).
