@@ -14,6 +14,7 @@ mod eventually;
 mod modules;
 mod process;
 mod proxy;
+mod rpc_faults;
 mod wire;
 
 pub use deploy::{contracts_path, deploy_contracts, deploy_contracts_with, dev_keys, forge_script};
@@ -22,4 +23,5 @@ pub use eventually::{POLL_EVERY, eventually, eventually_every, ok_if};
 pub use modules::{ModuleImagesError, ensure_module_images, job_modules_dir, test_modules_dir};
 pub use process::{Anvil, HarnessError, Nats, Redis, Service, foundry_tool, free_port};
 pub use proxy::TcpProxy;
+pub use rpc_faults::{Fault, FaultPlan, FaultyRpc, MethodStats, RpcStats};
 pub use wire::{WireError, json_rpc, nats_info, redis_command};
