@@ -62,7 +62,7 @@ pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// a quarter of all requests failing, ten in a row fail about once in a million calls.
 pub const DEFAULT_RETRIES: u32 = 10;
 /// The wait between two sends of one call, unless set otherwise (each wait is 50% to 150% of it).
-pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(150);
+pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between two sends that an endpoint's own hint (`Retry-After`, "try again in
 /// 4s") may ask for: a longer outage is the caller's to wait out.
 pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);

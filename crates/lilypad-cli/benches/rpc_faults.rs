@@ -71,6 +71,15 @@ async fn main() {
         rows.push((rate, target, took, faults));
     }
 
+    // Keep the services' logs of this run for a look at where the time went.
+    let logs = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("rpc-faults-bench-logs");
+    let _ = std::fs::remove_dir_all(&logs);
+    std::fs::create_dir_all(&logs).unwrap();
+    for name in ["relayer", "solver", "provider"] {
+        let _ = std::fs::copy(stack.log_path(name), logs.join(format!("{name}.log")));
+    }
+    eprintln!("the services' logs of this run: {}", logs.display());
+
     let base = rows[0].2.as_secs_f64();
     println!();
     println!(
@@ -92,5 +101,18 @@ async fn main() {
         );
     }
     println!();
-    println!("proxy, whole run: {}", proxy.stats());
+    let stats = proxy.stats();
+    println!("proxy, whole run: {stats}");
+    println!();
+    println!("| method (whole run, busiest first) | requests | faulted |");
+    println!("|---|---|---|");
+    let mut methods: Vec<_> = stats.methods.iter().collect();
+    methods.sort_by_key(|(_, m)| std::cmp::Reverse(m.seen));
+    for (name, m) in methods.iter().take(12) {
+        println!(
+            "| `{name}` | {} | {} |",
+            m.seen,
+            m.faulted.values().sum::<u64>()
+        );
+    }
 }
