@@ -22,7 +22,9 @@
 //! returned at once. This is alloy's `RetryBackoffLayer` with the policy [`TransientErrors`]:
 //! alloy's default policy retries only 429 and 503. A call that still fails after the retries is
 //! a transport error (`RpcError::Transport`): the caller's own retry, over a pass or a round, is
-//! for outages, not for one lost answer.
+//! for outages, not for one lost answer. A whole call, retries included, is bounded by
+//! [`RpcOptions::call_timeout`] (alloy's retry layer has no overall budget), so a hung endpoint
+//! fails a call after a minute, not after eleven request timeouts.
 //!
 //! A retried `eth_sendRawTransaction` sends the same signed bytes again, so it can never become a
 //! second transaction: at worst the node answers "already known", or "nonce too low" when the
@@ -39,21 +41,26 @@
 //! a call that failed on every endpoint tried is retried.
 
 use std::num::NonZeroUsize;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use alloy::network::EthereumWallet;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::client::RpcClient;
+use alloy::rpc::json_rpc::{RequestPacket, ResponsePacket};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::transports::http::{Http, reqwest};
 use alloy::transports::layers::{
     FallbackLayer, RateLimitRetryPolicy, RetryBackoffLayer, RetryPolicy,
 };
-use alloy::transports::{RpcError, TransportError, TransportErrorKind};
+use alloy::transports::{RpcError, TransportError, TransportErrorKind, TransportFut};
 use tower_layer::Layer;
+use tower_service::Service;
 
 /// How long one JSON-RPC request may take before it fails, unless set otherwise.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one call may take, all its retries included, unless set otherwise.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a sent transaction's receipt is polled for, unless set otherwise.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// The shortest poll interval accepted (a faster one would only load the node).
@@ -71,8 +78,11 @@ pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RpcOptions {
     /// Most time one request may take (connect, send, answer); a request past it fails with a
-    /// transport error, which callers retry, instead of hanging the caller.
+    /// transport error, which is retried, instead of hanging the caller.
     pub request_timeout: Duration,
+    /// Most time one call may take, every retry included: a hung endpoint fails a call after
+    /// this, not after `retries + 1` request timeouts.
+    pub call_timeout: Duration,
     /// How often receipts (and other watched things) are polled for: the chain's poll interval,
     /// which follows its block time (alloy would otherwise poll every 7 s for remote endpoints).
     pub poll_interval: Duration,
@@ -93,6 +103,7 @@ impl Default for RpcOptions {
     fn default() -> Self {
         Self {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
             poll_interval: DEFAULT_POLL_INTERVAL,
             retries: DEFAULT_RETRIES,
             retry_backoff: DEFAULT_RETRY_BACKOFF,
@@ -111,6 +122,12 @@ impl RpcOptions {
     /// These options with each request bounded by `timeout`.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// These options with each call, retries included, bounded by `timeout`.
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
         self
     }
 
@@ -340,9 +357,16 @@ fn rpc_client(urls: &[&str], options: &RpcOptions) -> Result<RpcClient, ChainCli
         .into_iter()
         .map(|url| Http::with_client(http.clone(), url))
         .collect();
+    let deadline = options.call_timeout;
     let client = if transports.len() == 1 {
         let only = transports.remove(0);
-        RpcClient::new(retry.layer(only), is_local)
+        RpcClient::new(
+            Deadline {
+                inner: retry.layer(only),
+                within: deadline,
+            },
+            is_local,
+        )
     } else {
         let all = NonZeroUsize::new(transports.len()).unwrap_or(NonZeroUsize::MIN);
         let parallel = options.parallel_endpoints.map_or(all, |n| n.min(all));
@@ -351,9 +375,54 @@ fn rpc_client(urls: &[&str], options: &RpcOptions) -> Result<RpcClient, ChainCli
             // The same signed bytes to one endpoint at a time: the first answer is the one that
             // counts, not an "already known" from a second node that raced it.
             .with_sequential_method("eth_sendRawTransaction");
-        RpcClient::new(retry.layer(fallback.layer(transports)), is_local)
+        RpcClient::new(
+            Deadline {
+                inner: retry.layer(fallback.layer(transports)),
+                within: deadline,
+            },
+            is_local,
+        )
     };
     Ok(client.with_poll_interval(options.poll_interval.max(MIN_POLL_INTERVAL)))
+}
+
+/// Bounds a whole call, its retries included (alloy's retry layer has no overall budget).
+#[derive(Debug, Clone)]
+struct Deadline<S> {
+    inner: S,
+    within: Duration,
+}
+
+impl<S> Service<RequestPacket> for Deadline<S>
+where
+    S: Service<
+            RequestPacket,
+            Response = ResponsePacket,
+            Error = TransportError,
+            Future = TransportFut<'static>,
+        >,
+{
+    type Response = ResponsePacket;
+    type Error = TransportError;
+    type Future = TransportFut<'static>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: RequestPacket) -> Self::Future {
+        let call = self.inner.call(request);
+        let within = self.within;
+        Box::pin(async move {
+            tokio::time::timeout(within, call)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(TransportErrorKind::custom_str(&format!(
+                        "no answer within {within:?}, retries included; check that the RPC endpoint is up and answering"
+                    )))
+                })
+        })
+    }
 }
 
 fn parse_url(url: &str) -> Result<reqwest::Url, ChainClientError> {
