@@ -88,31 +88,33 @@ impl Counting {
             &what,
             async || {
                 let mut states = BTreeMap::<String, Vec<U256>>::new();
-                let mut done = 0;
+                let mut stuck = Vec::new();
                 for id in ids {
                     let job = self.lilypad.getJob(*id).call().await.unwrap();
                     let state = job.state();
-                    let called_back = match until {
+                    let done = match until {
                         Until::Settled => state == Some(JobStatus::Settled),
                         Until::CalledBack => {
                             self.client.callbackCount(*id).call().await.unwrap() > U256::ZERO
                         }
                     };
-                    done += usize::from(called_back);
+                    if !done {
+                        stuck.push(*id);
+                    }
                     let state = state.map_or(format!("unknown {}", job.status), |s| s.to_string());
                     states.entry(state).or_default().push(*id);
                 }
-                if done == ids.len() {
+                if stuck.is_empty() {
                     Ok(())
                 } else {
                     Err(format!(
-                        "{done} done; by state: {states:?}\nproxy: {}\nrelayer log:\n{}",
+                        "not done: {stuck:?}; by state: {states:?}\nproxy: {}\nwhat the services logged of the jobs not done:\n{}",
                         stack
                             .faulty
                             .as_ref()
                             .map(|f| f.stats().to_string())
                             .unwrap_or_default(),
-                        tail(&stack.log("relayer"), 60)
+                        logs_of(stack, &stuck)
                     ))
                 }
             },
@@ -158,9 +160,44 @@ fn as_mock_request(r: Lilypad::JobRequest) -> MockClient::JobRequest {
     }
 }
 
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+/// The lines each service logged about `jobs` (`job=<id>` or `job=<chain>:<id>`, colours and
+/// all).
+fn logs_of(stack: &Stack, jobs: &[U256]) -> String {
+    let mut out = String::new();
+    for name in ["relayer", "solver", "provider"] {
+        for line in stack.log(name).lines() {
+            let plain = strip_colours(line);
+            let mentions = jobs.iter().any(|id| {
+                plain.contains(&format!("job={id} "))
+                    || plain.contains(&format!("job=31337:{id} "))
+                    || plain.ends_with(&format!("job={id}"))
+                    || plain.ends_with(&format!("job=31337:{id}"))
+            });
+            if mentions {
+                out.push_str(&format!("{name}: {plain}\n"));
+            }
+        }
+    }
+    out
+}
+
+/// `line` without ANSI colour codes.
+fn strip_colours(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ ... m
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The relayer's transactions mined in blocks `from..=head`: how many of each Lilypad function,
