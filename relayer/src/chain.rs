@@ -84,10 +84,14 @@ pub struct RpcChain {
 }
 
 impl RpcChain {
-    /// Connects to `rpc` and checks that it serves `chain_id`.
-    pub async fn connect(url: &str, chain_id: u64, lilypad: Address) -> Result<Self, ChainError> {
+    /// Connects to the endpoint(s) `urls` and checks that they serve `chain_id`.
+    pub async fn connect(
+        urls: &(impl lilypad_chain::Endpoints + ?Sized),
+        chain_id: u64,
+        lilypad: Address,
+    ) -> Result<Self, ChainError> {
         let provider =
-            lilypad_chain::connect(url, &RpcOptions::default()).map_err(|e| ChainError::Rpc {
+            lilypad_chain::connect(urls, &RpcOptions::default()).map_err(|e| ChainError::Rpc {
                 op: "connecting".into(),
                 reason: e.to_string(),
             })?;

@@ -37,6 +37,14 @@ mod generated {
         Sha256Oracle,
         "artifacts/Sha256Oracle.json"
     );
+    alloy::sol!(
+        /// A test client (contracts/test/utils/MockClient.sol): counts callbacks and records
+        /// outcomes per job; its callback can also revert, burn gas or re-enter. For tests only.
+        #[sol(rpc)]
+        #[derive(Debug, PartialEq, Eq)]
+        MockClient,
+        "artifacts/MockClient.json"
+    );
 }
 
 pub use generated::*;

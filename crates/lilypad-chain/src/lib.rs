@@ -1,47 +1,113 @@
 //! The one way Lilypad's services connect to a chain: every JSON-RPC client (relayer, solver,
-//! provider, mediator, the CLI) is built here, so a request timeout, the receipt poll interval and,
-//! later, per-call retries and fallback endpoints are decided in one place.
+//! provider, mediator, the CLI) is built here, so the request timeout, the receipt poll interval,
+//! per-call retries and fallback endpoints are decided in one place.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), lilypad_chain::ChainClientError> {
 //! use lilypad_chain::RpcOptions;
 //! let options = RpcOptions::default().poll_every(std::time::Duration::from_millis(250));
-//! let reader = lilypad_chain::connect("http://127.0.0.1:8545", &options)?;
+//! // One URL, or several of the same chain: "https://a.example", or ["https://a", "https://b"].
+//! let reader = lilypad_chain::connect(&["http://127.0.0.1:8545", "http://127.0.0.1:8546"], &options)?;
 //! lilypad_chain::check_chain_id(&reader, 31337).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! # Retries
+//!
+//! Each call is retried, up to [`RpcOptions::retries`] times with a short jittered wait
+//! ([`RpcOptions::retry_backoff`], each wait 50% to 150% of it), when it could not be made or its
+//! answer was not a JSON-RPC answer: a connection refused or reset, a timeout, HTTP 408, 429 or
+//! 5xx, a body that is not JSON (a proxy's error page, a cut answer), and the rate-limit answers
+//! of the public providers. A JSON-RPC error (a revert, "nonce too low") is an answer and is
+//! returned at once. This is alloy's `RetryBackoffLayer` with the policy [`TransientErrors`]:
+//! alloy's default policy retries only 429 and 503. A call that still fails after the retries is
+//! a transport error (`RpcError::Transport`): the caller's own retry, over a pass or a round, is
+//! for outages, not for one lost answer. A whole call, retries included, is bounded by
+//! [`RpcOptions::call_timeout`] (alloy's retry layer has no overall budget), so a hung endpoint
+//! fails a call after a minute, not after eleven request timeouts.
+//!
+//! A retried `eth_sendRawTransaction` sends the same signed bytes again, so it can never become a
+//! second transaction: at worst the node answers "already known", or "nonce too low" when the
+//! first send was mined meanwhile (its answer lost on the way). Telling those apart from a real
+//! nonce problem is the sender's business (the relayer's submitter checks the transaction's
+//! hash), not this layer's.
+//!
+//! # Several endpoints
+//!
+//! With several URLs, alloy's `FallbackLayer` ranks them by health (success rate over the last
+//! ten calls, then latency). A read goes to every endpoint at once (or to the best
+//! [`RpcOptions::parallel_endpoints`]) and the first answer wins; `eth_sendRawTransaction` goes
+//! to one endpoint at a time, best ranked first, the next only if it fails. Retries come on top:
+//! a call that failed on every endpoint tried is retried.
 
+use std::num::NonZeroUsize;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use alloy::network::EthereumWallet;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::client::RpcClient;
+use alloy::rpc::json_rpc::{RequestPacket, ResponsePacket};
 use alloy::signers::local::PrivateKeySigner;
-use alloy::transports::http::reqwest;
+use alloy::transports::http::{Http, reqwest};
+use alloy::transports::layers::{
+    FallbackLayer, RateLimitRetryPolicy, RetryBackoffLayer, RetryPolicy,
+};
+use alloy::transports::{RpcError, TransportError, TransportErrorKind, TransportFut};
+use tower_layer::Layer;
+use tower_service::Service;
 
 /// How long one JSON-RPC request may take before it fails, unless set otherwise.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one call may take, all its retries included, unless set otherwise.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a sent transaction's receipt is polled for, unless set otherwise.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// The shortest poll interval accepted (a faster one would only load the node).
 pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// How many times one call is sent again after a transient failure, unless set otherwise: with
+/// a quarter of all requests failing, ten in a row fail about once in a million calls.
+pub const DEFAULT_RETRIES: u32 = 10;
+/// The wait between two sends of one call, unless set otherwise (each wait is 50% to 150% of it).
+pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest wait between two sends that an endpoint's own hint (`Retry-After`, "try again in
+/// 4s") may ask for: a longer outage is the caller's to wait out.
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
 
 /// What a connection to a chain's endpoint is built with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RpcOptions {
     /// Most time one request may take (connect, send, answer); a request past it fails with a
-    /// transport error, which callers retry, instead of hanging the caller.
+    /// transport error, which is retried, instead of hanging the caller.
     pub request_timeout: Duration,
+    /// Most time one call may take, every retry included: a hung endpoint fails a call after
+    /// this, not after `retries + 1` request timeouts.
+    pub call_timeout: Duration,
     /// How often receipts (and other watched things) are polled for: the chain's poll interval,
     /// which follows its block time (alloy would otherwise poll every 7 s for remote endpoints).
     pub poll_interval: Duration,
+    /// How many times one call is sent again after a transient failure (see the crate's docs);
+    /// 0 sends every call once.
+    pub retries: u32,
+    /// The wait between two sends of one call; each wait is drawn from 50% to 150% of it, so
+    /// clients that failed together do not come back together.
+    pub retry_backoff: Duration,
+    /// With several endpoints, how many a read is sent to at once, the best ranked first; `None`
+    /// (the default) sends it to all. Fewer saves requests, but alloy ranks an endpoint that
+    /// has only failed level with one never tried, so when the first `n` listed are all down,
+    /// the others are never reached: keep `None` unless the first `n` are reliable.
+    pub parallel_endpoints: Option<NonZeroUsize>,
 }
 
 impl Default for RpcOptions {
     fn default() -> Self {
         Self {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
             poll_interval: DEFAULT_POLL_INTERVAL,
+            retries: DEFAULT_RETRIES,
+            retry_backoff: DEFAULT_RETRY_BACKOFF,
+            parallel_endpoints: None,
         }
     }
 }
@@ -58,11 +124,122 @@ impl RpcOptions {
         self.request_timeout = timeout;
         self
     }
+
+    /// These options with each call, retries included, bounded by `timeout`.
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// These options with each call sent again up to `retries` times, `backoff` apart (jittered).
+    pub fn retry(mut self, retries: u32, backoff: Duration) -> Self {
+        self.retries = retries;
+        self.retry_backoff = backoff;
+        self
+    }
+
+    /// These options with each call sent once: a failure is returned at once.
+    pub fn no_retries(self) -> Self {
+        let backoff = self.retry_backoff;
+        self.retry(0, backoff)
+    }
+}
+
+/// One or several JSON-RPC URLs of one chain: a `&str`, a `String`, or a list of either.
+pub trait Endpoints {
+    /// The URLs, in the order given.
+    fn urls(&self) -> Vec<&str>;
+}
+
+impl Endpoints for str {
+    fn urls(&self) -> Vec<&str> {
+        vec![self]
+    }
+}
+
+impl Endpoints for String {
+    fn urls(&self) -> Vec<&str> {
+        vec![self.as_str()]
+    }
+}
+
+impl<S: AsRef<str>> Endpoints for [S] {
+    fn urls(&self) -> Vec<&str> {
+        self.iter().map(AsRef::as_ref).collect()
+    }
+}
+
+impl<S: AsRef<str>, const N: usize> Endpoints for [S; N] {
+    fn urls(&self) -> Vec<&str> {
+        self.iter().map(AsRef::as_ref).collect()
+    }
+}
+
+impl<S: AsRef<str>> Endpoints for Vec<S> {
+    fn urls(&self) -> Vec<&str> {
+        self.iter().map(AsRef::as_ref).collect()
+    }
+}
+
+/// The retry policy of every client: which failures are worth sending the call again for, and
+/// how long to wait first. See the crate's docs for the list.
+#[derive(Debug, Clone, Copy)]
+pub struct TransientErrors {
+    /// The wait between two sends, before jitter.
+    pub backoff: Duration,
+}
+
+impl RetryPolicy for TransientErrors {
+    fn should_retry(&self, error: &TransportError) -> bool {
+        is_transient(error)
+    }
+
+    fn backoff_hint(&self, error: &TransportError) -> Option<Duration> {
+        let hinted = RateLimitRetryPolicy::default().backoff_hint(error);
+        Some(
+            hinted
+                .unwrap_or_else(|| jittered(self.backoff))
+                .min(MAX_RETRY_WAIT),
+        )
+    }
+}
+
+/// `base` scaled by a random factor from 0.5 to 1.5.
+fn jittered(base: Duration) -> Duration {
+    base.mul_f64(0.5 + fastrand::f64())
+}
+
+/// Whether `error` says the call could not be made or was not answered (worth sending again),
+/// rather than that the node answered it: a connection refused or reset, a timeout, HTTP 408,
+/// 429 or 5xx, a body that is not a JSON-RPC answer, a missing batch member, or one of the
+/// rate-limit errors public providers answer with. A revert or any other JSON-RPC error is an
+/// answer, and not transient.
+pub fn is_transient(error: &TransportError) -> bool {
+    match error {
+        RpcError::Transport(kind) => match kind {
+            TransportErrorKind::HttpError(http) => {
+                http.status == 408 || http.status == 429 || http.status >= 500
+            }
+            TransportErrorKind::NonRetryable(_) | TransportErrorKind::PubsubUnavailable => false,
+            // reqwest's errors (connect, reset, timeout, a cut body), a missing batch member, a
+            // server's Retry-After, a gone backend.
+            _ => true,
+        },
+        // The body was not a JSON-RPC answer at all (the transport could not read one from it).
+        RpcError::DeserError { .. } => true,
+        RpcError::ErrorResp(_) | RpcError::NullResp => {
+            RateLimitRetryPolicy::default().should_retry(error)
+        }
+        _ => false,
+    }
 }
 
 /// Why a chain client could not be made or used.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainClientError {
+    /// No endpoint was given.
+    #[error("no RPC endpoint is configured; fix the rpc setting (a URL, or a list of URLs)")]
+    NoEndpoints,
     /// The endpoint is not an http(s) URL.
     #[error("{url:?} is not an http(s) URL ({reason}); fix the rpc setting")]
     BadUrl {
@@ -94,23 +271,26 @@ pub enum ChainClientError {
     },
 }
 
-/// A read-only client of the endpoint at `url`.
-pub fn connect(url: &str, options: &RpcOptions) -> Result<DynProvider, ChainClientError> {
+/// A read-only client of the endpoint(s) `urls` (one URL or several of the same chain).
+pub fn connect(
+    urls: &(impl Endpoints + ?Sized),
+    options: &RpcOptions,
+) -> Result<DynProvider, ChainClientError> {
     Ok(ProviderBuilder::new()
-        .connect_client(rpc_client(url, options)?)
+        .connect_client(rpc_client(&urls.urls(), options)?)
         .erased())
 }
 
-/// A client of the endpoint at `url` that signs and sends transactions as `signer` (nonces, gas
+/// A client of the endpoint(s) `urls` that signs and sends transactions as `signer` (nonces, gas
 /// and chain id filled in by alloy's recommended fillers).
 pub fn connect_with_signer(
-    url: &str,
+    urls: &(impl Endpoints + ?Sized),
     signer: PrivateKeySigner,
     options: &RpcOptions,
 ) -> Result<DynProvider, ChainClientError> {
     Ok(ProviderBuilder::new()
         .wallet(EthereumWallet::from(signer))
-        .connect_client(rpc_client(url, options)?)
+        .connect_client(rpc_client(&urls.urls(), options)?)
         .erased())
 }
 
@@ -148,9 +328,104 @@ pub async fn check_chain_id(provider: &DynProvider, expected: u64) -> Result<(),
     }
 }
 
-/// The transport every client above shares: HTTP with a request timeout, polling at the
-/// configured interval.
-fn rpc_client(url: &str, options: &RpcOptions) -> Result<RpcClient, ChainClientError> {
+/// The transport every client above shares: HTTP with a request timeout to each endpoint, the
+/// endpoints behind a health-ranked fallback when there are several, every call retried on
+/// transient failures, polling at the configured interval.
+fn rpc_client(urls: &[&str], options: &RpcOptions) -> Result<RpcClient, ChainClientError> {
+    let parsed = urls
+        .iter()
+        .map(|url| parse_url(url))
+        .collect::<Result<Vec<_>, _>>()?;
+    if parsed.is_empty() {
+        return Err(ChainClientError::NoEndpoints);
+    }
+    let http = reqwest::Client::builder()
+        .timeout(options.request_timeout)
+        .build()
+        .map_err(|e| ChainClientError::Http(e.to_string()))?;
+    let is_local = urls.iter().all(alloy::transports::utils::guess_local_url);
+    let retry = RetryBackoffLayer::new_with_policy(
+        options.retries,
+        options.retry_backoff.as_millis() as u64,
+        // No compute-unit budget: the endpoints' own 429s say when to slow down.
+        u64::MAX,
+        TransientErrors {
+            backoff: options.retry_backoff,
+        },
+    );
+    let mut transports: Vec<Http<reqwest::Client>> = parsed
+        .into_iter()
+        .map(|url| Http::with_client(http.clone(), url))
+        .collect();
+    let deadline = options.call_timeout;
+    let client = if transports.len() == 1 {
+        let only = transports.remove(0);
+        RpcClient::new(
+            Deadline {
+                inner: retry.layer(only),
+                within: deadline,
+            },
+            is_local,
+        )
+    } else {
+        let all = NonZeroUsize::new(transports.len()).unwrap_or(NonZeroUsize::MIN);
+        let parallel = options.parallel_endpoints.map_or(all, |n| n.min(all));
+        let fallback = FallbackLayer::default()
+            .with_active_transport_count(parallel)
+            // The same signed bytes to one endpoint at a time: the first answer is the one that
+            // counts, not an "already known" from a second node that raced it.
+            .with_sequential_method("eth_sendRawTransaction");
+        RpcClient::new(
+            Deadline {
+                inner: retry.layer(fallback.layer(transports)),
+                within: deadline,
+            },
+            is_local,
+        )
+    };
+    Ok(client.with_poll_interval(options.poll_interval.max(MIN_POLL_INTERVAL)))
+}
+
+/// Bounds a whole call, its retries included (alloy's retry layer has no overall budget).
+#[derive(Debug, Clone)]
+struct Deadline<S> {
+    inner: S,
+    within: Duration,
+}
+
+impl<S> Service<RequestPacket> for Deadline<S>
+where
+    S: Service<
+            RequestPacket,
+            Response = ResponsePacket,
+            Error = TransportError,
+            Future = TransportFut<'static>,
+        >,
+{
+    type Response = ResponsePacket;
+    type Error = TransportError;
+    type Future = TransportFut<'static>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: RequestPacket) -> Self::Future {
+        let call = self.inner.call(request);
+        let within = self.within;
+        Box::pin(async move {
+            tokio::time::timeout(within, call)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(TransportErrorKind::custom_str(&format!(
+                        "no answer within {within:?}, retries included; check that the RPC endpoint is up and answering"
+                    )))
+                })
+        })
+    }
+}
+
+fn parse_url(url: &str) -> Result<reqwest::Url, ChainClientError> {
     let bad = |reason: String| ChainClientError::BadUrl {
         url: url.to_owned(),
         reason,
@@ -162,12 +437,7 @@ fn rpc_client(url: &str, options: &RpcOptions) -> Result<RpcClient, ChainClientE
             parsed.scheme()
         )));
     }
-    let http = reqwest::Client::builder()
-        .timeout(options.request_timeout)
-        .build()
-        .map_err(|e| ChainClientError::Http(e.to_string()))?;
-    Ok(RpcClient::new_http_with_client(http, parsed)
-        .with_poll_interval(options.poll_interval.max(MIN_POLL_INTERVAL)))
+    Ok(parsed)
 }
 
 #[cfg(test)]

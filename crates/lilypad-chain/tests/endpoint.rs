@@ -63,3 +63,31 @@ async fn chain_time_is_the_latest_blocks_timestamp_not_this_machines_clock() {
         4_000_000_000
     );
 }
+
+#[tokio::test]
+async fn a_call_to_a_hung_endpoint_gives_up_within_its_budget_retries_included() {
+    // Accepts connections and reads requests, but never writes an answer.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    // A thousand retries of 100 ms requests would take minutes; the call's budget ends it.
+    let client = connect(
+        &url,
+        &RpcOptions::default()
+            .timeout(Duration::from_millis(100))
+            .retry(1000, Duration::from_millis(100))
+            .call_timeout(Duration::from_secs(1)),
+    )
+    .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(60), client.get_block_number())
+        .await
+        .expect("the call's budget ends it, not the retries running out");
+    let e = answer.unwrap_err();
+    assert!(e.is_transport_error(), "{e}");
+    assert!(e.to_string().contains("retries included"), "{e}");
+}

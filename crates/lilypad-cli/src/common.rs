@@ -68,7 +68,13 @@ fn rpc_options(chain: &ChainConfig) -> RpcOptions {
 pub async fn check_chain_id(chain: &ChainConfig, provider: &DynProvider) -> Result<()> {
     lilypad_chain::check_chain_id(provider, chain.chain_id)
         .await
-        .with_context(|| format!("chain {} in chains.toml (rpc {})", chain.name, chain.rpc))
+        .with_context(|| {
+            format!(
+                "chain {} in chains.toml (rpc {})",
+                chain.name,
+                chain.rpc.join(", ")
+            )
+        })
 }
 
 /// A token cancelled on Ctrl-C or SIGTERM: every service's tasks stop on it and are awaited.

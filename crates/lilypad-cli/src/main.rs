@@ -301,7 +301,12 @@ fn chains(global: &Global) -> anyhow::Result<()> {
             Ok(x) => format!("lilypad {}", x.lilypad),
             Err(e) => format!("contracts not readable yet: {e}"),
         };
-        println!("{} (chain {}): {} ; {contracts}", c.name, c.chain_id, c.rpc);
+        println!(
+            "{} (chain {}): {} ; {contracts}",
+            c.name,
+            c.chain_id,
+            c.rpc.join(", ")
+        );
     }
     println!(
         "{}: {} chain(s), valid",

@@ -48,7 +48,7 @@ fn compute_settings(
         chains.push(ServiceChain {
             name: chain.name.clone(),
             chain_id: chain.chain_id,
-            rpc_url: chain.rpc.clone(),
+            rpc_urls: chain.rpc.clone(),
             lilypad: contracts.lilypad,
             mediation: contracts.mediation,
             from_block: contracts.deployment_block.unwrap_or(chain.start_block),

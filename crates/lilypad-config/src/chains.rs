@@ -8,14 +8,15 @@
 //! [[chains]]
 //! name = "dev-a"
 //! chain_id = 31337
-//! rpc = "http://127.0.0.1:8545"
+//! rpc = "http://127.0.0.1:8545"   # or several of the same chain: ["https://a", "https://b"]
 //! deployment = "contracts/deployments/31337.json"   # relative to this file
 //! ```
 //!
 //! Any chain field can be overridden with `LILYPAD_CHAINS_<NAME>_<FIELD>`, where `<NAME>` is the
 //! chain's name in upper case with `-` written as `_` (e.g. `LILYPAD_CHAINS_DEV_A_RPC`), and gas and
-//! signer fields are `GAS_MAX_FEE_GWEI`, `SIGNER_ENV` and so on. A variable with that prefix that
-//! matches no chain or no field is an error, so a typo cannot go unnoticed.
+//! signer fields are `GAS_MAX_FEE_GWEI`, `SIGNER_ENV` and so on; `..._RPC` takes one URL or
+//! several separated by commas. A variable with that prefix that matches no chain or no field is
+//! an error, so a typo cannot go unnoticed.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,8 +47,9 @@ pub struct ChainConfig {
     pub name: String,
     /// EIP-155 chain id; checked against the RPC endpoint when the relayer connects.
     pub chain_id: u64,
-    /// HTTP(S) JSON-RPC endpoint.
-    pub rpc: String,
+    /// HTTP(S) JSON-RPC endpoints of the chain, at least one, in the order given: every client
+    /// connects to all of them (`lilypad_chain::connect`), each call going to the healthiest.
+    pub rpc: Vec<String>,
     /// Optional WebSocket endpoint, used to hear of new blocks sooner; polling stays the safety net.
     pub ws: Option<String>,
     /// Where the Lilypad contracts are.
@@ -519,11 +521,11 @@ impl<'a> ChainReader<'a, '_> {
             }
         };
         let rpc = match self.field("rpc") {
-            Some(f) => self.ok(f.url(&["http", "https"])),
+            Some(f) => self.read_rpc(&f),
             None => {
                 self.missing(
                     "rpc",
-                    "write the chain's JSON-RPC URL, e.g. rpc = \"https://HOST\"",
+                    "write the chain's JSON-RPC URL, e.g. rpc = \"https://HOST\", or several: rpc = [\"https://A\", \"https://B\"]",
                 );
                 None
             }
@@ -600,6 +602,62 @@ impl<'a> ChainReader<'a, '_> {
             gas: gas?,
             signer: signer?,
         })
+    }
+
+    /// `rpc = "URL"`, `rpc = ["URL", ...]`, or from the environment `URL[,URL...]`: every URL
+    /// checked, each bad one reported on its own.
+    fn read_rpc(&mut self, f: &Field<'_>) -> Option<Vec<String>> {
+        let schemes = ["http", "https"];
+        let errors_before = self.errors.len();
+        let mut urls = Vec::new();
+        match f.raw {
+            Raw::Toml(toml::Value::Array(_)) => {
+                let items = self.ok(f.array(
+                    "a list of URLs",
+                    "write rpc = [\"https://A\", \"https://B\"]",
+                ))?;
+                for item in items {
+                    if let Some(url) = self.ok(item.url(&schemes)) {
+                        urls.push((item.path.clone(), url));
+                    }
+                }
+            }
+            Raw::Env { var, value } if value.contains(',') => {
+                for (i, part) in value.split(',').enumerate() {
+                    let item = Field::env(format!("{}[{i}]", self.path("rpc")), var, part);
+                    if let Some(url) = self.ok(item.url(&schemes)) {
+                        urls.push((item.path.clone(), url));
+                    }
+                }
+            }
+            _ => {
+                let url = self.ok(f.url(&schemes))?;
+                urls.push((f.path.clone(), url));
+            }
+        }
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        if urls.is_empty() {
+            self.errors.push(f.err(
+                "the list of URLs is empty",
+                "list at least one JSON-RPC URL, e.g. rpc = [\"https://HOST\"]",
+            ));
+            return None;
+        }
+        for (i, (path, url)) in urls.iter().enumerate() {
+            if urls[..i].iter().any(|(_, u)| u == url) {
+                self.errors.push(ConfigError::new(
+                    path.clone(),
+                    format!("{url:?} is listed twice"),
+                    "list each endpoint once",
+                ));
+            }
+        }
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(urls.into_iter().map(|(_, u)| u).collect())
     }
 
     fn read_deployment(&mut self) -> Option<Deployment> {

@@ -56,7 +56,7 @@ fn the_shipped_chains_toml_serves_the_two_dev_chains() {
         .collect();
     assert_eq!(ids, [("dev-a", 31337), ("dev-b", 31338)]);
     let a = config.chain("dev-a").unwrap();
-    assert_eq!(a.rpc, "http://127.0.0.1:8545");
+    assert_eq!(a.rpc, ["http://127.0.0.1:8545"]);
     assert_eq!(a.confirmations, Confirmations::Blocks(0));
     assert_eq!(a.poll_interval, Duration::from_millis(250));
     assert_eq!(a.signer, SignerSource::Env("LILYPAD_RELAYER_KEY".into()));
@@ -240,7 +240,7 @@ fn environment_overrides_win_and_are_named_in_errors() {
     )
     .unwrap();
     let c = &config.chains[0];
-    assert_eq!(c.rpc, "http://10.0.0.5:8545");
+    assert_eq!(c.rpc, ["http://10.0.0.5:8545"]);
     assert_eq!(c.confirmations, Confirmations::Blocks(3));
     assert_eq!(c.gas.max_fee_gwei, 7.5);
     // The environment chose a file; the file's env source is not also set.
@@ -273,8 +273,11 @@ fn overrides_pick_the_longest_matching_chain_name() {
         "{MINIMAL}\n[[chains]]\nname = \"base-b\"\nchain_id = 2\nrpc = \"http://b\"\ndeployment = \"b.json\"\nsigner = {{ env = \"K\" }}\n"
     );
     let config = parse_env(&text, &[("LILYPAD_CHAINS_BASE_B_RPC", "http://override")]).unwrap();
-    assert_eq!(config.chain("base").unwrap().rpc, "https://rpc.example.org");
-    assert_eq!(config.chain("base-b").unwrap().rpc, "http://override");
+    assert_eq!(
+        config.chain("base").unwrap().rpc,
+        ["https://rpc.example.org"]
+    );
+    assert_eq!(config.chain("base-b").unwrap().rpc, ["http://override"]);
 }
 
 #[test]
@@ -514,4 +517,72 @@ fn a_duration_reads_the_same_here_as_in_module_files() {
         assert_eq!(c.poll_interval, want, "{text}");
         assert_eq!(lilypad_toml::parse_duration(text), Some(want));
     }
+}
+
+#[test]
+fn a_chain_may_list_several_rpc_urls_in_the_file_or_the_environment() {
+    let several = MINIMAL.replace(
+        "rpc = \"https://rpc.example.org\"",
+        "rpc = [\"https://a.example.org\", \"https://b.example.org/v1/key\"]",
+    );
+    let config = parse(&several).unwrap();
+    assert_eq!(
+        config.chains[0].rpc,
+        ["https://a.example.org", "https://b.example.org/v1/key"]
+    );
+    let config = parse_env(
+        MINIMAL,
+        &[(
+            "LILYPAD_CHAINS_BASE_RPC",
+            "http://10.0.0.5:8545, http://10.0.0.6:8545",
+        )],
+    )
+    .unwrap();
+    assert_eq!(
+        config.chains[0].rpc,
+        ["http://10.0.0.5:8545", "http://10.0.0.6:8545"]
+    );
+}
+
+#[test]
+fn every_bad_rpc_url_in_a_list_is_reported_with_its_place() {
+    let text = MINIMAL.replace(
+        "rpc = \"https://rpc.example.org\"",
+        "rpc = [\"https://a.example.org\", \"ftp://b\", 5, \"https://a.example.org\"]",
+    );
+    let errs = errors(&text);
+    let expect = [
+        "chains[0].rpc[1]: \"ftp://b\" has scheme \"ftp\"",
+        "chains[0].rpc[2]: expected a string, found an integer",
+    ];
+    for e in expect {
+        assert!(
+            errs.iter().any(|line| line.starts_with(e)),
+            "missing {e:?} in {errs:#?}"
+        );
+    }
+    assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+
+    let errs = errors(&MINIMAL.replace(
+        "rpc = \"https://rpc.example.org\"",
+        "rpc = [\"https://a.example.org\", \"https://a.example.org\"]",
+    ));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("chains[0].rpc[1]: \"https://a.example.org\" is listed twice"),
+        "{errs:#?}"
+    );
+    let errs = errors(&MINIMAL.replace("rpc = \"https://rpc.example.org\"", "rpc = []"));
+    assert!(
+        errs[0].starts_with("chains[0].rpc: the list of URLs is empty"),
+        "{errs:#?}"
+    );
+    let errs = errors_env(MINIMAL, &[("LILYPAD_CHAINS_BASE_RPC", "http://a,htp://b")]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].starts_with(
+            "chains[0].rpc[1] (from LILYPAD_CHAINS_BASE_RPC): \"htp://b\" has scheme \"htp\""
+        ),
+        "{errs:#?}"
+    );
 }

@@ -176,13 +176,13 @@ impl Mediator {
         registry: std::sync::Arc<ModuleRegistry>,
     ) -> Result<Self, MediatorError> {
         let rpc = lilypad_chain::connect_with_signer(
-            &chain.rpc_url,
+            &chain.rpc_urls,
             signer.clone(),
             &lilypad_chain::RpcOptions::default(),
         )
         .map_err(|e| ProviderError::BadRpcUrl {
             chain_id: chain.chain_id,
-            url: chain.rpc_url.clone(),
+            url: chain.rpc_urls.join(", "),
             reason: e.to_string(),
         })?;
         Ok(Self {

@@ -31,8 +31,8 @@ pub struct ServiceChain {
     pub name: String,
     /// EIP-155 chain id.
     pub chain_id: u64,
-    /// JSON-RPC endpoint.
-    pub rpc_url: String,
+    /// JSON-RPC endpoints (one or more of the same chain).
+    pub rpc_urls: Vec<String>,
     /// The Lilypad contract.
     pub lilypad: Address,
     /// The ConsortiumMediation contract, if the deployment has one (a mediator needs it).
@@ -200,10 +200,10 @@ fn registry(dirs: &[PathBuf]) -> Result<ModuleRegistry, RunError> {
 /// A signing RPC connection to `chain` (receipts polled at the chain's interval).
 fn wallet(chain: &ServiceChain, signer: PrivateKeySigner) -> Result<DynProvider, RunError> {
     let options = lilypad_chain::RpcOptions::default().poll_every(chain.poll_interval);
-    lilypad_chain::connect_with_signer(&chain.rpc_url, signer, &options).map_err(|e| {
+    lilypad_chain::connect_with_signer(&chain.rpc_urls, signer, &options).map_err(|e| {
         RunError::Chain {
             chain: chain.name.clone(),
-            what: format!("connecting to rpc {:?}", chain.rpc_url),
+            what: format!("connecting to rpc {:?}", chain.rpc_urls),
             reason: e.to_string(),
         }
     })
@@ -233,12 +233,16 @@ async fn ensure_registered(
         Err(ChainClientError::WrongChain { expected, actual }) => {
             return Err(RunError::WrongChain {
                 chain: chain.name.clone(),
-                url: chain.rpc_url.clone(),
+                url: chain.rpc_urls.join(", "),
                 actual,
                 expected,
             });
         }
-        Err(e) => return Err(err(&format!("reaching {}", chain.rpc_url))(e.to_string())),
+        Err(e) => {
+            return Err(err(&format!("reaching {}", chain.rpc_urls.join(", ")))(
+                e.to_string(),
+            ));
+        }
     }
     let lilypad = Lilypad::new(chain.lilypad, &provider);
     let me = signer.address();
@@ -345,7 +349,7 @@ pub async fn run_provider(run: ProviderRun, cancel: CancellationToken) -> Result
         }
         chains.push(ChainSettings {
             chain_id: chain.chain_id,
-            rpc_url: chain.rpc_url.clone(),
+            rpc_urls: chain.rpc_urls.clone(),
             lilypad: chain.lilypad,
         });
     }
@@ -428,7 +432,7 @@ pub async fn run_mediator(run: MediatorRun, cancel: CancellationToken) -> Result
         };
         let settings = ChainSettings {
             chain_id: chain.chain_id,
-            rpc_url: chain.rpc_url.clone(),
+            rpc_urls: chain.rpc_urls.clone(),
             lilypad: chain.lilypad,
         };
         let m = Mediator::new(

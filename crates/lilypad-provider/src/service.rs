@@ -36,8 +36,8 @@ use crate::state::{DealRecord, ResultRecord, StateDir, StateError};
 pub struct ChainSettings {
     /// EIP-155 chain id.
     pub chain_id: u64,
-    /// JSON-RPC endpoint (http or https).
-    pub rpc_url: String,
+    /// JSON-RPC endpoints (http or https; one or more of the same chain).
+    pub rpc_urls: Vec<String>,
     /// The Lilypad contract it is registered with there.
     pub lilypad: Address,
 }
@@ -123,7 +123,7 @@ pub enum ProviderError {
     #[error("chain {0} is configured twice: keep one entry per chain")]
     DuplicateChain(u64),
     /// An RPC URL that does not parse.
-    #[error("chain {chain_id}: rpc_url {url:?} is not a URL ({reason}); give an http(s) URL")]
+    #[error("chain {chain_id}: rpc_urls {url:?}: {reason}; give http(s) URLs")]
     BadRpcUrl {
         /// The chain.
         chain_id: u64,
@@ -159,7 +159,7 @@ pub enum ProviderError {
     },
     /// A chain call failed.
     #[error(
-        "chain {chain_id}: {what} failed: {reason} (check the chain's rpc_url and that the node is up)"
+        "chain {chain_id}: {what} failed: {reason} (check the chain's rpc_urls and that the node is up)"
     )]
     Chain {
         /// The chain.
@@ -251,11 +251,11 @@ async fn chain_now(rpc: &DynProvider) -> Result<u64, String> {
         .map_err(|e| e.to_string())
 }
 
-/// A read-only RPC connection to `url`.
-pub(crate) fn connect(chain_id: u64, url: &str) -> Result<DynProvider, ProviderError> {
-    lilypad_chain::connect(url, &RpcOptions::default()).map_err(|e| ProviderError::BadRpcUrl {
+/// A read-only RPC connection to `urls`.
+pub(crate) fn connect(chain_id: u64, urls: &[String]) -> Result<DynProvider, ProviderError> {
+    lilypad_chain::connect(urls, &RpcOptions::default()).map_err(|e| ProviderError::BadRpcUrl {
         chain_id,
-        url: url.to_owned(),
+        url: urls.join(", "),
         reason: e.to_string(),
     })
 }
@@ -276,7 +276,7 @@ impl ResourceProvider {
         }
         let mut chains = BTreeMap::new();
         for c in &settings.chains {
-            let rpc = connect(c.chain_id, &c.rpc_url)?;
+            let rpc = connect(c.chain_id, &c.rpc_urls)?;
             let chain = Chain {
                 settings: c.clone(),
                 rpc,

@@ -111,7 +111,7 @@ impl World {
             dev_keys::PROVIDER.parse().unwrap(),
             vec![ChainSettings {
                 chain_id: CHAIN,
-                rpc_url: self.chain.url(),
+                rpc_urls: vec![self.chain.url()],
                 lilypad: self.chain.lilypad,
             }],
             vec![price("sha256", PRICE), price("linger", PRICE)],

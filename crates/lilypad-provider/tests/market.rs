@@ -74,7 +74,7 @@ async fn world_with(
         dev_keys::PROVIDER.parse().unwrap(),
         vec![ChainSettings {
             chain_id: CHAIN,
-            rpc_url: chain.url(),
+            rpc_urls: vec![chain.url()],
             lilypad: chain.lilypad,
         }],
         vec![
@@ -501,7 +501,7 @@ async fn mediators_uphold_an_honest_provider_and_overturn_a_lying_one() {
                 key.parse().unwrap(),
                 ChainSettings {
                     chain_id: CHAIN,
-                    rpc_url: w.chain.url(),
+                    rpc_urls: vec![w.chain.url()],
                     lilypad: w.chain.lilypad,
                 },
                 w.chain.mediation,

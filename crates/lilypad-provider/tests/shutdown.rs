@@ -104,7 +104,7 @@ async fn cancelling_the_token_stops_and_awaits_every_task_and_removes_the_offer(
         ChainSettings {
             chain_id: 31337,
             // Nothing listens there: reading collateral fails, and is retried.
-            rpc_url: "http://127.0.0.1:9".into(),
+            rpc_urls: vec!["http://127.0.0.1:9".into()],
             lilypad: Address::repeat_byte(0x11),
         },
         vec![price("cowsay", 1_000_000)],
@@ -155,7 +155,7 @@ async fn a_job_in_progress_is_stopped_and_gives_back_capacity_and_collateral() {
         "shutdown-job",
         ChainSettings {
             chain_id: CHAIN,
-            rpc_url: url.clone(),
+            rpc_urls: vec![url.clone()],
             lilypad,
         },
         vec![price("sha256", PRICE)],

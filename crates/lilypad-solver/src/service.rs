@@ -732,8 +732,12 @@ pub fn connect_chains<'c>(
 }
 
 impl RpcJobChain {
-    /// A reader of the Lilypad contract at `lilypad` through `rpc` (an http(s) URL).
-    pub fn new(rpc: &str, lilypad: alloy_primitives::Address) -> Result<Self, String> {
+    /// A reader of the Lilypad contract at `lilypad` through `rpc` (one http(s) URL or several
+    /// of the same chain).
+    pub fn new(
+        rpc: &(impl lilypad_chain::Endpoints + ?Sized),
+        lilypad: alloy_primitives::Address,
+    ) -> Result<Self, String> {
         let provider = lilypad_chain::connect(rpc, &lilypad_chain::RpcOptions::default())
             .map_err(|e| e.to_string())?;
         Ok(Self { provider, lilypad })

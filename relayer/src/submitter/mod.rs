@@ -203,10 +203,10 @@ const ROUND_WAIT: Duration = Duration::from_millis(100);
 const ROUND_PAUSE: Duration = Duration::from_millis(50);
 
 impl Submitter {
-    /// A submitter sending with `key` through `rpc`.
+    /// A submitter sending with `key` through `rpc` (one URL or several of the same chain).
     pub fn new(
         settings: SubmitterSettings,
-        rpc: &str,
+        rpc: &(impl lilypad_chain::Endpoints + ?Sized),
         key: PrivateKeySigner,
         store: Store,
         bus: Bus,

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
+pub mod counting;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -12,8 +14,8 @@ use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
 use lilypad_bindings::Lilypad;
 use lilypad_e2e::{
-    Anvil, Nats, Redis, TcpProxy, dev_keys, ensure_module_images, eventually, job_modules_dir,
-    ok_if, test_modules_dir,
+    Anvil, FaultPlan, FaultyRpc, Nats, Redis, TcpProxy, dev_keys, ensure_module_images, eventually,
+    job_modules_dir, ok_if, test_modules_dir,
 };
 use lilypad_testkit::{TestChain, fresh_key, reader};
 use lilypad_types::JobStatus;
@@ -35,6 +37,10 @@ pub struct Options {
     pub mediator: bool,
     /// Services reach anvil through a [`TcpProxy`] the test can take down.
     pub proxy: bool,
+    /// The services reach anvil through a [`FaultyRpc`] failing requests as planned (so do
+    /// `lilypad` commands the test runs, which read the same chains.toml); the test's own calls
+    /// through [`Stack::chain`] go straight to anvil.
+    pub rpc_faults: Option<FaultPlan>,
     /// chains.toml's poll_interval for the chain.
     pub poll_interval: &'static str,
     /// More arguments for `lilypad provider` (e.g. `--cpu-millis`).
@@ -48,6 +54,7 @@ impl Default for Options {
             client_key: dev_keys::CLIENT,
             mediator: false,
             proxy: false,
+            rpc_faults: None,
             poll_interval: "200ms",
             provider_args: Vec::new(),
         }
@@ -57,6 +64,7 @@ impl Default for Options {
 pub struct Stack {
     pub chain: TestChain,
     pub proxy: Option<TcpProxy>,
+    pub faulty: Option<FaultyRpc>,
     _nats: Nats,
     _redis: Redis,
     pub dir: tempfile::TempDir,
@@ -115,7 +123,15 @@ impl Stack {
         let proxy = options
             .proxy
             .then(|| TcpProxy::start(chain.anvil.service.port()).unwrap());
-        let rpc = proxy.as_ref().map_or_else(|| chain.url(), TcpProxy::url);
+        let faulty = options
+            .rpc_faults
+            .clone()
+            .map(|plan| FaultyRpc::start(&chain.url(), plan).unwrap());
+        let rpc = match (&proxy, &faulty) {
+            (Some(p), _) => p.url(),
+            (None, Some(f)) => f.url(),
+            (None, None) => chain.url(),
+        };
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("deploy.json"), chain.deployment.to_string()).unwrap();
         std::fs::write(
@@ -150,6 +166,7 @@ impl Stack {
             lilypad: chain.lilypad,
             chain,
             proxy,
+            faulty,
             _nats: nats,
             _redis: redis,
             dir,
