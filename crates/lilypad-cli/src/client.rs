@@ -13,7 +13,7 @@ use lilypad_bus::{Bus, BusOptions};
 use lilypad_config::ChainConfig;
 use lilypad_types::{JobStatus, ModuleId, Offer, Outcome};
 
-use crate::common::{check_chain_id, load_chains, load_key, reader, wallet};
+use crate::common::{check_chain_id, load_chains, load_key, reader, send_once, wallet};
 use crate::{ChallengeArgs, Global, JobArgs, RunArgs};
 
 /// A job state number as `lilypad run` and `lilypad job` print it.
@@ -49,6 +49,8 @@ struct Session {
     chain: ChainConfig,
     me: Address,
     provider: DynProvider,
+    /// The account's key, for the transactions `send` signs itself.
+    key: alloy::network::EthereumWallet,
     contracts: lilypad_config::Contracts,
 }
 
@@ -63,15 +65,33 @@ impl Session {
         let chain = chain(&config, chain_name)?.clone();
         let key = load_key(key_env, key_file, "client")?;
         let me = key.address();
-        let provider = wallet(&chain, key)?;
+        let provider = wallet(&chain, key.clone())?;
         check_chain_id(&chain, &provider).await?;
         let contracts = chain.contracts()?;
         Ok(Self {
             chain,
             me,
             provider,
+            key: key.into(),
             contracts,
         })
+    }
+
+    /// Sends `tx` from this account exactly once (see [`send_once`]) and waits for its receipt.
+    async fn send(
+        &self,
+        tx: alloy::rpc::types::TransactionRequest,
+        what: &str,
+    ) -> Result<alloy::rpc::types::TransactionReceipt> {
+        send_once(
+            &self.provider,
+            &self.key,
+            self.me,
+            self.chain.chain_id,
+            tx,
+            what,
+        )
+        .await
     }
 
     fn lilypad(&self) -> Lilypad::LilypadInstance<&DynProvider> {
@@ -92,13 +112,10 @@ impl Session {
             bail!("{me} holds {balance} tokens, less than {what} {amount}: {fix}");
         }
         if token.allowance(me, self.contracts.lilypad).call().await? < amount {
-            token
+            let approve = token
                 .approve(self.contracts.lilypad, amount)
-                .send()
-                .await
-                .map_err(crate::common::revert)?
-                .get_receipt()
-                .await?;
+                .into_transaction_request();
+            self.send(approve, "the token approval").await?;
         }
         Ok(())
     }
@@ -246,12 +263,11 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
         challengeWindow: args.challenge_window,
     };
     let started = Instant::now();
-    let receipt = lilypad
-        .runJob(request)
-        .send()
-        .await
-        .map_err(crate::common::revert)?
-        .get_receipt()
+    let receipt = session
+        .send(
+            lilypad.runJob(request).into_transaction_request(),
+            "the job request (runJob)",
+        )
         .await?;
     drop(lock);
     let job = receipt
@@ -349,12 +365,11 @@ pub async fn challenge(global: &Global, args: &ChallengeArgs) -> Result<()> {
     session
         .allow(fee, "the mediation fee", "fund it first")
         .await?;
-    let receipt = lilypad
-        .challenge(id)
-        .send()
-        .await
-        .map_err(crate::common::revert)?
-        .get_receipt()
+    let receipt = session
+        .send(
+            lilypad.challenge(id).into_transaction_request(),
+            "the challenge",
+        )
         .await?;
     drop(lock);
     if !receipt.status() {

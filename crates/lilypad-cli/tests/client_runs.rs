@@ -7,9 +7,10 @@
 mod common;
 
 use alloy::primitives::{Address, U256};
+use alloy::providers::Provider;
 use common::{Options, Stack, text};
 use lilypad_bindings::LilypadToken;
-use lilypad_e2e::dev_keys;
+use lilypad_e2e::{Fault, FaultPlan, dev_keys};
 use lilypad_types::JobStatus;
 
 const CLIENT: &str = dev_keys::ADDRESSES[1];
@@ -77,5 +78,42 @@ async fn an_unknown_module_is_refused_before_anything_is_escrowed() {
         lilypad.getJob(U256::from(1)).call().await.unwrap().state(),
         Some(JobStatus::None),
         "no job was requested"
+    );
+}
+
+/// The answer to `lilypad run`'s first transaction is lost on its way back (the node took it; the
+/// RPC endpoint's connection reset): the command finds it by its hash and goes on, instead of
+/// failing on the retried send's "already known" (and being run again by its user). One job is
+/// requested, and the account sent exactly two transactions (the approval and the request).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_answer_to_a_send_is_found_by_its_hash_and_nothing_is_sent_twice() {
+    let stack = Stack::start(Options {
+        rpc_faults: Some(FaultPlan::none()),
+        ..Options::default()
+    })
+    .await;
+    let client: Address = CLIENT.parse().unwrap();
+    let chain = lilypad_testkit::reader(&stack.chain.url());
+    let sent_before = chain.get_transaction_count(client).await.unwrap();
+    let faulty = stack.faulty.as_ref().unwrap();
+    faulty.fail_method("eth_sendRawTransaction", Fault::LoseAnswer, 1);
+
+    let out = stack
+        .command(&["run", "cowsay", "--chain", "dev", "-i", "message=once"])
+        .output()
+        .unwrap();
+
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(faulty.stats().faulted_with(Fault::LoseAnswer), 1);
+    assert_eq!(
+        chain.get_transaction_count(client).await.unwrap(),
+        sent_before + 2,
+        "approve and runJob, each once"
+    );
+    let lilypad = stack.lilypad().await;
+    assert_eq!(
+        lilypad.getJob(U256::from(2)).call().await.unwrap().state(),
+        Some(JobStatus::None),
+        "only one job was requested"
     );
 }
