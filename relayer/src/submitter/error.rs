@@ -147,21 +147,22 @@ pub fn classify_call(e: &TransportError) -> CallFailure {
     }
     match payload.as_revert_data() {
         Some(data) => match LilypadErrors::abi_decode(&data) {
-            Ok(decoded) => {
-                let verdict = verdict(&decoded);
-                CallFailure::Reverted {
-                    reason: format!("{decoded:?}"),
-                    verdict,
-                }
-            }
+            Ok(decoded) => CallFailure::Reverted {
+                reason: lilypad_bindings::decode_error(&data)
+                    .unwrap_or_else(|| format!("{decoded:?}")),
+                verdict: verdict(&decoded),
+            },
             Err(_) => CallFailure::Reverted {
-                reason: match data.get(..4) {
-                    Some(selector) => format!(
+                // The token's (OpenZeppelin's) and mediation's errors by name; anything else by
+                // its selector.
+                reason: match (lilypad_bindings::decode_error(&data), data.get(..4)) {
+                    (Some(named), _) => named,
+                    (None, Some(selector)) => format!(
                         "custom error 0x{} (not one of Lilypad's): {}",
                         alloy::primitives::hex::encode(selector),
                         payload.message
                     ),
-                    None => payload.message.to_string(),
+                    (None, None) => payload.message.to_string(),
                 },
                 verdict: Verdict::Retry,
             },
@@ -337,6 +338,26 @@ mod tests {
         assert_eq!(verdict, Verdict::Retry);
         let bare = error_response(-32000, "execution reverted", None);
         assert!(matches!(classify_call(&bare), CallFailure::Reverted { .. }));
+    }
+
+    #[test]
+    fn a_revert_of_the_token_is_named_and_retried() {
+        use alloy::sol_types::SolError;
+        let data = lilypad_bindings::LilypadToken::ERC20InsufficientBalance {
+            sender: alloy::primitives::Address::repeat_byte(1),
+            balance: alloy::primitives::U256::from(1),
+            needed: alloy::primitives::U256::from(2),
+        }
+        .abi_encode();
+        let e = error_response(3, "execution reverted", Some(&hex_data(&data)));
+        let CallFailure::Reverted { reason, verdict } = classify_call(&e) else {
+            panic!("{e}")
+        };
+        assert!(
+            reason.starts_with("ERC20InsufficientBalance { sender: 0x0101"),
+            "{reason}"
+        );
+        assert_eq!(verdict, Verdict::Retry);
     }
 
     #[test]
