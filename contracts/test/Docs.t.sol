@@ -54,9 +54,8 @@ contract DocsTest is LilypadTestBase {
     ///      and a 59-byte CID into fresh (zero, cold) slots: what `callbackGasLimit` must be.
     ///      Each probe writes another job id, so every slot it stores is zero and cold.
     function _leastGas(uint256 firstJobId, uint256 n) internal returns (uint256) {
-        JobResult memory result = JobResult({
-            status: Outcome.Succeeded, resultCid: REAL_CID, output: _output(n), exitCode: 0, error: ""
-        });
+        JobResult memory result =
+            JobResult({status: Outcome.Succeeded, resultCid: REAL_CID, output: _output(n), exitCode: 0, error: ""});
         (uint256 lo, uint256 hi) = (0, 3_000_000);
         for (uint256 jobId = firstJobId; hi - lo > 50; ++jobId) {
             uint256 mid = (lo + hi) / 2;

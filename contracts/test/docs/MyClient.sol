@@ -3,7 +3,7 @@ pragma solidity ^0.8.24;
 
 // The five-minute client of docs/solidity.md, verbatim below this line: the bindings' tests fail
 // when the two differ, and Docs.t.sol runs it against Lilypad with _newRequest's defaults.
-import {LilypadClient} from "lilypad/LilypadClient.sol";            // contracts/src/
+import {LilypadClient} from "lilypad/LilypadClient.sol"; // contracts/src/
 import {JobRequest, JobResult, Outcome} from "lilypad/interfaces/ILilypad.sol";
 
 contract MyClient is LilypadClient {
@@ -20,7 +20,7 @@ contract MyClient is LilypadClient {
 
     function _onJobResult(uint256 jobId, JobResult calldata result) internal override {
         if (result.status == Outcome.Succeeded) {
-            outputs[jobId] = result.output;        // at most r.maxOutputBytes
+            outputs[jobId] = result.output; // at most r.maxOutputBytes
             cids[jobId] = string(result.resultCid); // the outputs on IPFS
         }
     }
