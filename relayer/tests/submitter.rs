@@ -532,6 +532,51 @@ async fn pending_records(w: &World) -> Vec<(u64, PendingTx)> {
     w.store.pending(CHAIN, w.submitter.signer()).await.unwrap()
 }
 
+/// Publishes a signed deal for a new job (message id `msg_id`) and returns the job.
+async fn publish_new_deal(w: &World, msg_id: &str) -> U256 {
+    let (job, hash) = run_job(w, 600).await;
+    w.bus
+        .publish(
+            Topic::Deals,
+            CHAIN,
+            msg_id,
+            &signed_deal(w, job, hash, &provider_key()),
+        )
+        .await
+        .unwrap();
+    job
+}
+
+/// Waits until `job` is agreed, the relayer's mined and pending nonces are both `before + 2` (the
+/// filled nonce and the deal: no gap) and nothing is left recorded as pending. `round`, when
+/// given, is driven between looks (a submitter that is not running on its own).
+async fn deal_lands_with_no_gap(w: &World, job: U256, before: u64, round: Option<&Submitter>) {
+    eventually(
+        Duration::from_secs(60),
+        "the deal lands and every nonce is mined",
+        async || {
+            if let Some(submitter) = round
+                && let Err(e) = submitter.round(Duration::from_millis(100)).await
+            {
+                return Err(format!("round: {e}"));
+            }
+            let s = state(w, job).await;
+            let (pending, mined) = relayer_counts(w).await;
+            let records = pending_records(w).await;
+            ok_if(
+                s == Some(JobStatus::Agreed)
+                    && (pending, mined) == (before + 2, before + 2)
+                    && records.is_empty(),
+                format!(
+                    "job {job}: {s:?}; (pending, mined) ({pending}, {mined}) from {before}; records {:?}",
+                    summary(&records)
+                ),
+            )
+        },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_transport_error_during_gas_estimation_of_a_result_the_result_lands_later() {
     let w = world().await;
@@ -832,38 +877,8 @@ async fn a_deal_whose_every_send_was_lost_and_that_is_no_longer_needed_leaves_no
 
     // The next job's deal is sent with a later nonce by the same running relayer's rounds: it is
     // mined only if nothing is left open below it.
-    let (job_b, hash_b) = run_job(&w, 600).await;
-    w.bus
-        .publish(
-            Topic::Deals,
-            CHAIN,
-            "b",
-            &signed_deal(&w, job_b, hash_b, &provider_key()),
-        )
-        .await
-        .unwrap();
-    eventually(
-        Duration::from_secs(60),
-        "the next deal lands and every nonce is mined",
-        async || {
-            if let Err(e) = submitter.round(Duration::from_millis(100)).await {
-                return Err(format!("round: {e}"));
-            }
-            let b = state(&w, job_b).await;
-            let (pending, mined) = relayer_counts(&w).await;
-            let records = pending_records(&w).await;
-            ok_if(
-                b == Some(JobStatus::Agreed)
-                    && (pending, mined) == (before + 2, before + 2)
-                    && records.is_empty(),
-                format!(
-                    "job {job_b}: {b:?}; (pending, mined) ({pending}, {mined}) from {before}; records {:?}",
-                    summary(&records)
-                ),
-            )
-        },
-    )
-    .await;
+    let job_b = publish_new_deal(&w, "b").await;
+    deal_lands_with_no_gap(&w, job_b, before, Some(&submitter)).await;
 }
 
 #[tokio::test]
@@ -920,36 +935,9 @@ async fn a_restarted_relayer_fills_the_nonce_of_a_deal_a_killed_one_signed_and_n
     send(lilypad.agreeDeal(Lilypad::Deal::from(&deal_a.terms), deal_a.signature.clone())).await;
 
     // The restarted relayer takes the lease; the next job's deal comes.
-    let (job_b, hash_b) = run_job(&w, 600).await;
-    w.bus
-        .publish(
-            Topic::Deals,
-            CHAIN,
-            "b",
-            &signed_deal(&w, job_b, hash_b, &provider_key()),
-        )
-        .await
-        .unwrap();
+    let job_b = publish_new_deal(&w, "b").await;
     let (stop, running) = run_submitter(&w, "restarted");
-    eventually(
-        Duration::from_secs(60),
-        "the next deal lands and every nonce is mined",
-        async || {
-            let b = state(&w, job_b).await;
-            let (pending, mined) = relayer_counts(&w).await;
-            let records = pending_records(&w).await;
-            ok_if(
-                b == Some(JobStatus::Agreed)
-                    && (pending, mined) == (before + 2, before + 2)
-                    && records.is_empty(),
-                format!(
-                    "job {job_b}: {b:?}; (pending, mined) ({pending}, {mined}) from {before}; records {:?}",
-                    summary(&records)
-                ),
-            )
-        },
-    )
-    .await;
+    deal_lands_with_no_gap(&w, job_b, before, None).await;
     stop.cancel();
     running.await.unwrap();
 }
@@ -967,36 +955,9 @@ async fn a_nonce_a_killed_relayer_reserved_and_never_recorded_is_filled() {
             .unwrap(),
         before
     );
-    let (job, hash) = run_job(&w, 600).await;
-    w.bus
-        .publish(
-            Topic::Deals,
-            CHAIN,
-            "d",
-            &signed_deal(&w, job, hash, &provider_key()),
-        )
-        .await
-        .unwrap();
+    let job = publish_new_deal(&w, "d").await;
     let (stop, running) = run_submitter(&w, "restarted");
-    eventually(
-        Duration::from_secs(60),
-        "the deal lands and every nonce is mined",
-        async || {
-            let s = state(&w, job).await;
-            let (pending, mined) = relayer_counts(&w).await;
-            let records = pending_records(&w).await;
-            ok_if(
-                s == Some(JobStatus::Agreed)
-                    && (pending, mined) == (before + 2, before + 2)
-                    && records.is_empty(),
-                format!(
-                    "job {job}: {s:?}; (pending, mined) ({pending}, {mined}) from {before}; records {:?}",
-                    summary(&records)
-                ),
-            )
-        },
-    )
-    .await;
+    deal_lands_with_no_gap(&w, job, before, None).await;
     stop.cancel();
     running.await.unwrap();
 }
