@@ -20,7 +20,7 @@ use lilypad_e2e::{
 };
 use lilypad_modules::ModuleRegistry;
 use lilypad_provider::{
-    CancellationToken, CapacityTracker, ChainSettings, ProviderError, ProviderSettings,
+    CancellationToken, CapacityTracker, ChainSettings, DealServer, ProviderError, ProviderSettings,
     ResourceProvider, unix_now,
 };
 use lilypad_testkit::{TestChain, job_request, send};
@@ -249,6 +249,36 @@ fn kept(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// A provider named `name` reaching NATS through a proxy signs a sha256 deal; the proxy goes down,
+/// the deal lands and the job finishes: returns (with the provider and its deal server) once its
+/// signed result is kept on disk, unpublished.
+async fn finished_while_nats_is_down(
+    w: &World,
+    name: &str,
+) -> (TcpProxy, ResourceProvider, DealServer, JobRequested) {
+    let proxy = TcpProxy::start(w.nats.0.port()).unwrap();
+    let via_proxy = format!("nats://127.0.0.1:{}", proxy.port());
+    let provider = w.provider(name, &via_proxy, 2000, |_| {}).await;
+    let deals = provider.serve_deals().await.unwrap();
+    let job = w.request("sha256", &[("text", name)]).await;
+    let deal = w
+        .propose(&w.proposal(&job, Duration::from_secs(120)))
+        .await
+        .unwrap();
+    proxy.down();
+    w.agree(&deal).await;
+    eventually(
+        Duration::from_secs(60),
+        "the result is signed and kept while NATS is down",
+        async || {
+            let n = kept(&w.state_dir());
+            ok_if(n == 1, n)
+        },
+    )
+    .await;
+    (proxy, provider, deals, job)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn provider_reservations_are_released_after_a_deal_signature_expires_unused() {
     let w = world().await;
@@ -361,28 +391,8 @@ async fn a_finished_job_whose_deal_is_not_agreed_yet_holds_no_capacity_and_keeps
 #[tokio::test(flavor = "multi_thread")]
 async fn a_finished_result_survives_a_nats_outage_longer_than_the_old_15_s() {
     let w = world().await;
-    let proxy = TcpProxy::start(w.nats.0.port()).unwrap();
-    let via_proxy = format!("nats://127.0.0.1:{}", proxy.port());
-    let provider = w.provider("outage", &via_proxy, 2000, |_| {}).await;
-    let _deals = provider.serve_deals().await.unwrap();
-    let job = w.request("sha256", &[("text", "through the outage")]).await;
-    let deal = w
-        .propose(&w.proposal(&job, Duration::from_secs(120)))
-        .await
-        .unwrap();
-
     // NATS becomes unreachable for the provider; the deal lands and the job finishes meanwhile.
-    proxy.down();
-    w.agree(&deal).await;
-    eventually(
-        Duration::from_secs(60),
-        "the result is signed and kept while NATS is down",
-        async || {
-            let n = kept(&w.state_dir());
-            ok_if(n == 1, n)
-        },
-    )
-    .await;
+    let (proxy, _provider, _deals, job) = finished_while_nats_is_down(&w, "outage").await;
     // The fault itself: NATS stays unreachable for 25 s, longer than the old five doubling
     // attempts (about 15 s) took to give up. Not a wait for anything to happen.
     tokio::time::sleep(Duration::from_secs(25)).await;
@@ -407,23 +417,8 @@ async fn a_finished_result_survives_a_nats_outage_longer_than_the_old_15_s() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_provider_restarted_with_a_finished_unpublished_result_publishes_it() {
     let w = world().await;
-    let proxy = TcpProxy::start(w.nats.0.port()).unwrap();
-    let via_proxy = format!("nats://127.0.0.1:{}", proxy.port());
-    let first = w.provider("restart-1", &via_proxy, 2000, |_| {}).await;
-    let _deals = first.serve_deals().await.unwrap();
-    let job = w.request("sha256", &[("text", "before the restart")]).await;
-    let deal = w
-        .propose(&w.proposal(&job, Duration::from_secs(120)))
-        .await
-        .unwrap();
     // The result is signed and kept, but cannot be published: NATS is unreachable.
-    proxy.down();
-    w.agree(&deal).await;
-    eventually(Duration::from_secs(60), "the result is kept", async || {
-        let n = kept(&w.state_dir());
-        ok_if(n == 1, n)
-    })
-    .await;
+    let (_proxy, first, _deals, job) = finished_while_nats_is_down(&w, "restart-1").await;
     // The provider stops before publishing succeeded.
     first.shutdown().await;
     drop(first);
