@@ -44,6 +44,11 @@ pub struct OpenJob {
     pub timeout_collateral_bps: u32,
 }
 
+/// The first wait after a failed fetch of job requests, doubled up to [`FETCH_RETRY_MAX`].
+const FETCH_RETRY_FIRST: Duration = Duration::from_millis(250);
+/// The longest wait between fetches of job requests while NATS fails.
+const FETCH_RETRY_MAX: Duration = Duration::from_secs(5);
+
 /// Solver settings.
 #[derive(Debug, Clone)]
 pub struct SolverSettings {
@@ -553,13 +558,31 @@ impl<C: JobChain> Solver<C> {
             .bus
             .consumer::<JobRequested>(Topic::Jobs, None, &self.settings.consumer)
             .await?;
+        // A failed fetch (NATS away, or too slow to answer) is waited out, never fatal: the
+        // solver goes on once NATS is back, and unacknowledged jobs are delivered again.
+        let mut backoff = FETCH_RETRY_FIRST;
         loop {
             if stop.is_cancelled() {
                 return Ok(());
             }
             let batch = tokio::select! {
-                b = consumer.fetch(16, Duration::from_secs(1)) => b?,
+                b = consumer.fetch(16, Duration::from_secs(1)) => b,
                 _ = stop.cancelled() => return Ok(()),
+            };
+            let batch = match batch {
+                Ok(batch) => {
+                    backoff = FETCH_RETRY_FIRST;
+                    batch
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "fetching job requests failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.cancelled() => return Ok(()),
+                    }
+                    backoff = (backoff * 2).min(FETCH_RETRY_MAX);
+                    continue;
+                }
             };
             for received in batch {
                 let delivery = match received {
@@ -586,11 +609,16 @@ impl<C: JobChain> Solver<C> {
                                 tracing::info!(job = %job.key, "job no longer open to a deal")
                             }
                         }
-                        delivery.ack().await?;
+                        if let Err(e) = delivery.ack().await {
+                            // Delivered again after the ack wait; booking it twice is harmless.
+                            tracing::warn!(job = %job.key, error = %e, "acknowledging a booked job failed");
+                        }
                     }
                     Err(e) => {
                         tracing::error!(job = %job.key, error = %e, "booking the job failed; retrying in 2s");
-                        delivery.retry_after(Duration::from_secs(2)).await?;
+                        if let Err(e) = delivery.retry_after(Duration::from_secs(2)).await {
+                            tracing::warn!(job = %job.key, error = %e, "asking for the job again failed; it comes back after the ack wait");
+                        }
                     }
                 }
             }

@@ -382,7 +382,7 @@ struct Stuck<'a> {
 impl std::fmt::Display for Stuck<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "state {}", self.state)?;
-        for name in ["relayer", "provider", "mediator"] {
+        for name in ["relayer", "solver", "provider", "mediator"] {
             write!(f, "\n{name}:\n{}", self.stack.log(name))?;
         }
         Ok(())
