@@ -191,6 +191,17 @@ struct Chain {
     rpc: DynProvider,
 }
 
+impl Chain {
+    /// Job `key` as this chain's Lilypad contract stores it; the error as text for the checks.
+    async fn job(&self, key: JobKey) -> Result<Lilypad::Job, String> {
+        Lilypad::new(self.settings.lilypad, &self.rpc)
+            .getJob(key.job_id)
+            .call()
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 struct Inner {
     settings: ProviderSettings,
     address: Address,
@@ -658,14 +669,7 @@ impl ResourceProvider {
 
     /// Everything the checks need from `chain` about job `key`, read at once.
     async fn read_chain(&self, chain: &Chain, key: JobKey) -> checks::ChainFacts {
-        let lilypad = Lilypad::new(chain.settings.lilypad, &chain.rpc);
-        let job = async {
-            lilypad
-                .getJob(key.job_id)
-                .call()
-                .await
-                .map_err(|e| e.to_string())
-        };
+        let job = chain.job(key);
         let free = async {
             self.free_collateral(key.chain_id)
                 .await
@@ -876,14 +880,7 @@ impl ResourceProvider {
 
     async fn look_at(&self, chain: &Chain, record: &DealRecord) -> Agreement {
         let key = record.job.key;
-        let lilypad = Lilypad::new(chain.settings.lilypad, &chain.rpc);
-        let job = async {
-            lilypad
-                .getJob(key.job_id)
-                .call()
-                .await
-                .map_err(|e| e.to_string())
-        };
+        let job = chain.job(key);
         let (job, chain_time) = tokio::join!(job, chain_now(&chain.rpc));
         if let Err(e) = &job {
             tracing::warn!("reading job {key} failed (will retry): {e}");
