@@ -17,7 +17,7 @@ use alloy::primitives::U256;
 use alloy::providers::Provider;
 use common::counting::{Counting, Until, relayer_transactions, room_for};
 use common::{Options, Stack};
-use lilypad_e2e::{FaultPlan, eventually_every};
+use lilypad_e2e::FaultPlan;
 use lilypad_testkit::reader;
 
 const JOBS: usize = 30;
@@ -54,24 +54,7 @@ async fn thirty_jobs_settle_once_each_through(rate: f64, seed: u64) {
     proxy.set_rate(0.0);
     let after = proxy.stats();
 
-    // No nonce gap: every transaction the relayer sent is mined, none waits behind a gap.
-    eventually_every(
-        Duration::from_millis(250),
-        Duration::from_secs(60),
-        "the relayer has nothing left in the pool",
-        async || {
-            let (mined, pending) = (
-                stack.relayer_nonce().await,
-                stack.relayer_pending_nonce().await,
-            );
-            if mined == pending {
-                Ok(())
-            } else {
-                Err(format!("mined nonce {mined}, pending nonce {pending}"))
-            }
-        },
-    )
-    .await;
+    stack.wait_no_nonce_gap().await;
     let (by_function, reverted) = relayer_transactions(&stack, from).await;
     println!(
         "{JOBS} jobs to settlement: {:.1} s without faults, {:.1} s at {:.0}% RPC faults (seed {seed}; {:.2}x); faults injected: {} of {} requests",

@@ -72,6 +72,8 @@ pub struct Stack {
     pub provider: Address,
     pub env: Vec<(String, String)>,
     pub services: Vec<(String, Child)>,
+    /// The arguments each service was last started with, for [`Stack::restart`].
+    launched: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Drop for Stack {
@@ -173,6 +175,7 @@ impl Stack {
             provider,
             env,
             services: Vec::new(),
+            launched: Default::default(),
         };
         stack.spawn("relayer", &["relayer"]);
         stack.spawn("solver", &["solver"]);
@@ -233,6 +236,18 @@ impl Stack {
             .spawn()
             .unwrap();
         self.services.push((name.to_owned(), child));
+        self.launched.insert(
+            name.to_owned(),
+            args.iter().map(|a| (*a).to_owned()).collect(),
+        );
+    }
+
+    /// Starts service `name` again with the arguments it was last started with (after
+    /// [`Stack::kill`]), without waiting for it to be ready.
+    pub fn restart(&mut self, name: &str) {
+        let args = self.launched[name].clone();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.spawn(name, &args);
     }
 
     /// Starts `lilypad provider` with `extra` arguments and waits until it offers.
@@ -336,6 +351,28 @@ impl Stack {
             .pending()
             .await
             .unwrap()
+    }
+
+    /// Waits until every transaction the relayer sent is mined: none waits in the pool behind a
+    /// nonce gap.
+    pub async fn wait_no_nonce_gap(&self) {
+        lilypad_e2e::eventually_every(
+            Duration::from_millis(250),
+            Duration::from_secs(60),
+            "the relayer has nothing left in the pool",
+            async || {
+                let (mined, pending) = (
+                    self.relayer_nonce().await,
+                    self.relayer_pending_nonce().await,
+                );
+                if mined == pending {
+                    Ok(())
+                } else {
+                    Err(format!("mined nonce {mined}, pending nonce {pending}"))
+                }
+            },
+        )
+        .await;
     }
 
     pub async fn state(&self, job: u64) -> JobStatus {
