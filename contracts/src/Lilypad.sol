@@ -200,13 +200,14 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         if (block.timestamp >= job.deadline) revert DeadlinePassed(jobId, job.deadline);
         Outcome status = _checkResult(result, inlineOutput.length, job.maxOutputBytes);
         address provider = job.provider;
-        _verify(_resultStructHash(result, keccak256(inlineOutput)), providerSignature, provider);
+        bytes32 outputHash = keccak256(inlineOutput);
+        _verify(_resultStructHash(result, outputHash), providerSignature, provider);
 
         _swapCollateral(provider, _timeoutCollateral(job), _resultsCollateral(job));
         uint40 challengeDeadline = uint40(block.timestamp + job.challengeWindow);
         job.status = JobStatus.ResultSubmitted;
         job.deadline = challengeDeadline;
-        job.resultHash = keccak256(result.resultCid);
+        job.resultHash = LilypadChecks.resultCommitment(result.status, result.exitCode, result.resultCid, outputHash);
         emit ResultSubmitted(jobId, provider, result, inlineOutput, challengeDeadline);
         _deliverResult(job, result, inlineOutput, status);
     }
@@ -449,6 +450,15 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     /// @inheritdoc ILilypad
     function getChallenge(uint256 jobId) external view returns (Challenge memory) {
         return _challenges[jobId];
+    }
+
+    /// @inheritdoc ILilypad
+    function resultCommitment(uint8 status, int32 exitCode, bytes calldata resultCid, bytes32 outputHash)
+        external
+        pure
+        returns (bytes32)
+    {
+        return LilypadChecks.resultCommitment(status, exitCode, resultCid, outputHash);
     }
 
     /// @inheritdoc ILilypad

@@ -80,9 +80,9 @@ contract AttacksTest is LilypadTestBase {
         client.setReenterJob(jobId);
         client.setMode(MockClient.Mode.ReenterChallenge);
         vm.prank(chosen[0]);
-        consortium.submitVerdict(jobId, keccak256(CID));
+        consortium.submitVerdict(jobId, _commitment(_result(jobId), OUTPUT));
         vm.prank(chosen[1]);
-        consortium.submitVerdict(jobId, keccak256(CID));
+        consortium.submitVerdict(jobId, _commitment(_result(jobId), OUTPUT));
         _assertBlocked();
         assertEq(uint8(_status(jobId)), uint8(JobStatus.Settled));
     }

@@ -37,7 +37,8 @@ contract LilypadResultTest is LilypadTestBase {
         Job memory job = lilypad.getJob(jobId);
         assertEq(uint8(job.status), uint8(JobStatus.ResultSubmitted));
         assertEq(job.deadline, block.timestamp + CHALLENGE_WINDOW);
-        assertEq(job.resultHash, keccak256(CID));
+        assertEq(job.resultHash, _commitment(r, OUTPUT));
+        assertEq(job.resultHash, lilypad.resultCommitment(r.status, r.exitCode, r.resultCid, keccak256(OUTPUT)));
         assertEq(_locked(provider), 2 * PRICE);
         assertEq(_free(provider), PROVIDER_COLLATERAL - 2 * PRICE);
 

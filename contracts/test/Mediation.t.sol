@@ -5,7 +5,15 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {LilypadTestBase} from "./utils/LilypadTestBase.sol";
 import {ConsortiumMediation} from "../src/mediation/ConsortiumMediation.sol";
 import {IMediation} from "../src/interfaces/IMediation.sol";
-import {ILilypad, JobStatus, Outcome, MediationCase, Challenge, Params} from "../src/interfaces/ILilypad.sol";
+import {
+    ILilypad,
+    JobStatus,
+    Outcome,
+    MediationCase,
+    Challenge,
+    Params,
+    ResultData
+} from "../src/interfaces/ILilypad.sol";
 
 /// @dev A mediation that takes every case and never answers.
 contract SilentMediation is IMediation {
@@ -17,7 +25,8 @@ contract SilentMediation is IMediation {
 }
 
 contract MediationTest is LilypadTestBase {
-    bytes32 internal providerHash = keccak256(CID);
+    /// @dev What an honest re-run of the job commits to: the provider's result, as submitted.
+    bytes32 internal providerHash = _commitment(_result(0), OUTPUT);
     bytes32 internal otherHash = keccak256("bafyother");
 
     function _fee(uint256 price) internal pure returns (uint256) {
@@ -33,6 +42,78 @@ contract MediationTest is LilypadTestBase {
     function _vote(uint256 jobId, address m, bytes32 h) internal {
         vm.prank(m);
         consortium.submitVerdict(jobId, h);
+    }
+
+    /// @dev A job whose provider submitted `r` (its job id filled in) with inline output `output`,
+    ///      properly signed, then challenged by the client.
+    function _challengedWith(ResultData memory r, bytes memory output)
+        internal
+        returns (uint256 jobId, address[] memory chosen)
+    {
+        jobId = _requestJob();
+        _agree(jobId);
+        r.jobId = jobId;
+        vm.prank(relayer);
+        lilypad.submitResult(r, output, _signResult(providerKey, r, output));
+        client.challenge(jobId);
+        chosen = consortium.mediatorsOf(jobId);
+    }
+
+    /// @dev Two of the three drawn mediators vote `h`, the commitment of their own re-run.
+    function _twoVote(uint256 jobId, address[] memory chosen, bytes32 h) internal {
+        _vote(jobId, chosen[0], h);
+        _vote(jobId, chosen[1], h);
+    }
+
+    // ------------------------------------------------------------------ what mediators compare
+
+    function test_HonestResult_UpheldWhenMediatorsReproduceItsWholeCommitment() public {
+        (uint256 jobId, address[] memory chosen) = _challengedWith(_result(0), OUTPUT);
+        _twoVote(jobId, chosen, _commitment(_result(0), OUTPUT));
+        assertEq(uint8(_status(jobId)), uint8(JobStatus.Settled));
+        assertEq(uint8(client.last(jobId).status), uint8(Outcome.UpheldByMediation));
+    }
+
+    function test_ForgedInlineOutputBesideTheRightCid_IsOverturned() public {
+        (uint256 jobId, address[] memory chosen) = _challengedWith(_result(0), "forged answer");
+        bytes32 rerun = _commitment(_result(0), OUTPUT);
+        assertTrue(lilypad.getJob(jobId).resultHash != rerun, "a forged output commits to another result");
+        _twoVote(jobId, chosen, rerun);
+        assertEq(uint8(_status(jobId)), uint8(JobStatus.Overturned));
+    }
+
+    function test_ForgedExitCode_IsOverturned() public {
+        ResultData memory claimed = _result(0);
+        claimed.status = uint8(Outcome.JobFailed);
+        claimed.exitCode = 2;
+        ResultData memory rerun = _result(0);
+        rerun.status = uint8(Outcome.JobFailed);
+        rerun.exitCode = 3;
+        (uint256 jobId, address[] memory chosen) = _challengedWith(claimed, OUTPUT);
+        _twoVote(jobId, chosen, _commitment(rerun, OUTPUT));
+        assertEq(uint8(_status(jobId)), uint8(JobStatus.Overturned));
+    }
+
+    function test_ForgedStatus_IsOverturned() public {
+        // The provider claims it could not run the job; a re-run succeeds with the same CID and output.
+        ResultData memory claimed = _result(0);
+        claimed.status = uint8(Outcome.ProviderError);
+        claimed.error = "out of memory";
+        (uint256 jobId, address[] memory chosen) = _challengedWith(claimed, OUTPUT);
+        _twoVote(jobId, chosen, _commitment(_result(0), OUTPUT));
+        assertEq(uint8(_status(jobId)), uint8(JobStatus.Overturned));
+    }
+
+    function test_ErrorTextIsNotPartOfTheCommitment() public {
+        // Two honest runs that fail alike may word the error differently: the provider is upheld.
+        ResultData memory claimed = _result(0);
+        claimed.status = uint8(Outcome.ProviderError);
+        claimed.error = "BadInput: message is required";
+        ResultData memory rerun = claimed;
+        rerun.error = "BadInput: the input message is missing";
+        (uint256 jobId, address[] memory chosen) = _challengedWith(claimed, OUTPUT);
+        _twoVote(jobId, chosen, _commitment(rerun, OUTPUT));
+        assertEq(uint8(_status(jobId)), uint8(JobStatus.Settled));
     }
 
     // ------------------------------------------------------------------ challenge

@@ -144,6 +144,10 @@ contract VectorsTest is Test {
         lilypad.runJob(_request());
         lilypad.agreeDeal(_deal(), DEAL_SIGNATURE);
         lilypad.submitResult(_result(), OUTPUT, RESULT_SIGNATURE);
-        assertEq(lilypad.getJob(1).resultHash, keccak256(_result().resultCid));
+        ResultData memory r = _result();
+        assertEq(
+            lilypad.getJob(1).resultHash,
+            keccak256(abi.encode(r.status, r.exitCode, keccak256(r.resultCid), keccak256(OUTPUT)))
+        );
     }
 }

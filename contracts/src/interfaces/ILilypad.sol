@@ -129,7 +129,8 @@ struct Job {
     address provider;
     uint96 price;
     // slot 4 (result)
-    /// keccak256 of the result CID bytes the provider submitted
+    /// the commitment to the whole result the provider submitted: status, exit code, result CID
+    /// and inline output (see {resultCommitment})
     bytes32 resultHash;
 }
 
@@ -168,7 +169,8 @@ struct MediationCase {
     address client;
     address provider;
     bytes32 requestHash;
-    /// keccak256 of the provider's result CID bytes
+    /// the provider's result commitment (status, exit code, result CID, inline output; see
+    /// {ILilypad-resultCommitment}); mediators vote the commitment of their own re-run
     bytes32 resultHash;
     /// the mediation should resolve before this; after it plus a grace period anyone can close the
     /// challenge on Lilypad itself (provider paid, fee refunded)
@@ -298,6 +300,14 @@ interface ILilypad {
 
     /// @notice Records a deal signed by the provider (callable by anyone, e.g. a relayer).
     function agreeDeal(Deal calldata deal, bytes calldata providerSignature) external;
+
+    /// @notice The commitment a result is judged by, as stored in a job's `resultHash` and voted by
+    ///         mediators: `keccak256(abi.encode(uint8 status, int32 exitCode, keccak256(resultCid),
+    ///         outputHash))`, `outputHash` being keccak256 of the inline output.
+    function resultCommitment(uint8 status, int32 exitCode, bytes calldata resultCid, bytes32 outputHash)
+        external
+        pure
+        returns (bytes32);
 
     /// @notice Records a result signed by the provider and calls the client back.
     function submitResult(ResultData calldata result, bytes calldata inlineOutput, bytes calldata providerSignature)

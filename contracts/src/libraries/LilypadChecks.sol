@@ -24,6 +24,20 @@ library LilypadChecks {
     uint256 internal constant MAX_TIMEOUT = 365 days;
     uint256 internal constant MAX_COLLATERAL_BPS = 1_000_000;
 
+    /// @notice The commitment a result is judged by: what the contract stores for the job and what
+    ///         mediators vote, `keccak256(abi.encode(uint8 status, int32 exitCode,
+    ///         keccak256(resultCid), outputHash))` with `outputHash = keccak256(inlineOutput)`. It
+    ///         covers everything a client acts on (the outcome, the exit code, the CID and the
+    ///         inline output) and leaves out the job id (a mediator's re-run is judged on what it
+    ///         produced) and the error text (its wording is the provider's, not the job's).
+    function resultCommitment(uint8 status, int32 exitCode, bytes memory resultCid, bytes32 outputHash)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(status, exitCode, keccak256(resultCid), outputHash));
+    }
+
     /// @notice Reverts unless `request` is well formed and its terms fit the parameters `p`.
     function checkRequest(JobRequest calldata request, Params memory p) internal pure {
         _checkStrings(request);

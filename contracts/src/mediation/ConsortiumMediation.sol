@@ -10,7 +10,8 @@ import {IMediation} from "../interfaces/IMediation.sol";
 /// @title ConsortiumMediation
 /// @notice The default {IMediation}: when a client challenges a result, N mediators are drawn from
 ///         Lilypad's registry (neither party picks them, and neither party can be one), each re-runs
-///         the job and submits keccak256 of the result CID bytes it got. The first hash to reach k
+///         the job and submits the commitment of the whole result it got (status, exit code, CID and
+///         inline output: {ILilypad-resultCommitment}). The first hash to reach k
 ///         votes decides: the provider's own hash upholds the result; any other hash overturns it.
 ///         If no hash reaches k by the deadline (or all N voted without a quorum), anyone may
 ///         {finalize}: the result stands (the challenger carries the burden of proof) and the fee
@@ -96,7 +97,8 @@ contract ConsortiumMediation is IMediation, Ownable2Step {
         emit MediationStarted(jobId, chosen, c.resultHash, c.deadline);
     }
 
-    /// @notice A chosen mediator reports keccak256 of the result CID bytes it got re-running the job.
+    /// @notice A chosen mediator reports the commitment of the result it got re-running the job
+    ///         ({ILilypad-resultCommitment}: status, exit code, result CID, inline output).
     /// @dev The vote that brings a hash to k resolves the case on Lilypad in the same transaction,
     ///      which calls the client back: send enough gas for its callbackGasLimit.
     function submitVerdict(uint256 jobId, bytes32 resultHash) external {

@@ -164,6 +164,12 @@ abstract contract LilypadTestBase is Test {
         );
     }
 
+    /// @dev What the contract stores for a result and mediators vote: status, exit code, CID and
+    ///      inline output.
+    function _commitment(ResultData memory r, bytes memory output) internal pure returns (bytes32) {
+        return keccak256(abi.encode(r.status, r.exitCode, keccak256(r.resultCid), keccak256(output)));
+    }
+
     function _resultHash(ResultData memory r, bytes memory output) internal pure returns (bytes32) {
         return keccak256(
             abi.encode(

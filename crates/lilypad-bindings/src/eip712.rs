@@ -1,6 +1,7 @@
 //! The EIP-712 messages a resource provider signs: the deal terms and the result. The type strings
 //! are those in `docs/protocol.md` and the contract's `DEAL_TYPEHASH` and `RESULT_TYPEHASH`; a
-//! test checks them against the deployed contract.
+//! test checks them against the deployed contract. Also the result commitment
+//! ([`result_commitment`]) the contract stores and mediators vote.
 
 use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::signers::{Signature, SignerSync, local::PrivateKeySigner};
@@ -82,6 +83,31 @@ pub fn result_message(
         exitCode: exit_code,
         error: error.to_owned(),
     }
+}
+
+/// The commitment a result is judged by (the contract's `resultCommitment`): what `submitResult`
+/// stores as the job's `resultHash` and what a mediator votes for its own re-run.
+/// `keccak256(abi.encode(uint8 status, int32 exitCode, keccak256(resultCid), keccak256(inlineOutput)))`:
+/// the outcome, the exit code, the CID and the inline output, without the job id or the error text.
+pub fn result_commitment(
+    status: u8,
+    exit_code: i32,
+    result_cid: &[u8],
+    inline_output: &[u8],
+) -> B256 {
+    use alloy::sol_types::{SolType, sol_data};
+    type Commitment = (
+        sol_data::Uint<8>,
+        sol_data::Int<32>,
+        sol_data::FixedBytes<32>,
+        sol_data::FixedBytes<32>,
+    );
+    keccak256(Commitment::abi_encode(&(
+        status,
+        exit_code,
+        keccak256(result_cid),
+        keccak256(inline_output),
+    )))
 }
 
 /// A signature that does not recover to an address.

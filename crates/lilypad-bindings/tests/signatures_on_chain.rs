@@ -1,10 +1,11 @@
 //! Signatures made in Rust are the ones the deployed contract verifies: a provider's deal and
 //! result signed here are accepted by Lilypad on anvil, and the same signatures are refused for
-//! another chain, another deployment, another job or another signer.
+//! another chain, another deployment, another job or another signer. The job stores the result
+//! commitment computed in Rust.
 
 #![allow(clippy::unwrap_used)]
 
-use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::signers::local::PrivateKeySigner;
 use lilypad_bindings::Lilypad;
 use lilypad_bindings::eip712::{self, Deal, domain, result_message, sign_deal, sign_result};
@@ -113,6 +114,19 @@ async fn a_deal_and_result_signed_in_rust_are_accepted_by_the_contract() {
     assert_eq!(ev.data.output.as_ref(), output);
     let stored = lilypad.getJob(job).call().await.unwrap();
     assert_eq!(stored.provider, provider.address());
+    // The contract commits to the whole result, as computed here and as mediators vote it.
+    assert_eq!(
+        stored.resultHash,
+        eip712::result_commitment(1, 0, cid, output)
+    );
+    assert_eq!(
+        lilypad
+            .resultCommitment(1, 0, Bytes::from(cid.to_vec()), keccak256(output))
+            .call()
+            .await
+            .unwrap(),
+        stored.resultHash
+    );
 }
 
 #[tokio::test]

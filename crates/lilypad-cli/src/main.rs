@@ -166,10 +166,29 @@ pub struct ProviderArgs {
     /// Serve results over HTTP on this address (e.g. 0.0.0.0:8731): GET /ipfs/<cid>[/<path>].
     #[arg(long)]
     pub serve_results: Option<String>,
-    /// TESTING ONLY: report altered results (to test challenges and mediation). A provider
-    /// with this set loses its results collateral on every challenged job.
-    #[arg(long, hide = true)]
-    pub testing_alter_output: bool,
+    /// TESTING ONLY: report altered results (to test challenges and mediation): `whole` (the
+    /// default) alters the inline output and the CID, `inline-output` the inline output only. A
+    /// provider with this set loses its results collateral on every challenged job.
+    #[arg(long, hide = true, value_enum, num_args = 0..=1, default_missing_value = "whole")]
+    pub testing_alter_output: Option<AlterOutput>,
+}
+
+/// TESTING ONLY: what `--testing-alter-output` alters.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlterOutput {
+    /// The inline output and the CID.
+    Whole,
+    /// The inline output only (the CID stays the real one).
+    InlineOutput,
+}
+
+impl From<AlterOutput> for lilypad_provider::Tamper {
+    fn from(a: AlterOutput) -> Self {
+        match a {
+            AlterOutput::Whole => Self::Whole,
+            AlterOutput::InlineOutput => Self::InlineOutput,
+        }
+    }
 }
 
 #[derive(Args, Debug)]

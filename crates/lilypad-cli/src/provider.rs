@@ -90,7 +90,7 @@ pub async fn run_provider(
         cpu_millis: args.cpu_millis,
         memory_bytes,
         serve_results: args.serve_results.clone(),
-        testing_alter_output: args.testing_alter_output,
+        testing_alter_output: args.testing_alter_output.map(Into::into),
     };
     Ok(lilypad_provider::run::run_provider(run, cancel).await?)
 }

@@ -248,39 +248,12 @@ async fn a_relayer_killed_with_a_transaction_in_flight_sends_nothing_twice() {
 /// loses that collateral. Only the job's client may challenge, and only once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lying_provider_is_overturned_by_mediation_and_loses_its_collateral() {
-    let stack = Stack::start(Options {
-        mediator: true,
-        provider_args: vec!["--testing-alter-output".into()],
-        ..Options::default()
-    })
-    .await;
+    let stack = lying_stack("whole").await;
     let client_before = stack.credited(CLIENT).await;
     let mediator_before = stack.credited(MEDIATOR).await;
     let (free, locked) = stack.collateral(stack.provider).await;
     let provider_before = free + locked;
-    let out = stack
-        .command(&[
-            "run",
-            "sha256",
-            "-i",
-            "text=the quick brown fox",
-            "--chain",
-            "dev",
-            "--challenge-window",
-            "600",
-            "--results-collateral-bps",
-            "20000",
-        ])
-        .output()
-        .unwrap();
-    let t = text(&out);
-    assert!(out.status.success(), "the lie looks like a success:\n{t}");
-    assert!(t.contains("tampered"), "{t}");
-    assert!(
-        t.contains("lilypad challenge dev 1"),
-        "the client is told how to challenge:\n{t}"
-    );
-    assert_eq!(stack.state(1).await, JobStatus::ResultSubmitted);
+    run_challengeable_sha256(&stack).await;
     // Only the job's client may challenge: another account is refused before paying anything.
     let out = stack
         .command(&["challenge", "dev", "1"])
@@ -335,6 +308,66 @@ async fn a_lying_provider_is_overturned_by_mediation_and_loses_its_collateral() 
         "{}",
         text(&out)
     );
+}
+
+/// A provider that lies only in its inline output (the bytes an oracle client acts on) and
+/// reports the real CID: the mediator, comparing whole results, overturns it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_lying_only_in_its_inline_output_is_overturned_by_mediation() {
+    let stack = lying_stack("inline-output").await;
+    let t = run_challengeable_sha256(&stack).await;
+    let out = stack.command(&["challenge", "dev", "1"]).output().unwrap();
+    let c = text(&out);
+    assert!(
+        out.status.success(),
+        "{c}\nrun:\n{t}\nmediator:\n{}",
+        stack.log("mediator")
+    );
+    assert!(
+        c.contains("verdict:  overturned by mediation"),
+        "{c}\nrun:\n{t}"
+    );
+    assert_eq!(stack.state(1).await, JobStatus::Overturned);
+}
+
+/// A stack with a mediator and a provider started with `--testing-alter-output <how>`.
+async fn lying_stack(how: &str) -> Stack {
+    Stack::start(Options {
+        mediator: true,
+        provider_args: vec!["--testing-alter-output".into(), how.into()],
+        ..Options::default()
+    })
+    .await
+}
+
+/// Runs job 1, a sha256 of a fixed text with a challenge window and 2x results collateral,
+/// checks the (altered) result reached the client looking like a success, and returns what
+/// `lilypad run` printed.
+async fn run_challengeable_sha256(stack: &Stack) -> String {
+    let out = stack
+        .command(&[
+            "run",
+            "sha256",
+            "-i",
+            "text=the quick brown fox",
+            "--chain",
+            "dev",
+            "--challenge-window",
+            "600",
+            "--results-collateral-bps",
+            "20000",
+        ])
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "the lie looks like a success:\n{t}");
+    assert!(t.contains("tampered"), "{t}");
+    assert!(
+        t.contains("lilypad challenge dev 1"),
+        "the client is told how to challenge:\n{t}"
+    );
+    assert_eq!(stack.state(1).await, JobStatus::ResultSubmitted);
+    t
 }
 
 /// The chain's RPC endpoint goes down and comes back: the relayer reports the failures, retries

@@ -33,7 +33,9 @@ pub mod state;
 pub use tokio_util::sync::CancellationToken;
 
 pub use capacity::{CapacityTracker, Refusal, Reservation};
-pub use result::{MAX_CID_BYTES, MAX_ERROR_BYTES, ResultFields, result_fields, truncate_utf8};
+pub use result::{
+    MAX_CID_BYTES, MAX_ERROR_BYTES, ResultFields, Tamper, result_fields, truncate_utf8,
+};
 pub use service::{
     ChainSettings, DealRefused, DealServer, Heartbeat, ProviderError, ProviderSettings,
     ResourceProvider, unix_now,

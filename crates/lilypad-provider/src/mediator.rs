@@ -1,11 +1,13 @@
 //! Mediation: a mediator drawn for a challenged job fetches the request from the chain, re-runs
-//! it from its module and inputs, and votes `keccak256(result CID bytes)` with
+//! it from its module and inputs, and votes the commitment of the whole result it got (status,
+//! exit code, result CID, inline output: `Lilypad.resultCommitment`) with
 //! `ConsortiumMediation.submitVerdict`. Honest providers of deterministic modules get the same
-//! CID, so the consortium upholds them; a provider that reported another CID is overturned.
+//! result, so the consortium upholds them; a provider that reported anything else (another CID,
+//! another inline output, status or exit code) is overturned.
 
 use std::collections::BTreeMap;
 
-use alloy::primitives::{Address, B256, U256, keccak256};
+use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::signers::local::PrivateKeySigner;
 use lilypad_bindings::{ConsortiumMediation, Lilypad};
@@ -91,10 +93,13 @@ pub enum MediatorError {
 /// The message the relayer would have published for a `JobRequested` event.
 pub use lilypad_bindings::convert::job_requested as job_from_event;
 
-/// Re-runs `job` from its module and inputs and returns `keccak256` of its result CID's bytes:
-/// the hash the consortium votes on. A job the module rejects (bad inputs) reproduces the
-/// provider's CID-less result, `keccak256("")`; a re-run that fails for the mediator's own
-/// reasons (unknown module, image, Docker) is an error, not a vote.
+/// Re-runs `job` from its module and inputs and returns the commitment of the result it got
+/// ([`lilypad_bindings::eip712::result_commitment`]: status, exit code, result CID and inline
+/// output, the inline output cut at the job's `maxOutputBytes` by the same rule the provider
+/// follows, [`crate::result::result_fields`]): the hash the consortium votes on, compared with the
+/// provider's. A job the module rejects (bad inputs) reproduces the provider's CID-less
+/// `ProviderError` result; a re-run that fails for the mediator's own reasons (unknown module,
+/// image, Docker) is an error, not a vote.
 pub async fn rerun(
     executor: &Executor,
     registry: &ModuleRegistry,
@@ -133,11 +138,8 @@ pub async fn rerun(
             reason: outcome.error.unwrap_or_default(),
         });
     }
-    let cid = outcome
-        .result_cid
-        .map(|c| c.to_string())
-        .unwrap_or_default();
-    Ok(keccak256(cid.as_bytes()))
+    let fields = crate::result::result_fields(&outcome, job.spec.max_output_bytes);
+    Ok(fields.commitment())
 }
 
 /// A mediator on one chain.

@@ -1,5 +1,6 @@
 //! From an executor outcome to the result a provider signs: always one the contract accepts.
 
+use alloy::primitives::B256;
 use lilypad_executor::{Outcome, Status};
 
 /// Most bytes of error text the contract takes.
@@ -32,6 +33,19 @@ pub struct ResultFields {
     pub exit_code: i32,
     /// Empty for Succeeded; at most [`MAX_ERROR_BYTES`].
     pub error: String,
+}
+
+impl ResultFields {
+    /// The commitment this result is judged by: what the contract stores as the job's
+    /// `resultHash` and what mediators vote ([`lilypad_bindings::eip712::result_commitment`]).
+    pub fn commitment(&self) -> B256 {
+        lilypad_bindings::eip712::result_commitment(
+            self.status,
+            self.exit_code,
+            self.result_cid.as_bytes(),
+            &self.inline_output,
+        )
+    }
 }
 
 /// `text` cut to at most `max` bytes at a character boundary.
@@ -129,18 +143,30 @@ pub fn result_fields(outcome: &Outcome, max_output_bytes: u32) -> ResultFields {
     }
 }
 
-/// TESTING ONLY: the lie a dishonest provider tells, for tests of challenges and mediation. A
-/// successful result gets another inline output (`tampered: ` before the real one) and, as its
-/// CID, the CID of those altered bytes: a well-formed result, properly signed, that mediators who
-/// re-run the job will not reproduce. Other results are left as they are.
-pub fn tamper(fields: &mut ResultFields) {
+/// TESTING ONLY: which lie a dishonest provider tells ([`tamper`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tamper {
+    /// Another inline output (`tampered: ` before the real one) and, as its CID, the CID of those
+    /// altered bytes.
+    Whole,
+    /// Another inline output with the real CID: the lie an oracle client, which acts on the inline
+    /// output, would believe if only the CID were checked.
+    InlineOutput,
+}
+
+/// TESTING ONLY: the lie a dishonest provider tells, for tests of challenges and mediation: a
+/// successful result altered as `how` says. A well-formed result, properly signed, that mediators
+/// who re-run the job will not reproduce. Other results are left as they are.
+pub fn tamper(fields: &mut ResultFields, how: Tamper) {
     if fields.status != status::SUCCEEDED {
         return;
     }
     let mut altered = b"tampered: ".to_vec();
     altered.extend_from_slice(&fields.inline_output);
     altered.truncate(fields.inline_output.len().max(1));
-    fields.result_cid = lilypad_results::cid_of_bytes(&altered).to_string();
+    if how == Tamper::Whole {
+        fields.result_cid = lilypad_results::cid_of_bytes(&altered).to_string();
+    }
     fields.inline_output = altered;
 }
 
@@ -168,7 +194,7 @@ mod tests {
         o.inline_output = b"the real answer".to_vec();
         let honest = result_fields(&o, 1024);
         let mut lie = honest.clone();
-        tamper(&mut lie);
+        tamper(&mut lie, Tamper::Whole);
         assert_eq!(lie.status, status::SUCCEEDED);
         assert_ne!(lie.result_cid, honest.result_cid, "another CID");
         assert!(
@@ -184,8 +210,50 @@ mod tests {
 
         let mut failed = result_fields(&outcome(Status::JobFailed { exit_code: 3 }), 1024);
         let before = failed.clone();
-        tamper(&mut failed);
+        tamper(&mut failed, Tamper::Whole);
         assert_eq!(failed, before);
+    }
+
+    #[test]
+    fn a_lie_in_the_inline_output_alone_keeps_the_cid_and_changes_the_commitment() {
+        let mut o = outcome(Status::Succeeded);
+        o.result_cid = Some(a_cid());
+        o.inline_output = b"the real answer".to_vec();
+        let honest = result_fields(&o, 1024);
+        let mut lie = honest.clone();
+        tamper(&mut lie, Tamper::InlineOutput);
+        assert_eq!(lie.result_cid, honest.result_cid, "the real CID");
+        assert_ne!(lie.inline_output, honest.inline_output);
+        assert_ne!(
+            lie.commitment(),
+            honest.commitment(),
+            "what mediators compare tells the two apart"
+        );
+    }
+
+    #[test]
+    fn the_commitment_covers_status_exit_code_cid_and_inline_output_but_not_the_error_text() {
+        let failed = result_fields(&outcome(Status::JobFailed { exit_code: 3 }), 1024);
+        let base = failed.commitment();
+        let mut other = failed.clone();
+        other.exit_code = 4;
+        assert_ne!(other.commitment(), base, "exit code");
+        let mut other = failed.clone();
+        other.status = status::PROVIDER_ERROR;
+        assert_ne!(other.commitment(), base, "status");
+        let mut other = failed.clone();
+        other.result_cid = a_cid().to_string();
+        assert_ne!(other.commitment(), base, "CID");
+        let mut other = failed.clone();
+        other.inline_output = b"x".to_vec();
+        assert_ne!(other.commitment(), base, "inline output");
+        let mut other = failed.clone();
+        other.error = "worded otherwise".into();
+        assert_eq!(
+            other.commitment(),
+            base,
+            "the error text is the provider's wording"
+        );
     }
 
     #[test]

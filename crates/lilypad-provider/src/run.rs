@@ -79,7 +79,7 @@ pub struct ProviderRun {
     /// Serve results over HTTP on this address.
     pub serve_results: Option<String>,
     /// TESTING ONLY: report altered results (see [`ProviderSettings::testing_alter_output`]).
-    pub testing_alter_output: bool,
+    pub testing_alter_output: Option<crate::result::Tamper>,
 }
 
 /// What `lilypad mediator` runs with.
@@ -394,11 +394,12 @@ pub async fn run_provider(run: ProviderRun, cancel: CancellationToken) -> Result
         let mut settings = ProviderSettings::new(key, chains, prices);
         // Signed deals and results survive a restart (see `crate::state`).
         settings.state_dir = Some(compute.state_dir.clone());
-        if run.testing_alter_output {
+        if let Some(how) = run.testing_alter_output {
             tracing::warn!(
+                ?how,
                 "TESTING ONLY: --testing-alter-output is set: this provider reports altered results; every one that is challenged will be overturned and its collateral slashed"
             );
-            settings.testing_alter_output = true;
+            settings.testing_alter_output = Some(how);
         }
         let provider =
             ResourceProvider::new(settings, bus, executor, Arc::new(modules), capacity)?;

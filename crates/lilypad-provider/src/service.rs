@@ -79,7 +79,7 @@ pub struct ProviderSettings {
     /// TESTING ONLY: report altered outputs (see [`crate::result::tamper`]), so that tests can
     /// show a lying provider challenged, overturned and slashed. Never set it on a real market:
     /// every challenged result of such a provider loses its results collateral.
-    pub testing_alter_output: bool,
+    pub testing_alter_output: Option<crate::result::Tamper>,
 }
 
 impl ProviderSettings {
@@ -106,7 +106,7 @@ impl ProviderSettings {
             result_poll: Duration::from_secs(2),
             agreement_grace: Duration::from_secs(30),
             state_dir: None,
-            testing_alter_output: false,
+            testing_alter_output: None,
         }
     }
 }
@@ -1038,8 +1038,8 @@ impl ResourceProvider {
     ) -> Option<ResultRecord> {
         let key = job.key;
         let mut fields = result_fields(outcome, job.spec.max_output_bytes);
-        if self.inner.settings.testing_alter_output {
-            crate::result::tamper(&mut fields);
+        if let Some(how) = self.inner.settings.testing_alter_output {
+            crate::result::tamper(&mut fields, how);
             tracing::warn!("job {key}: TESTING ONLY: reporting an altered result");
         }
         let message = eip712::result_message(
