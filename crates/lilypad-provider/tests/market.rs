@@ -529,10 +529,20 @@ async fn mediators_uphold_an_honest_provider_and_overturn_a_lying_one() {
     let mediation = ConsortiumMediation::new(w.chain.mediation, &reader);
     let drawn = mediation.mediatorsOf(job).call().await.unwrap();
     assert_eq!(drawn.len(), 3);
-    // The re-run reproduces the provider's CID.
+    // The re-run reproduces the provider's whole result, and the job stores its commitment.
     let fetched = mediators[0].fetch_job(job).await.unwrap();
     let hash = rerun(&w.executor, &w.registry, &fetched).await.unwrap();
-    assert_eq!(hash, alloy::primitives::keccak256(r.result_cid.as_bytes()));
+    assert_eq!(hash, commitment_of(&r));
+    assert_eq!(
+        w.chain
+            .lilypad()
+            .getJob(job)
+            .call()
+            .await
+            .unwrap()
+            .resultHash,
+        hash
+    );
     for m in &mediators {
         if w.job_status_by_id(job).await != Some(JobStatus::Challenged) {
             break; // decided by quorum already
@@ -589,7 +599,7 @@ async fn mediators_uphold_an_honest_provider_and_overturn_a_lying_one() {
     }
     // Two matching votes decide; the third mediator finds the case resolved.
     assert_eq!(votes.len(), 2, "{votes:?}");
-    let honest_hash = alloy::primitives::keccak256(honest.result_cid.as_bytes());
+    let honest_hash = commitment_of(&honest);
     assert!(
         votes
             .iter()
@@ -644,4 +654,14 @@ async fn capacity_given_back_is_offered_at_once_not_at_the_next_heartbeat() {
         },
     )
     .await;
+}
+
+/// The commitment of a signed result: what the contract stores and mediators vote.
+fn commitment_of(r: &SignedResult) -> B256 {
+    lilypad_bindings::eip712::result_commitment(
+        r.status,
+        r.exit_code,
+        r.result_cid.as_bytes(),
+        &r.inline_output,
+    )
 }
