@@ -4,12 +4,16 @@
 //! [order book](crate::book) (a message is acknowledged only once its job is in the book, or
 //! once the job is known to be closed); the second matches the book, earliest match deadline
 //! first, whenever capacity may have appeared: an offer was put, refreshed or removed (a watch on
-//! the offers bucket), a job was added, or every [`SolverSettings::recheck`] as a fallback.
+//! the offers bucket), a job was added, or every [`SolverSettings::recheck`] as a fallback. In a
+//! pass, jobs are ranked and their first choice of provider booked one after another (so an offer
+//! is never booked twice); the slow part, reading each job on-chain and waiting for the
+//! provider's signature, runs for several jobs at once.
 
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -118,6 +122,31 @@ pub struct Pass {
     /// Entries dropped: the job is closed on-chain, past its match deadline, or unusable.
     pub dropped: usize,
 }
+
+impl Pass {
+    /// Counts what came of one proposal.
+    fn count(&mut self, matched: Matched) {
+        match matched {
+            Matched::Dealt => self.dealt += 1,
+            Matched::Dropped => self.dropped += 1,
+            Matched::Waiting => self.waiting += 1,
+        }
+    }
+}
+
+/// What came of one proposal made in a pass over the book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Matched {
+    /// A provider signed; the deal is published.
+    Dealt,
+    /// The job left the book (no longer open to a deal).
+    Dropped,
+    /// The job waits in the book (no provider signed, or the chain could not be read).
+    Waiting,
+}
+
+/// How many jobs of one pass over the book are read on-chain and proposed at once.
+const PROPOSALS_AT_ONCE: usize = 16;
 
 /// A failure that should be retried (the job stays on the stream).
 #[derive(Debug, thiserror::Error)]
@@ -279,10 +308,26 @@ impl<C: JobChain> Solver<C> {
         candidates: Vec<Candidate>,
         rejected: &[(alloy_primitives::Address, Rejection)],
     ) -> Result<Decision, SolverError> {
+        self.propose_booked(job, needs, open, candidates, rejected, None)
+            .await
+    }
+
+    /// [`Solver::propose`], the first candidate already booked at `first_booked_at` (unix ms)
+    /// when given. Each candidate's booking is given back when it does not sign.
+    async fn propose_booked(
+        &self,
+        job: &JobRequested,
+        needs: &JobNeeds,
+        open: OpenJob,
+        candidates: Vec<Candidate>,
+        rejected: &[(alloy_primitives::Address, Rejection)],
+        mut first_booked_at: Option<u64>,
+    ) -> Result<Decision, SolverError> {
         let key = job.key;
         let mut refusals = Vec::new();
         for candidate in candidates {
-            let at_ms = now_ms();
+            let booked_at = first_booked_at.take();
+            let at_ms = booked_at.unwrap_or_else(now_ms);
             let expiry =
                 (at_ms / 1000 + self.settings.deal_validity.as_secs()).min(open.match_deadline);
             let terms = DealTerms {
@@ -294,7 +339,9 @@ impl<C: JobChain> Solver<C> {
                 results_collateral: candidate.results_collateral,
                 expiry: U256::from(expiry),
             };
-            self.bookings().book(&candidate, needs, at_ms);
+            if booked_at.is_none() {
+                self.bookings().book(&candidate, needs, at_ms);
+            }
             let proposal = DealProposal {
                 job: job.clone(),
                 terms: terms.clone(),
@@ -399,20 +446,38 @@ impl<C: JobChain> Solver<C> {
             }
             due
         };
+        // Entries are decided in deadline order, and each one's first choice of provider is
+        // booked before the next is ranked, so an offer is never booked twice; the slow part
+        // (reading the job on-chain, waiting for the provider's signature) runs for up to
+        // PROPOSALS_AT_ONCE jobs at once, so one slow read or provider holds no other job.
+        let mut proposals = FuturesUnordered::new();
         for entry in entries {
-            self.match_entry(entry, &offers, prune, &mut pass).await?;
+            if let Some(proposal) = self.match_entry(entry, &offers, prune, &mut pass).await? {
+                proposals.push(proposal);
+                if proposals.len() >= PROPOSALS_AT_ONCE
+                    && let Some(done) = proposals.next().await
+                {
+                    pass.count(done?);
+                }
+            }
+        }
+        while let Some(done) = proposals.next().await {
+            pass.count(done?);
         }
         self.bookings().expire(now_ms().saturating_sub(600_000));
         Ok(pass)
     }
 
-    async fn match_entry(
-        &self,
+    /// Decides what to do with one book entry now. Whatever needs no wait is done here and
+    /// counted in `pass`; a job some provider can take is claimed, its best provider booked,
+    /// and the rest (reading the job on-chain, proposing, publishing) is returned to be run.
+    async fn match_entry<'a>(
+        &'a self,
         entry: Versioned<Entry>,
         offers: &[Offer],
         prune: bool,
         pass: &mut Pass,
-    ) -> Result<(), SolverError> {
+    ) -> Result<Option<impl Future<Output = Result<Matched, SolverError>> + 'a>, SolverError> {
         let Versioned {
             key: book_key,
             revision,
@@ -424,11 +489,11 @@ impl<C: JobChain> Solver<C> {
             tracing::warn!(job = %job.key, deadline = value.match_deadline, "no provider took the job before its match deadline; it expires on-chain");
             self.bus.book_remove(&book_key).await?;
             pass.dropped += 1;
-            return Ok(());
+            return Ok(None);
         }
         if !value.claimable(&self.id, at) {
             pass.claimed_elsewhere += 1;
-            return Ok(());
+            return Ok(None);
         }
         // Another solver sharing the book may serve chains or modules this one does not: their
         // jobs are left to it (and dropped by anyone once past their deadline).
@@ -437,7 +502,7 @@ impl<C: JobChain> Solver<C> {
             self.needs(job, value.timeout_collateral_bps),
         ) else {
             pass.waiting += 1;
-            return Ok(());
+            return Ok(None);
         };
         let closed = async {
             chain
@@ -453,7 +518,7 @@ impl<C: JobChain> Solver<C> {
             } else {
                 pass.deal_pending += 1;
             }
-            return Ok(());
+            return Ok(None);
         }
         let (candidates, rejected) = rank(&needs, offers, &self.bookings());
         if candidates.is_empty() {
@@ -465,7 +530,7 @@ impl<C: JobChain> Solver<C> {
                 tracing::debug!(job = %job.key, why = %no_candidate_reason(job, &rejected), "job waits in the book");
                 pass.waiting += 1;
             }
-            return Ok(());
+            return Ok(None);
         }
         if value.dealt_until.is_some() {
             tracing::warn!(job = %job.key, "the deal signed for the job expired without landing; proposing it again");
@@ -483,17 +548,48 @@ impl<C: JobChain> Solver<C> {
         };
         let Some(revision) = self.bus.book_update(&book_key, &claimed, revision).await? else {
             pass.claimed_elsewhere += 1;
-            return Ok(());
+            return Ok(None);
         };
-        let decision = match chain.open_job(job.key, job.request_hash).await {
-            Ok(None) => Ok(Decision::NotOpen),
-            Ok(Some(open)) => self.propose(job, &needs, open, candidates, &rejected).await,
-            Err(reason) => Err(SolverError::Chain {
-                key: job.key,
-                reason,
-            }),
-        };
-        match decision {
+        // The best provider is booked now, before the next job is ranked.
+        let first = candidates[0].clone();
+        let booked_at = now_ms();
+        self.bookings().book(&first, &needs, booked_at);
+        drop(closed);
+        let job = job.clone();
+        Ok(Some(async move {
+            let decision = match chain.open_job(job.key, job.request_hash).await {
+                Ok(Some(open)) => {
+                    self.propose_booked(&job, &needs, open, candidates, &rejected, Some(booked_at))
+                        .await
+                }
+                // Not proposed: the booking made for it is given back.
+                Ok(None) => {
+                    self.bookings().release(first.provider, booked_at);
+                    Ok(Decision::NotOpen)
+                }
+                Err(reason) => {
+                    self.bookings().release(first.provider, booked_at);
+                    Err(SolverError::Chain {
+                        key: job.key,
+                        reason,
+                    })
+                }
+            };
+            self.after_proposal(&job, &book_key, &value, revision, decision)
+                .await
+        }))
+    }
+
+    /// Records in the book what came of a proposal.
+    async fn after_proposal(
+        &self,
+        job: &JobRequested,
+        book_key: &str,
+        value: &Entry,
+        revision: u64,
+        decision: Result<Decision, SolverError>,
+    ) -> Result<Matched, SolverError> {
+        Ok(match decision {
             Ok(Decision::Dealt(signed)) => {
                 // Kept, unclaimed, until the deal could have landed; dropped once the chain
                 // shows it (or proposed again if it never does).
@@ -504,31 +600,30 @@ impl<C: JobChain> Solver<C> {
                 };
                 if self
                     .bus
-                    .book_update(&book_key, &held, revision)
+                    .book_update(book_key, &held, revision)
                     .await?
                     .is_none()
                 {
                     tracing::debug!(key = %book_key, "book entry changed while claimed; left as it is");
                 }
-                pass.dealt += 1;
+                Matched::Dealt
             }
             Ok(Decision::NotOpen) => {
                 tracing::info!(job = %job.key, "job no longer open to a deal; dropped from the book");
-                self.bus.book_remove(&book_key).await?;
-                pass.dropped += 1;
+                self.bus.book_remove(book_key).await?;
+                Matched::Dropped
             }
             Ok(Decision::NoTaker(why) | Decision::UnknownModule(why)) => {
                 tracing::info!(job = %job.key, %why, "no provider took the job yet; it waits in the book");
-                self.release(&book_key, &value, revision).await?;
-                pass.waiting += 1;
+                self.release(book_key, value, revision).await?;
+                Matched::Waiting
             }
             Err(e) => {
                 tracing::warn!(job = %job.key, error = %e, "matching failed; the job waits in the book");
-                self.release(&book_key, &value, revision).await?;
-                pass.waiting += 1;
+                self.release(book_key, value, revision).await?;
+                Matched::Waiting
             }
-        }
-        Ok(())
+        })
     }
 
     /// Gives up this solver's claim on an entry (at the revision its claim wrote).

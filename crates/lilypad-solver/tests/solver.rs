@@ -600,3 +600,71 @@ async fn a_job_whose_deal_expires_unlanded_is_proposed_again() {
     assert_eq!(again[0].key, first[0].key);
     assert!(again[0].terms.expiry > first[0].terms.expiry);
 }
+
+/// The chain as the solver sees it, where reading job `slow` hangs once `hang` is set (an RPC
+/// endpoint holding the request up); job `id`'s match deadline is `deadline + id`.
+struct SlowRead {
+    slow: U256,
+    hang: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    deadline: u64,
+}
+
+impl JobChain for SlowRead {
+    async fn open_job(&self, key: JobKey, _hash: B256) -> Result<Option<OpenJob>, String> {
+        if key.job_id == self.slow && self.hang.load(std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        Ok(Some(OpenJob {
+            match_deadline: self.deadline + key.job_id.to::<u64>(),
+            timeout_collateral_bps: 10_000,
+        }))
+    }
+}
+
+/// One job whose on-chain read hangs does not hold the others of the same pass: the job after
+/// it in the book is dealt while the first one's read is still waiting.
+#[tokio::test]
+async fn a_job_whose_chain_read_hangs_does_not_hold_the_next_job() {
+    let (_nats, bus, _) = setup().await;
+    let hang = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let solver = std::sync::Arc::new(Solver::new(
+        bus.clone(),
+        ModuleRegistry::load_dir(&job_modules_dir()).unwrap(),
+        vec![(
+            CHAIN,
+            SlowRead {
+                slow: U256::from(1),
+                hang: std::sync::Arc::clone(&hang),
+                deadline: unix_now() + 300,
+            },
+        )],
+        SolverSettings::default(),
+    ));
+    for id in [1, 2] {
+        assert_eq!(
+            solver.book_job(&job(id, "cowsay", 50)).await.unwrap(),
+            Booked::Added
+        );
+    }
+    let _p = provider(&bus, PrivateKeySigner::random(), 10, 1, Behaviour::Sign).await;
+    // From now on job 1 (first in the book: the earlier deadline) cannot be read.
+    hang.store(true, std::sync::atomic::Ordering::SeqCst);
+    let pass = tokio::spawn({
+        let solver = std::sync::Arc::clone(&solver);
+        async move { solver.match_book().await }
+    });
+    eventually(
+        Duration::from_secs(30),
+        "job 2 is dealt while job 1's read hangs",
+        async || {
+            let dealt: Vec<U256> = deals(&bus).await.iter().map(|d| d.key.job_id).collect();
+            ok_if(
+                dealt.contains(&U256::from(2)),
+                format!("dealt so far: {dealt:?}"),
+            )
+        },
+    )
+    .await;
+    assert!(!pass.is_finished(), "job 1's read still hangs");
+    pass.abort();
+}
