@@ -4,8 +4,14 @@
 //! - Before sending anything it reads the job on-chain, so nothing is sent twice: a deal for a job
 //!   that is no longer `Requested`, or a result for one past `Agreed`, is dropped with a log
 //!   line, not sent. A result whose deal is not mined yet is kept and tried again.
-//! - Transactions are pipelined: each round sends the waiting deals one after another with
-//!   consecutive nonces and then waits for all of them; then the results; then the due actions.
+//! - Transactions are prepared together and sent in nonce order: each round takes the waiting
+//!   deals, then the results, then the due actions; within each of those phases the messages are
+//!   prepared concurrently (up to [`PREPARE_AT_ONCE`] at a time: the job read, the gas estimate,
+//!   the fee estimate and the chain's pending count, the last two read once per phase), so one
+//!   slow or failed call holds only its own transaction. Only the short section "reserve the
+//!   nonce, sign, record as pending, broadcast" is taken one transaction at a time (a lock shared
+//!   by every clone of the submitter), so nonces go out in order with no gap and a first send the
+//!   node refuses can still give its nonce back. Confirmations then overlap.
 //! - Nonces come from Redis (reserved atomically, at least the chain's pending nonce; see
 //!   [`nonce`]). Every transaction is signed here and recorded there as pending (every attempt's
 //!   hash, the latest signed bytes) before it is broadcast, until one of its attempts is mined; a
@@ -60,7 +66,7 @@ use error::rpc;
 pub use error::{
     CallFailure, SendOutcome, SubmitError, Verdict, classify_call, classify_send, verdict,
 };
-use send::Sent;
+use send::{PhaseReads, Sent};
 use serde::{Deserialize, Serialize};
 
 /// What became of a message or a due action.
@@ -195,7 +201,13 @@ pub struct Submitter {
     /// When the pending records were last looked at for nonces to fill ([`gaps`]), shared by
     /// every clone (each round runs on one).
     gaps_checked: std::sync::Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
+    /// Held from reserving a nonce to broadcasting its first attempt ([`send`]), shared by every
+    /// clone: the one part of sending that is not concurrent.
+    send_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
+
+/// How many messages (or due actions) of one phase are prepared at once: job read, estimates.
+pub const PREPARE_AT_ONCE: usize = 16;
 
 /// How long a round waits on an empty deals or results stream.
 const ROUND_WAIT: Duration = Duration::from_millis(100);
@@ -203,7 +215,8 @@ const ROUND_WAIT: Duration = Duration::from_millis(100);
 const ROUND_PAUSE: Duration = Duration::from_millis(50);
 
 impl Submitter {
-    /// A submitter sending with `key` through `rpc` (one URL or several of the same chain).
+    /// A submitter sending with `key` through `rpc` (one URL or several of the same chain), with
+    /// the default request timeouts and retries.
     pub fn new(
         settings: SubmitterSettings,
         rpc: &(impl lilypad_chain::Endpoints + ?Sized),
@@ -211,13 +224,27 @@ impl Submitter {
         store: Store,
         bus: Bus,
     ) -> Result<Self, SubmitError> {
+        Self::with_rpc_options(settings, rpc, key, store, bus, &RpcOptions::default())
+    }
+
+    /// A submitter sending with `key` through `rpc`, whose requests follow `options` (timeouts,
+    /// retries, receipt polling).
+    pub fn with_rpc_options(
+        settings: SubmitterSettings,
+        rpc: &(impl lilypad_chain::Endpoints + ?Sized),
+        key: PrivateKeySigner,
+        store: Store,
+        bus: Bus,
+        options: &RpcOptions,
+    ) -> Result<Self, SubmitError> {
         let signer = key.address();
         let wallet = EthereumWallet::from(key.clone());
-        let provider = lilypad_chain::connect_with_signer(rpc, key, &RpcOptions::default())
-            .map_err(|e| SubmitError::Rpc {
+        let provider = lilypad_chain::connect_with_signer(rpc, key, options).map_err(|e| {
+            SubmitError::Rpc {
                 op: "connecting".into(),
                 reason: e.to_string(),
-            })?;
+            }
+        })?;
         Ok(Self {
             settings,
             provider,
@@ -227,6 +254,7 @@ impl Submitter {
             bus,
             lease: CancellationToken::new(),
             gaps_checked: Default::default(),
+            send_turn: Default::default(),
         })
     }
 
@@ -279,19 +307,23 @@ impl Submitter {
 
     /// Lands a signed deal unless the job is no longer waiting for one; schedules its timeout.
     pub async fn submit_deal(&self, deal: &SignedDeal) -> Result<Submitted, SubmitError> {
-        self.run_step(self.prepare_deal(deal).await?).await
+        let reads = PhaseReads::default();
+        self.run_step(self.prepare_deal(deal, &reads).await?).await
     }
 
     /// Lands a signed result unless the job is no longer waiting for one; schedules settlement.
     pub async fn submit_result(&self, result: &SignedResult) -> Result<Submitted, SubmitError> {
-        self.run_step(self.prepare_result(result).await?).await
+        let reads = PhaseReads::default();
+        self.run_step(self.prepare_result(result, &reads).await?)
+            .await
     }
 
     /// Carries out one due action, if the job is still in the state it needs and its deadline has
     /// passed by the chain's clock; otherwise nothing is sent.
     pub async fn carry_out(&self, job: U256, action: Action) -> Result<Submitted, SubmitError> {
         let now = self.chain_time().await?;
-        self.run_step(self.prepare_action(job, action, now).await?)
+        let reads = PhaseReads::default();
+        self.run_step(self.prepare_action(job, action, now, &reads).await?)
             .await
     }
 
@@ -304,8 +336,12 @@ impl Submitter {
     }
 
     /// Checks the job waits for this deal and sends `agreeDeal` (without waiting for it to be
-    /// mined).
-    async fn prepare_deal(&self, deal: &SignedDeal) -> Result<Step, SubmitError> {
+    /// mined). `reads` are the chain reads shared with the other transactions of its phase.
+    async fn prepare_deal(
+        &self,
+        deal: &SignedDeal,
+        reads: &PhaseReads,
+    ) -> Result<Step, SubmitError> {
         let job = deal.terms.job_id;
         let (state, deadline) = self.job_state(job).await?;
         if let Some(step) = gated(deal.key, gate::deal(state))? {
@@ -319,14 +355,24 @@ impl Submitter {
             providerSignature: deal.signature.clone(),
         };
         let sent = self
-            .dispatch(job, "agreeDeal", call.abi_encode().into(), After::DEAL)
+            .dispatch(
+                job,
+                "agreeDeal",
+                call.abi_encode().into(),
+                After::DEAL,
+                reads,
+            )
             .await?;
         Ok(Step::Sent(Box::new(sent)))
     }
 
     /// Checks the job waits for this result and sends `submitResult` (without waiting for it to
     /// be mined). A result for a job whose deal is not on-chain yet waits for it.
-    async fn prepare_result(&self, result: &SignedResult) -> Result<Step, SubmitError> {
+    async fn prepare_result(
+        &self,
+        result: &SignedResult,
+        reads: &PhaseReads,
+    ) -> Result<Step, SubmitError> {
         let job = result.key.job_id;
         let (state, deadline) = self.job_state(job).await?;
         if let Some(step) = gated(result.key, gate::result(state))? {
@@ -345,7 +391,13 @@ impl Submitter {
             providerSignature: result.signature.clone(),
         };
         let sent = self
-            .dispatch(job, "submitResult", call.abi_encode().into(), After::RESULT)
+            .dispatch(
+                job,
+                "submitResult",
+                call.abi_encode().into(),
+                After::RESULT,
+                reads,
+            )
             .await?;
         Ok(Step::Sent(Box::new(sent)))
     }
@@ -356,6 +408,7 @@ impl Submitter {
         job: U256,
         action: Action,
         now: u64,
+        reads: &PhaseReads,
     ) -> Result<Step, SubmitError> {
         let (state, deadline) = self.job_state(job).await?;
         match gate::action(action, state, deadline, now) {
@@ -377,7 +430,7 @@ impl Submitter {
             Action::Settle => ("settle", Lilypad::settleCall { jobId: job }.abi_encode()),
         };
         let sent = match self
-            .dispatch(job, name, data.into(), After::action(action))
+            .dispatch(job, name, data.into(), After::action(action), reads)
             .await
         {
             Err(
