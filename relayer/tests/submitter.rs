@@ -491,6 +491,35 @@ async fn a_deal_whose_job_read_hangs_does_not_hold_the_other_deal_of_its_round()
 }
 
 #[tokio::test]
+async fn a_deal_that_lands_while_job_reads_fail_is_landed_with_its_timeout_scheduled() {
+    let w = world().await;
+    let proxy = FaultyRpc::start(&w.chain.url(), FaultPlan::none()).unwrap();
+    let submitter = submitter_at(&w, &proxy.url());
+    let (job, hash) = run_job(&w, 600).await;
+    // Blocks are mined by hand: the deal is sent, then job reads start failing, then it is mined.
+    w.chain.stop_mining();
+    let deal = signed_deal(&w, job, hash, &provider_key());
+    let task = tokio::spawn(async move { submitter.submit_deal(&deal).await });
+    eventually(Duration::from_secs(30), "the deal is sent", async || {
+        ok_if(!pending_records(&w).await.is_empty(), "nothing pending")
+    })
+    .await;
+    proxy.fail_method_for("eth_call", Fault::Http503, Duration::from_secs(600));
+    w.chain.mine_instantly();
+    w.chain.rpc("evm_mine", "[]");
+    let landed = task.await.unwrap();
+    assert!(matches!(landed, Ok(Submitted::Landed(_))), "{landed:?}");
+    // Its timeout was scheduled all the same: past the execution deadline the relayer (here one
+    // whose reads work) times the job out.
+    w.chain.advance(61);
+    assert_eq!(
+        w.submitter.round(Duration::from_millis(100)).await.unwrap(),
+        1
+    );
+    assert_eq!(state(&w, job).await, Some(JobStatus::TimedOut));
+}
+
+#[tokio::test]
 async fn a_stopped_submitter_gives_up_its_lease_so_another_relayer_takes_over_at_once() {
     let w = world().await;
     let lease = format!("submit:{CHAIN}:{}", w.submitter.signer());

@@ -18,6 +18,9 @@
 //!   relayer that takes the lease first retires the records a stopped or killed one left
 //!   ([`recover`]: the follow-up of each mined one is scheduled from the job's state), and every
 //!   deal, result and due action is checked against the job's on-chain state before it is sent.
+//! - What follows a landed deal or result (the job's timeout, its settlement) is scheduled at the
+//!   deadline the transaction's own event names (`DealAgreed`, `ResultSubmitted`), so no read
+//!   that may fail stands between a mined transaction and its follow-up.
 //! - One nonce per action ([`send`]): a lost answer to a send is met by sending the same bytes
 //!   again; an action tried again while its transaction is in flight waits for that one.
 //! - Only a revert is a refusal ([`error::classify_call`]): a deal or result the contract refuses
@@ -474,7 +477,8 @@ impl Submitter {
         Ok(())
     }
 
-    /// Waits for a dispatched transaction and records what follows from it.
+    /// Waits for a dispatched transaction and records what follows from it, at the deadline its
+    /// own event names (read from the job only when the receipt has none).
     async fn complete(&self, sent: Sent) -> Result<Submitted, SubmitError> {
         let chain = self.settings.chain_id;
         let (job, after) = (sent.job, sent.after);
@@ -484,11 +488,34 @@ impl Submitter {
         };
         self.store.done(chain, job, after.done).await?;
         if let Some(next) = after.next {
-            let (_, deadline) = self.job_state(job).await?;
+            let deadline = match new_deadline(receipt.inner.logs(), self.settings.lilypad, job) {
+                Some(deadline) => deadline,
+                None => self.job_state(job).await?.1,
+            };
             self.store.schedule(chain, job, next, deadline).await?;
         }
         Ok(Submitted::Landed(receipt.transaction_hash))
     }
+}
+
+/// The deadline `job` was given by the transaction whose receipt has `logs`: the execution
+/// deadline of its `DealAgreed` or the challenge deadline of its `ResultSubmitted`, as emitted by
+/// the Lilypad contract at `lilypad`. `None` when the receipt has neither for that job.
+fn new_deadline(logs: &[alloy::rpc::types::Log], lilypad: Address, job: U256) -> Option<u64> {
+    logs.iter()
+        .filter(|log| log.address() == lilypad)
+        .find_map(|log| {
+            if let Ok(deal) = log.log_decode::<Lilypad::DealAgreed>() {
+                let deal = deal.inner.data;
+                return (deal.jobId == job).then_some(deal.executionDeadline);
+            }
+            let result = log
+                .log_decode::<Lilypad::ResultSubmitted>()
+                .ok()?
+                .inner
+                .data;
+            (result.jobId == job).then_some(result.challengeDeadline)
+        })
 }
 
 /// The step a gate decided, or `None` when the transaction is to be sent.
@@ -500,5 +527,66 @@ fn gated(key: JobKey, gate: Gate) -> Result<Option<Step>, SubmitError> {
             key,
             reason: reason.into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::{LogData, address};
+    use alloy::sol_types::SolEvent;
+
+    const LILYPAD: Address = address!("0x2279B7A0a67DB372996a5FaB50D91eAA73d2eBe6");
+
+    fn log(at: Address, data: LogData) -> alloy::rpc::types::Log {
+        alloy::rpc::types::Log {
+            inner: alloy::primitives::Log { address: at, data },
+            ..Default::default()
+        }
+    }
+
+    fn deal_agreed(job: u64, deadline: u64) -> LogData {
+        Lilypad::DealAgreed {
+            jobId: U256::from(job),
+            provider: Address::ZERO,
+            price: U256::ZERO,
+            timeoutCollateral: U256::ZERO,
+            resultsCollateral: U256::ZERO,
+            executionDeadline: deadline,
+        }
+        .encode_log_data()
+    }
+
+    #[test]
+    fn a_landed_deal_gives_its_execution_deadline_and_a_result_its_challenge_deadline() {
+        let logs = [log(LILYPAD, deal_agreed(7, 1_000))];
+        assert_eq!(new_deadline(&logs, LILYPAD, U256::from(7)), Some(1_000));
+        let result = Lilypad::ResultSubmitted {
+            jobId: U256::from(7),
+            provider: Address::ZERO,
+            result: Lilypad::ResultData {
+                jobId: U256::from(7),
+                status: 1,
+                resultCid: Bytes::new(),
+                exitCode: 0,
+                error: String::new(),
+            },
+            output: Bytes::new(),
+            challengeDeadline: 2_000,
+        }
+        .encode_log_data();
+        let logs = [log(LILYPAD, result)];
+        assert_eq!(new_deadline(&logs, LILYPAD, U256::from(7)), Some(2_000));
+    }
+
+    #[test]
+    fn another_jobs_event_another_contracts_or_none_gives_no_deadline() {
+        let other = log(LILYPAD, deal_agreed(8, 1_000));
+        let elsewhere = log(Address::repeat_byte(1), deal_agreed(7, 1_000));
+        assert_eq!(
+            new_deadline(&[other, elsewhere], LILYPAD, U256::from(7)),
+            None
+        );
+        assert_eq!(new_deadline(&[], LILYPAD, U256::from(7)), None);
     }
 }
