@@ -10,6 +10,7 @@ use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use lilypad_bindings::{Lilypad, eip712};
 use lilypad_bus::{Bus, Topic};
+use lilypad_chain::RpcOptions;
 use lilypad_config::{Confirmations, GasPolicy};
 use lilypad_e2e::{Fault, FaultPlan, FaultyRpc, dev_keys, eventually, ok_if};
 use lilypad_relayer::chain::RpcChain;
@@ -83,8 +84,21 @@ async fn world_with(tweak: impl FnOnce(&mut SubmitterSettings)) -> World {
 /// Another submitter with the world's key, settings, Redis and NATS (another relayer, or the
 /// same one through another endpoint), sending through `rpc`.
 fn submitter_at(w: &World, rpc: &str) -> Submitter {
+    submitter_with(w, rpc, &RpcOptions::default())
+}
+
+/// As [`submitter_at`], its requests following `options`.
+fn submitter_with(w: &World, rpc: &str, options: &RpcOptions) -> Submitter {
     let key: PrivateKeySigner = dev_keys::RELAYER.parse().unwrap();
-    Submitter::new(w.settings.clone(), rpc, key, w.store.clone(), w.bus.clone()).unwrap()
+    Submitter::with_rpc_options(
+        w.settings.clone(),
+        rpc,
+        key,
+        w.store.clone(),
+        w.bus.clone(),
+        options,
+    )
+    .unwrap()
 }
 
 async fn run_job(w: &World, match_timeout: u32) -> (U256, B256) {
@@ -432,6 +446,77 @@ async fn a_batch_of_deals_is_pipelined_into_one_block() {
         assert_eq!(state(&w, job).await, Some(JobStatus::Agreed));
     }
     assert_eq!(sent_by_relayer(&w).await, mined_before + 5);
+}
+
+#[tokio::test]
+async fn a_deal_whose_job_read_hangs_does_not_hold_the_other_deal_of_its_round() {
+    let w = world().await;
+    // A delayed request waits ten minutes, and the submitter waits for it as long: far past this
+    // test's bound, so no timeout and retry gets the held deal through, only not waiting on it.
+    let hang = Duration::from_secs(600);
+    let proxy = FaultyRpc::start(&w.chain.url(), FaultPlan::none().delays(hang, hang)).unwrap();
+    let options = RpcOptions {
+        request_timeout: 2 * hang,
+        call_timeout: 2 * hang,
+        ..RpcOptions::default()
+    };
+    let submitter = submitter_with(&w, &proxy.url(), &options);
+    let jobs = [
+        publish_new_deal(&w, "a").await,
+        publish_new_deal(&w, "b").await,
+    ];
+    // The first job read of the round (one deal's gate) hangs.
+    proxy.fail_method("eth_call", Fault::Delay, 1);
+    let round = tokio::spawn(async move { submitter.round(Duration::from_millis(300)).await });
+    eventually(
+        Duration::from_secs(60),
+        "one deal lands while the other's job read hangs",
+        async || {
+            let states = [state(&w, jobs[0]).await, state(&w, jobs[1]).await];
+            let held = proxy.stats().faulted_of("eth_call");
+            let agreed = states.contains(&Some(JobStatus::Agreed));
+            let waiting = states.contains(&Some(JobStatus::Requested));
+            ok_if(
+                held == 1 && agreed && waiting,
+                format!("states {states:?}, job reads held {held}"),
+            )
+        },
+    )
+    .await;
+    assert!(
+        !round.is_finished(),
+        "the round still waits for the held deal"
+    );
+    round.abort();
+}
+
+#[tokio::test]
+async fn a_deal_that_lands_while_job_reads_fail_is_landed_with_its_timeout_scheduled() {
+    let w = world().await;
+    let proxy = FaultyRpc::start(&w.chain.url(), FaultPlan::none()).unwrap();
+    let submitter = submitter_at(&w, &proxy.url());
+    let (job, hash) = run_job(&w, 600).await;
+    // Blocks are mined by hand: the deal is sent, then job reads start failing, then it is mined.
+    w.chain.stop_mining();
+    let deal = signed_deal(&w, job, hash, &provider_key());
+    let task = tokio::spawn(async move { submitter.submit_deal(&deal).await });
+    eventually(Duration::from_secs(30), "the deal is sent", async || {
+        ok_if(!pending_records(&w).await.is_empty(), "nothing pending")
+    })
+    .await;
+    proxy.fail_method_for("eth_call", Fault::Http503, Duration::from_secs(600));
+    w.chain.mine_instantly();
+    w.chain.rpc("evm_mine", "[]");
+    let landed = task.await.unwrap();
+    assert!(matches!(landed, Ok(Submitted::Landed(_))), "{landed:?}");
+    // Its timeout was scheduled all the same: past the execution deadline the relayer (here one
+    // whose reads work) times the job out.
+    w.chain.advance(61);
+    assert_eq!(
+        w.submitter.round(Duration::from_millis(100)).await.unwrap(),
+        1
+    );
+    assert_eq!(state(&w, job).await, Some(JobStatus::TimedOut));
 }
 
 #[tokio::test]

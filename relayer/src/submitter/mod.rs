@@ -4,14 +4,23 @@
 //! - Before sending anything it reads the job on-chain, so nothing is sent twice: a deal for a job
 //!   that is no longer `Requested`, or a result for one past `Agreed`, is dropped with a log
 //!   line, not sent. A result whose deal is not mined yet is kept and tried again.
-//! - Transactions are pipelined: each round sends the waiting deals one after another with
-//!   consecutive nonces and then waits for all of them; then the results; then the due actions.
+//! - Transactions are prepared together and sent in nonce order: each round takes the waiting
+//!   deals, then the results, then the due actions; within each of those phases the messages are
+//!   prepared concurrently (up to [`PREPARE_AT_ONCE`] at a time: the job read, the gas estimate,
+//!   the fee estimate and the chain's pending count, the last two read once per phase), so one
+//!   slow or failed call holds only its own transaction. Only the short section "reserve the
+//!   nonce, sign, record as pending, broadcast" is taken one transaction at a time (a lock shared
+//!   by every clone of the submitter), so nonces go out in order with no gap and a first send the
+//!   node refuses can still give its nonce back. Confirmations then overlap.
 //! - Nonces come from Redis (reserved atomically, at least the chain's pending nonce; see
 //!   [`nonce`]). Every transaction is signed here and recorded there as pending (every attempt's
 //!   hash, the latest signed bytes) before it is broadcast, until one of its attempts is mined; a
 //!   relayer that takes the lease first retires the records a stopped or killed one left
 //!   ([`recover`]: the follow-up of each mined one is scheduled from the job's state), and every
 //!   deal, result and due action is checked against the job's on-chain state before it is sent.
+//! - What follows a landed deal or result (the job's timeout, its settlement) is scheduled at the
+//!   deadline the transaction's own event names (`DealAgreed`, `ResultSubmitted`), so no read
+//!   that may fail stands between a mined transaction and its follow-up.
 //! - One nonce per action ([`send`]): a lost answer to a send is met by sending the same bytes
 //!   again; an action tried again while its transaction is in flight waits for that one.
 //! - Only a revert is a refusal ([`error::classify_call`]): a deal or result the contract refuses
@@ -60,7 +69,7 @@ use error::rpc;
 pub use error::{
     CallFailure, SendOutcome, SubmitError, Verdict, classify_call, classify_send, verdict,
 };
-use send::Sent;
+use send::{PhaseReads, Sent};
 use serde::{Deserialize, Serialize};
 
 /// What became of a message or a due action.
@@ -195,7 +204,13 @@ pub struct Submitter {
     /// When the pending records were last looked at for nonces to fill ([`gaps`]), shared by
     /// every clone (each round runs on one).
     gaps_checked: std::sync::Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
+    /// Held from reserving a nonce to broadcasting its first attempt ([`send`]), shared by every
+    /// clone: the one part of sending that is not concurrent.
+    send_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
+
+/// How many messages (or due actions) of one phase are prepared at once: job read, estimates.
+pub const PREPARE_AT_ONCE: usize = 16;
 
 /// How long a round waits on an empty deals or results stream.
 const ROUND_WAIT: Duration = Duration::from_millis(100);
@@ -203,7 +218,8 @@ const ROUND_WAIT: Duration = Duration::from_millis(100);
 const ROUND_PAUSE: Duration = Duration::from_millis(50);
 
 impl Submitter {
-    /// A submitter sending with `key` through `rpc` (one URL or several of the same chain).
+    /// A submitter sending with `key` through `rpc` (one URL or several of the same chain), with
+    /// the default request timeouts and retries.
     pub fn new(
         settings: SubmitterSettings,
         rpc: &(impl lilypad_chain::Endpoints + ?Sized),
@@ -211,13 +227,27 @@ impl Submitter {
         store: Store,
         bus: Bus,
     ) -> Result<Self, SubmitError> {
+        Self::with_rpc_options(settings, rpc, key, store, bus, &RpcOptions::default())
+    }
+
+    /// A submitter sending with `key` through `rpc`, whose requests follow `options` (timeouts,
+    /// retries, receipt polling).
+    pub fn with_rpc_options(
+        settings: SubmitterSettings,
+        rpc: &(impl lilypad_chain::Endpoints + ?Sized),
+        key: PrivateKeySigner,
+        store: Store,
+        bus: Bus,
+        options: &RpcOptions,
+    ) -> Result<Self, SubmitError> {
         let signer = key.address();
         let wallet = EthereumWallet::from(key.clone());
-        let provider = lilypad_chain::connect_with_signer(rpc, key, &RpcOptions::default())
-            .map_err(|e| SubmitError::Rpc {
+        let provider = lilypad_chain::connect_with_signer(rpc, key, options).map_err(|e| {
+            SubmitError::Rpc {
                 op: "connecting".into(),
                 reason: e.to_string(),
-            })?;
+            }
+        })?;
         Ok(Self {
             settings,
             provider,
@@ -227,6 +257,7 @@ impl Submitter {
             bus,
             lease: CancellationToken::new(),
             gaps_checked: Default::default(),
+            send_turn: Default::default(),
         })
     }
 
@@ -279,19 +310,23 @@ impl Submitter {
 
     /// Lands a signed deal unless the job is no longer waiting for one; schedules its timeout.
     pub async fn submit_deal(&self, deal: &SignedDeal) -> Result<Submitted, SubmitError> {
-        self.run_step(self.prepare_deal(deal).await?).await
+        let reads = PhaseReads::default();
+        self.run_step(self.prepare_deal(deal, &reads).await?).await
     }
 
     /// Lands a signed result unless the job is no longer waiting for one; schedules settlement.
     pub async fn submit_result(&self, result: &SignedResult) -> Result<Submitted, SubmitError> {
-        self.run_step(self.prepare_result(result).await?).await
+        let reads = PhaseReads::default();
+        self.run_step(self.prepare_result(result, &reads).await?)
+            .await
     }
 
     /// Carries out one due action, if the job is still in the state it needs and its deadline has
     /// passed by the chain's clock; otherwise nothing is sent.
     pub async fn carry_out(&self, job: U256, action: Action) -> Result<Submitted, SubmitError> {
         let now = self.chain_time().await?;
-        self.run_step(self.prepare_action(job, action, now).await?)
+        let reads = PhaseReads::default();
+        self.run_step(self.prepare_action(job, action, now, &reads).await?)
             .await
     }
 
@@ -304,8 +339,12 @@ impl Submitter {
     }
 
     /// Checks the job waits for this deal and sends `agreeDeal` (without waiting for it to be
-    /// mined).
-    async fn prepare_deal(&self, deal: &SignedDeal) -> Result<Step, SubmitError> {
+    /// mined). `reads` are the chain reads shared with the other transactions of its phase.
+    async fn prepare_deal(
+        &self,
+        deal: &SignedDeal,
+        reads: &PhaseReads,
+    ) -> Result<Step, SubmitError> {
         let job = deal.terms.job_id;
         let (state, deadline) = self.job_state(job).await?;
         if let Some(step) = gated(deal.key, gate::deal(state))? {
@@ -319,14 +358,24 @@ impl Submitter {
             providerSignature: deal.signature.clone(),
         };
         let sent = self
-            .dispatch(job, "agreeDeal", call.abi_encode().into(), After::DEAL)
+            .dispatch(
+                job,
+                "agreeDeal",
+                call.abi_encode().into(),
+                After::DEAL,
+                reads,
+            )
             .await?;
         Ok(Step::Sent(Box::new(sent)))
     }
 
     /// Checks the job waits for this result and sends `submitResult` (without waiting for it to
     /// be mined). A result for a job whose deal is not on-chain yet waits for it.
-    async fn prepare_result(&self, result: &SignedResult) -> Result<Step, SubmitError> {
+    async fn prepare_result(
+        &self,
+        result: &SignedResult,
+        reads: &PhaseReads,
+    ) -> Result<Step, SubmitError> {
         let job = result.key.job_id;
         let (state, deadline) = self.job_state(job).await?;
         if let Some(step) = gated(result.key, gate::result(state))? {
@@ -345,7 +394,13 @@ impl Submitter {
             providerSignature: result.signature.clone(),
         };
         let sent = self
-            .dispatch(job, "submitResult", call.abi_encode().into(), After::RESULT)
+            .dispatch(
+                job,
+                "submitResult",
+                call.abi_encode().into(),
+                After::RESULT,
+                reads,
+            )
             .await?;
         Ok(Step::Sent(Box::new(sent)))
     }
@@ -356,6 +411,7 @@ impl Submitter {
         job: U256,
         action: Action,
         now: u64,
+        reads: &PhaseReads,
     ) -> Result<Step, SubmitError> {
         let (state, deadline) = self.job_state(job).await?;
         match gate::action(action, state, deadline, now) {
@@ -377,7 +433,7 @@ impl Submitter {
             Action::Settle => ("settle", Lilypad::settleCall { jobId: job }.abi_encode()),
         };
         let sent = match self
-            .dispatch(job, name, data.into(), After::action(action))
+            .dispatch(job, name, data.into(), After::action(action), reads)
             .await
         {
             Err(
@@ -421,7 +477,8 @@ impl Submitter {
         Ok(())
     }
 
-    /// Waits for a dispatched transaction and records what follows from it.
+    /// Waits for a dispatched transaction and records what follows from it, at the deadline its
+    /// own event names (read from the job only when the receipt has none).
     async fn complete(&self, sent: Sent) -> Result<Submitted, SubmitError> {
         let chain = self.settings.chain_id;
         let (job, after) = (sent.job, sent.after);
@@ -431,11 +488,34 @@ impl Submitter {
         };
         self.store.done(chain, job, after.done).await?;
         if let Some(next) = after.next {
-            let (_, deadline) = self.job_state(job).await?;
+            let deadline = match new_deadline(receipt.inner.logs(), self.settings.lilypad, job) {
+                Some(deadline) => deadline,
+                None => self.job_state(job).await?.1,
+            };
             self.store.schedule(chain, job, next, deadline).await?;
         }
         Ok(Submitted::Landed(receipt.transaction_hash))
     }
+}
+
+/// The deadline `job` was given by the transaction whose receipt has `logs`: the execution
+/// deadline of its `DealAgreed` or the challenge deadline of its `ResultSubmitted`, as emitted by
+/// the Lilypad contract at `lilypad`. `None` when the receipt has neither for that job.
+fn new_deadline(logs: &[alloy::rpc::types::Log], lilypad: Address, job: U256) -> Option<u64> {
+    logs.iter()
+        .filter(|log| log.address() == lilypad)
+        .find_map(|log| {
+            if let Ok(deal) = log.log_decode::<Lilypad::DealAgreed>() {
+                let deal = deal.inner.data;
+                return (deal.jobId == job).then_some(deal.executionDeadline);
+            }
+            let result = log
+                .log_decode::<Lilypad::ResultSubmitted>()
+                .ok()?
+                .inner
+                .data;
+            (result.jobId == job).then_some(result.challengeDeadline)
+        })
 }
 
 /// The step a gate decided, or `None` when the transaction is to be sent.
@@ -447,5 +527,66 @@ fn gated(key: JobKey, gate: Gate) -> Result<Option<Step>, SubmitError> {
             key,
             reason: reason.into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::{LogData, address};
+    use alloy::sol_types::SolEvent;
+
+    const LILYPAD: Address = address!("0x2279B7A0a67DB372996a5FaB50D91eAA73d2eBe6");
+
+    fn log(at: Address, data: LogData) -> alloy::rpc::types::Log {
+        alloy::rpc::types::Log {
+            inner: alloy::primitives::Log { address: at, data },
+            ..Default::default()
+        }
+    }
+
+    fn deal_agreed(job: u64, deadline: u64) -> LogData {
+        Lilypad::DealAgreed {
+            jobId: U256::from(job),
+            provider: Address::ZERO,
+            price: U256::ZERO,
+            timeoutCollateral: U256::ZERO,
+            resultsCollateral: U256::ZERO,
+            executionDeadline: deadline,
+        }
+        .encode_log_data()
+    }
+
+    #[test]
+    fn a_landed_deal_gives_its_execution_deadline_and_a_result_its_challenge_deadline() {
+        let logs = [log(LILYPAD, deal_agreed(7, 1_000))];
+        assert_eq!(new_deadline(&logs, LILYPAD, U256::from(7)), Some(1_000));
+        let result = Lilypad::ResultSubmitted {
+            jobId: U256::from(7),
+            provider: Address::ZERO,
+            result: Lilypad::ResultData {
+                jobId: U256::from(7),
+                status: 1,
+                resultCid: Bytes::new(),
+                exitCode: 0,
+                error: String::new(),
+            },
+            output: Bytes::new(),
+            challengeDeadline: 2_000,
+        }
+        .encode_log_data();
+        let logs = [log(LILYPAD, result)];
+        assert_eq!(new_deadline(&logs, LILYPAD, U256::from(7)), Some(2_000));
+    }
+
+    #[test]
+    fn another_jobs_event_another_contracts_or_none_gives_no_deadline() {
+        let other = log(LILYPAD, deal_agreed(8, 1_000));
+        let elsewhere = log(Address::repeat_byte(1), deal_agreed(7, 1_000));
+        assert_eq!(
+            new_deadline(&[other, elsewhere], LILYPAD, U256::from(7)),
+            None
+        );
+        assert_eq!(new_deadline(&[], LILYPAD, U256::from(7)), None);
     }
 }

@@ -1,6 +1,9 @@
 //! A submitter round, in three phases (deals, results, due actions), and the lease loop that
 //! runs rounds while this relayer holds the right to send with the chain's signer.
 
+use tokio::sync::Semaphore;
+
+use super::send::PhaseReads;
 use super::*;
 
 /// A signed message the submitter lands: a deal or a result.
@@ -11,8 +14,12 @@ trait Signed: serde::de::DeserializeOwned {
     const WHAT: &'static str;
     /// The job it is for.
     fn key(&self) -> JobKey;
-    /// Checks the job and sends the transaction.
-    fn prepare(&self, submitter: &Submitter) -> impl Future<Output = Result<Step, SubmitError>>;
+    /// Checks the job and sends the transaction, sharing `reads` with its phase.
+    fn prepare(
+        &self,
+        submitter: &Submitter,
+        reads: &PhaseReads,
+    ) -> impl Future<Output = Result<Step, SubmitError>>;
 }
 
 impl Signed for SignedDeal {
@@ -21,8 +28,12 @@ impl Signed for SignedDeal {
     fn key(&self) -> JobKey {
         self.key
     }
-    fn prepare(&self, submitter: &Submitter) -> impl Future<Output = Result<Step, SubmitError>> {
-        submitter.prepare_deal(self)
+    fn prepare(
+        &self,
+        submitter: &Submitter,
+        reads: &PhaseReads,
+    ) -> impl Future<Output = Result<Step, SubmitError>> {
+        submitter.prepare_deal(self, reads)
     }
 }
 
@@ -32,8 +43,12 @@ impl Signed for SignedResult {
     fn key(&self) -> JobKey {
         self.key
     }
-    fn prepare(&self, submitter: &Submitter) -> impl Future<Output = Result<Step, SubmitError>> {
-        submitter.prepare_result(self)
+    fn prepare(
+        &self,
+        submitter: &Submitter,
+        reads: &PhaseReads,
+    ) -> impl Future<Output = Result<Step, SubmitError>> {
+        submitter.prepare_result(self, reads)
     }
 }
 
@@ -82,11 +97,12 @@ impl Submitter {
 
     /// One round: fills the nonces of given-up actions ([`super::gaps`]), then lands the deals
     /// waiting on the stream, then the results, then the due actions.
-    /// Within each of those three phases transactions are pipelined: sent one after another
-    /// with consecutive nonces, then confirmed together, so a batch costs about one block, not
-    /// one block per transaction. The phases follow one another because each can depend on the
-    /// one before (a result needs its deal mined; a timeout must not race a result). Returns how
-    /// many transactions landed.
+    /// Within each of those three phases the transactions are prepared concurrently (job read,
+    /// gas estimate; at most [`PREPARE_AT_ONCE`] at a time), sent with consecutive nonces as each
+    /// is ready, and confirmed together, so a batch costs about one block, not one block per
+    /// transaction, and one slow call holds only its own transaction. The phases follow one
+    /// another because each can depend on the one before (a result needs its deal mined; a
+    /// timeout must not race a result). Returns how many transactions landed.
     pub async fn round(&self, wait: Duration) -> Result<usize, SubmitError> {
         let chain = self.settings.chain_id;
         if self.gaps_due() {
@@ -103,33 +119,38 @@ impl Submitter {
 
         self.check_lease()?;
         let now = self.chain_time().await?;
+        let reads = PhaseReads::default();
+        let preparing = Semaphore::new(PREPARE_AT_ONCE);
+        let (reads, preparing) = (&reads, &preparing);
         let mut inflight = FuturesUnordered::new();
         for (job, action) in self
             .store
             .claim_due(chain, now, 32, self.settings.claim_retry)
             .await?
         {
-            match self.prepare_action(job, action, now).await {
-                Ok(Step::Sent(sent)) => {
-                    inflight.push(async move { (job, action, self.complete(*sent).await) })
-                }
-                Ok(Step::Skipped(why)) => {
-                    report_action(chain, job, action, Ok(Submitted::Skipped(why)));
-                }
-                Err(e) => {
-                    report_action(chain, job, action, Err(e));
-                }
-            }
+            inflight.push(async move {
+                let step = {
+                    let _turn = preparing.acquire().await.ok();
+                    self.prepare_action(job, action, now, reads).await
+                };
+                let outcome = match step {
+                    Ok(step) => self.run_step(step).await,
+                    Err(e) => Err(e),
+                };
+                report_action(chain, job, action, outcome)
+            });
         }
-        while let Some((job, action, outcome)) = inflight.next().await {
-            landed += report_action(chain, job, action, outcome);
+        while let Some(n) = inflight.next().await {
+            landed += n;
         }
         self.check_lease()?;
         Ok(landed)
     }
 
-    /// One phase of a round: the messages of one kind waiting on their stream, sent one after
-    /// another and confirmed together.
+    /// One phase of a round: the messages of one kind waiting on their stream, prepared
+    /// concurrently, sent as each is ready and confirmed together. Every message is seen through
+    /// to its outcome (acknowledged, rejected or retried) before the phase ends, even when
+    /// another's fails to be acknowledged: the first such failure is returned afterwards.
     async fn land<M: Signed>(&self, wait: Duration) -> Result<usize, SubmitError> {
         self.check_lease()?;
         let chain = self.settings.chain_id;
@@ -141,7 +162,9 @@ impl Submitter {
                 &format!("relayer-{}s-{chain}", M::WHAT),
             )
             .await?;
-        let mut landed = 0;
+        let reads = PhaseReads::default();
+        let preparing = Semaphore::new(PREPARE_AT_ONCE);
+        let (reads, preparing) = (&reads, &preparing);
         let mut inflight = FuturesUnordered::new();
         let mut jobs = HashSet::new();
         for r in consumer.fetch(32, wait).await? {
@@ -157,21 +180,32 @@ impl Submitter {
                 d.retry_after(Duration::from_secs(1)).await?;
                 continue;
             }
-            match d.body.prepare(self).await {
-                Ok(Step::Sent(sent)) => inflight.push(async move {
-                    let outcome = self.complete(*sent).await;
-                    self.finish(key, M::WHAT, outcome, *d).await
-                }),
-                Ok(Step::Skipped(why)) => {
-                    landed += self
-                        .finish(key, M::WHAT, Ok(Submitted::Skipped(why)), *d)
-                        .await?
+            inflight.push(async move {
+                let step = {
+                    // The semaphore is never closed: without a permit (never) it goes on.
+                    let _turn = preparing.acquire().await.ok();
+                    d.body.prepare(self, reads).await
+                };
+                let outcome = match step {
+                    Ok(step) => self.run_step(step).await,
+                    Err(e) => Err(e),
+                };
+                self.finish(key, M::WHAT, outcome, *d).await
+            });
+        }
+        let mut landed = 0;
+        let mut failed = None;
+        while let Some(r) = inflight.next().await {
+            match r {
+                Ok(n) => landed += n,
+                Err(e) => {
+                    tracing::warn!(chain, error = %e, "a {} could not be acknowledged or put back; the stream delivers it again", M::WHAT);
+                    failed.get_or_insert(e);
                 }
-                Err(e) => landed += self.finish(key, M::WHAT, Err(e), *d).await?,
             }
         }
-        while let Some(r) = inflight.next().await {
-            landed += r?;
+        if let Some(e) = failed {
+            return Err(e);
         }
         self.check_lease()?;
         Ok(landed)

@@ -7,6 +7,15 @@
 //! bytes again (the node says "already known" or "nonce too low" if it took them), never by
 //! signing the action again with another nonce; an action tried again later (a message retried,
 //! an action come due again) finds its pending record and waits for that transaction.
+//!
+//! What is concurrent: the transactions of a phase are prepared together (each its own job read
+//! and gas estimate; the fee estimate and the signer's pending count read once for the phase, in
+//! [`PhaseReads`]), and only "reserve the nonce, sign, record as pending, broadcast" is taken one
+//! transaction at a time, under the submitter's send lock. So nonces are handed out in the order
+//! the transactions are broadcast, with no gap, and a first send the node refuses gives its nonce
+//! back before the next transaction reserves one. Replacements (same nonce) and confirmations
+//! need no lock. The lease is checked again once the lock is held, right before the nonce is
+//! reserved.
 
 use std::time::Duration;
 
@@ -54,6 +63,42 @@ impl Sent {
 /// How often the same signed bytes are sent again, at once, when the answer is lost.
 const RESEND_TRIES: usize = 3;
 
+/// The chain reads the transactions of one phase share, each made once, by the first transaction
+/// that needs it (the others wait for its answer; a failed read is made again by the next one):
+/// the signer's pending transaction count, only a lower bound for the nonce reservation (Redis
+/// hands out the nonces), and the node's fee estimate for first attempts (a transaction not mined
+/// in time is replaced with higher fees all the same).
+#[derive(Debug, Default)]
+pub(super) struct PhaseReads {
+    chain_pending: tokio::sync::OnceCell<u64>,
+    max_fee: tokio::sync::OnceCell<u128>,
+}
+
+impl PhaseReads {
+    /// The signer's pending transaction count (the node's next nonce), as read for this phase.
+    async fn chain_pending(&self, submitter: &Submitter) -> Result<u64, SubmitError> {
+        self.chain_pending
+            .get_or_try_init(|| submitter.transaction_count(true))
+            .await
+            .copied()
+    }
+
+    /// The node's EIP-1559 max fee per gas estimate, as read for this phase.
+    async fn max_fee(&self, submitter: &Submitter) -> Result<u128, SubmitError> {
+        self.max_fee
+            .get_or_try_init(async || {
+                submitter
+                    .provider
+                    .estimate_eip1559_fees()
+                    .await
+                    .map(|estimate| estimate.max_fee_per_gas)
+                    .map_err(|e| rpc("fee estimate")(e.to_string()))
+            })
+            .await
+            .copied()
+    }
+}
+
 impl Submitter {
     /// The signer's transaction count: the mined ones, or with `pending` those in the node's
     /// pool too (the next nonce the node would give).
@@ -81,16 +126,19 @@ impl Submitter {
     }
 
     /// Estimates, prices and sends a call to Lilypad with the next nonce from Redis, and returns
-    /// without waiting for it to be mined ([`Submitter::confirm`] does). Sends are made one at a
-    /// time, so nonces go out in order with no gap; confirmations may then overlap. When this
-    /// action already has a transaction in flight (an earlier try whose round ended before it
-    /// was mined), that one is sent again and waited for instead.
+    /// without waiting for it to be mined ([`Submitter::confirm`] does). Several dispatches run
+    /// at once; each estimates on its own and shares the fee and pending-count reads of its phase
+    /// (`reads`). Only reserving, signing, recording and broadcasting are made one dispatch at a
+    /// time (the send lock), so nonces go out in order with no gap; confirmations then overlap.
+    /// When this action already has a transaction in flight (an earlier try whose round ended
+    /// before it was mined), that one is sent again and waited for instead.
     pub(super) async fn dispatch(
         &self,
         job: U256,
         call: &'static str,
         data: Bytes,
         after: After,
+        reads: &PhaseReads,
     ) -> Result<Sent, SubmitError> {
         self.check_lease()?;
         let key = self.key(job);
@@ -118,14 +166,12 @@ impl Submitter {
                 });
             }
         };
-        let estimate = self
-            .provider
-            .estimate_eip1559_fees()
-            .await
-            .map_err(|e| rpc("fee estimate")(e.to_string()))?;
-        let fees = Fees::first(estimate.max_fee_per_gas, &self.settings.gas);
+        let fees = Fees::first(reads.max_fee(self).await?, &self.settings.gas);
+        let chain_nonce = reads.chain_pending(self).await?;
 
-        let chain_nonce = self.transaction_count(true).await?;
+        // From here to the broadcast, one dispatch at a time: the nonce reserved is the next one
+        // broadcast, and a refused first send gives it back before anyone reserves another.
+        let _turn = self.send_turn.lock().await;
         self.check_lease()?;
         let nonce = self.nonces().reserve(chain_nonce).await?;
         let mut sent = Sent {
