@@ -4,6 +4,8 @@ pragma solidity ^0.8.24;
 import {Script} from "forge-std/Script.sol";
 import {console2} from "forge-std/console2.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+import {TimelockController} from "@openzeppelin/contracts/governance/TimelockController.sol";
 
 import {Lilypad} from "../src/Lilypad.sol";
 import {LilypadToken} from "../src/LilypadToken.sol";
@@ -15,7 +17,8 @@ import {Params} from "../src/interfaces/ILilypad.sol";
 /// @title Deploy
 /// @notice Deploys the Lilypad suite to any chain and writes deployments/<chainId>.json.
 /// @dev Environment (only DEPLOYER_PRIVATE_KEY is required):
-///      DEPLOYER_PRIVATE_KEY     key that deploys and owns everything
+///      DEPLOYER_PRIVATE_KEY     key that deploys everything (it keeps no power over Lilypad or the
+///                               mediation unless it is also ADMIN)
 ///      TOKEN                    existing ERC-20 to use; unset: deploy LilypadToken (dev token)
 ///      TREASURY                 receives protocol fees (default: the deployer)
 ///      PROTOCOL_FEE_BPS         protocol fee, at most 1000 (default 100 = 1%)
@@ -29,8 +32,11 @@ import {Params} from "../src/interfaces/ILilypad.sol";
 ///      COWSAY_MODULE, COWSAY_VERSION, SHA256_MODULE, SHA256_VERSION   example modules
 ///                               (defaults cowsay/1.0.0 and sha256/1.0.0, as in job-modules/)
 ///      EXAMPLE_MAX_PRICE        what each example job escrows (default 1e18)
-///      NEW_OWNER                if set, ownership of Lilypad and the mediation is offered to it
-///                               (two-step: it must call acceptOwnership)
+///      ADMIN                    who proposes and carries out admin changes (default: the
+///                               deployer), through the timelock that owns Lilypad and the mediation
+///      ADMIN_DELAY              seconds an admin change waits between being scheduled and taking
+///                               effect (default 172800 = 2 days), so providers and clients can leave
+///                               first
 ///      DEPLOYMENT_FILE          where to write the JSON (default deployments/<chainId>.json)
 ///      Run: forge script script/Deploy.s.sol --rpc-url $RPC --broadcast
 contract Deploy is Script {
@@ -51,7 +57,9 @@ contract Deploy is Script {
         string sha256Module;
         string sha256Version;
         uint256 exampleMaxPrice;
-        address newOwner;
+        /// zero: the deployer
+        address admin;
+        uint256 adminDelay;
     }
 
     struct Deployment {
@@ -60,6 +68,7 @@ contract Deploy is Script {
         bool devToken;
         address lilypad;
         address mediation;
+        address timelock;
         address cowsayClient;
         address sha256Oracle;
         uint256 startBlock;
@@ -97,10 +106,12 @@ contract Deploy is Script {
         c.sha256Module = vm.envOr("SHA256_MODULE", string("sha256"));
         c.sha256Version = vm.envOr("SHA256_VERSION", string("1.0.0"));
         c.exampleMaxPrice = vm.envOr("EXAMPLE_MAX_PRICE", uint256(1 ether));
-        c.newOwner = vm.envOr("NEW_OWNER", address(0));
+        c.admin = vm.envOr("ADMIN", deployer);
+        c.adminDelay = vm.envOr("ADMIN_DELAY", uint256(2 days));
     }
 
-    /// @notice Deploys and configures everything as the deployer.
+    /// @notice Deploys and configures everything as the deployer, then hands ownership of Lilypad and
+    ///         the mediation to a timelock run by the admin.
     function deploy(Config memory c) public returns (Deployment memory d) {
         d.deployer = vm.addr(c.deployerKey);
         d.startBlock = block.number;
@@ -135,11 +146,42 @@ contract Deploy is Script {
             d.sha256Oracle =
                 address(new Sha256Oracle(d.lilypad, d.deployer, c.sha256Module, c.sha256Version, c.exampleMaxPrice));
         }
-        if (c.newOwner != address(0)) {
-            lilypad.transferOwnership(c.newOwner);
-            mediation.transferOwnership(c.newOwner);
-        }
+        d.timelock = address(_handOver(lilypad, mediation, c, d.deployer));
         vm.stopBroadcast();
+    }
+
+    /// @dev Makes an OpenZeppelin TimelockController the owner of Lilypad and the mediation: every
+    ///      admin change (parameters, treasury, mediation, consortium size) is then scheduled by
+    ///      the admin, visible on-chain (`CallScheduled`) for `adminDelay`, and only then carried
+    ///      out. The timelock starts with no delay so the deployer can accept ownership through it,
+    ///      then sets its delay, hands its roles to the admin and gives up its own.
+    function _handOver(Lilypad lilypad, ConsortiumMediation mediation, Config memory c, address deployer)
+        internal
+        returns (TimelockController timelock)
+    {
+        address[] memory deployerOnly = new address[](1);
+        deployerOnly[0] = deployer;
+        timelock = new TimelockController(0, deployerOnly, deployerOnly, deployer);
+        lilypad.transferOwnership(address(timelock));
+        mediation.transferOwnership(address(timelock));
+        _now(timelock, address(lilypad), abi.encodeCall(Ownable2Step.acceptOwnership, ()));
+        _now(timelock, address(mediation), abi.encodeCall(Ownable2Step.acceptOwnership, ()));
+        _now(timelock, address(timelock), abi.encodeCall(TimelockController.updateDelay, (c.adminDelay)));
+        address admin = c.admin == address(0) ? deployer : c.admin;
+        if (admin != deployer) {
+            bytes32[3] memory roles = [timelock.PROPOSER_ROLE(), timelock.EXECUTOR_ROLE(), timelock.CANCELLER_ROLE()];
+            for (uint256 i; i < roles.length; ++i) {
+                timelock.grantRole(roles[i], admin);
+                timelock.revokeRole(roles[i], deployer);
+            }
+        }
+        timelock.renounceRole(timelock.DEFAULT_ADMIN_ROLE(), deployer);
+    }
+
+    /// @dev Schedules and carries out a call through the timelock while its delay is still zero.
+    function _now(TimelockController timelock, address target, bytes memory data) internal {
+        timelock.schedule(target, 0, data, bytes32(0), bytes32(0), 0);
+        timelock.execute(target, 0, data, bytes32(0), bytes32(0));
     }
 
     /// @notice Writes the addresses the off-chain services need (read by the Rust side).
@@ -148,7 +190,9 @@ contract Deploy is Script {
         vm.serializeUint(k, "chainId", block.chainid);
         vm.serializeUint(k, "deploymentBlock", d.startBlock);
         vm.serializeAddress(k, "deployer", d.deployer);
-        vm.serializeAddress(k, "owner", c.newOwner == address(0) ? d.deployer : c.newOwner);
+        vm.serializeAddress(k, "owner", d.timelock);
+        vm.serializeAddress(k, "admin", c.admin == address(0) ? d.deployer : c.admin);
+        vm.serializeUint(k, "adminDelay", c.adminDelay);
         vm.serializeAddress(k, "token", d.token);
         vm.serializeBool(k, "devToken", d.devToken);
         vm.serializeAddress(k, "lilypad", d.lilypad);

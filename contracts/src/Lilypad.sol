@@ -298,11 +298,12 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         address mediation_ = mediation;
         if (mediation_ == address(0)) revert NoMediation();
         Params storage p = _params;
-        uint96 fee = p.mediationFee;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        uint80 fee = uint80(p.mediationFee); // checkParams keeps it within 80 bits
         uint40 mediationDeadline = uint40(block.timestamp + p.mediationTimeout);
         job.status = JobStatus.Challenged;
         job.deadline = mediationDeadline;
-        _challenges[jobId] = Challenge({mediation: mediation_, fee: fee});
+        _challenges[jobId] = Challenge({mediation: mediation_, fee: fee, mediatorShareBps: p.mediatorShareBps});
         emit JobChallenged(jobId, msg.sender, mediation_, fee, mediationDeadline);
         token.safeTransferFrom(msg.sender, address(this), fee);
         MediationCase memory mediationCase = MediationCase({
@@ -420,7 +421,7 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
 
     /// @notice Sets every protocol parameter at once (owner only); each is checked against its cap.
     /// @dev Jobs keep the fee and timeout collateral multiplier they were requested with; a challenge
-    ///      keeps the fee it was opened with; mediatorShareBps applies when a challenge resolves.
+    ///      keeps the fee, the mediators' share and the mediation it was opened with.
     function setParams(Params calldata p) external onlyOwner {
         _setParams(p);
     }
@@ -432,9 +433,11 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         emit TreasurySet(treasury_);
     }
 
-    /// @notice Sets the mediation contract for new challenges (zero disables challenges) and the
-    ///         free collateral a mediator needs to be chosen (owner only).
+    /// @notice Sets the mediation contract for new challenges and the free collateral a mediator
+    ///         needs to be chosen (owner only). It can be replaced, never removed: results inside
+    ///         their challenge window stay challengeable.
     function setMediation(address mediation_, uint96 minMediatorCollateral_) external onlyOwner {
+        if (mediation_ == address(0)) revert ZeroAddress();
         mediation = mediation_;
         minMediatorCollateral = minMediatorCollateral_;
         emit MediationSet(mediation_, minMediatorCollateral_);
@@ -639,7 +642,8 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     function _resolve(uint256 jobId, Job storage job, bool providerCorrect, address[] memory rewardees, bool stale)
         private
     {
-        uint256 fee = _challenges[jobId].fee;
+        Challenge storage c = _challenges[jobId];
+        uint256 fee = c.fee;
         address client = job.client;
         uint256 toClient;
         uint256 toMediators;
@@ -655,7 +659,7 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
             uint256 slashed = _resultsCollateral(job);
             // forge-lint: disable-next-line(unsafe-typecast)
             _accounts[job.provider].locked -= uint120(slashed);
-            uint256 share = rewardees.length == 0 ? 0 : slashed * _params.mediatorShareBps / BPS;
+            uint256 share = rewardees.length == 0 ? 0 : slashed * c.mediatorShareBps / BPS;
             toMediators = rewardees.length == 0 ? 0 : fee + share;
             toClient = uint256(job.maxPrice) + slashed - share + (rewardees.length == 0 ? fee : 0);
         }

@@ -9,6 +9,8 @@ import {Lilypad} from "../src/Lilypad.sol";
 import {LilypadToken} from "../src/LilypadToken.sol";
 import {ConsortiumMediation} from "../src/mediation/ConsortiumMediation.sol";
 import {CowsayClient} from "../src/examples/CowsayClient.sol";
+import {Params} from "../src/interfaces/ILilypad.sol";
+import {TimelockController} from "@openzeppelin/contracts/governance/TimelockController.sol";
 
 contract DeployTest is Test {
     using stdJson for string;
@@ -18,6 +20,8 @@ contract DeployTest is Test {
     string internal file;
 
     function setUp() public {
+        // A real chain's clock (at timestamp 1 a timelock takes every operation for done).
+        vm.warp(1_700_000_000);
         script = new Deploy();
         file = string.concat(vm.projectRoot(), "/deployments/test-deploy-", vm.toString(address(this)), ".json");
     }
@@ -40,6 +44,7 @@ contract DeployTest is Test {
         c.sha256Module = "sha256";
         c.sha256Version = "v9";
         c.exampleMaxPrice = 1 ether;
+        c.adminDelay = 2 days;
     }
 
     function test_Deploy_ConfiguresEverythingAndWritesJson() public {
@@ -49,7 +54,9 @@ contract DeployTest is Test {
 
         Lilypad lilypad = Lilypad(d.lilypad);
         assertEq(address(lilypad.token()), d.token);
-        assertEq(lilypad.owner(), vm.addr(key));
+        assertEq(lilypad.owner(), d.timelock);
+        assertEq(ConsortiumMediation(d.mediation).owner(), d.timelock);
+        assertEq(TimelockController(payable(d.timelock)).getMinDelay(), 2 days);
         assertEq(lilypad.treasury(), c.treasury);
         assertEq(lilypad.params().protocolFeeBps, 250);
         assertEq(lilypad.params().mediationFee, 2 ether);
@@ -73,24 +80,65 @@ contract DeployTest is Test {
         assertEq(json.readAddress(".cowsayClient"), d.cowsayClient);
         assertEq(json.readAddress(".sha256Oracle"), d.sha256Oracle);
         assertEq(json.readAddress(".deployer"), vm.addr(key));
-        assertEq(json.readAddress(".owner"), vm.addr(key));
+        assertEq(json.readAddress(".owner"), d.timelock);
+        assertEq(json.readAddress(".admin"), vm.addr(key));
+        assertEq(json.readUint(".adminDelay"), 2 days);
         assertTrue(json.readBool(".devToken"));
         vm.removeFile(file);
     }
 
-    function test_Deploy_WithExistingTokenAndNewOwner() public {
+    function test_Deploy_WithExistingTokenAndAnotherAdmin() public {
         LilypadToken existing = new LilypadToken(address(this));
         Deploy.Config memory c = _config();
         c.token = address(existing);
         c.fund = new address[](0);
         c.examples = false;
-        c.newOwner = makeAddr("multisig");
+        c.admin = makeAddr("multisig");
         Deploy.Deployment memory d = script.deploy(c);
         assertEq(d.token, address(existing));
         assertFalse(d.devToken);
         assertEq(d.cowsayClient, address(0));
-        assertEq(Lilypad(d.lilypad).pendingOwner(), c.newOwner);
-        assertEq(ConsortiumMediation(d.mediation).pendingOwner(), c.newOwner);
+        TimelockController timelock = TimelockController(payable(d.timelock));
+        assertEq(Lilypad(d.lilypad).owner(), d.timelock);
+        assertTrue(timelock.hasRole(timelock.PROPOSER_ROLE(), c.admin));
+        assertTrue(timelock.hasRole(timelock.EXECUTOR_ROLE(), c.admin));
+        // The deployer keeps no power: no role on the timelock, not even its admin role.
+        address deployer = vm.addr(key);
+        assertFalse(timelock.hasRole(timelock.PROPOSER_ROLE(), deployer));
+        assertFalse(timelock.hasRole(timelock.EXECUTOR_ROLE(), deployer));
+        assertFalse(timelock.hasRole(timelock.DEFAULT_ADMIN_ROLE(), deployer));
+        vm.prank(deployer);
+        vm.expectRevert();
+        Lilypad(d.lilypad).setTreasury(deployer);
+    }
+
+    /// An admin change is scheduled in the open, cannot be carried out before the delay, and
+    /// takes effect after it.
+    function test_AdminChange_WaitsOutTheDelay() public {
+        Deploy.Config memory c = _config();
+        c.admin = makeAddr("multisig");
+        Deploy.Deployment memory d = script.deploy(c);
+        TimelockController timelock = TimelockController(payable(d.timelock));
+        Lilypad lilypad = Lilypad(d.lilypad);
+        Params memory p = lilypad.params();
+        p.protocolFeeBps = 900;
+        bytes memory call = abi.encodeCall(Lilypad.setParams, (p));
+
+        vm.prank(c.admin);
+        vm.expectRevert(); // shorter than the delay
+        timelock.schedule(d.lilypad, 0, call, bytes32(0), bytes32(0), 1 days);
+        vm.prank(c.admin);
+        timelock.schedule(d.lilypad, 0, call, bytes32(0), bytes32(0), 2 days);
+        vm.warp(block.timestamp + 2 days - 1);
+        vm.prank(c.admin);
+        vm.expectRevert(); // not yet
+        timelock.execute(d.lilypad, 0, call, bytes32(0), bytes32(0));
+        assertEq(lilypad.params().protocolFeeBps, 250);
+
+        vm.warp(block.timestamp + 1);
+        vm.prank(c.admin);
+        timelock.execute(d.lilypad, 0, call, bytes32(0), bytes32(0));
+        assertEq(lilypad.params().protocolFeeBps, 900);
     }
 
     function test_RevertWhen_FundingWithForeignToken() public {

@@ -5,7 +5,7 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {LilypadTestBase} from "./utils/LilypadTestBase.sol";
 import {Lilypad} from "../src/Lilypad.sol";
-import {ILilypad, Params} from "../src/interfaces/ILilypad.sol";
+import {ILilypad, JobStatus, Params} from "../src/interfaces/ILilypad.sol";
 
 contract LilypadRegistryTest is LilypadTestBase {
     address internal carol = makeAddr("carol");
@@ -214,15 +214,14 @@ contract LilypadRegistryTest is LilypadTestBase {
         lilypad.setTreasury(address(0));
     }
 
-    function test_SetMediation_ZeroDisablesChallenges() public {
+    function test_SetMediation_CannotTurnChallengesOff() public {
         uint256 jobId = _jobWithResult();
-        vm.expectEmit(address(lilypad));
-        emit ILilypad.MediationSet(address(0), 5 ether);
+        vm.expectRevert(abi.encodeWithSelector(ILilypad.ZeroAddress.selector));
         vm.prank(owner);
         lilypad.setMediation(address(0), 5 ether);
-        assertEq(lilypad.minMediatorCollateral(), 5 ether);
-        vm.expectRevert(abi.encodeWithSelector(ILilypad.NoMediation.selector));
+        // The result inside its window stays challengeable.
         client.challenge(jobId);
+        assertEq(uint8(lilypad.getJob(jobId).status), uint8(JobStatus.Challenged));
     }
 
     function test_OwnershipIsTwoStep() public {

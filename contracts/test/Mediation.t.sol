@@ -396,6 +396,29 @@ contract MediationTest is LilypadTestBase {
         assertEq(lilypad.balanceOf(chosen[0]) + lilypad.balanceOf(chosen[1]), MEDIATION_FEE);
     }
 
+    function test_ChallengeKeepsTheMediatorShareItWasOpenedWith() public {
+        (uint256 jobId, address[] memory chosen) = _challenged();
+        // The owner cuts the mediators' share while the case is open: this case keeps 20%.
+        Params memory p = lilypad.params();
+        p.mediatorShareBps = 0;
+        vm.prank(owner);
+        lilypad.setParams(p);
+        uint256 share = 2 * PRICE * 2_000 / 10_000;
+        _vote(jobId, chosen[0], otherHash);
+        _vote(jobId, chosen[1], otherHash);
+        assertEq(uint8(_status(jobId)), uint8(JobStatus.Overturned));
+        assertEq(lilypad.balanceOf(chosen[0]) + lilypad.balanceOf(chosen[1]), MEDIATION_FEE + share);
+        assertEq(lilypad.getChallenge(jobId).mediatorShareBps, 2_000);
+    }
+
+    function test_RevertWhen_MediationFeeDoesNotFitAChallenge() public {
+        Params memory p = lilypad.params();
+        p.mediationFee = uint96(type(uint80).max) + 1;
+        vm.expectRevert(abi.encodeWithSelector(ILilypad.InvalidParam.selector, "mediationFee"));
+        vm.prank(owner);
+        lilypad.setParams(p);
+    }
+
     function test_StaleChallenge_ClosedByAnyoneAfterGrace() public {
         SilentMediation silent = new SilentMediation();
         vm.prank(owner);

@@ -134,10 +134,12 @@ struct Job {
     bytes32 resultHash;
 }
 
-/// @notice A challenge in progress or done: who mediates it and the fee the client paid.
+/// @notice A challenge in progress or done: who mediates it, the fee the client paid and the
+///         mediators' share of a slash, both fixed when the challenge opened.
 struct Challenge {
     address mediation;
-    uint96 fee;
+    uint80 fee;
+    uint16 mediatorShareBps;
 }
 
 /// @notice Protocol parameters (owner-settable within the bounds the contract enforces).

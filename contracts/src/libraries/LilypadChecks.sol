@@ -66,6 +66,8 @@ library LilypadChecks {
         if (p.minTimeoutCollateralBps > MAX_COLLATERAL_BPS) revert ILilypad.InvalidParam("minTimeoutCollateralBps");
         if (p.protocolFeeBps > MAX_PROTOCOL_FEE_BPS) revert ILilypad.InvalidParam("protocolFeeBps");
         if (p.mediatorShareBps > MAX_MEDIATOR_SHARE_BPS) revert ILilypad.InvalidParam("mediatorShareBps");
+        // A challenge keeps its fee in 80 bits (beside the mediation and the share in one slot).
+        if (p.mediationFee > type(uint80).max) revert ILilypad.InvalidParam("mediationFee");
         if (p.mediationTimeout == 0 || p.mediationTimeout > MAX_TIMEOUT) {
             revert ILilypad.InvalidParam("mediationTimeout");
         }
