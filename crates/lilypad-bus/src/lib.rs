@@ -557,12 +557,6 @@ impl Bus {
     pub fn is_connected(&self) -> bool {
         self.client.connection_state() == State::Connected
     }
-
-    /// How many times the client has connected, the first time included: a change means it
-    /// reconnected since (a caller holding something the server may have forgotten renews it).
-    pub fn connections(&self) -> u64 {
-        connections(&self.client)
-    }
 }
 
 /// How many times `client` has connected, the first time included.
