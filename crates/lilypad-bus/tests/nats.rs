@@ -597,3 +597,69 @@ async fn a_fetch_while_the_connection_is_down_says_so() {
         "{err}"
     );
 }
+
+/// A provider's deal subscription outlives an outage of its connection: proposals are answered
+/// again once it is back, without subscribing anew.
+#[tokio::test(flavor = "multi_thread")]
+async fn deal_proposals_are_answered_again_after_an_outage() {
+    let nats = Nats::start().expect("nats starts");
+    let solver = bus(&nats, BusOptions::default()).await;
+    let (proxy, provider) = behind_proxy(&nats).await;
+    let subject = deal_subject("0xP2");
+    let mut requests = provider.serve::<Proposal>(&subject).await.unwrap();
+    provider.client().flush().await.unwrap();
+    tokio::spawn(async move {
+        while let Some(req) = requests.next().await {
+            req.respond("signed").await.ok();
+        }
+    });
+    cut(&proxy, &provider).await;
+    proxy.up();
+    let proposal = Proposal { job: 1, price: 10 };
+    let answer = eventually(
+        Duration::from_secs(30),
+        "the provider answers proposals again",
+        async || {
+            solver
+                .request::<_, String>(&subject, &proposal, Duration::from_secs(1))
+                .await
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    assert_eq!(answer, "signed");
+}
+
+/// What a service publishes during an outage fails (its publisher retries it: the indexer from
+/// its cursor, the provider's heartbeat and result loops), and the same publish succeeds once the
+/// connection is back, stored once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publish_that_failed_during_an_outage_succeeds_once_it_is_back() {
+    let nats = Nats::start().expect("nats starts");
+    let (proxy, relayer) = behind_proxy(&nats).await;
+    cut(&proxy, &relayer).await;
+    let err = relayer
+        .publish(Topic::Jobs, 31337, "31337:1", &job(1))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("lilypad.jobs.31337"), "{err}");
+    proxy.up();
+    eventually(
+        Duration::from_secs(30),
+        "the publish succeeds again",
+        async || {
+            relayer
+                .publish(Topic::Jobs, 31337, "31337:1", &job(1))
+                .await
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    let solver = bus(&nats, BusOptions::default()).await;
+    let consumer = solver
+        .consumer::<Job>(Topic::Jobs, None, "solver")
+        .await
+        .unwrap();
+    let got = drain(&consumer, Duration::from_millis(500)).await;
+    assert_eq!(got.len(), 1, "stored once, the retry deduplicated");
+}
