@@ -12,11 +12,26 @@
 //! Bodies are JSON. A body that does not decode is never retried forever and never crashes a
 //! consumer: it is terminated in JetStream and handed back as [`Received::Malformed`] with the
 //! subject, sequence and reason, for the caller to log.
+//!
+//! ## NATS outages
+//!
+//! Once connected, the client reconnects for as long as it takes, and subscriptions (deal
+//! proposals, watches) are renewed by it. The outage is logged once when the connection is lost
+//! and once when it is back, with how long it lasted; not once per reconnection attempt.
+//! [`Consumer::fetch`] asks the server for nothing while the connection is down (it waits up to its
+//! `wait` for the connection, then fails with [`BusError::Disconnected`]), and a fetch cut before
+//! the server ended it keeps listening in the background: whatever the server still hands it is
+//! given back at once for redelivery. Without that, a pull request sent on reconnection for a
+//! fetch its caller had given up swallowed the messages it was served until their ack wait ran
+//! out (a job requested during a solver's outage was dealt a minute late).
 
 use std::marker::PhantomData;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use async_nats::connection::State;
 use async_nats::jetstream::{self, consumer::pull, kv, message::PublishMessage, stream};
+use async_nats::{Event, StatusCode};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -88,6 +103,14 @@ pub enum BusError {
         subject: String,
         /// The responder's reason.
         reason: String,
+    },
+    /// The connection to NATS is down (the client is reconnecting), so nothing was asked.
+    #[error(
+        "NATS {op} not attempted: the connection to NATS is down and the client is reconnecting (fix: check that nats-server is up and reachable; work resumes by itself once it is)"
+    )]
+    Disconnected {
+        /// What was to be done.
+        op: String,
     },
 }
 
@@ -203,10 +226,18 @@ impl Bus {
         // client reconnects for as long as it takes (with async-nats' backoff, up to 4 s
         // apart): a NATS outage must not leave a long-running service deaf for good, and what
         // was published meanwhile is retried by its publisher.
+        let outage = Arc::new(Outage {
+            url: without_credentials(url),
+            since: Mutex::new(None),
+        });
         let client = async_nats::ConnectOptions::new()
             .name(&options.client_name)
             .connection_timeout(Duration::from_secs(5))
             .max_reconnects(None)
+            .event_callback(move |event| {
+                let outage = outage.clone();
+                async move { outage.on(event) }
+            })
             .connect(url)
             .await
             .map_err(|e| BusError::Connect {
@@ -345,6 +376,8 @@ impl Bus {
             .map_err(|e| nats(format!("creating consumer {durable}"))(e.to_string()))?;
         Ok(Consumer {
             inner,
+            client: self.client.clone(),
+            js: self.js.clone(),
             _body: PhantomData,
         })
     }
@@ -519,7 +552,89 @@ impl Bus {
     pub fn client(&self) -> &async_nats::Client {
         &self.client
     }
+
+    /// Whether the connection to NATS is up now (false while the client reconnects).
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == State::Connected
+    }
 }
+
+/// How many times `client` has connected, the first time included.
+fn connections(client: &async_nats::Client) -> u64 {
+    client
+        .statistics()
+        .connects
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Logs a NATS outage once when it starts and once when it ends (the client's reconnection
+/// attempts, one every few seconds, only at debug level).
+#[derive(Debug)]
+struct Outage {
+    url: String,
+    since: Mutex<Option<Instant>>,
+}
+
+impl Outage {
+    fn on(&self, event: Event) {
+        let url = self.url.as_str();
+        let mut since = self
+            .since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match event {
+            Event::Disconnected => {
+                if since.is_none() {
+                    *since = Some(Instant::now());
+                    tracing::warn!(%url, "lost the connection to NATS; reconnecting until it is back");
+                }
+            }
+            Event::Connected => {
+                if let Some(start) = since.take() {
+                    tracing::info!(%url, down_for = ?start.elapsed(), "reconnected to NATS");
+                }
+            }
+            Event::ClientError(e) => tracing::debug!(%url, error = %e, "NATS client error"),
+            Event::ServerError(e) => {
+                tracing::warn!(%url, error = %e, "the NATS server reported an error")
+            }
+            Event::SlowConsumer(sid) => {
+                tracing::warn!(%url, sid, "a NATS subscription fell behind; the client dropped messages to it")
+            }
+            Event::LameDuckMode => {
+                tracing::warn!(%url, "the NATS server is shutting down (lame duck mode); expect a reconnection")
+            }
+            Event::Draining | Event::Closed => tracing::debug!(%url, %event, "NATS connection"),
+        }
+    }
+}
+
+/// `url` as it may be logged: without a user name or password.
+fn without_credentials(url: &str) -> String {
+    match (url.split_once("://"), url.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://{host}"),
+        (None, Some((_, host))) => host.to_owned(),
+        _ => url.to_owned(),
+    }
+}
+
+/// Waits up to `wait` for `client` to be connected; false if it is not by then.
+async fn connected_within(client: &async_nats::Client, wait: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if client.connection_state() == State::Connected {
+            return true;
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        tokio::time::sleep((deadline - now).min(RECONNECT_POLL)).await;
+    }
+}
+
+/// How often a fetch waiting for the connection looks at it.
+const RECONNECT_POLL: Duration = Duration::from_millis(50);
 
 /// Every live entry of `store` with its revision, sorted by key, and those that did not decode.
 async fn read_bucket<T: DeserializeOwned>(
@@ -593,10 +708,16 @@ pub const OFFERS_LIST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long past its `wait` a fetch may take before it is cut (see [`Consumer::fetch`]).
 pub const FETCH_GRACE: Duration = Duration::from_millis(100);
 
+/// How long past its `wait` a cut fetch goes on listening, with the connection up all along,
+/// before it is sure the server has dropped its pull request (see [`Consumer::fetch`]).
+pub const LATE_DELIVERY_WATCH: Duration = Duration::from_secs(5);
+
 /// A durable pull consumer of one topic.
 #[derive(Debug)]
 pub struct Consumer<T> {
     inner: jetstream::consumer::Consumer<pull::Config>,
+    client: async_nats::Client,
+    js: jetstream::Context,
     _body: PhantomData<fn() -> T>,
 }
 
@@ -624,23 +745,74 @@ pub struct Malformed {
 impl<T: DeserializeOwned> Consumer<T> {
     /// Waits up to `wait` for at most `max` messages.
     ///
+    /// While the connection to NATS is down nothing is asked: the fetch waits up to `wait` for it
+    /// to come back, and fails with [`BusError::Disconnected`] if it does not. (A pull request made
+    /// while disconnected would only be sent on reconnection, for a fetch long given up.)
+    ///
     /// The server ends a fetch with a status message at `wait`; when it does not (nats-server 2.9
-    /// sometimes omits it after delivering part of a batch), async-nats would wait 5 s more. The
-    /// fetch is cut at `wait` + [`FETCH_GRACE`] instead: every message the server delivered by then
-    /// has been read.
+    /// sometimes omits it after delivering part of a batch, and a pull request held up by an
+    /// outage reaches it late), the fetch is cut at `wait` + [`FETCH_GRACE`] and returns what it
+    /// has. Its subscription lives on in the background until the server ends the pull request
+    /// (or the connection has been up for `wait` + [`LATE_DELIVERY_WATCH`]): a message the server
+    /// still delivers to it is handed back at once for redelivery, rather than left unacknowledged
+    /// until its ack wait runs out.
     pub async fn fetch(&self, max: usize, wait: Duration) -> Result<Vec<Received<T>>, BusError> {
+        if !connected_within(&self.client, wait).await {
+            return Err(BusError::Disconnected {
+                op: "fetching messages".into(),
+            });
+        }
         let deadline = tokio::time::Instant::now() + wait + FETCH_GRACE;
-        let mut batch = self
-            .inner
-            .fetch()
-            .max_messages(max)
-            .expires(wait)
-            .messages()
+        let inbox = async_nats::Subject::from(self.client.new_inbox());
+        let mut sub = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| nats("fetching messages")(e.to_string()))?;
+        self.inner
+            .request_batch(
+                pull::BatchConfig {
+                    batch: max,
+                    expires: Some(wait),
+                    no_wait: true,
+                    ..Default::default()
+                },
+                inbox,
+            )
             .await
             .map_err(|e| nats("fetching messages")(e.to_string()))?;
         let mut out = Vec::new();
-        while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, batch.next()).await {
-            let msg = msg.map_err(|e| nats("receiving a message")(e.to_string()))?;
+        let mut count = 0;
+        while count < max {
+            let msg = match tokio::time::timeout_at(deadline, sub.next()).await {
+                Ok(Some(msg)) => msg,
+                Ok(None) => break, // the client is closing
+                Err(_) => {
+                    hand_back_late(sub, self.client.clone(), self.js.clone(), wait);
+                    break;
+                }
+            };
+            match msg.status {
+                None | Some(StatusCode::OK) => {}
+                Some(StatusCode::IDLE_HEARTBEAT) => continue,
+                Some(StatusCode::TIMEOUT | StatusCode::NOT_FOUND) => break, // the pull is over
+                Some(status) => {
+                    let reason = format!(
+                        "the server ended the fetch with status {status} ({})",
+                        msg.description.as_deref().unwrap_or("no description")
+                    );
+                    if out.is_empty() {
+                        return Err(nats("fetching messages")(reason));
+                    }
+                    tracing::warn!(%reason, "fetch ended early; returning what it received");
+                    break;
+                }
+            }
+            count += 1;
+            let msg = jetstream::Message {
+                message: msg,
+                context: self.js.clone(),
+            };
             let (sequence, delivered) = msg
                 .info()
                 .map(|i| (i.stream_sequence, i.delivered))
@@ -668,6 +840,47 @@ impl<T: DeserializeOwned> Consumer<T> {
         }
         Ok(out)
     }
+}
+
+/// Listens on the subscription of a fetch that was cut before the server ended its pull request,
+/// and hands every message still delivered to it back for redelivery at once. Ends when the server
+/// ends the pull request, or when the connection has been up, without a reconnection, for `wait` +
+/// [`LATE_DELIVERY_WATCH`] (the server has dropped the request by then).
+fn hand_back_late(
+    mut sub: async_nats::Subscriber,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    wait: Duration,
+) {
+    tokio::spawn(async move {
+        let mut seen = connections(&client);
+        loop {
+            match tokio::time::timeout(wait + LATE_DELIVERY_WATCH, sub.next()).await {
+                Ok(None) => return,
+                Ok(Some(msg)) => match msg.status {
+                    None | Some(StatusCode::OK) => {
+                        let msg = jetstream::Message {
+                            message: msg,
+                            context: js.clone(),
+                        };
+                        tracing::debug!(subject = %msg.subject, "a message reached a fetch after it was cut; handed back for redelivery");
+                        if let Err(e) = msg.ack_with(jetstream::AckKind::Nak(None)).await {
+                            tracing::debug!(error = %e, "handing back a late message failed; it comes back after its ack wait");
+                        }
+                    }
+                    Some(StatusCode::IDLE_HEARTBEAT) => {}
+                    Some(_) => return, // the server ended the pull request
+                },
+                Err(_) => {
+                    let now = connections(&client);
+                    if client.connection_state() == State::Connected && now == seen {
+                        return;
+                    }
+                    seen = now;
+                }
+            }
+        }
+    });
 }
 
 /// A decoded message awaiting acknowledgement.
@@ -771,6 +984,19 @@ mod tests {
         assert_eq!(Topic::Deals.all_chains(), "lilypad.deals.*");
         assert_eq!(Topic::Results.stream(), "LILYPAD_RESULTS");
         assert_eq!(deal_subject("0xABCdef"), "lilypad.provider.0xabcdef.deal");
+    }
+
+    #[test]
+    fn urls_are_logged_without_credentials() {
+        assert_eq!(
+            without_credentials("nats://user:secret@10.0.0.1:4222"),
+            "nats://10.0.0.1:4222"
+        );
+        assert_eq!(without_credentials("token@host:4222"), "host:4222");
+        assert_eq!(
+            without_credentials("nats://127.0.0.1:4222"),
+            "nats://127.0.0.1:4222"
+        );
     }
 
     #[test]

@@ -407,3 +407,259 @@ async fn every_offer_change_is_signalled() {
         .expect("a refreshed offer is signalled")
         .expect("the watch goes on");
 }
+
+/// Fetches from `consumer` the way a long-running service does (one fetch after another, a
+/// failed one retried), acknowledging and sending on every decoded body until the receiver goes.
+fn keep_fetching(
+    consumer: lilypad_bus::Consumer<Job>,
+) -> tokio::sync::mpsc::UnboundedReceiver<Job> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while !tx.is_closed() {
+            let Ok(batch) = consumer.fetch(16, Duration::from_secs(1)).await else {
+                continue;
+            };
+            for r in batch {
+                if let Received::Message(d) = r {
+                    let body = d.body.clone();
+                    d.ack().await.ok();
+                    tx.send(body).ok();
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// A bus (with the default 60 s ack wait) reaching `nats` through a proxy the test can take down.
+async fn behind_proxy(nats: &Nats) -> (lilypad_e2e::TcpProxy, Bus) {
+    let proxy = lilypad_e2e::TcpProxy::start(nats.0.port()).expect("proxy starts");
+    let url = format!("nats://127.0.0.1:{}", proxy.port());
+    let bus = Bus::connect(&url, BusOptions::default())
+        .await
+        .expect("bus connects through the proxy");
+    (proxy, bus)
+}
+
+/// Takes `proxy` down and waits until `bus` has seen its connection cut.
+async fn cut(proxy: &lilypad_e2e::TcpProxy, bus: &Bus) {
+    proxy.down();
+    eventually(
+        Duration::from_secs(15),
+        "the client sees its connection cut",
+        async || {
+            if bus.is_connected() {
+                Err("still connected")
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+}
+
+/// Publishes a `size`-byte core NATS message on `bus` every `every` until aborted: a busy
+/// service's traffic, which the server reads in pieces.
+fn chatter(bus: &Bus, size: usize, every: Duration) -> tokio::task::JoinHandle<()> {
+    let client = bus.client().clone();
+    tokio::spawn(async move {
+        loop {
+            client
+                .publish("lilypad.test.chatter", vec![b'x'; size].into())
+                .await
+                .ok();
+            tokio::time::sleep(every).await;
+        }
+    })
+}
+
+/// Issue 10, where it lives: a consumer whose connection is cut for a few seconds, its service
+/// fetching all along, gets what was published meanwhile soon after the connection is back; not
+/// after the ack wait, as when a fetch made while cut off swallowed it.
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_published_while_a_consumer_is_cut_off_arrive_once_it_is_back() {
+    let nats = Nats::start().expect("nats starts");
+    let publisher = bus(&nats, BusOptions::default()).await;
+    let (proxy, cut_off) = behind_proxy(&nats).await;
+    let consumer = cut_off
+        .consumer::<Job>(Topic::Jobs, None, "solver")
+        .await
+        .unwrap();
+    let mut received = keep_fetching(consumer);
+    // The service also goes on publishing while cut off, as a provider's heartbeat does: all of
+    // it is sent at once on reconnection, interleaved with the fetches made meanwhile.
+    let chatter = chatter(&cut_off, 1024, Duration::from_millis(10));
+
+    cut(&proxy, &cut_off).await;
+    for id in 1..=3 {
+        publisher
+            .publish(Topic::Jobs, 31337, &format!("31337:{id}"), &job(id))
+            .await
+            .unwrap();
+    }
+    // The fault itself: NATS stays unreachable for 4 s. Not a wait for anything to happen.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    proxy.up();
+
+    let mut got = BTreeSet::new();
+    eventually(
+        Duration::from_secs(30),
+        "the three messages arrive, well within the 60 s ack wait",
+        async || {
+            while let Ok(j) = received.try_recv() {
+                got.insert(j.id);
+            }
+            if got.len() == 3 {
+                Ok(())
+            } else {
+                Err(format!("{got:?}"))
+            }
+        },
+    )
+    .await;
+    chatter.abort();
+}
+
+/// A server that stalls (a pause, an overloaded host) past a fetch's wait: the fetch gives up,
+/// and its pull request, read when the server resumes, is served the message waiting on the
+/// stream. That message is delivered again at once, not left unacknowledged for the ack wait.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_served_to_a_fetch_given_up_during_a_server_stall_is_delivered_again_at_once() {
+    let nats = Nats::start().expect("nats starts");
+    let publisher = bus(&nats, BusOptions::default()).await;
+    let service = bus(&nats, BusOptions::default()).await; // a 60 s ack wait
+    let consumer = service
+        .consumer::<Job>(Topic::Jobs, None, "solver")
+        .await
+        .unwrap();
+    publisher
+        .publish(Topic::Jobs, 31337, "31337:1", &job(1))
+        .await
+        .unwrap();
+    let signal = |sig: &str| {
+        let pid = nats.0.pid().to_string();
+        let status = std::process::Command::new("kill")
+            .args([sig, pid.as_str()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {sig} {pid}");
+    };
+
+    signal("-STOP");
+    // Traffic enough to fill the socket's buffers while the server is stalled: what the
+    // service sends next waits in its client, and reaches the server only once it resumes.
+    let traffic = chatter(&service, 64 << 10, Duration::from_millis(1));
+    let during = consumer.fetch(16, Duration::from_millis(500)).await;
+    traffic.abort();
+    signal("-CONT");
+    assert!(
+        during.as_ref().is_ok_and(Vec::is_empty),
+        "nothing can arrive from a stalled server: {during:?}"
+    );
+
+    let got = eventually(
+        Duration::from_secs(30),
+        "the message is delivered, well within the 60 s ack wait",
+        async || {
+            let got = drain(&consumer, Duration::from_millis(500)).await;
+            if got.is_empty() {
+                Err("nothing yet")
+            } else {
+                Ok(got)
+            }
+        },
+    )
+    .await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, job(1));
+}
+
+/// While the connection is down a fetch asks the server nothing: it waits out its `wait` for the
+/// connection and then says NATS is unreachable (it used to return an empty batch, as if all was
+/// well, and leave a pull request to be sent on reconnection).
+#[tokio::test]
+async fn a_fetch_while_the_connection_is_down_says_so() {
+    let nats = Nats::start().expect("nats starts");
+    let (proxy, cut_off) = behind_proxy(&nats).await;
+    let consumer = cut_off
+        .consumer::<Job>(Topic::Jobs, None, "solver")
+        .await
+        .unwrap();
+    cut(&proxy, &cut_off).await;
+    let err = consumer
+        .fetch(16, Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BusError::Disconnected { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("fix: check that nats-server is up and reachable"),
+        "{err}"
+    );
+}
+
+/// A provider's deal subscription outlives an outage of its connection: proposals are answered
+/// again once it is back, without subscribing anew.
+#[tokio::test(flavor = "multi_thread")]
+async fn deal_proposals_are_answered_again_after_an_outage() {
+    let nats = Nats::start().expect("nats starts");
+    let solver = bus(&nats, BusOptions::default()).await;
+    let (proxy, provider) = behind_proxy(&nats).await;
+    let subject = deal_subject("0xP2");
+    let mut requests = provider.serve::<Proposal>(&subject).await.unwrap();
+    provider.client().flush().await.unwrap();
+    tokio::spawn(async move {
+        while let Some(req) = requests.next().await {
+            req.respond("signed").await.ok();
+        }
+    });
+    cut(&proxy, &provider).await;
+    proxy.up();
+    let proposal = Proposal { job: 1, price: 10 };
+    let answer = eventually(
+        Duration::from_secs(30),
+        "the provider answers proposals again",
+        async || {
+            solver
+                .request::<_, String>(&subject, &proposal, Duration::from_secs(1))
+                .await
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    assert_eq!(answer, "signed");
+}
+
+/// What a service publishes during an outage fails (its publisher retries it: the indexer from
+/// its cursor, the provider's heartbeat and result loops), and the same publish succeeds once the
+/// connection is back, stored once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publish_that_failed_during_an_outage_succeeds_once_it_is_back() {
+    let nats = Nats::start().expect("nats starts");
+    let (proxy, relayer) = behind_proxy(&nats).await;
+    cut(&proxy, &relayer).await;
+    let err = relayer
+        .publish(Topic::Jobs, 31337, "31337:1", &job(1))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("lilypad.jobs.31337"), "{err}");
+    proxy.up();
+    eventually(
+        Duration::from_secs(30),
+        "the publish succeeds again",
+        async || {
+            relayer
+                .publish(Topic::Jobs, 31337, "31337:1", &job(1))
+                .await
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    let solver = bus(&nats, BusOptions::default()).await;
+    let consumer = solver
+        .consumer::<Job>(Topic::Jobs, None, "solver")
+        .await
+        .unwrap();
+    let got = drain(&consumer, Duration::from_millis(500)).await;
+    assert_eq!(got.len(), 1, "stored once, the retry deduplicated");
+}

@@ -654,8 +654,11 @@ impl<C: JobChain> Solver<C> {
             .consumer::<JobRequested>(Topic::Jobs, None, &self.settings.consumer)
             .await?;
         // A failed fetch (NATS away, or too slow to answer) is waited out, never fatal: the
-        // solver goes on once NATS is back, and unacknowledged jobs are delivered again.
+        // solver goes on once NATS is back, and unacknowledged jobs are delivered again. While
+        // the connection is down the fetch itself waits for it (the bus logs the outage once);
+        // another failure is logged when it starts and when it ends, not at every retry.
         let mut backoff = FETCH_RETRY_FIRST;
+        let mut failing = false;
         loop {
             if stop.is_cancelled() {
                 return Ok(());
@@ -666,11 +669,22 @@ impl<C: JobChain> Solver<C> {
             };
             let batch = match batch {
                 Ok(batch) => {
+                    if std::mem::take(&mut failing) {
+                        tracing::info!("fetching job requests works again");
+                    }
                     backoff = FETCH_RETRY_FIRST;
                     batch
                 }
+                Err(BusError::Disconnected { .. }) => {
+                    tracing::debug!("NATS is down; waiting for it to fetch job requests");
+                    continue;
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "fetching job requests failed; retrying");
+                    if std::mem::replace(&mut failing, true) {
+                        tracing::debug!(error = %e, retry_in = ?backoff, "fetching job requests failed again; retrying");
+                    } else {
+                        tracing::warn!(error = %e, retry_in = ?backoff, "fetching job requests failed; retrying until it works");
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = stop.cancelled() => return Ok(()),
@@ -721,11 +735,15 @@ impl<C: JobChain> Solver<C> {
     }
 
     /// Matches the book until `stop` is cancelled: at once, then whenever an offer changes or a
-    /// job enters the book, and every [`SolverSettings::recheck`].
+    /// job enters the book, and every [`SolverSettings::recheck`]. While the connection to NATS is
+    /// down nothing is matched (the book and the offers live there; the bus logs the outage), and
+    /// a failure is logged when it starts and when it ends, not at every pass.
     pub async fn keep_matching(&self, stop: CancellationToken) -> Result<(), SolverError> {
         let mut changes = None;
+        let mut failing = false;
         loop {
-            if changes.is_none() {
+            let connected = self.bus.is_connected();
+            if connected && changes.is_none() {
                 changes = match self.bus.offer_changes().await {
                     Ok(c) => Some(c),
                     Err(e) => {
@@ -734,12 +752,25 @@ impl<C: JobChain> Solver<C> {
                     }
                 };
             }
-            match self.match_book().await {
-                Ok(pass) if pass != Pass::default() => {
-                    tracing::debug!(?pass, "matched the book")
+            if !connected {
+                tracing::debug!("NATS is down; the book waits for it");
+            } else {
+                match self.match_book().await {
+                    Ok(pass) => {
+                        if std::mem::take(&mut failing) {
+                            tracing::info!("matching the book works again");
+                        }
+                        if pass != Pass::default() {
+                            tracing::debug!(?pass, "matched the book")
+                        }
+                    }
+                    Err(e) if std::mem::replace(&mut failing, true) => {
+                        tracing::debug!(error = %e, "matching the book failed again; will retry")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "matching the book failed; retrying until it works")
+                    }
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "matching the book failed; will retry"),
             }
             let lost = {
                 let watch = async {
@@ -756,7 +787,7 @@ impl<C: JobChain> Solver<C> {
                 }
             };
             if lost {
-                tracing::warn!("the offers watch ended; opening another");
+                tracing::info!("the offers watch ended; opening another");
                 changes = None;
             }
             // Changes that came meanwhile are covered by the next pass.

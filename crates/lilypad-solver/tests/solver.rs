@@ -9,7 +9,7 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::{Address, B256, Bytes, U256};
 use lilypad_bindings::eip712;
 use lilypad_bus::{Bus, BusOptions, Received, Topic, deal_subject};
-use lilypad_e2e::{Nats, eventually, job_modules_dir, ok_if};
+use lilypad_e2e::{Nats, TcpProxy, eventually, job_modules_dir, ok_if};
 use lilypad_modules::ModuleRegistry;
 use lilypad_solver::book::Entry;
 use lilypad_solver::service::{Booked, Decision, JobChain, OpenJob, Pass, Solver, SolverSettings};
@@ -157,18 +157,18 @@ async fn setup() -> (Nats, Bus, Solver<OpenChain>) {
     let bus = Bus::connect(&nats.url(), BusOptions::default())
         .await
         .unwrap();
+    let solver = solver_on(bus.clone());
+    (nats, bus, solver)
+}
+
+/// A solver on `bus`, every job open, proposals answered within 2 s.
+fn solver_on(bus: Bus) -> Solver<OpenChain> {
     let modules = ModuleRegistry::load_dir(&job_modules_dir()).unwrap();
     let settings = SolverSettings {
         proposal_timeout: Duration::from_secs(2),
         ..Default::default()
     };
-    let solver = Solver::new(
-        bus.clone(),
-        modules,
-        vec![(CHAIN, OpenChain(true))],
-        settings,
-    );
-    (nats, bus, solver)
+    Solver::new(bus, modules, vec![(CHAIN, OpenChain(true))], settings)
 }
 
 async fn deals(bus: &Bus) -> Vec<SignedDeal> {
@@ -667,4 +667,46 @@ async fn a_job_whose_chain_read_hangs_does_not_hold_the_next_job() {
     .await;
     assert!(!pass.is_finished(), "job 1's read still hangs");
     pass.abort();
+}
+
+/// Issue 10: the solver's connection to NATS is cut for a few seconds and comes back; a job
+/// requested meanwhile is dealt soon after. (The client reconnects by itself; what the solver
+/// asked for while cut off must not swallow the job until its ack wait runs out.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_requested_while_the_solver_is_cut_off_from_nats_is_dealt_once_it_is_back() {
+    let (nats, bus, _) = setup().await;
+    let proxy = TcpProxy::start(nats.0.port()).unwrap();
+    let behind_proxy = Bus::connect(
+        &format!("nats://127.0.0.1:{}", proxy.port()),
+        BusOptions::default(),
+    )
+    .await
+    .unwrap();
+    let _p = provider(&bus, PrivateKeySigner::random(), 10, 1, Behaviour::Sign).await;
+    let (stop, runner) = spawn_run(std::sync::Arc::new(solver_on(behind_proxy.clone())));
+    let before = job(1, "cowsay", 50);
+    bus.publish(Topic::Jobs, CHAIN, &before.msg_id(), &before)
+        .await
+        .unwrap();
+    deal_for(&bus, 1).await;
+
+    proxy.down();
+    eventually(
+        Duration::from_secs(15),
+        "the solver's client sees the connection cut",
+        async || ok_if(!behind_proxy.is_connected(), "still connected"),
+    )
+    .await;
+    let during = job(2, "cowsay", 50);
+    bus.publish(Topic::Jobs, CHAIN, &during.msg_id(), &during)
+        .await
+        .unwrap();
+    // The fault itself: NATS stays unreachable for 4 s. Not a wait for anything to happen.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    proxy.up();
+
+    // Within 15 s: well inside the 60 s ack wait after which a swallowed job would come back.
+    deal_for(&bus, 2).await;
+    stop.cancel();
+    runner.await.unwrap().unwrap();
 }
