@@ -188,6 +188,11 @@ impl Submitter {
             return Ok(sent);
         }
         let in_pool = self.transaction_count(true).await?;
+        // Nothing pending above the chain's count: the nonces are reserved again rather than
+        // filled (a reorganisation removed them, or nothing was ever sent with them).
+        if self.follow_to(reserved, in_pool, &recorded).await? {
+            return Ok(sent);
+        }
         for n in unrecorded(mined, in_pool, reserved, &recorded) {
             tracing::warn!(
                 chain,

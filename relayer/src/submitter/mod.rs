@@ -20,6 +20,10 @@
 //! - Fees follow the chain's gas policy: the node's EIP-1559 estimate, capped at `max_fee_gwei`;
 //!   a transaction not mined within `replace_after` is sent again with the same nonce and fees
 //!   raised by `bump_percent` (still capped).
+//! - After a reorganisation the submitter follows the chain ([`reorg`]): every landed transaction
+//!   is kept in Redis until deep, and one the chain no longer has is sent again (deals and
+//!   results with the same signed calldata) once the job on-chain shows it is still needed; the
+//!   next nonce moves back to the chain's when nothing pending holds the nonces between.
 //! - Several relayers may serve one chain: messages on the deals and results streams go to one of
 //!   them (a shared durable consumer), due actions are claimed in Redis, and a relayer sends only
 //!   while it holds the lease for its signer on that chain, renewed while a round waits.
@@ -54,6 +58,7 @@ pub mod gate;
 pub mod nonce;
 mod phases;
 mod recover;
+pub mod reorg;
 mod send;
 
 use error::rpc;
@@ -195,6 +200,8 @@ pub struct Submitter {
     /// When the pending records were last looked at for nonces to fill ([`gaps`]), shared by
     /// every clone (each round runs on one).
     gaps_checked: std::sync::Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
+    /// How reorganisations are followed, and the last one seen ([`reorg`]).
+    reorg: std::sync::Arc<reorg::Watch>,
 }
 
 /// How long a round waits on an empty deals or results stream.
@@ -227,6 +234,7 @@ impl Submitter {
             bus,
             lease: CancellationToken::new(),
             gaps_checked: Default::default(),
+            reorg: Default::default(),
         })
     }
 
@@ -424,11 +432,14 @@ impl Submitter {
     /// Waits for a dispatched transaction and records what follows from it.
     async fn complete(&self, sent: Sent) -> Result<Submitted, SubmitError> {
         let chain = self.settings.chain_id;
-        let (job, after) = (sent.job, sent.after);
+        let (job, after, call) = (sent.job, sent.after, sent.call);
+        let input = sent.base.input.input().cloned().unwrap_or_default();
         let receipt = self.confirm(sent).await?;
         let Some(after) = after else {
             return Ok(Submitted::Landed(receipt.transaction_hash));
         };
+        // Kept until deep, so a reorganisation that undoes it can be redone.
+        self.keep_landed(job, call, input, &receipt).await;
         self.store.done(chain, job, after.done).await?;
         if let Some(next) = after.next {
             let (_, deadline) = self.job_state(job).await?;

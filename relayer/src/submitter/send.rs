@@ -127,6 +127,9 @@ impl Submitter {
 
         let chain_nonce = self.transaction_count(true).await?;
         self.check_lease()?;
+        // A reorganisation the indexer noticed since this round began: the nonce follows the
+        // chain before this one is reserved ([`super::reorg`]).
+        self.follow_noticed_reorg().await?;
         let nonce = self.nonces().reserve(chain_nonce).await?;
         let mut sent = Sent {
             job,
