@@ -1089,7 +1089,6 @@ async fn a_reorganisation_that_removes_only_the_relayers_result_lands_the_result
     w.chain.stop_mining();
     w.chain.mine_instantly();
     let (job, hash) = run_job(&w, 600).await;
-    let (_, before) = relayer_counts(&w).await;
     w.submitter
         .submit_deal(&signed_deal(&w, job, hash, &provider_key()))
         .await
