@@ -6,6 +6,11 @@
 //! at that nonce, with fees that replace any attempt still in some pool, recorded as pending like
 //! any transaction (so a restart finishes it) and retired once mined.
 //!
+//! Nonces reserved with nothing recorded for them and nothing pending above them (a relayer
+//! killed between reserving and recording, or a reorganisation that removed mined ones) are not
+//! filled: the next reservation follows the chain back to them ([`super::nonce::follow`]). Only
+//! those below a pending record (which waits behind them) are filled.
+//!
 //! The decision ([`decide`]) and the filler's fees ([`filler_fees`]) are pure and unit-tested;
 //! [`Submitter::fill_gaps`] gathers the facts and sends.
 
@@ -87,8 +92,10 @@ pub const MAX_UNRECORDED: usize = 32;
 /// The nonces reserved (below `reserved_up_to`) that no pending record names and no transaction
 /// holds: not mined (`mined`), not in the node's pool (the node's pending count `chain_pending`
 /// covers the nonces it holds in a row from `mined`), not in `recorded`. A relayer stopped, or its
-/// lease or Redis lost, between reserving a nonce and recording what it signed leaves one; each is
-/// filled with a cancellation. Lowest first, at most [`MAX_UNRECORDED`].
+/// lease or Redis lost, between reserving a nonce and recording what it signed leaves one; when a
+/// pending record above it waits behind it, each is filled with a cancellation (otherwise the
+/// reservation follows the chain back instead, [`super::nonce::follow`]). Lowest first, at most
+/// [`MAX_UNRECORDED`].
 pub fn unrecorded(
     mined: u64,
     chain_pending: u64,

@@ -10,7 +10,9 @@
 //!   makes it possible to land it again.
 //! - **When they are checked.** At the start of a round, once per `gas.replace_after` (with the
 //!   nonce gaps, [`super::gaps`]) and at once when the chain's indexer noticed a reorganisation
-//!   below its cursor (it counts them in Redis, [`lilypad_store::Store::note_reorg`]). A check
+//!   below its cursor (it counts them in Redis, [`lilypad_store::Store::note_reorg`]; a send
+//!   about to reserve a nonce also looks at that count, so a reorganisation noticed mid-round
+//!   moves the nonce before it). A check
 //!   reads the hash of the newest kept block, and of older ones only while they differ (a block
 //!   whose hash holds vouches for every block below it), so an undisturbed chain costs one read.
 //! - **What is redone.** Each kept landing whose block is gone or has another hash is looked up
@@ -25,7 +27,9 @@
 //! - **Nonces.** Before anything is sent again the submitter's next nonce follows the chain back
 //!   ([`super::nonce::follow`]): anvil's `anvil_reorg` drops the transactions of the removed
 //!   blocks (they do not return to the pool), and a node that does put them back counts them in
-//!   its pending count, so either way the next reservation is right.
+//!   its pending count, so either way the next reservation is right. A send made after a
+//!   reorganisation and before it is noticed waits behind the removed nonces until it is given
+//!   up; the gap below it is then filled ([`super::gaps`]) and what was undone is sent again.
 
 use alloy::eips::BlockNumberOrTag;
 use lilypad_config::Confirmations;
