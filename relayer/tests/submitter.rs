@@ -1185,3 +1185,37 @@ async fn after_a_reorganisation_removes_the_relayers_mined_nonces_its_next_trans
     stop_indexing.cancel();
     indexing.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_deal_sent_behind_nonces_an_unnoticed_reorganisation_removed_is_mined_after_one_wait() {
+    // Given up only after 8 sends 3 s apart; the gap is to be filled after the first wait.
+    let w = world_with(|s| {
+        s.gas.replace_after = Duration::from_secs(3);
+        s.max_attempts = 8;
+    })
+    .await;
+    w.chain.stop_mining();
+    w.chain.mine_instantly();
+    let start = head(&w).await;
+    let (_, before) = relayer_counts(&w).await;
+    let (job_a, hash_a) = run_job(&w, 600).await;
+    w.submitter
+        .submit_deal(&signed_deal(&w, job_a, hash_a, &provider_key()))
+        .await
+        .unwrap();
+    // The request and the deal are removed; no indexer runs, and no round has looked since.
+    reorg_after(&w, start).await;
+    let (job_b, hash_b) = run_job(&w, 600).await;
+    let submitter = w.submitter.clone();
+    let deal_b = signed_deal(&w, job_b, hash_b, &provider_key());
+    let sent = tokio::spawn(async move { submitter.submit_deal(&deal_b).await });
+    settles_at(
+        &w,
+        job_b,
+        &[JobStatus::Agreed],
+        Some(before + 2),
+        Duration::from_secs(15),
+    )
+    .await;
+    assert!(matches!(sent.await.unwrap(), Ok(Submitted::Landed(_))));
+}

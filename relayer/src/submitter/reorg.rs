@@ -28,8 +28,9 @@
 //!   ([`super::nonce::follow`]): anvil's `anvil_reorg` drops the transactions of the removed
 //!   blocks (they do not return to the pool), and a node that does put them back counts them in
 //!   its pending count, so either way the next reservation is right. A send made after a
-//!   reorganisation and before it is noticed waits behind the removed nonces until it is given
-//!   up; the gap below it is then filled ([`super::gaps`]) and what was undone is sent again.
+//!   reorganisation and before it is noticed waits behind the removed nonces for one
+//!   `replace_after`; then the nonces below it that nothing holds are filled with cancellations
+//!   ([`super::gaps`]) and what was undone is sent again with later nonces.
 
 use alloy::eips::BlockNumberOrTag;
 use lilypad_config::Confirmations;

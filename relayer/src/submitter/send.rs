@@ -334,6 +334,8 @@ impl Submitter {
                 }
                 return Ok(receipt);
             }
+            // Not mined in time: maybe it waits behind nonces nothing will send.
+            self.fill_below(sent.nonce).await;
             if sent
                 .fees
                 .exhausted(sent.attempts, self.settings.max_attempts)
