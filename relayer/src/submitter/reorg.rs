@@ -325,17 +325,16 @@ impl Submitter {
     pub(super) async fn follow_reorgs(&self, due: bool) -> Result<(), SubmitError> {
         let chain = self.settings.chain_id;
         let count = self.store.reorgs(chain).await?;
-        let signalled = {
-            let mut seen = self
-                .reorg
-                .seen
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let changed = seen.is_some_and(|s| s != count);
-            *seen = Some(count);
-            changed
-        };
+        let seen = *self
+            .reorg
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let signalled = seen.is_some_and(|s| s != count);
         if !due && !signalled {
+            if seen.is_none() {
+                self.saw_reorgs(count);
+            }
             return Ok(());
         }
         if signalled {
@@ -351,7 +350,18 @@ impl Submitter {
         if !undone.is_empty() {
             self.redo_all(undone).await?;
         }
+        // Only now: a look that failed part-way is taken again next round.
+        self.saw_reorgs(count);
         Ok(())
+    }
+
+    /// Records `count` as the reorganisation count handled.
+    fn saw_reorgs(&self, count: u64) {
+        *self
+            .reorg
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(count);
     }
 
     /// The kept landings a reorganisation undid, in the order they are redone; those deep enough
