@@ -12,9 +12,9 @@
 //!   nonce gaps, [`super::gaps`]) and at once when the chain's indexer noticed a reorganisation
 //!   below its cursor (it counts them in Redis, [`lilypad_store::Store::note_reorg`]; a send
 //!   about to reserve a nonce also looks at that count, so a reorganisation noticed mid-round
-//!   moves the nonce before it). A check
-//!   reads the hash of the newest kept block, and of older ones only while they differ (a block
-//!   whose hash holds vouches for every block below it), so an undisturbed chain costs one read.
+//!   moves the nonce before it). A check reads the head and the hash of the newest kept block,
+//!   and of older ones only while they differ (a block whose hash holds vouches for every block
+//!   below it), so an undisturbed chain costs two reads.
 //! - **What is redone.** Each kept landing whose block is gone or has another hash is looked up
 //!   on-chain ([`redo`], pure): a job that now has another request hash (removed, or its id taken
 //!   by another request) is let go; a deal for a `Requested` job and a result for an `Agreed` one
