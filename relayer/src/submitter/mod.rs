@@ -269,13 +269,17 @@ impl Submitter {
     /// A status number this build does not know reads as `None` (a newer contract): the job is
     /// then left alone, as for any state an action does not expect.
     pub async fn job_state(&self, job: U256) -> Result<(Option<JobStatus>, u64), SubmitError> {
-        let j = self
-            .lilypad()
+        let j = self.job(job).await?;
+        Ok((j.state(), j.deadline.to::<u64>()))
+    }
+
+    /// The job as stored on-chain (status `None` for an id no job has).
+    async fn job(&self, job: U256) -> Result<Lilypad::Job, SubmitError> {
+        self.lilypad()
             .getJob(job)
             .call()
             .await
-            .map_err(|e| rpc(format!("getJob({job})"))(e.to_string()))?;
-        Ok((j.state(), j.deadline.to::<u64>()))
+            .map_err(|e| rpc(format!("getJob({job})"))(e.to_string()))
     }
 
     /// The chain's clock: the latest block's timestamp.
@@ -438,11 +442,20 @@ impl Submitter {
         let Some(after) = after else {
             return Ok(Submitted::Landed(receipt.transaction_hash));
         };
+        // One read for the next action's deadline and the request hash the landing is kept by.
+        let read = match after.next {
+            Some(_) => Some(self.job(job).await),
+            None => None,
+        };
+        let request_hash = read
+            .as_ref()
+            .and_then(|r| r.as_ref().ok().map(|j| j.requestHash));
         // Kept until deep, so a reorganisation that undoes it can be redone.
-        self.keep_landed(job, call, input, &receipt).await;
+        self.keep_landed(job, call, input, &receipt, request_hash)
+            .await;
         self.store.done(chain, job, after.done).await?;
-        if let Some(next) = after.next {
-            let (_, deadline) = self.job_state(job).await?;
+        if let (Some(next), Some(read)) = (after.next, read) {
+            let deadline = read?.deadline.to::<u64>();
             self.store.schedule(chain, job, next, deadline).await?;
         }
         Ok(Submitted::Landed(receipt.transaction_hash))

@@ -221,33 +221,28 @@ impl Submitter {
         self
     }
 
-    /// The job's request hash on-chain now (zero for an id no job has).
-    async fn request_hash(&self, job: U256) -> Result<B256, SubmitError> {
-        let j = self
-            .lilypad()
-            .getJob(job)
-            .call()
-            .await
-            .map_err(|e| rpc(format!("getJob({job})"))(e.to_string()))?;
-        Ok(j.requestHash)
-    }
-
     /// Keeps a landed transaction (`receipt`) of `call` for `job` with calldata `input`, so a
-    /// reorganisation that undoes it can be redone. A failure is logged, not returned: the
-    /// transaction landed, and only a reorganisation would need the copy.
+    /// reorganisation that undoes it can be redone; `request_hash` is the job's, read after it
+    /// landed (`None`: read here). A failure is logged, not returned: the transaction landed, and
+    /// only a reorganisation would need the copy.
     pub(super) async fn keep_landed(
         &self,
         job: U256,
         call: &str,
         input: Bytes,
         receipt: &TransactionReceipt,
+        request_hash: Option<B256>,
     ) {
         let chain = self.settings.chain_id;
         let kept = async {
+            let request_hash = match request_hash {
+                Some(h) => h,
+                None => self.job(job).await?.requestHash,
+            };
             let landed = Landed {
                 job,
                 call: call.into(),
-                request_hash: self.request_hash(job).await?,
+                request_hash,
                 input,
                 tx: receipt.transaction_hash,
                 block: receipt.block_number.unwrap_or_default(),
@@ -462,12 +457,7 @@ impl Submitter {
                 } else {
                     tracing::warn!(chain, job = %job, call, block = landed.block, tx = %landed.tx, "a reorganisation undid a landed transaction; redoing it");
                 }
-                let j = self
-                    .lilypad()
-                    .getJob(job)
-                    .call()
-                    .await
-                    .map_err(|e| rpc(format!("getJob({job})"))(e.to_string()))?;
+                let j = self.job(job).await?;
                 let (state, deadline) = (j.state(), j.deadline.to::<u64>());
                 match redo(call, landed.request_hash, j.requestHash, state) {
                     Redo::Send => {
