@@ -966,15 +966,7 @@ async fn a_nonce_a_killed_relayer_reserved_and_never_recorded_is_used_again() {
         Duration::from_secs(60),
     )
     .await;
-    eventually(
-        Duration::from_secs(30),
-        "nothing is left pending",
-        async || {
-            let records = pending_records(&w).await;
-            ok_if(records.is_empty(), format!("{:?}", summary(&records)))
-        },
-    )
-    .await;
+    all_retired(&w).await;
     stop.cancel();
     running.await.unwrap();
 }
@@ -1002,6 +994,21 @@ async fn head(w: &World) -> u64 {
         .get_block_number()
         .await
         .unwrap()
+}
+
+/// Waits until the relayer saw each of its transactions mined and retired its pending record
+/// (a record still in flight when its transaction is removed is sent again with its own nonce:
+/// the reorganisation tests below are about landings the relayer had finished with).
+async fn all_retired(w: &World) {
+    eventually(
+        Duration::from_secs(30),
+        "every pending record is retired",
+        async || {
+            let records = pending_records(w).await;
+            ok_if(records.is_empty(), format!("{:?}", summary(&records)))
+        },
+    )
+    .await;
 }
 
 /// Replaces every block after `block` with as many empty ones (anvil drops the transactions of
@@ -1072,6 +1079,7 @@ async fn a_reorganisation_that_removes_only_the_relayers_deal_lands_the_deal_aga
     )
     .await;
 
+    all_retired(&w).await;
     reorg_after(&w, requested_at).await;
     assert_eq!(
         state(&w, job).await,
@@ -1111,6 +1119,7 @@ async fn a_reorganisation_that_removes_only_the_relayers_result_lands_the_result
     let resulted = [JobStatus::ResultSubmitted, JobStatus::Settled];
     settles_at(&w, job, &resulted, None, Duration::from_secs(60)).await;
 
+    all_retired(&w).await;
     reorg_after(&w, dealt_at).await;
     assert_eq!(
         state(&w, job).await,
@@ -1156,6 +1165,7 @@ async fn after_a_reorganisation_removes_the_relayers_mined_nonces_its_next_trans
         )
         .await;
     }
+    all_retired(&w).await;
     let indexed_to = head(&w).await;
     eventually(
         Duration::from_secs(30),

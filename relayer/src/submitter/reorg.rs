@@ -16,8 +16,9 @@
 //!   and of older ones only while they differ (a block whose hash holds vouches for every block
 //!   below it), so an undisturbed chain costs two reads.
 //! - **What is redone.** Each kept landing whose block is gone or has another hash is looked up
-//!   on-chain ([`redo`], pure): a job that now has another request hash (removed, or its id taken
-//!   by another request) is let go; a deal for a `Requested` job and a result for an `Agreed` one
+//!   on-chain ([`redo`], pure): one the node mined again by itself in another block is only kept
+//!   again, and one it holds in its pool is waited for; a job that now has another request hash
+//!   (removed, or its id taken by another request) is let go; a deal for a `Requested` job and a result for an `Agreed` one
 //!   are sent again with the same calldata (the signatures are still valid: the contract checks
 //!   the deal's expiry itself, and refuses for good one that passed, which drops it); a due action
 //!   whose job is back in the state it needs is scheduled again at the job's deadline. Deals go
@@ -159,13 +160,24 @@ pub enum Redo {
     Wait(&'static str),
 }
 
-/// What to do with an undone landing of `call` kept with `kept_hash`, from the job on-chain now:
-/// its request hash `job_hash` and its state.
-pub fn redo(call: &str, kept_hash: B256, job_hash: B256, state: Option<JobStatus>) -> Redo {
+/// What to do with an undone landing of `call` kept with `kept_hash`, from the job on-chain now
+/// (its request hash `job_hash` and its state) and whether the node `holds` the undone
+/// transaction again (a node that puts a reorganisation's transactions back into its pool mines
+/// them again by itself; sending the call again would only make a second, reverting one).
+pub fn redo(
+    call: &str,
+    kept_hash: B256,
+    job_hash: B256,
+    state: Option<JobStatus>,
+    holds: bool,
+) -> Redo {
     if job_hash != kept_hash {
         return Redo::Forget(
             "the job is gone or its id now names another request; nothing to redo".into(),
         );
+    }
+    if holds {
+        return Redo::Wait("the node holds the transaction again; it is mined again by itself");
     }
     let g = match call {
         "agreeDeal" => gate::deal(state),
@@ -453,13 +465,32 @@ impl Submitter {
                     finalized,
                 );
                 if deep {
-                    tracing::error!(chain, job = %job, call, block = landed.block, tx = %landed.tx, confirmations = ?self.reorg.settings.confirmations, "a reorganisation deeper than `confirmations` undid a landed transaction; redoing it");
+                    tracing::error!(chain, job = %job, call, block = landed.block, tx = %landed.tx, confirmations = ?self.reorg.settings.confirmations, "a reorganisation deeper than `confirmations` undid a landed transaction; seeing what it needs");
                 } else {
-                    tracing::warn!(chain, job = %job, call, block = landed.block, tx = %landed.tx, "a reorganisation undid a landed transaction; redoing it");
+                    tracing::warn!(chain, job = %job, call, block = landed.block, tx = %landed.tx, "a reorganisation undid a landed transaction; seeing what it needs");
+                }
+                // A node that put it back into its pool may have mined it again, elsewhere.
+                if let Ok(Some(receipt)) = self.provider.get_transaction_receipt(landed.tx).await
+                    && receipt.block_number.is_some()
+                {
+                    tracing::info!(chain, job = %job, call, tx = %landed.tx, block = ?receipt.block_number, "mined again in another block; nothing to redo");
+                    self.keep_landed(
+                        job,
+                        call,
+                        landed.input.clone(),
+                        &receipt,
+                        Some(landed.request_hash),
+                    )
+                    .await;
+                    continue;
                 }
                 let j = self.job(job).await?;
                 let (state, deadline) = (j.state(), j.deadline.to::<u64>());
-                match redo(call, landed.request_hash, j.requestHash, state) {
+                let holds = matches!(
+                    self.provider.get_transaction_by_hash(landed.tx).await,
+                    Ok(Some(_))
+                );
+                match redo(call, landed.request_hash, j.requestHash, state, holds) {
                     Redo::Send => {
                         let (Some(name), Some(after)) = (call_name(call), After::of_call(call))
                         else {
@@ -550,10 +581,10 @@ mod tests {
 
     #[test]
     fn an_undone_deal_is_sent_again_while_its_job_waits_for_one() {
-        let r = redo("agreeDeal", H, H, Some(JobStatus::Requested));
+        let r = redo("agreeDeal", H, H, Some(JobStatus::Requested), false);
         assert_eq!(r, Redo::Send);
         assert!(matches!(
-            redo("agreeDeal", H, H, Some(JobStatus::Agreed)),
+            redo("agreeDeal", H, H, Some(JobStatus::Agreed), false),
             Redo::Forget(_)
         ));
     }
@@ -561,11 +592,19 @@ mod tests {
     #[test]
     fn an_undone_result_waits_for_its_deal_and_is_sent_again_once_agreed() {
         assert_eq!(
-            redo("submitResult", H, H, Some(JobStatus::Agreed)),
+            redo("submitResult", H, H, Some(JobStatus::Agreed), false),
             Redo::Send
         );
         assert!(matches!(
-            redo("submitResult", H, H, Some(JobStatus::Requested)),
+            redo("submitResult", H, H, Some(JobStatus::Requested), false),
+            Redo::Wait(_)
+        ));
+    }
+
+    #[test]
+    fn an_undone_transaction_the_node_holds_again_is_left_to_be_mined_again() {
+        assert!(matches!(
+            redo("agreeDeal", H, H, Some(JobStatus::Requested), true),
             Redo::Wait(_)
         ));
     }
@@ -573,11 +612,11 @@ mod tests {
     #[test]
     fn nothing_is_redone_for_a_job_the_reorganisation_replaced_or_removed() {
         assert!(matches!(
-            redo("agreeDeal", H, OTHER, Some(JobStatus::Requested)),
+            redo("agreeDeal", H, OTHER, Some(JobStatus::Requested), false),
             Redo::Forget(_)
         ));
         assert!(matches!(
-            redo("submitResult", H, B256::ZERO, None),
+            redo("submitResult", H, B256::ZERO, None, false),
             Redo::Forget(_)
         ));
     }
@@ -585,11 +624,11 @@ mod tests {
     #[test]
     fn an_undone_due_action_is_scheduled_again_if_its_job_needs_it() {
         assert_eq!(
-            redo("settle", H, H, Some(JobStatus::ResultSubmitted)),
+            redo("settle", H, H, Some(JobStatus::ResultSubmitted), false),
             Redo::Schedule(Action::Settle)
         );
         assert!(matches!(
-            redo("settle", H, H, Some(JobStatus::Settled)),
+            redo("settle", H, H, Some(JobStatus::Settled), false),
             Redo::Forget(_)
         ));
     }
