@@ -14,7 +14,9 @@
 //! whose hash is re-read, with the count there) and those blocks are indexed again. Requests that
 //! survive the reorg are the same messages and are deduplicated by the stream; requests that the
 //! reorg replaced carry a new request hash and are published anew. Consumers check a job on-chain
-//! before acting on it.
+//! before acting on it. Each reorganisation noticed is counted in Redis
+//! ([`lilypad_store::Store::note_reorg`]), and the chain's submitter then re-checks at once what it
+//! landed and sends again what the chain no longer has (see [`crate::submitter::reorg`]).
 
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -150,13 +152,16 @@ impl<C: ChainSource> Indexer<C> {
                     chain = id,
                     cursor = c.block,
                     rewind_to = back,
-                    "reorganisation below the cursor: block {} changed hash; indexing again from block {}",
+                    confirmations = ?self.settings.confirmations,
+                    "reorganisation deeper than `confirmations` (below the cursor): block {} changed hash; indexing again from block {}",
                     c.block,
                     back + 1
                 );
                 if !self.store.advance_cursor(id, Some(&c), &rewound).await? {
                     return Ok(pass); // another relayer moved it: start over next pass
                 }
+                // The submitters re-check what they landed (see `submitter::reorg`).
+                self.store.note_reorg(id).await?;
                 cursor = Some(rewound);
                 pass.cursor = cursor;
                 pass.rewound_from = Some(c.block);

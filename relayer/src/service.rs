@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::chain::RpcChain;
 use crate::health::Health;
 use crate::indexer::{Indexer, IndexerSettings};
+use crate::submitter::reorg::ReorgSettings;
 use crate::submitter::{Submitter, SubmitterSettings};
 
 /// Why the relayer cannot start.
@@ -159,7 +160,9 @@ async fn serve_chain(ready: ReadyChain, shared: Shared, stop: CancellationToken)
         lease_ttl: chain.lease_ttl,
     };
     let submitter = match Submitter::new(settings, &chain.rpc, key, store, bus) {
-        Ok(s) => s.with_receipt_poll(chain.poll_interval),
+        Ok(s) => s
+            .with_receipt_poll(chain.poll_interval)
+            .with_reorgs(ReorgSettings::new(chain.confirmations, chain.reorg_rewind)),
         Err(e) => {
             tracing::error!(chain = %chain.name, error = %e, "cannot start the submitter");
             return;

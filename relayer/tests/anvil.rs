@@ -82,6 +82,11 @@ async fn requests_made_on_chain_reach_the_jobs_stream_intact_and_survive_a_reorg
         pass.rewound_from.is_some(),
         "the reorg was noticed: {pass:?}"
     );
+    assert_eq!(
+        store.reorgs(31337).await.unwrap(),
+        1,
+        "it is counted, so the submitter re-checks what it landed"
+    );
     let got = common::published(bus, 31337).await;
     assert_eq!(
         got.len(),

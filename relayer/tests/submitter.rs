@@ -1028,7 +1028,7 @@ async fn a_restarted_relayer_fills_the_nonce_of_a_deal_a_killed_one_signed_and_n
 }
 
 #[tokio::test]
-async fn a_nonce_a_killed_relayer_reserved_and_never_recorded_is_filled() {
+async fn a_nonce_a_killed_relayer_reserved_and_never_recorded_is_used_again() {
     let w = world().await;
     let (before, _) = relayer_counts(&w).await;
     // A previous relayer reserved the next nonce and was killed (or lost its lease or Redis)
@@ -1042,7 +1042,283 @@ async fn a_nonce_a_killed_relayer_reserved_and_never_recorded_is_filled() {
     );
     let job = publish_new_deal(&w, "d").await;
     let (stop, running) = run_submitter(&w, "restarted");
-    deal_lands_with_no_gap(&w, job, before, None).await;
+    // Nothing holds that nonce: the deal is sent with it (no cancellation needed), no gap left.
+    settles_at(
+        &w,
+        job,
+        &[JobStatus::Agreed],
+        Some(before + 1),
+        Duration::from_secs(60),
+    )
+    .await;
+    all_retired(&w).await;
     stop.cancel();
     running.await.unwrap();
+}
+
+// ---------------------------------------------------------------- reorganisations
+
+/// An indexer of the world's chain, reading the head itself (no confirmations).
+async fn indexer(w: &World) -> Indexer<RpcChain> {
+    let rpc = RpcChain::connect(&w.chain.url(), CHAIN, w.chain.lilypad)
+        .await
+        .unwrap();
+    let settings = IndexerSettings {
+        chain_id: CHAIN,
+        confirmations: Confirmations::Blocks(0),
+        start_block: w.chain.deployed_at,
+        log_chunk_size: 100,
+        reorg_rewind: 8,
+    };
+    Indexer::new(settings, rpc, w.store.clone(), w.bus.clone())
+}
+
+async fn head(w: &World) -> u64 {
+    w.chain
+        .wallet(dev_keys::RELAYER)
+        .get_block_number()
+        .await
+        .unwrap()
+}
+
+/// Waits until the relayer saw each of its transactions mined and retired its pending record
+/// (a record still in flight when its transaction is removed is sent again with its own nonce:
+/// the reorganisation tests below are about landings the relayer had finished with).
+async fn all_retired(w: &World) {
+    eventually(
+        Duration::from_secs(30),
+        "every pending record is retired",
+        async || {
+            let records = pending_records(w).await;
+            ok_if(records.is_empty(), format!("{:?}", summary(&records)))
+        },
+    )
+    .await;
+}
+
+/// Replaces every block after `block` with as many empty ones (anvil drops the transactions of
+/// the blocks it removes: they do not return to the pool).
+async fn reorg_after(w: &World, block: u64) {
+    let depth = head(w).await - block;
+    w.chain.rpc("anvil_reorg", &format!("[{depth}, []]"));
+    let (pending, mined) = relayer_counts(w).await;
+    assert_eq!(
+        pending, mined,
+        "anvil put nothing removed back into the pool"
+    );
+}
+
+/// Waits until `job` is in one of the states `want` and every transaction the relayer sent is
+/// mined (its pending and mined nonces are equal: none waits behind a gap), at `nonces` when given.
+async fn settles_at(
+    w: &World,
+    job: U256,
+    want: &[JobStatus],
+    nonces: Option<u64>,
+    within: Duration,
+) {
+    eventually(
+        within,
+        &format!(
+            "job {job} is one of {want:?} and the relayer's nonces are all mined (up to {nonces:?})"
+        ),
+        async || {
+            let s = state(w, job).await;
+            let (pending, mined) = relayer_counts(w).await;
+            ok_if(
+                s.is_some_and(|s| want.contains(&s))
+                    && pending == mined
+                    && nonces.is_none_or(|n| n == mined),
+                format!("{s:?}, (pending, mined) ({pending}, {mined})"),
+            )
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_reorganisation_that_removes_only_the_relayers_deal_lands_the_deal_again() {
+    let w = world().await;
+    // Blocks only for transactions, so the reorganisation below removes exactly the deal's.
+    w.chain.stop_mining();
+    w.chain.mine_instantly();
+    let (job, hash) = run_job(&w, 600).await;
+    let requested_at = head(&w).await;
+    w.bus
+        .publish(
+            Topic::Deals,
+            CHAIN,
+            "d",
+            &signed_deal(&w, job, hash, &provider_key()),
+        )
+        .await
+        .unwrap();
+    let (stop, running) = run_submitter(&w, "relayer-a");
+    let (_, before) = relayer_counts(&w).await;
+    settles_at(
+        &w,
+        job,
+        &[JobStatus::Agreed],
+        Some(before + 1),
+        Duration::from_secs(60),
+    )
+    .await;
+
+    all_retired(&w).await;
+    reorg_after(&w, requested_at).await;
+    assert_eq!(
+        state(&w, job).await,
+        Some(JobStatus::Requested),
+        "the deal was removed"
+    );
+    // The same deal lands again, with the nonce the reorganisation freed.
+    settles_at(
+        &w,
+        job,
+        &[JobStatus::Agreed],
+        Some(before + 1),
+        Duration::from_secs(60),
+    )
+    .await;
+    stop.cancel();
+    running.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_reorganisation_that_removes_only_the_relayers_result_lands_the_result_again() {
+    let w = world().await;
+    w.chain.stop_mining();
+    w.chain.mine_instantly();
+    let (job, hash) = run_job(&w, 600).await;
+    w.submitter
+        .submit_deal(&signed_deal(&w, job, hash, &provider_key()))
+        .await
+        .unwrap();
+    let dealt_at = head(&w).await;
+    w.bus
+        .publish(Topic::Results, CHAIN, "r", &signed_result(&w, job))
+        .await
+        .unwrap();
+    let (stop, running) = run_submitter(&w, "relayer-a");
+    // The challenge window is 0: once the result is on-chain the relayer settles the job.
+    let resulted = [JobStatus::ResultSubmitted, JobStatus::Settled];
+    settles_at(&w, job, &resulted, None, Duration::from_secs(60)).await;
+
+    all_retired(&w).await;
+    reorg_after(&w, dealt_at).await;
+    assert_eq!(
+        state(&w, job).await,
+        Some(JobStatus::Agreed),
+        "the result was removed"
+    );
+    settles_at(&w, job, &resulted, None, Duration::from_secs(60)).await;
+    stop.cancel();
+    running.await.unwrap();
+}
+
+#[tokio::test]
+async fn after_a_reorganisation_removes_the_relayers_mined_nonces_its_next_transaction_is_mined() {
+    // A transaction waiting behind a gap would be replaced only after two minutes.
+    let w = world_with(|s| s.gas.replace_after = Duration::from_secs(120)).await;
+    w.chain.stop_mining();
+    w.chain.mine_instantly();
+    let start = head(&w).await;
+    let (_, before) = relayer_counts(&w).await;
+    let mut jobs = Vec::new();
+    for id in ["a", "b", "c"] {
+        jobs.push(publish_new_deal(&w, id).await);
+    }
+    let indexer = indexer(&w).await;
+    let stop_indexing = tokio_util::sync::CancellationToken::new();
+    let indexing = {
+        let stop = stop_indexing.clone();
+        let health = lilypad_relayer::health::Health::default();
+        tokio::spawn(async move {
+            indexer
+                .run(Duration::from_millis(100), health, "dev", stop)
+                .await
+        })
+    };
+    let (stop, running) = run_submitter(&w, "relayer-a");
+    for job in &jobs {
+        settles_at(
+            &w,
+            *job,
+            &[JobStatus::Agreed],
+            Some(before + 3),
+            Duration::from_secs(60),
+        )
+        .await;
+    }
+    all_retired(&w).await;
+    let indexed_to = head(&w).await;
+    eventually(
+        Duration::from_secs(30),
+        "the indexer reaches the head",
+        async || {
+            let c = w.store.cursor(CHAIN).await.unwrap();
+            ok_if(c.is_some_and(|c| c.block >= indexed_to), format!("{c:?}"))
+        },
+    )
+    .await;
+
+    // The three requests and the relayer's three deals (nonces before..before + 3) are removed.
+    reorg_after(&w, start).await;
+    eventually(
+        Duration::from_secs(30),
+        "the indexer notices the reorganisation",
+        async || {
+            let n = w.store.reorgs(CHAIN).await.unwrap();
+            ok_if(n > 0, n)
+        },
+    )
+    .await;
+    // The next job's deal is mined with the first nonce the chain no longer has.
+    let next = publish_new_deal(&w, "d").await;
+    settles_at(
+        &w,
+        next,
+        &[JobStatus::Agreed],
+        Some(before + 1),
+        Duration::from_secs(30),
+    )
+    .await;
+    stop.cancel();
+    running.await.unwrap();
+    stop_indexing.cancel();
+    indexing.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_deal_sent_behind_nonces_an_unnoticed_reorganisation_removed_is_mined_after_one_wait() {
+    // Given up only after 8 sends 3 s apart; the gap is to be filled after the first wait.
+    let w = world_with(|s| {
+        s.gas.replace_after = Duration::from_secs(3);
+        s.max_attempts = 8;
+    })
+    .await;
+    w.chain.stop_mining();
+    w.chain.mine_instantly();
+    let start = head(&w).await;
+    let (_, before) = relayer_counts(&w).await;
+    let (job_a, hash_a) = run_job(&w, 600).await;
+    w.submitter
+        .submit_deal(&signed_deal(&w, job_a, hash_a, &provider_key()))
+        .await
+        .unwrap();
+    // The request and the deal are removed; no indexer runs, and no round has looked since.
+    reorg_after(&w, start).await;
+    let (job_b, hash_b) = run_job(&w, 600).await;
+    let submitter = w.submitter.clone();
+    let deal_b = signed_deal(&w, job_b, hash_b, &provider_key());
+    let sent = tokio::spawn(async move { submitter.submit_deal(&deal_b).await });
+    settles_at(
+        &w,
+        job_b,
+        &[JobStatus::Agreed],
+        Some(before + 2),
+        Duration::from_secs(15),
+    )
+    .await;
+    assert!(matches!(sent.await.unwrap(), Ok(Submitted::Landed(_))));
 }

@@ -8,6 +8,8 @@
 //! | `chain:<id>:due` | actions due at a time (expire, time out, settle a job), as a sorted set |
 //! | `chain:<id>:nonce:<signer>` | the next nonce this signer will use on the chain |
 //! | `chain:<id>:pending:<signer>` | transactions sent and not yet mined, by nonce |
+//! | `chain:<id>:landed:<signer>` | landed deals and results (signed message, transaction, block), by call, job and request hash, until deep enough that no reorganisation undoes them ([`landed`]) |
+//! | `chain:<id>:reorgs` | how many reorganisations the indexer noticed (the submitter re-checks what it landed when it changes) |
 //!
 //! Every read-modify-write is one Lua script, so two relayers never interleave inside one.
 
@@ -19,6 +21,8 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+pub mod landed;
 
 /// A Redis operation that failed.
 #[derive(Debug, thiserror::Error)]

@@ -293,3 +293,78 @@ async fn an_unreachable_redis_is_a_clear_error() {
         .unwrap_err();
     assert!(err.to_string().contains("check that Redis runs"), "{err}");
 }
+
+#[tokio::test]
+async fn a_nonce_follows_the_chain_back_only_when_nothing_pending_holds_the_nonces_between() {
+    let (_redis, store) = store().await;
+    let signer = Address::repeat_byte(0x31);
+    for _ in 0..5 {
+        store.next_nonce(1, signer, 0).await.unwrap();
+    }
+    // Nonces 0..5 were handed out; 3 is still pending: the chain's count 2 is not followed.
+    store
+        .record_pending(
+            1,
+            signer,
+            3,
+            &SentTx {
+                hash: B256::repeat_byte(3),
+                job: U256::from(3),
+                attempts: 1,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!store.resync_nonce(1, signer, 5, 2).await.unwrap());
+    // Nor when another reservation moved the next nonce since it was read.
+    store.clear_pending(1, signer, 3).await.unwrap();
+    assert!(!store.resync_nonce(1, signer, 4, 2).await.unwrap());
+    // Nothing pending holds 2..5: the next reservation is the chain's 2.
+    assert!(store.resync_nonce(1, signer, 5, 2).await.unwrap());
+    assert_eq!(store.next_nonce(1, signer, 2).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn landed_messages_are_kept_by_id_until_forgotten() {
+    let (_redis, store) = store().await;
+    let signer = Address::repeat_byte(0x32);
+    let tx = |b: u8| SentTx {
+        hash: B256::repeat_byte(b),
+        job: U256::from(7),
+        attempts: 1,
+    };
+    store
+        .keep_landed(1, signer, "deal:7:aa", &tx(1))
+        .await
+        .unwrap();
+    store
+        .keep_landed(1, signer, "deal:7:aa", &tx(2))
+        .await
+        .unwrap(); // landed again
+    store
+        .keep_landed(1, signer, "result:7:aa", &tx(3))
+        .await
+        .unwrap();
+    let mut kept: Vec<(String, SentTx)> = store.landed(1, signer).await.unwrap();
+    kept.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        kept,
+        [
+            ("deal:7:aa".to_owned(), tx(2)),
+            ("result:7:aa".to_owned(), tx(3))
+        ]
+    );
+    store.forget_landed(1, signer, "deal:7:aa").await.unwrap();
+    let kept: Vec<(String, SentTx)> = store.landed(1, signer).await.unwrap();
+    assert_eq!(kept, [("result:7:aa".to_owned(), tx(3))]);
+}
+
+#[tokio::test]
+async fn reorganisations_are_counted_per_chain() {
+    let (_redis, store) = store().await;
+    assert_eq!(store.reorgs(1).await.unwrap(), 0);
+    assert_eq!(store.note_reorg(1).await.unwrap(), 1);
+    assert_eq!(store.note_reorg(1).await.unwrap(), 2);
+    assert_eq!(store.reorgs(1).await.unwrap(), 2);
+    assert_eq!(store.reorgs(2).await.unwrap(), 0);
+}

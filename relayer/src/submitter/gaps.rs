@@ -6,6 +6,12 @@
 //! at that nonce, with fees that replace any attempt still in some pool, recorded as pending like
 //! any transaction (so a restart finishes it) and retired once mined.
 //!
+//! Nonces reserved with nothing recorded for them and nothing pending above them (a relayer
+//! killed between reserving and recording, or a reorganisation that removed mined ones) are not
+//! filled: the next reservation follows the chain back to them ([`super::nonce::follow`]). Only
+//! those below a pending record (which waits behind them) are filled: at a round's look, or at
+//! once when that transaction's wait for a receipt runs out.
+//!
 //! The decision ([`decide`]) and the filler's fees ([`filler_fees`]) are pure and unit-tested;
 //! [`Submitter::fill_gaps`] gathers the facts and sends.
 
@@ -87,8 +93,10 @@ pub const MAX_UNRECORDED: usize = 32;
 /// The nonces reserved (below `reserved_up_to`) that no pending record names and no transaction
 /// holds: not mined (`mined`), not in the node's pool (the node's pending count `chain_pending`
 /// covers the nonces it holds in a row from `mined`), not in `recorded`. A relayer stopped, or its
-/// lease or Redis lost, between reserving a nonce and recording what it signed leaves one; each is
-/// filled with a cancellation. Lowest first, at most [`MAX_UNRECORDED`].
+/// lease or Redis lost, between reserving a nonce and recording what it signed leaves one; when a
+/// pending record above it waits behind it, each is filled with a cancellation (otherwise the
+/// reservation follows the chain back instead, [`super::nonce::follow`]). Lowest first, at most
+/// [`MAX_UNRECORDED`].
 pub fn unrecorded(
     mined: u64,
     chain_pending: u64,
@@ -188,6 +196,11 @@ impl Submitter {
             return Ok(sent);
         }
         let in_pool = self.transaction_count(true).await?;
+        // Nothing pending above the chain's count: the nonces are reserved again rather than
+        // filled (a reorganisation removed them, or nothing was ever sent with them).
+        if self.follow_to(reserved, in_pool, &recorded).await? {
+            return Ok(sent);
+        }
         for n in unrecorded(mined, in_pool, reserved, &recorded) {
             tracing::warn!(
                 chain,
@@ -202,6 +215,45 @@ impl Submitter {
             sent += 1;
         }
         Ok(sent)
+    }
+
+    /// For a transaction with `nonce` not mined in time: fills the nonces below it that nothing
+    /// holds (not mined, not in the node's pool, no pending record), so it can be mined: a
+    /// reorganisation not noticed yet removed them, or a relayer killed after reserving them
+    /// left them. Safe while other sends are in flight: every nonce below `nonce` was reserved
+    /// and recorded before it. A failure is logged; the next wait tries again. Returns how many
+    /// were filled.
+    pub(super) async fn fill_below(&self, nonce: u64) -> usize {
+        let chain = self.settings.chain_id;
+        let filled = async {
+            // The records first, then the chain's counts (see `Submitter::follow_chain`).
+            let pending: Vec<(u64, PendingTx)> = self.store.pending(chain, self.signer).await?;
+            let mined = self.transaction_count(false).await?;
+            if nonce::is_mined(nonce.saturating_sub(1), mined) || nonce == 0 {
+                return Ok(0);
+            }
+            let in_pool = self.transaction_count(true).await?;
+            let recorded: Vec<u64> = pending.iter().map(|(n, _)| *n).collect();
+            let open = unrecorded(mined, in_pool, Some(nonce), &recorded);
+            for n in &open {
+                tracing::warn!(
+                    chain,
+                    nonce = n,
+                    waiting = nonce,
+                    "a transaction waits behind a nonce nothing holds (removed by a reorganisation, or reserved by a relayer that stopped); filling it with a cancellation"
+                );
+                let nothing = PendingTx {
+                    call: CANCEL.into(),
+                    ..PendingTx::default()
+                };
+                self.cancel(*n, &nothing).await?;
+            }
+            Ok::<_, SubmitError>(open.len())
+        };
+        filled.await.unwrap_or_else(|e| {
+            tracing::warn!(chain, nonce, error = %e, "could not look for open nonces below a transaction not mined in time");
+            0
+        })
     }
 
     /// Forgets a record whose nonce is mined, and records what follows from its call.

@@ -29,6 +29,10 @@
 //! - Fees follow the chain's gas policy: the node's EIP-1559 estimate, capped at `max_fee_gwei`;
 //!   a transaction not mined within `replace_after` is sent again with the same nonce and fees
 //!   raised by `bump_percent` (still capped).
+//! - After a reorganisation the submitter follows the chain ([`reorg`]): every landed transaction
+//!   is kept in Redis until deep, and one the chain no longer has is sent again (deals and
+//!   results with the same signed calldata) once the job on-chain shows it is still needed; the
+//!   next nonce moves back to the chain's when nothing pending holds the nonces between.
 //! - Several relayers may serve one chain: messages on the deals and results streams go to one of
 //!   them (a shared durable consumer), due actions are claimed in Redis, and a relayer sends only
 //!   while it holds the lease for its signer on that chain, renewed while a round waits.
@@ -63,6 +67,7 @@ pub mod gate;
 pub mod nonce;
 mod phases;
 mod recover;
+pub mod reorg;
 mod send;
 
 use error::rpc;
@@ -207,6 +212,8 @@ pub struct Submitter {
     /// Held from reserving a nonce to broadcasting its first attempt ([`send`]), shared by every
     /// clone: the one part of sending that is not concurrent.
     send_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// How reorganisations are followed, and the last one seen ([`reorg`]).
+    reorg: std::sync::Arc<reorg::Watch>,
 }
 
 /// How many messages (or due actions) of one phase are prepared at once: job read, estimates.
@@ -258,6 +265,7 @@ impl Submitter {
             lease: CancellationToken::new(),
             gaps_checked: Default::default(),
             send_turn: Default::default(),
+            reorg: Default::default(),
         })
     }
 
@@ -292,13 +300,17 @@ impl Submitter {
     /// A status number this build does not know reads as `None` (a newer contract): the job is
     /// then left alone, as for any state an action does not expect.
     pub async fn job_state(&self, job: U256) -> Result<(Option<JobStatus>, u64), SubmitError> {
-        let j = self
-            .lilypad()
+        let j = self.job(job).await?;
+        Ok((j.state(), j.deadline.to::<u64>()))
+    }
+
+    /// The job as stored on-chain (status `None` for an id no job has).
+    async fn job(&self, job: U256) -> Result<Lilypad::Job, SubmitError> {
+        self.lilypad()
             .getJob(job)
             .call()
             .await
-            .map_err(|e| rpc(format!("getJob({job})"))(e.to_string()))?;
-        Ok((j.state(), j.deadline.to::<u64>()))
+            .map_err(|e| rpc(format!("getJob({job})"))(e.to_string()))
     }
 
     /// The chain's clock: the latest block's timestamp.
@@ -481,16 +493,33 @@ impl Submitter {
     /// own event names (read from the job only when the receipt has none).
     async fn complete(&self, sent: Sent) -> Result<Submitted, SubmitError> {
         let chain = self.settings.chain_id;
-        let (job, after) = (sent.job, sent.after);
+        let (job, after, call) = (sent.job, sent.after, sent.call);
+        let input = sent.base.input.input().cloned().unwrap_or_default();
         let receipt = self.confirm(sent).await?;
         let Some(after) = after else {
             return Ok(Submitted::Landed(receipt.transaction_hash));
         };
+        // One read for the next action's deadline and the request hash the landing is kept by.
+        let read = match after.next {
+            Some(_) => Some(self.job(job).await),
+            None => None,
+        };
+        let request_hash = read
+            .as_ref()
+            .and_then(|r| r.as_ref().ok().map(|j| j.requestHash));
+        // Kept until deep, so a reorganisation that undoes it can be redone.
+        self.keep_landed(job, call, input, &receipt, request_hash)
+            .await;
         self.store.done(chain, job, after.done).await?;
         if let Some(next) = after.next {
-            let deadline = match new_deadline(receipt.inner.logs(), self.settings.lilypad, job) {
-                Some(deadline) => deadline,
-                None => self.job_state(job).await?.1,
+            // The deadline the transaction's own event names; the job read only when it has none.
+            let deadline = match (
+                new_deadline(receipt.inner.logs(), self.settings.lilypad, job),
+                read,
+            ) {
+                (Some(deadline), _) => deadline,
+                (None, Some(read)) => read?.deadline.to::<u64>(),
+                (None, None) => self.job_state(job).await?.1,
             };
             self.store.schedule(chain, job, next, deadline).await?;
         }

@@ -95,7 +95,8 @@ impl Submitter {
         }
     }
 
-    /// One round: fills the nonces of given-up actions ([`super::gaps`]), then lands the deals
+    /// One round: redoes what a reorganisation undid ([`super::reorg`]), fills the nonces of
+    /// given-up actions ([`super::gaps`]), then lands the deals
     /// waiting on the stream, then the results, then the due actions.
     /// Within each of those three phases the transactions are prepared concurrently (job read,
     /// gas estimate; at most [`PREPARE_AT_ONCE`] at a time), sent with consecutive nonces as each
@@ -105,7 +106,15 @@ impl Submitter {
     /// timeout must not race a result). Returns how many transactions landed.
     pub async fn round(&self, wait: Duration) -> Result<usize, SubmitError> {
         let chain = self.settings.chain_id;
-        if self.gaps_due() {
+        let due = self.gaps_due();
+        match self.follow_reorgs(due).await {
+            Ok(()) => {}
+            Err(e @ SubmitError::LeaseLost { .. }) => return Err(e),
+            Err(e) => {
+                tracing::warn!(chain, error = %e, "could not re-check what a reorganisation may have undone; trying again next round");
+            }
+        }
+        if due {
             match self.fill_gaps().await {
                 Ok(_) => {}
                 Err(e @ SubmitError::LeaseLost { .. }) => return Err(e),

@@ -173,6 +173,9 @@ impl Submitter {
         // broadcast, and a refused first send gives it back before anyone reserves another.
         let _turn = self.send_turn.lock().await;
         self.check_lease()?;
+        // A reorganisation the indexer noticed since this round began: the nonce follows the
+        // chain before this one is reserved ([`super::reorg`]).
+        self.follow_noticed_reorg().await?;
         let nonce = self.nonces().reserve(chain_nonce).await?;
         let mut sent = Sent {
             job,
@@ -377,6 +380,8 @@ impl Submitter {
                 }
                 return Ok(receipt);
             }
+            // Not mined in time: maybe it waits behind nonces nothing will send.
+            self.fill_below(sent.nonce).await;
             if sent
                 .fees
                 .exhausted(sent.attempts, self.settings.max_attempts)
