@@ -43,7 +43,10 @@
 //! for an eighth), never below [`HedgePolicy::floor`] nor above [`HedgePolicy::ceiling`] (by
 //! default 4x, 150 ms, 2 s), and the ceiling until the endpoint has answered once. On a healthy
 //! endpoint that answers in 5 ms a request is hedged after 150 ms, so only the slow few are sent
-//! twice. [`RpcOptions::hedge`] sets the rule, or turns hedging off.
+//! twice. [`RpcOptions::hedge`] sets the rule, or turns hedging off. The price: a read that is
+//! slow by nature (an `eth_getLogs` over a wide range on a public endpoint) is sent twice once it
+//! passes the ceiling, which counts twice against a rate limit; raise the ceiling, or turn
+//! hedging off, for an endpoint where that matters.
 //!
 //! Only reads are hedged: the `eth_`, `net_` and `web3_` methods other than those that send or
 //! sign (`eth_sendRawTransaction`, `eth_sendTransaction`, `eth_sign*`) or hold state on the node
