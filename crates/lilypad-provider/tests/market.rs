@@ -522,9 +522,10 @@ async fn deals_waiting_to_be_agreed_have_their_jobs_read_once_per_new_block_not_
     .await;
     let (after, blocks) = (proxy.stats(), block() - first_block);
     let job_reads = after.seen_of("eth_call") - before.seen_of("eth_call");
-    // Each deal's job once per new block (and once more for a read that straddled the start).
+    // Each deal's job once per new block (and once more for a read that straddled the start),
+    // twice at most where a slow answer was hedged; every poll would be forty.
     assert!(
-        job_reads <= DEALS * (blocks + 2),
+        job_reads <= 2 * DEALS * (blocks + 2),
         "{job_reads} job reads for {DEALS} deals over {blocks} new blocks"
     );
     eprintln!(
