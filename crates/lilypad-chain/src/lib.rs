@@ -32,17 +32,42 @@
 //! nonce problem is the sender's business (the relayer's submitter checks the transaction's
 //! hash), not this layer's.
 //!
+//! ## Hedged reads
+//!
+//! A retry only acts on an error: a request the endpoint holds up (a slow proxy, a busy node)
+//! costs its whole delay. So a read that has no answer after a *hedge delay* is sent a second
+//! time, and the first good answer of the two wins (the other request is dropped; an answer that
+//! is itself a transient failure does not win while the other may still answer). The hedge delay
+//! follows the endpoint's observed latency ([`HedgePolicy::delay`]): [`HedgePolicy::factor`]
+//! times a moving average of the latency of its good answers to reads (each new answer counts
+//! for an eighth), never below [`HedgePolicy::floor`] nor above [`HedgePolicy::ceiling`] (by
+//! default 4x, 150 ms, 2 s), and the ceiling until the endpoint has answered once. On a healthy
+//! endpoint that answers in 5 ms a request is hedged after 150 ms, so only the slow few are sent
+//! twice. [`RpcOptions::hedge`] sets the rule, or turns hedging off. The price: a read that is
+//! slow by nature (an `eth_getLogs` over a wide range on a public endpoint) is sent twice once it
+//! passes the ceiling, which counts twice against a rate limit; raise the ceiling, or turn
+//! hedging off, for an endpoint where that matters.
+//!
+//! Only reads are hedged: the `eth_`, `net_` and `web3_` methods other than those that send or
+//! sign (`eth_sendRawTransaction`, `eth_sendTransaction`, `eth_sign*`) or hold state on the node
+//! (`eth_newFilter` and the other filter methods, `eth_subscribe`); a batch only when every
+//! member is a read ([`is_hedged`]). Test-node methods (`anvil_*`, `evm_*`, `hardhat_*`) and every
+//! other namespace are sent once. Hedging sits under the retry layer: each send of a retried call
+//! is hedged on its own.
+//!
 //! # Several endpoints
 //!
 //! With several URLs, alloy's `FallbackLayer` ranks them by health (success rate over the last
 //! ten calls, then latency). A read goes to every endpoint at once (or to the best
 //! [`RpcOptions::parallel_endpoints`]) and the first answer wins; `eth_sendRawTransaction` goes
 //! to one endpoint at a time, best ranked first, the next only if it fails. Retries come on top:
-//! a call that failed on every endpoint tried is retried.
+//! a call that failed on every endpoint tried is retried. Hedging sits above the fallback: a
+//! hedged read goes again to the endpoints the fallback picks.
 
 use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alloy::network::EthereumWallet;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
@@ -74,6 +99,61 @@ pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(100);
 /// 4s") may ask for: a longer outage is the caller's to wait out.
 pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
 
+/// How many times the average latency a read waits for its answer before it is sent again,
+/// unless set otherwise (see [`HedgePolicy`]).
+pub const DEFAULT_HEDGE_FACTOR: u32 = 4;
+/// The shortest hedge delay, unless set otherwise: a healthy local node answers in a few
+/// milliseconds, and a read sent again sooner than this would only double the load.
+pub const DEFAULT_HEDGE_FLOOR: Duration = Duration::from_millis(150);
+/// The longest hedge delay, unless set otherwise; also the delay before the endpoint has
+/// answered once.
+pub const DEFAULT_HEDGE_CEILING: Duration = Duration::from_secs(2);
+
+/// When a read with no answer yet is sent a second time (see the crate's docs, "Hedged reads").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HedgePolicy {
+    /// How many times the endpoint's average latency to wait.
+    pub factor: u32,
+    /// The shortest wait.
+    pub floor: Duration,
+    /// The longest wait, and the wait before any answer has been seen.
+    pub ceiling: Duration,
+}
+
+impl Default for HedgePolicy {
+    fn default() -> Self {
+        Self {
+            factor: DEFAULT_HEDGE_FACTOR,
+            floor: DEFAULT_HEDGE_FLOOR,
+            ceiling: DEFAULT_HEDGE_CEILING,
+        }
+    }
+}
+
+impl HedgePolicy {
+    /// Always the same wait, whatever the endpoint's latency.
+    pub fn fixed(after: Duration) -> Self {
+        Self {
+            factor: 1,
+            floor: after,
+            ceiling: after,
+        }
+    }
+
+    /// The hedge delay for an endpoint whose good answers took `average` on average (`None`:
+    /// none seen yet): `factor` times the average, clamped to `floor..=ceiling` (the ceiling
+    /// wins if the two cross), or the ceiling while nothing has been seen.
+    pub fn delay(&self, average: Option<Duration>) -> Duration {
+        match average {
+            None => self.ceiling,
+            Some(average) => average
+                .saturating_mul(self.factor)
+                .max(self.floor)
+                .min(self.ceiling),
+        }
+    }
+}
+
 /// What a connection to a chain's endpoint is built with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RpcOptions {
@@ -97,6 +177,9 @@ pub struct RpcOptions {
     /// has only failed level with one never tried, so when the first `n` listed are all down,
     /// the others are never reached: keep `None` unless the first `n` are reliable.
     pub parallel_endpoints: Option<NonZeroUsize>,
+    /// When a read without an answer is sent a second time (see the crate's docs, "Hedged
+    /// reads"); `None` sends each read once (and retries only on errors).
+    pub hedge: Option<HedgePolicy>,
 }
 
 impl Default for RpcOptions {
@@ -108,6 +191,7 @@ impl Default for RpcOptions {
             retries: DEFAULT_RETRIES,
             retry_backoff: DEFAULT_RETRY_BACKOFF,
             parallel_endpoints: None,
+            hedge: Some(HedgePolicy::default()),
         }
     }
 }
@@ -135,6 +219,18 @@ impl RpcOptions {
     pub fn retry(mut self, retries: u32, backoff: Duration) -> Self {
         self.retries = retries;
         self.retry_backoff = backoff;
+        self
+    }
+
+    /// These options with reads hedged by `policy`.
+    pub fn hedge(mut self, policy: HedgePolicy) -> Self {
+        self.hedge = Some(policy);
+        self
+    }
+
+    /// These options with every read sent once (until an error calls for a retry).
+    pub fn no_hedging(mut self) -> Self {
+        self.hedge = None;
         self
     }
 
@@ -329,8 +425,8 @@ pub async fn check_chain_id(provider: &DynProvider, expected: u64) -> Result<(),
 }
 
 /// The transport every client above shares: HTTP with a request timeout to each endpoint, the
-/// endpoints behind a health-ranked fallback when there are several, every call retried on
-/// transient failures, polling at the configured interval.
+/// endpoints behind a health-ranked fallback when there are several, reads hedged, every call
+/// retried on transient failures, polling at the configured interval.
 fn rpc_client(urls: &[&str], options: &RpcOptions) -> Result<RpcClient, ChainClientError> {
     let parsed = urls
         .iter()
@@ -362,7 +458,7 @@ fn rpc_client(urls: &[&str], options: &RpcOptions) -> Result<RpcClient, ChainCli
         let only = transports.remove(0);
         RpcClient::new(
             Deadline {
-                inner: retry.layer(only),
+                inner: retry.layer(Hedged::new(only, options.hedge)),
                 within: deadline,
             },
             is_local,
@@ -377,7 +473,7 @@ fn rpc_client(urls: &[&str], options: &RpcOptions) -> Result<RpcClient, ChainCli
             .with_sequential_method("eth_sendRawTransaction");
         RpcClient::new(
             Deadline {
-                inner: retry.layer(fallback.layer(transports)),
+                inner: retry.layer(Hedged::new(fallback.layer(transports), options.hedge)),
                 within: deadline,
             },
             is_local,
@@ -425,6 +521,161 @@ where
     }
 }
 
+/// Whether a request may be sent twice ("Hedged reads" in the crate's docs): every method in
+/// it is a read of the `eth_`, `net_` or `web3_` namespace that neither sends, signs, nor holds
+/// state on the node. An empty batch is not.
+pub fn is_hedged(request: &RequestPacket) -> bool {
+    let mut methods = request.method_names().peekable();
+    methods.peek().is_some() && methods.all(is_read)
+}
+
+/// Whether `method` only reads (see [`is_hedged`]).
+fn is_read(method: &str) -> bool {
+    /// Reads' namespaces.
+    const READS: [&str; 3] = ["eth_", "net_", "web3_"];
+    /// Methods of those namespaces that send, sign, or keep state on the node (a filter whose
+    /// changes a second read would take from the first).
+    const NOT_READS: [&str; 10] = [
+        "eth_sendRawTransaction",
+        "eth_sendRawTransactionSync",
+        "eth_sendTransaction",
+        "eth_newFilter",
+        "eth_newBlockFilter",
+        "eth_newPendingTransactionFilter",
+        "eth_getFilterChanges",
+        "eth_uninstallFilter",
+        "eth_subscribe",
+        "eth_unsubscribe",
+    ];
+    READS.iter().any(|ns| method.starts_with(ns))
+        && !method.starts_with("eth_sign")
+        && !NOT_READS.contains(&method)
+}
+
+/// A moving average of an endpoint's latency to reads, shared by the clones of one client's
+/// transport.
+#[derive(Debug, Default)]
+struct Latency(Mutex<Option<Duration>>);
+
+impl Latency {
+    /// How much one new answer moves the average.
+    const WEIGHT: f64 = 1.0 / 8.0;
+
+    fn average(&self) -> Option<Duration> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn record(&self, took: Duration) {
+        let mut average = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *average = Some(match *average {
+            None => took,
+            Some(a) => Duration::from_secs_f64(
+                a.as_secs_f64() * (1.0 - Self::WEIGHT) + took.as_secs_f64() * Self::WEIGHT,
+            ),
+        });
+    }
+}
+
+/// Sends a read with no answer after the hedge delay a second time; the first good answer
+/// wins ("Hedged reads" in the crate's docs).
+#[derive(Debug, Clone)]
+struct Hedged<S> {
+    inner: S,
+    policy: Option<HedgePolicy>,
+    latency: Arc<Latency>,
+}
+
+impl<S> Hedged<S> {
+    fn new(inner: S, policy: Option<HedgePolicy>) -> Self {
+        Self {
+            inner,
+            policy,
+            latency: Arc::default(),
+        }
+    }
+}
+
+/// Whether an attempt's outcome is an answer to return at once: a JSON-RPC answer that is not
+/// itself a transient failure (a rate-limit error), a revert included.
+fn is_good(outcome: &Result<ResponsePacket, TransportError>) -> bool {
+    match outcome {
+        Ok(packet) => packet
+            .as_error()
+            .is_none_or(|e| !is_transient(&TransportError::ErrorResp(e.clone()))),
+        Err(_) => false,
+    }
+}
+
+impl<S> Service<RequestPacket> for Hedged<S>
+where
+    S: Service<
+            RequestPacket,
+            Response = ResponsePacket,
+            Error = TransportError,
+            Future = TransportFut<'static>,
+        > + Clone
+        + Send
+        + 'static,
+{
+    type Response = ResponsePacket;
+    type Error = TransportError;
+    type Future = TransportFut<'static>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: RequestPacket) -> Self::Future {
+        let Some(policy) = self.policy.filter(|_| is_hedged(&request)) else {
+            return self.inner.call(request);
+        };
+        let latency = self.latency.clone();
+        let wait = policy.delay(latency.average());
+        let first = self.inner.call(request.clone());
+        let mut spare = self.inner.clone();
+        Box::pin(async move {
+            let started = Instant::now();
+            tokio::pin!(first);
+            tokio::select! {
+                biased;
+                outcome = &mut first => {
+                    if is_good(&outcome) {
+                        latency.record(started.elapsed());
+                    }
+                    return outcome;
+                }
+                () = tokio::time::sleep(wait) => {}
+            }
+            // No answer yet: the same request again; whichever answers well first wins, and
+            // the other is dropped (its request cancelled).
+            let second = spare.call(request);
+            let resent = Instant::now();
+            tokio::pin!(second);
+            let (mut first_done, mut second_done) = (false, false);
+            loop {
+                let (outcome, took) = tokio::select! {
+                    outcome = &mut first, if !first_done => {
+                        first_done = true;
+                        (outcome, started.elapsed())
+                    }
+                    outcome = &mut second, if !second_done => {
+                        second_done = true;
+                        (outcome, resent.elapsed())
+                    }
+                };
+                if is_good(&outcome) {
+                    latency.record(took);
+                    return outcome;
+                }
+                if first_done && second_done {
+                    // Both failed: the later failure goes to the retry layer.
+                    return outcome;
+                }
+            }
+        })
+    }
+}
+
 fn parse_url(url: &str) -> Result<reqwest::Url, ChainClientError> {
     let bad = |reason: String| ChainClientError::BadUrl {
         url: url.to_owned(),
@@ -466,5 +717,98 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.client().poll_interval(), MIN_POLL_INTERVAL);
+    }
+
+    fn request(method: &'static str) -> alloy::rpc::json_rpc::SerializedRequest {
+        alloy::rpc::json_rpc::Request::new(method, alloy::rpc::json_rpc::Id::Number(1), ())
+            .serialize()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_hedge_delay_is_a_multiple_of_the_average_latency_within_floor_and_ceiling() {
+        let rule = HedgePolicy {
+            factor: 4,
+            floor: Duration::from_millis(150),
+            ceiling: Duration::from_secs(2),
+        };
+        let ms = Duration::from_millis;
+        // Nothing seen yet: the ceiling.
+        assert_eq!(rule.delay(None), ms(2000));
+        // A fast endpoint: the floor, not 20 ms.
+        assert_eq!(rule.delay(Some(ms(5))), ms(150));
+        assert_eq!(rule.delay(Some(ms(100))), ms(400));
+        // A slow one: never above the ceiling.
+        assert_eq!(rule.delay(Some(ms(900))), ms(2000));
+        assert_eq!(rule.delay(Some(Duration::MAX)), ms(2000));
+        // A fixed rule is its one delay whatever the latency.
+        let fixed = HedgePolicy::fixed(ms(300));
+        assert_eq!(fixed.delay(None), ms(300));
+        assert_eq!(fixed.delay(Some(ms(1))), ms(300));
+        assert_eq!(fixed.delay(Some(ms(10_000))), ms(300));
+        // A floor above the ceiling: the ceiling wins.
+        let crossed = HedgePolicy {
+            factor: 4,
+            floor: ms(500),
+            ceiling: ms(200),
+        };
+        assert_eq!(crossed.delay(Some(ms(1))), ms(200));
+    }
+
+    #[test]
+    fn the_average_latency_moves_an_eighth_of_the_way_to_each_new_answer() {
+        let latency = Latency::default();
+        assert_eq!(latency.average(), None);
+        latency.record(Duration::from_millis(80));
+        assert_eq!(latency.average(), Some(Duration::from_millis(80)));
+        latency.record(Duration::from_millis(160));
+        let average = latency.average().unwrap().as_secs_f64();
+        assert!((average - 0.090).abs() < 1e-9, "{average}");
+    }
+
+    #[test]
+    fn reads_are_hedged_and_sends_signatures_filters_and_test_node_methods_are_not() {
+        for read in [
+            "eth_call",
+            "eth_getBlockByNumber",
+            "eth_chainId",
+            "eth_getLogs",
+            "eth_estimateGas",
+            "eth_getTransactionReceipt",
+            "net_version",
+            "web3_clientVersion",
+        ] {
+            assert!(is_hedged(&RequestPacket::Single(request(read))), "{read}");
+        }
+        for not_read in [
+            "eth_sendRawTransaction",
+            "eth_sendTransaction",
+            "eth_sign",
+            "eth_signTypedData_v4",
+            "eth_newFilter",
+            "eth_getFilterChanges",
+            "eth_subscribe",
+            "anvil_mine",
+            "anvil_setBalance",
+            "evm_mine",
+            "evm_increaseTime",
+            "hardhat_mine",
+            "debug_traceTransaction",
+        ] {
+            assert!(
+                !is_hedged(&RequestPacket::Single(request(not_read))),
+                "{not_read}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_batch_is_hedged_only_when_every_member_is_a_read() {
+        let reads = RequestPacket::Batch(vec![request("eth_call"), request("eth_blockNumber")]);
+        assert!(is_hedged(&reads));
+        let mixed =
+            RequestPacket::Batch(vec![request("eth_call"), request("eth_sendRawTransaction")]);
+        assert!(!is_hedged(&mixed));
+        assert!(!is_hedged(&RequestPacket::Batch(Vec::new())));
     }
 }

@@ -10,7 +10,7 @@ use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
-use lilypad_chain::{ChainClientError, RpcOptions, connect, connect_with_signer};
+use lilypad_chain::{ChainClientError, HedgePolicy, RpcOptions, connect, connect_with_signer};
 use lilypad_e2e::{Anvil, Fault, FaultPlan, FaultyRpc, dev_keys};
 
 /// Short waits, so a test spends its time on the calls, not on backing off.
@@ -173,6 +173,63 @@ async fn with_several_endpoints_a_transaction_goes_to_the_healthy_one_first() {
         .unwrap();
     assert_eq!(failing.stats().seen_of("eth_sendRawTransaction"), 0);
     assert_eq!(healthy.stats().seen_of("eth_sendRawTransaction"), 1);
+}
+
+/// Requests and calls allowed an hour: only a second send can answer a read held up for
+/// minutes within a test's patience.
+fn patient() -> RpcOptions {
+    RpcOptions::default()
+        .timeout(Duration::from_secs(3600))
+        .call_timeout(Duration::from_secs(3600))
+}
+
+#[tokio::test]
+async fn a_read_held_up_for_minutes_is_answered_by_a_second_send() {
+    let anvil = Anvil::start(31337).unwrap();
+    let ten_minutes = Duration::from_secs(600);
+    let proxy = FaultyRpc::start(
+        &anvil.url(),
+        FaultPlan::none().delays(ten_minutes, ten_minutes),
+    )
+    .unwrap();
+    // The default rule: before any answer, a read is sent again after the ceiling (2 s).
+    let client = connect(&proxy.url(), &patient()).unwrap();
+    proxy.fail_method("eth_chainId", Fault::Delay, 1);
+    let id = tokio::time::timeout(Duration::from_secs(60), client.get_chain_id())
+        .await
+        .expect("answered within a minute, although the first request waits ten");
+    assert_eq!(id.unwrap(), 31337);
+    assert_eq!(
+        proxy.stats().seen_of("eth_chainId"),
+        2,
+        "the held-up request and its hedge"
+    );
+}
+
+#[tokio::test]
+async fn a_held_up_transaction_is_sent_once_never_hedged() {
+    let anvil = Anvil::start(31337).unwrap();
+    let held = Duration::from_secs(3);
+    let proxy = FaultyRpc::start(&anvil.url(), FaultPlan::none().delays(held, held)).unwrap();
+    proxy.fail_method("eth_sendRawTransaction", Fault::Delay, 1);
+    let signer: alloy::signers::local::PrivateKeySigner = dev_keys::CLIENT.parse().unwrap();
+    let from = signer.address();
+    // Reads would be sent again after 100 ms; the send waits for its one answer.
+    let options = patient().hedge(HedgePolicy::fixed(Duration::from_millis(100)));
+    let client = connect_with_signer(&proxy.url(), signer, &options).unwrap();
+    let tx = TransactionRequest::default()
+        .with_to(Address::repeat_byte(0x44))
+        .with_value(U256::from(1));
+    client
+        .send_transaction(tx)
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert_eq!(proxy.stats().seen_of("eth_sendRawTransaction"), 1);
+    let direct = connect(&anvil.url(), &RpcOptions::default()).unwrap();
+    assert_eq!(direct.get_transaction_count(from).await.unwrap(), 1);
 }
 
 #[test]

@@ -267,13 +267,16 @@ pub(crate) enum Agreement {
     Pending,
 }
 
-/// What one read of the chain (`job`, `chain_time`, either of which may have failed) and this
-/// machine's clock (`now`) say about a deal signed for `key` and `request_hash`, valid until
-/// `expiry`, for a job whose match deadline is `match_deadline`. A job on-chain with another
-/// request hash is another job (a dev chain started afresh under a kept deal): lost. `agreeDeal` needs `block.timestamp <= expiry` and
-/// `< match_deadline`: once the chain's clock is past either, the deal can never land; once this
-/// machine's clock is past either (blocks follow wall time, so the next block will be too, on any
-/// live chain), it is [`Agreement::Expired`]. A failed read decides nothing but the clocks.
+/// What one read of the chain (`job`, and `chain_time`, the timestamp of the block the job was
+/// read at; either may have failed) and this machine's clock (`now`) say about a deal signed for
+/// `key` and `request_hash`, valid until `expiry`, for a job whose match deadline is
+/// `match_deadline`. A job on-chain with another request hash is another job (a dev chain
+/// started afresh under a kept deal): lost. `agreeDeal` needs `block.timestamp <= expiry` and
+/// `< match_deadline`: once the chain's clock is past either and the job is still open at that
+/// block, the deal can never land; once this machine's clock is past either (blocks follow wall
+/// time, so the next block will be too, on any live chain), it is [`Agreement::Expired`]. A
+/// failed job read decides nothing but [`Agreement::Expired`]: the deal may have landed before
+/// the clock passed, so only a job read can say it is lost.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn agreement(
     me: Address,
@@ -309,9 +312,14 @@ pub(crate) fn agreement(
     if let Some(t) = chain_time
         && (t > expiry || t >= match_deadline)
     {
-        return Agreement::Lost(format!(
-            "job {key} was not agreed on-chain in time (deal expiry {expiry}, match deadline {match_deadline}, chain time {t})"
-        ));
+        return match job {
+            Ok(_) => Agreement::Lost(format!(
+                "job {key} was not agreed on-chain in time (deal expiry {expiry}, match deadline {match_deadline}, chain time {t})"
+            )),
+            Err(e) => Agreement::Expired(format!(
+                "job {key}'s deal is past its expiry by the chain's clock (expiry {expiry}, match deadline {match_deadline}, chain time {t}), and the job could not be read to see whether it landed before ({e})"
+            )),
+        };
     }
     if now > expiry || now >= match_deadline {
         return Agreement::Expired(format!(
@@ -809,10 +817,27 @@ mod tests {
             panic!("past expiry by the chain's clock is lost");
         };
         assert!(why.contains("chain time"), "{why}");
-        // The match deadline too, by the chain's clock, even when the job could not be read.
+        // The match deadline too, by the chain's clock.
         assert!(matches!(
-            agreement_of(Err("503"), Some(NOW + 120), NOW),
+            agreement_of(Ok(&open), Some(NOW + 120), NOW),
             Agreement::Lost(_)
+        ));
+    }
+
+    #[test]
+    fn a_deal_past_its_expiry_by_the_chains_clock_is_not_lost_while_its_job_cannot_be_read() {
+        // It may have landed before the clock passed: it holds nothing any more, but a later
+        // read can still show it agreed.
+        let Agreement::Expired(why) = agreement_of(Err("503"), Some(NOW + 120), NOW) else {
+            panic!("a failed read cannot tell a deal lost");
+        };
+        assert!(
+            why.contains("could not be read") && why.contains("503"),
+            "{why}"
+        );
+        assert!(matches!(
+            agreement_of(Err("503"), Some(NOW + 61), NOW),
+            Agreement::Expired(_)
         ));
     }
 

@@ -28,6 +28,7 @@ mod result;
 pub mod run;
 mod service;
 pub mod state;
+mod watch;
 
 /// The stop signal the provider's and mediator's entry points take (tokio-util's).
 pub use tokio_util::sync::CancellationToken;

@@ -30,6 +30,7 @@ use crate::capacity::{CapacityTracker, Reservation};
 use crate::checks::{self, Agreement};
 use crate::result::result_fields;
 use crate::state::{DealRecord, ResultRecord, StateDir, StateError};
+use crate::watch::{ChainWatch, Sighting};
 
 /// One chain the provider serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +59,9 @@ pub struct ProviderSettings {
     pub max_deal_expiry: Duration,
     /// The least time a deal's expiry must leave for it to reach the chain.
     pub min_deal_expiry: Duration,
-    /// How often it checks whether a signed deal is on-chain yet.
+    /// How often it reads each chain for the signed deals not yet agreed there: one read of the
+    /// latest block per chain, and every such deal's job in one batch when that block is new
+    /// (see `crate::watch`).
     pub agreement_poll: Duration,
     /// The first pause between attempts to publish a result; pauses double (with jitter) up to
     /// `publish_max_delay`, and attempts go on until the job's result deadline.
@@ -189,6 +192,8 @@ fn refuse(reason: impl Into<String>) -> DealRefused {
 struct Chain {
     settings: ChainSettings,
     rpc: DynProvider,
+    /// The reader of the jobs of signed deals waiting for their agreement.
+    watch: Arc<ChainWatch>,
 }
 
 impl Chain {
@@ -285,12 +290,22 @@ impl ResourceProvider {
         if settings.chains.is_empty() {
             return Err(ProviderError::NoChains);
         }
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
         let mut chains = BTreeMap::new();
         for c in &settings.chains {
             let rpc = connect(c.chain_id, &c.rpc_urls)?;
+            let watch = ChainWatch::new(
+                rpc.clone(),
+                c.lilypad,
+                settings.agreement_poll,
+                tasks.clone(),
+                cancel.clone(),
+            );
             let chain = Chain {
                 settings: c.clone(),
                 rpc,
+                watch,
             };
             if chains.insert(c.chain_id, chain).is_some() {
                 return Err(ProviderError::DuplicateChain(c.chain_id));
@@ -341,8 +356,8 @@ impl ResourceProvider {
                 deals: Mutex::new(HashMap::new()),
                 state,
                 offer_changed: Notify::new(),
-                cancel: CancellationToken::new(),
-                tasks: TaskTracker::new(),
+                cancel,
+                tasks,
             }),
         })
     }
@@ -838,7 +853,8 @@ impl ResourceProvider {
         }
     }
 
-    /// Reads the chain every `agreement_poll` until [`checks::agreement`] decides. With `late`
+    /// Watches the chain (its [`ChainWatch`], which reads every `agreement_poll`) until
+    /// [`checks::agreement`] decides. With `late`
     /// (the deal is past its expiry by this machine's clock, and holds nothing), an
     /// [`Agreement::Expired`] is watched on until the chain shows it lost, or this machine's
     /// clock is `agreement_grace` past the expiry (or match deadline), or a new deal is signed
@@ -850,13 +866,23 @@ impl ResourceProvider {
         };
         let give_up_at = record.expiry.min(record.match_deadline)
             + self.inner.settings.agreement_grace.as_secs();
-        loop {
-            if late && lock(&self.inner.deals).contains_key(&key) {
-                return Agreement::Lost(format!(
+        let taken_over = || {
+            (late && lock(&self.inner.deals).contains_key(&key)).then(|| {
+                Agreement::Lost(format!(
                     "job {key}: a new deal was signed for it after this one expired, and takes it from here"
-                ));
+                ))
+            })
+        };
+        let mut watching = chain.watch.watch(key.job_id);
+        loop {
+            if let Some(lost) = taken_over() {
+                return lost;
             }
-            match self.look_at(chain, record).await {
+            let seen = watching.next().await;
+            if let Some(lost) = taken_over() {
+                return lost;
+            }
+            match self.decide(record, &seen) {
                 Agreement::Pending => {}
                 Agreement::Expired(reason) if late => {
                     if unix_now() > give_up_at {
@@ -865,7 +891,6 @@ impl ResourceProvider {
                 }
                 other => return other,
             }
-            tokio::time::sleep(self.inner.settings.agreement_poll).await;
         }
     }
 
@@ -873,24 +898,26 @@ impl ResourceProvider {
     async fn look(&self, record: &DealRecord) -> Agreement {
         let key = record.job.key;
         match self.inner.chains.get(&key.chain_id) {
-            Some(chain) => self.look_at(chain, record).await,
+            Some(chain) => {
+                let seen = chain.watch.watch(key.job_id).next().await;
+                self.decide(record, &seen)
+            }
             None => Agreement::Lost(format!("chain {} is not served", key.chain_id)),
         }
     }
 
-    async fn look_at(&self, chain: &Chain, record: &DealRecord) -> Agreement {
+    /// What one sighting of a signed deal's job says ([`checks::agreement`]).
+    fn decide(&self, record: &DealRecord, seen: &Sighting) -> Agreement {
         let key = record.job.key;
-        let job = chain.job(key);
-        let (job, chain_time) = tokio::join!(job, chain_now(&chain.rpc));
-        if let Err(e) = &job {
+        if let Err(e) = &seen.job {
             tracing::warn!("reading job {key} failed (will retry): {e}");
         }
         checks::agreement(
             self.inner.address,
             key,
             record.job.request_hash,
-            job.as_ref().map_err(String::as_str),
-            chain_time.ok(),
+            seen.job.as_ref().map_err(String::as_str),
+            seen.chain_time,
             unix_now(),
             record.expiry,
             record.match_deadline,

@@ -15,7 +15,8 @@ use alloy::signers::local::PrivateKeySigner;
 use lilypad_bindings::{ConsortiumMediation, Lilypad};
 use lilypad_bus::{Bus, BusError, BusOptions, Topic};
 use lilypad_e2e::{
-    Nats, dev_keys, ensure_module_images, eventually, job_modules_dir, ok_if, test_modules_dir,
+    FaultPlan, FaultyRpc, Nats, dev_keys, ensure_module_images, eventually, job_modules_dir, ok_if,
+    test_modules_dir,
 };
 use lilypad_executor::Executor;
 use lilypad_modules::ModuleRegistry;
@@ -474,6 +475,68 @@ async fn a_deal_that_never_reaches_the_chain_gives_back_capacity_and_collateral(
         },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deals_waiting_to_be_agreed_have_their_jobs_read_once_per_new_block_not_every_poll() {
+    const DEALS: u64 = 4;
+    // The provider reaches the chain through a proxy that counts its requests by method.
+    let mut counter = None;
+    let w = world_with(
+        "watch",
+        Duration::from_secs(30),
+        Duration::from_secs(10),
+        |s| {
+            let proxy = FaultyRpc::start(&s.chains[0].rpc_urls[0], FaultPlan::none()).unwrap();
+            s.chains[0].rpc_urls = vec![proxy.url()];
+            s.agreement_poll = Duration::from_millis(50);
+            counter = Some(proxy);
+        },
+    )
+    .await;
+    let proxy = counter.unwrap();
+    let _server = w.provider.serve_deals().await.unwrap();
+    for i in 0..DEALS {
+        let job = w
+            .request("sha256", &[("text", &format!("wait {i}"))], 0)
+            .await;
+        let terms = w.terms(&job, PRICE);
+        w.propose(&DealProposal { job, terms }).await.unwrap();
+    }
+    // Nobody agrees them: the provider watches all four for two minutes. Over forty polls of
+    // the chain's latest block, a job can only have changed in a block mined meanwhile.
+    let block = || {
+        let n = w.chain.rpc("eth_blockNumber", "[]");
+        u64::from_str_radix(n.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+    };
+    let (before, first_block) = (proxy.stats(), block());
+    eventually(
+        Duration::from_secs(60),
+        "forty polls of the latest block",
+        async || {
+            let polls = proxy.stats().seen_of("eth_getBlockByNumber")
+                - before.seen_of("eth_getBlockByNumber");
+            ok_if(polls >= 40, format!("{polls} polls"))
+        },
+    )
+    .await;
+    let (after, blocks) = (proxy.stats(), block() - first_block);
+    let job_reads = after.seen_of("eth_call") - before.seen_of("eth_call");
+    // Each deal's job once per new block (and once more for a read that straddled the start),
+    // twice at most where a slow answer was hedged; every poll would be forty.
+    assert!(
+        job_reads <= 2 * DEALS * (blocks + 2),
+        "{job_reads} job reads for {DEALS} deals over {blocks} new blocks"
+    );
+    eprintln!(
+        "{job_reads} job reads over {} polls and {blocks} new blocks",
+        after.seen_of("eth_getBlockByNumber") - before.seen_of("eth_getBlockByNumber")
+    );
+    // Still watched all along: their collateral is still held back from the offer.
+    assert_eq!(
+        w.provider.free_collateral(CHAIN).await.unwrap(),
+        U256::from(DEPOSIT - DEALS * PRICE)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

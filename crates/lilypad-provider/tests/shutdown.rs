@@ -190,9 +190,14 @@ async fn a_job_in_progress_is_stopped_and_gives_back_capacity_and_collateral() {
         )
         .await
         .unwrap();
-    // Heartbeat, deal server and the deal's job.
+    // Heartbeat, deal server, the deal's job and the chain's agreement reader (started by the
+    // deal's task when it begins to watch).
     // (Its capacity is not checked here: the container may already have ended, which frees it.)
-    assert_eq!(provider.running_tasks(), 3);
+    eventually(Duration::from_secs(30), "four tasks running", async || {
+        let n = provider.running_tasks();
+        ok_if(n == 4, format!("{n} tasks"))
+    })
+    .await;
     assert_eq!(
         provider.free_collateral(CHAIN).await.unwrap(),
         U256::from(DEPOSIT - PRICE)
