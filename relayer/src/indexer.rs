@@ -214,7 +214,7 @@ impl<C: ChainSource> Indexer<C> {
                 pass.duplicates += u64::from(published.duplicate);
                 tracing::info!(
                     chain = id,
-                    job = %request.key.job_id,
+                    job = %request.job_ref(),
                     sequence = request.sequence,
                     block = request.block_number,
                     duplicate = published.duplicate,

@@ -126,7 +126,7 @@ fn signed_deal(w: &World, job: U256, request_hash: B256, by: &PrivateKeySigner) 
     }
 }
 
-fn signed_result(w: &World, job: U256) -> SignedResult {
+fn signed_result(w: &World, job: U256, request_hash: B256) -> SignedResult {
     let cid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
     let output = b"< moo >".to_vec();
     let msg = eip712::result_message(job, 1, cid.as_bytes(), &output, 0, "");
@@ -141,6 +141,7 @@ fn signed_result(w: &World, job: U256) -> SignedResult {
             chain_id: CHAIN,
             job_id: job,
         },
+        request_hash,
         lilypad: w.chain.lilypad,
         provider: provider_key().address(),
         status: 1,
@@ -214,7 +215,7 @@ async fn deals_and_results_from_the_streams_land_once_and_the_job_settles() {
     );
 
     w.bus
-        .publish(Topic::Results, CHAIN, "r", &signed_result(&w, job))
+        .publish(Topic::Results, CHAIN, "r", &signed_result(&w, job, hash))
         .await
         .unwrap();
     // The result lands; the challenge window is 0, so settlement is due at once and lands in the
@@ -590,7 +591,7 @@ async fn a_transport_error_during_gas_estimation_of_a_result_the_result_lands_la
     // Every estimate answers HTTP 503 for a while: longer than any per-call retry lasts.
     proxy.fail_method_for("eth_estimateGas", Fault::Http503, Duration::from_secs(5));
     w.bus
-        .publish(Topic::Results, CHAIN, "r", &signed_result(&w, job))
+        .publish(Topic::Results, CHAIN, "r", &signed_result(&w, job, hash))
         .await
         .unwrap();
     let (stop, running) = run(&submitter, "relayer-a");
