@@ -503,3 +503,44 @@ async fn a_finished_result_is_retried_until_the_results_stream_takes_it_again() 
     w.submit(&result).await;
     assert_eq!(w.status(job.key).await, Some(JobStatus::ResultSubmitted));
 }
+
+/// A job id given out again after a reorganisation is another job: the provider signs the new
+/// request's deal and publishes its result, which the replaced job's result (published and
+/// submitted before the reorganisation, under the same job id) does not shadow on the results
+/// stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_result_of_a_job_id_reused_after_a_reorg_is_published() {
+    let w = world().await;
+    // Blocks only for transactions, so the reorganisation below replaces exactly the job's.
+    w.chain.stop_mining();
+    w.chain.mine_instantly();
+    let provider = w.provider("reorg", &w.nats.url(), 2000, |_| {}).await;
+    let _deals = provider.serve_deals().await.unwrap();
+
+    let before = w.chain.head();
+    let old = w.request("sha256", &[("text", "the replaced branch")]).await;
+    let deal = w
+        .propose(&w.proposal(&old, Duration::from_secs(120)))
+        .await
+        .unwrap();
+    w.agree(&deal).await;
+    let result = w.next_result(Duration::from_secs(60)).await;
+    assert_eq!(result.job_ref(), old.job_ref());
+    w.submit(&result).await;
+    assert_eq!(w.status(old.key).await, Some(JobStatus::ResultSubmitted));
+
+    w.chain.reorg_after(before);
+    let new = w.request("sha256", &[("text", "the new branch")]).await;
+    assert_eq!(new.key, old.key, "the job id is given out again");
+    assert_ne!(new.request_hash, old.request_hash);
+    let deal = w
+        .propose(&w.proposal(&new, Duration::from_secs(120)))
+        .await
+        .unwrap();
+    assert_eq!(deal.job_ref(), new.job_ref());
+    w.agree(&deal).await;
+    let result = w.next_result(Duration::from_secs(60)).await;
+    assert_eq!(result.job_ref(), new.job_ref(), "the new job's own result");
+    w.submit(&result).await;
+    assert_eq!(w.status(new.key).await, Some(JobStatus::ResultSubmitted));
+}
