@@ -544,3 +544,48 @@ async fn the_result_of_a_job_id_reused_after_a_reorg_is_published() {
     w.submit(&result).await;
     assert_eq!(w.status(new.key).await, Some(JobStatus::ResultSubmitted));
 }
+
+/// A deal the provider holds for a request that a reorganisation replaced does not stand in the
+/// way of the request now under the same job id: the new one is signed, not refused as a second
+/// deal for the job.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deal_held_for_a_request_replaced_by_a_reorg_does_not_block_the_new_request() {
+    let w = world().await;
+    w.chain.stop_mining();
+    w.chain.mine_instantly();
+    let provider = w.provider("reorg-held", &w.nats.url(), 2000, |_| {}).await;
+    let _deals = provider.serve_deals().await.unwrap();
+
+    // An agreed deal whose container runs on: the provider holds it.
+    let before = w.chain.head();
+    let old = w.request("linger", &[]).await;
+    let deal = w
+        .propose(&w.proposal(&old, Duration::from_secs(120)))
+        .await
+        .unwrap();
+    w.agree(&deal).await;
+    assert_eq!(w.status(old.key).await, Some(JobStatus::Agreed));
+    // The provider has seen the agreement once it no longer counts the deal's collateral as
+    // committed on top of what the chain locks.
+    eventually(
+        Duration::from_secs(30),
+        "the provider sees the deal agreed",
+        async || {
+            let free = provider.free_collateral(CHAIN).await.unwrap();
+            ok_if(free == U256::from(DEPOSIT - PRICE), free)
+        },
+    )
+    .await;
+
+    w.chain.reorg_after(before);
+    let new = w.request("sha256", &[("text", "the new branch")]).await;
+    assert_eq!(new.key, old.key, "the job id is given out again");
+    let deal = w
+        .propose(&w.proposal(&new, Duration::from_secs(120)))
+        .await
+        .unwrap();
+    assert_eq!(deal.job_ref(), new.job_ref());
+    w.agree(&deal).await;
+    let result = w.next_result(Duration::from_secs(60)).await;
+    assert_eq!(result.job_ref(), new.job_ref());
+}
