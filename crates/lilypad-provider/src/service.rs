@@ -1021,6 +1021,16 @@ impl ResourceProvider {
                 return; // dropping `run` stops and removes its container; `guard` the deal
             }
         };
+        // A reorganisation may have replaced the request while it ran: the result would then be
+        // taken for the new request under the same job id (the signed `Result` does not name the
+        // request), so it is not signed.
+        if let Some(now) = self.replaced(&record).await {
+            tracing::warn!(
+                "job {job_ref}: the job on-chain is now another request ({now}), a reorganisation replaced this one; its result is not signed"
+            );
+            self.forget_deal(job_ref);
+            return;
+        }
         let Some(record) = self.sign_result(&record.job, &record.deal, deadline, &outcome) else {
             return;
         };
@@ -1035,6 +1045,27 @@ impl ResourceProvider {
         self.forget_deal(job_ref);
         self.deliver(record).await;
         drop(guard);
+    }
+
+    /// The request now under the deal's job id on-chain, if it is another one than the deal's.
+    /// A failed read decides nothing (`None`): the result is signed, and the chain's own
+    /// checks come next.
+    async fn replaced(&self, record: &DealRecord) -> Option<JobRef> {
+        let key = record.job.key;
+        let chain = self.inner.chains.get(&key.chain_id)?;
+        match chain.job(key).await {
+            Ok(job) if job.requestHash != record.job.request_hash => {
+                Some(JobRef::new(key, job.requestHash))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(
+                    "job {}: could not read it before signing its result: {e}",
+                    record.job.job_ref()
+                );
+                None
+            }
+        }
     }
 
     /// The signed result for `outcome` (None, logged, if signing fails).

@@ -49,6 +49,18 @@ cpu = 1
 memory = "16MiB"
 "#;
 
+/// A module that sleeps for ten seconds: a job still running a while after its deal is agreed.
+const NAP: &str = r#"
+description = "Sleeps ten seconds"
+image = "lilypad/test-tools:1.0.0"
+entrypoint = ["sh", "-c", "exec sleep 10"]
+timeout = "1m"
+
+[resources]
+cpu = 1
+memory = "16MiB"
+"#;
+
 /// The address of the providers of these tests (one key, as a restarted provider has).
 fn provider_address() -> Address {
     dev_keys::PROVIDER
@@ -78,6 +90,9 @@ async fn world() -> World {
     let linger = scratch.path().join("modules/linger");
     std::fs::create_dir_all(&linger).unwrap();
     std::fs::write(linger.join("1.0.0.toml"), LINGER).unwrap();
+    let nap = scratch.path().join("modules/nap");
+    std::fs::create_dir_all(&nap).unwrap();
+    std::fs::write(nap.join("1.0.0.toml"), NAP).unwrap();
     let registry = Arc::new(
         ModuleRegistry::load_dirs(&[&job_modules_dir(), &scratch.path().join("modules")]).unwrap(),
     );
@@ -114,7 +129,11 @@ impl World {
                 rpc_urls: vec![self.chain.url()],
                 lilypad: self.chain.lilypad,
             }],
-            vec![price("sha256", PRICE), price("linger", PRICE)],
+            vec![
+                price("sha256", PRICE),
+                price("linger", PRICE),
+                price("nap", PRICE),
+            ],
         );
         settings.agreement_poll = Duration::from_millis(200);
         settings.state_dir = Some(self.state_dir());
@@ -588,4 +607,45 @@ async fn a_deal_held_for_a_request_replaced_by_a_reorg_does_not_block_the_new_re
     w.agree(&deal).await;
     let result = w.next_result(Duration::from_secs(60)).await;
     assert_eq!(result.job_ref(), new.job_ref());
+}
+
+/// A job that a reorganisation replaced while its container ran gets no signed result: the
+/// provider would otherwise publish it for the job id, now the new request's, and the chain
+/// would take it for the new job (a signed result names the job id, not the request). The first
+/// result on the stream is the new job's own.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_replaced_by_a_reorg_while_it_runs_gets_no_result() {
+    let w = world().await;
+    w.chain.stop_mining();
+    w.chain.mine_instantly();
+    let provider = w.provider("reorg-running", &w.nats.url(), 2000, |_| {}).await;
+    let _deals = provider.serve_deals().await.unwrap();
+
+    let before = w.chain.head();
+    let old = w.request("nap", &[]).await;
+    let deal = w
+        .propose(&w.proposal(&old, Duration::from_secs(120)))
+        .await
+        .unwrap();
+    w.agree(&deal).await;
+    eventually(
+        Duration::from_secs(30),
+        "the provider sees the deal agreed",
+        async || {
+            let free = provider.free_collateral(CHAIN).await.unwrap();
+            ok_if(free == U256::from(DEPOSIT - PRICE), free)
+        },
+    )
+    .await;
+
+    w.chain.reorg_after(before);
+    let new = w.request("nap", &[]).await;
+    assert_eq!(new.key, old.key, "the job id is given out again");
+    let deal = w
+        .propose(&w.proposal(&new, Duration::from_secs(120)))
+        .await
+        .unwrap();
+    w.agree(&deal).await;
+    let result = w.next_result(Duration::from_secs(60)).await;
+    assert_eq!(result.job_ref(), new.job_ref(), "the new job's own result");
 }
