@@ -142,6 +142,7 @@ fn signed_result(w: &World, job: U256, request_hash: B256) -> SignedResult {
             job_id: job,
         },
         request_hash,
+        deal_expiry: U256::from(u64::MAX),
         lilypad: w.chain.lilypad,
         provider: provider_key().address(),
         status: 1,

@@ -1103,6 +1103,7 @@ impl ResourceProvider {
             result: SignedResult {
                 key,
                 request_hash: job.request_hash,
+                deal_expiry: deal.terms.expiry,
                 lilypad: job.lilypad,
                 provider: deal.terms.provider,
                 status: fields.status,
@@ -1169,8 +1170,8 @@ impl ResourceProvider {
     }
 
     /// Publishes a signed result on the results stream (message id
-    /// `<chainId>:<jobId>:<requestHash>`, so a repeat is dropped while the result of another
-    /// request under the same job id is not), retrying with jittered exponential backoff until the job's result
+    /// `<chainId>:<jobId>:<requestHash>:<dealExpiry>`, so a repeat is dropped while the result of
+    /// another request, or another deal, under the same job id is not), retrying with jittered exponential backoff until the job's result
     /// deadline (plus `agreement_grace`, by this machine's clock); then watches the job until
     /// the chain has the result, or can no longer take it, and forgets its record.
     async fn deliver(&self, record: ResultRecord) {

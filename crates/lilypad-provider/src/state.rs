@@ -244,6 +244,7 @@ mod tests {
                     job_id: U256::from(job),
                 },
                 request_hash: B256::repeat_byte(1),
+                deal_expiry: U256::from(1_000),
                 lilypad: Address::repeat_byte(0x11),
                 provider,
                 status: 1,

@@ -155,11 +155,22 @@ impl World {
 
     /// The client requests a job of `module`.
     async fn request(&self, module: &str, inputs: &[(&str, &str)]) -> JobRequested {
-        let request = Lilypad::JobRequest {
+        self.request_with(module, inputs, |_| {}).await
+    }
+
+    /// The client requests a job of `module`, with the request changed by `tweak`.
+    async fn request_with(
+        &self,
+        module: &str,
+        inputs: &[(&str, &str)],
+        tweak: impl FnOnce(&mut Lilypad::JobRequest),
+    ) -> JobRequested {
+        let mut request = Lilypad::JobRequest {
             maxPrice: U256::from(2 * PRICE),
             resultsCollateralMultiplierBps: 20_000,
             ..job_request(module, "1.0.0", inputs)
         };
+        tweak(&mut request);
         let receipt = self.chain.run_job(dev_keys::CLIENT, request).await.receipt;
         requested(CHAIN, self.chain.lilypad, &receipt)
     }
@@ -639,8 +650,10 @@ async fn a_job_replaced_by_a_reorg_while_it_runs_gets_no_result() {
     .await;
 
     w.chain.reorg_after(before);
-    let new = w.request("nap", &[]).await;
+    // Another request (an identical one would hash the same, and its result would do for both).
+    let new = w.request_with("nap", &[], |r| r.matchTimeout += 1).await;
     assert_eq!(new.key, old.key, "the job id is given out again");
+    assert_ne!(new.request_hash, old.request_hash);
     let deal = w
         .propose(&w.proposal(&new, Duration::from_secs(120)))
         .await

@@ -187,9 +187,10 @@ mod tests {
             },
             signature: Bytes::from_static(&[7; 65]),
         };
-        let result = |request_hash| SignedResult {
+        let result = |request_hash, deal_expiry: u64| SignedResult {
             key,
             request_hash,
+            deal_expiry: U256::from(deal_expiry),
             lilypad: Address::repeat_byte(1),
             provider: Address::repeat_byte(2),
             status: 1,
@@ -201,8 +202,13 @@ mod tests {
         };
         let (old, new) = (B256::repeat_byte(0xa), B256::repeat_byte(0xb));
         assert_ne!(deal(old).msg_id(), deal(new).msg_id());
-        assert_ne!(result(old).msg_id(), result(new).msg_id());
-        assert_eq!(deal(new).job_ref(), result(new).job_ref());
+        assert_ne!(result(old, 1_000).msg_id(), result(new, 1_000).msg_id());
+        assert_ne!(
+            result(new, 1_000).msg_id(),
+            result(new, 1_001).msg_id(),
+            "the same request re-made, under another deal"
+        );
+        assert_eq!(deal(new).job_ref(), result(new, 1_000).job_ref());
         assert_eq!(
             deal(new).msg_id(),
             format!(
@@ -402,6 +408,10 @@ pub struct SignedResult {
     /// sign it, so it is carried beside, to tell this job from another request made under the
     /// same id after a reorganisation.
     pub request_hash: B256,
+    /// The expiry of the deal it was run under (unix seconds). An identical request re-made
+    /// under the same job id after a reorganisation has the same request hash, but another deal:
+    /// this tells their results apart.
+    pub deal_expiry: U256,
     /// The Lilypad contract.
     pub lilypad: Address,
     /// The provider who ran it.
@@ -427,9 +437,10 @@ impl SignedResult {
     }
 
     /// The message id that deduplicates it on the results stream:
-    /// `<chainId>:<jobId>:<requestHash>`. The provider's repeats of a result are dropped; the
-    /// result of a request re-made under the same job id after a reorganisation is not.
+    /// `<chainId>:<jobId>:<requestHash>:<dealExpiry>`. The provider's repeats of a result are
+    /// dropped; the result of a request re-made under the same job id after a reorganisation
+    /// (another request hash, or the same request under another deal) is not.
     pub fn msg_id(&self) -> String {
-        self.job_ref().id()
+        format!("{}:{}", self.job_ref().id(), self.deal_expiry)
     }
 }
