@@ -408,7 +408,12 @@ async fn a_job_id_reused_after_a_reorg_settles_as_a_job_of_its_own() {
     stack.chain.reorg_after(before);
     let counting = counting.reconnected(&stack);
     assert_eq!(
-        counting.client.callbackCount(first[0]).call().await.unwrap(),
+        counting
+            .client
+            .callbackCount(first[0])
+            .call()
+            .await
+            .unwrap(),
         U256::ZERO,
         "the reorganisation took the first job's callback away"
     );

@@ -18,8 +18,8 @@ use lilypad_chain::RpcOptions;
 use lilypad_executor::{Executor, Outcome, run_job};
 use lilypad_modules::ModuleRegistry;
 use lilypad_types::{
-    ChainCollateral, DealProposal, JobKey, JobRef, JobRequested, JobStatus, ModuleId, ModulePrice, Offer,
-    SignedDeal, SignedResult,
+    ChainCollateral, DealProposal, JobKey, JobRef, JobRequested, JobStatus, ModuleId, ModulePrice,
+    Offer, SignedDeal, SignedResult,
 };
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -727,7 +727,7 @@ impl ResourceProvider {
         }
         let mut finished = BTreeSet::new();
         for record in results.records {
-        let job_ref = record.result.job_ref();
+            let job_ref = record.result.job_ref();
             finished.insert(job_ref);
             tracing::info!(
                 "job {job_ref}: publishing the result kept from a previous run until the chain has it"
@@ -744,7 +744,7 @@ impl ResourceProvider {
         }
         for record in deals.records {
             let key = record.job.key;
-        let job_ref = record.job.job_ref();
+            let job_ref = record.job.job_ref();
             if finished.contains(&job_ref) {
                 self.forget_deal(job_ref);
                 continue;
@@ -782,7 +782,9 @@ impl ResourceProvider {
         let job_ref = record.job.job_ref();
         match self.look(&record).await {
             Agreement::Lost(reason) | Agreement::Expired(reason) => {
-                tracing::info!("job {job_ref}: the deal kept from a previous run is over: {reason}");
+                tracing::info!(
+                    "job {job_ref}: the deal kept from a previous run is over: {reason}"
+                );
                 let mut deals = lock(&self.inner.deals);
                 if deals.get(&job_ref) == Some(&record.deal) {
                     deals.remove(&job_ref);

@@ -136,7 +136,10 @@ impl StateDir {
 
     /// Writes (or replaces) the record of a signed result.
     pub fn put_result(&self, record: &ResultRecord) -> Result<(), StateError> {
-        write_atomic(&self.results.join(file_name(record.result.job_ref())), record)
+        write_atomic(
+            &self.results.join(file_name(record.result.job_ref())),
+            record,
+        )
     }
 
     /// Removes the record of a result (absent is fine).
@@ -284,7 +287,10 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(names, vec![format!("31337-2-{}.json", B256::repeat_byte(1))]);
+        assert_eq!(
+            names,
+            vec![format!("31337-2-{}.json", B256::repeat_byte(1))]
+        );
     }
 
     #[test]

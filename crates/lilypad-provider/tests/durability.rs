@@ -548,7 +548,9 @@ async fn the_result_of_a_job_id_reused_after_a_reorg_is_published() {
     let _deals = provider.serve_deals().await.unwrap();
 
     let before = w.chain.head();
-    let old = w.request("sha256", &[("text", "the replaced branch")]).await;
+    let old = w
+        .request("sha256", &[("text", "the replaced branch")])
+        .await;
     let deal = w
         .propose(&w.proposal(&old, Duration::from_secs(120)))
         .await
@@ -629,7 +631,9 @@ async fn a_job_replaced_by_a_reorg_while_it_runs_gets_no_result() {
     let w = world().await;
     w.chain.stop_mining();
     w.chain.mine_instantly();
-    let provider = w.provider("reorg-running", &w.nats.url(), 2000, |_| {}).await;
+    let provider = w
+        .provider("reorg-running", &w.nats.url(), 2000, |_| {})
+        .await;
     let _deals = provider.serve_deals().await.unwrap();
 
     let before = w.chain.head();

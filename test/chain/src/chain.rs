@@ -173,7 +173,10 @@ impl TestChain {
 
     /// The hash of block `number`.
     fn block_hash(&self, number: u64) -> Option<String> {
-        let block = self.rpc("eth_getBlockByNumber", &format!(r#"["0x{number:x}", false]"#));
+        let block = self.rpc(
+            "eth_getBlockByNumber",
+            &format!(r#"["0x{number:x}", false]"#),
+        );
         block["hash"].as_str().map(str::to_owned)
     }
 
