@@ -12,9 +12,11 @@
 //! Reorganisations: the cursor keeps the hash of its block. When the chain's block at that height
 //! has another hash, the cursor is moved back [`IndexerSettings::reorg_rewind`] blocks (to a block
 //! whose hash is re-read, with the count there) and those blocks are indexed again. Requests that
-//! survive the reorg are the same messages and are deduplicated by the stream; requests that the
-//! reorg replaced carry a new request hash and are published anew. Consumers check a job on-chain
-//! before acting on it.
+//! survive the reorg in their block are the same messages and are deduplicated by the stream
+//! (message id `<chainId>:<jobId>:<requestHash>:<blockHash>`); requests that the reorg replaced
+//! are in other blocks (and mostly carry another request hash) and are published anew, even an
+//! identical request re-made under the same job id. Consumers check a job on-chain before acting
+//! on it.
 
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

@@ -135,11 +135,14 @@ impl JobRequested {
         JobRef::new(self.key, self.request_hash)
     }
 
-    /// The message id that deduplicates it on the jobs stream: `<chainId>:<jobId>:<requestHash>`.
-    /// The request hash is part of it so that a request re-made under the same id after a
-    /// reorganisation is not mistaken for the one it replaced.
+    /// The message id that deduplicates it on the jobs stream:
+    /// `<chainId>:<jobId>:<requestHash>:<blockHash>`. The request hash and the block are part of
+    /// it so that a request re-made under the same id after a reorganisation is not mistaken
+    /// for the one it replaced, even when it is the same request (it hashes the same, but is in
+    /// another block). A request indexed again from the same block is dropped as the duplicate
+    /// it is.
     pub fn msg_id(&self) -> String {
-        self.job_ref().id()
+        format!("{}:{}", self.job_ref().id(), self.block_hash)
     }
 }
 
@@ -256,7 +259,10 @@ mod tests {
             "{json}"
         );
         assert_eq!(serde_json::from_str::<JobRequested>(&json).unwrap(), msg);
-        assert_eq!(msg.msg_id(), format!("1:7:{}", B256::repeat_byte(3)));
+        assert_eq!(
+            msg.msg_id(),
+            format!("1:7:{}:{}", B256::repeat_byte(3), B256::repeat_byte(4))
+        );
     }
 }
 
