@@ -25,7 +25,7 @@ pub struct JobKey {
 }
 
 impl fmt::Display for JobKey {
-    /// `<chainId>:<jobId>`, as in logs and message ids.
+    /// `<chainId>:<jobId>`, as in logs (a message id names the request too: [`JobRef::id`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.chain_id, self.job_id)
     }
