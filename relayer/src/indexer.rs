@@ -12,9 +12,11 @@
 //! Reorganisations: the cursor keeps the hash of its block. When the chain's block at that height
 //! has another hash, the cursor is moved back [`IndexerSettings::reorg_rewind`] blocks (to a block
 //! whose hash is re-read, with the count there) and those blocks are indexed again. Requests that
-//! survive the reorg are the same messages and are deduplicated by the stream; requests that the
-//! reorg replaced carry a new request hash and are published anew. Consumers check a job on-chain
-//! before acting on it. Each reorganisation noticed is counted in Redis
+//! survive the reorg in their block are the same messages and are deduplicated by the stream
+//! (message id `<chainId>:<jobId>:<requestHash>:<blockHash>`); requests that the reorg replaced
+//! are in other blocks (and mostly carry another request hash) and are published anew, even an
+//! identical request re-made under the same job id. Consumers check a job on-chain before acting
+//! on it. Each reorganisation noticed is counted in Redis
 //! ([`lilypad_store::Store::note_reorg`]), and the chain's submitter then re-checks at once what it
 //! landed and sends again what the chain no longer has (see [`crate::submitter::reorg`]).
 
@@ -219,7 +221,7 @@ impl<C: ChainSource> Indexer<C> {
                 pass.duplicates += u64::from(published.duplicate);
                 tracing::info!(
                     chain = id,
-                    job = %request.key.job_id,
+                    job = %request.job_ref(),
                     sequence = request.sequence,
                     block = request.block_number,
                     duplicate = published.duplicate,

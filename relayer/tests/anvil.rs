@@ -96,6 +96,48 @@ async fn requests_made_on_chain_reach_the_jobs_stream_intact_and_survive_a_reorg
     assert_eq!(got[0].spec.inputs[0].value, "the other branch");
 }
 
+/// The same request made again after a reorganisation took the first away: it gets the same job
+/// id and hashes the same, but it is a new job, and it reaches the jobs stream (it used to be
+/// dropped as a duplicate of the one it replaced).
+#[tokio::test]
+async fn an_identical_request_remade_after_a_reorg_reaches_the_jobs_stream() {
+    let chain = deploy(31337);
+    chain.stop_mining();
+    chain.mine_instantly();
+    let backends = Backends::start().await;
+    let (bus, store) = (&backends.bus, &backends.store);
+    let rpc = RpcChain::connect(&chain.url(), 31337, chain.lilypad)
+        .await
+        .unwrap();
+    let settings = IndexerSettings {
+        chain_id: 31337,
+        confirmations: Confirmations::Blocks(0),
+        start_block: chain.deployed_at,
+        log_chunk_size: 100,
+        reorg_rewind: 8,
+    };
+    let indexer = Indexer::new(settings, rpc, store.clone(), bus.clone());
+
+    let before = chain.head();
+    let first = run_job(&chain, "moo").await;
+    indexer.pass().await.unwrap();
+    let old = common::published(bus, 31337).await;
+    assert_eq!(old.len(), 1);
+
+    chain.reorg_after(before);
+    let again = run_job(&chain, "moo").await;
+    assert_eq!(again, first, "the job id is given out again");
+    let pass = indexer.pass().await.unwrap();
+    assert!(
+        pass.rewound_from.is_some(),
+        "the reorg was noticed: {pass:?}"
+    );
+    let new = common::published(bus, 31337).await;
+    assert_eq!(new.len(), 1, "the new request is published: {pass:?}");
+    assert_eq!(new[0].job_ref(), old[0].job_ref(), "the same request");
+    assert_ne!(new[0].block_hash, old[0].block_hash);
+}
+
 #[tokio::test]
 async fn an_rpc_of_another_chain_is_refused_with_a_fix() {
     let anvil = Anvil::start(31338).unwrap();

@@ -140,7 +140,7 @@ fn signed_deal(w: &World, job: U256, request_hash: B256, by: &PrivateKeySigner) 
     }
 }
 
-fn signed_result(w: &World, job: U256) -> SignedResult {
+fn signed_result(w: &World, job: U256, request_hash: B256) -> SignedResult {
     let cid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
     let output = b"< moo >".to_vec();
     let msg = eip712::result_message(job, 1, cid.as_bytes(), &output, 0, "");
@@ -155,6 +155,8 @@ fn signed_result(w: &World, job: U256) -> SignedResult {
             chain_id: CHAIN,
             job_id: job,
         },
+        request_hash,
+        deal_expiry: U256::from(u64::MAX),
         lilypad: w.chain.lilypad,
         provider: provider_key().address(),
         status: 1,
@@ -228,7 +230,7 @@ async fn deals_and_results_from_the_streams_land_once_and_the_job_settles() {
     );
 
     w.bus
-        .publish(Topic::Results, CHAIN, "r", &signed_result(&w, job))
+        .publish(Topic::Results, CHAIN, "r", &signed_result(&w, job, hash))
         .await
         .unwrap();
     // The result lands; the challenge window is 0, so settlement is due at once and lands in the
@@ -675,7 +677,7 @@ async fn a_transport_error_during_gas_estimation_of_a_result_the_result_lands_la
     // Every estimate answers HTTP 503 for a while: longer than any per-call retry lasts.
     proxy.fail_method_for("eth_estimateGas", Fault::Http503, Duration::from_secs(5));
     w.bus
-        .publish(Topic::Results, CHAIN, "r", &signed_result(&w, job))
+        .publish(Topic::Results, CHAIN, "r", &signed_result(&w, job, hash))
         .await
         .unwrap();
     let (stop, running) = run(&submitter, "relayer-a");
@@ -1196,7 +1198,7 @@ async fn a_reorganisation_that_removes_only_the_relayers_result_lands_the_result
         .unwrap();
     let dealt_at = head(&w).await;
     w.bus
-        .publish(Topic::Results, CHAIN, "r", &signed_result(&w, job))
+        .publish(Topic::Results, CHAIN, "r", &signed_result(&w, job, hash))
         .await
         .unwrap();
     let (stop, running) = run_submitter(&w, "relayer-a");

@@ -13,6 +13,7 @@ use std::process::Child;
 use std::time::Duration;
 
 use alloy::primitives::U256;
+use common::counting::{Counting, Until};
 use common::{MAX_PRICE, Options, PRICE, Stack, text};
 use lilypad_e2e::{dev_keys, eventually, ok_if};
 use lilypad_types::JobStatus;
@@ -422,4 +423,35 @@ async fn an_rpc_outage_delays_but_loses_nothing() {
         sent_before + 3,
         "agreeDeal, submitResult, settle"
     );
+}
+
+/// A reorganisation replaces the blocks of a job that was requested, dealt, resulted and settled
+/// (issue 11); the next request gets the same job id. It is another job everywhere (stream
+/// message ids, the provider's deals and state files): it settles too, with exactly one
+/// callback to the counting client, which the reorganisation left without the first job's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_id_reused_after_a_reorg_settles_as_a_job_of_its_own() {
+    let stack = Stack::start(Options::default()).await;
+    let counting = Counting::deploy(&stack, 2).await;
+    let before = stack.chain.head();
+    let first = counting.request(1).await;
+    counting.wait(&stack, &first, Until::Settled).await;
+    counting.assert_one_successful_callback_each(&first).await;
+
+    stack.chain.reorg_after(before);
+    let counting = counting.reconnected(&stack);
+    assert_eq!(
+        counting
+            .client
+            .callbackCount(first[0])
+            .call()
+            .await
+            .unwrap(),
+        U256::ZERO,
+        "the reorganisation took the first job's callback away"
+    );
+    let again = counting.request(1).await;
+    assert_eq!(again, first, "the job id is given out again");
+    counting.wait(&stack, &again, Until::Settled).await;
+    counting.assert_one_successful_callback_each(&again).await;
 }

@@ -18,8 +18,8 @@ use lilypad_chain::RpcOptions;
 use lilypad_executor::{Executor, Outcome, run_job};
 use lilypad_modules::ModuleRegistry;
 use lilypad_types::{
-    ChainCollateral, DealProposal, JobKey, JobRequested, JobStatus, ModuleId, ModulePrice, Offer,
-    SignedDeal, SignedResult,
+    ChainCollateral, DealProposal, JobKey, JobRef, JobRequested, JobStatus, ModuleId, ModulePrice,
+    Offer, SignedDeal, SignedResult,
 };
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -222,8 +222,10 @@ struct Inner {
     /// Timeout collateral of deals signed but not yet seen agreed on-chain, per chain: the
     /// chain's free collateral does not show them yet.
     committed: Mutex<BTreeMap<u64, U256>>,
-    /// Deals signed whose jobs are not finished, so a repeated proposal gets the same answer.
-    deals: Mutex<HashMap<JobKey, SignedDeal>>,
+    /// Deals signed whose jobs are not finished, so a repeated proposal gets the same answer;
+    /// by request, so a deal kept for a request replaced by a reorganisation does not stand in
+    /// the way of the request now under its job id.
+    deals: Mutex<HashMap<JobRef, SignedDeal>>,
     /// Where signed deals and results are kept (see [`ProviderSettings::state_dir`]).
     state: Option<StateDir>,
     /// Told when the offer changed other than by capacity (collateral given back).
@@ -598,12 +600,15 @@ impl ResourceProvider {
     /// job, its time, this provider's collateral) and the rest against what it said.
     pub async fn answer(&self, proposal: DealProposal) -> Result<SignedDeal, DealRefused> {
         let own = self.own();
-        let signed = lock(&self.inner.deals).get(&proposal.job.key).cloned();
+        let signed = lock(&self.inner.deals)
+            .get(&proposal.job.job_ref())
+            .cloned();
         let module = match checks::check_proposal(&proposal, &own, signed.as_ref())? {
             checks::Proposal::AlreadySigned(signed) => return Ok(*signed),
             checks::Proposal::New(module) => module,
         };
         let key = proposal.job.key;
+        let job_ref = proposal.job.job_ref();
         let chain = self.inner.chains.get(&key.chain_id).ok_or_else(|| {
             // check_proposal refused chains not served; kept for a clear error all the same.
             refuse(format!(
@@ -641,13 +646,13 @@ impl ResourceProvider {
         };
         {
             let mut deals = lock(&self.inner.deals);
-            if deals.contains_key(&key) {
+            if deals.contains_key(&job_ref) {
                 // Another proposal for this job was signed while this one was being checked.
                 return Err(refuse(format!(
-                    "job {key} already has a deal signed by this provider"
+                    "job {job_ref} already has a deal signed by this provider"
                 )));
             }
-            deals.insert(key, signed.clone());
+            deals.insert(job_ref, signed.clone());
         }
         let record = DealRecord {
             job,
@@ -661,7 +666,7 @@ impl ResourceProvider {
         if let Some(state) = &self.inner.state
             && let Err(e) = state.put_deal(&record)
         {
-            lock(&self.inner.deals).remove(&key);
+            lock(&self.inner.deals).remove(&job_ref);
             return Err(refuse(format!(
                 "this provider could not record the deal: {e}"
             )));
@@ -737,10 +742,10 @@ impl ResourceProvider {
         }
         let mut finished = BTreeSet::new();
         for record in results.records {
-            let key = record.result.key;
-            finished.insert(key);
+            let job_ref = record.result.job_ref();
+            finished.insert(job_ref);
             tracing::info!(
-                "job {key}: publishing the result kept from a previous run until the chain has it"
+                "job {job_ref}: publishing the result kept from a previous run until the chain has it"
             );
             let me = self.clone();
             let cancel = self.inner.cancel.clone();
@@ -754,13 +759,14 @@ impl ResourceProvider {
         }
         for record in deals.records {
             let key = record.job.key;
-            if finished.contains(&key) {
-                self.forget_deal(key);
+            let job_ref = record.job.job_ref();
+            if finished.contains(&job_ref) {
+                self.forget_deal(job_ref);
                 continue;
             }
             if !self.inner.chains.contains_key(&key.chain_id) {
                 tracing::warn!(
-                    "job {key}: a deal kept from a previous run is for chain {}, which this provider no longer serves; its file is left in {}",
+                    "job {job_ref}: a deal kept from a previous run is for chain {}, which this provider no longer serves; its file is left in {}",
                     key.chain_id,
                     state.deals_dir().display()
                 );
@@ -768,7 +774,7 @@ impl ResourceProvider {
             }
             // Its capacity is taken before the first offer goes out; the chain decides next.
             let reservation = self.inner.capacity.reserve_anyway(&self.needs(&record.job));
-            lock(&self.inner.deals).insert(key, record.deal.clone());
+            lock(&self.inner.deals).insert(job_ref, record.deal.clone());
             let me = self.clone();
             let cancel = self.inner.cancel.clone();
             self.inner.tasks.spawn(async move {
@@ -788,18 +794,21 @@ impl ResourceProvider {
     /// signed (agreed: run; still valid: run, waiting for the agreement).
     async fn resume_deal(self, record: DealRecord, reservation: Reservation) {
         let key = record.job.key;
+        let job_ref = record.job.job_ref();
         match self.look(&record).await {
             Agreement::Lost(reason) | Agreement::Expired(reason) => {
-                tracing::info!("job {key}: the deal kept from a previous run is over: {reason}");
+                tracing::info!(
+                    "job {job_ref}: the deal kept from a previous run is over: {reason}"
+                );
                 let mut deals = lock(&self.inner.deals);
-                if deals.get(&key) == Some(&record.deal) {
-                    deals.remove(&key);
+                if deals.get(&job_ref) == Some(&record.deal) {
+                    deals.remove(&job_ref);
                 }
                 drop(deals);
-                self.forget_deal(key);
+                self.forget_deal(job_ref);
             }
             Agreement::Agreed { .. } | Agreement::Pending => {
-                tracing::info!("job {key}: resuming a deal kept from a previous run");
+                tracing::info!("job {job_ref}: resuming a deal kept from a previous run");
                 *lock(&self.inner.committed).entry(key.chain_id).or_default() +=
                     record.timeout_collateral;
                 self.run_deal(record, reservation).await;
@@ -809,12 +818,12 @@ impl ResourceProvider {
 
     /// The jobs whose signed results are kept in the state directory (empty without one): those
     /// not yet seen on-chain.
-    pub fn kept_results(&self) -> Vec<JobKey> {
+    pub fn kept_results(&self) -> Vec<JobRef> {
         let Some(state) = &self.inner.state else {
             return Vec::new();
         };
         match state.results(self.inner.address) {
-            Ok(loaded) => loaded.records.iter().map(|r| r.result.key).collect(),
+            Ok(loaded) => loaded.records.iter().map(|r| r.result.job_ref()).collect(),
             Err(e) => {
                 tracing::warn!("{e}");
                 Vec::new()
@@ -837,19 +846,19 @@ impl ResourceProvider {
             })
     }
 
-    fn forget_deal(&self, key: JobKey) {
+    fn forget_deal(&self, job_ref: JobRef) {
         if let Some(state) = &self.inner.state
-            && let Err(e) = state.remove_deal(key)
+            && let Err(e) = state.remove_deal(job_ref)
         {
-            tracing::warn!("job {key}: {e}");
+            tracing::warn!("job {job_ref}: {e}");
         }
     }
 
-    fn forget_result(&self, key: JobKey) {
+    fn forget_result(&self, job_ref: JobRef) {
         if let Some(state) = &self.inner.state
-            && let Err(e) = state.remove_result(key)
+            && let Err(e) = state.remove_result(job_ref)
         {
-            tracing::warn!("job {key}: {e}");
+            tracing::warn!("job {job_ref}: {e}");
         }
     }
 
@@ -861,15 +870,16 @@ impl ResourceProvider {
     /// for the job (which then owns it).
     async fn watch_agreement(&self, record: &DealRecord, late: bool) -> Agreement {
         let key = record.job.key;
+        let job_ref = record.job.job_ref();
         let Some(chain) = self.inner.chains.get(&key.chain_id) else {
             return Agreement::Lost(format!("chain {} is not served", key.chain_id));
         };
         let give_up_at = record.expiry.min(record.match_deadline)
             + self.inner.settings.agreement_grace.as_secs();
         let taken_over = || {
-            (late && lock(&self.inner.deals).contains_key(&key)).then(|| {
+            (late && lock(&self.inner.deals).contains_key(&job_ref)).then(|| {
                 Agreement::Lost(format!(
-                    "job {key}: a new deal was signed for it after this one expired, and takes it from here"
+                    "job {job_ref}: a new deal was signed for it after this one expired, and takes it from here"
                 ))
             })
         };
@@ -909,8 +919,9 @@ impl ResourceProvider {
     /// What one sighting of a signed deal's job says ([`checks::agreement`]).
     fn decide(&self, record: &DealRecord, seen: &Sighting) -> Agreement {
         let key = record.job.key;
+        let job_ref = record.job.job_ref();
         if let Err(e) = &seen.job {
-            tracing::warn!("reading job {key} failed (will retry): {e}");
+            tracing::warn!("reading job {job_ref} failed (will retry): {e}");
         }
         checks::agreement(
             self.inner.address,
@@ -928,18 +939,18 @@ impl ResourceProvider {
     /// (then the job is stopped, and its deal or result stays in the state directory for the
     /// next start).
     async fn run_deal(self, record: DealRecord, reservation: Reservation) {
-        let key = record.job.key;
+        let job_ref = record.job.job_ref();
         let cancel = self.inner.cancel.clone();
         let guard = DealGuard {
             provider: self.clone(),
-            key,
+            job_ref,
             committed: record.timeout_collateral,
             deal: record.deal.clone(),
         };
         tokio::select! {
             biased;
             _ = cancel.cancelled() => {
-                tracing::info!("job {key}: stopped, the provider is shutting down");
+                tracing::info!("job {job_ref}: stopped, the provider is shutting down");
             }
             _ = self.deal(record, reservation, guard) => {}
         }
@@ -956,7 +967,7 @@ impl ResourceProvider {
         run_job(
             &self.inner.executor,
             &self.inner.registry,
-            &job.key.to_string(),
+            &job.job_ref().to_string(),
             &job.spec.module,
             &job.spec.version,
             &inputs,
@@ -969,7 +980,7 @@ impl ResourceProvider {
     /// optimistically, while the deal goes on-chain; its capacity is held while its container
     /// runs, and no longer than the deal's expiry while the deal is not agreed.
     async fn deal(self, record: DealRecord, reservation: Reservation, mut guard: DealGuard) {
-        let key = record.job.key;
+        let job_ref = record.job.job_ref();
         let mut reservation = Some(reservation);
         let mut run = Box::pin(self.run_container(&record.job));
         let mut outcome = None;
@@ -1005,12 +1016,12 @@ impl ResourceProvider {
                 guard.uncommit();
                 guard.release_entry();
                 tracing::info!(
-                    "job {key}: {reason}; its capacity is free again (watching a while for a late agreement)"
+                    "job {job_ref}: {reason}; its capacity is free again (watching a while for a late agreement)"
                 );
                 match self.watch_agreement(&record, true).await {
                     Agreement::Agreed { deadline } => {
                         tracing::warn!(
-                            "job {key}: the deal was agreed on-chain after its expiry by this machine's clock; running the job now"
+                            "job {job_ref}: the deal was agreed on-chain after its expiry by this machine's clock; running the job now"
                         );
                         let outcome = match outcome {
                             Some(o) => o,
@@ -1023,22 +1034,32 @@ impl ResourceProvider {
                         (deadline, outcome)
                     }
                     other => {
-                        tracing::info!("giving up job {key}: {}", reason_of(&other));
+                        tracing::info!("giving up job {job_ref}: {}", reason_of(&other));
                         // A new deal signed for the job meanwhile owns its file now.
-                        if !lock(&self.inner.deals).contains_key(&key) {
-                            self.forget_deal(key);
+                        if !lock(&self.inner.deals).contains_key(&job_ref) {
+                            self.forget_deal(job_ref);
                         }
                         return;
                     }
                 }
             }
             other => {
-                tracing::warn!("giving up job {key}: {}", reason_of(&other));
+                tracing::warn!("giving up job {job_ref}: {}", reason_of(&other));
                 drop(reservation);
-                self.forget_deal(key);
+                self.forget_deal(job_ref);
                 return; // dropping `run` stops and removes its container; `guard` the deal
             }
         };
+        // A reorganisation may have replaced the request while it ran: the result would then be
+        // taken for the new request under the same job id (the signed `Result` does not name the
+        // request), so it is not signed.
+        if let Some(now) = self.replaced(&record).await {
+            tracing::warn!(
+                "job {job_ref}: the job on-chain is now another request ({now}), a reorganisation replaced this one; its result is not signed"
+            );
+            self.forget_deal(job_ref);
+            return;
+        }
         let Some(record) = self.sign_result(&record.job, &record.deal, deadline, &outcome) else {
             return;
         };
@@ -1047,12 +1068,33 @@ impl ResourceProvider {
             && let Err(e) = state.put_result(&record)
         {
             tracing::error!(
-                "job {key}: the signed result could not be kept on disk, so a restart would lose it: {e}"
+                "job {job_ref}: the signed result could not be kept on disk, so a restart would lose it: {e}"
             );
         }
-        self.forget_deal(key);
+        self.forget_deal(job_ref);
         self.deliver(record).await;
         drop(guard);
+    }
+
+    /// The request now under the deal's job id on-chain, if it is another one than the deal's.
+    /// A failed read decides nothing (`None`): the result is signed, and the chain's own
+    /// checks come next.
+    async fn replaced(&self, record: &DealRecord) -> Option<JobRef> {
+        let key = record.job.key;
+        let chain = self.inner.chains.get(&key.chain_id)?;
+        match chain.job(key).await {
+            Ok(job) if job.requestHash != record.job.request_hash => {
+                Some(JobRef::new(key, job.requestHash))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(
+                    "job {}: could not read it before signing its result: {e}",
+                    record.job.job_ref()
+                );
+                None
+            }
+        }
     }
 
     /// The signed result for `outcome` (None, logged, if signing fails).
@@ -1064,10 +1106,11 @@ impl ResourceProvider {
         outcome: &Outcome,
     ) -> Option<ResultRecord> {
         let key = job.key;
+        let job_ref = job.job_ref();
         let mut fields = result_fields(outcome, job.spec.max_output_bytes);
         if let Some(how) = self.inner.settings.testing_alter_output {
             crate::result::tamper(&mut fields, how);
-            tracing::warn!("job {key}: TESTING ONLY: reporting an altered result");
+            tracing::warn!("job {job_ref}: TESTING ONLY: reporting an altered result");
         }
         let message = eip712::result_message(
             key.job_id,
@@ -1081,13 +1124,15 @@ impl ResourceProvider {
         let signature = match eip712::sign_result(&self.inner.settings.signer, &domain, &message) {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!("job {key}: {e}");
+                tracing::error!("job {job_ref}: {e}");
                 return None;
             }
         };
         Some(ResultRecord {
             result: SignedResult {
                 key,
+                request_hash: job.request_hash,
+                deal_expiry: deal.terms.expiry,
                 lilypad: job.lilypad,
                 provider: deal.terms.provider,
                 status: fields.status,
@@ -1098,7 +1143,6 @@ impl ResourceProvider {
                 signature: Bytes::from(signature.as_bytes().to_vec()),
             },
             deadline,
-            request_hash: job.request_hash,
         })
     }
 
@@ -1108,9 +1152,10 @@ impl ResourceProvider {
     /// The job is read until that is known, up to the result's deadline.
     async fn redeliver(&self, record: ResultRecord) {
         let key = record.result.key;
+        let job_ref = record.result.job_ref();
         let Some(chain) = self.inner.chains.get(&key.chain_id) else {
             tracing::warn!(
-                "job {key}: a result kept from a previous run is for chain {}, which this provider no longer serves",
+                "job {job_ref}: a result kept from a previous run is for chain {}, which this provider no longer serves",
                 key.chain_id
             );
             return;
@@ -1119,11 +1164,11 @@ impl ResourceProvider {
         let give_up_at = record.deadline + self.inner.settings.agreement_grace.as_secs();
         loop {
             match lilypad.getJob(key.job_id).call().await {
-                Ok(job) if job.requestHash != record.request_hash => {
+                Ok(job) if job.requestHash != record.result.request_hash => {
                     tracing::warn!(
-                        "job {key}: the kept result is for another request (the chain was started afresh); forgetting it"
+                        "job {job_ref}: the kept result is for another request (the chain was started afresh); forgetting it"
                     );
-                    self.forget_result(key);
+                    self.forget_result(job_ref);
                     return;
                 }
                 Ok(job)
@@ -1131,21 +1176,21 @@ impl ResourceProvider {
                         || job.provider != self.inner.address =>
                 {
                     tracing::info!(
-                        "job {key}: on-chain status {}; the kept result is no longer needed",
+                        "job {job_ref}: on-chain status {}; the kept result is no longer needed",
                         JobStatus::label(job.status)
                     );
-                    self.forget_result(key);
+                    self.forget_result(job_ref);
                     return;
                 }
                 Ok(_) => break,
-                Err(e) => tracing::warn!("reading job {key} failed (will retry): {e}"),
+                Err(e) => tracing::warn!("reading job {job_ref} failed (will retry): {e}"),
             }
             if unix_now() > give_up_at {
                 tracing::error!(
-                    "job {key}: its chain could not be read before the result deadline {}; the kept result is dropped",
+                    "job {job_ref}: its chain could not be read before the result deadline {}; the kept result is dropped",
                     record.deadline
                 );
-                self.forget_result(key);
+                self.forget_result(job_ref);
                 return;
             }
             tokio::time::sleep(self.inner.settings.result_poll).await;
@@ -1153,15 +1198,17 @@ impl ResourceProvider {
         self.deliver(record).await;
     }
 
-    /// Publishes a signed result on the results stream (message id `<chainId>:<jobId>`, so a
-    /// repeat is dropped), retrying with jittered exponential backoff until the job's result
+    /// Publishes a signed result on the results stream (message id
+    /// `<chainId>:<jobId>:<requestHash>:<dealExpiry>`, so a repeat is dropped while the result of
+    /// another request, or another deal, under the same job id is not), retrying with jittered exponential backoff until the job's result
     /// deadline (plus `agreement_grace`, by this machine's clock); then watches the job until
     /// the chain has the result, or can no longer take it, and forgets its record.
     async fn deliver(&self, record: ResultRecord) {
         let key = record.result.key;
+        let job_ref = record.result.job_ref();
         let settings = &self.inner.settings;
         let give_up_at = record.deadline + settings.agreement_grace.as_secs();
-        let msg_id = key.to_string();
+        let msg_id = record.result.msg_id();
         let backoff = ExponentialBuilder::new()
             .with_jitter()
             .with_min_delay(settings.publish_min_delay)
@@ -1177,14 +1224,14 @@ impl ResourceProvider {
             .when(|e| !matches!(e, BusError::Encode { .. }))
             .notify(|e, pause| {
                 tracing::warn!(
-                    "job {key}: publishing the result failed (trying again in {pause:?}, until the job's deadline {}): {e}",
+                    "job {job_ref}: publishing the result failed (trying again in {pause:?}, until the job's deadline {}): {e}",
                     record.deadline
                 );
             });
         let left = Duration::from_secs(give_up_at.saturating_sub(unix_now()));
         match tokio::time::timeout(left, retried).await {
             Ok(Ok(p)) => tracing::info!(
-                "job {key}: result published (status {}{})",
+                "job {job_ref}: result published (status {}{})",
                 record.result.status,
                 if p.duplicate {
                     ", already on the stream"
@@ -1193,21 +1240,21 @@ impl ResourceProvider {
                 }
             ),
             Ok(Err(e)) => {
-                tracing::error!("job {key}: the result cannot be published: {e}");
-                self.forget_result(key);
+                tracing::error!("job {job_ref}: the result cannot be published: {e}");
+                self.forget_result(job_ref);
                 return;
             }
             Err(_) => {
                 tracing::error!(
-                    "job {key}: the result could not be published before the job's result deadline {}; the job will time out",
+                    "job {job_ref}: the result could not be published before the job's result deadline {}; the job will time out",
                     record.deadline
                 );
-                self.forget_result(key);
+                self.forget_result(job_ref);
                 return;
             }
         }
         self.await_submitted(&record, give_up_at).await;
-        self.forget_result(key);
+        self.forget_result(job_ref);
     }
 
     /// Waits until the chain shows the job past `Agreed` with this provider (its result
@@ -1215,6 +1262,7 @@ impl ResourceProvider {
     /// this machine's clock past `give_up_at`.
     async fn await_submitted(&self, record: &ResultRecord, give_up_at: u64) {
         let key = record.result.key;
+        let job_ref = record.result.job_ref();
         let Some(chain) = self.inner.chains.get(&key.chain_id) else {
             return;
         };
@@ -1223,26 +1271,26 @@ impl ResourceProvider {
             match lilypad.getJob(key.job_id).call().await {
                 Ok(job) if job.state() != Some(JobStatus::Agreed) => {
                     tracing::info!(
-                        "job {key}: on-chain status {}; the kept result is no longer needed",
+                        "job {job_ref}: on-chain status {}; the kept result is no longer needed",
                         JobStatus::label(job.status)
                     );
                     return;
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!("reading job {key} failed (will retry): {e}"),
+                Err(e) => tracing::warn!("reading job {job_ref} failed (will retry): {e}"),
             }
             if let Ok(t) = chain_now(&chain.rpc).await
                 && t >= record.deadline
             {
                 tracing::warn!(
-                    "job {key}: the result deadline {} passed (chain time {t}) before the result was submitted",
+                    "job {job_ref}: the result deadline {} passed (chain time {t}) before the result was submitted",
                     record.deadline
                 );
                 return;
             }
             if unix_now() > give_up_at {
                 tracing::warn!(
-                    "job {key}: the result deadline {} passed by this machine's clock before the result was seen on-chain",
+                    "job {job_ref}: the result deadline {} passed by this machine's clock before the result was seen on-chain",
                     record.deadline
                 );
                 return;
@@ -1265,7 +1313,7 @@ fn reason_of(a: &Agreement) -> &str {
 /// back when it is dropped, however the deal's task ends (finished, given up, or stopped).
 struct DealGuard {
     provider: ResourceProvider,
-    key: JobKey,
+    job_ref: JobRef,
     committed: U256,
     /// The signed deal, so that only its own entry is removed (a new deal may be signed for the
     /// job once this one has expired).
@@ -1276,8 +1324,8 @@ impl DealGuard {
     /// The deal has expired: a new proposal for the job may be signed.
     fn release_entry(&self) {
         let mut deals = lock(&self.provider.inner.deals);
-        if deals.get(&self.key) == Some(&self.deal) {
-            deals.remove(&self.key);
+        if deals.get(&self.job_ref) == Some(&self.deal) {
+            deals.remove(&self.job_ref);
         }
     }
 
@@ -1285,7 +1333,7 @@ impl DealGuard {
     fn uncommit(&mut self) {
         let amount = std::mem::take(&mut self.committed);
         if !amount.is_zero() {
-            self.provider.uncommit(self.key.chain_id, amount);
+            self.provider.uncommit(self.job_ref.key.chain_id, amount);
         }
     }
 }

@@ -1,12 +1,16 @@
 //! What the provider keeps on disk so that a restart loses nothing it signed: each signed deal
 //! until it is agreed and run (or can no longer be), and each signed result until the chain shows
-//! it submitted (or the job can no longer take it). One small JSON file per job, written
+//! it submitted (or the job can no longer take it). One small JSON file per job request, written
 //! atomically (a temporary file, synced, renamed over the old one, the directory synced):
 //!
 //! ```text
-//! <state dir>/signed/deals/<chainId>-<jobId>.json     a signed deal: the job, terms, signature
-//! <state dir>/signed/results/<chainId>-<jobId>.json   a signed result, the job's result deadline
+//! <state dir>/signed/deals/<chainId>-<jobId>-<requestHash>.json     a signed deal: the job, terms, signature
+//! <state dir>/signed/results/<chainId>-<jobId>-<requestHash>.json   a signed result, the job's result deadline
 //! ```
+//!
+//! The request hash (0x and 64 hex digits) is in the name because a reorganisation can put
+//! another request under a job id: the two are different jobs, and neither's file replaces the
+//! other's.
 //!
 //! A file that does not decode is renamed to `*.json.bad` and reported, never silently dropped
 //! nor retried at every start.
@@ -15,8 +19,8 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use alloy::primitives::{Address, B256, U256};
-use lilypad_types::{JobKey, JobRequested, SignedDeal, SignedResult};
+use alloy::primitives::{Address, U256};
+use lilypad_types::{JobRef, JobRequested, SignedDeal, SignedResult};
 use serde::{Deserialize, Serialize};
 
 /// A state file that could not be read or written.
@@ -65,10 +69,9 @@ pub struct ResultRecord {
     /// The signed result as it is published.
     pub result: SignedResult,
     /// The job's result deadline on-chain (unix seconds): `submitResult` refuses it after that.
+    /// After a restart, the result is published only for the job on-chain with the result's
+    /// request hash (a reorganisation or a dev chain started afresh reuses job ids).
     pub deadline: u64,
-    /// The job's request hash: after a restart, the result is published only for the job
-    /// on-chain with this hash (a dev chain started afresh reuses job ids).
-    pub request_hash: B256,
 }
 
 /// The provider's state directory: where deal and result records live.
@@ -93,8 +96,11 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateEr
     move |source| StateError::Io { what, path, source }
 }
 
-fn file_name(key: JobKey) -> String {
-    format!("{}-{}.json", key.chain_id, key.job_id)
+fn file_name(job: JobRef) -> String {
+    format!(
+        "{}-{}-{}.json",
+        job.key.chain_id, job.key.job_id, job.request_hash
+    )
 }
 
 impl StateDir {
@@ -120,22 +126,25 @@ impl StateDir {
 
     /// Writes (or replaces) the record of a signed deal.
     pub fn put_deal(&self, record: &DealRecord) -> Result<(), StateError> {
-        write_atomic(&self.deals.join(file_name(record.job.key)), record)
+        write_atomic(&self.deals.join(file_name(record.job.job_ref())), record)
     }
 
     /// Removes the record of a deal (absent is fine).
-    pub fn remove_deal(&self, key: JobKey) -> Result<(), StateError> {
-        remove(&self.deals.join(file_name(key)))
+    pub fn remove_deal(&self, job: JobRef) -> Result<(), StateError> {
+        remove(&self.deals.join(file_name(job)))
     }
 
     /// Writes (or replaces) the record of a signed result.
     pub fn put_result(&self, record: &ResultRecord) -> Result<(), StateError> {
-        write_atomic(&self.results.join(file_name(record.result.key)), record)
+        write_atomic(
+            &self.results.join(file_name(record.result.job_ref())),
+            record,
+        )
     }
 
     /// Removes the record of a result (absent is fine).
-    pub fn remove_result(&self, key: JobKey) -> Result<(), StateError> {
-        remove(&self.results.join(file_name(key)))
+    pub fn remove_result(&self, job: JobRef) -> Result<(), StateError> {
+        remove(&self.results.join(file_name(job)))
     }
 
     /// Every deal record signed by `provider`.
@@ -226,7 +235,7 @@ fn load<T: for<'de> Deserialize<'de>>(dir: &Path) -> Result<Loaded<T>, StateErro
 #[allow(clippy::unwrap_used)]
 mod tests {
     use alloy::primitives::{B256, Bytes};
-    use lilypad_types::SignedResult;
+    use lilypad_types::{JobKey, SignedResult};
 
     use super::*;
 
@@ -237,6 +246,8 @@ mod tests {
                     chain_id: 31337,
                     job_id: U256::from(job),
                 },
+                request_hash: B256::repeat_byte(1),
+                deal_expiry: U256::from(1_000),
                 lilypad: Address::repeat_byte(0x11),
                 provider,
                 status: 1,
@@ -247,7 +258,6 @@ mod tests {
                 signature: Bytes::from(B256::repeat_byte(9).to_vec()),
             },
             deadline: 1_000,
-            request_hash: B256::repeat_byte(1),
         }
     }
 
@@ -269,15 +279,37 @@ mod tests {
         let loaded = state.results(me).unwrap();
         assert_eq!(loaded.records, vec![a2]);
         assert!(loaded.bad.is_empty(), "{:?}", loaded.bad);
-        state.remove_result(a.result.key).unwrap();
-        state.remove_result(a.result.key).unwrap();
+        state.remove_result(a.result.job_ref()).unwrap();
+        state.remove_result(a.result.job_ref()).unwrap();
         assert!(state.results(me).unwrap().records.is_empty());
         // No temporary files are left behind.
         let names: Vec<_> = fs::read_dir(state.results_dir())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(names, vec!["31337-2.json".to_owned()]);
+        assert_eq!(
+            names,
+            vec![format!("31337-2-{}.json", B256::repeat_byte(1))]
+        );
+    }
+
+    #[test]
+    fn a_job_id_reused_by_another_request_keeps_both_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        let me = Address::repeat_byte(0xaa);
+        let old = result(2, me);
+        let mut new = result(2, me);
+        new.result.request_hash = B256::repeat_byte(2);
+        new.result.inline_output = Bytes::from_static(b"new");
+        state.put_result(&old).unwrap();
+        state.put_result(&new).unwrap();
+        let mut kept = state.results(me).unwrap().records;
+        kept.sort_by_key(|r| r.result.request_hash);
+        assert_eq!(kept, vec![old.clone(), new.clone()]);
+        // Forgetting the replaced request's result leaves the new one's.
+        state.remove_result(old.result.job_ref()).unwrap();
+        assert_eq!(state.results(me).unwrap().records, vec![new]);
     }
 
     #[test]

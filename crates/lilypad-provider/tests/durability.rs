@@ -49,6 +49,18 @@ cpu = 1
 memory = "16MiB"
 "#;
 
+/// A module that sleeps for ten seconds: a job still running a while after its deal is agreed.
+const NAP: &str = r#"
+description = "Sleeps ten seconds"
+image = "lilypad/test-tools:1.0.0"
+entrypoint = ["sh", "-c", "exec sleep 10"]
+timeout = "1m"
+
+[resources]
+cpu = 1
+memory = "16MiB"
+"#;
+
 /// The address of the providers of these tests (one key, as a restarted provider has).
 fn provider_address() -> Address {
     dev_keys::PROVIDER
@@ -78,6 +90,9 @@ async fn world() -> World {
     let linger = scratch.path().join("modules/linger");
     std::fs::create_dir_all(&linger).unwrap();
     std::fs::write(linger.join("1.0.0.toml"), LINGER).unwrap();
+    let nap = scratch.path().join("modules/nap");
+    std::fs::create_dir_all(&nap).unwrap();
+    std::fs::write(nap.join("1.0.0.toml"), NAP).unwrap();
     let registry = Arc::new(
         ModuleRegistry::load_dirs(&[&job_modules_dir(), &scratch.path().join("modules")]).unwrap(),
     );
@@ -114,7 +129,11 @@ impl World {
                 rpc_urls: vec![self.chain.url()],
                 lilypad: self.chain.lilypad,
             }],
-            vec![price("sha256", PRICE), price("linger", PRICE)],
+            vec![
+                price("sha256", PRICE),
+                price("linger", PRICE),
+                price("nap", PRICE),
+            ],
         );
         settings.agreement_poll = Duration::from_millis(200);
         settings.state_dir = Some(self.state_dir());
@@ -136,11 +155,22 @@ impl World {
 
     /// The client requests a job of `module`.
     async fn request(&self, module: &str, inputs: &[(&str, &str)]) -> JobRequested {
-        let request = Lilypad::JobRequest {
+        self.request_with(module, inputs, |_| {}).await
+    }
+
+    /// The client requests a job of `module`, with the request changed by `tweak`.
+    async fn request_with(
+        &self,
+        module: &str,
+        inputs: &[(&str, &str)],
+        tweak: impl FnOnce(&mut Lilypad::JobRequest),
+    ) -> JobRequested {
+        let mut request = Lilypad::JobRequest {
             maxPrice: U256::from(2 * PRICE),
             resultsCollateralMultiplierBps: 20_000,
             ..job_request(module, "1.0.0", inputs)
         };
+        tweak(&mut request);
         let receipt = self.chain.run_job(dev_keys::CLIENT, request).await.receipt;
         requested(CHAIN, self.chain.lilypad, &receipt)
     }
@@ -502,4 +532,137 @@ async fn a_finished_result_is_retried_until_the_results_stream_takes_it_again() 
     assert_eq!(result.key, job.key);
     w.submit(&result).await;
     assert_eq!(w.status(job.key).await, Some(JobStatus::ResultSubmitted));
+}
+
+/// A job id given out again after a reorganisation is another job: the provider signs the new
+/// request's deal and publishes its result, which the replaced job's result (published and
+/// submitted before the reorganisation, under the same job id) does not shadow on the results
+/// stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_result_of_a_job_id_reused_after_a_reorg_is_published() {
+    let w = world().await;
+    // Blocks only for transactions, so the reorganisation below replaces exactly the job's.
+    w.chain.stop_mining();
+    w.chain.mine_instantly();
+    let provider = w.provider("reorg", &w.nats.url(), 2000, |_| {}).await;
+    let _deals = provider.serve_deals().await.unwrap();
+
+    let before = w.chain.head();
+    let old = w
+        .request("sha256", &[("text", "the replaced branch")])
+        .await;
+    let deal = w
+        .propose(&w.proposal(&old, Duration::from_secs(120)))
+        .await
+        .unwrap();
+    w.agree(&deal).await;
+    let result = w.next_result(Duration::from_secs(60)).await;
+    assert_eq!(result.job_ref(), old.job_ref());
+    w.submit(&result).await;
+    assert_eq!(w.status(old.key).await, Some(JobStatus::ResultSubmitted));
+
+    w.chain.reorg_after(before);
+    let new = w.request("sha256", &[("text", "the new branch")]).await;
+    assert_eq!(new.key, old.key, "the job id is given out again");
+    assert_ne!(new.request_hash, old.request_hash);
+    let deal = w
+        .propose(&w.proposal(&new, Duration::from_secs(120)))
+        .await
+        .unwrap();
+    assert_eq!(deal.job_ref(), new.job_ref());
+    w.agree(&deal).await;
+    let result = w.next_result(Duration::from_secs(60)).await;
+    assert_eq!(result.job_ref(), new.job_ref(), "the new job's own result");
+    w.submit(&result).await;
+    assert_eq!(w.status(new.key).await, Some(JobStatus::ResultSubmitted));
+}
+
+/// A deal the provider holds for a request that a reorganisation replaced does not stand in the
+/// way of the request now under the same job id: the new one is signed, not refused as a second
+/// deal for the job.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deal_held_for_a_request_replaced_by_a_reorg_does_not_block_the_new_request() {
+    let w = world().await;
+    w.chain.stop_mining();
+    w.chain.mine_instantly();
+    let provider = w.provider("reorg-held", &w.nats.url(), 2000, |_| {}).await;
+    let _deals = provider.serve_deals().await.unwrap();
+
+    // An agreed deal whose container runs on: the provider holds it.
+    let before = w.chain.head();
+    let old = w.request("linger", &[]).await;
+    let deal = w
+        .propose(&w.proposal(&old, Duration::from_secs(120)))
+        .await
+        .unwrap();
+    w.agree(&deal).await;
+    assert_eq!(w.status(old.key).await, Some(JobStatus::Agreed));
+    // The provider has seen the agreement once it no longer counts the deal's collateral as
+    // committed on top of what the chain locks.
+    eventually(
+        Duration::from_secs(30),
+        "the provider sees the deal agreed",
+        async || {
+            let free = provider.free_collateral(CHAIN).await.unwrap();
+            ok_if(free == U256::from(DEPOSIT - PRICE), free)
+        },
+    )
+    .await;
+
+    w.chain.reorg_after(before);
+    let new = w.request("sha256", &[("text", "the new branch")]).await;
+    assert_eq!(new.key, old.key, "the job id is given out again");
+    let deal = w
+        .propose(&w.proposal(&new, Duration::from_secs(120)))
+        .await
+        .unwrap();
+    assert_eq!(deal.job_ref(), new.job_ref());
+    w.agree(&deal).await;
+    let result = w.next_result(Duration::from_secs(60)).await;
+    assert_eq!(result.job_ref(), new.job_ref());
+}
+
+/// A job that a reorganisation replaced while its container ran gets no signed result: the
+/// provider would otherwise publish it for the job id, now the new request's, and the chain
+/// would take it for the new job (a signed result names the job id, not the request). The first
+/// result on the stream is the new job's own.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_replaced_by_a_reorg_while_it_runs_gets_no_result() {
+    let w = world().await;
+    w.chain.stop_mining();
+    w.chain.mine_instantly();
+    let provider = w
+        .provider("reorg-running", &w.nats.url(), 2000, |_| {})
+        .await;
+    let _deals = provider.serve_deals().await.unwrap();
+
+    let before = w.chain.head();
+    let old = w.request("nap", &[]).await;
+    let deal = w
+        .propose(&w.proposal(&old, Duration::from_secs(120)))
+        .await
+        .unwrap();
+    w.agree(&deal).await;
+    eventually(
+        Duration::from_secs(30),
+        "the provider sees the deal agreed",
+        async || {
+            let free = provider.free_collateral(CHAIN).await.unwrap();
+            ok_if(free == U256::from(DEPOSIT - PRICE), free)
+        },
+    )
+    .await;
+
+    w.chain.reorg_after(before);
+    // Another request (an identical one would hash the same, and its result would do for both).
+    let new = w.request_with("nap", &[], |r| r.matchTimeout += 1).await;
+    assert_eq!(new.key, old.key, "the job id is given out again");
+    assert_ne!(new.request_hash, old.request_hash);
+    let deal = w
+        .propose(&w.proposal(&new, Duration::from_secs(120)))
+        .await
+        .unwrap();
+    w.agree(&deal).await;
+    let result = w.next_result(Duration::from_secs(60)).await;
+    assert_eq!(result.job_ref(), new.job_ref(), "the new job's own result");
 }

@@ -357,11 +357,11 @@ impl<C: JobChain> Solver<C> {
             match answer {
                 Ok(signed) => match check_signed(&signed, &terms, key, job) {
                     Ok(()) => {
-                        // One message id per signed deal: the same deal published again is
-                        // dropped, a later deal for the job (the first one lapsed) is not.
-                        let msg_id = format!("{key}:{}:{}", terms.provider, terms.expiry);
+                        // One message id per signed deal (see `SignedDeal::msg_id`): the same
+                        // deal published again is dropped, a later deal for the job (the first
+                        // one lapsed, or the id was reused by another request) is not.
                         self.bus
-                            .publish(Topic::Deals, key.chain_id, &msg_id, &signed)
+                            .publish(Topic::Deals, key.chain_id, &signed.msg_id(), &signed)
                             .await?;
                         tracing::info!(job = %key, provider = %candidate.provider, price = %candidate.price, "deal signed and published");
                         return Ok(Decision::Dealt(Box::new(signed)));

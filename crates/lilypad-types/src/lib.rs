@@ -12,7 +12,9 @@ pub use status::{JobStatus, Outcome};
 use alloy_primitives::{Address, B256, Bytes, U256};
 use serde::{Deserialize, Serialize};
 
-/// A job, named across every chain: the chain it was requested on and its id there.
+/// A job's place on-chain: the chain it was requested on and its id there, which is what
+/// `getJob` reads. A reorganisation can put another request under the same id; what a message,
+/// a file or a reservation is about is named by [`JobRef`], which adds the request hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobKey {
@@ -23,9 +25,47 @@ pub struct JobKey {
 }
 
 impl fmt::Display for JobKey {
-    /// `<chainId>:<jobId>`, as in logs and message ids.
+    /// `<chainId>:<jobId>`, as in logs (a message id names the request too: [`JobRef::id`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.chain_id, self.job_id)
+    }
+}
+
+/// One request under a job id: the job's [`JobKey`] and the hash of the request made under it.
+/// A job id reused after a reorganisation (the request replaced by another one) gives another
+/// `JobRef`, so everything keyed by it (stream message ids, the provider's reservations and
+/// state files) tells the two jobs apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobRef {
+    /// Where the job is on-chain.
+    pub key: JobKey,
+    /// keccak256 of the ABI-encoded request, as the contract stores it in the job.
+    pub request_hash: B256,
+}
+
+impl JobRef {
+    /// The request `request_hash` made as job `key`.
+    pub fn new(key: JobKey, request_hash: B256) -> Self {
+        Self { key, request_hash }
+    }
+
+    /// `<chainId>:<jobId>:<requestHash>` with the hash in full (0x and 64 hex digits): the
+    /// unambiguous form that message ids are built from.
+    pub fn id(&self) -> String {
+        format!("{}:{}", self.key, self.request_hash)
+    }
+}
+
+impl fmt::Display for JobRef {
+    /// `<chainId>:<jobId>:<first 8 hex digits of the request hash>`, as in logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let h = self.request_hash;
+        write!(
+            f,
+            "{}:{:02x}{:02x}{:02x}{:02x}",
+            self.key, h[0], h[1], h[2], h[3]
+        )
     }
 }
 
@@ -90,11 +130,19 @@ pub struct JobRequested {
 }
 
 impl JobRequested {
-    /// The message id that deduplicates it on the jobs stream: `<chainId>:<jobId>:<requestHash>`.
-    /// The request hash is part of it so that a request re-made under the same id after a
-    /// reorganisation is not mistaken for the one it replaced.
+    /// This request under its job id.
+    pub fn job_ref(&self) -> JobRef {
+        JobRef::new(self.key, self.request_hash)
+    }
+
+    /// The message id that deduplicates it on the jobs stream:
+    /// `<chainId>:<jobId>:<requestHash>:<blockHash>`. The request hash and the block are part of
+    /// it so that a request re-made under the same id after a reorganisation is not mistaken
+    /// for the one it replaced, even when it is the same request (it hashes the same, but is in
+    /// another block). A request indexed again from the same block is dropped as the duplicate
+    /// it is.
     pub fn msg_id(&self) -> String {
-        format!("{}:{}", self.key, self.request_hash)
+        format!("{}:{}", self.job_ref().id(), self.block_hash)
     }
 }
 
@@ -109,6 +157,69 @@ mod tests {
             job_id: U256::from(42),
         };
         assert_eq!(key.to_string(), "31337:42");
+    }
+
+    #[test]
+    fn job_refs_print_with_a_request_hash_prefix_and_id_in_full() {
+        let key = JobKey {
+            chain_id: 31337,
+            job_id: U256::from(2),
+        };
+        let r = JobRef::new(key, B256::repeat_byte(0xab));
+        assert_eq!(r.to_string(), "31337:2:abababab");
+        assert_eq!(r.id(), format!("31337:2:0x{}", "ab".repeat(32)));
+    }
+
+    #[test]
+    fn a_job_id_reused_by_another_request_gets_other_deal_and_result_ids() {
+        let key = JobKey {
+            chain_id: 31337,
+            job_id: U256::from(2),
+        };
+        let deal = |request_hash| SignedDeal {
+            key,
+            lilypad: Address::repeat_byte(1),
+            terms: DealTerms {
+                job_id: key.job_id,
+                request_hash,
+                provider: Address::repeat_byte(2),
+                price: U256::from(10),
+                timeout_collateral: U256::from(20),
+                results_collateral: U256::from(30),
+                expiry: U256::from(1_000),
+            },
+            signature: Bytes::from_static(&[7; 65]),
+        };
+        let result = |request_hash, deal_expiry: u64| SignedResult {
+            key,
+            request_hash,
+            deal_expiry: U256::from(deal_expiry),
+            lilypad: Address::repeat_byte(1),
+            provider: Address::repeat_byte(2),
+            status: 1,
+            result_cid: "bafkqaaa".into(),
+            inline_output: Bytes::from_static(b"out"),
+            exit_code: 0,
+            error: String::new(),
+            signature: Bytes::from_static(&[7; 65]),
+        };
+        let (old, new) = (B256::repeat_byte(0xa), B256::repeat_byte(0xb));
+        assert_ne!(deal(old).msg_id(), deal(new).msg_id());
+        assert_ne!(result(old, 1_000).msg_id(), result(new, 1_000).msg_id());
+        assert_ne!(
+            result(new, 1_000).msg_id(),
+            result(new, 1_001).msg_id(),
+            "the same request re-made, under another deal"
+        );
+        assert_eq!(deal(new).job_ref(), result(new, 1_000).job_ref());
+        assert_eq!(
+            deal(new).msg_id(),
+            format!(
+                "{}:{}:1000",
+                JobRef::new(key, new).id(),
+                Address::repeat_byte(2)
+            )
+        );
     }
 
     #[test]
@@ -148,7 +259,10 @@ mod tests {
             "{json}"
         );
         assert_eq!(serde_json::from_str::<JobRequested>(&json).unwrap(), msg);
-        assert_eq!(msg.msg_id(), format!("1:7:{}", B256::repeat_byte(3)));
+        assert_eq!(
+            msg.msg_id(),
+            format!("1:7:{}:{}", B256::repeat_byte(3), B256::repeat_byte(4))
+        );
     }
 }
 
@@ -269,6 +383,26 @@ pub struct SignedDeal {
     pub signature: Bytes,
 }
 
+impl SignedDeal {
+    /// The request it is a deal for (the terms name its hash).
+    pub fn job_ref(&self) -> JobRef {
+        JobRef::new(self.key, self.terms.request_hash)
+    }
+
+    /// The message id that deduplicates it on the deals stream:
+    /// `<chainId>:<jobId>:<requestHash>:<provider>:<expiry>`. The same deal published again is
+    /// dropped; a later deal for the job (the first one lapsed) is not, nor is a deal for a
+    /// request re-made under the same job id after a reorganisation.
+    pub fn msg_id(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.job_ref().id(),
+            self.terms.provider,
+            self.terms.expiry
+        )
+    }
+}
+
 /// A result the provider signed, published on `lilypad.results.<chainId>` for a relayer to submit
 /// with `submitResult`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -276,6 +410,14 @@ pub struct SignedDeal {
 pub struct SignedResult {
     /// Which job, on which chain.
     pub key: JobKey,
+    /// The hash of the request the provider ran (the deal's): the EIP-712 `Result` does not
+    /// sign it, so it is carried beside, to tell this job from another request made under the
+    /// same id after a reorganisation.
+    pub request_hash: B256,
+    /// The expiry of the deal it was run under (unix seconds). An identical request re-made
+    /// under the same job id after a reorganisation has the same request hash, but another deal:
+    /// this tells their results apart.
+    pub deal_expiry: U256,
     /// The Lilypad contract.
     pub lilypad: Address,
     /// The provider who ran it.
@@ -292,4 +434,19 @@ pub struct SignedResult {
     pub error: String,
     /// The provider's 65-byte EIP-712 signature over the result.
     pub signature: Bytes,
+}
+
+impl SignedResult {
+    /// The request it is the result of.
+    pub fn job_ref(&self) -> JobRef {
+        JobRef::new(self.key, self.request_hash)
+    }
+
+    /// The message id that deduplicates it on the results stream:
+    /// `<chainId>:<jobId>:<requestHash>:<dealExpiry>`. The provider's repeats of a result are
+    /// dropped; the result of a request re-made under the same job id after a reorganisation
+    /// (another request hash, or the same request under another deal) is not.
+    pub fn msg_id(&self) -> String {
+        format!("{}:{}", self.job_ref().id(), self.deal_expiry)
+    }
 }

@@ -165,6 +165,37 @@ impl TestChain {
         self.rpc("evm_mine", "[]");
     }
 
+    /// The latest block's number.
+    pub fn head(&self) -> u64 {
+        let v = self.rpc("eth_blockNumber", "[]");
+        hex_u64(&v)
+    }
+
+    /// The hash of block `number`.
+    fn block_hash(&self, number: u64) -> Option<String> {
+        let block = self.rpc(
+            "eth_getBlockByNumber",
+            &format!(r#"["0x{number:x}", false]"#),
+        );
+        block["hash"].as_str().map(str::to_owned)
+    }
+
+    /// Reorganises away every block after `block` (`anvil_reorg`: anvil replaces them with as many
+    /// empty blocks), so their transactions are gone and the chain goes on from the new branch;
+    /// the job ids of requests made in them are given out again. Repeated if a block mined
+    /// meanwhile (interval mining) left the first of them in place.
+    pub fn reorg_after(&self, block: u64) {
+        let first = self.block_hash(block + 1);
+        assert!(first.is_some(), "no block after {block} to reorganise away");
+        loop {
+            let depth = self.head() - block;
+            self.rpc("anvil_reorg", &format!("[{depth}, []]"));
+            if self.block_hash(block + 1) != first {
+                return;
+            }
+        }
+    }
+
     /// Stops mining altogether, instant and interval: sent transactions wait in the pool until
     /// `evm_mine` or [`Self::mine_instantly`].
     pub fn stop_mining(&self) {
@@ -220,4 +251,13 @@ impl TestChain {
             receipt,
         }
     }
+}
+
+/// A JSON-RPC quantity (`"0x1a"`) as a number.
+fn hex_u64(v: &serde_json::Value) -> u64 {
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("not a JSON-RPC quantity: {v}"));
+    u64::from_str_radix(s.trim_start_matches("0x"), 16)
+        .unwrap_or_else(|e| panic!("not a JSON-RPC quantity: {v}: {e}"))
 }

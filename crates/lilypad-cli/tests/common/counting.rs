@@ -49,6 +49,16 @@ impl Counting {
         }
     }
 
+    /// The same client through a new wallet: after a reorganisation took the client's
+    /// transactions away, the old wallet's cached nonce is ahead of the chain's, and what it
+    /// sends would wait in the pool for ever.
+    pub fn reconnected(&self, stack: &Stack) -> Self {
+        Self {
+            client: MockClient::new(*self.client.address(), stack.chain.wallet(dev_keys::CLIENT)),
+            lilypad: stack.chain.lilypad(),
+        }
+    }
+
     /// Requests `n` cowsay jobs at once and returns their ids once all are mined.
     pub async fn request(&self, n: usize) -> Vec<U256> {
         let request = as_mock_request(Lilypad::JobRequest {
