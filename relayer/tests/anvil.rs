@@ -42,17 +42,7 @@ async fn requests_made_on_chain_reach_the_jobs_stream_intact_and_survive_a_reorg
     let first = run_job(&chain, "hello = world, with spaces").await;
     let second = run_job(&chain, "ünïcødé 🐸").await;
 
-    let rpc = RpcChain::connect(&chain.url(), 31337, chain.lilypad)
-        .await
-        .unwrap();
-    let settings = IndexerSettings {
-        chain_id: 31337,
-        confirmations: Confirmations::Blocks(0),
-        start_block: chain.deployed_at,
-        log_chunk_size: 2,
-        reorg_rewind: 8,
-    };
-    let indexer = Indexer::new(settings, rpc, store.clone(), bus.clone());
+    let indexer = indexer(&chain, 2, &backends).await;
     let pass = indexer.pass().await.unwrap();
     assert_eq!(pass.published, 2);
     let got = common::published(bus, 31337).await;
@@ -105,18 +95,8 @@ async fn an_identical_request_remade_after_a_reorg_reaches_the_jobs_stream() {
     chain.stop_mining();
     chain.mine_instantly();
     let backends = Backends::start().await;
-    let (bus, store) = (&backends.bus, &backends.store);
-    let rpc = RpcChain::connect(&chain.url(), 31337, chain.lilypad)
-        .await
-        .unwrap();
-    let settings = IndexerSettings {
-        chain_id: 31337,
-        confirmations: Confirmations::Blocks(0),
-        start_block: chain.deployed_at,
-        log_chunk_size: 100,
-        reorg_rewind: 8,
-    };
-    let indexer = Indexer::new(settings, rpc, store.clone(), bus.clone());
+    let bus = &backends.bus;
+    let indexer = indexer(&chain, 100, &backends).await;
 
     let before = chain.head();
     let first = run_job(&chain, "moo").await;
@@ -186,4 +166,20 @@ async fn the_rpc_chain_reads_head_hashes_and_counts() {
         rpc.block_hash(after + 100).await,
         Err(ChainError::MissingBlock(_))
     ));
+}
+
+/// An indexer of `chain` from its deployment, reading the head itself (no confirmations), in
+/// chunks of `log_chunk_size` blocks.
+async fn indexer(chain: &TestChain, log_chunk_size: u64, backends: &Backends) -> Indexer<RpcChain> {
+    let rpc = RpcChain::connect(&chain.url(), 31337, chain.lilypad)
+        .await
+        .unwrap();
+    let settings = IndexerSettings {
+        chain_id: 31337,
+        confirmations: Confirmations::Blocks(0),
+        start_block: chain.deployed_at,
+        log_chunk_size,
+        reorg_rewind: 8,
+    };
+    Indexer::new(settings, rpc, backends.store.clone(), backends.bus.clone())
 }

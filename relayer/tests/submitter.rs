@@ -265,20 +265,7 @@ async fn a_job_nobody_takes_is_expired_by_the_relayer() {
     let w = world().await;
     let (job, _) = run_job(&w, 10).await;
     // The indexer schedules the expiry when it publishes the request.
-    let rpc = RpcChain::connect(&w.chain.url(), CHAIN, w.chain.lilypad)
-        .await
-        .unwrap();
-    let settings = IndexerSettings {
-        chain_id: CHAIN,
-        confirmations: Confirmations::Blocks(0),
-        start_block: w.chain.deployed_at,
-        log_chunk_size: 100,
-        reorg_rewind: 8,
-    };
-    Indexer::new(settings, rpc, w.store.clone(), w.bus.clone())
-        .pass()
-        .await
-        .unwrap();
+    indexer(&w).await.pass().await.unwrap();
     assert_eq!(
         w.submitter.round(Duration::from_millis(100)).await.unwrap(),
         0,

@@ -199,6 +199,22 @@ impl World {
             .await
     }
 
+    /// The provider's signed deal for `job`, valid for two minutes.
+    async fn signed_deal(&self, job: &JobRequested) -> SignedDeal {
+        self.propose(&self.proposal(job, Duration::from_secs(120)))
+            .await
+            .unwrap()
+    }
+
+    /// Waits for the provider's result, checks it is `job`'s own (its request, not another one
+    /// under the same id), and submits it.
+    async fn result_lands(&self, job: &JobRequested) {
+        let result = self.next_result(Duration::from_secs(60)).await;
+        assert_eq!(result.job_ref(), job.job_ref(), "the job's own result");
+        self.submit(&result).await;
+        assert_eq!(self.status(job.key).await, Some(JobStatus::ResultSubmitted));
+    }
+
     /// Submits the signed deal as a relayer would.
     async fn agree(&self, deal: &SignedDeal) {
         let abi = Lilypad::Deal::from(&deal.terms);
@@ -291,10 +307,7 @@ async fn finished_while_nats_is_down(
     let provider = w.provider(name, &via_proxy, 2000, |_| {}).await;
     let deals = provider.serve_deals().await.unwrap();
     let job = w.request("sha256", &[("text", name)]).await;
-    let deal = w
-        .propose(&w.proposal(&job, Duration::from_secs(120)))
-        .await
-        .unwrap();
+    let deal = w.signed_deal(&job).await;
     proxy.down();
     w.agree(&deal).await;
     eventually(
@@ -472,10 +485,7 @@ async fn a_deal_agreed_while_its_provider_was_down_is_run_after_the_restart() {
     let (cancel, run) = serve(&first);
     let job = w.request("sha256", &[("text", "agreed while down")]).await;
     answering(&w, &job).await;
-    let deal = w
-        .propose(&w.proposal(&job, Duration::from_secs(120)))
-        .await
-        .unwrap();
+    let deal = w.signed_deal(&job).await;
     // The provider stops (its container is stopped) before the deal lands.
     cancel.cancel();
     run.await.unwrap().unwrap();
@@ -500,10 +510,7 @@ async fn a_finished_result_is_retried_until_the_results_stream_takes_it_again() 
     let provider = w.provider("stream", &w.nats.url(), 2000, |_| {}).await;
     let _deals = provider.serve_deals().await.unwrap();
     let job = w.request("sha256", &[("text", "stream away")]).await;
-    let deal = w
-        .propose(&w.proposal(&job, Duration::from_secs(120)))
-        .await
-        .unwrap();
+    let deal = w.signed_deal(&job).await;
     // JetStream loses the results stream (as a server restarted without its store does, or a
     // cluster while it elects the stream's leader): every publish is refused at once, so nothing
     // waits in the client to be sent later.
@@ -551,30 +558,18 @@ async fn the_result_of_a_job_id_reused_after_a_reorg_is_published() {
     let old = w
         .request("sha256", &[("text", "the replaced branch")])
         .await;
-    let deal = w
-        .propose(&w.proposal(&old, Duration::from_secs(120)))
-        .await
-        .unwrap();
+    let deal = w.signed_deal(&old).await;
     w.agree(&deal).await;
-    let result = w.next_result(Duration::from_secs(60)).await;
-    assert_eq!(result.job_ref(), old.job_ref());
-    w.submit(&result).await;
-    assert_eq!(w.status(old.key).await, Some(JobStatus::ResultSubmitted));
+    w.result_lands(&old).await;
 
     w.chain.reorg_after(before);
     let new = w.request("sha256", &[("text", "the new branch")]).await;
     assert_eq!(new.key, old.key, "the job id is given out again");
     assert_ne!(new.request_hash, old.request_hash);
-    let deal = w
-        .propose(&w.proposal(&new, Duration::from_secs(120)))
-        .await
-        .unwrap();
+    let deal = w.signed_deal(&new).await;
     assert_eq!(deal.job_ref(), new.job_ref());
     w.agree(&deal).await;
-    let result = w.next_result(Duration::from_secs(60)).await;
-    assert_eq!(result.job_ref(), new.job_ref(), "the new job's own result");
-    w.submit(&result).await;
-    assert_eq!(w.status(new.key).await, Some(JobStatus::ResultSubmitted));
+    w.result_lands(&new).await;
 }
 
 /// A deal the provider holds for a request that a reorganisation replaced does not stand in the
@@ -591,10 +586,7 @@ async fn a_deal_held_for_a_request_replaced_by_a_reorg_does_not_block_the_new_re
     // An agreed deal whose container runs on: the provider holds it.
     let before = w.chain.head();
     let old = w.request("linger", &[]).await;
-    let deal = w
-        .propose(&w.proposal(&old, Duration::from_secs(120)))
-        .await
-        .unwrap();
+    let deal = w.signed_deal(&old).await;
     w.agree(&deal).await;
     assert_eq!(w.status(old.key).await, Some(JobStatus::Agreed));
     // The provider has seen the agreement once it no longer counts the deal's collateral as
@@ -612,10 +604,7 @@ async fn a_deal_held_for_a_request_replaced_by_a_reorg_does_not_block_the_new_re
     w.chain.reorg_after(before);
     let new = w.request("sha256", &[("text", "the new branch")]).await;
     assert_eq!(new.key, old.key, "the job id is given out again");
-    let deal = w
-        .propose(&w.proposal(&new, Duration::from_secs(120)))
-        .await
-        .unwrap();
+    let deal = w.signed_deal(&new).await;
     assert_eq!(deal.job_ref(), new.job_ref());
     w.agree(&deal).await;
     let result = w.next_result(Duration::from_secs(60)).await;
@@ -638,10 +627,7 @@ async fn a_job_replaced_by_a_reorg_while_it_runs_gets_no_result() {
 
     let before = w.chain.head();
     let old = w.request("nap", &[]).await;
-    let deal = w
-        .propose(&w.proposal(&old, Duration::from_secs(120)))
-        .await
-        .unwrap();
+    let deal = w.signed_deal(&old).await;
     w.agree(&deal).await;
     eventually(
         Duration::from_secs(30),
@@ -658,10 +644,7 @@ async fn a_job_replaced_by_a_reorg_while_it_runs_gets_no_result() {
     let new = w.request_with("nap", &[], |r| r.matchTimeout += 1).await;
     assert_eq!(new.key, old.key, "the job id is given out again");
     assert_ne!(new.request_hash, old.request_hash);
-    let deal = w
-        .propose(&w.proposal(&new, Duration::from_secs(120)))
-        .await
-        .unwrap();
+    let deal = w.signed_deal(&new).await;
     w.agree(&deal).await;
     let result = w.next_result(Duration::from_secs(60)).await;
     assert_eq!(result.job_ref(), new.job_ref(), "the new job's own result");

@@ -56,17 +56,7 @@ impl Store {
         kept: &T,
     ) -> Result<(), StoreError> {
         let key = self.key(&format!("chain:{chain_id}:landed:{signer}"));
-        let json = serde_json::to_string(kept).map_err(|e| StoreError::Corrupt {
-            key: key.clone(),
-            detail: e.to_string(),
-        })?;
-        let _: i64 = self
-            .conn
-            .clone()
-            .hset(key, id, json)
-            .await
-            .map_err(redis_err("HSET landed"))?;
-        Ok(())
+        self.hset_json(key, id, kept, "HSET landed").await
     }
 
     /// Every landed transaction kept for `signer`, by id (in no particular order).
@@ -76,21 +66,7 @@ impl Store {
         signer: Address,
     ) -> Result<Vec<(String, T)>, StoreError> {
         let key = self.key(&format!("chain:{chain_id}:landed:{signer}"));
-        let all: Vec<(String, String)> = self
-            .conn
-            .clone()
-            .hgetall(&key)
-            .await
-            .map_err(redis_err("HGETALL landed"))?;
-        all.into_iter()
-            .map(|(id, json)| {
-                let kept = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
-                    key: key.clone(),
-                    detail: format!("field {id}: {e}"),
-                })?;
-                Ok((id, kept))
-            })
-            .collect()
+        self.hgetall_json(&key, "HGETALL landed").await
     }
 
     /// Forgets the landed transaction kept as `id` (deep enough, or no longer wanted).

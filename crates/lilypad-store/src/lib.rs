@@ -47,6 +47,52 @@ pub enum StoreError {
     },
 }
 
+impl Store {
+    /// Stores `value` as JSON in field `field` of the hash at the full key `key`.
+    pub(crate) async fn hset_json<T: Serialize>(
+        &self,
+        key: String,
+        field: &str,
+        value: &T,
+        op: &'static str,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(value).map_err(|e| StoreError::Corrupt {
+            key: key.clone(),
+            detail: e.to_string(),
+        })?;
+        let _: i64 = self
+            .conn
+            .clone()
+            .hset(key, field, json)
+            .await
+            .map_err(redis_err(op))?;
+        Ok(())
+    }
+
+    /// Every field of the hash at the full key `key`, its JSON value decoded.
+    pub(crate) async fn hgetall_json<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        op: &'static str,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        let all: Vec<(String, String)> = self
+            .conn
+            .clone()
+            .hgetall(key)
+            .await
+            .map_err(redis_err(op))?;
+        all.into_iter()
+            .map(|(field, json)| {
+                let value = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+                    key: key.to_owned(),
+                    detail: format!("field {field}: {e}"),
+                })?;
+                Ok((field, value))
+            })
+            .collect()
+    }
+}
+
 fn redis_err(op: &'static str) -> impl FnOnce(redis::RedisError) -> StoreError {
     move |source| StoreError::Redis { op, source }
 }
@@ -461,17 +507,8 @@ impl Store {
         tx: &T,
     ) -> Result<(), StoreError> {
         let key = self.key(&format!("chain:{chain_id}:pending:{signer}"));
-        let json = serde_json::to_string(tx).map_err(|e| StoreError::Corrupt {
-            key: key.clone(),
-            detail: e.to_string(),
-        })?;
-        let _: i64 = self
-            .conn
-            .clone()
-            .hset(key, nonce, json)
+        self.hset_json(key, &nonce.to_string(), tx, "HSET pending")
             .await
-            .map_err(redis_err("HSET pending"))?;
-        Ok(())
     }
 
     /// Every pending transaction of `signer`, by nonce, lowest first.
@@ -481,24 +518,15 @@ impl Store {
         signer: Address,
     ) -> Result<Vec<(u64, T)>, StoreError> {
         let key = self.key(&format!("chain:{chain_id}:pending:{signer}"));
-        let all: Vec<(String, String)> = self
-            .conn
-            .clone()
-            .hgetall(&key)
-            .await
-            .map_err(redis_err("HGETALL pending"))?;
-        let mut out = all
+        let mut out = self
+            .hgetall_json::<T>(&key, "HGETALL pending")
+            .await?
             .into_iter()
-            .map(|(nonce, json)| {
-                let corrupt = |detail: String| StoreError::Corrupt {
+            .map(|(nonce, tx)| {
+                let n = nonce.parse().map_err(|_| StoreError::Corrupt {
                     key: key.clone(),
-                    detail,
-                };
-                let n = nonce
-                    .parse()
-                    .map_err(|_| corrupt(format!("field {nonce:?}")))?;
-                let tx = serde_json::from_str(&json)
-                    .map_err(|e| corrupt(format!("nonce {nonce}: {e}")))?;
+                    detail: format!("field {nonce:?}"),
+                })?;
                 Ok((n, tx))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
