@@ -203,6 +203,19 @@ async fn state(w: &World, job: U256) -> Option<JobStatus> {
     w.submitter.job_state(job).await.unwrap().0
 }
 
+/// Publishes the dev provider's signed deal for `job` (request hash `hash`) on the deals stream.
+async fn publish_deal(w: &World, job: U256, hash: B256) {
+    w.bus
+        .publish(
+            Topic::Deals,
+            CHAIN,
+            "d",
+            &signed_deal(w, job, hash, &provider_key()),
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn deals_and_results_from_the_streams_land_once_and_the_job_settles() {
     let w = world().await;
@@ -693,15 +706,7 @@ async fn a_lost_answer_to_the_send_of_a_deal_makes_no_second_transaction_and_the
     // have two transactions in the pool.
     w.chain.stop_mining();
     proxy.fail_method("eth_sendRawTransaction", Fault::LoseAnswer, 1);
-    w.bus
-        .publish(
-            Topic::Deals,
-            CHAIN,
-            "d",
-            &signed_deal(&w, job, hash, &provider_key()),
-        )
-        .await
-        .unwrap();
+    publish_deal(&w, job, hash).await;
     let (stop, running) = run(&submitter, "relayer-a");
     eventually(
         Duration::from_secs(30),
@@ -1133,15 +1138,7 @@ async fn a_reorganisation_that_removes_only_the_relayers_deal_lands_the_deal_aga
     w.chain.mine_instantly();
     let (job, hash) = run_job(&w, 600).await;
     let requested_at = head(&w).await;
-    w.bus
-        .publish(
-            Topic::Deals,
-            CHAIN,
-            "d",
-            &signed_deal(&w, job, hash, &provider_key()),
-        )
-        .await
-        .unwrap();
+    publish_deal(&w, job, hash).await;
     let (stop, running) = run_submitter(&w, "relayer-a");
     let (_, before) = relayer_counts(&w).await;
     settles_at(

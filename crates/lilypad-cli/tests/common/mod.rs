@@ -82,6 +82,13 @@ impl Drop for Stack {
             let _ = child.kill();
             let _ = child.wait();
         }
+        // A failed test keeps the services' logs and state for a look at what went wrong.
+        if std::thread::panicking()
+            && let Ok(empty) = tempfile::tempdir()
+        {
+            let kept = std::mem::replace(&mut self.dir, empty).keep();
+            eprintln!("the stack's logs and state are kept in {}", kept.display());
+        }
     }
 }
 
