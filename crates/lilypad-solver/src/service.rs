@@ -296,25 +296,14 @@ impl<C: JobChain> Solver<C> {
         if candidates.is_empty() {
             return Ok(no_candidate(job, &rejected));
         }
-        self.propose(job, &needs, open, candidates, &rejected).await
-    }
-
-    /// Proposes `job` to `candidates` in turn until one signs; publishes the signed deal.
-    async fn propose(
-        &self,
-        job: &JobRequested,
-        needs: &JobNeeds,
-        open: OpenJob,
-        candidates: Vec<Candidate>,
-        rejected: &[(alloy_primitives::Address, Rejection)],
-    ) -> Result<Decision, SolverError> {
-        self.propose_booked(job, needs, open, candidates, rejected, None)
+        self.propose(job, &needs, open, candidates, &rejected, None)
             .await
     }
 
-    /// [`Solver::propose`], the first candidate already booked at `first_booked_at` (unix ms)
-    /// when given. Each candidate's booking is given back when it does not sign.
-    async fn propose_booked(
+    /// Proposes `job` to `candidates` in turn until one signs; publishes the signed deal. The
+    /// first candidate is already booked at `first_booked_at` (unix ms) when given; each
+    /// candidate's booking is given back when it does not sign.
+    async fn propose(
         &self,
         job: &JobRequested,
         needs: &JobNeeds,
@@ -559,7 +548,7 @@ impl<C: JobChain> Solver<C> {
         Ok(Some(async move {
             let decision = match chain.open_job(job.key, job.request_hash).await {
                 Ok(Some(open)) => {
-                    self.propose_booked(&job, &needs, open, candidates, &rejected, Some(booked_at))
+                    self.propose(&job, &needs, open, candidates, &rejected, Some(booked_at))
                         .await
                 }
                 // Not proposed: the booking made for it is given back.
