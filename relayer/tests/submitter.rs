@@ -274,6 +274,28 @@ async fn deals_and_results_from_the_streams_land_once_and_the_job_settles() {
 }
 
 #[tokio::test]
+async fn a_result_signed_for_another_request_under_the_same_job_id_is_not_sent() {
+    // The contract binds a result to the job id only: after a reorganisation that replaced the
+    // request, the old request's result (same provider, same id) must not reach the new job.
+    let w = world().await;
+    let (job, hash) = run_job(&w, 600).await;
+    w.submitter
+        .submit_deal(&signed_deal(&w, job, hash, &provider_key()))
+        .await
+        .unwrap();
+    assert_eq!(state(&w, job).await, Some(JobStatus::Agreed));
+    let before = sent_by_relayer(&w).await;
+    let stale = signed_result(&w, job, B256::repeat_byte(0xee));
+    let outcome = w.submitter.submit_result(&stale).await.unwrap();
+    let Submitted::Skipped(why) = outcome else {
+        panic!("a result for another request was sent: {outcome:?}");
+    };
+    assert!(why.contains("reused after a reorganisation"), "{why}");
+    assert_eq!(sent_by_relayer(&w).await, before, "nothing was sent");
+    assert_eq!(state(&w, job).await, Some(JobStatus::Agreed));
+}
+
+#[tokio::test]
 async fn a_job_nobody_takes_is_expired_by_the_relayer() {
     let w = world().await;
     let (job, _) = run_job(&w, 10).await;

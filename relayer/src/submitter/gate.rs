@@ -2,6 +2,7 @@
 //! pure decisions, unit-tested, that the submitter takes after one `getJob` read. Nothing is sent
 //! for a job that is not in the state its transaction needs, so nothing lands twice.
 
+use alloy::primitives::B256;
 use lilypad_store::Action;
 use lilypad_types::JobStatus;
 
@@ -41,8 +42,18 @@ pub fn deal(state: Option<JobStatus>) -> Gate {
     }
 }
 
-/// A result lands only on an `Agreed` job; a `Requested` one waits for its deal to be mined.
-pub fn result(state: Option<JobStatus>) -> Gate {
+/// A result lands only on an `Agreed` job made by the request it was computed for (`signed_for`,
+/// the request hash the provider's result names; `on_chain`, the job's): a job id reused after a
+/// reorganisation names another request, and the result of the old one is dropped rather than
+/// handed to the new job's client (the contract binds a result to the job id only). A `Requested`
+/// job waits for its deal to be mined.
+pub fn result(state: Option<JobStatus>, signed_for: B256, on_chain: B256) -> Gate {
+    if state.is_some() && signed_for != on_chain {
+        return Gate::Skip(format!(
+            "the result is for request {signed_for}, but the job on-chain was made by request \
+             {on_chain} (its id was reused after a reorganisation)"
+        ));
+    }
     match state {
         Some(JobStatus::Agreed) => Gate::Send,
         Some(JobStatus::Requested) => Gate::NotYet("its deal is not on-chain yet"),
@@ -103,15 +114,27 @@ mod tests {
 
     #[test]
     fn a_result_waits_for_its_deal_and_is_dropped_past_agreed() {
-        assert_eq!(result(Some(JobStatus::Agreed)), Gate::Send);
+        let h = B256::repeat_byte(1);
+        assert_eq!(result(Some(JobStatus::Agreed), h, h), Gate::Send);
         assert!(matches!(
-            result(Some(JobStatus::Requested)),
+            result(Some(JobStatus::Requested), h, h),
             Gate::NotYet(_)
         ));
         assert_eq!(
-            result(Some(JobStatus::TimedOut)),
+            result(Some(JobStatus::TimedOut), h, h),
             Gate::Skip("job is in state TimedOut, not Agreed".into())
         );
+    }
+
+    #[test]
+    fn a_result_for_another_request_under_the_same_job_id_is_dropped() {
+        let (old, new) = (B256::repeat_byte(1), B256::repeat_byte(2));
+        for state in [JobStatus::Agreed, JobStatus::Requested] {
+            let Gate::Skip(why) = result(Some(state), old, new) else {
+                panic!("a result for request {old} sent to job of request {new} in {state}");
+            };
+            assert!(why.contains("reused after a reorganisation"), "{why}");
+        }
     }
 
     #[test]

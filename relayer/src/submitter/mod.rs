@@ -389,8 +389,10 @@ impl Submitter {
         reads: &PhaseReads,
     ) -> Result<Step, SubmitError> {
         let job = result.key.job_id;
-        let (state, deadline) = self.job_state(job).await?;
-        if let Some(step) = gated(result.key, gate::result(state))? {
+        let on_chain = self.job(job).await?;
+        let (state, deadline) = (on_chain.state(), on_chain.deadline.to::<u64>());
+        let gate = gate::result(state, result.request_hash, on_chain.requestHash);
+        if let Some(step) = gated(result.key, gate)? {
             self.follow_up(job, After::RESULT, state, deadline).await?;
             return Ok(step);
         }

@@ -181,7 +181,7 @@ pub fn redo(
     }
     let g = match call {
         "agreeDeal" => gate::deal(state),
-        "submitResult" => gate::result(state),
+        "submitResult" => gate::result(state, kept_hash, job_hash),
         other => {
             return match Action::parse(other) {
                 Some(action) if state == Some(gate::needed(action)) => Redo::Schedule(action),
