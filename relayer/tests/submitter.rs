@@ -982,22 +982,18 @@ async fn a_deal_whose_every_send_was_lost_and_that_is_no_longer_needed_leaves_no
     deal_lands_with_no_gap(&w, job_b, before, Some(&submitter)).await;
 }
 
-#[tokio::test]
-async fn a_restarted_relayer_fills_the_nonce_of_a_deal_a_killed_one_signed_and_never_sent() {
+/// A previous relayer signed agreeDeal for `deal` at the signer's next nonce (returned), recorded
+/// it as pending, and was killed before the bytes reached the node.
+async fn signed_recorded_and_never_sent(w: &World, deal: &SignedDeal) -> u64 {
     use alloy::network::eip2718::Encodable2718;
     use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
     use alloy::rpc::types::TransactionRequest;
     use alloy::sol_types::SolCall;
 
-    let w = world().await;
-    let (job_a, hash_a) = run_job(&w, 600).await;
-    let (before, _) = relayer_counts(&w).await;
-    // A previous relayer signed agreeDeal at the next nonce, recorded it as pending, and was
-    // killed before the bytes reached the node.
-    let deal_a = signed_deal(&w, job_a, hash_a, &provider_key());
+    let (before, _) = relayer_counts(w).await;
     let call = Lilypad::agreeDealCall {
-        deal: Lilypad::Deal::from(&deal_a.terms),
-        providerSignature: deal_a.signature.clone(),
+        deal: Lilypad::Deal::from(&deal.terms),
+        providerSignature: deal.signature.clone(),
     };
     let key: PrivateKeySigner = dev_keys::RELAYER.parse().unwrap();
     let envelope = TransactionRequest::default()
@@ -1013,7 +1009,7 @@ async fn a_restarted_relayer_fills_the_nonce_of_a_deal_a_killed_one_signed_and_n
         .await
         .unwrap();
     let record = PendingTx {
-        job: job_a,
+        job: deal.terms.job_id,
         call: "agreeDeal".into(),
         hash: *envelope.tx_hash(),
         hashes: vec![*envelope.tx_hash()],
@@ -1031,6 +1027,15 @@ async fn a_restarted_relayer_fills_the_nonce_of_a_deal_a_killed_one_signed_and_n
         .next_nonce(CHAIN, w.submitter.signer(), before)
         .await
         .unwrap();
+    before
+}
+
+#[tokio::test]
+async fn a_restarted_relayer_fills_the_nonce_of_a_deal_a_killed_one_signed_and_never_sent() {
+    let w = world().await;
+    let (job_a, hash_a) = run_job(&w, 600).await;
+    let deal_a = signed_deal(&w, job_a, hash_a, &provider_key());
+    let before = signed_recorded_and_never_sent(&w, &deal_a).await;
     // Meanwhile the deal was landed by someone else: that action is no longer needed.
     let lilypad = w.chain.lilypad_as(dev_keys::CLIENT);
     send(lilypad.agreeDeal(Lilypad::Deal::from(&deal_a.terms), deal_a.signature.clone())).await;
@@ -1039,6 +1044,23 @@ async fn a_restarted_relayer_fills_the_nonce_of_a_deal_a_killed_one_signed_and_n
     let job_b = publish_new_deal(&w, "b").await;
     let (stop, running) = run_submitter(&w, "restarted");
     deal_lands_with_no_gap(&w, job_b, before, None).await;
+    stop.cancel();
+    running.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_restarted_relayer_sends_a_needed_deal_a_killed_one_signed_and_never_sent() {
+    // Found by the chaos test: the killed relayer's message for this deal is not redelivered
+    // before the restarted one sends later transactions, which then wait behind its nonce.
+    let w = world().await;
+    let (job_a, hash_a) = run_job(&w, 600).await;
+    let before =
+        signed_recorded_and_never_sent(&w, &signed_deal(&w, job_a, hash_a, &provider_key())).await;
+    let job_b = publish_new_deal(&w, "b").await;
+    let (stop, running) = run_submitter(&w, "restarted");
+    // The recorded bytes are sent with their own nonce, and the next deal lands after them.
+    deal_lands_with_no_gap(&w, job_b, before, None).await;
+    assert_eq!(state(&w, job_a).await, Some(JobStatus::Agreed));
     stop.cancel();
     running.await.unwrap();
 }

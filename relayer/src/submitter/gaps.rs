@@ -4,7 +4,11 @@
 //! someone else), its nonce would stay open and every later transaction of the signer would wait
 //! behind it. Such a nonce is filled with a cancellation: a 0-value transfer to the signer itself
 //! at that nonce, with fees that replace any attempt still in some pool, recorded as pending like
-//! any transaction (so a restart finishes it) and retired once mined.
+//! any transaction (so a restart finishes it) and retired once mined. A record whose signed bytes
+//! the node does not hold (a relayer killed between recording and broadcasting) and whose action
+//! may still be needed is sent again with the same bytes, at once: waiting for the action's own
+//! retry (its message redelivered, its due action claimed again) could leave every transaction
+//! sent meanwhile stuck behind it.
 //!
 //! Nonces reserved with nothing recorded for them and nothing pending above them (a relayer
 //! killed between reserving and recording, or a reorganisation that removed mined ones) are not
@@ -33,10 +37,13 @@ const TRANSFER_GAS: u64 = 21_000;
 pub enum Fill {
     /// Its nonce is mined (by this transaction or another): the record is retired.
     Retire,
-    /// Left as it is: its action is still needed (its own retry sends it), the node holds an
-    /// attempt (it will be mined), or the facts could not be read (looked at again later).
+    /// Left as it is: the node holds an attempt (it will be mined), or the facts could not be
+    /// read (looked at again later).
     Keep,
-    /// A cancellation whose signed bytes the node does not hold: the same bytes are sent again.
+    /// Signed bytes the node does not hold, of a cancellation or of an action not known to be
+    /// given up: the same bytes are sent again (same nonce, so never a second transaction for the
+    /// action). Not left for the action's own retry: that may come only after the transactions
+    /// waiting behind this nonce, which would then never be mined.
     Resend,
     /// An action given up whose nonce nothing will use: a cancellation is signed and sent.
     Cancel,
@@ -58,7 +65,8 @@ pub struct Facts {
 
 /// What nonce `nonce` needs, given the signer's mined transaction count `mined` and the facts
 /// about its record. Only a nonce nothing is going to use gets a cancellation: not mined, not
-/// held by the node, and either a given-up action or one that can never be sent again.
+/// held by the node, and either a given-up action or one that can never be sent again; a record
+/// the node does not hold whose action may still be needed is sent again.
 pub fn decide(nonce: u64, mined: u64, facts: Facts) -> Fill {
     if nonce::is_mined(nonce, mined) {
         return Fill::Retire;
@@ -81,7 +89,7 @@ pub fn decide(nonce: u64, mined: u64, facts: Facts) -> Fill {
     }
     match facts.needed {
         Some(false) => Fill::Cancel,
-        Some(true) | None => Fill::Keep,
+        Some(true) | None => Fill::Resend,
     }
 }
 
@@ -163,27 +171,11 @@ impl Submitter {
                 self.retire(n, record).await?;
                 continue;
             }
-            let cancel = record.call == CANCEL;
-            let known = self.known(record).await;
-            let facts = Facts {
-                cancel,
-                resendable: !record.raw.is_empty(),
-                known,
-                // Only asked when it decides anything: an action the node does not hold.
-                needed: if cancel || known != Some(false) {
-                    None
-                } else {
-                    self.needed(record).await
-                },
-            };
+            let facts = self.facts(record).await;
             match decide(n, mined, facts) {
                 Fill::Retire => self.retire(n, record).await?,
                 Fill::Keep => {}
-                Fill::Resend => {
-                    self.check_lease()?;
-                    let outcome = self.send_raw(&record.raw).await;
-                    tracing::info!(chain, nonce = n, hash = %record.hash, ?outcome, "a cancellation the node does not hold was sent again");
-                }
+                Fill::Resend => self.resend(n, record).await?,
                 Fill::Cancel => {
                     tracing::warn!(chain, nonce = n, job = %record.job, call = %record.call, "an action given up left its nonce open; filling it with a cancellation");
                     self.cancel(n, record).await?;
@@ -233,6 +225,19 @@ impl Submitter {
                 return Ok(0);
             }
             let in_pool = self.transaction_count(true).await?;
+            // Recorded below it and not held by the node (a relayer killed between recording
+            // and broadcasting): sent again, or cancelled when given up, as a round's look would.
+            for (n, record) in pending.iter().filter(|(n, _)| (in_pool..nonce).contains(n)) {
+                let facts = self.facts(record).await;
+                match decide(*n, mined, facts) {
+                    Fill::Resend => self.resend(*n, record).await?,
+                    Fill::Cancel => {
+                        tracing::warn!(chain, nonce = n, waiting = nonce, job = %record.job, call = %record.call, "a transaction waits behind an action given up whose bytes the node does not hold; filling its nonce with a cancellation");
+                        self.cancel(*n, record).await?;
+                    }
+                    Fill::Retire | Fill::Keep => {}
+                }
+            }
             let recorded: Vec<u64> = pending.iter().map(|(n, _)| *n).collect();
             let open = unrecorded(mined, in_pool, Some(nonce), &recorded);
             for n in &open {
@@ -274,6 +279,31 @@ impl Submitter {
             tracing::info!(chain, job = %tx.job, call = %tx.call, nonce = n, hash = %tx.hash, "retired a transaction left in flight");
         }
         self.store.clear_pending(chain, self.signer, n).await?;
+        Ok(())
+    }
+
+    /// What [`decide`] needs to know about a pending record not mined.
+    async fn facts(&self, record: &PendingTx) -> Facts {
+        let cancel = record.call == CANCEL;
+        let known = self.known(record).await;
+        Facts {
+            cancel,
+            resendable: !record.raw.is_empty(),
+            known,
+            // Only asked when it decides anything: an action the node does not hold.
+            needed: if cancel || known != Some(false) {
+                None
+            } else {
+                self.needed(record).await
+            },
+        }
+    }
+
+    /// Sends a record's latest signed bytes again (the node does not hold them).
+    async fn resend(&self, n: u64, record: &PendingTx) -> Result<(), SubmitError> {
+        self.check_lease()?;
+        let outcome = self.send_raw(&record.raw).await;
+        tracing::info!(chain = self.settings.chain_id, nonce = n, job = %record.job, call = %record.call, hash = %record.hash, ?outcome, "signed bytes the node does not hold were sent again");
         Ok(())
     }
 
@@ -380,15 +410,16 @@ mod tests {
     }
 
     #[test]
-    fn a_needed_action_or_one_the_node_holds_is_left_alone() {
-        assert_eq!(decide(5, 5, facts(Some(false), Some(true))), Fill::Keep);
+    fn a_needed_action_the_node_does_not_hold_is_sent_again_and_one_it_holds_is_left_alone() {
+        assert_eq!(decide(5, 5, facts(Some(false), Some(true))), Fill::Resend);
         assert_eq!(decide(5, 5, facts(Some(true), Some(false))), Fill::Keep);
     }
 
     #[test]
-    fn what_cannot_be_told_is_left_for_the_next_pass() {
+    fn what_cannot_be_told_is_never_cancelled() {
         assert_eq!(decide(5, 5, facts(None, Some(false))), Fill::Keep);
-        assert_eq!(decide(5, 5, facts(Some(false), None)), Fill::Keep);
+        // Not held, need unknown: the same bytes again (same nonce) are safe either way.
+        assert_eq!(decide(5, 5, facts(Some(false), None)), Fill::Resend);
     }
 
     #[test]
