@@ -171,16 +171,10 @@ impl Submitter {
                 self.retire(n, record).await?;
                 continue;
             }
-            let facts = self.facts(record).await;
-            match decide(n, mined, facts) {
+            match self.mend(n, record, mined).await? {
                 Fill::Retire => self.retire(n, record).await?,
-                Fill::Keep => {}
-                Fill::Resend => self.resend(n, record).await?,
-                Fill::Cancel => {
-                    tracing::warn!(chain, nonce = n, job = %record.job, call = %record.call, "an action given up left its nonce open; filling it with a cancellation");
-                    self.cancel(n, record).await?;
-                    sent += 1;
-                }
+                Fill::Cancel => sent += 1,
+                Fill::Keep | Fill::Resend => {}
             }
         }
         let recorded: Vec<u64> = pending.iter().map(|(n, _)| *n).collect();
@@ -228,15 +222,7 @@ impl Submitter {
             // Recorded below it and not held by the node (a relayer killed between recording
             // and broadcasting): sent again, or cancelled when given up, as a round's look would.
             for (n, record) in pending.iter().filter(|(n, _)| (in_pool..nonce).contains(n)) {
-                let facts = self.facts(record).await;
-                match decide(*n, mined, facts) {
-                    Fill::Resend => self.resend(*n, record).await?,
-                    Fill::Cancel => {
-                        tracing::warn!(chain, nonce = n, waiting = nonce, job = %record.job, call = %record.call, "a transaction waits behind an action given up whose bytes the node does not hold; filling its nonce with a cancellation");
-                        self.cancel(*n, record).await?;
-                    }
-                    Fill::Retire | Fill::Keep => {}
-                }
+                self.mend(*n, record, mined).await?;
             }
             let recorded: Vec<u64> = pending.iter().map(|(n, _)| *n).collect();
             let open = unrecorded(mined, in_pool, Some(nonce), &recorded);
@@ -280,6 +266,22 @@ impl Submitter {
         }
         self.store.clear_pending(chain, self.signer, n).await?;
         Ok(())
+    }
+
+    /// Decides what the pending record for nonce `n` needs ([`decide`], with the signer's mined
+    /// count `mined`) and carries out a resend or a cancellation; a retirement is left to the
+    /// caller. Returns the decision.
+    async fn mend(&self, n: u64, record: &PendingTx, mined: u64) -> Result<Fill, SubmitError> {
+        let fill = decide(n, mined, self.facts(record).await);
+        match fill {
+            Fill::Resend => self.resend(n, record).await?,
+            Fill::Cancel => {
+                tracing::warn!(chain = self.settings.chain_id, nonce = n, job = %record.job, call = %record.call, "an action given up left its nonce open; filling it with a cancellation");
+                self.cancel(n, record).await?;
+            }
+            Fill::Retire | Fill::Keep => {}
+        }
+        Ok(fill)
     }
 
     /// What [`decide`] needs to know about a pending record not mined.

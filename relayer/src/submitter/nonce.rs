@@ -77,7 +77,8 @@ pub fn is_mined(nonce: u64, mined_count: u64) -> bool {
 /// chain's pending count is behind `reserved_up_to` (the next reservation) and no pending record
 /// (`recorded`, their nonces) holds a nonce in between, so nothing will ever send those nonces;
 /// `None` while the reservation is where the chain is, or a pending record may still fill the
-/// nonces between (its own retry sends it; [`super::gaps`] fills one given up).
+/// nonces between ([`super::gaps`] sends its bytes again when the node lost them, or fills its
+/// nonce when its action was given up).
 pub fn follow(chain_pending: u64, reserved_up_to: Option<u64>, recorded: &[u64]) -> Option<u64> {
     let up_to = reserved_up_to?;
     if chain_pending >= up_to {
