@@ -834,7 +834,8 @@ async fn a_deal_whose_first_attempt_is_the_one_mined_still_lands_and_gets_its_ti
 }
 
 #[tokio::test]
-async fn a_round_that_waits_past_the_lease_ttl_keeps_the_lease_and_no_other_relayer_sends() {
+async fn a_relayer_waiting_past_the_lease_ttl_for_a_deal_keeps_the_lease_and_no_other_relayer_sends()
+ {
     let w = world_with(|s| {
         s.lease_ttl = Duration::from_secs(1);
         s.max_attempts = 50;
@@ -861,8 +862,10 @@ async fn a_round_that_waits_past_the_lease_ttl_keeps_the_lease_and_no_other_rela
         async || ok_if(!pending_records(&w).await.is_empty(), "nothing pending"),
     )
     .await;
-    // Relayer B, same key, starts; a second deal is waiting for whoever holds the lease.
-    let b = submitter_at(&w, &w.chain.url());
+    // Relayer B, same key, starts (through a proxy that counts what it sends); a second deal is
+    // waiting for whoever holds the lease.
+    let counting = FaultyRpc::start(&w.chain.url(), FaultPlan::none()).unwrap();
+    let b = submitter_at(&w, &counting.url());
     let (stop_b, running_b) = run(&b, "relayer-b");
     w.bus
         .publish(
@@ -873,23 +876,30 @@ async fn a_round_that_waits_past_the_lease_ttl_keeps_the_lease_and_no_other_rela
         )
         .await
         .unwrap();
-    // A replaces its transaction each second: at the fourth attempt its round has waited more
-    // than three TTLs.
+    // A replaces its first transaction each second: at the fourth attempt it has waited more
+    // than three TTLs, sending the second deal meanwhile.
     eventually(
         Duration::from_secs(60),
-        "relayer A's round waits through several replacements",
-        async || match pending_records(&w).await.as_slice() {
-            [(_, p)] if p.attempts >= 4 => Ok(()),
-            [(_, p)] => Err(format!("attempts: {}", p.attempts)),
-            other => Err(format!("pending (nonce, attempts): {:?}", summary(other))),
+        "relayer A keeps sending through several replacements",
+        async || {
+            let records = pending_records(&w).await;
+            ok_if(
+                records.len() == 2 && records.iter().any(|(_, p)| p.attempts >= 4),
+                format!("pending (nonce, attempts): {:?}", summary(&records)),
+            )
         },
     )
     .await;
     let (pending, _) = relayer_counts(&w).await;
     assert_eq!(
         pending,
-        before + 1,
-        "only relayer A's deal is in the pool: relayer B sent nothing while A held the lease"
+        before + 2,
+        "relayer A sent both deals, one nonce each"
+    );
+    assert_eq!(
+        counting.stats().seen_of("eth_sendRawTransaction"),
+        0,
+        "relayer B sent nothing while A held the lease"
     );
     // Blocks come again: A's deal lands, then the second deal is landed too, once.
     w.chain.mine_instantly();
@@ -908,6 +918,59 @@ async fn a_round_that_waits_past_the_lease_ttl_keeps_the_lease_and_no_other_rela
     running_b.await.unwrap();
     let (pending, mined) = relayer_counts(&w).await;
     assert_eq!((pending, mined), (before + 2, before + 2));
+}
+
+#[tokio::test]
+async fn a_deal_that_comes_while_an_earlier_one_waits_to_be_mined_is_sent_at_once() {
+    let w = world_with(|s| s.max_attempts = 50).await;
+    let (job_a, hash_a) = run_job(&w, 600).await;
+    let (job_b, hash_b) = run_job(&w, 600).await;
+    let (before, _) = relayer_counts(&w).await;
+    // No blocks: the first deal waits to be mined (replaced each second) for as long as the test
+    // holds them back.
+    w.chain.stop_mining();
+    publish_deal(&w, job_a, hash_a).await;
+    let (stop, running) = run_submitter(&w, "relayer");
+    eventually(
+        Duration::from_secs(30),
+        "the first deal is sent",
+        async || ok_if(!pending_records(&w).await.is_empty(), "nothing pending"),
+    )
+    .await;
+    w.bus
+        .publish(
+            Topic::Deals,
+            CHAIN,
+            "second",
+            &signed_deal(&w, job_b, hash_b, &provider_key()),
+        )
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the second deal is sent while the first waits to be mined (not after it)",
+        async || {
+            let (pending, mined) = relayer_counts(&w).await;
+            ok_if(
+                (pending, mined) == (before + 2, before),
+                format!("(pending, mined) ({pending}, {mined}) from {before}"),
+            )
+        },
+    )
+    .await;
+    w.chain.mine_instantly();
+    w.chain.rpc("evm_mine", "[]");
+    eventually(Duration::from_secs(60), "both deals land", async || {
+        let (a, b) = (state(&w, job_a).await, state(&w, job_b).await);
+        ok_if(
+            a == Some(JobStatus::Agreed) && b == Some(JobStatus::Agreed),
+            format!("{a:?} {b:?}"),
+        )
+    })
+    .await;
+    stop.cancel();
+    running.await.unwrap();
+    assert_eq!(relayer_counts(&w).await, (before + 2, before + 2));
 }
 
 #[tokio::test]
@@ -985,21 +1048,53 @@ async fn a_deal_whose_every_send_was_lost_and_that_is_no_longer_needed_leaves_no
 /// A previous relayer signed agreeDeal for `deal` at the signer's next nonce (returned), recorded
 /// it as pending, and was killed before the bytes reached the node.
 async fn signed_recorded_and_never_sent(w: &World, deal: &SignedDeal) -> u64 {
-    use alloy::network::eip2718::Encodable2718;
-    use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
-    use alloy::rpc::types::TransactionRequest;
     use alloy::sol_types::SolCall;
-
-    let (before, _) = relayer_counts(w).await;
     let call = Lilypad::agreeDealCall {
         deal: Lilypad::Deal::from(&deal.terms),
         providerSignature: deal.signature.clone(),
     };
+    let (job, request) = (deal.terms.job_id, deal.terms.request_hash);
+    recorded_and_never_sent(w, job, request, "agreeDeal", call.abi_encode()).await
+}
+
+/// As [`signed_recorded_and_never_sent`], for submitResult of `result`.
+async fn result_recorded_and_never_sent(w: &World, result: &SignedResult) -> u64 {
+    use alloy::sol_types::SolCall;
+    let call = Lilypad::submitResultCall {
+        result: Lilypad::ResultData {
+            jobId: result.key.job_id,
+            status: result.status,
+            resultCid: Bytes::from(result.result_cid.as_bytes().to_vec()),
+            exitCode: result.exit_code,
+            error: result.error.clone(),
+        },
+        inlineOutput: result.inline_output.clone(),
+        providerSignature: result.signature.clone(),
+    };
+    let (job, request) = (result.key.job_id, result.request_hash);
+    recorded_and_never_sent(w, job, request, "submitResult", call.abi_encode()).await
+}
+
+/// A previous relayer signed `call` (calldata `data`) to Lilypad for `job`, then under request
+/// `request`, at the signer's next nonce (returned), recorded it as pending, and was killed
+/// before the bytes reached the node.
+async fn recorded_and_never_sent(
+    w: &World,
+    job: U256,
+    request: B256,
+    call: &str,
+    data: Vec<u8>,
+) -> u64 {
+    use alloy::network::eip2718::Encodable2718;
+    use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
+    use alloy::rpc::types::TransactionRequest;
+
+    let (before, _) = relayer_counts(w).await;
     let key: PrivateKeySigner = dev_keys::RELAYER.parse().unwrap();
     let envelope = TransactionRequest::default()
         .with_from(key.address())
         .with_to(w.chain.lilypad)
-        .with_input(Bytes::from(call.abi_encode()))
+        .with_input(Bytes::from(data))
         .with_nonce(before)
         .with_gas_limit(1_000_000)
         .with_max_fee_per_gas(5_000_000_000)
@@ -1009,8 +1104,9 @@ async fn signed_recorded_and_never_sent(w: &World, deal: &SignedDeal) -> u64 {
         .await
         .unwrap();
     let record = PendingTx {
-        job: deal.terms.job_id,
-        call: "agreeDeal".into(),
+        job,
+        request_hash: request,
+        call: call.into(),
         hash: *envelope.tx_hash(),
         hashes: vec![*envelope.tx_hash()],
         attempts: 1,
@@ -1172,6 +1268,53 @@ async fn settles_at(
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_result_a_killed_relayer_signed_for_a_request_a_reorganisation_replaced_is_not_sent() {
+    let w = world().await;
+    w.chain.stop_mining();
+    w.chain.mine_instantly();
+    let before_request = head(&w).await;
+    let (job, old_request) = run_job(&w, 600).await;
+    // A reorganisation removes the request, and another request takes its job id and is dealt.
+    reorg_after(&w, before_request).await;
+    let (again, new_request) = run_job(&w, 300).await;
+    assert_eq!(again, job, "the job id is reused");
+    assert_ne!(new_request, old_request);
+    w.submitter
+        .submit_deal(&signed_deal(&w, job, new_request, &provider_key()))
+        .await
+        .unwrap();
+    // A previous relayer had signed the old request's result (the provider's signature binds the
+    // job id only, so the contract would take it for the new request), recorded it and was
+    // killed before sending it.
+    let nonce = result_recorded_and_never_sent(&w, &signed_result(&w, job, old_request)).await;
+
+    let (stop, running) = run_submitter(&w, "restarted");
+    eventually(
+        Duration::from_secs(60),
+        "the old result's nonce is filled and nothing is left pending",
+        async || {
+            let (pending, mined) = relayer_counts(&w).await;
+            let records = pending_records(&w).await;
+            ok_if(
+                mined > nonce && pending == mined && records.is_empty(),
+                format!(
+                    "(pending, mined) ({pending}, {mined}), nonce {nonce}; records {:?}",
+                    summary(&records)
+                ),
+            )
+        },
+    )
+    .await;
+    stop.cancel();
+    running.await.unwrap();
+    assert_eq!(
+        state(&w, job).await,
+        Some(JobStatus::Agreed),
+        "the old request's result was not landed on the new request"
+    );
 }
 
 #[tokio::test]

@@ -161,12 +161,24 @@ impl Submitter {
     /// follow-ups). Returns how many cancellations were sent.
     pub async fn fill_gaps(&self) -> Result<usize, SubmitError> {
         let chain = self.settings.chain_id;
-        let pending: Vec<(u64, PendingTx)> = self.store.pending(chain, self.signer).await?;
-        let reserved = self.store.reserved_up_to(chain, self.signer).await?;
+        let (pending, reserved) = {
+            // Read under the send lock: no reservation of this relayer is then between reserving
+            // and recording, so a reserved nonce with no record is one nothing is recording.
+            let _turn = self.send_turn.lock().await;
+            let pending: Vec<(u64, PendingTx)> = self.store.pending(chain, self.signer).await?;
+            (
+                pending,
+                self.store.reserved_up_to(chain, self.signer).await?,
+            )
+        };
         let mined = self.transaction_count(false).await?;
         let mut sent = 0;
         for (n, record) in &pending {
             let n = *n;
+            if self.busy(record.job) {
+                // Its own task, still running, waits for it (and mends it when not mined).
+                continue;
+            }
             if nonce::is_mined(n, mined) {
                 self.retire(n, record).await?;
                 continue;
@@ -324,12 +336,18 @@ impl Submitter {
         Some(false)
     }
 
-    /// Whether a record's action is still needed: the job is in the state its call needs, and the
-    /// call, made now, would not be refused for good. `None` when that cannot be told.
+    /// Whether a record's action is still needed: the job still has the request it was signed
+    /// for (when the record names one), is in the state its call needs, and the call, made now,
+    /// would not be refused for good. `None` when that cannot be told.
     async fn needed(&self, record: &PendingTx) -> Option<bool> {
         let after = After::of_call(&record.call)?;
-        let (state, _) = self.job_state(record.job).await.ok()?;
-        if state != Some(gate::needed(after.done)) {
+        let on_chain = self.job(record.job).await.ok()?;
+        if !record.request_hash.is_zero() && record.request_hash != on_chain.requestHash {
+            // A reorganisation gave the job id to another request: the contract binds a result
+            // to the job id only, so these bytes would land the old request's result on it.
+            return Some(false);
+        }
+        if on_chain.state() != Some(gate::needed(after.done)) {
             return Some(false);
         }
         let envelope = TxEnvelope::decode_2718(&mut record.raw.as_ref()).ok()?;
@@ -361,6 +379,7 @@ impl Submitter {
             .map_err(|e| rpc("fee estimate")(e.to_string()))?;
         let mut sent = Sent {
             job: record.job,
+            request_hash: record.request_hash,
             call: CANCEL,
             after: None,
             base: TransactionRequest::default()

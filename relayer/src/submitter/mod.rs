@@ -5,13 +5,15 @@
 //!   that is no longer `Requested`, or a result for one past `Agreed`, is dropped with a log
 //!   line, not sent. A result whose deal is not mined yet is kept and tried again.
 //! - Transactions are prepared together and sent in nonce order: each round takes the waiting
-//!   deals, then the results, then the due actions; within each of those phases the messages are
+//!   deals, then the results, then the due actions, and starts each on its own task ([`phases`]),
 //!   prepared concurrently (up to [`PREPARE_AT_ONCE`] at a time: the job read, the gas estimate,
 //!   the fee estimate and the chain's pending count, the last two read once per phase), so one
 //!   slow or failed call holds only its own transaction. Only the short section "reserve the
 //!   nonce, sign, record as pending, broadcast" is taken one transaction at a time (a lock shared
 //!   by every clone of the submitter), so nonces go out in order with no gap and a first send the
-//!   node refuses can still give its nonce back. Confirmations then overlap.
+//!   node refuses can still give its nonce back. Confirmations then overlap, and outlive their
+//!   round: the running submitter does not wait for them before taking what came meanwhile (at
+//!   most [`MAX_IN_PROGRESS`] in progress, one per job).
 //! - Nonces come from Redis (reserved atomically, at least the chain's pending nonce; see
 //!   [`nonce`]). Every transaction is signed here and recorded there as pending (every attempt's
 //!   hash, the latest signed bytes) before it is broadcast, until one of its attempts is mined; a
@@ -94,6 +96,11 @@ pub enum Submitted {
 pub struct PendingTx {
     /// The job it is for.
     pub job: U256,
+    /// The request the job had when this was signed (zero for a cancellation, and in records
+    /// written before this field): once a reorganisation gives the job id to another request,
+    /// the action is not needed any more and is never sent again.
+    #[serde(default)]
+    pub request_hash: B256,
     /// The function called.
     pub call: String,
     /// The latest hash sent for this nonce.
@@ -214,15 +221,35 @@ pub struct Submitter {
     send_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// How reorganisations are followed, and the last one seen ([`reorg`]).
     reorg: std::sync::Arc<reorg::Watch>,
+    /// The jobs a message or due action of this relayer is being carried out for, from its job
+    /// read to its outcome ([`phases`]): one at a time per job, across rounds. Shared by every
+    /// clone.
+    busy: std::sync::Arc<std::sync::Mutex<HashSet<U256>>>,
+    /// Bounds the messages and due actions in progress at once ([`MAX_IN_PROGRESS`]).
+    in_progress: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Bounds the preparations (job read, estimates) at once ([`PREPARE_AT_ONCE`]).
+    preparing: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Every message and due action a round started, still running after its round ended while
+    /// its transaction waits to be mined.
+    tasks: tokio_util::task::TaskTracker,
 }
 
-/// How many messages (or due actions) of one phase are prepared at once: job read, estimates.
+/// How many messages (or due actions) are prepared at once: job read, estimates.
 pub const PREPARE_AT_ONCE: usize = 16;
+
+/// How many messages and due actions are in progress at once, from their job read until their
+/// transaction is mined (or they end otherwise). A round takes no more than there is room for.
+pub const MAX_IN_PROGRESS: usize = 64;
+
+/// How many messages (or due actions) one round takes from each stream (and from the due set).
+const TAKE_AT_ONCE: usize = 32;
 
 /// How long a round waits on an empty deals or results stream.
 const ROUND_WAIT: Duration = Duration::from_millis(100);
 /// The pause between two rounds.
 const ROUND_PAUSE: Duration = Duration::from_millis(50);
+/// How long a message waits when its job has another message or due action in progress.
+const BUSY_RETRY: Duration = Duration::from_millis(500);
 
 impl Submitter {
     /// A submitter sending with `key` through `rpc` (one URL or several of the same chain), with
@@ -266,6 +293,10 @@ impl Submitter {
             gaps_checked: Default::default(),
             send_turn: Default::default(),
             reorg: Default::default(),
+            busy: Default::default(),
+            in_progress: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_PROGRESS)),
+            preparing: std::sync::Arc::new(tokio::sync::Semaphore::new(PREPARE_AT_ONCE)),
+            tasks: tokio_util::task::TaskTracker::new(),
         })
     }
 
@@ -372,6 +403,7 @@ impl Submitter {
         let sent = self
             .dispatch(
                 job,
+                deal.terms.request_hash,
                 "agreeDeal",
                 call.abi_encode().into(),
                 After::DEAL,
@@ -410,6 +442,7 @@ impl Submitter {
         let sent = self
             .dispatch(
                 job,
+                result.request_hash,
                 "submitResult",
                 call.abi_encode().into(),
                 After::RESULT,
@@ -427,7 +460,8 @@ impl Submitter {
         now: u64,
         reads: &PhaseReads,
     ) -> Result<Step, SubmitError> {
-        let (state, deadline) = self.job_state(job).await?;
+        let on_chain = self.job(job).await?;
+        let (state, deadline) = (on_chain.state(), on_chain.deadline.to::<u64>());
         match gate::action(action, state, deadline, now) {
             ActionGate::Send => {}
             ActionGate::Done(why) => {
@@ -447,7 +481,14 @@ impl Submitter {
             Action::Settle => ("settle", Lilypad::settleCall { jobId: job }.abi_encode()),
         };
         let sent = match self
-            .dispatch(job, name, data.into(), After::action(action), reads)
+            .dispatch(
+                job,
+                on_chain.requestHash,
+                name,
+                data.into(),
+                After::action(action),
+                reads,
+            )
             .await
         {
             Err(

@@ -1,7 +1,15 @@
 //! A submitter round, in three phases (deals, results, due actions), and the lease loop that
 //! runs rounds while this relayer holds the right to send with the chain's signer.
+//!
+//! Each message and due action is carried out on its own task, from its job read until its
+//! transaction is mined, so a round does not wait for confirmations: the next round takes what
+//! came meanwhile at once (a deal is never held behind the settlements of the round before).
+//! One job has at most one message or due action in progress ([`Submitter::busy`]), so what
+//! depends on an earlier transaction for its job (a result on its deal, a timeout racing a
+//! result) waits for that one to end.
 
-use tokio::sync::Semaphore;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
 
 use super::send::PhaseReads;
 use super::*;
@@ -19,7 +27,7 @@ trait Signed: serde::de::DeserializeOwned {
         &self,
         submitter: &Submitter,
         reads: &PhaseReads,
-    ) -> impl Future<Output = Result<Step, SubmitError>>;
+    ) -> impl Future<Output = Result<Step, SubmitError>> + Send;
 }
 
 impl Signed for SignedDeal {
@@ -32,7 +40,7 @@ impl Signed for SignedDeal {
         &self,
         submitter: &Submitter,
         reads: &PhaseReads,
-    ) -> impl Future<Output = Result<Step, SubmitError>> {
+    ) -> impl Future<Output = Result<Step, SubmitError>> + Send {
         submitter.prepare_deal(self, reads)
     }
 }
@@ -47,7 +55,7 @@ impl Signed for SignedResult {
         &self,
         submitter: &Submitter,
         reads: &PhaseReads,
-    ) -> impl Future<Output = Result<Step, SubmitError>> {
+    ) -> impl Future<Output = Result<Step, SubmitError>> + Send {
         submitter.prepare_result(self, reads)
     }
 }
@@ -95,16 +103,10 @@ impl Submitter {
         }
     }
 
-    /// One round: redoes what a reorganisation undid ([`super::reorg`]), fills the nonces of
-    /// given-up actions ([`super::gaps`]), then lands the deals
-    /// waiting on the stream, then the results, then the due actions.
-    /// Within each of those three phases the transactions are prepared concurrently (job read,
-    /// gas estimate; at most [`PREPARE_AT_ONCE`] at a time), sent with consecutive nonces as each
-    /// is ready, and confirmed together, so a batch costs about one block, not one block per
-    /// transaction, and one slow call holds only its own transaction. The phases follow one
-    /// another because each can depend on the one before (a result needs its deal mined; a
-    /// timeout must not race a result). Returns how many transactions landed.
-    pub async fn round(&self, wait: Duration) -> Result<usize, SubmitError> {
+    /// What starts each round: redoes what a reorganisation undid ([`super::reorg`]) and, at most
+    /// once per `replace_after`, fills the nonces of given-up actions ([`super::gaps`]). A failure
+    /// other than a lost lease is logged and the look is taken again next round.
+    async fn look_back(&self) -> Result<(), SubmitError> {
         let chain = self.settings.chain_id;
         let due = self.gaps_due();
         match self.follow_reorgs(due).await {
@@ -123,45 +125,74 @@ impl Submitter {
                 }
             }
         }
-        let mut landed = self.land::<SignedDeal>(wait).await?;
-        landed += self.land::<SignedResult>(wait).await?;
+        Ok(())
+    }
 
-        self.check_lease()?;
-        let now = self.chain_time().await?;
-        let reads = PhaseReads::default();
-        let preparing = Semaphore::new(PREPARE_AT_ONCE);
-        let (reads, preparing) = (&reads, &preparing);
-        let mut inflight = FuturesUnordered::new();
-        for (job, action) in self
-            .store
-            .claim_due(chain, now, 32, self.settings.claim_retry)
-            .await?
-        {
-            inflight.push(async move {
-                let step = {
-                    let _turn = preparing.acquire().await.ok();
-                    self.prepare_action(job, action, now, reads).await
-                };
-                let outcome = match step {
-                    Ok(step) => self.run_step(step).await,
-                    Err(e) => Err(e),
-                };
-                report_action(chain, job, action, outcome)
-            });
-        }
-        while let Some(n) = inflight.next().await {
-            landed += n;
-        }
+    /// One round, seen through to the end: the look back ([`Submitter::look_back`]), then the
+    /// deals waiting on the stream, then the results, then the due actions, each phase waiting
+    /// for its transactions to be mined before the next begins (so a result finds its deal
+    /// mined, and a settlement falling due with it lands in the same round). Within a phase the
+    /// transactions are prepared concurrently (job read, gas estimate; at most
+    /// [`PREPARE_AT_ONCE`] at a time), sent with consecutive nonces as each is ready, and
+    /// confirmed together. Returns how many transactions landed. [`Submitter::run`] does not
+    /// wait like this: it starts the phases and goes on to the next round while they are mined.
+    pub async fn round(&self, wait: Duration) -> Result<usize, SubmitError> {
+        self.look_back().await?;
+        let mut landed = joined(self.start::<SignedDeal>(wait).await?).await;
+        landed += joined(self.start::<SignedResult>(wait).await?).await;
+        landed += joined(self.start_due().await?).await;
         self.check_lease()?;
         Ok(landed)
     }
 
-    /// One phase of a round: the messages of one kind waiting on their stream, prepared
-    /// concurrently, sent as each is ready and confirmed together. Every message is seen through
-    /// to its outcome (acknowledged, rejected or retried) before the phase ends, even when
-    /// another's fails to be acknowledged: the first such failure is returned afterwards.
-    async fn land<M: Signed>(&self, wait: Duration) -> Result<usize, SubmitError> {
+    /// One round as [`Submitter::run`] takes it: the look back, then the deals, results and due
+    /// actions started, each carried out on its own task ([`Submitter::start`]), without waiting
+    /// for any of them to be mined. A message or due action whose job has one in progress (its
+    /// deal still being mined when its result comes, a timeout falling due while its result is
+    /// in flight) waits for that one to end ([`Submitter::busy`]).
+    async fn pipelined_round(&self, wait: Duration) -> Result<(), SubmitError> {
+        self.look_back().await?;
+        self.start::<SignedDeal>(wait).await?;
+        self.start::<SignedResult>(wait).await?;
+        self.start_due().await?;
+        self.check_lease()
+    }
+
+    /// Marks `job` as having a message or due action in progress, unless it has one already.
+    fn claim_job(&self, job: U256) -> Option<BusyJob> {
+        let mut busy = self
+            .busy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        busy.insert(job).then(|| BusyJob {
+            busy: self.busy.clone(),
+            job,
+        })
+    }
+
+    /// Whether `job` has a message or due action of this relayer in progress: its pending
+    /// records are its own task's to mend.
+    pub(super) fn busy(&self, job: U256) -> bool {
+        self.busy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&job)
+    }
+
+    /// Takes the messages of one kind waiting on their stream (as many as there is room for in
+    /// [`MAX_IN_PROGRESS`], at most [`TAKE_AT_ONCE`]) and starts each on its own task: checked
+    /// against the job on-chain, sent, waited for until mined, then acknowledged, rejected or
+    /// retried ([`Submitter::finish`]). Returns the tasks, each yielding how many transactions it
+    /// landed. A message whose job has one in progress is put back for a moment.
+    async fn start<M: Signed + Send + Sync + 'static>(
+        &self,
+        wait: Duration,
+    ) -> Result<Vec<JoinHandle<usize>>, SubmitError> {
         self.check_lease()?;
+        let room = self.in_progress.available_permits().min(TAKE_AT_ONCE);
+        if room == 0 {
+            return Ok(Vec::new());
+        }
         let chain = self.settings.chain_id;
         let consumer = self
             .bus
@@ -171,12 +202,9 @@ impl Submitter {
                 &format!("relayer-{}s-{chain}", M::WHAT),
             )
             .await?;
-        let reads = PhaseReads::default();
-        let preparing = Semaphore::new(PREPARE_AT_ONCE);
-        let (reads, preparing) = (&reads, &preparing);
-        let mut inflight = FuturesUnordered::new();
-        let mut jobs = HashSet::new();
-        for r in consumer.fetch(32, wait).await? {
+        let reads = Arc::new(PhaseReads::default());
+        let mut tasks = Vec::new();
+        for r in consumer.fetch(room, wait).await? {
             let Received::Message(d) = r else {
                 if let Received::Malformed(m) = r {
                     tracing::error!(chain, subject = %m.subject, reason = %m.reason, "dropped a malformed {} message", M::WHAT);
@@ -184,40 +212,80 @@ impl Submitter {
                 continue;
             };
             let key = d.body.key();
-            if !jobs.insert(key.job_id) {
-                // Another message for this job is in flight: look again once it is mined.
-                d.retry_after(Duration::from_secs(1)).await?;
+            let (Some(busy), Ok(room)) = (
+                self.claim_job(key.job_id),
+                self.in_progress.clone().try_acquire_owned(),
+            ) else {
+                // Another message or due action for this job is in progress: look again once
+                // it has ended.
+                d.retry_after(BUSY_RETRY).await?;
                 continue;
-            }
-            inflight.push(async move {
+            };
+            let (submitter, reads) = (self.clone(), reads.clone());
+            tasks.push(self.tasks.spawn(async move {
+                let _held = (busy, room);
                 let step = {
                     // The semaphore is never closed: without a permit (never) it goes on.
-                    let _turn = preparing.acquire().await.ok();
-                    d.body.prepare(self, reads).await
+                    let _turn = submitter.preparing.acquire().await.ok();
+                    d.body.prepare(&submitter, &reads).await
                 };
                 let outcome = match step {
-                    Ok(step) => self.run_step(step).await,
+                    Ok(step) => submitter.run_step(step).await,
                     Err(e) => Err(e),
                 };
-                self.finish(key, M::WHAT, outcome, *d).await
-            });
-        }
-        let mut landed = 0;
-        let mut failed = None;
-        while let Some(r) = inflight.next().await {
-            match r {
-                Ok(n) => landed += n,
-                Err(e) => {
-                    tracing::warn!(chain, error = %e, "a {} could not be acknowledged or put back; the stream delivers it again", M::WHAT);
-                    failed.get_or_insert(e);
+                match submitter.finish(key, M::WHAT, outcome, *d).await {
+                    Ok(landed) => landed,
+                    Err(e) => {
+                        tracing::warn!(chain, job = %key, error = %e, "a {} could not be acknowledged or put back; the stream delivers it again", M::WHAT);
+                        0
+                    }
                 }
-            }
+            }));
         }
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        Ok(tasks)
+    }
+
+    /// Claims the due actions (as many as there is room for, at most [`TAKE_AT_ONCE`]) and starts
+    /// each on its own task: checked against the job and the chain's clock, sent, waited for.
+    /// One whose job has a message or action in progress is made due again at once (looked at
+    /// next round), so a timeout never races the result being mined for its job.
+    async fn start_due(&self) -> Result<Vec<JoinHandle<usize>>, SubmitError> {
         self.check_lease()?;
-        Ok(landed)
+        let room = self.in_progress.available_permits().min(TAKE_AT_ONCE);
+        if room == 0 {
+            return Ok(Vec::new());
+        }
+        let chain = self.settings.chain_id;
+        let now = self.chain_time().await?;
+        let reads = Arc::new(PhaseReads::default());
+        let mut tasks = Vec::new();
+        for (job, action) in self
+            .store
+            .claim_due(chain, now, room, self.settings.claim_retry)
+            .await?
+        {
+            let (Some(busy), Ok(room)) = (
+                self.claim_job(job),
+                self.in_progress.clone().try_acquire_owned(),
+            ) else {
+                self.store.schedule(chain, job, action, now).await?;
+                continue;
+            };
+            let (submitter, reads) = (self.clone(), reads.clone());
+            tasks.push(self.tasks.spawn(async move {
+                let _held = (busy, room);
+                let step = {
+                    let _turn = submitter.preparing.acquire().await.ok();
+                    submitter.prepare_action(job, action, now, &reads).await
+                };
+                let outcome = match step {
+                    Ok(step) => submitter.run_step(step).await,
+                    Err(e) => Err(e),
+                };
+                report_action(chain, job, action, outcome)
+            }));
+        }
+        Ok(tasks)
     }
 
     async fn finish<T>(
@@ -278,11 +346,9 @@ impl Submitter {
     }
 
     /// Runs rounds until `stop` is cancelled, while holding the lease for this signer on this
-    /// chain. While a round runs the lease is renewed every third of its TTL; the moment a
-    /// renewal fails (the lease lapsed and may be someone else's, or Redis cannot say in time)
-    /// the round stops sending and ends, leaving what it has in flight recorded as pending for
-    /// the lease's next holder. On the way out the lease is given up, so another relayer with
-    /// this key takes over at once instead of after the lease's TTL.
+    /// chain ([`Submitter::hold`]). Another relayer with this key holding it, this one waits and
+    /// asks again. On the way out the lease is given up, so another relayer with this key takes
+    /// over at once instead of after the lease's TTL.
     pub async fn run(
         &self,
         holder: &str,
@@ -293,61 +359,17 @@ impl Submitter {
         let chain = self.settings.chain_id;
         let lease_name = format!("submit:{chain}:{}", self.signer);
         let mut lease = None;
-        // Whether what a previous holder left in flight was retired since the lease became ours.
-        let mut recovered = false;
         while !stop.is_cancelled() {
             let acquired_at = tokio::time::Instant::now();
-            let held = self
+            let pause = match self
                 .store
                 .try_acquire_lease(&lease_name, holder, self.settings.lease_ttl)
-                .await;
-            match &held {
-                Ok(Some(_)) if !recovered => match self.recover().await {
-                    Ok(_) => recovered = true,
-                    Err(e) => {
-                        tracing::warn!(chain, error = %e, "could not retire the pending transactions a previous run left; trying again next round");
-                    }
-                },
-                Ok(None) => recovered = false,
-                _ => {}
-            }
-            if let Ok(l) = &held {
-                lease.clone_from(l);
-            }
-            let pause = match held {
-                // Each stream is waited on for at most ROUND_WAIT when empty, so an idle round
-                // takes about 2 x ROUND_WAIT + ROUND_PAUSE and due actions are never held longer.
+                .await
+            {
                 Ok(Some(held)) => {
-                    let lost = stop.child_token();
-                    let guarded = Submitter {
-                        lease: lost.clone(),
-                        ..self.clone()
-                    };
-                    let round = guarded.round(ROUND_WAIT);
-                    tokio::pin!(round);
-                    let outcome = tokio::select! {
-                        r = &mut round => r,
-                        () = keep_lease(&self.store, &held, acquired_at, &lost) => round.await,
-                    };
-                    lost.cancel();
-                    match outcome {
-                        Ok(_) => {
-                            health.submitted(name);
-                            ROUND_PAUSE
-                        }
-                        Err(e @ SubmitError::LeaseLost { .. }) => {
-                            recovered = false;
-                            tracing::warn!(chain, reason = %e, "submitter round ended early");
-                            Duration::from_millis(500)
-                        }
-                        Err(e) => {
-                            health.failed(name, &format!("submitting: {e}"));
-                            metrics::counter!("lilypad_failures_total", "chain" => chain.to_string(), "stage" => "submit")
-                                .increment(1);
-                            tracing::error!(chain, error = %e, "submitter round failed");
-                            Duration::from_secs(2)
-                        }
-                    }
+                    lease = Some(held.clone());
+                    self.hold(&held, acquired_at, &health, name, &stop).await;
+                    Duration::from_millis(500)
                 }
                 Ok(None) => Duration::from_secs(1), // another relayer sends with this key
                 Err(e) => {
@@ -366,6 +388,98 @@ impl Submitter {
             tracing::warn!(chain, error = %e, "could not give up the submit lease; it lapses after its TTL");
         }
     }
+
+    /// What this relayer does while it holds `held` (taken at `acquired_at`): retires what a
+    /// previous holder left in flight ([`Submitter::recover`]), then runs pipelined rounds
+    /// ([`Submitter::pipelined_round`]) one after another, renewing the lease every third of its
+    /// TTL, until a renewal fails or `stop`. Then nothing more is sent: what is in flight ends at
+    /// once, left recorded as pending for the lease's next holder, and is waited for.
+    async fn hold(
+        &self,
+        held: &lilypad_store::Lease,
+        acquired_at: tokio::time::Instant,
+        health: &crate::health::Health,
+        name: &str,
+        stop: &CancellationToken,
+    ) {
+        let chain = self.settings.chain_id;
+        let lost = stop.child_token();
+        let guarded = Submitter {
+            lease: lost.clone(),
+            ..self.clone()
+        };
+        let rounds = async {
+            let mut recovered = false;
+            while !lost.is_cancelled() {
+                if !recovered {
+                    match guarded.recover().await {
+                        Ok(_) => recovered = true,
+                        Err(SubmitError::LeaseLost { .. }) => break,
+                        Err(e) => {
+                            tracing::warn!(chain, error = %e, "could not retire the pending transactions a previous run left; trying again next round");
+                        }
+                    }
+                }
+                // Each stream is waited on for at most ROUND_WAIT when empty, so an idle round
+                // takes about 2 x ROUND_WAIT + ROUND_PAUSE and due actions are never held longer.
+                let pause = match guarded.pipelined_round(ROUND_WAIT).await {
+                    Ok(()) => {
+                        health.submitted(name);
+                        ROUND_PAUSE
+                    }
+                    Err(e @ SubmitError::LeaseLost { .. }) => {
+                        tracing::warn!(chain, reason = %e, "submitter round ended early");
+                        break;
+                    }
+                    Err(e) => {
+                        health.failed(name, &format!("submitting: {e}"));
+                        metrics::counter!("lilypad_failures_total", "chain" => chain.to_string(), "stage" => "submit")
+                            .increment(1);
+                        tracing::error!(chain, error = %e, "submitter round failed");
+                        Duration::from_secs(2)
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = lost.cancelled() => {}
+                }
+            }
+        };
+        tokio::pin!(rounds);
+        tokio::select! {
+            () = &mut rounds => {}
+            () = keep_lease(&self.store, held, acquired_at, &lost) => rounds.await,
+        }
+        lost.cancel();
+        // Every task sees the lease lost and ends without sending more.
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.tasks.reopen();
+    }
+}
+
+/// Marks a job as having a message or due action in progress ([`Submitter::busy`]) until dropped.
+struct BusyJob {
+    busy: Arc<std::sync::Mutex<HashSet<U256>>>,
+    job: U256,
+}
+
+impl Drop for BusyJob {
+    fn drop(&mut self) {
+        self.busy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.job);
+    }
+}
+
+/// How many transactions the tasks landed, once all have ended (a task that panicked, none).
+async fn joined(tasks: Vec<JoinHandle<usize>>) -> usize {
+    let mut landed = 0;
+    for task in tasks {
+        landed += task.await.unwrap_or(0);
+    }
+    landed
 }
 
 /// Renews `lease` every third of its TTL for as long as it is awaited, and cancels `lost` and

@@ -271,9 +271,15 @@ impl Submitter {
     }
 
     /// Moves the next nonce back to the chain's pending count when nothing pending holds the
-    /// nonces between ([`nonce::follow`]). Returns whether it moved. Taken only where this
-    /// submitter has no reservation in progress.
+    /// nonces between ([`nonce::follow`]). Returns whether it moved. Takes the send lock, so no
+    /// reservation of this relayer is between reserving and recording while it looks.
     pub async fn follow_chain(&self) -> Result<bool, SubmitError> {
+        let _turn = self.send_turn.lock().await;
+        self.follow_chain_locked().await
+    }
+
+    /// [`Submitter::follow_chain`] for a caller that holds the send lock.
+    async fn follow_chain_locked(&self) -> Result<bool, SubmitError> {
         let chain = self.settings.chain_id;
         // The records first, then the chain's count: a record retired in between was mined, and
         // the count read after it includes it.
@@ -308,8 +314,8 @@ impl Submitter {
         Ok(moved)
     }
 
-    /// Just before a nonce is reserved (and, with several sends in flight, in the same section
-    /// as the reservation, so no other reservation is in progress): when the indexer noticed a
+    /// Just before a nonce is reserved, under the send lock (so no other reservation is in
+    /// progress): when the indexer noticed a
     /// reorganisation the round has not handled yet, the next nonce follows the chain first, so
     /// a transaction sent in the meantime does not wait behind nonces the chain no longer has.
     /// The round's next start re-checks the kept landings.
@@ -321,7 +327,7 @@ impl Submitter {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if seen.is_some_and(|s| s != count) {
-            self.follow_chain().await?;
+            self.follow_chain_locked().await?;
         }
         Ok(())
     }
@@ -498,7 +504,14 @@ impl Submitter {
                             continue;
                         };
                         match self
-                            .dispatch(job, name, landed.input.clone(), after, &reads)
+                            .dispatch(
+                                job,
+                                landed.request_hash,
+                                name,
+                                landed.input.clone(),
+                                after,
+                                &reads,
+                            )
                             .await
                         {
                             Ok(sent) => inflight

@@ -28,6 +28,9 @@ use super::*;
 /// A transaction sent and not yet confirmed.
 pub(super) struct Sent {
     pub(super) job: U256,
+    /// The request the job had when this was signed (zero for a cancellation of an unrecorded
+    /// nonce).
+    pub(super) request_hash: B256,
     pub(super) call: &'static str,
     /// What its landing makes done and due (`None` for a cancellation).
     pub(super) after: Option<After>,
@@ -48,6 +51,7 @@ impl Sent {
     fn record(&self) -> PendingTx {
         PendingTx {
             job: self.job,
+            request_hash: self.request_hash,
             call: self.call.into(),
             hash: self.hash,
             hashes: self.hashes.clone(),
@@ -135,6 +139,7 @@ impl Submitter {
     pub(super) async fn dispatch(
         &self,
         job: U256,
+        request_hash: B256,
         call: &'static str,
         data: Bytes,
         after: After,
@@ -146,7 +151,10 @@ impl Submitter {
             .with_from(self.signer)
             .with_to(self.settings.lilypad)
             .with_input(data);
-        if let Some(sent) = self.in_flight(job, call, &base, after).await? {
+        if let Some(sent) = self
+            .in_flight(job, request_hash, call, &base, after)
+            .await?
+        {
             return Ok(sent);
         }
         let gas = match self.provider.estimate_gas(base.clone()).await {
@@ -179,6 +187,7 @@ impl Submitter {
         let nonce = self.nonces().reserve(chain_nonce).await?;
         let mut sent = Sent {
             job,
+            request_hash,
             call,
             after: Some(after),
             base,
@@ -195,21 +204,24 @@ impl Submitter {
     }
 
     /// This action's transaction still in flight, if an earlier try left one: its pending record
-    /// names the same job and call, and its nonce is not mined yet. Its latest signed bytes are
+    /// names the same job, request and call, and its nonce is not mined yet. Its latest signed bytes are
     /// sent again (the node may never have got them) and it is returned to be waited for.
     async fn in_flight(
         &self,
         job: U256,
+        request_hash: B256,
         call: &'static str,
         base: &TransactionRequest,
         after: After,
     ) -> Result<Option<Sent>, SubmitError> {
         let chain = self.settings.chain_id;
         let pending: Vec<(u64, PendingTx)> = self.store.pending(chain, self.signer).await?;
-        let Some((nonce, record)) = pending
-            .into_iter()
-            .find(|(_, p)| p.job == job && p.call == call && !p.raw.is_empty())
-        else {
+        let Some((nonce, record)) = pending.into_iter().find(|(_, p)| {
+            p.job == job
+                && (p.request_hash == request_hash || p.request_hash.is_zero())
+                && p.call == call
+                && !p.raw.is_empty()
+        }) else {
             return Ok(None);
         };
         if nonce::is_mined(nonce, self.transaction_count(false).await?) {
@@ -222,6 +234,7 @@ impl Submitter {
         }
         let sent = Sent {
             job,
+            request_hash,
             call,
             after: Some(after),
             base: base.clone(),
