@@ -33,7 +33,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use alloy::network::TransactionBuilder;
-use alloy::primitives::{Address, Bytes, U256};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
@@ -406,7 +406,7 @@ async fn schedule_expiries(
     let now = submitter.chain_time().await.unwrap();
     for job in ids {
         store
-            .schedule(chain_id, U256::from(job), Action::Expire, now)
+            .schedule(chain_id, U256::from(job), B256::ZERO, Action::Expire, now)
             .await
             .unwrap();
     }

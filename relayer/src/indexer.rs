@@ -215,7 +215,13 @@ impl<C: ChainSource> Indexer<C> {
                 };
                 let deadline = ts + u64::from(request.spec.match_timeout);
                 self.store
-                    .schedule(id, request.key.job_id, Action::Expire, deadline)
+                    .schedule(
+                        id,
+                        request.key.job_id,
+                        request.request_hash,
+                        Action::Expire,
+                        deadline,
+                    )
                     .await?;
                 pass.published += 1;
                 pass.duplicates += u64::from(published.duplicate);

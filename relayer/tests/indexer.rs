@@ -375,11 +375,13 @@ async fn each_published_request_is_scheduled_to_expire_at_its_match_deadline() {
     );
     let mut due = env.store.claim_due(CHAIN, 1072, 10, retry).await.unwrap();
     due.sort();
+    let hash = |sequence| request(sequence, 1, 0).request_hash;
     assert_eq!(
         due,
         [
-            (U256::from(1), lilypad_store::Action::Expire),
-            (U256::from(2), lilypad_store::Action::Expire)
-        ]
+            (U256::from(1), hash(1), lilypad_store::Action::Expire),
+            (U256::from(2), hash(2), lilypad_store::Action::Expire)
+        ],
+        "each request's expiry, for that request"
     );
 }

@@ -363,11 +363,13 @@ impl Store {
 
     // ---------------------------------------------------------------- scheduled actions
 
-    /// Schedules `action` on `job_id` at unix time `due` (re-scheduling moves it).
+    /// Schedules `action` on `job_id`, for the job's request `request` (a job id a reorganisation
+    /// gave to another request is another job), at unix time `due` (re-scheduling moves it).
     pub async fn schedule(
         &self,
         chain_id: u64,
         job_id: U256,
+        request: B256,
         action: Action,
         due: u64,
     ) -> Result<(), StoreError> {
@@ -376,7 +378,7 @@ impl Store {
             .clone()
             .zadd(
                 self.key(&format!("chain:{chain_id}:due")),
-                member(action, job_id),
+                member(action, job_id, request),
                 due,
             )
             .await
@@ -386,14 +388,15 @@ impl Store {
 
     /// Takes up to `limit` actions due at or before `now`, and pushes each one's time to
     /// `now + retry_after`, so another relayer does not take it too; if the taker dies, the action
-    /// comes due again then. Call [`Store::done`] once an action is carried out.
+    /// comes due again then. Call [`Store::done`] once an action is carried out. Each comes with
+    /// the request it was scheduled for (zero for one scheduled before requests were recorded).
     pub async fn claim_due(
         &self,
         chain_id: u64,
         now: u64,
         limit: usize,
         retry_after: Duration,
-    ) -> Result<Vec<(U256, Action)>, StoreError> {
+    ) -> Result<Vec<(U256, B256, Action)>, StoreError> {
         let key = self.key(&format!("chain:{chain_id}:due"));
         let items: Vec<String> = redis::Script::new(CLAIM_DUE)
             .key(&key)
@@ -408,25 +411,31 @@ impl Store {
             .map(|item| {
                 parse_member(&item).ok_or_else(|| StoreError::Corrupt {
                     key: key.clone(),
-                    detail: format!("member {item:?} is not <action>:<jobId>"),
+                    detail: format!("member {item:?} is not <action>:<jobId>:<requestHash>"),
                 })
             })
             .collect()
     }
 
-    /// Removes a scheduled action (carried out, or no longer needed).
+    /// Removes a scheduled action of `job_id` for request `request` (carried out, or no longer
+    /// needed).
     pub async fn done(
         &self,
         chain_id: u64,
         job_id: U256,
+        request: B256,
         action: Action,
     ) -> Result<(), StoreError> {
+        // The member as earlier builds wrote it goes too: it can only be for this job.
         let _: i64 = self
             .conn
             .clone()
             .zrem(
                 self.key(&format!("chain:{chain_id}:due")),
-                member(action, job_id),
+                &[
+                    member(action, job_id, request),
+                    format!("{action}:{job_id}"),
+                ],
             )
             .await
             .map_err(redis_err("ZREM due"))?;
@@ -558,13 +567,21 @@ fn ttl_ms(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-fn member(action: Action, job_id: U256) -> String {
-    format!("{action}:{job_id}")
+fn member(action: Action, job_id: U256, request: B256) -> String {
+    format!("{action}:{job_id}:{request}")
 }
 
-fn parse_member(item: &str) -> Option<(U256, Action)> {
-    let (action, job) = item.split_once(':')?;
-    Some((job.parse().ok()?, Action::parse(action)?))
+/// A member as [`member`] writes it, or as earlier builds did (`<action>:<jobId>`, read with a
+/// zero request).
+fn parse_member(item: &str) -> Option<(U256, B256, Action)> {
+    let mut parts = item.splitn(3, ':');
+    let action = Action::parse(parts.next()?)?;
+    let job = parts.next()?.parse().ok()?;
+    let request = match parts.next() {
+        Some(hash) => hash.parse().ok()?,
+        None => B256::ZERO,
+    };
+    Some((job, request, action))
 }
 
 #[cfg(test)]
@@ -573,12 +590,25 @@ mod tests {
 
     #[test]
     fn scheduled_members_round_trip() {
+        let request = B256::repeat_byte(0xab);
         for action in [Action::Expire, Action::Timeout, Action::Settle] {
             let id = U256::from(123_456_789u64) << 100;
-            assert_eq!(parse_member(&member(action, id)), Some((id, action)));
+            assert_eq!(
+                parse_member(&member(action, id, request)),
+                Some((id, request, action))
+            );
         }
         assert_eq!(parse_member("explode:1"), None);
         assert_eq!(parse_member("settle:x"), None);
         assert_eq!(parse_member("settle"), None);
+        assert_eq!(parse_member("settle:1:0x12"), None);
+    }
+
+    #[test]
+    fn a_member_written_before_requests_were_recorded_reads_with_a_zero_request() {
+        assert_eq!(
+            parse_member("timeout:7"),
+            Some((U256::from(7), B256::ZERO, Action::Timeout))
+        );
     }
 }

@@ -157,43 +157,73 @@ async fn a_lease_has_one_holder_until_it_lapses_or_is_released() {
 async fn due_actions_are_claimed_once_and_return_if_not_done() {
     let (_redis, store) = store().await;
     let job = |n: u64| U256::from(n);
+    let r = |n: u8| B256::repeat_byte(n);
     store
-        .schedule(1, job(1), Action::Expire, 100)
+        .schedule(1, job(1), r(1), Action::Expire, 100)
         .await
         .unwrap();
     store
-        .schedule(1, job(2), Action::Settle, 150)
+        .schedule(1, job(2), r(2), Action::Settle, 150)
         .await
         .unwrap();
     store
-        .schedule(1, job(3), Action::Timeout, 500)
+        .schedule(1, job(3), r(3), Action::Timeout, 500)
         .await
         .unwrap();
     store
-        .schedule(2, job(1), Action::Expire, 100)
+        .schedule(2, job(1), r(1), Action::Expire, 100)
         .await
         .unwrap();
 
     let retry = Duration::from_secs(30);
     let mut first = store.claim_due(1, 200, 10, retry).await.unwrap();
     first.sort();
-    assert_eq!(first, [(job(1), Action::Expire), (job(2), Action::Settle)]);
+    assert_eq!(
+        first,
+        [
+            (job(1), r(1), Action::Expire),
+            (job(2), r(2), Action::Settle)
+        ]
+    );
     // A second relayer asking at the same moment gets nothing: both were claimed.
     assert_eq!(store.claim_due(1, 200, 10, retry).await.unwrap(), []);
 
     // Job 1 is done; job 2's claimer died, so it comes due again after the retry delay.
-    store.done(1, job(1), Action::Expire).await.unwrap();
+    store.done(1, job(1), r(1), Action::Expire).await.unwrap();
     assert_eq!(store.claim_due(1, 229, 10, retry).await.unwrap(), []);
     assert_eq!(
         store.claim_due(1, 230, 10, retry).await.unwrap(),
-        [(job(2), Action::Settle)]
+        [(job(2), r(2), Action::Settle)]
     );
     // The limit is respected, and other chains are untouched.
     assert_eq!(store.claim_due(1, 10_000, 1, retry).await.unwrap().len(), 1);
     assert_eq!(
         store.claim_due(2, 100, 10, retry).await.unwrap(),
-        [(job(1), Action::Expire)]
+        [(job(1), r(1), Action::Expire)]
     );
+}
+
+#[tokio::test]
+async fn an_action_for_a_request_that_replaced_another_under_the_same_job_id_is_its_own() {
+    let (_redis, store) = store().await;
+    let (job, old, new) = (U256::from(7), B256::repeat_byte(1), B256::repeat_byte(2));
+    let retry = Duration::from_secs(30);
+    store
+        .schedule(1, job, old, Action::Timeout, 100)
+        .await
+        .unwrap();
+    store
+        .schedule(1, job, new, Action::Timeout, 300)
+        .await
+        .unwrap();
+    // The new request's timeout done does not take the old one's away, nor move it.
+    store.done(1, job, new, Action::Timeout).await.unwrap();
+    assert_eq!(
+        store.claim_due(1, 200, 10, retry).await.unwrap(),
+        [(job, old, Action::Timeout)]
+    );
+    store.done(1, job, old, Action::Timeout).await.unwrap();
+    assert_eq!(store.claim_due(1, 10_000, 10, retry).await.unwrap(), []);
 }
 
 #[tokio::test]

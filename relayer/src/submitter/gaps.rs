@@ -267,8 +267,8 @@ impl Submitter {
         } else {
             match After::of_call(&tx.call) {
                 Some(after) => {
-                    let (state, deadline) = self.job_state(tx.job).await?;
-                    self.follow_up(tx.job, after, state, deadline).await?;
+                    let on_chain = self.job(tx.job).await?;
+                    self.follow_up(tx.job, after, &on_chain).await?;
                 }
                 None => {
                     tracing::warn!(chain, job = %tx.job, call = %tx.call, nonce = n, "a pending record names a call this build does not send; forgotten");

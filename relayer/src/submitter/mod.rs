@@ -369,8 +369,11 @@ impl Submitter {
     pub async fn carry_out(&self, job: U256, action: Action) -> Result<Submitted, SubmitError> {
         let now = self.chain_time().await?;
         let reads = PhaseReads::default();
-        self.run_step(self.prepare_action(job, action, now, &reads).await?)
-            .await
+        self.run_step(
+            self.prepare_action(job, B256::ZERO, action, now, &reads)
+                .await?,
+        )
+        .await
     }
 
     /// Waits for the transaction of a step that sent one.
@@ -389,11 +392,11 @@ impl Submitter {
         reads: &PhaseReads,
     ) -> Result<Step, SubmitError> {
         let job = deal.terms.job_id;
-        let (state, deadline) = self.job_state(job).await?;
-        if let Some(step) = gated(deal.key, gate::deal(state))? {
+        let on_chain = self.job(job).await?;
+        if let Some(step) = gated(deal.key, gate::deal(on_chain.state()))? {
             // Landed already (maybe by an attempt whose answer was lost): its follow-up is
             // recorded all the same.
-            self.follow_up(job, After::DEAL, state, deadline).await?;
+            self.follow_up(job, After::DEAL, &on_chain).await?;
             return Ok(step);
         }
         let call = Lilypad::agreeDealCall {
@@ -422,10 +425,9 @@ impl Submitter {
     ) -> Result<Step, SubmitError> {
         let job = result.key.job_id;
         let on_chain = self.job(job).await?;
-        let (state, deadline) = (on_chain.state(), on_chain.deadline.to::<u64>());
-        let gate = gate::result(state, result.request_hash, on_chain.requestHash);
+        let gate = gate::result(on_chain.state(), result.request_hash, on_chain.requestHash);
         if let Some(step) = gated(result.key, gate)? {
-            self.follow_up(job, After::RESULT, state, deadline).await?;
+            self.follow_up(job, After::RESULT, &on_chain).await?;
             return Ok(step);
         }
         let call = Lilypad::submitResultCall {
@@ -452,25 +454,47 @@ impl Submitter {
         Ok(Step::Sent(Box::new(sent)))
     }
 
-    /// Checks a due action is still needed at chain time `now` and sends it.
+    /// Checks a due action, scheduled for the job's request `request` (zero: whatever request it
+    /// has), is still needed at chain time `now` and sends it. One scheduled for a request the
+    /// job id no longer holds (a reorganisation gave it to another) is done with: the new
+    /// request's own actions are scheduled for it.
     async fn prepare_action(
         &self,
         job: U256,
+        request: B256,
         action: Action,
         now: u64,
         reads: &PhaseReads,
     ) -> Result<Step, SubmitError> {
+        let chain = self.settings.chain_id;
         let on_chain = self.job(job).await?;
+        if !request.is_zero() && request != on_chain.requestHash {
+            self.store.done(chain, job, request, action).await?;
+            return Ok(Step::Skipped(format!(
+                "it was for request {request}; job {job} now holds request {}",
+                on_chain.requestHash
+            )));
+        }
+        if request.is_zero() && !on_chain.requestHash.is_zero() {
+            // Scheduled without its request (by an earlier build): kept under the job's request
+            // from now on, still claimed.
+            let claimed_until = now + self.settings.claim_retry.as_secs().max(1);
+            self.store
+                .schedule(chain, job, on_chain.requestHash, action, claimed_until)
+                .await?;
+            self.store.done(chain, job, request, action).await?;
+        }
+        let request = on_chain.requestHash;
         let (state, deadline) = (on_chain.state(), on_chain.deadline.to::<u64>());
         match gate::action(action, state, deadline, now) {
             ActionGate::Send => {}
             ActionGate::Done(why) => {
-                self.store.done(self.settings.chain_id, job, action).await?;
+                self.store.done(chain, job, request, action).await?;
                 return Ok(Step::Skipped(why));
             }
             ActionGate::Wait { deadline, why } => {
                 self.store
-                    .schedule(self.settings.chain_id, job, action, deadline)
+                    .schedule(chain, job, request, action, deadline)
                     .await?;
                 return Ok(Step::Skipped(why));
             }
@@ -483,7 +507,7 @@ impl Submitter {
         let sent = match self
             .dispatch(
                 job,
-                on_chain.requestHash,
+                request,
                 name,
                 data.into(),
                 After::action(action),
@@ -500,7 +524,7 @@ impl Submitter {
                 // The node's clock is behind the one read: due again at the deadline it names
                 // (a second later at least), not only when the claim runs out.
                 self.store
-                    .schedule(self.settings.chain_id, job, action, at.max(now + 1))
+                    .schedule(chain, job, request, action, at.max(now + 1))
                     .await?;
                 return Err(e);
             }
@@ -509,25 +533,29 @@ impl Submitter {
         Ok(Step::Sent(Box::new(sent)))
     }
 
-    /// Records what follows a call from the job's on-chain `state` (read after the call may
-    /// have landed): the action it made unneeded is done once the job is past the state that
-    /// action needs, and the next one is scheduled at `deadline` when the job is in its state.
-    /// Idempotent, so a follow-up recorded twice (a landed transaction seen again) is harmless.
+    /// Records what follows a call from the job as it is on-chain (`on_chain`, read after the
+    /// call may have landed), for the request it holds: the action the call made unneeded is done
+    /// once the job is past the state that action needs, and the next one is scheduled at the
+    /// job's deadline when the job is in its state. Idempotent, so a follow-up recorded twice (a
+    /// landed transaction seen again) is harmless.
     async fn follow_up(
         &self,
         job: U256,
         after: After,
-        state: Option<JobStatus>,
-        deadline: u64,
+        on_chain: &Lilypad::Job,
     ) -> Result<(), SubmitError> {
         let chain = self.settings.chain_id;
+        let (state, request) = (on_chain.state(), on_chain.requestHash);
         if state != Some(gate::needed(after.done)) {
-            self.store.done(chain, job, after.done).await?;
+            self.store.done(chain, job, request, after.done).await?;
         }
         if let Some(next) = after.next
             && state == Some(gate::needed(next))
         {
-            self.store.schedule(chain, job, next, deadline).await?;
+            let deadline = on_chain.deadline.to::<u64>();
+            self.store
+                .schedule(chain, job, request, next, deadline)
+                .await?;
         }
         Ok(())
     }
@@ -536,35 +564,26 @@ impl Submitter {
     /// own event names (read from the job only when the receipt has none).
     async fn complete(&self, sent: Sent) -> Result<Submitted, SubmitError> {
         let chain = self.settings.chain_id;
-        let (job, after, call) = (sent.job, sent.after, sent.call);
+        let (job, request, after, call) = (sent.job, sent.request_hash, sent.after, sent.call);
         let input = sent.base.input.input().cloned().unwrap_or_default();
         let receipt = self.confirm(sent).await?;
         let Some(after) = after else {
             return Ok(Submitted::Landed(receipt.transaction_hash));
         };
-        // One read for the next action's deadline and the request hash the landing is kept by.
-        let read = match after.next {
-            Some(_) => Some(self.job(job).await),
-            None => None,
-        };
-        let request_hash = read
-            .as_ref()
-            .and_then(|r| r.as_ref().ok().map(|j| j.requestHash));
-        // Kept until deep, so a reorganisation that undoes it can be redone.
-        self.keep_landed(job, call, input, &receipt, request_hash)
+        // Kept until deep (with the request it was sent for), so a reorganisation that undoes it
+        // can be redone.
+        self.keep_landed(job, call, input, &receipt, Some(request))
             .await;
-        self.store.done(chain, job, after.done).await?;
+        self.store.done(chain, job, request, after.done).await?;
         if let Some(next) = after.next {
             // The deadline the transaction's own event names; the job read only when it has none.
-            let deadline = match (
-                new_deadline(receipt.inner.logs(), self.settings.lilypad, job),
-                read,
-            ) {
-                (Some(deadline), _) => deadline,
-                (None, Some(read)) => read?.deadline.to::<u64>(),
-                (None, None) => self.job_state(job).await?.1,
+            let deadline = match new_deadline(receipt.inner.logs(), self.settings.lilypad, job) {
+                Some(deadline) => deadline,
+                None => self.job_state(job).await?.1,
             };
-            self.store.schedule(chain, job, next, deadline).await?;
+            self.store
+                .schedule(chain, job, request, next, deadline)
+                .await?;
         }
         Ok(Submitted::Landed(receipt.transaction_hash))
     }

@@ -259,7 +259,7 @@ impl Submitter {
         let now = self.chain_time().await?;
         let reads = Arc::new(PhaseReads::default());
         let mut tasks = Vec::new();
-        for (job, action) in self
+        for (job, request, action) in self
             .store
             .claim_due(chain, now, room, self.settings.claim_retry)
             .await?
@@ -268,7 +268,9 @@ impl Submitter {
                 self.claim_job(job),
                 self.in_progress.clone().try_acquire_owned(),
             ) else {
-                self.store.schedule(chain, job, action, now).await?;
+                self.store
+                    .schedule(chain, job, request, action, now)
+                    .await?;
                 continue;
             };
             let (submitter, reads) = (self.clone(), reads.clone());
@@ -276,7 +278,9 @@ impl Submitter {
                 let _held = (busy, room);
                 let step = {
                     let _turn = submitter.preparing.acquire().await.ok();
-                    submitter.prepare_action(job, action, now, &reads).await
+                    submitter
+                        .prepare_action(job, request, action, now, &reads)
+                        .await
                 };
                 let outcome = match step {
                     Ok(step) => submitter.run_step(step).await,

@@ -520,7 +520,9 @@ impl Submitter {
                         }
                     }
                     Redo::Schedule(action) => {
-                        self.store.schedule(chain, job, action, deadline).await?;
+                        self.store
+                            .schedule(chain, job, j.requestHash, action, deadline)
+                            .await?;
                         self.store
                             .forget_landed(chain, self.signer, &landed.id())
                             .await?;
