@@ -87,8 +87,8 @@ pub enum LilypadError {
         problem: String,
         /// The line where it failed.
         excerpt: String,
-        /// Inputs the template uses that the job did not give (rendered empty, as Go renders a
-        /// missing key).
+        /// Inputs the job did not give without which the template is not JSON (they render
+        /// empty, as Go renders a missing key).
         missing: Vec<String>,
     },
     /// The module asks for what this executor cannot do, or has fields it does not know.
@@ -120,8 +120,8 @@ fn json_fix(missing: &[String]) -> String {
         "correct the template so that every input, JSON-encoded, renders valid JSON".to_owned()
     } else {
         format!(
-            "the template uses input{} the job did not give: add {}",
-            if missing.len() == 1 { "" } else { "s" },
+            "the template needs {}, which the job did not give: add {}",
+            missing.join(", "),
             missing
                 .iter()
                 .map(|m| format!("-i {m}=VALUE"))
@@ -328,7 +328,8 @@ pub fn render(
         .map_err(|e| template_error(e.to_string()))
 }
 
-/// Parses a rendered template as strict JSON.
+/// Parses a rendered template as strict JSON. When it is not JSON, and would be had the job
+/// given the inputs it left out (tried as empty strings), those inputs are named as the cause.
 pub fn parse_json(
     module: &str,
     rendered: &str,
@@ -344,14 +345,32 @@ pub fn parse_json(
             .chars()
             .take(120)
             .collect();
+        let missing: Vec<String> = referenced_inputs(template)
+            .into_iter()
+            .filter(|n| !inputs.contains_key(n))
+            .collect();
+        let parses = |given: &[&String]| {
+            let mut filled = inputs.clone();
+            filled.extend(given.iter().map(|m| ((*m).clone(), String::new())));
+            render(module, template, &filled)
+                .is_ok_and(|r| serde_json::from_str::<Json>(&r).is_ok())
+        };
+        let all: Vec<&String> = missing.iter().collect();
+        let needed = if !missing.is_empty() && parses(&all) {
+            // The ones without which it still fails, the others given.
+            missing
+                .iter()
+                .filter(|m| !parses(&all.iter().copied().filter(|o| o != m).collect::<Vec<_>>()))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
         LilypadError::Json {
             module: module.to_owned(),
             problem: e.to_string(),
             excerpt,
-            missing: referenced_inputs(template)
-                .into_iter()
-                .filter(|n| !inputs.contains_key(n))
-                .collect(),
+            missing: needed,
         }
     })
 }
