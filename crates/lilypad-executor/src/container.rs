@@ -106,6 +106,7 @@ pub fn container_config(
         entrypoint: (!job.entrypoint.is_empty()).then(|| job.entrypoint.clone()),
         cmd: (!job.cmd.is_empty() || !job.entrypoint.is_empty()).then(|| job.cmd.clone()),
         env: Some(job.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        working_dir: module.workdir.clone(),
         labels: Some(labels),
         user: sandbox.user.map(str::to_owned),
         attach_stdout: Some(true),

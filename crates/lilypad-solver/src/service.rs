@@ -247,11 +247,18 @@ impl<C: JobChain> Solver<C> {
     }
 
     /// What `job` needs, from its module's definition; Err with the reason when the module is
-    /// unknown here.
+    /// unknown here. A Lilypad module from git is rendered with the job's inputs (its template
+    /// fetched once per commit, then kept in memory).
     fn needs(&self, job: &JobRequested, timeout_collateral_bps: u32) -> Result<JobNeeds, String> {
+        let inputs: std::collections::BTreeMap<String, String> = job
+            .spec
+            .inputs
+            .iter()
+            .map(|i| (i.key.clone(), i.value.clone()))
+            .collect();
         let module = self
             .modules
-            .get(&job.spec.module, &job.spec.version)
+            .module(&job.spec.module, &job.spec.version, &inputs)
             .map_err(|e| e.to_string())?;
         let r = &module.resources;
         Ok(JobNeeds::of(
