@@ -116,6 +116,34 @@ fn is_hex_commit(s: &str) -> bool {
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
+/// Schemes a module's repository may be fetched with.
+const SCHEMES: [&str; 5] = ["https://", "http://", "ssh://", "git://", "file://"];
+
+/// Whether `url` is one git may be asked to fetch: a known scheme, no `.` or `..` path
+/// segments (so a served prefix cannot be escaped), no whitespace, control characters, query
+/// or fragment.
+fn valid_url(url: &str) -> bool {
+    let Some(rest) = SCHEMES.iter().find_map(|s| url.strip_prefix(s)) else {
+        return false;
+    };
+    !rest.is_empty()
+        && !url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#' || c == '\\')
+        && rest.split('/').all(|seg| seg != ".." && seg != ".")
+}
+
+fn bad_url(text: &str) -> GitError {
+    GitError::BadName {
+        text: text.to_owned(),
+        problem: format!(
+            "the repository URL must start with {} and have no . or .. segments, spaces, ? or #",
+            SCHEMES.join(", ")
+        ),
+        fix: "write the repository's URL as git clones it, e.g. https://github.com/Lilypad-Tech/lilypad-module-cowsay".to_owned(),
+    }
+}
+
 fn valid_path(path: &str) -> bool {
     !path.is_empty()
         && !path.starts_with('/')
@@ -182,6 +210,9 @@ impl GitSource {
                 "no revision: a git module is always named at a tag or commit",
             ));
         };
+        if !valid_url(&url) {
+            return Err(bad_url(text));
+        }
         let (rev, path) = match rest.split_once(':') {
             Some((rev, path)) => (rev, path),
             None => (rest, DEFAULT_TEMPLATE_PATH),
@@ -240,6 +271,9 @@ impl GitModuleRef {
     pub fn from_request(module: &str, version: &str) -> Option<Result<Self, GitError>> {
         if !Self::is_git(module) {
             return None;
+        }
+        if !valid_url(module) {
+            return Some(Err(bad_url(module)));
         }
         let (commit, path) = version
             .split_once(':')
@@ -329,6 +363,13 @@ impl GitCache {
         let out = Command::new("git")
             .arg("--git-dir")
             .arg(repo)
+            // A remote that stalls (under 1 KiB/s for 30 s) fails the fetch instead of holding it.
+            .args([
+                "-c",
+                "http.lowSpeedLimit=1024",
+                "-c",
+                "http.lowSpeedTime=30",
+            ])
             .args(args)
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_ASKPASS", "true")
@@ -534,6 +575,28 @@ mod tests {
         assert_eq!(s.rev, "v0.0.4");
         let s = parse("cowsay:v0.0.4").unwrap();
         assert_eq!(s.url, "file:///srv/lp/lilypad-module-cowsay");
+    }
+
+    #[test]
+    fn a_url_that_could_escape_a_served_prefix_is_refused() {
+        for url in [
+            "https://github.com/Lilypad-Tech/../evil/repo",
+            "file:///srv/lp/./x",
+            "ext::sh -c evil",
+            "https://host/a b",
+            "https://host/a?x=1",
+            "ftp://host/a",
+        ] {
+            let commit = "0123456789abcdef0123456789abcdef01234567";
+            if GitModuleRef::is_git(url) {
+                let e = GitModuleRef::from_request(url, commit)
+                    .unwrap()
+                    .unwrap_err();
+                assert!(e.to_string().contains("no . or .. segments"), "{url}: {e}");
+            }
+            let e = GitSource::parse(&format!("{url}@v1"), "x");
+            assert!(!matches!(e, Ok(Some(_))), "{url}: {e:?}");
+        }
     }
 
     #[test]
