@@ -163,6 +163,27 @@ impl ModuleRegistry {
         self.git.as_deref()
     }
 
+    /// For a request naming a Lilypad module from git served here whose template is not read
+    /// yet: the blocking work of fetching it (git runs), to run off an async runtime's threads
+    /// (`tokio::task::spawn_blocking`), after which [`ModuleRegistry::module`] reads it from
+    /// memory. `None` when there is nothing to fetch. A failure is left for `module` to report.
+    pub fn git_fetch(&self, name: &str, version: &str) -> Option<impl FnOnce() + Send + 'static> {
+        let git = self.git.clone()?;
+        let bound = GitModuleRef::from_request(name, version)?.ok()?;
+        let cached = git
+            .templates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(&bound);
+        if cached || !git.serves(&bound.url) {
+            return None;
+        }
+        Some(move || {
+            // A failure is reported by the call that needs the module.
+            let _ = git.template(&bound);
+        })
+    }
+
     /// The module a request names, as a job with `inputs` runs it: a loaded module, or a
     /// Lilypad module from git (the request's module a repository URL, its version the commit)
     /// rendered with `inputs`.

@@ -429,3 +429,28 @@ fn a_cached_commit_is_read_without_the_remote() {
         "read from {url}'s mirror: {text}"
     );
 }
+
+#[test]
+fn a_fetch_ahead_of_time_leaves_the_module_to_load_from_memory() {
+    let repo = BareRepo::new("cowsay.git");
+    let commit = repo.commit(
+        &[(DEFAULT_TEMPLATE_PATH, &cowsay("lilypad/cowsay:1.0.0", ""))],
+        "one",
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let reg = registry(cache.path(), &repo, LilypadPolicy::default());
+    assert!(
+        reg.git_fetch("cowsay", "1.0.0").is_none(),
+        "nothing to fetch for TOML modules"
+    );
+    let fetch = reg.git_fetch(&repo.url(), &commit).unwrap();
+    fetch();
+    assert!(
+        reg.git_fetch(&repo.url(), &commit).is_none(),
+        "fetched once"
+    );
+    let url = repo.url();
+    drop(repo);
+    std::fs::remove_dir_all(cache.path()).unwrap();
+    assert!(reg.module(&url, &commit, &inputs(&[])).is_ok());
+}

@@ -604,6 +604,11 @@ impl ResourceProvider {
     /// pure ones of `checks`: those that need no chain first, then one read of the chain (the
     /// job, its time, this provider's collateral) and the rest against what it said.
     pub async fn answer(&self, proposal: DealProposal) -> Result<SignedDeal, DealRefused> {
+        // A Lilypad module from git is fetched off the runtime's threads before the checks.
+        let spec = &proposal.job.spec;
+        if let Some(fetch) = self.inner.registry.git_fetch(&spec.module, &spec.version) {
+            let _ = tokio::task::spawn_blocking(fetch).await;
+        }
         let own = self.own();
         let signed = lock(&self.inner.deals)
             .get(&proposal.job.job_ref())
