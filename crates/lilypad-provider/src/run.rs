@@ -102,7 +102,9 @@ pub enum RunError {
     #[error("{0}")]
     Modules(String),
     /// No module found.
-    #[error("no modules found in {0:?}: pass --modules DIR with module definitions")]
+    #[error(
+        "no modules found in {0:?}: pass --modules DIR with module definitions, or --git-modules PREFIX to run Lilypad modules from git"
+    )]
     NoModules(Vec<PathBuf>),
     /// The result store could not be opened.
     #[error("{0}")]
@@ -532,6 +534,32 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+
+    #[test]
+    fn git_modules_take_the_price_naming_their_prefix_else_the_default() {
+        let prefixes = ["https://a.example/".to_owned(), "file:///srv/".to_owned()];
+        let prices = git_prices(
+            &prefixes,
+            &[
+                ("cowsay".into(), U256::from(5)),
+                ("file:///srv/".into(), U256::from(7)),
+            ],
+            U256::from(3),
+        );
+        assert_eq!(
+            prices,
+            [
+                GitModulesPrice {
+                    prefix: "https://a.example/".into(),
+                    price: U256::from(3)
+                },
+                GitModulesPrice {
+                    prefix: "file:///srv/".into(),
+                    price: U256::from(7)
+                },
+            ]
+        );
+    }
 
     #[test]
     fn a_module_takes_the_first_price_naming_it_else_the_default() {
