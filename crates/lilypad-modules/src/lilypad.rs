@@ -336,7 +336,10 @@ pub fn parse_json(
     template: &str,
     inputs: &BTreeMap<String, String>,
 ) -> Result<Json, LilypadError> {
-    serde_json::from_str(rendered).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_str(rendered);
+    let parsed =
+        serde::Deserialize::deserialize(&mut de).and_then(|Strict(v)| de.end().map(|()| v));
+    parsed.map_err(|e| {
         let excerpt = rendered
             .lines()
             .nth(e.line().saturating_sub(1))
@@ -352,8 +355,10 @@ pub fn parse_json(
         let parses = |given: &[&String]| {
             let mut filled = inputs.clone();
             filled.extend(given.iter().map(|m| ((*m).clone(), String::new())));
-            render(module, template, &filled)
-                .is_ok_and(|r| serde_json::from_str::<Json>(&r).is_ok())
+            render(module, template, &filled).is_ok_and(|r| {
+                let mut de = serde_json::Deserializer::from_str(&r);
+                <Strict as serde::Deserialize>::deserialize(&mut de).is_ok() && de.end().is_ok()
+            })
         };
         let all: Vec<&String> = missing.iter().collect();
         let needed = if !missing.is_empty() && parses(&all) {
@@ -373,6 +378,69 @@ pub fn parse_json(
             missing: needed,
         }
     })
+}
+
+/// A JSON value read with every object key given once: a key given twice is an error (Go's
+/// `encoding/json` would keep the last, silently).
+struct Strict(Json);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Json, E> {
+        Ok(Json::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
+        Ok(Json::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
+        Ok(Json::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Json, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Json::Null, Json::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Json, E> {
+        Ok(Json::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Json, E> {
+        Ok(Json::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+    fn visit_none<E>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Json::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Strict(value) = map.next_value()?;
+            if out.insert(key.clone(), value).is_some() {
+                return Err(serde::de::Error::custom(format!(
+                    "key {key:?} is given twice"
+                )));
+            }
+        }
+        Ok(Json::Object(out))
+    }
 }
 
 /// An object being read: keys matched as Go's `encoding/json` matches them (exactly, else
@@ -1126,6 +1194,26 @@ mod tests {
         assert_eq!(out, r#""MSG=x\"y and z%""#);
         let v: String = serde_json::from_str(&out).unwrap();
         assert_eq!(v, "MSG=x\"y and z%");
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused() {
+        let t = r#"{"a": 1, "b": {"c": 1, "c": 2}}"#;
+        let e = parse_json("m", t, t, &inputs(&[])).unwrap_err().to_string();
+        assert!(e.contains("key \"c\" is given twice at line 1"), "{e}");
+        assert!(
+            parse_json(
+                "m",
+                r#"{"a": [1, {"b": null}], "c": 1.5}"#,
+                "",
+                &inputs(&[])
+            )
+            .is_ok()
+        );
+        let e = parse_json("m", "{} x", "", &inputs(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("trailing characters"), "{e}");
     }
 
     #[test]
