@@ -554,6 +554,29 @@ mod tests {
     }
 
     #[test]
+    fn a_git_module_needs_a_provider_serving_a_prefix_of_its_repository() {
+        let served = ["https://github.com/Lilypad-Tech/".to_owned()];
+        check_git_offered(
+            &served,
+            "dev",
+            "https://github.com/Lilypad-Tech/lilypad-module-cowsay",
+        )
+        .unwrap();
+        let e = check_git_offered(&served, "dev", "https://github.com/someone/m")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no provider on dev runs Lilypad modules from https://github.com/someone/m (git repositories served now: https://github.com/Lilypad-Tech/)")
+                && e.contains("Nothing was escrowed"),
+            "{e}"
+        );
+        let e = check_git_offered(&[], "dev", "file:///srv/m.git")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("served now: none"), "{e}");
+    }
+
+    #[test]
     fn an_offered_module_passes() {
         check_offered(&offered(), "dev", "sha256", "2.0.0").unwrap();
     }
