@@ -205,7 +205,16 @@ fn request_module(args: &RunArgs) -> Result<(String, String, bool)> {
         );
     }
     let cache = GitCache::new(&args.git_cache);
-    let bound = cache.bind(&source)?;
+    let bound = cache.bind(&source).map_err(|e| {
+        let shortcut = !args.module.contains('/');
+        match args.module.split_once(':') {
+            Some((name, version)) if shortcut => anyhow::anyhow!(
+                "{e}\n{}: Lilypad's shortcut for {source}; for this project's module {name}, write `lilypad run {name} --version {version}`",
+                args.module
+            ),
+            _ => e.into(),
+        }
+    })?;
     let template = cache.template(&bound)?;
     let inputs = args.inputs.iter().cloned().collect();
     lilypad_modules::load_template(
@@ -287,6 +296,7 @@ async fn lock_account(chain_id: u64, account: Address) -> Result<AccountLock> {
 }
 
 pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
+    let (module, version, git) = request_module(args)?;
     let session = Session::open(
         global,
         &args.chain,
@@ -295,7 +305,6 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
     )
     .await?;
     let (chain, provider, contracts) = (&session.chain, &session.provider, &session.contracts);
-    let (module, version, git) = request_module(args)?;
     if !args.any_module {
         let (offered, prefixes) =
             offered_modules(global, chain.chain_id, contracts.lilypad).await?;

@@ -90,6 +90,16 @@ pub enum GitError {
     },
 }
 
+/// git's message on one line.
+fn one_line(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn list(items: &[String]) -> String {
     if items.is_empty() {
         "it has none".to_owned()
@@ -385,7 +395,7 @@ impl GitCache {
             Err(GitError::Git {
                 url: url.to_owned(),
                 action: action.to_owned(),
-                detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                detail: one_line(&out.stderr),
             })
         }
     }
@@ -417,7 +427,7 @@ impl GitCache {
                 return Err(GitError::Git {
                     url: url.to_owned(),
                     action: "init".to_owned(),
-                    detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                    detail: one_line(&out.stderr),
                 });
             }
         }
