@@ -140,3 +140,52 @@ async fn a_lilypad_module_that_does_not_render_is_refused_before_anything_is_esc
         "no job was requested"
     );
 }
+
+/// A provider lying about a Lilypad module's result is challenged: the mediator (serving the
+/// same repositories) fetches the commit the request names, re-runs it and overturns the lie.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mediator_re_runs_a_lilypad_module_from_git_and_overturns_a_lie() {
+    let repo = BareRepo::new("lilypad-module-cowsay");
+    let commit = repo.commit(&[(DEFAULT_TEMPLATE_PATH, &cowsay("moo"))], "cowsay");
+    let base = repo.base_url();
+    let stack = Stack::start(Options {
+        git_modules: vec![format!("{base}/")],
+        mediator: true,
+        provider_args: vec!["--testing-alter-output".into(), "whole".into()],
+        ..Options::default()
+    })
+    .await;
+    let client_git = stack.dir.path().join("client-git").display().to_string();
+    let named = format!("{}@{}", repo.url(), &commit[..12]);
+    let out = stack
+        .command(&[
+            "run",
+            &named,
+            "--git-cache",
+            &client_git,
+            "--chain",
+            "dev",
+            "-i",
+            "Message=challenge me",
+            "--challenge-window",
+            "600",
+            "--results-collateral-bps",
+            "20000",
+        ])
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "the lie looks like a success:\n{t}");
+    assert!(t.contains(&format!("is commit {commit}")), "{t}");
+    assert_eq!(stack.state(1).await, JobStatus::ResultSubmitted);
+
+    let out = stack.command(&["challenge", "dev", "1"]).output().unwrap();
+    let c = text(&out);
+    assert!(
+        out.status.success(),
+        "{c}\nrun:\n{t}\nmediator:\n{}",
+        stack.log("mediator")
+    );
+    assert!(c.contains("verdict:  overturned by mediation"), "{c}");
+    assert_eq!(stack.state(1).await, JobStatus::Overturned);
+}
