@@ -11,6 +11,7 @@
 mod deploy;
 mod docker;
 mod eventually;
+mod git;
 mod modules;
 mod process;
 mod proxy;
@@ -20,6 +21,7 @@ mod wire;
 pub use deploy::{contracts_path, deploy_contracts, deploy_contracts_with, dev_keys, forge_script};
 pub use docker::{BUSYBOX_IMAGE, DockerError, docker_run, ensure_busybox_image, timed_docker_run};
 pub use eventually::{POLL_EVERY, eventually, eventually_every, ok_if};
+pub use git::BareRepo;
 pub use modules::{ModuleImagesError, ensure_module_images, job_modules_dir, test_modules_dir};
 pub use process::{
     Anvil, DEV_BLOCK_TIME_SECS, HarnessError, Nats, Redis, Service, foundry_tool, free_port,

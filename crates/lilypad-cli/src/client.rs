@@ -11,6 +11,8 @@ use anyhow::{Context, Result, bail};
 use lilypad_bindings::{Lilypad, LilypadToken};
 use lilypad_bus::{Bus, BusOptions};
 use lilypad_config::ChainConfig;
+use lilypad_modules::git::{GitCache, GitSource};
+use lilypad_modules::lilypad::LilypadPolicy;
 use lilypad_types::{JobStatus, ModuleId, Offer, Outcome};
 
 use crate::common::{check_chain_id, load_chains, load_key, reader, send_once, wallet};
@@ -122,12 +124,13 @@ impl Session {
 }
 
 /// The modules (name and version) that providers offer now on `chain_id`'s Lilypad contract
-/// `lilypad`, as they announce them on NATS, sorted.
+/// `lilypad`, as they announce them on NATS, sorted; and the URL prefixes of the git
+/// repositories whose Lilypad modules they run.
 async fn offered_modules(
     global: &Global,
     chain_id: u64,
     lilypad: Address,
-) -> Result<Vec<ModuleId>> {
+) -> Result<(Vec<ModuleId>, Vec<String>)> {
     let unreachable = |why: String| {
         anyhow::anyhow!(
             "cannot check which modules providers offer: NATS at {} {why}; start it (or point --nats \
@@ -146,18 +149,86 @@ async fn offered_modules(
         .offers::<Offer>()
         .await
         .map_err(|e| unreachable(format!("failed: {e}")))?;
-    let mut modules: Vec<ModuleId> = offers
+    let serving: Vec<Offer> = offers
         .into_iter()
-        .filter(|(_, o)| {
+        .map(|(_, o)| o)
+        .filter(|o| {
             o.chains
                 .iter()
                 .any(|c| c.chain_id == chain_id && c.lilypad == lilypad)
         })
-        .flat_map(|(_, o)| o.modules.into_iter().map(|m| m.module))
+        .collect();
+    let mut prefixes: Vec<String> = serving
+        .iter()
+        .flat_map(|o| o.git_modules.iter().map(|g| g.prefix.clone()))
+        .collect();
+    prefixes.sort();
+    prefixes.dedup();
+    let mut modules: Vec<ModuleId> = serving
+        .into_iter()
+        .flat_map(|o| o.modules.into_iter().map(|m| m.module))
         .collect();
     modules.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
     modules.dedup();
-    Ok(modules)
+    Ok((modules, prefixes))
+}
+
+/// Refuses a Lilypad module from a repository no provider serves, naming those served.
+fn check_git_offered(prefixes: &[String], chain: &str, url: &str) -> Result<()> {
+    if prefixes.iter().any(|p| url.starts_with(p.as_str())) {
+        return Ok(());
+    }
+    let served = if prefixes.is_empty() {
+        "none".to_owned()
+    } else {
+        prefixes.join(", ")
+    };
+    bail!(
+        "no provider on {chain} runs Lilypad modules from {url} (git repositories served now: {served}). \
+         Nothing was escrowed; pass --any-module to request it anyway"
+    )
+}
+
+/// The module and version a request carries for `args`: this project's `name` and `--version`,
+/// or a Lilypad module from git bound to its commit (a tag resolved now), its template
+/// rendered here with the inputs first so that a module that cannot render is refused before
+/// anything is escrowed.
+fn request_module(args: &RunArgs) -> Result<(String, String, bool)> {
+    let Some(source) = GitSource::parse(&args.module, &args.lilypad_module_base)? else {
+        let version = args.version.clone().unwrap_or_else(|| "1.0.0".to_owned());
+        return Ok((args.module.clone(), version, false));
+    };
+    if let Some(v) = &args.version {
+        bail!(
+            "--version {v} does not apply to a git module: its revision follows @ (e.g. {}@<tag or commit>)",
+            source.url
+        );
+    }
+    let cache = GitCache::new(&args.git_cache);
+    let bound = cache.bind(&source).map_err(|e| {
+        let shortcut = !args.module.contains('/');
+        match args.module.split_once(':') {
+            Some((name, version)) if shortcut => anyhow::anyhow!(
+                "{e}\n{}: Lilypad's shortcut for {source}; for this project's module {name}, write `lilypad run {name} --version {version}`",
+                args.module
+            ),
+            _ => e.into(),
+        }
+    })?;
+    let template = cache.template(&bound)?;
+    let inputs = args.inputs.iter().cloned().collect();
+    lilypad_modules::load_template(
+        &bound,
+        &template,
+        &inputs,
+        LilypadPolicy {
+            allow_network: true,
+        },
+    )?;
+    if bound.commit != source.rev {
+        eprintln!("{source}: {} is commit {}", source.rev, bound.commit);
+    }
+    Ok((bound.module().to_owned(), bound.version(), true))
 }
 
 /// How long `lilypad run` waits for NATS when it checks the offered modules.
@@ -225,6 +296,7 @@ async fn lock_account(chain_id: u64, account: Address) -> Result<AccountLock> {
 }
 
 pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
+    let (module, version, git) = request_module(args)?;
     let session = Session::open(
         global,
         &args.chain,
@@ -234,8 +306,13 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
     .await?;
     let (chain, provider, contracts) = (&session.chain, &session.provider, &session.contracts);
     if !args.any_module {
-        let offered = offered_modules(global, chain.chain_id, contracts.lilypad).await?;
-        check_offered(&offered, &chain.name, &args.module, &args.version)?;
+        let (offered, prefixes) =
+            offered_modules(global, chain.chain_id, contracts.lilypad).await?;
+        if git {
+            check_git_offered(&prefixes, &chain.name, &module)?;
+        } else {
+            check_offered(&offered, &chain.name, &module, &version)?;
+        }
     }
     let lilypad = session.lilypad();
     let max_price = U256::from(args.max_price);
@@ -244,8 +321,8 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
         .allow(max_price, "the max price", "fund it, or lower --max-price")
         .await?;
     let request = Lilypad::JobRequest {
-        module: args.module.clone(),
-        version: args.version.clone(),
+        module,
+        version,
         inputs: args
             .inputs
             .iter()
@@ -483,6 +560,29 @@ mod tests {
             version: version.into(),
         })
         .collect()
+    }
+
+    #[test]
+    fn a_git_module_needs_a_provider_serving_a_prefix_of_its_repository() {
+        let served = ["https://github.com/Lilypad-Tech/".to_owned()];
+        check_git_offered(
+            &served,
+            "dev",
+            "https://github.com/Lilypad-Tech/lilypad-module-cowsay",
+        )
+        .unwrap();
+        let e = check_git_offered(&served, "dev", "https://github.com/someone/m")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no provider on dev runs Lilypad modules from https://github.com/someone/m (git repositories served now: https://github.com/Lilypad-Tech/)")
+                && e.contains("Nothing was escrowed"),
+            "{e}"
+        );
+        let e = check_git_offered(&[], "dev", "file:///srv/m.git")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("served now: none"), "{e}");
     }
 
     #[test]

@@ -101,6 +101,18 @@ pub struct SolverArgs {
         default_value = "job-modules"
     )]
     pub modules: Vec<PathBuf>,
+    /// Read the resource needs of Lilypad modules from git repositories whose URL starts with
+    /// this prefix (repeatable; as the providers' --git-modules). Jobs naming other
+    /// repositories are not matched.
+    #[arg(
+        long = "git-modules",
+        env = "LILYPAD_GIT_MODULES",
+        value_delimiter = ','
+    )]
+    pub git_modules: Vec<String>,
+    /// Where the solver mirrors those repositories.
+    #[arg(long, default_value = ".lilypad/solver/git-modules")]
+    pub git_cache: PathBuf,
 }
 
 fn parse_price(text: &str) -> Result<(String, u128), String> {
@@ -135,6 +147,20 @@ pub struct ComputeArgs {
         default_value = "job-modules"
     )]
     pub modules: Vec<PathBuf>,
+    /// Run Lilypad modules (lilypad_module.json.tmpl) from git repositories whose URL starts with
+    /// this prefix, e.g. https://github.com/Lilypad-Tech/ (repeatable; none by default). Each is
+    /// fetched at the commit a job names and kept under the state dir's git-modules/. Priced by
+    /// --price PREFIX=PRICE, else --default-price.
+    #[arg(
+        long = "git-modules",
+        env = "LILYPAD_GIT_MODULES",
+        value_delimiter = ','
+    )]
+    pub git_modules: Vec<String>,
+    /// Let Lilypad modules from git ask for full network access (`Network.Type: Full`, run on
+    /// Docker's bridge); refused by default.
+    #[arg(long)]
+    pub git_modules_network: bool,
     /// Register on each chain if needed and top free collateral up to this (token base units).
     #[arg(long)]
     pub collateral: Option<u128>,
@@ -199,11 +225,25 @@ pub struct MediatorArgs {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Module name, e.g. cowsay.
+    /// The module: a name of this project's modules (e.g. cowsay, with --version), or a Lilypad
+    /// module from git: <url>@<tag or commit>[:<path>] (e.g.
+    /// https://github.com/Lilypad-Tech/lilypad-module-cowsay@v0.0.4), <host>/<owner>/<repo>:<tag
+    /// or commit>, or <name>:<tag> for Lilypad's own (<base>/lilypad-module-<name>, see
+    /// --lilypad-module-base). A tag is bound to its commit now; the commit is what runs.
     pub module: String,
-    /// Module version.
-    #[arg(long, default_value = "1.0.0")]
-    pub version: String,
+    /// Module version, for this project's modules (default 1.0.0).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Where Lilypad's <name>:<tag> shortcut finds its module repositories.
+    #[arg(
+        long,
+        env = "LILYPAD_MODULE_BASE",
+        default_value = lilypad_modules::git::DEFAULT_SHORTCUT_BASE
+    )]
+    pub lilypad_module_base: String,
+    /// Where `lilypad run` mirrors the git repositories of the modules it binds.
+    #[arg(long, default_value = ".lilypad/client/git-modules")]
+    pub git_cache: PathBuf,
     /// An input as KEY=VALUE (repeatable; the value may contain '=' and spaces).
     #[arg(short = 'i', long = "input", value_parser = client::parse_input)]
     pub inputs: Vec<(String, String)>,

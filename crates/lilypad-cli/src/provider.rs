@@ -59,6 +59,8 @@ fn compute_settings(
         signer,
         chains,
         module_dirs: compute.modules.clone(),
+        git_modules: compute.git_modules.clone(),
+        git_allow_network: compute.git_modules_network,
         collateral: compute.collateral.map(U256::from),
         metadata: compute.metadata.clone(),
         state_dir: compute.state_dir(role),

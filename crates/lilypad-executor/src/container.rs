@@ -106,6 +106,7 @@ pub fn container_config(
         entrypoint: (!job.entrypoint.is_empty()).then(|| job.entrypoint.clone()),
         cmd: (!job.cmd.is_empty() || !job.entrypoint.is_empty()).then(|| job.cmd.clone()),
         env: Some(job.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        working_dir: module.workdir.clone(),
         labels: Some(labels),
         user: sandbox.user.map(str::to_owned),
         attach_stdout: Some(true),
@@ -221,5 +222,34 @@ vram = "20GiB"
         let inputs = BTreeMap::from([("prompt".to_owned(), "x".to_owned())]);
         let config = container_config(&m, &m.prepare(&inputs).unwrap(), &sandbox(&[]));
         assert_eq!(config.host_config.unwrap().device_requests, None);
+    }
+
+    #[test]
+    fn a_lilypad_module_runs_with_its_entrypoint_parameters_env_and_working_directory() {
+        let bound = lilypad_modules::git::GitModuleRef {
+            url: "file:///srv/m.git".to_owned(),
+            commit: "0123456789abcdef0123456789abcdef01234567".to_owned(),
+            path: lilypad_modules::git::DEFAULT_TEMPLATE_PATH.to_owned(),
+        };
+        let template = r#"{"machine": {"cpu": 250, "ram": 64},
+            "job": {"APIVersion": "V1beta1", "Spec": {"Timeout": 60,
+              "Docker": {"Image": "lilypad/test-tools:1.0.0", "Entrypoint": ["sh", "-c", "pwd"],
+                "Parameters": [{{.A}}], "EnvironmentVariables": ["X=1"], "WorkingDirectory": "/srv"}}}}"#;
+        let inputs = BTreeMap::from([("A".to_owned(), "a b".to_owned())]);
+        let m =
+            lilypad_modules::load_template(&bound, template, &inputs, Default::default()).unwrap();
+        let config = container_config(&m, &m.prepare(&inputs).unwrap(), &sandbox(&[]));
+        assert_eq!(config.working_dir.as_deref(), Some("/srv"));
+        assert_eq!(config.entrypoint.unwrap(), ["sh", "-c", "pwd"]);
+        assert_eq!(config.cmd.unwrap(), ["a b"]);
+        assert_eq!(config.env.unwrap(), ["X=1"]);
+        let host = config.host_config.unwrap();
+        assert_eq!(host.nano_cpus, Some(250_000_000));
+        assert_eq!(host.memory, Some(64 << 20));
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        assert_eq!(
+            config.labels.unwrap()[LABEL_MODULE],
+            format!("file:///srv/m.git:{}", bound.commit)
+        );
     }
 }

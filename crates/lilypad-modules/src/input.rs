@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::INPUTS_DIR;
-use crate::module::{Arg, InputSpec, InputType, Module, ModuleRef};
+use crate::module::{Arg, InputSpec, InputType, Module, ModuleFormat, ModuleRef};
 use lilypad_toml::format_bytes;
 use lilypad_types::suggest::closest;
 
@@ -35,6 +35,9 @@ pub enum JobError {
         /// Its versions.
         available: Vec<String>,
     },
+    /// A Lilypad module from git that cannot be had or run here.
+    #[error(transparent)]
+    Lilypad(#[from] crate::lilypad::LilypadError),
     /// One or more inputs are wrong; every problem is listed.
     #[error("{}", BadInputs { module, errors })]
     BadInputs {
@@ -357,7 +360,31 @@ impl PreparedJob {
 impl Module {
     /// Checks `inputs` against this module's declarations (every problem is reported) and renders
     /// the container's arguments, environment and input files.
+    ///
+    /// A Lilypad module ([`ModuleFormat::Lilypad`]) was rendered with the job's inputs already:
+    /// its arguments and environment are used as they are, and `inputs` are kept as the job's
+    /// values.
     pub fn prepare(&self, inputs: &BTreeMap<String, String>) -> Result<PreparedJob, JobError> {
+        if self.format == ModuleFormat::Lilypad {
+            let none = BTreeMap::new();
+            let render = |t: &crate::Template| t.render(&none).unwrap_or_default();
+            return Ok(PreparedJob {
+                module: self.reference.clone(),
+                entrypoint: self.entrypoint.clone(),
+                cmd: self
+                    .args
+                    .iter()
+                    .flat_map(|a| a.templates().iter().map(render))
+                    .collect(),
+                env: self
+                    .env
+                    .iter()
+                    .map(|(k, t)| (k.clone(), render(t)))
+                    .collect(),
+                files: Vec::new(),
+                values: inputs.clone(),
+            });
+        }
         let mut errors = Vec::new();
         let declared: Vec<&str> = self.inputs.keys().map(String::as_str).collect();
         for name in inputs.keys() {

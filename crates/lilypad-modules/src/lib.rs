@@ -14,7 +14,9 @@
 //! command.
 
 mod error;
+pub mod git;
 mod input;
+pub mod lilypad;
 mod module;
 mod parse;
 mod registry;
@@ -24,9 +26,10 @@ pub use error::{LoadErrors, ModuleError};
 pub use input::{InputError, InputFile, JobError, PreparedJob, inputs_from_pairs};
 pub use lilypad_toml::{format_bytes, parse_bytes};
 pub use module::{
-    Arg, ImageRef, InlineOutput, InputSpec, InputType, Module, ModuleRef, Network, Resources,
+    Arg, ImageRef, InlineOutput, InputSpec, InputType, Module, ModuleFormat, ModuleRef, Network,
+    Resources,
 };
-pub use registry::ModuleRegistry;
+pub use registry::{GitModules, ModuleRegistry, load_template};
 pub use template::Template;
 
 /// Where the container sees the job's input files (read-only).

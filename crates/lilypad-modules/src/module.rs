@@ -231,4 +231,18 @@ pub struct Module {
     pub deterministic: bool,
     /// Where the inline output comes from.
     pub output: InlineOutput,
+    /// The container's working directory (`None`: the image's own).
+    pub workdir: Option<String>,
+    /// Which format it was written in.
+    pub format: ModuleFormat,
+}
+
+/// The format a module was written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleFormat {
+    /// This project's TOML file: inputs declared and checked, then put into argument templates.
+    Toml,
+    /// Lilypad's `lilypad_module.json.tmpl` from git, rendered with a job's inputs: the module is
+    /// already specific to the job's inputs, which its template consumed.
+    Lilypad,
 }

@@ -1,17 +1,114 @@
 //! The registry of loaded modules, and reading a directory of module files into it.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::error::{LoadErrors, ModuleError};
+use crate::git::{GitCache, GitModuleRef};
 use crate::input::{JobError, PreparedJob};
+use crate::lilypad::{LilypadError, LilypadPolicy, parse_json, render, to_module};
 use crate::module::{Module, ModuleRef};
 use crate::parse::parse_module;
 
-/// Every loaded module, by name and version.
+/// Every loaded module, by name and version, and the git repositories whose Lilypad modules may
+/// be run.
 #[derive(Debug, Clone, Default)]
 pub struct ModuleRegistry {
     modules: BTreeMap<String, BTreeMap<String, Module>>,
+    git: Option<Arc<GitModules>>,
+}
+
+/// Lilypad modules from git: which repositories are served (by URL prefix), where they are
+/// mirrored, and what their modules may do.
+#[derive(Debug)]
+pub struct GitModules {
+    cache: GitCache,
+    prefixes: Vec<String>,
+    policy: LilypadPolicy,
+    /// Templates already read, by bound module (a commit never changes).
+    templates: Mutex<HashMap<GitModuleRef, String>>,
+}
+
+impl GitModules {
+    /// Modules from repositories whose URL starts with one of `prefixes`, mirrored under
+    /// `cache_dir`.
+    pub fn new(
+        cache_dir: impl Into<PathBuf>,
+        prefixes: Vec<String>,
+        policy: LilypadPolicy,
+    ) -> Self {
+        Self {
+            cache: GitCache::new(cache_dir),
+            prefixes,
+            policy,
+            templates: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The URL prefixes served.
+    pub fn prefixes(&self) -> &[String] {
+        &self.prefixes
+    }
+
+    /// Whether modules from `url` are served.
+    pub fn serves(&self, url: &str) -> bool {
+        self.prefixes.iter().any(|p| url.starts_with(p.as_str()))
+    }
+
+    /// The mirrors.
+    pub fn cache(&self) -> &GitCache {
+        &self.cache
+    }
+
+    /// The template of `module`, fetched once per commit.
+    pub fn template(&self, module: &GitModuleRef) -> Result<String, LilypadError> {
+        let lock = |m: &Mutex<HashMap<GitModuleRef, String>>| {
+            m.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(module)
+                .cloned()
+        };
+        if let Some(t) = lock(&self.templates) {
+            return Ok(t);
+        }
+        let text = self.cache.template(module)?;
+        self.templates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(module.clone(), text.clone());
+        Ok(text)
+    }
+
+    /// `module` rendered with a job's `inputs`, checked and mapped to what the executor runs.
+    pub fn load(
+        &self,
+        module: &GitModuleRef,
+        inputs: &BTreeMap<String, String>,
+    ) -> Result<Module, LilypadError> {
+        if !self.serves(&module.url) {
+            return Err(LilypadError::NotServed {
+                url: module.url.clone(),
+                prefixes: self.prefixes.clone(),
+            });
+        }
+        let template = self.template(module)?;
+        load_template(module, &template, inputs, self.policy)
+    }
+}
+
+/// A Lilypad template rendered with `inputs`, parsed and mapped to a [`Module`].
+pub fn load_template(
+    module: &GitModuleRef,
+    template: &str,
+    inputs: &BTreeMap<String, String>,
+    policy: LilypadPolicy,
+) -> Result<Module, LilypadError> {
+    let name = module.to_string();
+    let rendered = render(&name, template, inputs)?;
+    let json = parse_json(&name, &rendered, template, inputs)?;
+    to_module(module, &json, policy)
 }
 
 impl ModuleRegistry {
@@ -53,6 +150,61 @@ impl ModuleRegistry {
         } else {
             Err(LoadErrors { errors })
         }
+    }
+
+    /// Lets this registry run Lilypad modules from git as `git` allows.
+    pub fn with_git(mut self, git: GitModules) -> Self {
+        self.git = Some(Arc::new(git));
+        self
+    }
+
+    /// The git modules served, if any.
+    pub fn git(&self) -> Option<&GitModules> {
+        self.git.as_deref()
+    }
+
+    /// For a request naming a Lilypad module from git served here whose template is not read
+    /// yet: the blocking work of fetching it (git runs), to run off an async runtime's threads
+    /// (`tokio::task::spawn_blocking`), after which [`ModuleRegistry::module`] reads it from
+    /// memory. `None` when there is nothing to fetch. A failure is left for `module` to report.
+    pub fn git_fetch(&self, name: &str, version: &str) -> Option<impl FnOnce() + Send + 'static> {
+        let git = self.git.clone()?;
+        let bound = GitModuleRef::from_request(name, version)?.ok()?;
+        let cached = git
+            .templates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(&bound);
+        if cached || !git.serves(&bound.url) {
+            return None;
+        }
+        Some(move || {
+            // A failure is reported by the call that needs the module.
+            let _ = git.template(&bound);
+        })
+    }
+
+    /// The module a request names, as a job with `inputs` runs it: a loaded module, or a
+    /// Lilypad module from git (the request's module a repository URL, its version the commit)
+    /// rendered with `inputs`.
+    pub fn module(
+        &self,
+        name: &str,
+        version: &str,
+        inputs: &BTreeMap<String, String>,
+    ) -> Result<Cow<'_, Module>, JobError> {
+        let Some(bound) = GitModuleRef::from_request(name, version) else {
+            return self.get(name, version).map(Cow::Borrowed);
+        };
+        let bound = bound.map_err(LilypadError::from)?;
+        let Some(git) = &self.git else {
+            return Err(LilypadError::NotServed {
+                url: bound.url,
+                prefixes: Vec::new(),
+            }
+            .into());
+        };
+        Ok(Cow::Owned(git.load(&bound, inputs)?))
     }
 
     /// Adds a module (for tests and tools that build definitions in code); replaces one with the
@@ -235,6 +387,6 @@ impl ModuleRegistry {
         version: &str,
         inputs: &BTreeMap<String, String>,
     ) -> Result<PreparedJob, JobError> {
-        self.get(name, version)?.prepare(inputs)
+        self.module(name, version, inputs)?.prepare(inputs)
     }
 }

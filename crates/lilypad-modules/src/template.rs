@@ -27,6 +27,15 @@ pub(crate) fn valid_input_name(name: &str) -> bool {
 }
 
 impl Template {
+    /// A template that is exactly `text`, with no placeholders.
+    pub fn literal(text: impl Into<String>) -> Self {
+        let text = text.into();
+        Self {
+            parts: vec![Part::Literal(text.clone())],
+            source: text,
+        }
+    }
+
     /// Parses `source`; the error says what is wrong with it.
     pub fn parse(source: &str) -> Result<Self, String> {
         let mut parts = Vec::new();

@@ -3,13 +3,14 @@
 //! come out. [`ResourceProvider::answer`](crate::ResourceProvider::answer) reads the chain once,
 //! then calls them; the unit tests below exercise every refusal without any service.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
 use lilypad_bindings::Lilypad;
 use lilypad_modules::{Module, ModuleRegistry};
-use lilypad_types::{DealProposal, JobStatus, ModuleId, SignedDeal};
+use lilypad_types::{DealProposal, GitModulesPrice, JobStatus, ModuleId, SignedDeal};
 
 use crate::service::DealRefused;
 
@@ -26,6 +27,8 @@ pub(crate) struct Own<'a> {
     pub chains: &'a BTreeMap<u64, Address>,
     /// Its price per module.
     pub prices: &'a BTreeMap<ModuleId, U256>,
+    /// Its price for Lilypad modules from git, by repository URL prefix.
+    pub git_prices: &'a [GitModulesPrice],
     /// The modules it can run.
     pub registry: &'a ModuleRegistry,
     /// The least time a deal's expiry must leave.
@@ -39,8 +42,8 @@ pub(crate) struct Own<'a> {
 pub(crate) enum Proposal<'a> {
     /// The same terms were signed before: the same signed deal is the answer.
     AlreadySigned(Box<SignedDeal>),
-    /// A new deal, for this module.
-    New(&'a Module),
+    /// A new deal, for this module (a Lilypad module from git rendered with the job's inputs).
+    New(Box<Cow<'a, Module>>),
 }
 
 /// The checks that need no chain: the job's chain and contract, the terms' provider, job and
@@ -96,7 +99,12 @@ pub(crate) fn check_proposal<'a>(
         name: job.spec.module.clone(),
         version: job.spec.version.clone(),
     };
-    let Some(own_price) = own.prices.get(&module_id).copied() else {
+    let own_price = own
+        .prices
+        .get(&module_id)
+        .copied()
+        .or_else(|| GitModulesPrice::price_of(own.git_prices, &module_id.name));
+    let Some(own_price) = own_price else {
         return Err(refuse(format!(
             "module {}:{} is not offered by this provider (it offers {})",
             module_id.name,
@@ -104,13 +112,24 @@ pub(crate) fn check_proposal<'a>(
             own.prices
                 .keys()
                 .map(|m| format!("{}:{}", m.name, m.version))
+                .chain(
+                    own.git_prices
+                        .iter()
+                        .map(|g| format!("git modules from {}*", g.prefix))
+                )
                 .collect::<Vec<_>>()
                 .join(", ")
         )));
     };
+    let inputs: BTreeMap<String, String> = job
+        .spec
+        .inputs
+        .iter()
+        .map(|i| (i.key.clone(), i.value.clone()))
+        .collect();
     let module = own
         .registry
-        .get(&module_id.name, &module_id.version)
+        .module(&module_id.name, &module_id.version, &inputs)
         .map_err(|e| refuse(format!("module not runnable here: {e}")))?;
     if terms.price < own_price {
         return Err(refuse(format!(
@@ -124,7 +143,7 @@ pub(crate) fn check_proposal<'a>(
             terms.price, job.spec.max_price
         )));
     }
-    Ok(Proposal::New(module))
+    Ok(Proposal::New(Box::new(module)))
 }
 
 /// What the chain says about a proposal's job, read once. A read that failed carries its error,
@@ -392,6 +411,7 @@ mod tests {
                 address: me(),
                 chains: &self.chains,
                 prices: &self.prices,
+                git_prices: &[],
                 registry: &self.registry,
                 min_deal_expiry: Duration::from_secs(5),
                 max_deal_expiry: Duration::from_secs(600),

@@ -111,6 +111,9 @@ pub async fn rerun(
         .iter()
         .map(|i| (i.key.clone(), i.value.clone()))
         .collect();
+    if let Some(fetch) = registry.git_fetch(&job.spec.module, &job.spec.version) {
+        let _ = tokio::task::spawn_blocking(fetch).await;
+    }
     let outcome = run_job(
         executor,
         registry,

@@ -15,9 +15,10 @@ use lilypad_bindings::{Lilypad, LilypadToken};
 use lilypad_bus::{Bus, BusError, BusOptions};
 use lilypad_chain::ChainClientError;
 use lilypad_executor::{Executor, ExecutorConfig, Gpu};
-use lilypad_modules::ModuleRegistry;
+use lilypad_modules::lilypad::LilypadPolicy;
+use lilypad_modules::{GitModules, ModuleRegistry};
 use lilypad_results::ResultStore;
-use lilypad_types::{ModuleId, ModulePrice};
+use lilypad_types::{GitModulesPrice, ModuleId, ModulePrice};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -52,6 +53,11 @@ pub struct ComputeSettings {
     pub chains: Vec<ServiceChain>,
     /// Directories of module definitions.
     pub module_dirs: Vec<PathBuf>,
+    /// Lilypad modules from git: the repository URL prefixes served (none: no git modules).
+    /// They are mirrored under `<state_dir>/git-modules`.
+    pub git_modules: Vec<String>,
+    /// Whether a Lilypad module may ask for `Network.Type: Full` (run on Docker's bridge).
+    pub git_allow_network: bool,
     /// Register on each chain if needed and top free collateral up to this (token base units).
     pub collateral: Option<U256>,
     /// Metadata URL published when registering.
@@ -96,7 +102,9 @@ pub enum RunError {
     #[error("{0}")]
     Modules(String),
     /// No module found.
-    #[error("no modules found in {0:?}: pass --modules DIR with module definitions")]
+    #[error(
+        "no modules found in {0:?}: pass --modules DIR with module definitions, or --git-modules PREFIX to run Lilypad modules from git"
+    )]
     NoModules(Vec<PathBuf>),
     /// The result store could not be opened.
     #[error("{0}")]
@@ -192,9 +200,39 @@ async fn executor(
     Ok((executor, store, gpus))
 }
 
-fn registry(dirs: &[PathBuf]) -> Result<ModuleRegistry, RunError> {
-    ModuleRegistry::load_dirs(&dirs.iter().map(|p| p.as_path()).collect::<Vec<_>>())
-        .map_err(|e| RunError::Modules(e.to_string()))
+fn registry(compute: &ComputeSettings) -> Result<ModuleRegistry, RunError> {
+    let dirs = &compute.module_dirs;
+    let registry = ModuleRegistry::load_dirs(&dirs.iter().map(|p| p.as_path()).collect::<Vec<_>>())
+        .map_err(|e| RunError::Modules(e.to_string()))?;
+    if compute.git_modules.is_empty() {
+        return Ok(registry);
+    }
+    Ok(registry.with_git(GitModules::new(
+        compute.state_dir.join("git-modules"),
+        compute.git_modules.clone(),
+        LilypadPolicy {
+            allow_network: compute.git_allow_network,
+        },
+    )))
+}
+
+/// The price of Lilypad modules from each served prefix: a `--price PREFIX=PRICE` naming it,
+/// else `default_price`.
+fn git_prices(
+    prefixes: &[String],
+    prices: &[(String, U256)],
+    default_price: U256,
+) -> Vec<GitModulesPrice> {
+    prefixes
+        .iter()
+        .map(|prefix| GitModulesPrice {
+            prefix: prefix.clone(),
+            price: prices
+                .iter()
+                .find(|(name, _)| name == prefix)
+                .map_or(default_price, |(_, p)| *p),
+        })
+        .collect()
 }
 
 /// A signing RPC connection to `chain` (receipts polled at the chain's interval).
@@ -341,7 +379,7 @@ fn module_prices(
 pub async fn run_provider(run: ProviderRun, cancel: CancellationToken) -> Result<(), RunError> {
     let compute = &run.compute;
     let key = compute.signer.clone();
-    let modules = registry(&compute.module_dirs)?;
+    let modules = registry(compute)?;
     let mut chains = Vec::new();
     for chain in &compute.chains {
         if let Some(c) = compute.collateral {
@@ -354,7 +392,8 @@ pub async fn run_provider(run: ProviderRun, cancel: CancellationToken) -> Result
         });
     }
     let prices = module_prices(&modules, &run.prices, run.default_price);
-    if prices.is_empty() {
+    let git_prices = git_prices(&compute.git_modules, &run.prices, run.default_price);
+    if prices.is_empty() && git_prices.is_empty() {
         return Err(RunError::NoModules(compute.module_dirs.clone()));
     }
     let cpu = run.cpu_millis.unwrap_or_else(|| {
@@ -392,6 +431,7 @@ pub async fn run_provider(run: ProviderRun, cancel: CancellationToken) -> Result
         let capacity = CapacityTracker::with_gpus(cpu, memory, &gpus);
         let bus = Bus::connect(&run.nats, BusOptions::default()).await?;
         let mut settings = ProviderSettings::new(key, chains, prices);
+        settings.git_prices = git_prices;
         // Signed deals and results survive a restart (see `crate::state`).
         settings.state_dir = Some(compute.state_dir.clone());
         if let Some(how) = run.testing_alter_output {
@@ -420,7 +460,7 @@ pub async fn run_provider(run: ProviderRun, cancel: CancellationToken) -> Result
 pub async fn run_mediator(run: MediatorRun, cancel: CancellationToken) -> Result<(), RunError> {
     let compute = &run.compute;
     let key = compute.signer.clone();
-    let modules = Arc::new(registry(&compute.module_dirs)?);
+    let modules = Arc::new(registry(compute)?);
     let (executor, _, _) =
         executor(&format!("mediator-{}", key.address()), &compute.state_dir).await?;
     let mut mediators = Vec::new();
@@ -494,6 +534,32 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+
+    #[test]
+    fn git_modules_take_the_price_naming_their_prefix_else_the_default() {
+        let prefixes = ["https://a.example/".to_owned(), "file:///srv/".to_owned()];
+        let prices = git_prices(
+            &prefixes,
+            &[
+                ("cowsay".into(), U256::from(5)),
+                ("file:///srv/".into(), U256::from(7)),
+            ],
+            U256::from(3),
+        );
+        assert_eq!(
+            prices,
+            [
+                GitModulesPrice {
+                    prefix: "https://a.example/".into(),
+                    price: U256::from(3)
+                },
+                GitModulesPrice {
+                    prefix: "file:///srv/".into(),
+                    price: U256::from(7)
+                },
+            ]
+        );
+    }
 
     #[test]
     fn a_module_takes_the_first_price_naming_it_else_the_default() {

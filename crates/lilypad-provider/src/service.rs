@@ -18,8 +18,8 @@ use lilypad_chain::RpcOptions;
 use lilypad_executor::{Executor, Outcome, run_job};
 use lilypad_modules::ModuleRegistry;
 use lilypad_types::{
-    ChainCollateral, DealProposal, JobKey, JobRef, JobRequested, JobStatus, ModuleId, ModulePrice,
-    Offer, SignedDeal, SignedResult,
+    ChainCollateral, DealProposal, GitModulesPrice, JobKey, JobRef, JobRequested, JobStatus,
+    ModuleId, ModulePrice, Offer, SignedDeal, SignedResult,
 };
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -52,6 +52,9 @@ pub struct ProviderSettings {
     pub chains: Vec<ChainSettings>,
     /// The modules it offers and its price for one job of each.
     pub prices: Vec<ModulePrice>,
+    /// Lilypad modules from git it runs, by repository URL prefix, with their price (the
+    /// registry it is given must serve the same prefixes: [`lilypad_modules::GitModules`]).
+    pub git_prices: Vec<GitModulesPrice>,
     /// How often its offer is refreshed (well under the bus's offer TTL).
     pub heartbeat: Duration,
     /// The furthest in the future a deal's expiry may be (a signature that stays valid long
@@ -100,6 +103,7 @@ impl ProviderSettings {
             signer,
             chains,
             prices,
+            git_prices: Vec::new(),
             heartbeat: Duration::from_secs(10),
             max_deal_expiry: Duration::from_secs(600),
             min_deal_expiry: Duration::from_secs(5),
@@ -313,7 +317,7 @@ impl ResourceProvider {
                 return Err(ProviderError::DuplicateChain(c.chain_id));
             }
         }
-        if settings.prices.is_empty() {
+        if settings.prices.is_empty() && settings.git_prices.is_empty() {
             return Err(ProviderError::NoPrices);
         }
         let mut prices = BTreeMap::new();
@@ -443,6 +447,7 @@ impl ResourceProvider {
                     price: *price,
                 })
                 .collect(),
+            git_modules: self.inner.settings.git_prices.clone(),
             chains,
         }
     }
@@ -599,6 +604,11 @@ impl ResourceProvider {
     /// pure ones of `checks`: those that need no chain first, then one read of the chain (the
     /// job, its time, this provider's collateral) and the rest against what it said.
     pub async fn answer(&self, proposal: DealProposal) -> Result<SignedDeal, DealRefused> {
+        // A Lilypad module from git is fetched off the runtime's threads before the checks.
+        let spec = &proposal.job.spec;
+        if let Some(fetch) = self.inner.registry.git_fetch(&spec.module, &spec.version) {
+            let _ = tokio::task::spawn_blocking(fetch).await;
+        }
         let own = self.own();
         let signed = lock(&self.inner.deals)
             .get(&proposal.job.job_ref())
@@ -681,6 +691,7 @@ impl ResourceProvider {
             address: self.inner.address,
             chains: &self.inner.lilypads,
             prices: &self.inner.prices,
+            git_prices: &self.inner.settings.git_prices,
             registry: &self.inner.registry,
             min_deal_expiry: self.inner.settings.min_deal_expiry,
             max_deal_expiry: self.inner.settings.max_deal_expiry,
@@ -834,9 +845,15 @@ impl ResourceProvider {
     /// What a job's module needs (nothing when the module is gone: the job then fails at once,
     /// with a result saying so).
     fn needs(&self, job: &JobRequested) -> lilypad_modules::Resources {
+        let inputs: BTreeMap<String, String> = job
+            .spec
+            .inputs
+            .iter()
+            .map(|i| (i.key.clone(), i.value.clone()))
+            .collect();
         self.inner
             .registry
-            .get(&job.spec.module, &job.spec.version)
+            .module(&job.spec.module, &job.spec.version, &inputs)
             .map(|m| m.resources)
             .unwrap_or(lilypad_modules::Resources {
                 cpu_millis: 0,

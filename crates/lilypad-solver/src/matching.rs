@@ -3,7 +3,8 @@
 //! A provider may take a job when its offer, less what this solver has already proposed to it and
 //! the provider has not yet reported as taken ([`Bookings`]):
 //! - serves the job's chain and Lilypad contract,
-//! - runs the job's module (name and version),
+//! - runs the job's module (name and version, or for a Lilypad module from git: a prefix of its
+//!   repository's URL),
 //! - has the CPU, memory and GPUs (count, each with enough memory) the module needs free,
 //! - asks at most the job's max price,
 //! - has free collateral on that chain for the larger of the timeout collateral the deal locks and
@@ -16,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use alloy_primitives::{Address, U256};
-use lilypad_types::{Capacity, JobRequested, ModuleId, Offer};
+use lilypad_types::{Capacity, GitModulesPrice, JobRequested, ModuleId, Offer};
 
 const BPS: u64 = 10_000;
 
@@ -283,6 +284,7 @@ pub fn check(needs: &JobNeeds, offer: &Offer, bookings: &Bookings) -> Result<Can
         .iter()
         .find(|m| m.module == needs.module)
         .map(|m| m.price)
+        .or_else(|| GitModulesPrice::price_of(&offer.git_modules, &needs.module.name))
         .ok_or(Rejection::NoModule)?;
     if price > needs.max_price {
         return Err(Rejection::TooExpensive {
@@ -419,12 +421,47 @@ mod tests {
                 },
                 price: U256::from(price),
             }],
+            git_modules: vec![],
             chains: vec![ChainCollateral {
                 chain_id: CHAIN,
                 lilypad: lilypad(),
                 free_collateral: U256::from(1000),
             }],
         }
+    }
+
+    #[test]
+    fn a_lilypad_module_from_git_matches_an_offer_of_a_prefix_of_its_repository() {
+        let mut n = needs();
+        n.module = ModuleId {
+            name: "https://github.com/Lilypad-Tech/lilypad-module-cowsay".into(),
+            version: "0123456789abcdef0123456789abcdef01234567".into(),
+        };
+        let b = Bookings::default();
+        let mut o = offer(1, 10, 0);
+        assert_eq!(
+            check(&n, &o, &b),
+            Err(Rejection::NoModule),
+            "no git modules offered"
+        );
+        o.git_modules = vec![
+            GitModulesPrice {
+                prefix: "https://github.com/someone-else/".into(),
+                price: U256::from(1),
+            },
+            GitModulesPrice {
+                prefix: "https://github.com/Lilypad-Tech/".into(),
+                price: U256::from(30),
+            },
+        ];
+        assert_eq!(check(&n, &o, &b).map(|c| c.price), Ok(U256::from(30)));
+        n.module.name = "cowsay".into();
+        n.module.version = "9.9.9".into();
+        assert_eq!(
+            check(&n, &o, &b),
+            Err(Rejection::NoModule),
+            "a prefix offers git modules only, not this project's own names"
+        );
     }
 
     #[test]

@@ -246,12 +246,27 @@ impl<C: JobChain> Solver<C> {
             .ok_or(SolverError::UnknownChain(key))
     }
 
+    /// Fetches the template of `job`'s Lilypad module from git, if it has one not fetched yet,
+    /// on a blocking thread, so that [`Solver::needs`] reads it from memory.
+    async fn fetch_module(&self, job: &JobRequested) {
+        if let Some(fetch) = self.modules.git_fetch(&job.spec.module, &job.spec.version) {
+            let _ = tokio::task::spawn_blocking(fetch).await;
+        }
+    }
+
     /// What `job` needs, from its module's definition; Err with the reason when the module is
-    /// unknown here.
+    /// unknown here. A Lilypad module from git is rendered with the job's inputs (its template
+    /// fetched once per commit, then kept in memory).
     fn needs(&self, job: &JobRequested, timeout_collateral_bps: u32) -> Result<JobNeeds, String> {
+        let inputs: std::collections::BTreeMap<String, String> = job
+            .spec
+            .inputs
+            .iter()
+            .map(|i| (i.key.clone(), i.value.clone()))
+            .collect();
         let module = self
             .modules
-            .get(&job.spec.module, &job.spec.version)
+            .module(&job.spec.module, &job.spec.version, &inputs)
             .map_err(|e| e.to_string())?;
         let r = &module.resources;
         Ok(JobNeeds::of(
@@ -277,6 +292,7 @@ impl<C: JobChain> Solver<C> {
     pub async fn handle(&self, job: &JobRequested) -> Result<Decision, SolverError> {
         let key = job.key;
         let chain = self.chain(key)?;
+        self.fetch_module(job).await;
         if let Err(why) = self.needs(job, 0) {
             return Ok(Decision::UnknownModule(why));
         }
@@ -383,6 +399,7 @@ impl<C: JobChain> Solver<C> {
     pub async fn book_job(&self, job: &JobRequested) -> Result<Booked, SolverError> {
         let key = job.key;
         let chain = self.chain(key)?;
+        self.fetch_module(job).await;
         if let Err(why) = self.needs(job, 0) {
             return Ok(Booked::UnknownModule(why));
         }

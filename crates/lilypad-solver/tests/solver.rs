@@ -83,6 +83,7 @@ fn offer(key: &PrivateKeySigner, price: u64, since: u64) -> Offer {
             },
             price: U256::from(price),
         }],
+        git_modules: vec![],
         chains: vec![ChainCollateral {
             chain_id: CHAIN,
             lilypad: LILYPAD,

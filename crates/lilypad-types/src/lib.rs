@@ -312,6 +312,10 @@ pub struct Offer {
     pub free: Capacity,
     /// The modules it runs, each with its price per job (token base units).
     pub modules: Vec<ModulePrice>,
+    /// The git repositories whose Lilypad modules it runs (any commit), by URL prefix, each with
+    /// its price per job. Absent from providers that run none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub git_modules: Vec<GitModulesPrice>,
     /// The chains it serves, each with its Lilypad contract and the collateral it has free there
     /// (as last read from the chain).
     pub chains: Vec<ChainCollateral>,
@@ -324,6 +328,31 @@ pub struct ModulePrice {
     pub module: ModuleId,
     /// Price per job, in the chain's payment token base units.
     pub price: U256,
+}
+
+/// Lilypad modules from git that a provider runs: those of every repository whose URL starts
+/// with `prefix` (a job names one as its module, with a commit as its version).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitModulesPrice {
+    /// The URL prefix, e.g. `https://github.com/Lilypad-Tech/`.
+    pub prefix: String,
+    /// Price per job, in the chain's payment token base units.
+    pub price: U256,
+}
+
+impl GitModulesPrice {
+    /// The price of `module` under the first of `prices` whose prefix it starts with, when
+    /// `module` is a git repository URL (it holds `://`; this project's own module names never
+    /// do).
+    pub fn price_of(prices: &[Self], module: &str) -> Option<U256> {
+        if !module.contains("://") {
+            return None;
+        }
+        prices
+            .iter()
+            .find(|p| module.starts_with(p.prefix.as_str()))
+            .map(|p| p.price)
+    }
 }
 
 /// A provider's standing on one chain.

@@ -45,6 +45,9 @@ pub struct Options {
     pub poll_interval: &'static str,
     /// More arguments for `lilypad provider` (e.g. `--cpu-millis`).
     pub provider_args: Vec<String>,
+    /// The git repository URL prefixes whose Lilypad modules the solver and provider serve
+    /// (`LILYPAD_GIT_MODULES`; the solver mirrors them in the stack's directory).
+    pub git_modules: Vec<String>,
 }
 
 impl Default for Options {
@@ -57,6 +60,7 @@ impl Default for Options {
             rpc_faults: None,
             poll_interval: "200ms",
             provider_args: Vec::new(),
+            git_modules: Vec::new(),
         }
     }
 }
@@ -154,7 +158,7 @@ impl Stack {
         .unwrap();
         let nats = Nats::start().unwrap();
         let redis = Redis::start().unwrap();
-        let env = [
+        let mut env: Vec<(String, String)> = [
             (
                 "LILYPAD_CHAINS",
                 dir.path().join("chains.toml").display().to_string(),
@@ -171,6 +175,12 @@ impl Stack {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        if !options.git_modules.is_empty() {
+            env.push((
+                "LILYPAD_GIT_MODULES".to_owned(),
+                options.git_modules.join(","),
+            ));
+        }
         let mut stack = Self {
             lilypad: chain.lilypad,
             chain,
@@ -185,7 +195,8 @@ impl Stack {
             launched: Default::default(),
         };
         stack.spawn("relayer", &["relayer"]);
-        stack.spawn("solver", &["solver"]);
+        let solver_git = stack.dir.path().join("solver-git").display().to_string();
+        stack.spawn("solver", &["solver", "--git-cache", &solver_git]);
         if options.mediator {
             stack.spawn(
                 "mediator",

@@ -163,6 +163,8 @@ fn read_module(
         network: network?,
         deterministic: deterministic?,
         output: output?,
+        workdir: None,
+        format: crate::module::ModuleFormat::Toml,
     })
 }
 
