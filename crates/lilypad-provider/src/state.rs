@@ -270,6 +270,31 @@ mod tests {
     }
 
     #[test]
+    fn a_vote_outlives_a_restart_until_removed_and_a_corrupt_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = Address::repeat_byte(0x44);
+        let vote = VoteRecord {
+            chain_id: 31337,
+            job_id: U256::from(7),
+            mediator: me,
+            result_hash: B256::repeat_byte(2),
+            salt: B256::repeat_byte(3),
+        };
+        VoteStore::open(dir.path()).unwrap().put(&vote).unwrap();
+        // a new process over the same directory reads the same vote back
+        let votes = VoteStore::open(dir.path()).unwrap();
+        assert_eq!(votes.get(31337, U256::from(7), me).unwrap(), Some(vote));
+        assert_eq!(votes.get(31337, U256::from(8), me).unwrap(), None);
+        assert_eq!(votes.get(31338, U256::from(7), me).unwrap(), None);
+        votes.remove(31337, U256::from(7), me).unwrap();
+        votes.remove(31337, U256::from(7), me).unwrap();
+        assert_eq!(votes.get(31337, U256::from(7), me).unwrap(), None);
+        std::fs::write(votes.dir().join(format!("31337-9-{me}.json")), b"{").unwrap();
+        let err = votes.get(31337, U256::from(9), me).unwrap_err().to_string();
+        assert!(err.contains("does not decode as a vote"), "{err}");
+    }
+
+    #[test]
     fn records_are_kept_replaced_removed_and_filtered_by_provider() {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::open(dir.path()).unwrap();
