@@ -318,34 +318,39 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
         _observe();
     }
 
-    /// @dev One step of a case: draw it, or a drawn mediator commits (in the commit phase) or
-    ///      reveals what it committed (in the reveal phase). Mediators that never get a step are
-    ///      the non-committers and non-revealers.
+    /// @dev One step of a case: draw it, or every drawn mediator that has this phase's step to
+    ///      take commits (in the commit phase) or reveals what it committed (in the reveal phase),
+    ///      except about one in eight, chosen by `seed`, that stays silent this time: those left
+    ///      silent to the end are the non-committers and non-revealers.
     function _vote(uint256 jobId, uint256 seed) internal {
         if (lilypad.getJob(jobId).status != JobStatus.Challenged) return;
         ConsortiumMediation.Case memory cs = consortium.caseOf(jobId);
         if (cs.resolved) return;
         if (cs.mediators.length == 0) return _drawCase(jobId, cs.seedBlock);
-        address m = cs.mediators[seed % cs.mediators.length];
-        if (block.timestamp < cs.commitDeadline) {
-            if (consortium.commitmentOf(jobId, m) != bytes32(0)) return;
-            // mostly agree with the provider, sometimes find another result, now and then a third one
-            uint256 h = (seed >> 8) % 7;
-            bytes32 verdict =
-                h < 2 ? keccak256("other") : h == 2 ? keccak256("third") : lilypad.getJob(jobId).resultHash;
-            intended[jobId][m] = verdict;
-            bytes32 commitment = consortium.commitmentFor(verdict, _salt(jobId, m), m);
-            vm.prank(m);
-            consortium.commit(jobId, commitment);
-            ++calls["commit"];
-        } else if (block.timestamp < cs.revealDeadline) {
-            bytes32 verdict = intended[jobId][m];
-            if (verdict == bytes32(0) || consortium.revealOf(jobId, m) != bytes32(0)) return;
-            vm.prank(m);
-            consortium.reveal(jobId, verdict, _salt(jobId, m));
-            ++calls["reveal"];
-        } else {
-            return;
+        bool committing = block.timestamp < cs.commitDeadline;
+        if (!committing && block.timestamp >= cs.revealDeadline) return;
+        for (uint256 i; i < cs.mediators.length; ++i) {
+            if ((seed >> (16 + 3 * i)) % 8 == 0) continue; // silent this time
+            if (consortium.caseOf(jobId).resolved) break;
+            address m = cs.mediators[i];
+            if (committing) {
+                if (consortium.commitmentOf(jobId, m) != bytes32(0)) continue;
+                // mostly agree with the provider, sometimes find another result, now and then a third
+                uint256 h = (seed >> (8 + i)) % 7;
+                bytes32 verdict =
+                    h < 2 ? keccak256("other") : h == 2 ? keccak256("third") : lilypad.getJob(jobId).resultHash;
+                intended[jobId][m] = verdict;
+                bytes32 commitment = consortium.commitmentFor(verdict, _salt(jobId, m), m);
+                vm.prank(m);
+                consortium.commit(jobId, commitment);
+                ++calls["commit"];
+            } else {
+                bytes32 verdict = intended[jobId][m];
+                if (verdict == bytes32(0) || consortium.revealOf(jobId, m) != bytes32(0)) continue;
+                vm.prank(m);
+                consortium.reveal(jobId, verdict, _salt(jobId, m));
+                ++calls["reveal"];
+            }
         }
         _observe();
     }
