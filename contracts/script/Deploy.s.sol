@@ -25,7 +25,11 @@ import {Params} from "../src/interfaces/ILilypad.sol";
 ///      MEDIATORS_PER_CASE       N mediators drawn per challenge (default 3)
 ///      MEDIATOR_THRESHOLD       k matching verdicts that decide (default 2; needs 2k > N)
 ///      MEDIATION_FEE            fee a client pays to challenge, token units (default 1e18)
-///      MIN_MEDIATOR_COLLATERAL  free collateral a mediator needs to be drawn (default 10e18)
+///      MEDIATOR_STAKE           stake a mediator needs free to be drawn, locked per case it is
+///                               drawn for and slashed if it does not vote with the decision
+///                               (default 10e18)
+///      COMMIT_PERIOD            seconds drawn mediators have to commit their vote (default 3600)
+///      REVEAL_PERIOD            seconds they then have to reveal it (default 3600)
 ///      FUND_ADDRESSES           comma-separated addresses to mint dev tokens to (dev token only)
 ///      FUND_AMOUNT              tokens each gets (default 10000e18)
 ///      DEPLOY_EXAMPLES          deploy CowsayClient and Sha256Oracle (default true)
@@ -48,7 +52,9 @@ contract Deploy is Script {
         uint8 mediatorsPerCase;
         uint8 mediatorThreshold;
         uint96 mediationFee;
-        uint96 minMediatorCollateral;
+        uint128 mediatorStake;
+        uint32 commitPeriod;
+        uint32 revealPeriod;
         address[] fund;
         uint256 fundAmount;
         bool examples;
@@ -97,7 +103,9 @@ contract Deploy is Script {
         c.mediatorsPerCase = uint8(vm.envOr("MEDIATORS_PER_CASE", uint256(3)));
         c.mediatorThreshold = uint8(vm.envOr("MEDIATOR_THRESHOLD", uint256(2)));
         c.mediationFee = uint96(vm.envOr("MEDIATION_FEE", uint256(1 ether)));
-        c.minMediatorCollateral = uint96(vm.envOr("MIN_MEDIATOR_COLLATERAL", uint256(10 ether)));
+        c.mediatorStake = uint128(vm.envOr("MEDIATOR_STAKE", uint256(10 ether)));
+        c.commitPeriod = uint32(vm.envOr("COMMIT_PERIOD", uint256(1 hours)));
+        c.revealPeriod = uint32(vm.envOr("REVEAL_PERIOD", uint256(1 hours)));
         c.fund = vm.envOr("FUND_ADDRESSES", ",", new address[](0));
         c.fundAmount = vm.envOr("FUND_AMOUNT", uint256(10_000 ether));
         c.examples = vm.envOr("DEPLOY_EXAMPLES", true);
@@ -130,13 +138,20 @@ contract Deploy is Script {
         }
 
         Lilypad lilypad = new Lilypad(IERC20(d.token), d.deployer, c.treasury);
-        ConsortiumMediation mediation =
-            new ConsortiumMediation(lilypad, d.deployer, c.mediatorsPerCase, c.mediatorThreshold);
+        ConsortiumMediation mediation = new ConsortiumMediation(
+            lilypad,
+            d.deployer,
+            c.mediatorsPerCase,
+            c.mediatorThreshold,
+            c.mediatorStake,
+            c.commitPeriod,
+            c.revealPeriod
+        );
         Params memory p = lilypad.params();
         p.protocolFeeBps = c.protocolFeeBps;
         p.mediationFee = c.mediationFee;
         lilypad.setParams(p);
-        lilypad.setMediation(address(mediation), c.minMediatorCollateral);
+        lilypad.setMediation(address(mediation));
         d.lilypad = address(lilypad);
         d.mediation = address(mediation);
 
@@ -151,7 +166,7 @@ contract Deploy is Script {
     }
 
     /// @dev Makes an OpenZeppelin TimelockController the owner of Lilypad and the mediation: every
-    ///      admin change (parameters, treasury, mediation, consortium size) is then scheduled by
+    ///      admin change (parameters, treasury, mediation, consortium size, periods) is then scheduled by
     ///      the admin, visible on-chain (`CallScheduled`) for `adminDelay`, and only then carried
     ///      out. The timelock starts with no delay so the deployer can accept ownership through it,
     ///      then sets its delay, hands its roles to the admin and gives up its own.

@@ -32,7 +32,7 @@ import {LilypadChecks} from "./libraries/LilypadChecks.sol";
 ///         with {runJob}; a resource provider's EIP-712 signed deal ({agreeDeal}) and result
 ///         ({submitResult}) are relayed by anyone; the client is called back with exactly the gas
 ///         it asked for; after a challenge window the job settles. This one contract holds every
-///         token: job escrow, provider and mediator collateral, challenge fees and credited balances,
+///         token: job escrow, provider collateral, challenge fees and credited balances,
 ///         which leave only through {withdraw} and {withdrawCollateral}.
 /// @dev See docs/protocol.md for the state machine, type strings and arithmetic.
 contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
@@ -65,7 +65,7 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     uint256 public constant CALLBACK_GAS_RESERVE = 10_000;
 
     // ------------------------------------------------------------------ storage
-    /// @notice Collateral and roles of a provider or mediator, in one slot.
+    /// @notice Collateral and role of a provider, in one slot.
     /// @dev free + locked never exceeds type(uint120).max (checked at deposit) and every job
     ///      amount is below 2^116 (a uint96 price times at most 100x), so the uint120 casts on
     ///      these fields cannot truncate.
@@ -73,7 +73,6 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         uint120 free;
         uint120 locked;
         bool isProvider;
-        bool isMediator;
     }
 
     /// @inheritdoc ILilypad
@@ -85,8 +84,6 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     address public treasury;
     /// @inheritdoc ILilypad
     address public mediation;
-    /// @inheritdoc ILilypad
-    uint96 public minMediatorCollateral;
 
     mapping(uint256 jobId => Job) internal _jobs;
     mapping(uint256 jobId => Challenge) internal _challenges;
@@ -96,7 +93,6 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     /// @inheritdoc ILilypad
     mapping(address account => string) public metadataUrl;
     EnumerableSet.AddressSet internal _providerSet;
-    EnumerableSet.AddressSet internal _mediatorSet;
 
     /// @param token_ the ERC-20 used for payment and collateral (no fee-on-transfer or rebasing)
     /// @param initialOwner who may set protocol parameters
@@ -355,7 +351,7 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     // ================================================================== registry
 
     /// @inheritdoc ILilypad
-    /// @dev Registering again replaces the metadata URL (shared with the mediator role).
+    /// @dev Registering again replaces the metadata URL.
     function registerProvider(string calldata metadataUrl_) external nonReentrant {
         _setMetadata(metadataUrl_);
         _accounts[msg.sender].isProvider = true;
@@ -371,25 +367,6 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         account.isProvider = false;
         _providerSet.remove(msg.sender);
         emit ProviderDeregistered(msg.sender);
-    }
-
-    /// @inheritdoc ILilypad
-    /// @dev Registering again replaces the metadata URL (shared with the provider role).
-    function registerMediator(string calldata metadataUrl_) external nonReentrant {
-        _setMetadata(metadataUrl_);
-        _accounts[msg.sender].isMediator = true;
-        _mediatorSet.add(msg.sender);
-        emit MediatorRegistered(msg.sender, metadataUrl_);
-    }
-
-    /// @inheritdoc ILilypad
-    /// @dev Cases it was already chosen for still take its verdict.
-    function deregisterMediator() external nonReentrant {
-        Account storage account = _accounts[msg.sender];
-        if (!account.isMediator) revert NotRegistered(msg.sender);
-        account.isMediator = false;
-        _mediatorSet.remove(msg.sender);
-        emit MediatorDeregistered(msg.sender);
     }
 
     /// @inheritdoc ILilypad
@@ -433,14 +410,12 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         emit TreasurySet(treasury_);
     }
 
-    /// @notice Sets the mediation contract for new challenges and the free collateral a mediator
-    ///         needs to be chosen (owner only). It can be replaced, never removed: results inside
-    ///         their challenge window stay challengeable.
-    function setMediation(address mediation_, uint96 minMediatorCollateral_) external onlyOwner {
+    /// @notice Sets the mediation contract for new challenges (owner only). It can be replaced,
+    ///         never removed: results inside their challenge window stay challengeable.
+    function setMediation(address mediation_) external onlyOwner {
         if (mediation_ == address(0)) revert ZeroAddress();
         mediation = mediation_;
-        minMediatorCollateral = minMediatorCollateral_;
-        emit MediationSet(mediation_, minMediatorCollateral_);
+        emit MediationSet(mediation_);
     }
 
     // ================================================================== views
@@ -481,18 +456,6 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc ILilypad
-    function isMediator(address account) external view returns (bool) {
-        return _accounts[account].isMediator;
-    }
-
-    /// @inheritdoc ILilypad
-    /// @dev A registered mediator whose free collateral is at least {minMediatorCollateral}.
-    function isEligibleMediator(address account) public view returns (bool) {
-        Account storage a = _accounts[account];
-        return a.isMediator && a.free >= minMediatorCollateral;
-    }
-
-    /// @inheritdoc ILilypad
     function providerCount() external view returns (uint256) {
         return _providerSet.length();
     }
@@ -500,17 +463,6 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     /// @inheritdoc ILilypad
     function providerAt(uint256 index) external view returns (address) {
         return _providerSet.at(index);
-    }
-
-    /// @inheritdoc ILilypad
-    function mediatorCount() external view returns (uint256) {
-        return _mediatorSet.length();
-    }
-
-    /// @inheritdoc ILilypad
-    function mediatorAt(uint256 index) external view returns (address mediator, bool eligible) {
-        mediator = _mediatorSet.at(index);
-        eligible = isEligibleMediator(mediator);
     }
 
     /// @notice The EIP-712 domain separator for this chain and contract.

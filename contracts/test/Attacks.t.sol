@@ -76,13 +76,11 @@ contract AttacksTest is LilypadTestBase {
     function test_ReentrantChallengeFromVerdictCallbackIsBlocked() public {
         uint256 jobId = _jobWithResult();
         client.challenge(jobId);
-        address[] memory chosen = consortium.mediatorsOf(jobId);
+        address[] memory chosen = _draw(jobId);
         client.setReenterJob(jobId);
         client.setMode(MockClient.Mode.ReenterChallenge);
-        vm.prank(chosen[0]);
-        consortium.submitVerdict(jobId, _commitment(_result(jobId), OUTPUT));
-        vm.prank(chosen[1]);
-        consortium.submitVerdict(jobId, _commitment(_result(jobId), OUTPUT));
+        bytes32 h = _commitment(_result(jobId), OUTPUT);
+        _vote(jobId, chosen, _votes(h, h, h));
         _assertBlocked();
         assertEq(uint8(_status(jobId)), uint8(JobStatus.Settled));
     }
@@ -220,11 +218,8 @@ contract AttacksTest is LilypadTestBase {
         _agree(jobId);
         _submit(jobId);
         client.challenge(jobId);
-        address[] memory chosen = consortium.mediatorsOf(jobId);
-        vm.prank(chosen[0]);
-        consortium.submitVerdict(jobId, keccak256("x"));
-        vm.prank(chosen[1]);
-        consortium.submitVerdict(jobId, keccak256("x"));
+        address[] memory chosen = _draw(jobId);
+        _vote(jobId, chosen, _votes(keccak256("x"), keccak256("x"), keccak256("x")));
         vm.warp(block.timestamp + 10 days);
         vm.expectRevert();
         lilypad.resolveStaleChallenge(jobId);

@@ -33,7 +33,9 @@ contract DeployTest is Test {
         c.mediatorsPerCase = 5;
         c.mediatorThreshold = 3;
         c.mediationFee = 2 ether;
-        c.minMediatorCollateral = 50 ether;
+        c.mediatorStake = 50 ether;
+        c.commitPeriod = 600;
+        c.revealPeriod = 900;
         c.fund = new address[](2);
         c.fund[0] = makeAddr("alice");
         c.fund[1] = makeAddr("bob");
@@ -61,7 +63,10 @@ contract DeployTest is Test {
         assertEq(lilypad.params().protocolFeeBps, 250);
         assertEq(lilypad.params().mediationFee, 2 ether);
         assertEq(lilypad.mediation(), d.mediation);
-        assertEq(lilypad.minMediatorCollateral(), 50 ether);
+        assertEq(ConsortiumMediation(d.mediation).mediatorStake(), 50 ether);
+        assertEq(ConsortiumMediation(d.mediation).commitPeriod(), 600);
+        assertEq(ConsortiumMediation(d.mediation).revealPeriod(), 900);
+        assertEq(address(ConsortiumMediation(d.mediation).token()), d.token);
         assertEq(ConsortiumMediation(d.mediation).mediatorsPerCase(), 5);
         assertEq(ConsortiumMediation(d.mediation).threshold(), 3);
         assertEq(address(ConsortiumMediation(d.mediation).lilypad()), d.lilypad);
@@ -162,6 +167,9 @@ contract DeployTest is Test {
         assertEq(c.protocolFeeBps, 300);
         assertEq(c.mediatorsPerCase, 3);
         assertEq(c.mediatorThreshold, 2);
+        assertEq(c.mediatorStake, 10 ether);
+        assertEq(c.commitPeriod, 3600);
+        assertEq(c.revealPeriod, 3600);
         assertTrue(c.examples);
     }
 }

@@ -108,11 +108,9 @@ contract ExamplesTest is LilypadTestBase {
         _deliver(jobId, _result(jobId), OUTPUT);
         vm.prank(dev);
         cowsay.challenge(jobId);
-        address[] memory chosen = consortium.mediatorsOf(jobId);
-        vm.prank(chosen[0]);
-        consortium.submitVerdict(jobId, keccak256("different"));
-        vm.prank(chosen[1]);
-        consortium.submitVerdict(jobId, keccak256("different"));
+        address[] memory chosen = _draw(jobId);
+        bytes32 h = keccak256("different");
+        _vote(jobId, chosen, _votes(h, h, h));
         (Outcome status,,, string memory output,) = cowsay.answers(jobId);
         assertEq(uint8(status), uint8(Outcome.OverturnedByMediation));
         assertEq(output, string(OUTPUT));

@@ -108,6 +108,20 @@ contract GasTest is LilypadTestBase {
         uint256 d = _jobWithResult();
         client.challenge(d);
         vm.snapshotGasLastCall("Lilypad", "challenge_viaClient_3of5");
+        vm.roll(consortium.caseOf(d).seedBlock + 1);
+        consortium.draw(d);
+        vm.snapshotGasLastCall("Lilypad", "mediation_draw_3of5");
+        address[] memory chosen = consortium.mediatorsOf(d);
+        bytes32 h = lilypad.getJob(d).resultHash;
+        for (uint256 i; i < 3; ++i) {
+            _commitVote(d, chosen[i], h);
+        }
+        vm.snapshotGasLastCall("Lilypad", "mediation_commit_last");
+        _revealVote(d, chosen[0], h);
+        vm.snapshotGasLastCall("Lilypad", "mediation_reveal");
+        _revealVote(d, chosen[1], h);
+        _revealVote(d, chosen[2], h);
+        vm.snapshotGasLastCall("Lilypad", "mediation_reveal_resolving_upheld");
 
         vm.prank(provider);
         lilypad.withdraw();

@@ -16,7 +16,6 @@ contract LilypadRegistryTest is LilypadTestBase {
         vm.prank(carol);
         lilypad.registerProvider("https://carol.example/rp.json");
         assertTrue(lilypad.isProvider(carol));
-        assertFalse(lilypad.isMediator(carol));
         assertEq(lilypad.metadataUrl(carol), "https://carol.example/rp.json");
         assertEq(lilypad.providerCount(), 3);
         assertEq(lilypad.providerAt(2), carol);
@@ -40,38 +39,12 @@ contract LilypadRegistryTest is LilypadTestBase {
         lilypad.deregisterProvider();
     }
 
-    function test_RegisterMediator_AndEligibility() public {
-        vm.prank(carol);
-        lilypad.registerMediator("https://carol.example/m.json");
-        assertTrue(lilypad.isMediator(carol));
-        assertEq(lilypad.mediatorCount(), 6);
-        (address m, bool eligible) = lilypad.mediatorAt(5);
-        assertEq(m, carol);
-        assertFalse(eligible); // no collateral yet
-        _fund(carol, MEDIATOR_COLLATERAL);
-        vm.startPrank(carol);
-        token.approve(address(lilypad), MEDIATOR_COLLATERAL);
-        lilypad.depositCollateral(MEDIATOR_COLLATERAL);
-        vm.stopPrank();
-        assertTrue(lilypad.isEligibleMediator(carol));
-
-        vm.expectEmit(address(lilypad));
-        emit ILilypad.MediatorDeregistered(carol);
-        vm.prank(carol);
-        lilypad.deregisterMediator();
-        assertFalse(lilypad.isEligibleMediator(carol));
-        assertEq(lilypad.mediatorCount(), 5);
-        vm.expectRevert(abi.encodeWithSelector(ILilypad.NotRegistered.selector, carol));
-        vm.prank(carol);
-        lilypad.deregisterMediator();
-    }
-
     function test_RevertWhen_MetadataUrlEmptyOrTooLong() public {
         vm.startPrank(carol);
         vm.expectRevert(abi.encodeWithSelector(ILilypad.EmptyMetadataUrl.selector));
         lilypad.registerProvider("");
         vm.expectRevert(abi.encodeWithSelector(ILilypad.MetadataUrlTooLong.selector, 513, 512));
-        lilypad.registerMediator(string(new bytes(513)));
+        lilypad.registerProvider(string(new bytes(513)));
         vm.stopPrank();
     }
 
@@ -152,7 +125,7 @@ contract LilypadRegistryTest is LilypadTestBase {
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, alice));
         lilypad.setTreasury(alice);
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, alice));
-        lilypad.setMediation(alice, 0);
+        lilypad.setMediation(alice);
         vm.stopPrank();
     }
 
@@ -218,7 +191,7 @@ contract LilypadRegistryTest is LilypadTestBase {
         uint256 jobId = _jobWithResult();
         vm.expectRevert(abi.encodeWithSelector(ILilypad.ZeroAddress.selector));
         vm.prank(owner);
-        lilypad.setMediation(address(0), 5 ether);
+        lilypad.setMediation(address(0));
         // The result inside its window stays challengeable.
         client.challenge(jobId);
         assertEq(uint8(lilypad.getJob(jobId).status), uint8(JobStatus.Challenged));

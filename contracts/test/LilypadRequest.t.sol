@@ -12,7 +12,7 @@ contract LilypadRequestTest is LilypadTestBase {
         uint256 jobId = _requestJob(r);
         assertEq(jobId, 1);
         assertEq(lilypad.requestCount(), 1);
-        assertEq(token.balanceOf(address(lilypad)), MAX_PRICE + 2 * PROVIDER_COLLATERAL + 5 * MEDIATOR_COLLATERAL);
+        assertEq(token.balanceOf(address(lilypad)), MAX_PRICE + 2 * PROVIDER_COLLATERAL);
         assertEq(token.balanceOf(address(client)), before - MAX_PRICE);
 
         Job memory job = lilypad.getJob(jobId);

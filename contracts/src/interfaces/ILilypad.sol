@@ -228,15 +228,13 @@ interface ILilypad {
     event Withdrawn(address indexed account, uint256 amount);
     event ProviderRegistered(address indexed provider, string metadataUrl);
     event ProviderDeregistered(address indexed provider);
-    event MediatorRegistered(address indexed mediator, string metadataUrl);
-    event MediatorDeregistered(address indexed mediator);
     event CollateralDeposited(address indexed account, uint256 amount);
     event CollateralWithdrawn(address indexed account, uint256 amount);
 
     // ------------------------------------------------------------------ events: admin
     event ParamsSet(Params params);
     event TreasurySet(address treasury);
-    event MediationSet(address mediation, uint256 minMediatorCollateral);
+    event MediationSet(address mediation);
 
     // ------------------------------------------------------------------ errors: requests
     error EmptyModule();
@@ -347,10 +345,6 @@ interface ILilypad {
     function registerProvider(string calldata metadataUrl) external;
     /// @notice The caller stops taking new deals; running deals and collateral are unaffected.
     function deregisterProvider() external;
-    /// @notice Registers the caller as a mediator (or updates its metadata URL).
-    function registerMediator(string calldata metadataUrl) external;
-    /// @notice The caller leaves the mediator pool; cases it was drawn for still take its verdict.
-    function deregisterMediator() external;
     /// @notice Adds `amount` to the caller's free collateral (approve it first).
     function depositCollateral(uint256 amount) external;
     /// @notice Sends `amount` of the caller's free collateral back; locked collateral cannot leave.
@@ -367,28 +361,18 @@ interface ILilypad {
     function balanceOf(address account) external view returns (uint256);
     /// @notice An account's free and locked collateral.
     function collateralOf(address account) external view returns (uint256 free, uint256 locked);
-    /// @notice The metadata URL a provider or mediator registered.
+    /// @notice The metadata URL a provider registered.
     function metadataUrl(address account) external view returns (string memory);
     /// @notice Whether `account` is a registered provider.
     function isProvider(address account) external view returns (bool);
-    /// @notice Whether `account` is a registered mediator.
-    function isMediator(address account) external view returns (bool);
-    /// @notice Whether `account` is a registered mediator with at least {minMediatorCollateral} free.
-    function isEligibleMediator(address account) external view returns (bool);
     /// @notice How many providers are registered.
     function providerCount() external view returns (uint256);
     /// @notice The registered provider at `index` (order changes when one deregisters).
     function providerAt(uint256 index) external view returns (address);
-    /// @notice How many mediators are registered.
-    function mediatorCount() external view returns (uint256);
-    /// @notice The registered mediator at `index` and whether it can be drawn now.
-    function mediatorAt(uint256 index) external view returns (address mediator, bool eligible);
     /// @notice Jobs requested so far; also the id and sequence number of the latest one.
     function requestCount() external view returns (uint64);
     /// @notice Who is credited protocol fees.
     function treasury() external view returns (address);
     /// @notice The mediation contract new challenges go to (zero: challenges disabled).
     function mediation() external view returns (address);
-    /// @notice Free collateral a mediator needs to be drawn.
-    function minMediatorCollateral() external view returns (uint96);
 }

@@ -40,6 +40,8 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
     bool public statusWentBackwards;
     bool public terminalChanged;
     mapping(bytes32 => uint256) public calls;
+    /// @dev The hash each mediator committed to, so it can reveal it.
+    mapping(uint256 jobId => mapping(address mediator => bytes32)) internal intended;
 
     bytes internal constant CID = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
 
@@ -157,9 +159,13 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
         if (found) _vote(jobId, seed);
     }
 
+    /// @notice Closes a case whose phases ran out, also one Lilypad's stale path already closed.
     function finalize(uint256 jobSeed) external {
-        (bool found, uint256 jobId) = _pick(jobSeed, JobStatus.Challenged);
-        if (found) _finalize(jobId);
+        uint256 n = jobIds.length;
+        for (uint256 i; i < n; ++i) {
+            uint256 id = jobIds[(jobSeed % n + i) % n];
+            if (wasChallenged[id] && !consortium.caseOf(id).resolved) return _finalize(id, true);
+        }
     }
 
     function resolveStale(uint256 jobSeed) external {
@@ -210,8 +216,7 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
                     _warpTo(uint256(lilypad.getJob(id).deadline) + 1 days);
                     _resolveStale(id);
                 } else if (c == 1) {
-                    _warpTo(lilypad.getJob(id).deadline);
-                    _finalize(id);
+                    _finalize(id, true);
                 } else {
                     _vote(id, seed);
                 }
@@ -313,26 +318,74 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
         _observe();
     }
 
+    /// @dev One step of a case: draw it, or every drawn mediator that has this phase's step to
+    ///      take commits (in the commit phase) or reveals what it committed (in the reveal phase),
+    ///      except about one in eight, chosen by `seed`, that stays silent this time: those left
+    ///      silent to the end are the non-committers and non-revealers.
     function _vote(uint256 jobId, uint256 seed) internal {
         if (lilypad.getJob(jobId).status != JobStatus.Challenged) return;
-        address[] memory chosen = consortium.mediatorsOf(jobId);
-        (, uint64 deadline, uint8 votes,, bool resolved) = consortium.caseOf(jobId);
-        if (resolved || block.timestamp >= deadline || votes == chosen.length) return;
-        address m = chosen[seed % chosen.length];
-        if (consortium.verdictOf(jobId, m) != bytes32(0)) return;
-        // mostly agree with the provider, sometimes find another result, now and then a third one
-        uint256 h = (seed >> 8) % 7;
-        bytes32 verdict = h < 2 ? keccak256("other") : h == 2 ? keccak256("third") : lilypad.getJob(jobId).resultHash;
-        vm.prank(m);
-        consortium.submitVerdict(jobId, verdict);
-        ++calls["vote"];
+        ConsortiumMediation.Case memory cs = consortium.caseOf(jobId);
+        if (cs.resolved) return;
+        if (cs.mediators.length == 0) return _drawCase(jobId, cs.seedBlock);
+        bool committing = block.timestamp < cs.commitDeadline;
+        if (!committing && block.timestamp >= cs.revealDeadline) return;
+        for (uint256 i; i < cs.mediators.length; ++i) {
+            if ((seed >> (16 + 3 * i)) % 8 == 0) continue; // silent this time
+            if (consortium.caseOf(jobId).resolved) break;
+            address m = cs.mediators[i];
+            if (committing) {
+                if (consortium.commitmentOf(jobId, m) != bytes32(0)) continue;
+                // mostly agree with the provider, sometimes find another result, now and then a third
+                uint256 h = (seed >> (8 + i)) % 7;
+                bytes32 verdict =
+                    h < 2 ? keccak256("other") : h == 2 ? keccak256("third") : lilypad.getJob(jobId).resultHash;
+                intended[jobId][m] = verdict;
+                bytes32 commitment = consortium.commitmentFor(verdict, _salt(jobId, m), m);
+                vm.prank(m);
+                consortium.commit(jobId, commitment);
+                ++calls["commit"];
+            } else {
+                bytes32 verdict = intended[jobId][m];
+                if (verdict == bytes32(0) || consortium.revealOf(jobId, m) != bytes32(0)) continue;
+                vm.prank(m);
+                consortium.reveal(jobId, verdict, _salt(jobId, m));
+                ++calls["reveal"];
+            }
+        }
         _observe();
     }
 
-    function _finalize(uint256 jobId) internal {
-        if (lilypad.getJob(jobId).status != JobStatus.Challenged) return;
-        (, uint64 deadline,,, bool resolved) = consortium.caseOf(jobId);
-        if (resolved || block.timestamp < deadline) return;
+    function _salt(uint256 jobId, address m) internal pure returns (bytes32) {
+        return keccak256(abi.encode(jobId, m));
+    }
+
+    function _drawCase(uint256 jobId, uint256 seedBlock) internal {
+        if (block.number <= seedBlock) vm.roll(seedBlock + 1);
+        try consortium.draw(jobId) {
+            ++calls["draw"];
+        } catch (bytes memory err) {
+            // the only expected refusal: mediators withdrew stake and too few are drawable
+            if (bytes4(err) != ConsortiumMediation.NotEnoughMediators.selector) {
+                assembly {
+                    revert(add(err, 0x20), mload(err))
+                }
+            }
+        }
+        _observe();
+    }
+
+    /// @dev Draws an undrawn case (while Lilypad still has it open), or closes a drawn one whose
+    ///      phases ran out, warping there first if `warp`.
+    function _finalize(uint256 jobId, bool warp_) internal {
+        ConsortiumMediation.Case memory cs = consortium.caseOf(jobId);
+        if (!cs.opened || cs.resolved) return;
+        if (cs.mediators.length == 0) {
+            if (lilypad.getJob(jobId).status == JobStatus.Challenged) _drawCase(jobId, cs.seedBlock);
+            return;
+        }
+        uint256 closesAt = cs.commits == 0 ? cs.commitDeadline : cs.revealDeadline;
+        if (warp_) _warpTo(closesAt);
+        if (block.timestamp < closesAt) return;
         consortium.finalize(jobId);
         ++calls["finalize"];
         _observe();
@@ -376,6 +429,11 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
 
     function withdraw(uint256 who) external {
         address a = _anyAccount(who);
+        if (consortium.balanceOf(a) != 0) {
+            vm.prank(a);
+            consortium.withdraw();
+            ++calls["withdrawSlashed"];
+        }
         if (lilypad.balanceOf(a) == 0) return;
         vm.prank(a);
         lilypad.withdraw();
@@ -385,7 +443,8 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
 
     function moveCollateral(uint256 who, uint256 amount, bool deposit) external {
         uint256 i = who % (providers.length + mediators.length);
-        address a = i < providers.length ? providers[i] : mediators[i - providers.length];
+        if (i >= providers.length) return _moveStake(mediators[i - providers.length], amount, deposit);
+        address a = providers[i];
         if (deposit) {
             amount = bound(amount, 1, 100 ether);
             token.mint(a, amount);
@@ -401,6 +460,25 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
             lilypad.withdrawCollateral(amount);
         }
         ++calls["collateral"];
+        _observe();
+    }
+
+    function _moveStake(address m, uint256 amount, bool deposit) internal {
+        if (deposit) {
+            amount = bound(amount, 1, 30 ether);
+            token.mint(m, amount);
+            vm.startPrank(m);
+            token.approve(address(consortium), amount);
+            consortium.depositStake(amount);
+            vm.stopPrank();
+        } else {
+            (uint256 free,) = consortium.stakeOf(m);
+            if (free == 0) return;
+            amount = bound(amount, 1, free);
+            vm.prank(m);
+            consortium.withdrawStake(amount);
+        }
+        ++calls["stake"];
         _observe();
     }
 

@@ -26,14 +26,14 @@ contract LilypadInvariants is Test {
     function setUp() public {
         token = new LilypadToken(address(this));
         lilypad = new Lilypad(token, owner, treasury);
-        consortium = new ConsortiumMediation(lilypad, owner, 3, 2);
+        consortium = new ConsortiumMediation(lilypad, owner, 3, 2, 10 ether, 1 hours, 1 hours);
         vm.startPrank(owner);
         Params memory p = lilypad.params();
         p.protocolFeeBps = 300;
         p.mediationFee = 1 ether;
         p.mediationTimeout = 6 hours;
         lilypad.setParams(p);
-        lilypad.setMediation(address(consortium), 10 ether);
+        lilypad.setMediation(address(consortium));
         vm.stopPrank();
 
         MockClient[] memory clients = new MockClient[](3);
@@ -56,7 +56,7 @@ contract LilypadInvariants is Test {
         token.transferOwnership(address(handler));
         targetContract(address(handler));
         // weight the calls: `advance` moves a job along its lifecycle, the rest interleave
-        bytes4[] memory selectors = new bytes4[](20);
+        bytes4[] memory selectors = new bytes4[](21);
         for (uint256 i; i < 6; ++i) {
             selectors[i] = LilypadHandler.advance.selector;
         }
@@ -74,16 +74,22 @@ contract LilypadInvariants is Test {
         selectors[17] = LilypadHandler.setFees.selector;
         selectors[18] = LilypadHandler.warp.selector;
         selectors[19] = LilypadHandler.expire.selector;
+        selectors[20] = LilypadHandler.finalize.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
 
     function _join(address who, bool isProvider, uint256 collateral) internal {
         token.mint(who, collateral);
         vm.startPrank(who);
-        if (isProvider) lilypad.registerProvider("https://p.example/");
-        else lilypad.registerMediator("https://m.example/");
-        token.approve(address(lilypad), collateral);
-        lilypad.depositCollateral(collateral);
+        if (isProvider) {
+            lilypad.registerProvider("https://p.example/");
+            token.approve(address(lilypad), collateral);
+            lilypad.depositCollateral(collateral);
+        } else {
+            consortium.registerMediator("https://m.example/");
+            token.approve(address(consortium), collateral);
+            consortium.depositStake(collateral);
+        }
         vm.stopPrank();
     }
 
@@ -137,8 +143,42 @@ contract LilypadInvariants is Test {
             assertEq(locked, expected);
         }
         for (uint256 m; m < handler.mediatorCount(); ++m) {
-            (, uint256 locked) = lilypad.collateralOf(handler.mediators(m));
-            assertEq(locked, 0);
+            (uint256 free, uint256 locked) = lilypad.collateralOf(handler.mediators(m));
+            assertEq(free + locked, 0, "mediators stake in the mediation, not in Lilypad");
+        }
+    }
+
+    /// @notice token.balanceOf(mediation) == every mediator's free + locked stake + every slashed
+    ///         stake credited and not yet withdrawn.
+    function invariant_MediationIsSolvent() public view {
+        uint256 owed;
+        for (uint256 i; i < handler.mediatorCount(); ++i) {
+            address m = handler.mediators(i);
+            (uint256 free, uint256 locked) = consortium.stakeOf(m);
+            owed += free + locked + consortium.balanceOf(m);
+        }
+        for (uint256 i; i < handler.clientCount(); ++i) {
+            owed += consortium.balanceOf(address(handler.clients(i)));
+        }
+        assertEq(token.balanceOf(address(consortium)), owed);
+    }
+
+    /// @notice A mediator's locked stake is one case stake per drawn case it sits in that has not
+    ///         resolved; a drawable mediator has a stake free.
+    function invariant_LockedStakeMatchesOpenCases() public view {
+        for (uint256 m; m < handler.mediatorCount(); ++m) {
+            address who = handler.mediators(m);
+            uint256 expected;
+            for (uint256 i; i < handler.jobCount(); ++i) {
+                ConsortiumMediation.Case memory cs = consortium.caseOf(handler.jobIds(i));
+                if (cs.resolved) continue;
+                for (uint256 j; j < cs.mediators.length; ++j) {
+                    if (cs.mediators[j] == who) expected += cs.stake;
+                }
+            }
+            (uint256 free, uint256 locked) = consortium.stakeOf(who);
+            assertEq(locked, expected);
+            assertEq(consortium.isDrawable(who), free >= consortium.mediatorStake());
         }
     }
 

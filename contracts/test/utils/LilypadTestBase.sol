@@ -19,7 +19,7 @@ import {
 } from "../../src/interfaces/ILilypad.sol";
 import {MockClient} from "./MockClient.sol";
 
-/// @dev Shared set-up: a token, Lilypad, a 3-of-5 consortium, one funded provider, five funded
+/// @dev Shared set-up: a token, Lilypad, a 2-of-3 consortium, one funded provider, five staked
 ///      mediators and a mock client contract. EIP-712 digests are computed here from the type
 ///      strings, independently of the contract's own helpers, so a wrong typehash fails the tests.
 abstract contract LilypadTestBase is Test {
@@ -36,6 +36,9 @@ abstract contract LilypadTestBase is Test {
     uint256 internal constant MEDIATION_FEE = 1 ether;
     uint256 internal constant PROVIDER_COLLATERAL = 1_000 ether;
     uint256 internal constant MEDIATOR_COLLATERAL = 100 ether;
+    uint128 internal constant MEDIATOR_STAKE = 10 ether;
+    uint32 internal constant COMMIT_PERIOD = 1 hours;
+    uint32 internal constant REVEAL_PERIOD = 1 hours;
     uint32 internal constant MATCH_TIMEOUT = 600;
     uint32 internal constant EXECUTION_TIMEOUT = 900;
     uint32 internal constant CHALLENGE_WINDOW = 3600;
@@ -61,13 +64,13 @@ abstract contract LilypadTestBase is Test {
     function setUp() public virtual {
         token = new LilypadToken(address(this));
         lilypad = new Lilypad(token, owner, treasury);
-        consortium = new ConsortiumMediation(lilypad, owner, 3, 2);
+        consortium = new ConsortiumMediation(lilypad, owner, 3, 2, MEDIATOR_STAKE, COMMIT_PERIOD, REVEAL_PERIOD);
         vm.startPrank(owner);
         Params memory p = lilypad.params();
         p.protocolFeeBps = uint16(FEE_BPS);
         p.mediationFee = uint96(MEDIATION_FEE);
         lilypad.setParams(p);
-        lilypad.setMediation(address(consortium), uint96(MEDIATOR_COLLATERAL));
+        lilypad.setMediation(address(consortium));
         vm.stopPrank();
 
         (provider, providerKey) = makeAddrAndKey("provider");
@@ -77,12 +80,7 @@ abstract contract LilypadTestBase is Test {
         for (uint256 i; i < 5; ++i) {
             address m = makeAddr(string.concat("mediator", vm.toString(i)));
             mediators.push(m);
-            _fund(m, MEDIATOR_COLLATERAL);
-            vm.startPrank(m);
-            lilypad.registerMediator("https://mediator.example/");
-            token.approve(address(lilypad), MEDIATOR_COLLATERAL);
-            lilypad.depositCollateral(MEDIATOR_COLLATERAL);
-            vm.stopPrank();
+            _registerMediator(m, MEDIATOR_COLLATERAL);
         }
 
         client = new MockClient(address(lilypad));
@@ -108,6 +106,64 @@ abstract contract LilypadTestBase is Test {
         token.approve(address(lilypad), collateral);
         lilypad.depositCollateral(collateral);
         vm.stopPrank();
+    }
+
+    /// @dev Registers `who` as a mediator of the consortium with `stake` deposited.
+    function _registerMediator(address who, uint256 stake) internal {
+        _fund(who, stake);
+        vm.startPrank(who);
+        consortium.registerMediator("https://mediator.example/");
+        if (stake != 0) {
+            token.approve(address(consortium), stake);
+            consortium.depositStake(stake);
+        }
+        vm.stopPrank();
+    }
+
+    // ------------------------------------------------------------------ mediation
+
+    /// @dev Rolls past the case's seed block and draws its mediators.
+    function _draw(uint256 jobId) internal returns (address[] memory chosen) {
+        uint256 seedBlock = consortium.caseOf(jobId).seedBlock;
+        if (block.number <= seedBlock) vm.roll(seedBlock + 1);
+        consortium.draw(jobId);
+        chosen = consortium.mediatorsOf(jobId);
+    }
+
+    /// @dev The salt a test mediator blinds its vote with.
+    function _salt(address m) internal pure returns (bytes32) {
+        return keccak256(abi.encode("salt", m));
+    }
+
+    function _commitVote(uint256 jobId, address m, bytes32 h) internal {
+        // computed here, independently of the contract's commitmentFor
+        bytes32 c = keccak256(abi.encode(h, _salt(m), m));
+        vm.prank(m);
+        consortium.commit(jobId, c);
+    }
+
+    function _revealVote(uint256 jobId, address m, bytes32 h) internal {
+        vm.prank(m);
+        consortium.reveal(jobId, h, _salt(m));
+    }
+
+    /// @dev Each drawn mediator commits `hashes[i]` (zero: it does not commit), then every one that
+    ///      committed reveals (after the commit deadline if someone did not commit).
+    function _vote(uint256 jobId, address[] memory chosen, bytes32[] memory hashes) internal {
+        bool all = true;
+        for (uint256 i; i < hashes.length; ++i) {
+            if (hashes[i] == bytes32(0)) all = false;
+            else _commitVote(jobId, chosen[i], hashes[i]);
+        }
+        if (!all) vm.warp(consortium.caseOf(jobId).commitDeadline);
+        for (uint256 i; i < hashes.length; ++i) {
+            if (hashes[i] != bytes32(0)) _revealVote(jobId, chosen[i], hashes[i]);
+        }
+    }
+
+    function _votes(bytes32 a, bytes32 b, bytes32 c) internal pure returns (bytes32[] memory h) {
+        h = new bytes32[](3);
+        (h[0], h[1], h[2]) = (a, b, c);
     }
 
     // ------------------------------------------------------------------ requests

@@ -162,6 +162,8 @@ pub struct ComputeArgs {
     #[arg(long)]
     pub git_modules_network: bool,
     /// Register on each chain if needed and top free collateral up to this (token base units).
+    /// For a mediator: the stake kept free in the mediation contract (at least its
+    /// mediatorStake, or it is never drawn).
     #[arg(long)]
     pub collateral: Option<u128>,
     /// Metadata URL published when registering.
@@ -221,6 +223,10 @@ impl From<AlterOutput> for lilypad_provider::Tamper {
 pub struct MediatorArgs {
     #[command(flatten)]
     pub compute: ComputeArgs,
+    /// TESTING ONLY: do no work: commit the provider's own claim without re-running the job (to
+    /// test slashing). A mediator with this set loses its stake on every overturned result.
+    #[arg(long, hide = true)]
+    pub testing_lazy: bool,
 }
 
 #[derive(Args, Debug)]

@@ -104,5 +104,9 @@ pub async fn run_mediator(
     cancel: CancellationToken,
 ) -> Result<()> {
     let compute = compute_settings(global, &args.compute, "mediator", "LILYPAD_MEDIATOR_KEY")?;
-    Ok(lilypad_provider::run::run_mediator(MediatorRun { compute }, cancel).await?)
+    let run = MediatorRun {
+        compute,
+        testing_lazy: args.testing_lazy,
+    };
+    Ok(lilypad_provider::run::run_mediator(run, cancel).await?)
 }

@@ -15,7 +15,9 @@ use std::time::Duration;
 use alloy::primitives::U256;
 use common::counting::{Counting, Until};
 use common::{MAX_PRICE, Options, PRICE, Stack, text};
+use lilypad_bindings::ConsortiumMediation;
 use lilypad_e2e::{dev_keys, eventually, ok_if};
+use lilypad_testkit::reader;
 use lilypad_types::JobStatus;
 
 const CLIENT: &str = dev_keys::ADDRESSES[1];
@@ -329,6 +331,64 @@ async fn a_provider_lying_only_in_its_inline_output_is_overturned_by_mediation()
         "{c}\nrun:\n{t}"
     );
     assert_eq!(stack.state(1).await, JobStatus::Overturned);
+}
+
+/// Three mediators, one of them lazy (`--testing-alter-output`'s counterpart, `--testing-lazy`:
+/// it commits the provider's claim without re-running the job): the two honest ones overturn a
+/// lying provider, and the lazy one loses its stake to them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lazy_mediator_is_slashed_when_the_honest_ones_overturn_a_lie() {
+    let stack = Stack::start(Options {
+        mediator: true,
+        lazy_mediator: true,
+        provider_args: vec!["--testing-alter-output".into(), "whole".into()],
+        ..Options::default()
+    })
+    .await;
+    assert!(
+        stack
+            .log("mediator-lazy")
+            .contains("TESTING ONLY: --testing-lazy"),
+        "the lazy switch is logged loudly:\n{}",
+        stack.log("mediator-lazy")
+    );
+    run_challengeable_sha256(&stack).await;
+    let out = stack.command(&["challenge", "dev", "1"]).output().unwrap();
+    let t = text(&out);
+    assert!(
+        out.status.success(),
+        "{t}\nmediator:\n{}\nmediator-2:\n{}\nmediator-lazy:\n{}",
+        stack.log("mediator"),
+        stack.log("mediator-2"),
+        stack.log("mediator-lazy")
+    );
+    assert!(t.contains("verdict:  overturned by mediation"), "{t}");
+    assert_eq!(stack.state(1).await, JobStatus::Overturned);
+
+    let mediation = ConsortiumMediation::new(stack.chain.mediation, reader(&stack.chain.url()));
+    let per_case = mediation.mediatorStake().call().await.unwrap();
+    let deposited = U256::from(20_000_000_000_000_000_000u128);
+    let lazy = stack.extra_mediators[1];
+    let s = mediation.stakeOf(lazy).call().await.unwrap();
+    assert_eq!(
+        (s.free, s.locked),
+        (deposited - U256::from(per_case), U256::ZERO),
+        "the lazy mediator lost the stake locked for the case"
+    );
+    for honest in [MEDIATOR.parse().unwrap(), stack.extra_mediators[0]] {
+        let s = mediation.stakeOf(honest).call().await.unwrap();
+        assert_eq!(
+            (s.free, s.locked),
+            (deposited, U256::ZERO),
+            "stake released"
+        );
+        let credited = mediation.balanceOf(honest).call().await.unwrap();
+        assert_eq!(
+            credited,
+            U256::from(per_case) / U256::from(2),
+            "half the slashed stake"
+        );
+    }
 }
 
 /// A stack with a mediator and a provider started with `--testing-alter-output <how>`.

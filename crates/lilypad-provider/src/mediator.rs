@@ -1,21 +1,28 @@
-//! Mediation: a mediator drawn for a challenged job fetches the request from the chain, re-runs
-//! it from its module and inputs, and votes the commitment of the whole result it got (status,
-//! exit code, result CID, inline output: `Lilypad.resultCommitment`) with
-//! `ConsortiumMediation.submitVerdict`. Honest providers of deterministic modules get the same
-//! result, so the consortium upholds them; a provider that reported anything else (another CID,
-//! another inline output, status or exit code) is overturned.
+//! Mediation: once a challenged case's seed block exists the mediator draws it (anyone may); if
+//! drawn, it fetches the request from the chain, re-runs it from its module and inputs, and votes
+//! the commitment of the whole result it got (status, exit code, result CID, inline output:
+//! `Lilypad.resultCommitment`) in two steps: `ConsortiumMediation.commit` of the blinded
+//! `keccak256(abi.encode(resultHash, salt, mediator))` in the commit phase, then `reveal` of the
+//! hash and salt in the reveal phase. The salt is written to the state directory before the
+//! commitment is sent, so a restarted mediator still reveals (and is not slashed). Honest
+//! providers of deterministic modules get the same result, so the consortium upholds them; a
+//! provider that reported anything else (another CID, another inline output, status or exit
+//! code) is overturned. A case whose phases ran out is closed by whoever sees it first.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolValue;
 use lilypad_bindings::{ConsortiumMediation, Lilypad};
 use lilypad_executor::{ErrorKind, Executor, Status, run_job};
 use lilypad_modules::ModuleRegistry;
 use lilypad_types::{JobKey, JobRequested};
 
 use crate::service::{ChainSettings, ProviderError};
+use crate::state::{StateError, VoteRecord, VoteStore};
 
 /// Why a mediator could not reach or cast a verdict.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +92,19 @@ pub enum MediatorError {
         /// Resolved already, or this mediator has voted.
         reason: String,
     },
+    /// The vote committed for a case is not in the state directory: it cannot be revealed.
+    #[error(
+        "job {job}: this mediator committed a vote but its salt is not in the state directory ({dir}): it cannot reveal and will be slashed; keep the state directory across restarts"
+    )]
+    SaltLost {
+        /// The job.
+        job: JobKey,
+        /// Where the votes are kept.
+        dir: String,
+    },
+    /// The vote store could not be read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
     /// A bad setting, or a chain read not tied to one job.
     #[error(transparent)]
     Provider(#[from] ProviderError),
@@ -145,6 +165,12 @@ pub async fn rerun(
     Ok(fields.commitment())
 }
 
+/// The blinded vote `ConsortiumMediation.commitmentFor` computes:
+/// `keccak256(abi.encode(resultHash, salt, mediator))`.
+pub fn commitment_for(result_hash: B256, salt: B256, mediator: Address) -> B256 {
+    alloy::primitives::keccak256((result_hash, salt, mediator).abi_encode())
+}
+
 /// A mediator on one chain.
 #[derive(Debug, Clone)]
 pub struct Mediator {
@@ -154,31 +180,56 @@ pub struct Mediator {
     from_block: u64,
     rpc: DynProvider,
     executor: Executor,
-    registry: std::sync::Arc<ModuleRegistry>,
+    registry: Arc<ModuleRegistry>,
+    votes: VoteStore,
+    votes_dir: String,
+    lazy: bool,
+    /// Cases seen started and not yet known to be over for this mediator.
+    open: Arc<Mutex<BTreeSet<U256>>>,
 }
 
-/// What a mediator did for one job.
+/// What a mediator did in one step of a case.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
+pub enum Step {
+    /// It drew the case's mediators (anyone may once the seed block exists).
+    Drew,
+    /// It committed its blinded vote for `result_hash`.
+    Committed {
+        /// The commitment of its re-run's result.
+        result_hash: B256,
+    },
+    /// It revealed `result_hash`.
+    Revealed {
+        /// The commitment of its re-run's result.
+        result_hash: B256,
+    },
+    /// It closed a case whose phases ran out.
+    Finalized,
+}
+
+/// One transaction a mediator sent for a case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
     /// The job.
     pub job: JobKey,
-    /// The hash voted.
-    pub result_hash: B256,
-    /// The voting transaction.
+    /// What it did.
+    pub step: Step,
+    /// The transaction.
     pub tx_hash: B256,
 }
 
 impl Mediator {
     /// A mediator signing with `signer` on `chain`, voting on `mediation` (the
     /// `ConsortiumMediation` contract), finding requests from `from_block` (the deployment
-    /// block).
+    /// block), keeping its committed votes in `votes`.
     pub fn new(
         signer: PrivateKeySigner,
         chain: ChainSettings,
         mediation: Address,
         from_block: u64,
         executor: Executor,
-        registry: std::sync::Arc<ModuleRegistry>,
+        registry: Arc<ModuleRegistry>,
+        votes: VoteStore,
     ) -> Result<Self, MediatorError> {
         let rpc = lilypad_chain::connect_with_signer(
             &chain.rpc_urls,
@@ -198,7 +249,19 @@ impl Mediator {
             rpc,
             executor,
             registry,
+            votes_dir: votes.dir().display().to_string(),
+            votes,
+            lazy: false,
+            open: Arc::default(),
         })
+    }
+
+    /// TESTING ONLY: this mediator does no work: it commits the provider's own commitment
+    /// without re-running the job (what a lazy mediator that copies the claim would do). It is
+    /// slashed whenever the consortium overturns the result.
+    pub fn testing_lazy(mut self) -> Self {
+        self.lazy = true;
+        self
     }
 
     /// The mediator's address.
@@ -256,71 +319,196 @@ impl Mediator {
         Ok(job)
     }
 
-    /// Mediates job `job_id`: checks this mediator was drawn, fetches the request, re-runs it
-    /// and submits the verdict.
-    pub async fn mediate(&self, job_id: U256) -> Result<Verdict, MediatorError> {
-        let mediation = ConsortiumMediation::new(self.mediation, &self.rpc);
-        let drawn = mediation
-            .mediatorsOf(job_id)
-            .call()
-            .await
-            .map_err(|e| self.chain_err(job_id, "reading mediatorsOf")(e.to_string()))?;
-        if !drawn.contains(&self.address()) {
-            return Err(MediatorError::NotDrawn {
-                job: self.key(job_id),
-                mediator: self.address(),
-                drawn,
-            });
+    /// The vote for a case: the one kept on disk if this mediator committed before (a restart),
+    /// else a fresh re-run (or, lazy, the provider's claim) with a random salt, written to disk
+    /// before it is returned.
+    async fn vote_for(
+        &self,
+        job_id: U256,
+        provider_hash: B256,
+    ) -> Result<VoteRecord, MediatorError> {
+        let me = self.address();
+        if let Some(v) = self.votes.get(self.chain.chain_id, job_id, me)? {
+            return Ok(v);
         }
+        let result_hash = if self.lazy {
+            tracing::warn!(job = %self.key(job_id), "TESTING ONLY: lazy mediator: committing the provider's claim without re-running the job");
+            provider_hash
+        } else {
+            let job = self.fetch_job(job_id).await?;
+            rerun(&self.executor, &self.registry, &job).await?
+        };
+        let vote = VoteRecord {
+            chain_id: self.chain.chain_id,
+            job_id,
+            mediator: me,
+            result_hash,
+            salt: PrivateKeySigner::random().to_bytes(),
+        };
+        self.votes.put(&vote)?;
+        Ok(vote)
+    }
+
+    /// Waits for a sent transaction and checks it succeeded.
+    async fn confirm(
+        &self,
+        job_id: U256,
+        what: &str,
+        sent: Result<
+            alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
+            alloy::contract::Error,
+        >,
+    ) -> Result<B256, MediatorError> {
+        let pending = sent.map_err(|e| {
+            self.chain_err(job_id, &format!("sending {what}"))(lilypad_bindings::revert_reason(&e))
+        })?;
+        let receipt = pending
+            .get_receipt()
+            .await
+            .map_err(|e| self.chain_err(job_id, &format!("waiting for {what}"))(e.to_string()))?;
+        if !receipt.status() {
+            return Err(self.chain_err(job_id, what)(format!(
+                "transaction {} reverted",
+                receipt.transaction_hash
+            )));
+        }
+        Ok(receipt.transaction_hash)
+    }
+
+    /// One step of job `job_id`'s case for this mediator: draw it once its seed block exists,
+    /// commit (re-running the job) in the commit phase, reveal in the reveal phase, close it when
+    /// its phases ran out. `Ok(None)`: nothing to do yet. [`MediatorError::Closed`] and
+    /// [`MediatorError::NotDrawn`]: nothing ever will be.
+    pub async fn mediate(&self, job_id: U256) -> Result<Option<Action>, MediatorError> {
+        let mediation = ConsortiumMediation::new(self.mediation, &self.rpc);
+        let me = self.address();
         let case = mediation
             .caseOf(job_id)
             .call()
             .await
             .map_err(|e| self.chain_err(job_id, "reading caseOf")(e.to_string()))?;
+        if !case.opened {
+            return Err(MediatorError::Closed {
+                job: self.key(job_id),
+                reason: "no mediation case for it".into(),
+            });
+        }
         if case.resolved {
+            self.votes.remove(self.chain.chain_id, job_id, me)?;
             return Err(MediatorError::Closed {
                 job: self.key(job_id),
                 reason: "the case is resolved".into(),
             });
         }
-        let voted = mediation
-            .verdictOf(job_id, self.address())
-            .call()
+        let latest = self
+            .rpc
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
             .await
-            .map_err(|e| self.chain_err(job_id, "reading verdictOf")(e.to_string()))?;
-        if voted != B256::ZERO {
-            return Err(MediatorError::Closed {
+            .map_err(|e| self.chain_err(job_id, "reading the latest block")(e.to_string()))?
+            .ok_or_else(|| self.chain_err(job_id, "reading the latest block")("none".into()))?;
+        let (number, now) = (latest.header.number, latest.header.timestamp);
+        if case.mediators.is_empty() {
+            if number < case.seedBlock {
+                return Ok(None);
+            }
+            return match self
+                .confirm(job_id, "draw", mediation.draw(job_id).send().await)
+                .await
+            {
+                Ok(tx_hash) => Ok(Some(self.action(job_id, Step::Drew, tx_hash))),
+                // another mediator drew first
+                Err(e) => match mediation.mediatorsOf(job_id).call().await {
+                    Ok(drawn) if !drawn.is_empty() => Ok(None),
+                    _ => Err(e),
+                },
+            };
+        }
+        if !case.mediators.contains(&me) {
+            return Err(MediatorError::NotDrawn {
                 job: self.key(job_id),
-                reason: format!("this mediator voted {voted} already"),
+                mediator: me,
+                drawn: case.mediators,
             });
         }
-        let job = self.fetch_job(job_id).await?;
-        let result_hash = rerun(&self.executor, &self.registry, &job).await?;
-        let receipt = mediation
-            .submitVerdict(job_id, result_hash)
-            .send()
+        let committed = mediation
+            .commitmentOf(job_id, me)
+            .call()
             .await
-            .map_err(|e| self.chain_err(job_id, "sending submitVerdict")(e.to_string()))?
-            .get_receipt()
+            .map_err(|e| self.chain_err(job_id, "reading commitmentOf")(e.to_string()))?
+            != B256::ZERO;
+        let revealed = mediation
+            .revealOf(job_id, me)
+            .call()
             .await
-            .map_err(|e| self.chain_err(job_id, "waiting for submitVerdict")(e.to_string()))?;
-        if !receipt.status() {
-            return Err(self.chain_err(job_id, "submitVerdict")(format!(
-                "transaction {} reverted",
-                receipt.transaction_hash
-            )));
+            .map_err(|e| self.chain_err(job_id, "reading revealOf")(e.to_string()))?
+            != B256::ZERO;
+        let commit_deadline = case.commitDeadline.to::<u64>();
+        let reveal_deadline = case.revealDeadline.to::<u64>();
+        let closes_at = if case.commits == 0 {
+            commit_deadline
+        } else {
+            reveal_deadline
+        };
+        if !committed && now < commit_deadline {
+            let vote = self.vote_for(job_id, case.providerHash).await?;
+            let commitment = commitment_for(vote.result_hash, vote.salt, me);
+            let tx_hash = self
+                .confirm(
+                    job_id,
+                    "commit",
+                    mediation.commit(job_id, commitment).send().await,
+                )
+                .await?;
+            let step = Step::Committed {
+                result_hash: vote.result_hash,
+            };
+            return Ok(Some(self.action(job_id, step, tx_hash)));
         }
-        Ok(Verdict {
-            job: job.key,
-            result_hash,
-            tx_hash: receipt.transaction_hash,
-        })
+        if committed && !revealed && now >= commit_deadline && now < reveal_deadline {
+            let Some(vote) = self.votes.get(self.chain.chain_id, job_id, me)? else {
+                return Err(MediatorError::SaltLost {
+                    job: self.key(job_id),
+                    dir: self.votes_dir.clone(),
+                });
+            };
+            let tx_hash = self
+                .confirm(
+                    job_id,
+                    "reveal",
+                    mediation
+                        .reveal(job_id, vote.result_hash, vote.salt)
+                        .send()
+                        .await,
+                )
+                .await?;
+            // revealed on-chain: the salt is no longer needed
+            self.votes.remove(self.chain.chain_id, job_id, me)?;
+            let step = Step::Revealed {
+                result_hash: vote.result_hash,
+            };
+            return Ok(Some(self.action(job_id, step, tx_hash)));
+        }
+        if now >= closes_at {
+            let tx_hash = self
+                .confirm(job_id, "finalize", mediation.finalize(job_id).send().await)
+                .await?;
+            return Ok(Some(self.action(job_id, Step::Finalized, tx_hash)));
+        }
+        Ok(None)
     }
 
-    /// Cases this mediator was drawn for, from `MediationStarted` events in blocks
-    /// `from_block..` up to the latest; returns their job ids and the block to start from next
+    fn action(&self, job_id: U256, step: Step, tx_hash: B256) -> Action {
+        Action {
+            job: self.key(job_id),
+            step,
+            tx_hash,
+        }
+    }
+
+    /// Cases started since `from_block` (from `MediationStarted` events, up to the latest
+    /// block) are added to the ones this mediator follows; returns the block to start from next
     /// time.
-    pub async fn cases_since(&self, from_block: u64) -> Result<(Vec<U256>, u64), MediatorError> {
+    pub async fn cases_since(&self, from_block: u64) -> Result<u64, MediatorError> {
         let err = |what: &str, reason: String| {
             MediatorError::Provider(ProviderError::Chain {
                 chain_id: self.chain.chain_id,
@@ -334,7 +522,7 @@ impl Mediator {
             .await
             .map_err(|e| err("reading the block number", e.to_string()))?;
         if latest < from_block {
-            return Ok((Vec::new(), from_block));
+            return Ok(from_block);
         }
         let mediation = ConsortiumMediation::new(self.mediation, &self.rpc);
         let events = mediation
@@ -344,28 +532,37 @@ impl Mediator {
             .query()
             .await
             .map_err(|e| err("reading MediationStarted events", e.to_string()))?;
-        let me = self.address();
-        let jobs = events
-            .into_iter()
-            .filter(|(ev, _)| ev.mediators.contains(&me))
-            .map(|(ev, _)| ev.jobId)
-            .collect();
-        Ok((jobs, latest + 1))
+        if let Ok(mut open) = self.open.lock() {
+            open.extend(events.into_iter().map(|(ev, _)| ev.jobId));
+        }
+        Ok(latest + 1)
     }
 
-    /// One round of the mediator service: mediates every case it was drawn for since
-    /// `from_block` that still needs its vote (resolved cases and cases it voted on are skipped).
-    /// Returns the block to start from next round and what happened to each case.
+    /// One round of the mediator service: follows the cases started since `from_block` and takes
+    /// the next step of every case it follows ([`Mediator::mediate`]). A case it was not drawn
+    /// for, or that resolved, is dropped; one whose step failed is tried again next round.
+    /// Returns the block to start from next round and what happened.
     pub async fn mediate_new_cases(
         &self,
         from_block: u64,
-    ) -> Result<(u64, Vec<Result<Verdict, MediatorError>>), MediatorError> {
-        let (jobs, next) = self.cases_since(from_block).await?;
+    ) -> Result<(u64, Vec<Result<Action, MediatorError>>), MediatorError> {
+        let next = self.cases_since(from_block).await?;
+        let jobs: Vec<U256> = self
+            .open
+            .lock()
+            .map(|open| open.iter().copied().collect())
+            .unwrap_or_default();
         let mut done = Vec::new();
         for job in jobs {
             match self.mediate(job).await {
-                Err(MediatorError::Closed { .. }) => {}
-                other => done.push(other),
+                Err(MediatorError::Closed { .. } | MediatorError::NotDrawn { .. }) => {
+                    if let Ok(mut open) = self.open.lock() {
+                        open.remove(&job);
+                    }
+                }
+                Ok(None) => {}
+                Ok(Some(action)) => done.push(Ok(action)),
+                Err(e) => done.push(Err(e)),
             }
         }
         Ok((next, done))

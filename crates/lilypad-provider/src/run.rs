@@ -11,7 +11,7 @@ use std::time::Duration;
 use alloy::primitives::{Address, U256};
 use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
-use lilypad_bindings::{Lilypad, LilypadToken};
+use lilypad_bindings::{ConsortiumMediation, Lilypad, LilypadToken};
 use lilypad_bus::{Bus, BusError, BusOptions};
 use lilypad_chain::ChainClientError;
 use lilypad_executor::{Executor, ExecutorConfig, Gpu};
@@ -22,7 +22,7 @@ use lilypad_types::{GitModulesPrice, ModuleId, ModulePrice};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::mediator::{Mediator, MediatorError};
+use crate::mediator::{Action, Mediator, MediatorError, Step};
 use crate::{CapacityTracker, ChainSettings, ProviderError, ProviderSettings, ResourceProvider};
 
 /// One chain a provider or mediator serves, as the chains file describes it.
@@ -91,8 +91,12 @@ pub struct ProviderRun {
 /// What `lilypad mediator` runs with.
 #[derive(Debug, Clone)]
 pub struct MediatorRun {
-    /// Key, chains, modules, registration, state.
+    /// Key, chains, modules, registration (`collateral` is the stake kept free in the mediation
+    /// contract), state (committed votes are kept under `votes/`).
     pub compute: ComputeSettings,
+    /// TESTING ONLY: commit the provider's claim without re-running jobs
+    /// ([`Mediator::testing_lazy`]).
+    pub testing_lazy: bool,
 }
 
 /// Why a provider or mediator could not start or stopped with an error.
@@ -247,7 +251,8 @@ fn wallet(chain: &ServiceChain, signer: PrivateKeySigner) -> Result<DynProvider,
     })
 }
 
-/// Registers `signer` as a provider or mediator on `chain` and tops its free collateral up to
+/// Registers `signer` as a provider on `chain` (in Lilypad) or a mediator (in the chain's
+/// mediation contract) and tops its free collateral (a mediator's: its free stake) up to
 /// `collateral`.
 async fn ensure_registered(
     chain: &ServiceChain,
@@ -283,32 +288,38 @@ async fn ensure_registered(
         }
     }
     let lilypad = Lilypad::new(chain.lilypad, &provider);
-    let me = signer.address();
-    let registered = if mediator {
-        lilypad.isMediator(me).call().await
-    } else {
-        lilypad.isProvider(me).call().await
+    if mediator {
+        let Some(mediation) = chain.mediation else {
+            return Err(RunError::NoMediation(chain.name.clone()));
+        };
+        return ensure_mediator(
+            chain, &provider, &lilypad, mediation, signer, collateral, metadata,
+        )
+        .await;
     }
-    .map_err(|e| err("reading the registration")(e.to_string()))?;
+    let me = signer.address();
+    let registered = lilypad
+        .isProvider(me)
+        .call()
+        .await
+        .map_err(|e| err("reading the registration")(e.to_string()))?;
     if !registered {
-        let role = if mediator { "mediator" } else { "provider" };
         if metadata.is_empty() {
             return Err(RunError::NotRegistered {
                 chain: chain.name.clone(),
                 account: me,
-                role,
+                role: "provider",
             });
         }
-        let what = format!("registering as a {role}");
-        let sent = if mediator {
-            lilypad.registerMediator(metadata.into()).send().await
-        } else {
-            lilypad.registerProvider(metadata.into()).send().await
-        };
-        sent.map_err(|e| err(&what)(lilypad_bindings::revert_reason(&e)))?
+        let what = "registering as a provider";
+        lilypad
+            .registerProvider(metadata.into())
+            .send()
+            .await
+            .map_err(|e| err(what)(lilypad_bindings::revert_reason(&e)))?
             .get_receipt()
             .await
-            .map_err(|e| err(&what)(e.to_string()))?;
+            .map_err(|e| err(what)(e.to_string()))?;
         tracing::info!(chain = %chain.name, %me, "registered");
     }
     let free = lilypad
@@ -342,6 +353,97 @@ async fn ensure_registered(
             .await
             .map_err(|e| err("depositing collateral")(e.to_string()))?;
         tracing::info!(chain = %chain.name, %me, deposited = %top_up, "collateral topped up");
+    }
+    Ok(())
+}
+
+/// A mediator's registration and stake live in the mediation contract: registers there and
+/// tops the free stake up to `stake`; warns when that is below the contract's `mediatorStake`
+/// (such a mediator is never drawn).
+async fn ensure_mediator(
+    chain: &ServiceChain,
+    provider: &DynProvider,
+    lilypad: &Lilypad::LilypadInstance<&DynProvider>,
+    mediation: Address,
+    signer: &PrivateKeySigner,
+    stake: U256,
+    metadata: &str,
+) -> Result<(), RunError> {
+    let err = |what: &str| {
+        let chain = chain.name.clone();
+        let what = what.to_owned();
+        move |reason: String| RunError::Chain {
+            chain: chain.clone(),
+            what: what.clone(),
+            reason,
+        }
+    };
+    let consortium = ConsortiumMediation::new(mediation, provider);
+    let me = signer.address();
+    let registered = consortium
+        .isMediator(me)
+        .call()
+        .await
+        .map_err(|e| err("reading the registration")(e.to_string()))?;
+    if !registered {
+        if metadata.is_empty() {
+            return Err(RunError::NotRegistered {
+                chain: chain.name.clone(),
+                account: me,
+                role: "mediator",
+            });
+        }
+        let what = "registering as a mediator";
+        consortium
+            .registerMediator(metadata.into())
+            .send()
+            .await
+            .map_err(|e| err(what)(lilypad_bindings::revert_reason(&e)))?
+            .get_receipt()
+            .await
+            .map_err(|e| err(what)(e.to_string()))?;
+        tracing::info!(chain = %chain.name, %me, "registered as a mediator");
+    }
+    let needed = U256::from(
+        consortium
+            .mediatorStake()
+            .call()
+            .await
+            .map_err(|e| err("reading mediatorStake")(e.to_string()))?,
+    );
+    if stake < needed {
+        tracing::warn!(chain = %chain.name, %me, %stake, %needed, "the stake asked for is below the mediation's mediatorStake: this mediator will never be drawn (raise --collateral)");
+    }
+    let free = consortium
+        .stakeOf(me)
+        .call()
+        .await
+        .map_err(|e| err("reading stakeOf")(e.to_string()))?
+        .free;
+    if free < stake {
+        let top_up = stake - free;
+        let token_address = lilypad
+            .token()
+            .call()
+            .await
+            .map_err(|e| err("reading the token")(e.to_string()))?;
+        LilypadToken::new(token_address, provider)
+            .approve(mediation, top_up)
+            .send()
+            .await
+            .map_err(|e| err("approving the stake")(e.to_string()))?
+            .get_receipt()
+            .await
+            .map_err(|e| err("approving the stake")(e.to_string()))?;
+        consortium
+            .depositStake(top_up)
+            .send()
+            .await
+            .map_err(|e| err("depositing stake")(lilypad_bindings::revert_reason(&e)))?
+            .get_receipt()
+            .await
+            .map_err(|e| err("depositing stake")(e.to_string()))?;
+        tracing::info!(chain = %chain.name, %me, deposited = %top_up, "stake topped up");
     }
     Ok(())
 }
@@ -463,6 +565,12 @@ pub async fn run_mediator(run: MediatorRun, cancel: CancellationToken) -> Result
     let modules = Arc::new(registry(compute)?);
     let (executor, _, _) =
         executor(&format!("mediator-{}", key.address()), &compute.state_dir).await?;
+    let votes = crate::state::VoteStore::open(&compute.state_dir).map_err(MediatorError::from)?;
+    if run.testing_lazy {
+        tracing::warn!(
+            "TESTING ONLY: --testing-lazy is set: this mediator does not re-run jobs, it commits the provider's claim; it is slashed whenever a result is overturned"
+        );
+    }
     let mut mediators = Vec::new();
     for chain in &compute.chains {
         if let Some(c) = compute.collateral {
@@ -483,7 +591,13 @@ pub async fn run_mediator(run: MediatorRun, cancel: CancellationToken) -> Result
             chain.from_block,
             executor.clone(),
             modules.clone(),
+            votes.clone(),
         )?;
+        let m = if run.testing_lazy {
+            m.testing_lazy()
+        } else {
+            m
+        };
         mediators.push((chain.name.clone(), m, chain.from_block, chain.poll_interval));
     }
     tracing::info!(address = %key.address(), "mediator running");
@@ -512,9 +626,20 @@ async fn mediate_chain(
                 from = next;
                 for v in verdicts {
                     match v {
-                        Ok(v) => {
-                            tracing::info!(chain = %name, job = %v.job, hash = %v.result_hash, "verdict submitted")
-                        }
+                        Ok(Action { job, step, tx_hash }) => match step {
+                            Step::Drew => {
+                                tracing::info!(chain = %name, %job, %tx_hash, "mediators drawn")
+                            }
+                            Step::Committed { result_hash } => {
+                                tracing::info!(chain = %name, %job, hash = %result_hash, %tx_hash, "vote committed")
+                            }
+                            Step::Revealed { result_hash } => {
+                                tracing::info!(chain = %name, %job, hash = %result_hash, %tx_hash, "verdict submitted")
+                            }
+                            Step::Finalized => {
+                                tracing::info!(chain = %name, %job, %tx_hash, "case closed after its deadline")
+                            }
+                        },
                         Err(e) => tracing::error!(chain = %name, error = %e, "mediation failed"),
                     }
                 }

@@ -14,12 +14,20 @@
 //!
 //! A file that does not decode is renamed to `*.json.bad` and reported, never silently dropped
 //! nor retried at every start.
+//!
+//! A mediator keeps each vote it committed, with its salt, until the case resolves
+//! ([`VoteStore`]): the commitment on-chain is blinded, so without the salt a restarted mediator
+//! could not reveal and would be slashed.
+//!
+//! ```text
+//! <state dir>/votes/<chainId>-<jobId>-<mediator>.json   the result hash and salt committed
+//! ```
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{Address, B256, U256};
 use lilypad_types::{JobRef, JobRequested, SignedDeal, SignedResult};
 use serde::{Deserialize, Serialize};
 
@@ -262,6 +270,31 @@ mod tests {
     }
 
     #[test]
+    fn a_vote_outlives_a_restart_until_removed_and_a_corrupt_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = Address::repeat_byte(0x44);
+        let vote = VoteRecord {
+            chain_id: 31337,
+            job_id: U256::from(7),
+            mediator: me,
+            result_hash: B256::repeat_byte(2),
+            salt: B256::repeat_byte(3),
+        };
+        VoteStore::open(dir.path()).unwrap().put(&vote).unwrap();
+        // a new process over the same directory reads the same vote back
+        let votes = VoteStore::open(dir.path()).unwrap();
+        assert_eq!(votes.get(31337, U256::from(7), me).unwrap(), Some(vote));
+        assert_eq!(votes.get(31337, U256::from(8), me).unwrap(), None);
+        assert_eq!(votes.get(31338, U256::from(7), me).unwrap(), None);
+        votes.remove(31337, U256::from(7), me).unwrap();
+        votes.remove(31337, U256::from(7), me).unwrap();
+        assert_eq!(votes.get(31337, U256::from(7), me).unwrap(), None);
+        std::fs::write(votes.dir().join(format!("31337-9-{me}.json")), b"{").unwrap();
+        let err = votes.get(31337, U256::from(9), me).unwrap_err().to_string();
+        assert!(err.contains("does not decode as a vote"), "{err}");
+    }
+
+    #[test]
     fn records_are_kept_replaced_removed_and_filtered_by_provider() {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::open(dir.path()).unwrap();
@@ -328,5 +361,78 @@ mod tests {
         assert!(state.results_dir().join("31337-9.json.bad").exists());
         // Not reported again at the next start.
         assert!(state.results(Address::ZERO).unwrap().bad.is_empty());
+    }
+}
+
+/// A vote a mediator committed (blinded by `salt`) and must reveal in the reveal phase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteRecord {
+    /// The chain of the case.
+    pub chain_id: u64,
+    /// The challenged job.
+    pub job_id: U256,
+    /// The mediator that committed it.
+    pub mediator: Address,
+    /// The commitment of the result its re-run got (what it reveals).
+    pub result_hash: B256,
+    /// The random salt that blinds the commitment.
+    pub salt: B256,
+}
+
+/// The votes a mediator committed and has not yet seen resolved, one file each, written
+/// atomically before the commitment is sent.
+#[derive(Debug, Clone)]
+pub struct VoteStore {
+    dir: PathBuf,
+}
+
+impl VoteStore {
+    /// The vote store under `root` (`<root>/votes`, created if missing).
+    pub fn open(root: &Path) -> Result<Self, StateError> {
+        let dir = root.join("votes");
+        fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+        Ok(Self { dir })
+    }
+
+    /// Where the votes are kept.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, chain_id: u64, job_id: U256, mediator: Address) -> PathBuf {
+        self.dir
+            .join(format!("{chain_id}-{job_id}-{mediator}.json"))
+    }
+
+    /// Writes (or replaces) a vote.
+    pub fn put(&self, vote: &VoteRecord) -> Result<(), StateError> {
+        write_atomic(&self.path(vote.chain_id, vote.job_id, vote.mediator), vote)
+    }
+
+    /// The vote kept for a case, if any. A file that does not decode is an error, not `None`: a
+    /// fresh vote would not match the commitment already on-chain.
+    pub fn get(
+        &self,
+        chain_id: u64,
+        job_id: U256,
+        mediator: Address,
+    ) -> Result<Option<VoteRecord>, StateError> {
+        let path = self.path(chain_id, job_id, mediator);
+        let body = match fs::read(&path) {
+            Ok(body) => body,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("reading", &path)(e)),
+        };
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| StateError::Encode {
+                path,
+                reason: format!("does not decode as a vote: {e}"),
+            })
+    }
+
+    /// Removes a case's vote (absent is fine).
+    pub fn remove(&self, chain_id: u64, job_id: U256, mediator: Address) -> Result<(), StateError> {
+        remove(&self.path(chain_id, job_id, mediator))
     }
 }

@@ -20,7 +20,8 @@ use lilypad_e2e::{
 };
 use lilypad_executor::Executor;
 use lilypad_modules::ModuleRegistry;
-use lilypad_provider::mediator::{Mediator, rerun};
+use lilypad_provider::mediator::{Mediator, Step, rerun};
+use lilypad_provider::state::VoteStore;
 use lilypad_provider::{
     CapacityTracker, ChainSettings, ProviderSettings, ResourceProvider, unix_now,
 };
@@ -539,6 +540,107 @@ async fn deals_waiting_to_be_agreed_have_their_jobs_read_once_per_new_block_not_
     );
 }
 
+/// Mediators with a stake each, keeping their votes under `state`; the one at `lazy` (if any)
+/// commits the provider's claim without re-running.
+async fn mediators(w: &World, state: &std::path::Path, lazy: Option<usize>) -> Vec<Mediator> {
+    let keys = [dev_keys::DEPLOYER, dev_keys::RELAYER, dev_keys::MEDIATOR];
+    let mut out = Vec::new();
+    for (i, key) in keys.into_iter().enumerate() {
+        let stake = U256::from(10u64).pow(U256::from(19));
+        w.chain
+            .register_mediator(key, "http://mediator.test", stake)
+            .await;
+        out.push(mediator(w, key, state, lazy == Some(i)));
+    }
+    out
+}
+
+fn mediator(w: &World, key: &str, state: &std::path::Path, lazy: bool) -> Mediator {
+    let m = Mediator::new(
+        key.parse().unwrap(),
+        ChainSettings {
+            chain_id: CHAIN,
+            rpc_urls: vec![w.chain.url()],
+            lilypad: w.chain.lilypad,
+        },
+        w.chain.mediation,
+        w.chain.deployed_at,
+        w.executor.clone(),
+        Arc::clone(&w.registry),
+        VoteStore::open(state).unwrap(),
+    )
+    .unwrap();
+    if lazy { m.testing_lazy() } else { m }
+}
+
+/// Rounds of every mediator's service loop until `job`'s challenge is decided; returns the hash
+/// each mediator revealed, by mediator.
+async fn mediate_until_decided(w: &World, mediators: &[Mediator], job: U256) -> Vec<(usize, B256)> {
+    let mut revealed = Vec::new();
+    eventually(
+        Duration::from_secs(120),
+        "the mediators decide the challenge",
+        async || {
+            for (i, m) in mediators.iter().enumerate() {
+                let (_, done) = m.mediate_new_cases(w.chain.deployed_at).await.unwrap();
+                for action in done {
+                    let action = action.unwrap();
+                    if let Step::Revealed { result_hash } = action.step {
+                        assert_eq!(action.job.job_id, job);
+                        revealed.push((i, result_hash));
+                    }
+                }
+            }
+            let status = w.job_status_by_id(job).await;
+            ok_if(status != Some(JobStatus::Challenged), format!("{status:?}"))
+        },
+    )
+    .await;
+    revealed
+}
+
+/// A fresh connection per transaction: the client's key also sends from other connections.
+async fn challenge(w: &World, job: U256) {
+    send(w.chain.lilypad_as(dev_keys::CLIENT).challenge(job)).await;
+}
+
+impl World {
+    /// A job whose provider submits a result with another CID than its honest run's, signed;
+    /// returns the job and the honest result (never submitted).
+    async fn lie(&self) -> (JobRequested, SignedResult) {
+        let liar_job = self.request("sha256", &[("text", "abc")], 3600).await;
+        let proposal = DealProposal {
+            terms: self.terms(&liar_job, PRICE),
+            job: liar_job.clone(),
+        };
+        let deal = self.propose(&proposal).await.unwrap();
+        self.agree(&deal).await;
+        let honest = self.next_result().await; // the service's own result, not submitted
+        let fake_cid = lilypad_results::cid_of_bytes(b"not the answer").to_string();
+        assert_ne!(fake_cid, honest.result_cid);
+        let signer: PrivateKeySigner = dev_keys::PROVIDER.parse().unwrap();
+        let msg = lilypad_bindings::eip712::result_message(
+            liar_job.key.job_id,
+            1,
+            fake_cid.as_bytes(),
+            &honest.inline_output,
+            0,
+            "",
+        );
+        let sig = lilypad_bindings::eip712::sign_result(
+            &signer,
+            &lilypad_bindings::eip712::domain(CHAIN, self.chain.lilypad),
+            &msg,
+        )
+        .unwrap();
+        let mut lie = honest.clone();
+        lie.result_cid = fake_cid;
+        lie.signature = Bytes::from(sig.as_bytes().to_vec());
+        self.submit(&lie).await;
+        (liar_job, honest)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn mediators_uphold_an_honest_provider_and_overturn_a_lying_one() {
     let w = world(
@@ -548,50 +650,14 @@ async fn mediators_uphold_an_honest_provider_and_overturn_a_lying_one() {
     )
     .await;
     let _server = w.provider.serve_deals().await.unwrap();
-    // Three mediators (neither client nor provider) register with enough collateral.
-    let mediator_keys = [dev_keys::DEPLOYER, dev_keys::RELAYER, dev_keys::MEDIATOR];
-    let mut mediators = Vec::new();
-    for key in mediator_keys {
-        w.chain
-            .register_mediator(
-                key,
-                "http://mediator.test",
-                U256::from(10u64).pow(U256::from(19)),
-            )
-            .await;
-        mediators.push(
-            Mediator::new(
-                key.parse().unwrap(),
-                ChainSettings {
-                    chain_id: CHAIN,
-                    rpc_urls: vec![w.chain.url()],
-                    lilypad: w.chain.lilypad,
-                },
-                w.chain.mediation,
-                w.chain.deployed_at,
-                w.executor.clone(),
-                Arc::clone(&w.registry),
-            )
-            .unwrap(),
-        );
-    }
-    // A fresh connection per transaction: the client's key also sends from other connections.
-    let challenge = async |job: U256| {
-        let client = w.chain.lilypad_as(dev_keys::CLIENT);
-        // An explicit gas limit: the mediator draw's cost depends on prevrandao, which
-        // differs between the estimate and the block, so an estimate can fall short.
-        send(client.challenge(job).gas(3_000_000)).await;
-    };
+    let state = tempfile::tempdir().unwrap();
+    let mediators = mediators(&w, state.path(), None).await;
 
     // An honest result for the deterministic sha256 module, challenged by the client.
     let r = w.run("sha256", &[("text", "abc")], 3600).await;
     assert_eq!(r.status, Outcome::Succeeded.as_u8(), "{r:?}");
     let job = r.key.job_id;
-    challenge(job).await;
-    let reader = w.chain.wallet(dev_keys::CLIENT);
-    let mediation = ConsortiumMediation::new(w.chain.mediation, &reader);
-    let drawn = mediation.mediatorsOf(job).call().await.unwrap();
-    assert_eq!(drawn.len(), 3);
+    challenge(&w, job).await;
     // The re-run reproduces the provider's whole result, and the job stores its commitment.
     let fetched = mediators[0].fetch_job(job).await.unwrap();
     let hash = rerun(&w.executor, &w.registry, &fetched).await.unwrap();
@@ -606,13 +672,11 @@ async fn mediators_uphold_an_honest_provider_and_overturn_a_lying_one() {
             .resultHash,
         hash
     );
-    for m in &mediators {
-        if w.job_status_by_id(job).await != Some(JobStatus::Challenged) {
-            break; // decided by quorum already
-        }
-        let v = m.mediate(job).await.unwrap();
-        assert_eq!(v.result_hash, hash);
-    }
+    // As the mediator service runs: someone draws once the seed block exists, the three commit,
+    // then reveal; the last reveal decides.
+    let revealed = mediate_until_decided(&w, &mediators, job).await;
+    assert_eq!(revealed.len(), 3, "{revealed:?}");
+    assert!(revealed.iter().all(|(_, h)| *h == hash), "{revealed:?}");
     assert_eq!(
         w.job_status_by_id(job).await,
         Some(JobStatus::Settled),
@@ -620,58 +684,83 @@ async fn mediators_uphold_an_honest_provider_and_overturn_a_lying_one() {
     );
 
     // A lying provider: a result with another CID, signed and submitted outside the service.
-    let liar_job = w.request("sha256", &[("text", "abc")], 3600).await;
-    let proposal = DealProposal {
-        terms: w.terms(&liar_job, PRICE),
-        job: liar_job.clone(),
-    };
-    let deal = w.propose(&proposal).await.unwrap();
-    w.agree(&deal).await;
-    let honest = w.next_result().await; // the service's own result, not submitted
-    let fake_cid = lilypad_results::cid_of_bytes(b"not the answer").to_string();
-    assert_ne!(fake_cid, honest.result_cid);
-    let signer: PrivateKeySigner = dev_keys::PROVIDER.parse().unwrap();
-    let msg = lilypad_bindings::eip712::result_message(
-        liar_job.key.job_id,
-        1,
-        fake_cid.as_bytes(),
-        &honest.inline_output,
-        0,
-        "",
-    );
-    let sig = lilypad_bindings::eip712::sign_result(
-        &signer,
-        &lilypad_bindings::eip712::domain(CHAIN, w.chain.lilypad),
-        &msg,
-    )
-    .unwrap();
-    let mut lie = honest.clone();
-    lie.result_cid = fake_cid;
-    lie.signature = Bytes::from(sig.as_bytes().to_vec());
-    w.submit(&lie).await;
-    challenge(liar_job.key.job_id).await;
-    // This time as the mediator service runs: each looks for its cases since deployment and
-    // votes where its vote is still needed (the honest job's case is resolved and skipped).
-    let mut votes = Vec::new();
-    for m in &mediators {
-        let (next, done) = m.mediate_new_cases(w.chain.deployed_at).await.unwrap();
-        assert!(next > w.chain.deployed_at);
-        for v in done {
-            votes.push(v.unwrap());
-        }
-    }
-    // Two matching votes decide; the third mediator finds the case resolved.
-    assert_eq!(votes.len(), 2, "{votes:?}");
+    let (liar_job, honest) = w.lie().await;
+    challenge(&w, liar_job.key.job_id).await;
+    let revealed = mediate_until_decided(&w, &mediators, liar_job.key.job_id).await;
     let honest_hash = commitment_of(&honest);
+    assert_eq!(revealed.len(), 3, "{revealed:?}");
     assert!(
-        votes
-            .iter()
-            .all(|v| v.result_hash == honest_hash && v.job.job_id == liar_job.key.job_id)
+        revealed.iter().all(|(_, h)| *h == honest_hash),
+        "{revealed:?}"
     );
     assert_eq!(
         w.job_status_by_id(liar_job.key.job_id).await,
         Some(JobStatus::Overturned)
     );
+    // Every vote was revealed: the state directory keeps none.
+    assert_eq!(
+        std::fs::read_dir(state.path().join("votes"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lazy_mediator_is_slashed_and_a_restarted_one_still_reveals() {
+    let w = world("lazy", Duration::from_secs(30), Duration::from_secs(10)).await;
+    let _server = w.provider.serve_deals().await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    // Mediator 1 does no work: it commits whatever the provider claimed.
+    let mut mediators = mediators(&w, state.path(), Some(1)).await;
+    let (liar_job, honest) = w.lie().await;
+    let job = liar_job.key.job_id;
+    challenge(&w, job).await;
+    let reader = w.chain.wallet(dev_keys::CLIENT);
+    let mediation = ConsortiumMediation::new(w.chain.mediation, &reader);
+
+    // Mediator 0 commits, then "restarts": a new process with the same state directory.
+    eventually(Duration::from_secs(60), "mediator 0 commits", async || {
+        let (_, done) = mediators[0]
+            .mediate_new_cases(w.chain.deployed_at)
+            .await
+            .unwrap();
+        let committed = done
+            .into_iter()
+            .any(|a| matches!(a.unwrap().step, Step::Committed { .. }));
+        ok_if(committed, "not yet")
+    })
+    .await;
+    mediators[0] = mediator(&w, dev_keys::DEPLOYER, state.path(), false);
+
+    let revealed = mediate_until_decided(&w, &mediators, job).await;
+    assert_eq!(w.job_status_by_id(job).await, Some(JobStatus::Overturned));
+    let honest_hash = commitment_of(&honest);
+    let lazy_hash = w
+        .chain
+        .lilypad()
+        .getJob(job)
+        .call()
+        .await
+        .unwrap()
+        .resultHash;
+    assert!(
+        revealed.contains(&(0, honest_hash)),
+        "the restarted mediator revealed: {revealed:?}"
+    );
+    assert!(revealed.contains(&(1, lazy_hash)), "{revealed:?}");
+
+    // The lazy mediator lost its stake to the two that re-ran the job.
+    let stake = U256::from(10u64).pow(U256::from(19));
+    let lazy = mediators[1].address();
+    let s = mediation.stakeOf(lazy).call().await.unwrap();
+    assert_eq!((s.free, s.locked), (U256::ZERO, U256::ZERO), "slashed");
+    for m in [&mediators[0], &mediators[2]] {
+        let s = mediation.stakeOf(m.address()).call().await.unwrap();
+        assert_eq!((s.free, s.locked), (stake, U256::ZERO), "released");
+        let credited = mediation.balanceOf(m.address()).call().await.unwrap();
+        assert_eq!(credited, stake / U256::from(2), "half the lazy one's stake");
+    }
 }
 
 impl World {

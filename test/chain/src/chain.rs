@@ -5,7 +5,7 @@ use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
-use lilypad_bindings::{Lilypad, LilypadToken};
+use lilypad_bindings::{ConsortiumMediation, Lilypad, LilypadToken};
 use lilypad_chain::RpcOptions;
 use lilypad_e2e::{Anvil, deploy_contracts_with, json_rpc};
 
@@ -231,12 +231,14 @@ impl TestChain {
         send(lilypad.depositCollateral(collateral)).await;
     }
 
-    /// The same as [`TestChain::register_provider`], as a mediator.
-    pub async fn register_mediator(&self, key: &str, metadata: &str, collateral: U256) {
-        self.approve(key, U256::MAX).await;
-        let lilypad = self.lilypad_as(key);
-        send(lilypad.registerMediator(metadata.into())).await;
-        send(lilypad.depositCollateral(collateral)).await;
+    /// `key`'s account registers as a mediator of the mediation contract with `metadata` and
+    /// stakes `stake` there (drawable once it is at least the contract's `mediatorStake`).
+    pub async fn register_mediator(&self, key: &str, metadata: &str, stake: U256) {
+        let wallet = self.wallet(key);
+        send(LilypadToken::new(self.token, &wallet).approve(self.mediation, stake)).await;
+        let mediation = ConsortiumMediation::new(self.mediation, &wallet);
+        send(mediation.registerMediator(metadata.into())).await;
+        send(mediation.depositStake(stake)).await;
     }
 
     /// `key`'s account requests `request` (it must have approved the payment); returns the job.

@@ -35,6 +35,9 @@ pub struct Options {
     pub client_key: &'static str,
     /// Start `lilypad mediator` too (the deployment then draws one mediator per challenge).
     pub mediator: bool,
+    /// With `mediator`: start two more mediators on fresh accounts, the second with
+    /// `--testing-lazy` (the deployment then draws all three, two deciding).
+    pub lazy_mediator: bool,
     /// Services reach anvil through a [`TcpProxy`] the test can take down.
     pub proxy: bool,
     /// The services reach anvil through a [`FaultyRpc`] failing requests as planned (so do
@@ -56,6 +59,7 @@ impl Default for Options {
             provider_key: None,
             client_key: dev_keys::CLIENT,
             mediator: false,
+            lazy_mediator: false,
             proxy: false,
             rpc_faults: None,
             poll_interval: "200ms",
@@ -76,6 +80,9 @@ pub struct Stack {
     pub provider: Address,
     pub env: Vec<(String, String)>,
     pub services: Vec<(String, Child)>,
+    /// The accounts of the mediators started besides `lilypad mediator` with
+    /// [`Options::lazy_mediator`]: an honest one, then the lazy one.
+    pub extra_mediators: Vec<Address>,
     /// The arguments each service was last started with, for [`Stack::restart`].
     launched: std::collections::BTreeMap<String, Vec<String>>,
 }
@@ -124,15 +131,26 @@ impl Stack {
             None => fresh_key(),
         };
         let provider_text = provider.to_string();
+        let extra: Vec<(String, Address)> = if options.lazy_mediator {
+            vec![fresh_key(), fresh_key()]
+        } else {
+            Vec::new()
+        };
+        let extra_text: Vec<String> = extra.iter().map(|(_, a)| a.to_string()).collect();
         let mut fund: Vec<&str> = dev_keys::ADDRESSES[1..].to_vec();
         fund.extend(dev_keys::MORE_ADDRESSES);
         fund.push(&provider_text);
-        let chain = TestChain::deploy_on(
-            Anvil::start(31337).unwrap(),
-            &fund,
-            &[("MEDIATORS_PER_CASE", "1"), ("MEDIATOR_THRESHOLD", "1")],
-        );
+        fund.extend(extra_text.iter().map(String::as_str));
+        let consortium = if options.lazy_mediator {
+            [("MEDIATORS_PER_CASE", "3"), ("MEDIATOR_THRESHOLD", "2")]
+        } else {
+            [("MEDIATORS_PER_CASE", "1"), ("MEDIATOR_THRESHOLD", "1")]
+        };
+        let chain = TestChain::deploy_on(Anvil::start(31337).unwrap(), &fund, &consortium);
         chain.fund_eth(provider);
+        for (_, a) in &extra {
+            chain.fund_eth(*a);
+        }
         let proxy = options
             .proxy
             .then(|| TcpProxy::start(chain.anvil.service.port()).unwrap());
@@ -171,6 +189,14 @@ impl Stack {
             ("LILYPAD_MEDIATOR_KEY", dev_keys::MEDIATOR.to_owned()),
             ("LILYPAD_CLIENT_KEY", options.client_key.to_owned()),
             ("RUST_LOG", "info".to_owned()),
+            (
+                "LILYPAD_MEDIATOR_2_KEY",
+                extra.first().map(|(k, _)| k.clone()).unwrap_or_default(),
+            ),
+            (
+                "LILYPAD_MEDIATOR_LAZY_KEY",
+                extra.get(1).map(|(k, _)| k.clone()).unwrap_or_default(),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -192,34 +218,48 @@ impl Stack {
             provider,
             env,
             services: Vec::new(),
+            extra_mediators: extra.iter().map(|(_, a)| *a).collect(),
             launched: Default::default(),
         };
         stack.spawn("relayer", &["relayer"]);
         let solver_git = stack.dir.path().join("solver-git").display().to_string();
         stack.spawn("solver", &["solver", "--git-cache", &solver_git]);
         if options.mediator {
-            stack.spawn(
-                "mediator",
-                &[
-                    "mediator",
-                    "--collateral",
-                    "20000000000000000000",
-                    "--metadata",
-                    "http://127.0.0.1/test-mediator",
-                    "--state-dir",
-                    &stack
-                        .dir
-                        .path()
-                        .join("mediator-state")
-                        .display()
-                        .to_string(),
-                ],
-            );
-            stack.wait_for_log("mediator", "mediator running").await;
+            stack.spawn_mediator("mediator", &[]).await;
+            if options.lazy_mediator {
+                stack
+                    .spawn_mediator("mediator-2", &["--key-env", "LILYPAD_MEDIATOR_2_KEY"])
+                    .await;
+                stack
+                    .spawn_mediator(
+                        "mediator-lazy",
+                        &["--key-env", "LILYPAD_MEDIATOR_LAZY_KEY", "--testing-lazy"],
+                    )
+                    .await;
+            }
         }
         let extra: Vec<&str> = options.provider_args.iter().map(String::as_str).collect();
         stack.start_provider(&extra).await;
         stack
+    }
+
+    /// Starts `lilypad mediator` as service `name` (with a stake of 20 tokens and a state
+    /// directory of its own, and `extra` arguments) and waits until it runs.
+    async fn spawn_mediator(&mut self, name: &str, extra: &[&str]) {
+        let state = self.dir.path().join(format!("{name}-state"));
+        let state = state.display().to_string();
+        let mut args = vec![
+            "mediator",
+            "--collateral",
+            "20000000000000000000",
+            "--metadata",
+            "http://127.0.0.1/test-mediator",
+            "--state-dir",
+            &state,
+        ];
+        args.extend_from_slice(extra);
+        self.spawn(name, &args);
+        self.wait_for_log(name, "mediator running").await;
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
@@ -437,7 +477,14 @@ struct Stuck<'a> {
 impl std::fmt::Display for Stuck<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "state {}", self.state)?;
-        for name in ["relayer", "solver", "provider", "mediator"] {
+        for name in [
+            "relayer",
+            "solver",
+            "provider",
+            "mediator",
+            "mediator-2",
+            "mediator-lazy",
+        ] {
             write!(f, "\n{name}:\n{}", self.stack.log(name))?;
         }
         Ok(())
