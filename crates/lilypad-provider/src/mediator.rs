@@ -319,7 +319,11 @@ impl Mediator {
     /// The vote for a case: the one kept on disk if this mediator committed before (a restart),
     /// else a fresh re-run (or, lazy, the provider's claim) with a random salt, written to disk
     /// before it is returned.
-    async fn vote_for(&self, job_id: U256, provider_hash: B256) -> Result<VoteRecord, MediatorError> {
+    async fn vote_for(
+        &self,
+        job_id: U256,
+        provider_hash: B256,
+    ) -> Result<VoteRecord, MediatorError> {
         let me = self.address();
         if let Some(v) = self.votes.get(self.chain.chain_id, job_id, me)? {
             return Ok(v);
@@ -404,7 +408,10 @@ impl Mediator {
             if number < case.seedBlock {
                 return Ok(None);
             }
-            return match self.confirm(job_id, "draw", mediation.draw(job_id).send().await).await {
+            return match self
+                .confirm(job_id, "draw", mediation.draw(job_id).send().await)
+                .await
+            {
                 Ok(tx_hash) => Ok(Some(self.action(job_id, Step::Drew, tx_hash))),
                 // another mediator drew first
                 Err(e) => match mediation.mediatorsOf(job_id).call().await {
@@ -443,7 +450,11 @@ impl Mediator {
             let vote = self.vote_for(job_id, case.providerHash).await?;
             let commitment = commitment_for(vote.result_hash, vote.salt, me);
             let tx_hash = self
-                .confirm(job_id, "commit", mediation.commit(job_id, commitment).send().await)
+                .confirm(
+                    job_id,
+                    "commit",
+                    mediation.commit(job_id, commitment).send().await,
+                )
                 .await?;
             let step = Step::Committed {
                 result_hash: vote.result_hash,
@@ -461,7 +472,10 @@ impl Mediator {
                 .confirm(
                     job_id,
                     "reveal",
-                    mediation.reveal(job_id, vote.result_hash, vote.salt).send().await,
+                    mediation
+                        .reveal(job_id, vote.result_hash, vote.salt)
+                        .send()
+                        .await,
                 )
                 .await?;
             // revealed on-chain: the salt is no longer needed

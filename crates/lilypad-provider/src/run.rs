@@ -254,8 +254,10 @@ async fn ensure_registered(
         let Some(mediation) = chain.mediation else {
             return Err(RunError::NoMediation(chain.name.clone()));
         };
-        return ensure_mediator(chain, &provider, &lilypad, mediation, signer, collateral, metadata)
-            .await;
+        return ensure_mediator(
+            chain, &provider, &lilypad, mediation, signer, collateral, metadata,
+        )
+        .await;
     }
     let me = signer.address();
     let registered = lilypad
@@ -551,7 +553,11 @@ pub async fn run_mediator(run: MediatorRun, cancel: CancellationToken) -> Result
             modules.clone(),
             votes.clone(),
         )?;
-        let m = if run.testing_lazy { m.testing_lazy() } else { m };
+        let m = if run.testing_lazy {
+            m.testing_lazy()
+        } else {
+            m
+        };
         mediators.push((chain.name.clone(), m, chain.from_block, chain.poll_interval));
     }
     tracing::info!(address = %key.address(), "mediator running");
@@ -580,11 +586,7 @@ async fn mediate_chain(
                 from = next;
                 for v in verdicts {
                     match v {
-                        Ok(Action {
-                            job,
-                            step,
-                            tx_hash,
-                        }) => match step {
+                        Ok(Action { job, step, tx_hash }) => match step {
                             Step::Drew => {
                                 tracing::info!(chain = %name, %job, %tx_hash, "mediators drawn")
                             }

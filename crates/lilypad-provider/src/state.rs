@@ -375,7 +375,8 @@ impl VoteStore {
     }
 
     fn path(&self, chain_id: u64, job_id: U256, mediator: Address) -> PathBuf {
-        self.dir.join(format!("{chain_id}-{job_id}-{mediator}.json"))
+        self.dir
+            .join(format!("{chain_id}-{job_id}-{mediator}.json"))
     }
 
     /// Writes (or replaces) a vote.

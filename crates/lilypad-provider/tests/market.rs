@@ -689,13 +689,21 @@ async fn mediators_uphold_an_honest_provider_and_overturn_a_lying_one() {
     let revealed = mediate_until_decided(&w, &mediators, liar_job.key.job_id).await;
     let honest_hash = commitment_of(&honest);
     assert_eq!(revealed.len(), 3, "{revealed:?}");
-    assert!(revealed.iter().all(|(_, h)| *h == honest_hash), "{revealed:?}");
+    assert!(
+        revealed.iter().all(|(_, h)| *h == honest_hash),
+        "{revealed:?}"
+    );
     assert_eq!(
         w.job_status_by_id(liar_job.key.job_id).await,
         Some(JobStatus::Overturned)
     );
     // Every vote was revealed: the state directory keeps none.
-    assert_eq!(std::fs::read_dir(state.path().join("votes")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(state.path().join("votes"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -713,7 +721,10 @@ async fn a_lazy_mediator_is_slashed_and_a_restarted_one_still_reveals() {
 
     // Mediator 0 commits, then "restarts": a new process with the same state directory.
     eventually(Duration::from_secs(60), "mediator 0 commits", async || {
-        let (_, done) = mediators[0].mediate_new_cases(w.chain.deployed_at).await.unwrap();
+        let (_, done) = mediators[0]
+            .mediate_new_cases(w.chain.deployed_at)
+            .await
+            .unwrap();
         let committed = done
             .into_iter()
             .any(|a| matches!(a.unwrap().step, Step::Committed { .. }));
@@ -723,13 +734,20 @@ async fn a_lazy_mediator_is_slashed_and_a_restarted_one_still_reveals() {
     mediators[0] = mediator(&w, dev_keys::DEPLOYER, state.path(), false);
 
     let revealed = mediate_until_decided(&w, &mediators, job).await;
-    assert_eq!(
-        w.job_status_by_id(job).await,
-        Some(JobStatus::Overturned)
-    );
+    assert_eq!(w.job_status_by_id(job).await, Some(JobStatus::Overturned));
     let honest_hash = commitment_of(&honest);
-    let lazy_hash = w.chain.lilypad().getJob(job).call().await.unwrap().resultHash;
-    assert!(revealed.contains(&(0, honest_hash)), "the restarted mediator revealed: {revealed:?}");
+    let lazy_hash = w
+        .chain
+        .lilypad()
+        .getJob(job)
+        .call()
+        .await
+        .unwrap()
+        .resultHash;
+    assert!(
+        revealed.contains(&(0, honest_hash)),
+        "the restarted mediator revealed: {revealed:?}"
+    );
     assert!(revealed.contains(&(1, lazy_hash)), "{revealed:?}");
 
     // The lazy mediator lost its stake to the two that re-ran the job.
