@@ -20,6 +20,7 @@ import {
     JobStatus,
     Job,
     Challenge,
+    FailedCallback,
     Params,
     MediationCase
 } from "./interfaces/ILilypad.sol";
@@ -61,8 +62,9 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     uint256 public constant MAX_REWARDEES = 32;
     /// @notice After a challenge's mediation deadline plus this, anyone may close it.
     uint256 public constant STALE_CHALLENGE_GRACE = 1 days;
-    /// @notice Gas kept back around a callback: the CALL itself and the event after it.
-    uint256 public constant CALLBACK_GAS_RESERVE = 10_000;
+    /// @notice Gas kept back around a callback: the CALL itself, the event after it and, when it
+    ///         failed, recording the failure (a new slot) for {redeliverCallback}.
+    uint256 public constant CALLBACK_GAS_RESERVE = 35_000;
 
     // ------------------------------------------------------------------ storage
     /// @notice Collateral and role of a provider, in one slot.
@@ -93,6 +95,7 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     /// @inheritdoc ILilypad
     mapping(address account => string) public metadataUrl;
     EnumerableSet.AddressSet internal _providerSet;
+    mapping(uint256 jobId => FailedCallback) internal _failedCallbacks;
 
     /// @param token_ the ERC-20 used for payment and collateral (no fee-on-transfer or rebasing)
     /// @param initialOwner who may set protocol parameters
@@ -340,6 +343,33 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc ILilypad
+    /// @dev Marks the failure re-delivered before the call (checks-effects-interactions), and
+    ///      calls the client directly, so a re-delivery that fails is not recorded again.
+    function redeliverCallback(ResultData calldata result, bytes calldata inlineOutput, uint32 gasLimit)
+        external
+        nonReentrant
+    {
+        uint256 jobId = result.jobId;
+        FailedCallback storage failed = _failedCallbacks[jobId];
+        Outcome outcome = failed.status;
+        if (outcome == Outcome.None || failed.redelivered) revert NoFailedCallback(jobId);
+        Job storage job = _jobs[jobId];
+        if (gasLimit < job.callbackGasLimit) revert CallbackGasTooLow(gasLimit, job.callbackGasLimit);
+        JobResult memory redelivered;
+        redelivered.status = outcome;
+        if (outcome <= Outcome.ProviderError) {
+            bytes32 commitment = LilypadChecks.resultCommitment(
+                result.status, result.exitCode, result.resultCid, keccak256(inlineOutput)
+            );
+            if (commitment != job.resultHash) revert ResultMismatch(jobId);
+            (redelivered.resultCid, redelivered.output, redelivered.exitCode) =
+            (result.resultCid, inlineOutput, result.exitCode);
+        }
+        failed.redelivered = true;
+        _tryCallback(jobId, job.client, gasLimit, redelivered);
+    }
+
+    /// @inheritdoc ILilypad
     function withdraw() external nonReentrant returns (uint256 amount) {
         amount = balanceOf[msg.sender];
         if (amount == 0) revert NothingToWithdraw();
@@ -423,6 +453,11 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     /// @inheritdoc ILilypad
     function getJob(uint256 jobId) external view returns (Job memory) {
         return _jobs[jobId];
+    }
+
+    /// @inheritdoc ILilypad
+    function failedCallback(uint256 jobId) external view returns (FailedCallback memory) {
+        return _failedCallbacks[jobId];
     }
 
     /// @inheritdoc ILilypad
@@ -618,6 +653,8 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         if (toClient != 0) balanceOf[client] += toClient;
         if (toMediators != 0) _split(rewardees, toMediators);
         emit ChallengeResolved(jobId, providerCorrect, stale, toClient, toMediators);
+        // The verdict supersedes a failed result callback: only the verdict may be re-delivered.
+        delete _failedCallbacks[jobId];
         _callbackEmpty(jobId, client, job.callbackGasLimit, verdict);
     }
 
@@ -644,14 +681,23 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     ///      emitted. The caller must leave enough gas for the callee to get all of `gasLimit` after
     ///      the 63/64 rule (EIP-150), or the whole call reverts: a relayer cannot starve it.
     function _callback(uint256 jobId, address client, uint256 gasLimit, JobResult memory result) private {
+        if (!_tryCallback(jobId, client, gasLimit, result)) {
+            _failedCallbacks[jobId] = FailedCallback({status: result.status, redelivered: false});
+        }
+    }
+
+    /// @dev The call itself (see {_callback}); false when it failed.
+    function _tryCallback(uint256 jobId, address client, uint256 gasLimit, JobResult memory result)
+        private
+        returns (bool ok)
+    {
         if (gasLimit == 0) {
             emit CallbackSkipped(jobId, result.status);
-            return;
+            return true;
         }
         bytes memory payload = abi.encodeCall(ILilypadCallback.onJobResult, (jobId, result));
         uint256 required = gasLimit + gasLimit / 63 + CALLBACK_GAS_RESERVE;
         if (gasleft() < required) revert InsufficientGasForCallback(gasleft(), required);
-        bool ok;
         assembly ("memory-safe") {
             ok := call(gasLimit, client, 0, add(payload, 0x20), mload(payload), 0, 0)
         }

@@ -142,6 +142,13 @@ struct Challenge {
     uint16 mediatorShareBps;
 }
 
+/// @notice A job's latest callback that failed (reverted or ran out of gas), until it is handed
+///         over again with {ILilypad-redeliverCallback}; `redelivered` once it was.
+struct FailedCallback {
+    Outcome status;
+    bool redelivered;
+}
+
 /// @notice Protocol parameters (owner-settable within the bounds the contract enforces).
 struct Params {
     uint32 maxCallbackGas;
@@ -277,6 +284,9 @@ interface ILilypad {
     error ErrorTextTooLong(uint256 length, uint256 max);
     error OutputTooLarge(uint256 length, uint256 max);
     error InsufficientGasForCallback(uint256 available, uint256 required);
+    error NoFailedCallback(uint256 jobId);
+    error ResultMismatch(uint256 jobId);
+    error CallbackGasTooLow(uint256 given, uint256 min);
     error NotClient(address caller);
     error NoMediation();
     error NotMediation(address caller);
@@ -337,6 +347,17 @@ interface ILilypad {
     /// @notice Closes a challenge its mediation failed to resolve in time (provider paid, fee refunded).
     function resolveStaleChallenge(uint256 jobId) external;
 
+    /// @notice Hands a job's failed callback (its latest one, which reverted or ran out of gas)
+    ///         to the client once more, with `gasLimit` gas (at least the job's callbackGasLimit),
+    ///         paid by the caller: the client or anyone. Once per failed callback: a re-delivery
+    ///         that fails too is not recorded again. For a result (Succeeded, JobFailed,
+    ///         ProviderError) pass it as submitted (`result` and `inlineOutput` as in
+    ///         {ResultSubmitted}); it is checked against the job's stored commitment. The error
+    ///         text is not part of the commitment, so a re-delivered result carries an empty error
+    ///         (the provider's text is in {ResultSubmitted}). For the other outcomes only
+    ///         `result.jobId` is read and the callback carries no result.
+    function redeliverCallback(ResultData calldata result, bytes calldata inlineOutput, uint32 gasLimit) external;
+
     /// @notice Sends the caller everything credited to it.
     function withdraw() external returns (uint256 amount);
 
@@ -353,6 +374,9 @@ interface ILilypad {
     // ------------------------------------------------------------------ views
     /// @notice A job as stored (status None for an unknown id).
     function getJob(uint256 jobId) external view returns (Job memory);
+    /// @notice The job's latest failed callback (status None: none failed, or a later callback
+    ///         superseded it) and whether it was re-delivered.
+    function failedCallback(uint256 jobId) external view returns (FailedCallback memory);
     /// @notice The mediation handling a job's challenge and the fee the client paid.
     function getChallenge(uint256 jobId) external view returns (Challenge memory);
     /// @notice The protocol parameters new requests are checked against.

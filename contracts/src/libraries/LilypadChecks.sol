@@ -39,7 +39,7 @@ library LilypadChecks {
     }
 
     /// @notice Reverts unless `request` is well formed and its terms fit the parameters `p`.
-    function checkRequest(JobRequest calldata request, Params memory p) internal pure {
+    function checkRequest(JobRequest calldata request, Params memory p) external pure {
         _checkStrings(request);
         _checkInputs(request.inputs);
         _checkTerms(request, p);
@@ -47,7 +47,7 @@ library LilypadChecks {
 
     /// @notice Reverts with InvalidParam(name) unless every parameter is within its cap and every
     ///         min <= max.
-    function checkParams(Params memory p) internal pure {
+    function checkParams(Params memory p) public pure {
         if (p.maxCallbackGas > MAX_CALLBACK_GAS) revert ILilypad.InvalidParam("maxCallbackGas");
         if (p.maxOutputBytes > MAX_OUTPUT_BYTES) revert ILilypad.InvalidParam("maxOutputBytes");
         if (p.minMatchTimeout == 0 || p.minMatchTimeout > p.maxMatchTimeout || p.maxMatchTimeout > MAX_TIMEOUT) {

@@ -7,8 +7,10 @@ pub mod eip712;
 
 #[allow(missing_docs, clippy::too_many_arguments)]
 mod generated {
+    // Lilypad links the LilypadChecks library: its bytecode has a placeholder, and nothing here
+    // deploys it (Deploy.s.sol does, linking the library).
     alloy::sol!(
-        #[sol(rpc)]
+        #[sol(rpc, ignore_unlinked)]
         #[derive(Debug, PartialEq, Eq)]
         Lilypad,
         "artifacts/Lilypad.json"

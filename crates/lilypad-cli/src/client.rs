@@ -16,7 +16,7 @@ use lilypad_modules::lilypad::LilypadPolicy;
 use lilypad_types::{JobStatus, ModuleId, Offer, Outcome};
 
 use crate::common::{check_chain_id, load_chains, load_key, reader, send_once, wallet};
-use crate::{ChallengeArgs, Global, JobArgs, RunArgs};
+use crate::{ChallengeArgs, Global, JobArgs, RedeliverArgs, RunArgs};
 
 /// A job state number as `lilypad run` and `lilypad job` print it.
 fn state(n: u8) -> &'static str {
@@ -491,6 +491,110 @@ pub async fn challenge(global: &Global, args: &ChallengeArgs) -> Result<()> {
     Ok(())
 }
 
+/// `lilypad redeliver`: hands a job's failed callback over once more (`redeliverCallback`), the
+/// result read from its `ResultSubmitted` event.
+pub async fn redeliver(global: &Global, args: &RedeliverArgs) -> Result<()> {
+    let session = Session::open(
+        global,
+        &args.chain,
+        args.key_env.as_deref(),
+        args.key_file.as_deref(),
+    )
+    .await?;
+    let (chain, provider) = (&session.chain, &session.provider);
+    let lilypad = session.lilypad();
+    let id = U256::from(args.id);
+    let job = lilypad.getJob(id).call().await?;
+    if job.state() == Some(JobStatus::None) {
+        bail!("there is no job {id} on {}", chain.name);
+    }
+    let failed = lilypad.failedCallback(id).call().await?;
+    if failed.status == Outcome::None.as_u8() {
+        bail!(
+            "job {id} has no failed callback to re-deliver: its callbacks were delivered or skipped, or a verdict superseded the one that failed"
+        );
+    }
+    if failed.redelivered {
+        bail!(
+            "job {id}'s failed {} callback was re-delivered already: a failed callback is handed over once more at most",
+            outcome(failed.status)
+        );
+    }
+    let limit = job.callbackGasLimit;
+    let gas = args.gas.unwrap_or(limit.saturating_mul(2));
+    if gas < limit {
+        bail!("--gas {gas} is below job {id}'s callbackGasLimit {limit}: give it at least that");
+    }
+    let (result, output) = if failed.status <= Outcome::ProviderError.as_u8() {
+        let ev = submitted(provider, *lilypad.address(), chain, id)
+            .await?
+            .with_context(|| format!("job {id}'s failed callback carried a result, but no ResultSubmitted event for it was found from block {}", chain.start_block))?;
+        (ev.result, ev.output)
+    } else {
+        // Only the job id is read for an outcome that carries no result.
+        let none = Lilypad::ResultData {
+            jobId: id,
+            status: 0,
+            resultCid: Default::default(),
+            exitCode: 0,
+            error: String::new(),
+        };
+        (none, Default::default())
+    };
+    let receipt = session
+        .send(
+            lilypad
+                .redeliverCallback(result, output, gas)
+                .into_transaction_request(),
+            "the re-delivery",
+        )
+        .await?;
+    if !receipt.status() {
+        bail!(
+            "the re-delivery transaction {} reverted",
+            receipt.transaction_hash
+        );
+    }
+    let delivered = receipt
+        .decoded_log::<Lilypad::CallbackDelivered>()
+        .is_some();
+    let what = outcome(failed.status);
+    if delivered {
+        println!(
+            "job {id}'s {what} callback delivered on {} with {gas} gas (tx {})",
+            chain.name, receipt.transaction_hash
+        );
+        Ok(())
+    } else {
+        bail!(
+            "job {id}'s {what} callback failed again with {gas} gas (tx {}); it cannot be re-delivered again: read the result with `lilypad job {} {id}`",
+            receipt.transaction_hash,
+            chain.name
+        )
+    }
+}
+
+/// The latest `ResultSubmitted` event of `job` (from the chain's start block).
+async fn submitted(
+    provider: &DynProvider,
+    lilypad: Address,
+    chain: &ChainConfig,
+    job: U256,
+) -> Result<Option<Lilypad::ResultSubmitted>> {
+    let filter = Filter::new()
+        .address(lilypad)
+        .event_signature(Lilypad::ResultSubmitted::SIGNATURE_HASH)
+        .topic1(job)
+        .from_block(chain.start_block);
+    let logs = provider.get_logs(&filter).await?;
+    match logs.last() {
+        Some(log) => Ok(Some(
+            log.log_decode::<Lilypad::ResultSubmitted>()?.inner.data,
+        )),
+        None => Ok(None),
+    }
+}
+
 pub async fn job(global: &Global, args: &JobArgs) -> Result<()> {
     let config = load_chains(&global.chains)?;
     let chain = chain(&config, &args.chain)?;
@@ -523,16 +627,21 @@ async fn print_job(
         println!("provider: {}", j.provider);
         println!("price:    {}", j.price);
     }
-    let filter = Filter::new()
-        .address(lilypad)
-        .event_signature(Lilypad::ResultSubmitted::SIGNATURE_HASH)
-        .topic1(job)
-        .from_block(chain.start_block);
-    let logs = provider.get_logs(&filter).await?;
-    let Some(log) = logs.last() else {
+    let failed = l.failedCallback(job).call().await?;
+    if failed.status != Outcome::None.as_u8() {
+        let what = outcome(failed.status);
+        if failed.redelivered {
+            println!("callback: {what} failed, re-delivered once");
+        } else {
+            println!(
+                "callback: {what} failed (re-deliver it with more gas: lilypad redeliver {} {job})",
+                chain.name
+            );
+        }
+    }
+    let Some(ev) = submitted(provider, lilypad, chain, job).await? else {
         return Ok(false);
     };
-    let ev = log.log_decode::<Lilypad::ResultSubmitted>()?.inner.data;
     let r = ev.result;
     println!("status:   {}", outcome(r.status));
     println!("cid:      {}", String::from_utf8_lossy(&r.resultCid));

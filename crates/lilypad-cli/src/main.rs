@@ -70,6 +70,9 @@ enum Command {
     /// Challenge a job's result: pay the mediation fee, have mediators re-run it, wait for the
     /// verdict.
     Challenge(ChallengeArgs),
+    /// Hand a job's failed callback (it reverted or ran out of gas) to its client once more, with
+    /// more gas, paid by this account: anyone may, once per failure.
+    Redeliver(RedeliverArgs),
     /// Check chains.toml and print the chains it serves.
     Chains,
 }
@@ -306,6 +309,24 @@ pub struct ChallengeArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct RedeliverArgs {
+    /// The chain, by its name in chains.toml.
+    pub chain: String,
+    /// The job id (one whose latest callback failed).
+    pub id: u64,
+    /// Gas for the callback this time (default: twice the job's callbackGasLimit; at least that
+    /// limit).
+    #[arg(long)]
+    pub gas: Option<u32>,
+    /// Environment variable holding the key of the account that pays (any account).
+    #[arg(long, default_value = "LILYPAD_CLIENT_KEY")]
+    pub key_env: Option<String>,
+    /// File holding that key (instead of --key-env).
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 pub struct JobArgs {
     /// The chain, by its name in chains.toml.
     pub chain: String,
@@ -347,6 +368,7 @@ fn main() -> std::process::ExitCode {
             Command::Run(a) => client::run(&cli.global, a).await,
             Command::Job(a) => client::job(&cli.global, a).await,
             Command::Challenge(a) => client::challenge(&cli.global, a).await,
+            Command::Redeliver(a) => client::redeliver(&cli.global, a).await,
             Command::Chains => chains(&cli.global),
         }
     });

@@ -515,3 +515,58 @@ async fn a_job_id_reused_after_a_reorg_settles_as_a_job_of_its_own() {
     counting.wait(&stack, &again, Until::Settled).await;
     counting.assert_one_successful_callback_each(&again).await;
 }
+
+/// A contract client whose callback reverted gets its result once more with `lilypad redeliver`
+/// (sent by another account, which pays the gas), exactly once; `lilypad job` says the callback
+/// failed and how to re-deliver it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_callback_is_redelivered_once_with_lilypad_redeliver() {
+    let stack = Stack::start(Options::default()).await;
+    let counting = Counting::deploy(&stack, 1).await;
+    // MockClient.Mode.Revert: the first delivery reverts.
+    lilypad_testkit::send(counting.client.setMode(1)).await;
+    let ids = counting.request(1).await;
+    counting.wait(&stack, &ids, Until::Settled).await;
+    let id = ids[0];
+    let count = async || counting.client.callbackCount(id).call().await.unwrap();
+    assert_eq!(count().await, U256::ZERO, "the first delivery failed");
+    let shown = stack
+        .command(&["job", "dev", &id.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        text(&shown).contains(
+            "callback: succeeded failed (re-deliver it with more gas: lilypad redeliver dev"
+        ),
+        "{}",
+        text(&shown)
+    );
+
+    // Mode.Record: the client takes it now.
+    lilypad_testkit::send(counting.client.setMode(0)).await;
+    let redeliver = || {
+        stack
+            .command(&["redeliver", "dev", &id.to_string()])
+            .env("LILYPAD_CLIENT_KEY", dev_keys::CLIENT_2)
+            .output()
+            .unwrap()
+    };
+    let out = redeliver();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("callback delivered"), "{}", text(&out));
+    assert_eq!(count().await, U256::from(1));
+    let got = counting.client.last(id).call().await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&got.output).contains("moo"),
+        "the cowsay output reached the client: {got:?}"
+    );
+
+    let again = redeliver();
+    assert!(!again.status.success());
+    assert!(
+        text(&again).contains("was re-delivered already"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(count().await, U256::from(1), "exactly once");
+}
