@@ -5,8 +5,9 @@ import {ILilypad, InputParam, JobRequest, Params} from "../interfaces/ILilypad.s
 
 /// @title LilypadChecks
 /// @notice Validation of job requests and protocol parameters, and the limits they enforce. Every
-///         failure reverts with the named {ILilypad} error. All functions are internal (inlined into
-///         Lilypad), so nothing needs linking at deployment.
+///         failure reverts with the named {ILilypad} error. {checkParams} is public: Lilypad calls
+///         it with DELEGATECALL (the library is linked at deployment), which keeps the admin-only
+///         checks out of Lilypad's 24 KiB; the rest is internal (inlined into Lilypad).
 library LilypadChecks {
     // ------------------------------------------------------------------ request limits
     uint256 internal constant MAX_MODULE_BYTES = 128;
@@ -39,7 +40,7 @@ library LilypadChecks {
     }
 
     /// @notice Reverts unless `request` is well formed and its terms fit the parameters `p`.
-    function checkRequest(JobRequest calldata request, Params memory p) external pure {
+    function checkRequest(JobRequest calldata request, Params memory p) internal pure {
         _checkStrings(request);
         _checkInputs(request.inputs);
         _checkTerms(request, p);
