@@ -205,11 +205,17 @@ async fn state(w: &World, job: U256) -> Option<JobStatus> {
 
 /// Publishes the dev provider's signed deal for `job` (request hash `hash`) on the deals stream.
 async fn publish_deal(w: &World, job: U256, hash: B256) {
+    publish_deal_as(w, "d", job, hash).await;
+}
+
+/// As [`publish_deal`], with message id `msg_id` (the stream drops a second message with an id it
+/// has seen).
+async fn publish_deal_as(w: &World, msg_id: &str, job: U256, hash: B256) {
     w.bus
         .publish(
             Topic::Deals,
             CHAIN,
-            "d",
+            msg_id,
             &signed_deal(w, job, hash, &provider_key()),
         )
         .await
@@ -867,15 +873,7 @@ async fn a_relayer_waiting_past_the_lease_ttl_for_a_deal_keeps_the_lease_and_no_
     let counting = FaultyRpc::start(&w.chain.url(), FaultPlan::none()).unwrap();
     let b = submitter_at(&w, &counting.url());
     let (stop_b, running_b) = run(&b, "relayer-b");
-    w.bus
-        .publish(
-            Topic::Deals,
-            CHAIN,
-            "b",
-            &signed_deal(&w, job_b, hash_b, &provider_key()),
-        )
-        .await
-        .unwrap();
+    publish_deal_as(&w, "b", job_b, hash_b).await;
     // A replaces its first transaction each second: at the fourth attempt it has waited more
     // than three TTLs, sending the second deal meanwhile.
     eventually(
@@ -937,15 +935,7 @@ async fn a_deal_that_comes_while_an_earlier_one_waits_to_be_mined_is_sent_at_onc
         async || ok_if(!pending_records(&w).await.is_empty(), "nothing pending"),
     )
     .await;
-    w.bus
-        .publish(
-            Topic::Deals,
-            CHAIN,
-            "second",
-            &signed_deal(&w, job_b, hash_b, &provider_key()),
-        )
-        .await
-        .unwrap();
+    publish_deal_as(&w, "second", job_b, hash_b).await;
     eventually(
         Duration::from_secs(30),
         "the second deal is sent while the first waits to be mined (not after it)",
