@@ -371,7 +371,7 @@ impl Submitter {
     /// Signs and sends a cancellation for nonce `n` in place of `record` (whose attempts stay
     /// listed: any of them mined fills the nonce as well). Not waited for: the next pass retires
     /// it once mined, or sends it again if the node lost it.
-    pub(super) async fn cancel(&self, n: u64, record: &PendingTx) -> Result<(), SubmitError> {
+    async fn cancel(&self, n: u64, record: &PendingTx) -> Result<(), SubmitError> {
         let estimate = self
             .provider
             .estimate_eip1559_fees()

@@ -9,10 +9,9 @@
 //!   prepared concurrently (up to [`PREPARE_AT_ONCE`] at a time: the job read, the gas estimate,
 //!   the fee estimate and the chain's pending count, the last two read once per phase), so one
 //!   slow or failed call holds only its own transaction. Only the short section "reserve the
-//!   nonce, sign, record as pending" is taken one transaction at a time (a lock shared by every
-//!   clone of the submitter), so nonces are handed out in order with no gap; broadcasts come after
-//!   it ([`send`]: a first send the node refuses gives its nonce back, or fills it with a
-//!   cancellation when a later one was reserved since). Confirmations then overlap, and outlive their
+//!   nonce, sign, record as pending, broadcast" is taken one transaction at a time (a lock shared
+//!   by every clone of the submitter), so nonces go out in order with no gap and a first send the
+//!   node refuses can still give its nonce back. Confirmations then overlap, and outlive their
 //!   round: the running submitter does not wait for them before taking what came meanwhile (at
 //!   most [`MAX_IN_PROGRESS`] in progress, one per job).
 //! - Nonces come from Redis (reserved atomically, at least the chain's pending nonce; see
@@ -217,7 +216,7 @@ pub struct Submitter {
     /// When the pending records were last looked at for nonces to fill ([`gaps`]), shared by
     /// every clone (each round runs on one).
     gaps_checked: std::sync::Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
-    /// Held from reserving a nonce to recording its first attempt ([`send`]), shared by every
+    /// Held from reserving a nonce to broadcasting its first attempt ([`send`]), shared by every
     /// clone: the one part of sending that is not concurrent.
     send_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// How reorganisations are followed, and the last one seen ([`reorg`]).

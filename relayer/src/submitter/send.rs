@@ -10,15 +10,12 @@
 //!
 //! What is concurrent: the transactions of a phase are prepared together (each its own job read
 //! and gas estimate; the fee estimate and the signer's pending count read once for the phase, in
-//! [`PhaseReads`]), and only "reserve the nonce, sign, record as pending" is taken one
-//! transaction at a time, under the submitter's send lock: nonces are handed out in order and
-//! each is recorded before the next is reserved. The broadcast comes after the lock, so one send
-//! whose answer is slow (a delayed endpoint) holds only its own transaction; a node takes a
-//! transaction whose nonce is ahead of those it holds and mines it once the gap is filled. A
-//! first send the node refuses gives its nonce back if no later one was reserved since, and is
-//! otherwise filled with a cancellation (a 0-value transfer to the signer), so no gap is left.
-//! Replacements (same nonce) and confirmations need no lock. The lease is checked again once the
-//! lock is held, right before the nonce is reserved.
+//! [`PhaseReads`]), and only "reserve the nonce, sign, record as pending, broadcast" is taken one
+//! transaction at a time, under the submitter's send lock. So nonces are handed out in the order
+//! the transactions are broadcast, with no gap, and a first send the node refuses gives its nonce
+//! back before the next transaction reserves one. Replacements (same nonce) and confirmations
+//! need no lock. The lease is checked again once the lock is held, right before the nonce is
+//! reserved.
 
 use std::time::Duration;
 
@@ -135,9 +132,8 @@ impl Submitter {
     /// Estimates, prices and sends a call to Lilypad with the next nonce from Redis, and returns
     /// without waiting for it to be mined ([`Submitter::confirm`] does). Several dispatches run
     /// at once; each estimates on its own and shares the fee and pending-count reads of its phase
-    /// (`reads`). Only reserving, signing and recording are made one dispatch at a time (the
-    /// send lock), so nonces are handed out in order with no gap; broadcasts and confirmations
-    /// then overlap.
+    /// (`reads`). Only reserving, signing, recording and broadcasting are made one dispatch at a
+    /// time (the send lock), so nonces go out in order with no gap; confirmations then overlap.
     /// When this action already has a transaction in flight (an earlier try whose round ended
     /// before it was mined), that one is sent again and waited for instead.
     pub(super) async fn dispatch(
@@ -181,11 +177,9 @@ impl Submitter {
         let fees = Fees::first(reads.max_fee(self).await?, &self.settings.gas);
         let chain_nonce = reads.chain_pending(self).await?;
 
-        // From reserving the nonce to recording the signed transaction, one dispatch at a time:
-        // nonces are handed out in order and every reserved one is recorded before the next is
-        // reserved. The broadcast itself comes after the lock, so a slow answer to one send does
-        // not hold the others.
-        let turn = self.send_turn.lock().await;
+        // From here to the broadcast, one dispatch at a time: the nonce reserved is the next one
+        // broadcast, and a refused first send gives it back before anyone reserves another.
+        let _turn = self.send_turn.lock().await;
         self.check_lease()?;
         // A reorganisation the indexer noticed since this round began: the nonce follows the
         // chain before this one is reserved ([`super::reorg`]).
@@ -205,9 +199,7 @@ impl Submitter {
             hashes: Vec::new(),
             raw: Bytes::new(),
         };
-        let before = self.sign_and_record(&mut sent).await?;
-        drop(turn);
-        self.send_signed(&mut sent, before).await?;
+        self.broadcast(&mut sent).await?;
         Ok(sent)
     }
 
@@ -287,18 +279,10 @@ impl Submitter {
     }
 
     /// Signs the transaction for `sent.nonce` with the fees in `sent`, records it in Redis as
-    /// pending and broadcasts it. A first attempt the node refuses gives its nonce back (or fills
-    /// it with a cancellation when a later one was reserved since); a
+    /// pending and broadcasts it. A first attempt the node refuses gives its nonce back; a
     /// replacement it refuses is forgotten (the earlier attempts stay); a lost answer keeps the
     /// nonce, and [`Submitter::confirm`] replaces or waits for the transaction.
     pub(super) async fn broadcast(&self, sent: &mut Sent) -> Result<(), SubmitError> {
-        let before = self.sign_and_record(sent).await?;
-        self.send_signed(sent, before).await
-    }
-
-    /// The first half of [`Submitter::broadcast`]: signs the next attempt of `sent` and records it
-    /// as pending. Returns the attempt it replaces (hash and bytes), for a refused replacement.
-    async fn sign_and_record(&self, sent: &mut Sent) -> Result<(B256, Bytes), SubmitError> {
         self.check_lease()?;
         let chain = self.settings.chain_id;
         let tx = sent
@@ -328,16 +312,6 @@ impl Submitter {
             metrics::gauge!("lilypad_pending_transactions", "chain" => chain.to_string())
                 .increment(1.0);
         }
-        Ok(before)
-    }
-
-    /// The second half of [`Submitter::broadcast`]: sends the attempt just signed and recorded.
-    /// A first attempt the node refuses gives its nonce back when no later one was reserved since,
-    /// else the nonce is filled with a cancellation (later transactions wait behind it); a
-    /// refused replacement is forgotten (the earlier attempts stay, as `before`).
-    async fn send_signed(&self, sent: &mut Sent, before: (B256, Bytes)) -> Result<(), SubmitError> {
-        let chain = self.settings.chain_id;
-        let first = sent.attempts == 1;
         match self.send_raw(&sent.raw).await {
             SendOutcome::Taken | SendOutcome::NonceUsed => {}
             SendOutcome::Unknown(why) => {
@@ -345,25 +319,13 @@ impl Submitter {
             }
             SendOutcome::Refused(why) if first => {
                 // The node does not hold it: the nonce was not used, and is given back so no
-                // gap is left (or filled, when a later one was reserved meanwhile).
+                // gap is left.
                 self.store
                     .clear_pending(chain, self.signer, sent.nonce)
                     .await?;
                 metrics::gauge!("lilypad_pending_transactions", "chain" => chain.to_string())
                     .decrement(1.0);
-                if !self.nonces().give_back(sent.nonce).await? {
-                    // A later nonce was reserved since (the broadcast comes after the send lock):
-                    // this one must still be used, or every later transaction waits behind it.
-                    tracing::warn!(chain, job = %sent.job, call = sent.call, nonce = sent.nonce, error = %why, "the node refused a first send after a later nonce was reserved; filling its nonce with a cancellation");
-                    let refused = PendingTx {
-                        call: super::gaps::CANCEL.into(),
-                        ..sent.record()
-                    };
-                    // Boxed: a cancellation is never a first attempt, so this does not recurse further.
-                    if let Err(e) = Box::pin(self.cancel(sent.nonce, &refused)).await {
-                        tracing::warn!(chain, nonce = sent.nonce, error = %e, "could not send the cancellation now; the nonce is filled when a transaction waiting behind it is looked at");
-                    }
-                }
+                self.nonces().give_back(sent.nonce).await?;
                 return Err(rpc(format!(
                     "sending {} for job {}",
                     sent.call,
