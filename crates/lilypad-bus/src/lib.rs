@@ -114,6 +114,20 @@ pub enum BusError {
     },
 }
 
+/// Creates the stream `config` names unless it exists. Services starting together race to
+/// create the same stream: the loser's create fails ("subjects overlap with an existing stream"
+/// on nats-server 2.9), and then finds the winner's stream, which is what it asked for.
+async fn ensure_stream(js: &jetstream::Context, config: stream::Config) -> Result<(), BusError> {
+    let name = config.name.clone();
+    match js.get_or_create_stream(config).await {
+        Ok(_) => Ok(()),
+        Err(e) => match js.get_stream(&name).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(nats(format!("creating stream {name}"))(e.to_string())),
+        },
+    }
+}
+
 fn nats(op: impl Into<String>) -> impl FnOnce(String) -> BusError {
     let op = op.into();
     move |reason| BusError::Nats { op, reason }
@@ -251,38 +265,42 @@ impl Bus {
         })?;
         let js = jetstream::new(client.clone());
         for topic in Topic::ALL {
-            js.get_or_create_stream(stream::Config {
-                name: topic.stream().to_owned(),
-                subjects: vec![topic.all_chains()],
-                retention: stream::RetentionPolicy::WorkQueue,
-                storage: stream::StorageType::File,
-                duplicate_window: DUPLICATE_WINDOW,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| nats(format!("creating stream {}", topic.stream()))(e.to_string()))?;
+            ensure_stream(
+                &js,
+                stream::Config {
+                    name: topic.stream().to_owned(),
+                    subjects: vec![topic.all_chains()],
+                    retention: stream::RetentionPolicy::WorkQueue,
+                    storage: stream::StorageType::File,
+                    duplicate_window: DUPLICATE_WINDOW,
+                    ..Default::default()
+                },
+            )
+            .await?;
         }
         // The bucket's stream is created directly, with the settings the client library would
         // use: its create_key_value first queries account info, which it cannot parse from
         // nats-server 2.9 (Debian's).
-        js.get_or_create_stream(stream::Config {
-            name: format!("KV_{OFFERS_BUCKET}"),
-            description: Some(
-                "resource offers; each expires unless its provider refreshes it".into(),
-            ),
-            subjects: vec![format!("$KV.{OFFERS_BUCKET}.>")],
-            max_messages_per_subject: 1,
-            max_age: options.offer_ttl,
-            storage: stream::StorageType::Memory,
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: true,
-            discard: stream::DiscardPolicy::New,
-            duplicate_window: options.offer_ttl.min(Duration::from_secs(120)),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| nats("creating the offers bucket")(e.to_string()))?;
+        ensure_stream(
+            &js,
+            stream::Config {
+                name: format!("KV_{OFFERS_BUCKET}"),
+                description: Some(
+                    "resource offers; each expires unless its provider refreshes it".into(),
+                ),
+                subjects: vec![format!("$KV.{OFFERS_BUCKET}.>")],
+                max_messages_per_subject: 1,
+                max_age: options.offer_ttl,
+                storage: stream::StorageType::Memory,
+                allow_rollup: true,
+                deny_delete: true,
+                allow_direct: true,
+                discard: stream::DiscardPolicy::New,
+                duplicate_window: options.offer_ttl.min(Duration::from_secs(120)),
+                ..Default::default()
+            },
+        )
+        .await?;
         let offers = js
             .get_key_value(OFFERS_BUCKET)
             .await

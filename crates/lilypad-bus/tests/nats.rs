@@ -663,3 +663,18 @@ async fn a_publish_that_failed_during_an_outage_succeeds_once_it_is_back() {
     let got = drain(&consumer, Duration::from_millis(500)).await;
     assert_eq!(got.len(), 1, "stored once, the retry deduplicated");
 }
+
+/// Services started together on a fresh server (the demo, every test stack) race to create the
+/// same streams: every one of them connects, none fails because another created a stream first.
+#[tokio::test(flavor = "multi_thread")]
+async fn services_connecting_at_once_to_a_fresh_server_all_connect() {
+    let nats = Nats::start().expect("nats starts");
+    let url = nats.url();
+    let connects = (0..12).map(|_| Bus::connect(&url, BusOptions::default()));
+    let failed: Vec<String> = futures_util::future::join_all(connects)
+        .await
+        .into_iter()
+        .filter_map(|r| r.err().map(|e| e.to_string()))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+}
