@@ -48,12 +48,16 @@
 //! passes the ceiling, which counts twice against a rate limit; raise the ceiling, or turn
 //! hedging off, for an endpoint where that matters.
 //!
-//! Only reads are hedged: the `eth_`, `net_` and `web3_` methods other than those that send or
-//! sign (`eth_sendRawTransaction`, `eth_sendTransaction`, `eth_sign*`) or hold state on the node
-//! (`eth_newFilter` and the other filter methods, `eth_subscribe`); a batch only when every
-//! member is a read ([`is_hedged`]). Test-node methods (`anvil_*`, `evm_*`, `hardhat_*`) and every
-//! other namespace are sent once. Hedging sits under the retry layer: each send of a retried call
-//! is hedged on its own.
+//! What is hedged: reads, the `eth_`, `net_` and `web3_` methods other than those that send or
+//! sign (`eth_sendTransaction`, `eth_sign*`) or hold state on the node (`eth_newFilter` and the
+//! other filter methods, `eth_subscribe`); and `eth_sendRawTransaction`, whose second send is the
+//! same signed bytes, exactly what a retry sends: never a second transaction, at worst an
+//! "already known" or "nonce too low" answer for the copy that came second (see "Retries"). A
+//! delayed broadcast held up every transaction queued behind it by its sender (the relayer sends
+//! one at a time to keep its nonces in order), so it is the one call where waiting out a slow
+//! answer costs most. A batch is hedged only when every member is ([`is_hedged`]). Test-node
+//! methods (`anvil_*`, `evm_*`, `hardhat_*`) and every other namespace are sent once. Hedging sits
+//! under the retry layer: each send of a retried call is hedged on its own.
 //!
 //! # Several endpoints
 //!
@@ -523,10 +527,11 @@ where
 
 /// Whether a request may be sent twice ("Hedged reads" in the crate's docs): every method in
 /// it is a read of the `eth_`, `net_` or `web3_` namespace that neither sends, signs, nor holds
-/// state on the node. An empty batch is not.
+/// state on the node, or `eth_sendRawTransaction` (the same signed bytes twice are one
+/// transaction). An empty batch is not.
 pub fn is_hedged(request: &RequestPacket) -> bool {
     let mut methods = request.method_names().peekable();
-    methods.peek().is_some() && methods.all(is_read)
+    methods.peek().is_some() && methods.all(|m| is_read(m) || m == "eth_sendRawTransaction")
 }
 
 /// Whether `method` only reads (see [`is_hedged`]).
@@ -767,8 +772,9 @@ mod tests {
     }
 
     #[test]
-    fn reads_are_hedged_and_sends_signatures_filters_and_test_node_methods_are_not() {
+    fn reads_and_raw_sends_are_hedged_and_signing_sends_filters_and_test_node_methods_are_not() {
         for read in [
+            "eth_sendRawTransaction",
             "eth_call",
             "eth_getBlockByNumber",
             "eth_chainId",
@@ -781,7 +787,7 @@ mod tests {
             assert!(is_hedged(&RequestPacket::Single(request(read))), "{read}");
         }
         for not_read in [
-            "eth_sendRawTransaction",
+            "eth_sendRawTransactionSync",
             "eth_sendTransaction",
             "eth_sign",
             "eth_signTypedData_v4",
@@ -806,8 +812,7 @@ mod tests {
     fn a_batch_is_hedged_only_when_every_member_is_a_read() {
         let reads = RequestPacket::Batch(vec![request("eth_call"), request("eth_blockNumber")]);
         assert!(is_hedged(&reads));
-        let mixed =
-            RequestPacket::Batch(vec![request("eth_call"), request("eth_sendRawTransaction")]);
+        let mixed = RequestPacket::Batch(vec![request("eth_call"), request("anvil_mine")]);
         assert!(!is_hedged(&mixed));
         assert!(!is_hedged(&RequestPacket::Batch(Vec::new())));
     }

@@ -207,29 +207,40 @@ async fn a_read_held_up_for_minutes_is_answered_by_a_second_send() {
 }
 
 #[tokio::test]
-async fn a_held_up_transaction_is_sent_once_never_hedged() {
+async fn a_held_up_transaction_is_sent_again_with_the_same_bytes_and_lands_once() {
     let anvil = Anvil::start(31337).unwrap();
-    let held = Duration::from_secs(3);
-    let proxy = FaultyRpc::start(&anvil.url(), FaultPlan::none().delays(held, held)).unwrap();
+    let ten_minutes = Duration::from_secs(600);
+    let proxy = FaultyRpc::start(
+        &anvil.url(),
+        FaultPlan::none().delays(ten_minutes, ten_minutes),
+    )
+    .unwrap();
     proxy.fail_method("eth_sendRawTransaction", Fault::Delay, 1);
     let signer: alloy::signers::local::PrivateKeySigner = dev_keys::CLIENT.parse().unwrap();
     let from = signer.address();
-    // Reads would be sent again after 100 ms; the send waits for its one answer.
     let options = patient().hedge(HedgePolicy::fixed(Duration::from_millis(100)));
     let client = connect_with_signer(&proxy.url(), signer, &options).unwrap();
     let tx = TransactionRequest::default()
         .with_to(Address::repeat_byte(0x44))
         .with_value(U256::from(1));
-    client
-        .send_transaction(tx)
+    // The first send is held for ten minutes; its hedge, the same signed bytes, is answered.
+    let pending = tokio::time::timeout(Duration::from_secs(60), client.send_transaction(tx))
         .await
-        .unwrap()
-        .get_receipt()
-        .await
+        .expect("answered within a minute, although the first send is held for ten")
         .unwrap();
-    assert_eq!(proxy.stats().seen_of("eth_sendRawTransaction"), 1);
+    let receipt = pending.get_receipt().await.unwrap();
+    assert!(receipt.status());
+    assert_eq!(proxy.stats().seen_of("eth_sendRawTransaction"), 2);
     let direct = connect(&anvil.url(), &RpcOptions::default()).unwrap();
     assert_eq!(direct.get_transaction_count(from).await.unwrap(), 1);
+    assert_eq!(
+        direct
+            .get_balance(Address::repeat_byte(0x44))
+            .await
+            .unwrap(),
+        U256::from(1),
+        "one transfer, not two"
+    );
 }
 
 #[test]

@@ -124,6 +124,15 @@ pub struct Pass {
 }
 
 impl Pass {
+    /// Counts what the prune's look at one entry found.
+    fn count_check(&mut self, checked: Checked) {
+        match checked {
+            Checked::Dropped => self.dropped += 1,
+            Checked::Kept(CheckKind::DealPending) => self.deal_pending += 1,
+            Checked::Kept(CheckKind::Waiting(_)) => self.waiting += 1,
+        }
+    }
+
     /// Counts what came of one proposal.
     fn count(&mut self, matched: Matched) {
         match matched {
@@ -143,6 +152,37 @@ enum Matched {
     Dropped,
     /// The job waits in the book (no provider signed, or the chain could not be read).
     Waiting,
+}
+
+/// What comes of deciding one book entry when it needs a wait: a proposal, or an on-chain look at
+/// whether the job is still open (the prune).
+enum Next<P> {
+    Propose(P),
+    Check(Check),
+}
+
+/// A book entry to look up on-chain for the prune.
+struct Check {
+    book_key: String,
+    key: JobKey,
+    request_hash: alloy_primitives::B256,
+    kind: CheckKind,
+}
+
+/// Why an entry is looked up, and how it counts when its job is still open.
+enum CheckKind {
+    /// Its signed deal may still land.
+    DealPending,
+    /// No provider can take it now (why).
+    Waiting(String),
+}
+
+/// What the prune's look found.
+enum Checked {
+    /// The job is closed (dealt, expired, cancelled): the entry left the book.
+    Dropped,
+    /// Still open: it stays.
+    Kept(CheckKind),
 }
 
 /// How many jobs of one pass over the book are read on-chain and proposed at once.
@@ -456,22 +496,77 @@ impl<C: JobChain> Solver<C> {
         // booked before the next is ranked, so an offer is never booked twice; the slow part
         // (reading the job on-chain, waiting for the provider's signature) runs for up to
         // PROPOSALS_AT_ONCE jobs at once, so one slow read or provider holds no other job.
+        // The entries to look up on-chain for the prune are only gathered on the way, and looked
+        // up once every entry is decided, beside the proposals: inline, one read after another
+        // ahead of the jobs behind them in deadline order, a book holding many dealt jobs held
+        // every new job for as long as those reads took.
         let mut proposals = FuturesUnordered::new();
+        let mut checks = Vec::new();
         for entry in entries {
-            if let Some(proposal) = self.match_entry(entry, &offers, prune, &mut pass).await? {
-                proposals.push(proposal);
-                if proposals.len() >= PROPOSALS_AT_ONCE
-                    && let Some(done) = proposals.next().await
-                {
-                    pass.count(done?);
+            match self.match_entry(entry, &offers, prune, &mut pass).await? {
+                Some(Next::Propose(proposal)) => {
+                    proposals.push(proposal);
+                    if proposals.len() >= PROPOSALS_AT_ONCE
+                        && let Some(done) = proposals.next().await
+                    {
+                        pass.count(done?);
+                    }
                 }
+                Some(Next::Check(check)) => checks.push(check),
+                None => {}
             }
         }
-        while let Some(done) = proposals.next().await {
-            pass.count(done?);
+        let proposed = async {
+            let mut matched = Vec::new();
+            while let Some(done) = proposals.next().await {
+                matched.push(done?);
+            }
+            Ok::<_, SolverError>(matched)
+        };
+        let checked = futures_util::stream::iter(checks.into_iter().map(|c| self.check(c)))
+            .buffer_unordered(PROPOSALS_AT_ONCE)
+            .collect::<Vec<_>>();
+        let (matched, checked) = tokio::join!(proposed, checked);
+        for done in matched? {
+            pass.count(done);
+        }
+        for done in checked {
+            pass.count_check(done?);
         }
         self.bookings().expire(now_ms().saturating_sub(600_000));
         Ok(pass)
+    }
+
+    /// Looks up on-chain whether a job the prune is due for is still open; a closed one leaves
+    /// the book.
+    async fn check(&self, check: Check) -> Result<Checked, SolverError> {
+        let Check {
+            book_key,
+            key,
+            request_hash,
+            kind,
+        } = check;
+        let closed = self
+            .chain(key)?
+            .open_job(key, request_hash)
+            .await
+            .is_ok_and(|o| o.is_none());
+        if !closed {
+            if let CheckKind::Waiting(why) = &kind {
+                tracing::debug!(job = %key, %why, "job waits in the book");
+            }
+            return Ok(Checked::Kept(kind));
+        }
+        match kind {
+            CheckKind::DealPending => {
+                tracing::debug!(job = %key, "deal on-chain (or the job closed); dropped from the book")
+            }
+            CheckKind::Waiting(_) => {
+                tracing::info!(job = %key, "job no longer open to a deal; dropped from the book")
+            }
+        }
+        self.bus.book_remove(&book_key).await?;
+        Ok(Checked::Dropped)
     }
 
     /// Decides what to do with one book entry now. Whatever needs no wait is done here and
@@ -483,7 +578,8 @@ impl<C: JobChain> Solver<C> {
         offers: &[Offer],
         prune: bool,
         pass: &mut Pass,
-    ) -> Result<Option<impl Future<Output = Result<Matched, SolverError>> + 'a>, SolverError> {
+    ) -> Result<Option<Next<impl Future<Output = Result<Matched, SolverError>> + 'a>>, SolverError>
+    {
         let Versioned {
             key: book_key,
             revision,
@@ -510,32 +606,29 @@ impl<C: JobChain> Solver<C> {
             pass.waiting += 1;
             return Ok(None);
         };
-        let closed = async {
-            chain
-                .open_job(job.key, job.request_hash)
-                .await
-                .is_ok_and(|o| o.is_none())
+        let check = |kind| {
+            Next::Check(Check {
+                book_key: book_key.clone(),
+                key: job.key,
+                request_hash: job.request_hash,
+                kind,
+            })
         };
         if value.deal_pending(at) {
-            if prune && closed.await {
-                tracing::debug!(job = %job.key, "deal on-chain (or the job closed); dropped from the book");
-                self.bus.book_remove(&book_key).await?;
-                pass.dropped += 1;
-            } else {
-                pass.deal_pending += 1;
+            if prune {
+                return Ok(Some(check(CheckKind::DealPending)));
             }
+            pass.deal_pending += 1;
             return Ok(None);
         }
         let (candidates, rejected) = rank(&needs, offers, &self.bookings());
         if candidates.is_empty() {
-            if prune && closed.await {
-                tracing::info!(job = %job.key, "job no longer open to a deal; dropped from the book");
-                self.bus.book_remove(&book_key).await?;
-                pass.dropped += 1;
-            } else {
-                tracing::debug!(job = %job.key, why = %no_candidate_reason(job, &rejected), "job waits in the book");
-                pass.waiting += 1;
+            let why = no_candidate_reason(job, &rejected);
+            if prune {
+                return Ok(Some(check(CheckKind::Waiting(why))));
             }
+            tracing::debug!(job = %job.key, %why, "job waits in the book");
+            pass.waiting += 1;
             return Ok(None);
         }
         if value.dealt_until.is_some() {
@@ -560,9 +653,8 @@ impl<C: JobChain> Solver<C> {
         let first = candidates[0].clone();
         let booked_at = now_ms();
         self.bookings().book(&first, &needs, booked_at);
-        drop(closed);
         let job = job.clone();
-        Ok(Some(async move {
+        Ok(Some(Next::Propose(async move {
             let decision = match chain.open_job(job.key, job.request_hash).await {
                 Ok(Some(open)) => {
                     self.propose(&job, &needs, open, candidates, &rejected, Some(booked_at))
@@ -583,7 +675,7 @@ impl<C: JobChain> Solver<C> {
             };
             self.after_proposal(&job, &book_key, &value, revision, decision)
                 .await
-        }))
+        })))
     }
 
     /// Records in the book what came of a proposal.

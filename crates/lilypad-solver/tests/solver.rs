@@ -711,3 +711,100 @@ async fn a_job_requested_while_the_solver_is_cut_off_from_nats_is_dealt_once_it_
     stop.cancel();
     runner.await.unwrap().unwrap();
 }
+
+/// The chain as the solver sees it: every job open, match deadlines per job, and while `held`
+/// says so, the look-ups of the jobs in `slow` get no answer (an RPC endpoint holding them up).
+struct Held {
+    deadlines: Vec<(u64, u64)>,
+    slow: Vec<u64>,
+    held: tokio::sync::watch::Receiver<bool>,
+}
+
+impl JobChain for Held {
+    async fn open_job(&self, key: JobKey, _hash: B256) -> Result<Option<OpenJob>, String> {
+        if self.slow.iter().any(|id| U256::from(*id) == key.job_id) {
+            let mut held = self.held.clone();
+            held.wait_for(|held| !held).await.unwrap();
+        }
+        Ok(self
+            .deadlines
+            .iter()
+            .find(|(id, _)| U256::from(*id) == key.job_id)
+            .map(|(_, deadline)| OpenJob {
+                match_deadline: *deadline,
+                timeout_collateral_bps: 10_000,
+            }))
+    }
+}
+
+/// A book holding dealt jobs whose prune look-ups are slow: a new job behind them in deadline
+/// order is proposed and dealt while those look-ups still wait, not after them.
+#[tokio::test]
+async fn a_new_job_is_dealt_while_the_prune_looks_up_dealt_jobs_slowly() {
+    let (_nats, bus, _) = setup().await;
+    let now = unix_now();
+    let (hold, held) = tokio::sync::watch::channel(false);
+    let solver = Solver::new(
+        bus.clone(),
+        ModuleRegistry::load_dir(&job_modules_dir()).unwrap(),
+        vec![(
+            CHAIN,
+            Held {
+                deadlines: vec![
+                    (1, now + 300),
+                    (2, now + 300),
+                    (3, now + 300),
+                    (50, now + 600),
+                ],
+                slow: vec![1, 2, 3],
+                held,
+            },
+        )],
+        SolverSettings {
+            prune_every: Duration::ZERO,
+            ..Default::default()
+        },
+    );
+    let _p = provider(&bus, PrivateKeySigner::random(), 10, 1, Behaviour::Sign).await;
+    for id in [1, 2, 3] {
+        assert_eq!(
+            solver.book_job(&job(id, "cowsay", 50)).await.unwrap(),
+            Booked::Added
+        );
+    }
+    assert_eq!(solver.match_book().await.unwrap().dealt, 3);
+    assert_eq!(deals(&bus).await.len(), 3);
+
+    // The dealt jobs' look-ups are held from now on; a new job comes, its deadline later.
+    hold.send(true).unwrap();
+    assert_eq!(
+        solver.book_job(&job(50, "cowsay", 50)).await.unwrap(),
+        Booked::Added
+    );
+    let pass = async { solver.match_book().await.unwrap() };
+    let dealt_meanwhile = async {
+        eventually(
+            Duration::from_secs(20),
+            "the new job is dealt while the dealt jobs' look-ups are held",
+            async || {
+                let dealt: Vec<U256> = deals(&bus).await.iter().map(|d| d.key.job_id).collect();
+                ok_if(
+                    dealt == [U256::from(50)],
+                    format!("deals published: {dealt:?}"),
+                )
+            },
+        )
+        .await;
+        hold.send(false).unwrap();
+    };
+    let (pass, ()) = tokio::join!(pass, dealt_meanwhile);
+    assert_eq!(
+        pass,
+        Pass {
+            dealt: 1,
+            deal_pending: 3,
+            ..Pass::default()
+        },
+        "the dealt jobs stay while the chain shows them open"
+    );
+}

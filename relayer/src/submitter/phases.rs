@@ -158,8 +158,10 @@ impl Submitter {
         self.check_lease()
     }
 
-    /// Marks `job` as having a message or due action in progress, unless it has one already.
-    fn claim_job(&self, job: U256) -> Option<BusyJob> {
+    /// Marks `job` as having a message or due action of this relayer in progress, unless it has
+    /// one already: one at a time per job, and a job's pending records are then its task's to
+    /// mend. The mark goes when the returned value is dropped.
+    fn mark_busy(&self, job: U256) -> Option<BusyJob> {
         let mut busy = self
             .busy
             .lock()
@@ -177,6 +179,29 @@ impl Submitter {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .contains(&job)
+    }
+
+    /// Marks `job` as having a message or due action in progress and takes one of the
+    /// [`MAX_IN_PROGRESS`] places, unless the job has one in progress already or no place is
+    /// free. Both are given back when the returned value is dropped.
+    fn claim(&self, job: U256) -> Option<(BusyJob, tokio::sync::OwnedSemaphorePermit)> {
+        let busy = self.mark_busy(job)?;
+        let place = self.in_progress.clone().try_acquire_owned().ok()?;
+        Some((busy, place))
+    }
+
+    /// Prepares a step (its job read and gas estimate, at most [`PREPARE_AT_ONCE`] at a time)
+    /// and carries it out: sent and waited for until mined.
+    async fn prepare_and_run(
+        &self,
+        prepare: impl Future<Output = Result<Step, SubmitError>>,
+    ) -> Result<Submitted, SubmitError> {
+        let step = {
+            // The semaphore is never closed: without a permit (never) it goes on.
+            let _turn = self.preparing.acquire().await.ok();
+            prepare.await
+        };
+        self.run_step(step?).await
     }
 
     /// Takes the messages of one kind waiting on their stream (as many as there is room for in
@@ -212,10 +237,7 @@ impl Submitter {
                 continue;
             };
             let key = d.body.key();
-            let (Some(busy), Ok(room)) = (
-                self.claim_job(key.job_id),
-                self.in_progress.clone().try_acquire_owned(),
-            ) else {
+            let Some(held) = self.claim(key.job_id) else {
                 // Another message or due action for this job is in progress: look again once
                 // it has ended.
                 d.retry_after(BUSY_RETRY).await?;
@@ -223,16 +245,10 @@ impl Submitter {
             };
             let (submitter, reads) = (self.clone(), reads.clone());
             tasks.push(self.tasks.spawn(async move {
-                let _held = (busy, room);
-                let step = {
-                    // The semaphore is never closed: without a permit (never) it goes on.
-                    let _turn = submitter.preparing.acquire().await.ok();
-                    d.body.prepare(&submitter, &reads).await
-                };
-                let outcome = match step {
-                    Ok(step) => submitter.run_step(step).await,
-                    Err(e) => Err(e),
-                };
+                let _held = held;
+                let outcome = submitter
+                    .prepare_and_run(d.body.prepare(&submitter, &reads))
+                    .await;
                 match submitter.finish(key, M::WHAT, outcome, *d).await {
                     Ok(landed) => landed,
                     Err(e) => {
@@ -264,10 +280,7 @@ impl Submitter {
             .claim_due(chain, now, room, self.settings.claim_retry)
             .await?
         {
-            let (Some(busy), Ok(room)) = (
-                self.claim_job(job),
-                self.in_progress.clone().try_acquire_owned(),
-            ) else {
+            let Some(held) = self.claim(job) else {
                 self.store
                     .schedule(chain, job, request, action, now)
                     .await?;
@@ -275,17 +288,10 @@ impl Submitter {
             };
             let (submitter, reads) = (self.clone(), reads.clone());
             tasks.push(self.tasks.spawn(async move {
-                let _held = (busy, room);
-                let step = {
-                    let _turn = submitter.preparing.acquire().await.ok();
-                    submitter
-                        .prepare_action(job, request, action, now, &reads)
-                        .await
-                };
-                let outcome = match step {
-                    Ok(step) => submitter.run_step(step).await,
-                    Err(e) => Err(e),
-                };
+                let _held = held;
+                let outcome = submitter
+                    .prepare_and_run(submitter.prepare_action(job, request, action, now, &reads))
+                    .await;
                 report_action(chain, job, action, outcome)
             }));
         }

@@ -1,6 +1,7 @@
 //! One Lilypad stack for the end-to-end tests, with the real binaries: anvil (contracts deployed
 //! by their own script), NATS, Redis, Docker, and `lilypad relayer`, `solver`, `provider` (and
-//! `mediator`) as separate processes, each logging to a file in the stack's directory.
+//! `mediator`) as separate processes, each logging to a file in the stack's directory (filter
+//! `RUST_LOG=info`, or what `LILYPAD_E2E_LOG` says).
 
 #![allow(clippy::unwrap_used, dead_code)]
 
@@ -188,7 +189,10 @@ impl Stack {
             ("LILYPAD_PROVIDER_KEY", provider_key),
             ("LILYPAD_MEDIATOR_KEY", dev_keys::MEDIATOR.to_owned()),
             ("LILYPAD_CLIENT_KEY", options.client_key.to_owned()),
-            ("RUST_LOG", "info".to_owned()),
+            (
+                "RUST_LOG",
+                std::env::var("LILYPAD_E2E_LOG").unwrap_or_else(|_| "info".to_owned()),
+            ),
             (
                 "LILYPAD_MEDIATOR_2_KEY",
                 extra.first().map(|(k, _)| k.clone()).unwrap_or_default(),
