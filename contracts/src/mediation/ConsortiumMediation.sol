@@ -114,7 +114,6 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
     uint32 public commitPeriod;
     /// @notice Seconds they have to reveal, from the end of the commit phase.
     uint32 public revealPeriod;
-
     /// @notice How many cases were opened so far.
     uint32 public casesOpened;
 
