@@ -51,7 +51,12 @@ fn compute_settings(
             rpc_urls: chain.rpc.clone(),
             lilypad: contracts.lilypad,
             mediation: contracts.mediation,
-            from_block: contracts.deployment_block.unwrap_or(chain.start_block),
+            follow: lilypad_follow::FollowSettings {
+                confirmations: chain.confirmations,
+                start_block: contracts.deployment_block.unwrap_or(chain.start_block),
+                log_chunk_size: chain.log_chunk_size,
+                reorg_rewind: chain.reorg_rewind,
+            },
             poll_interval: chain.poll_interval,
         });
     }

@@ -38,8 +38,9 @@ pub struct ServiceChain {
     pub lilypad: Address,
     /// The ConsortiumMediation contract, if the deployment has one (a mediator needs it).
     pub mediation: Option<Address>,
-    /// Where to look for events from (the deployment block).
-    pub from_block: u64,
+    /// How its events are read: from the deployment block (while no cursor is stored), how far
+    /// behind the head, in what chunks.
+    pub follow: lilypad_follow::FollowSettings,
     /// How often to poll the chain.
     pub poll_interval: Duration,
 }
@@ -588,22 +589,23 @@ pub async fn run_mediator(run: MediatorRun, cancel: CancellationToken) -> Result
             key.clone(),
             settings,
             mediation,
-            chain.from_block,
+            chain.follow.start_block,
             executor.clone(),
             modules.clone(),
             votes.clone(),
-        )?;
+        )?
+        .following(chain.follow.clone())?;
         let m = if run.testing_lazy {
             m.testing_lazy()
         } else {
             m
         };
-        mediators.push((chain.name.clone(), m, chain.from_block, chain.poll_interval));
+        mediators.push((chain.name.clone(), m, chain.poll_interval));
     }
     tracing::info!(address = %key.address(), "mediator running");
     let tasks = TaskTracker::new();
-    for (name, m, from, poll) in mediators {
-        tasks.spawn(mediate_chain(name, m, from, poll, cancel.clone()));
+    for (name, m, poll) in mediators {
+        tasks.spawn(mediate_chain(name, m, poll, cancel.clone()));
     }
     tasks.close();
     tasks.wait().await;
@@ -616,35 +618,28 @@ pub async fn run_mediator(run: MediatorRun, cancel: CancellationToken) -> Result
 async fn mediate_chain(
     name: String,
     mediator: Mediator,
-    mut from: u64,
     poll: Duration,
     cancel: CancellationToken,
 ) {
     while !cancel.is_cancelled() {
-        match mediator.mediate_new_cases(from).await {
-            Ok((next, verdicts)) => {
-                from = next;
-                for v in verdicts {
-                    match v {
-                        Ok(Action { job, step, tx_hash }) => match step {
-                            Step::Drew => {
-                                tracing::info!(chain = %name, %job, %tx_hash, "mediators drawn")
-                            }
-                            Step::Committed { result_hash } => {
-                                tracing::info!(chain = %name, %job, hash = %result_hash, %tx_hash, "vote committed")
-                            }
-                            Step::Revealed { result_hash } => {
-                                tracing::info!(chain = %name, %job, hash = %result_hash, %tx_hash, "verdict submitted")
-                            }
-                            Step::Finalized => {
-                                tracing::info!(chain = %name, %job, %tx_hash, "case closed after its deadline")
-                            }
-                        },
-                        Err(e) => tracing::error!(chain = %name, error = %e, "mediation failed"),
+        for v in mediator.mediate_new_cases().await {
+            match v {
+                Ok(Action { job, step, tx_hash }) => match step {
+                    Step::Drew => {
+                        tracing::info!(chain = %name, %job, %tx_hash, "mediators drawn")
                     }
-                }
+                    Step::Committed { result_hash } => {
+                        tracing::info!(chain = %name, %job, hash = %result_hash, %tx_hash, "vote committed")
+                    }
+                    Step::Revealed { result_hash } => {
+                        tracing::info!(chain = %name, %job, hash = %result_hash, %tx_hash, "verdict submitted")
+                    }
+                    Step::Finalized => {
+                        tracing::info!(chain = %name, %job, %tx_hash, "case closed after its deadline")
+                    }
+                },
+                Err(e) => tracing::error!(chain = %name, error = %e, "mediation failed"),
             }
-            Err(e) => tracing::error!(chain = %name, error = %e, "reading cases failed"),
         }
         tokio::select! {
             _ = cancel.cancelled() => {}

@@ -19,6 +19,7 @@ use lilypad_e2e::{
     test_modules_dir,
 };
 use lilypad_executor::Executor;
+use lilypad_follow::{Confirmations, FollowSettings};
 use lilypad_modules::ModuleRegistry;
 use lilypad_provider::mediator::{Mediator, Step, rerun};
 use lilypad_provider::state::VoteStore;
@@ -582,7 +583,7 @@ async fn mediate_until_decided(w: &World, mediators: &[Mediator], job: U256) -> 
         "the mediators decide the challenge",
         async || {
             for (i, m) in mediators.iter().enumerate() {
-                let (_, done) = m.mediate_new_cases(w.chain.deployed_at).await.unwrap();
+                let done = m.mediate_new_cases().await;
                 for action in done {
                     let action = action.unwrap();
                     if let Step::Revealed { result_hash } = action.step {
@@ -721,10 +722,7 @@ async fn a_lazy_mediator_is_slashed_and_a_restarted_one_still_reveals() {
 
     // Mediator 0 commits, then "restarts": a new process with the same state directory.
     eventually(Duration::from_secs(60), "mediator 0 commits", async || {
-        let (_, done) = mediators[0]
-            .mediate_new_cases(w.chain.deployed_at)
-            .await
-            .unwrap();
+        let done = mediators[0].mediate_new_cases().await;
         let committed = done
             .into_iter()
             .any(|a| matches!(a.unwrap().step, Step::Committed { .. }));
@@ -761,6 +759,145 @@ async fn a_lazy_mediator_is_slashed_and_a_restarted_one_still_reveals() {
         let credited = mediation.balanceOf(m.address()).call().await.unwrap();
         assert_eq!(credited, stake / U256::from(2), "half the lazy one's stake");
     }
+}
+
+/// A mediator reading the chain at `url` (a proxy in front of it) in chunks of `chunk` blocks.
+fn mediator_via(w: &World, key: &str, state: &std::path::Path, url: String, chunk: u64) -> Mediator {
+    Mediator::new(
+        key.parse().unwrap(),
+        ChainSettings {
+            chain_id: CHAIN,
+            rpc_urls: vec![url],
+            lilypad: w.chain.lilypad,
+        },
+        w.chain.mediation,
+        w.chain.deployed_at,
+        w.executor.clone(),
+        Arc::clone(&w.registry),
+        VoteStore::open(state).unwrap(),
+    )
+    .unwrap()
+    .following(FollowSettings {
+        confirmations: Confirmations::Blocks(0),
+        start_block: w.chain.deployed_at,
+        log_chunk_size: chunk,
+        reorg_rewind: 4,
+    })
+    .unwrap()
+}
+
+async fn mine(w: &World, blocks: u64) {
+    use alloy::providers::Provider;
+    w.chain
+        .wallet(dev_keys::CLIENT)
+        .raw_request::<_, serde_json::Value>("anvil_mine".into(), (format!("{blocks:#x}"),))
+        .await
+        .unwrap();
+}
+
+async fn head(w: &World) -> u64 {
+    use alloy::providers::Provider;
+    w.chain
+        .wallet(dev_keys::CLIENT)
+        .get_block_number()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_mediator_resumes_from_its_cursor_reading_in_chunks_and_still_votes() {
+    let w = world("resume", Duration::from_secs(30), Duration::from_secs(10)).await;
+    let _server = w.provider.serve_deals().await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut mediators = mediators(&w, state.path(), None).await;
+    // Mediator 0 reads through a counting proxy, two blocks per eth_getLogs.
+    let proxy = FaultyRpc::start(&w.chain.url(), FaultPlan::none()).unwrap();
+    mediators[0] = mediator_via(&w, dev_keys::DEPLOYER, state.path(), proxy.url(), 2);
+
+    let r = w.run("sha256", &[("text", "abc")], 3600).await;
+    let job = r.key.job_id;
+    mine(&w, 40).await; // the case opens many chunks past the deployment block
+    challenge(&w, job).await;
+    let before = proxy.stats().seen_of("eth_getLogs");
+    eventually(
+        Duration::from_secs(60),
+        "mediator 0 reads the case",
+        async || {
+            mediators[0].mediate_new_cases().await;
+            let seen = mediators[0].cursor().map(|c| c.sequence);
+            ok_if(seen == Some(1), format!("{seen:?}"))
+        },
+    )
+    .await;
+    let reads = proxy.stats().seen_of("eth_getLogs") - before;
+    let spanned = mediators[0].cursor().unwrap().block - w.chain.deployed_at;
+    assert!(
+        reads >= spanned / 2,
+        "{reads} eth_getLogs over {spanned} blocks in chunks of 2"
+    );
+
+    // Restart: a new mediator on the same state directory keeps the cursor and the case.
+    let cursor = mediators[0].cursor().unwrap();
+    mediators[0] = mediator_via(&w, dev_keys::DEPLOYER, state.path(), proxy.url(), 2);
+    assert_eq!(mediators[0].cursor(), Some(cursor), "the cursor was kept");
+    let before = proxy.stats().seen_of("eth_getLogs");
+    mediators[0].mediate_new_cases().await;
+    let reads = proxy.stats().seen_of("eth_getLogs") - before;
+    let since = head(&w).await - cursor.block;
+    assert!(
+        reads <= 2 * since.div_ceil(2) + 2,
+        "{reads} eth_getLogs for the {since} blocks after the cursor: not read again from the deployment block"
+    );
+
+    let revealed = mediate_until_decided(&w, &mediators, job).await;
+    assert!(
+        revealed.iter().any(|(i, _)| *i == 0),
+        "the restarted mediator voted: {revealed:?}"
+    );
+    assert_eq!(w.job_status_by_id(job).await, Some(JobStatus::Settled));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mediators_behind_a_faulty_rpc_still_commit_and_reveal() {
+    let w = world("faulty-mediators", Duration::from_secs(30), Duration::from_secs(10)).await;
+    let _server = w.provider.serve_deals().await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut mediators = mediators(&w, state.path(), None).await;
+    let plan = FaultPlan::random(0.3, 12).delays(Duration::from_millis(50), Duration::from_millis(300));
+    let proxy = FaultyRpc::start(&w.chain.url(), plan).unwrap();
+    let keys = [dev_keys::DEPLOYER, dev_keys::RELAYER, dev_keys::MEDIATOR];
+    for (m, key) in mediators.iter_mut().zip(keys) {
+        *m = mediator_via(&w, key, state.path(), proxy.url(), 5);
+    }
+
+    let r = w.run("sha256", &[("text", "abc")], 3600).await;
+    let job = r.key.job_id;
+    challenge(&w, job).await;
+    let mut revealed = std::collections::BTreeSet::new();
+    let mut failed = 0;
+    eventually(
+        Duration::from_secs(180),
+        "the mediators decide the challenge through the faulty RPC",
+        async || {
+            for (i, m) in mediators.iter().enumerate() {
+                for a in m.mediate_new_cases().await {
+                    match a {
+                        Ok(a) if matches!(a.step, Step::Revealed { .. }) => {
+                            revealed.insert(i);
+                        }
+                        Ok(_) => {}
+                        Err(_) => failed += 1,
+                    }
+                }
+            }
+            let status = w.job_status_by_id(job).await;
+            ok_if(status != Some(JobStatus::Challenged), format!("{status:?}"))
+        },
+    )
+    .await;
+    assert_eq!(revealed.len(), 3, "every mediator revealed ({failed} steps failed on the way)");
+    assert_eq!(w.job_status_by_id(job).await, Some(JobStatus::Settled));
+    assert!(proxy.stats().faulted() > 0, "{}", proxy.stats());
 }
 
 impl World {
