@@ -34,6 +34,17 @@ contract MediationTest is LilypadTestBase {
         return price * FEE_BPS / 10_000;
     }
 
+    /// @dev A job with a result, challenged, drawn with its seed block's hash set to `seed`.
+    function _challengedWithSeed(bytes32 seed) internal returns (uint256 jobId, address[] memory chosen) {
+        jobId = _jobWithResult();
+        client.challenge(jobId);
+        uint256 seedBlock = consortium.caseOf(jobId).seedBlock;
+        vm.roll(seedBlock + 1);
+        vm.setBlockhash(seedBlock, seed);
+        consortium.draw(jobId);
+        chosen = consortium.mediatorsOf(jobId);
+    }
+
     function _challenged() internal returns (uint256 jobId, address[] memory chosen) {
         jobId = _jobWithResult();
         client.challenge(jobId);
@@ -271,13 +282,7 @@ contract MediationTest is LilypadTestBase {
         vm.prank(mediators[4]);
         consortium.deregisterMediator();
         for (uint256 round; round < 10; ++round) {
-            uint256 jobId = _jobWithResult();
-            client.challenge(jobId);
-            uint256 seedBlock = consortium.caseOf(jobId).seedBlock;
-            vm.roll(seedBlock + 1);
-            vm.setBlockhash(seedBlock, keccak256(abi.encode("round", round)));
-            consortium.draw(jobId);
-            address[] memory chosen = consortium.mediatorsOf(jobId);
+            (uint256 jobId, address[] memory chosen) = _challengedWithSeed(keccak256(abi.encode("round", round)));
             for (uint256 i; i < 3; ++i) {
                 assertTrue(chosen[i] != mediators[3] && chosen[i] != mediators[4], "drawn after leaving");
             }
@@ -431,13 +436,7 @@ contract MediationTest is LilypadTestBase {
         bool differs;
         address[] memory first;
         for (uint256 round; round < 8; ++round) {
-            uint256 jobId = _jobWithResult();
-            client.challenge(jobId);
-            uint256 seedBlock = consortium.caseOf(jobId).seedBlock;
-            vm.roll(seedBlock + 1);
-            vm.setBlockhash(seedBlock, keccak256(abi.encode("seed", round)));
-            consortium.draw(jobId);
-            address[] memory chosen = consortium.mediatorsOf(jobId);
+            (, address[] memory chosen) = _challengedWithSeed(keccak256(abi.encode("seed", round)));
             if (round == 0) first = chosen;
             else if (keccak256(abi.encode(chosen)) != keccak256(abi.encode(first))) differs = true;
         }
@@ -452,13 +451,7 @@ contract MediationTest is LilypadTestBase {
             consortium.deregisterMediator();
         }
         for (uint256 round; round < 10; ++round) {
-            uint256 jobId = _jobWithResult();
-            client.challenge(jobId);
-            uint256 seedBlock = consortium.caseOf(jobId).seedBlock;
-            vm.roll(seedBlock + 1);
-            vm.setBlockhash(seedBlock, keccak256(abi.encode(round)));
-            consortium.draw(jobId);
-            address[] memory chosen = consortium.mediatorsOf(jobId);
+            (, address[] memory chosen) = _challengedWithSeed(keccak256(abi.encode(round)));
             for (uint256 i; i < 3; ++i) {
                 assertTrue(chosen[i] != provider, "provider drawn as its own mediator");
                 assertTrue(chosen[i] != mediators[0] && chosen[i] != mediators[1]);
