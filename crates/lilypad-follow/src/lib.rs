@@ -359,7 +359,10 @@ mod tests {
         };
         let err = pass(&f, &settings(0, 10)).await.unwrap_err();
         let Error::Incomplete(i) = err;
-        assert_eq!((i.from, i.to, i.expected_first, i.expected_last), (11, 20, 2, 2));
+        assert_eq!(
+            (i.from, i.to, i.expected_first, i.expected_last),
+            (11, 20, 2, 2)
+        );
         assert_eq!(f.cursor.lock().unwrap().unwrap().block, 10);
     }
 

@@ -247,9 +247,7 @@ impl Followed for Reader<'_> {
             .query()
             .await
             .map_err(|e| {
-                self.rpc_err(format!("eth_getLogs(MediationStarted, {from}..={to})"))(
-                    e.to_string(),
-                )
+                self.rpc_err(format!("eth_getLogs(MediationStarted, {from}..={to})"))(e.to_string())
             })?;
         events.sort_by_key(|(_, log)| (log.block_number, log.log_index));
         Ok(events.into_iter().map(|(ev, _)| ev.jobId).collect())

@@ -267,7 +267,10 @@ impl Mediator {
             &chain,
             mediation,
             signer.address(),
-            lilypad_follow::FollowSettings::new(from_block, lilypad_follow::Confirmations::Blocks(0)),
+            lilypad_follow::FollowSettings::new(
+                from_block,
+                lilypad_follow::Confirmations::Blocks(0),
+            ),
         )?;
         Ok(Self {
             signer,
@@ -298,7 +301,10 @@ impl Mediator {
 
     /// Reads cases as `follow` says (confirmations, chunk size, rewind; its start block is used
     /// only while no cursor is stored).
-    pub fn following(mut self, follow: lilypad_follow::FollowSettings) -> Result<Self, MediatorError> {
+    pub fn following(
+        mut self,
+        follow: lilypad_follow::FollowSettings,
+    ) -> Result<Self, MediatorError> {
         self.intake = Arc::new(Self::intake(
             &self.votes,
             &self.chain,

@@ -24,7 +24,7 @@ use lilypad_modules::ModuleRegistry;
 use lilypad_provider::mediator::{Mediator, Step, rerun};
 use lilypad_provider::state::VoteStore;
 use lilypad_provider::{
-    CapacityTracker, ChainSettings, ProviderSettings, ResourceProvider, unix_now,
+    CapacityTracker, ChainSettings, DealServer, ProviderSettings, ResourceProvider, unix_now,
 };
 use lilypad_results::ResultStore;
 use lilypad_testkit::{TestChain, job_request, send};
@@ -762,7 +762,13 @@ async fn a_lazy_mediator_is_slashed_and_a_restarted_one_still_reveals() {
 }
 
 /// A mediator reading the chain at `url` (a proxy in front of it) in chunks of `chunk` blocks.
-fn mediator_via(w: &World, key: &str, state: &std::path::Path, url: String, chunk: u64) -> Mediator {
+fn mediator_via(
+    w: &World,
+    key: &str,
+    state: &std::path::Path,
+    url: String,
+    chunk: u64,
+) -> Mediator {
     Mediator::new(
         key.parse().unwrap(),
         ChainSettings {
@@ -804,12 +810,19 @@ async fn head(w: &World) -> u64 {
         .unwrap()
 }
 
+/// A market serving deals, with three staked mediators keeping their state in the returned
+/// directory.
+async fn mediation_world(name: &str) -> (World, DealServer, tempfile::TempDir, Vec<Mediator>) {
+    let w = world(name, Duration::from_secs(30), Duration::from_secs(10)).await;
+    let server = w.provider.serve_deals().await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mediators = mediators(&w, state.path(), None).await;
+    (w, server, state, mediators)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restarted_mediator_resumes_from_its_cursor_reading_in_chunks_and_still_votes() {
-    let w = world("resume", Duration::from_secs(30), Duration::from_secs(10)).await;
-    let _server = w.provider.serve_deals().await.unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let mut mediators = mediators(&w, state.path(), None).await;
+    let (w, _server, state, mut mediators) = mediation_world("resume").await;
     // Mediator 0 reads through a counting proxy, two blocks per eth_getLogs.
     let proxy = FaultyRpc::start(&w.chain.url(), FaultPlan::none()).unwrap();
     mediators[0] = mediator_via(&w, dev_keys::DEPLOYER, state.path(), proxy.url(), 2);
@@ -859,11 +872,9 @@ async fn a_restarted_mediator_resumes_from_its_cursor_reading_in_chunks_and_stil
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mediators_behind_a_faulty_rpc_still_commit_and_reveal() {
-    let w = world("faulty-mediators", Duration::from_secs(30), Duration::from_secs(10)).await;
-    let _server = w.provider.serve_deals().await.unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let mut mediators = mediators(&w, state.path(), None).await;
-    let plan = FaultPlan::random(0.3, 12).delays(Duration::from_millis(50), Duration::from_millis(300));
+    let (w, _server, state, mut mediators) = mediation_world("faulty-mediators").await;
+    let plan =
+        FaultPlan::random(0.3, 12).delays(Duration::from_millis(50), Duration::from_millis(300));
     let proxy = FaultyRpc::start(&w.chain.url(), plan).unwrap();
     let keys = [dev_keys::DEPLOYER, dev_keys::RELAYER, dev_keys::MEDIATOR];
     for (m, key) in mediators.iter_mut().zip(keys) {
@@ -895,7 +906,11 @@ async fn mediators_behind_a_faulty_rpc_still_commit_and_reveal() {
         },
     )
     .await;
-    assert_eq!(revealed.len(), 3, "every mediator revealed ({failed} steps failed on the way)");
+    assert_eq!(
+        revealed.len(),
+        3,
+        "every mediator revealed ({failed} steps failed on the way)"
+    );
     assert_eq!(w.job_status_by_id(job).await, Some(JobStatus::Settled));
     assert!(proxy.stats().faulted() > 0, "{}", proxy.stats());
 }
