@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 mod common;
@@ -15,8 +16,8 @@ use alloy::signers::local::PrivateKeySigner;
 use lilypad_bindings::{ConsortiumMediation, Lilypad};
 use lilypad_bus::{Bus, BusError, BusOptions, Topic};
 use lilypad_e2e::{
-    FaultPlan, FaultyRpc, Nats, dev_keys, ensure_module_images, eventually, job_modules_dir, ok_if,
-    test_modules_dir,
+    Fault, FaultPlan, FaultyRpc, Nats, dev_keys, ensure_module_images, eventually, job_modules_dir,
+    ok_if, test_modules_dir,
 };
 use lilypad_executor::Executor;
 use lilypad_follow::{Confirmations, FollowSettings};
@@ -884,8 +885,8 @@ async fn mediators_behind_a_faulty_rpc_still_commit_and_reveal() {
     let r = w.run("sha256", &[("text", "abc")], 3600).await;
     let job = r.key.job_id;
     challenge(&w, job).await;
-    let mut revealed = std::collections::BTreeSet::new();
-    let mut failed = 0;
+    let (mut committed, mut revealed) = (BTreeSet::new(), BTreeSet::new());
+    let (mut failed, mut cut) = (0, false);
     eventually(
         Duration::from_secs(180),
         "the mediators decide the challenge through the faulty RPC",
@@ -893,12 +894,20 @@ async fn mediators_behind_a_faulty_rpc_still_commit_and_reveal() {
             for (i, m) in mediators.iter().enumerate() {
                 for a in m.mediate_new_cases().await {
                     match a {
+                        Ok(a) if matches!(a.step, Step::Committed { .. }) => {
+                            committed.insert(i);
+                        }
                         Ok(a) if matches!(a.step, Step::Revealed { .. }) => {
                             revealed.insert(i);
                         }
                         Ok(_) => {}
                         Err(_) => failed += 1,
                     }
+                }
+                if committed.len() == 3 && !cut {
+                    cut = true;
+                    // From now on no new case can be read: the reveals must not wait for that.
+                    proxy.fail_method_for("eth_getLogs", Fault::Http503, Duration::from_secs(3600));
                 }
             }
             let status = w.job_status_by_id(job).await;
@@ -913,6 +922,7 @@ async fn mediators_behind_a_faulty_rpc_still_commit_and_reveal() {
     );
     assert_eq!(w.job_status_by_id(job).await, Some(JobStatus::Settled));
     assert!(proxy.stats().faulted() > 0, "{}", proxy.stats());
+    assert!(failed > 0, "reading new cases failed while they revealed");
 }
 
 impl World {
