@@ -558,11 +558,17 @@ async fn mediators(w: &World, state: &std::path::Path, lazy: Option<usize>) -> V
 }
 
 fn mediator(w: &World, key: &str, state: &std::path::Path, lazy: bool) -> Mediator {
-    let m = Mediator::new(
+    let m = mediator_at(w, key, state, w.chain.url());
+    if lazy { m.testing_lazy() } else { m }
+}
+
+/// A mediator reading the chain at `url`.
+fn mediator_at(w: &World, key: &str, state: &std::path::Path, url: String) -> Mediator {
+    Mediator::new(
         key.parse().unwrap(),
         ChainSettings {
             chain_id: CHAIN,
-            rpc_urls: vec![w.chain.url()],
+            rpc_urls: vec![url],
             lilypad: w.chain.lilypad,
         },
         w.chain.mediation,
@@ -571,8 +577,7 @@ fn mediator(w: &World, key: &str, state: &std::path::Path, lazy: bool) -> Mediat
         Arc::clone(&w.registry),
         VoteStore::open(state).unwrap(),
     )
-    .unwrap();
-    if lazy { m.testing_lazy() } else { m }
+    .unwrap()
 }
 
 /// Rounds of every mediator's service loop until `job`'s challenge is decided; returns the hash
@@ -770,27 +775,14 @@ fn mediator_via(
     url: String,
     chunk: u64,
 ) -> Mediator {
-    Mediator::new(
-        key.parse().unwrap(),
-        ChainSettings {
-            chain_id: CHAIN,
-            rpc_urls: vec![url],
-            lilypad: w.chain.lilypad,
-        },
-        w.chain.mediation,
-        w.chain.deployed_at,
-        w.executor.clone(),
-        Arc::clone(&w.registry),
-        VoteStore::open(state).unwrap(),
-    )
-    .unwrap()
-    .following(FollowSettings {
-        confirmations: Confirmations::Blocks(0),
-        start_block: w.chain.deployed_at,
-        log_chunk_size: chunk,
-        reorg_rewind: 4,
-    })
-    .unwrap()
+    mediator_at(w, key, state, url)
+        .following(FollowSettings {
+            confirmations: Confirmations::Blocks(0),
+            start_block: w.chain.deployed_at,
+            log_chunk_size: chunk,
+            reorg_rewind: 4,
+        })
+        .unwrap()
 }
 
 async fn mine(w: &World, blocks: u64) {
