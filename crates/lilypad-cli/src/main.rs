@@ -75,6 +75,9 @@ enum Command {
     Redeliver(RedeliverArgs),
     /// Check chains.toml and print the chains it serves.
     Chains,
+    /// Module definitions: `lilypad module id <name> [--version V]` prints a module's id.
+    #[command(subcommand)]
+    Module(ModuleCommand),
 }
 
 #[derive(Args, Debug)]
@@ -287,8 +290,57 @@ pub struct RunArgs {
     pub results_collateral_bps: u32,
     /// Request the job even if no provider offers its module and version now (by default
     /// `lilypad run` reads the providers' offers from NATS first and refuses, escrowing nothing).
+    /// A module whose definition is not under --modules is then requested unpinned.
     #[arg(long)]
     pub any_module: bool,
+    /// Directories of module definitions: the job is pinned to the id of the module's definition
+    /// found here (providers and mediators with another definition refuse it), and is
+    /// deterministic (challengeable) when that definition is.
+    #[arg(
+        long,
+        env = "LILYPAD_MODULES",
+        value_delimiter = ',',
+        default_value = "job-modules"
+    )]
+    pub modules: Vec<PathBuf>,
+    /// Pin this module id (0x and 64 hex digits, as `lilypad module id` prints) instead of
+    /// reading the definition from --modules.
+    #[arg(long, conflicts_with = "unpinned")]
+    pub module_id: Option<alloy::primitives::B256>,
+    /// With --module-id: the pinned definition is deterministic, so the result can be challenged.
+    #[arg(long, requires = "module_id")]
+    pub deterministic: bool,
+    /// Request the module unpinned (module id zero): any definition under its name and version
+    /// may run it, and its result cannot be challenged.
+    #[arg(long)]
+    pub unpinned: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModuleCommand {
+    /// Print a module's id: the keccak256 of its canonical definition (docs/modules.md), the
+    /// value a request pins (and a Solidity client keeps as a constant).
+    Id(ModuleIdArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ModuleIdArgs {
+    /// The module's name (or a Lilypad module's repository URL, with its commit as --version).
+    pub name: String,
+    /// Its version (default 1.0.0).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Directories of module definitions.
+    #[arg(
+        long,
+        env = "LILYPAD_MODULES",
+        value_delimiter = ',',
+        default_value = "job-modules"
+    )]
+    pub modules: Vec<PathBuf>,
+    /// Print the canonical definition too (after the id, on its own line).
+    #[arg(long)]
+    pub canonical: bool,
 }
 
 #[derive(Args, Debug)]
@@ -370,6 +422,7 @@ fn main() -> std::process::ExitCode {
             Command::Challenge(a) => client::challenge(&cli.global, a).await,
             Command::Redeliver(a) => client::redeliver(&cli.global, a).await,
             Command::Chains => chains(&cli.global),
+            Command::Module(ModuleCommand::Id(a)) => client::module_id(a),
         }
     });
     match result {

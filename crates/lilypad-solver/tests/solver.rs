@@ -49,6 +49,8 @@ fn job(id: u64, module: &str, max_price: u64) -> JobRequested {
         spec: JobSpec {
             module: module.into(),
             version: "1.0.0".into(),
+            module_id: Default::default(),
+            deterministic: false,
             inputs: vec![Input {
                 key: "message".into(),
                 value: "moo".into(),
