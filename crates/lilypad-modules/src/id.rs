@@ -41,8 +41,7 @@ impl Module {
             }
             ModuleFormat::Toml => self.toml_canonical(),
         };
-        // serde_json's maps are ordered by key, and `to_string` writes no whitespace.
-        value.to_string()
+        canonical_json(&value)
     }
 
     fn toml_canonical(&self) -> Value {
@@ -105,6 +104,47 @@ impl Module {
     }
 }
 
+/// `value` as compact JSON with every object's keys in byte order, whatever order serde_json's map
+/// keeps (its `preserve_order` feature, which another crate in a build may turn on, would change
+/// it).
+fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::from(key.as_str()).to_string());
+                out.push(':');
+                if let Some(v) = map.get(key) {
+                    write_canonical(v, out);
+                }
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(v, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
 /// The canonical definition of a Lilypad module from git.
 fn git_canonical(bound: &GitModuleRef) -> Value {
     json!({
@@ -118,7 +158,7 @@ fn git_canonical(bound: &GitModuleRef) -> Value {
 /// The id of the Lilypad module from git `bound` (what [`Module::id`] gives for it, whatever the
 /// job's inputs).
 pub fn git_module_id(bound: &GitModuleRef) -> B256 {
-    keccak256(git_canonical(bound).to_string().as_bytes())
+    keccak256(canonical_json(&git_canonical(bound)).as_bytes())
 }
 
 /// Why a request's pinned module does not match this machine's definition.
