@@ -198,23 +198,23 @@ impl Module {
     /// Checks a request's pin against this definition: a non-zero `requested` id must be
     /// [`Module::id`] (zero: unpinned, any definition), and a request claiming `deterministic`
     /// needs a deterministic module.
-    pub fn check_pin(&self, requested: B256, deterministic: bool) -> Result<(), PinError> {
+    pub fn check_pin(&self, requested: B256, deterministic: bool) -> Result<(), Box<PinError>> {
         let local = self.id();
         if !requested.is_zero() && requested != local {
-            return Err(PinError::IdMismatch {
+            return Err(Box::new(PinError::IdMismatch {
                 module: self.reference.to_string(),
                 module_name: self.reference.name.clone(),
                 version: self.reference.version.clone(),
                 file: self.source.display().to_string(),
                 requested,
                 local,
-            });
+            }));
         }
         if deterministic && !self.deterministic {
-            return Err(PinError::NotDeterministic {
+            return Err(Box::new(PinError::NotDeterministic {
                 module: self.reference.to_string(),
                 file: self.source.display().to_string(),
-            });
+            }));
         }
         Ok(())
     }

@@ -524,7 +524,6 @@ mod tests {
 
     #[test]
     fn a_request_pinned_to_another_definition_is_not_signed() {
-        let f = fixture();
         let mut p = proposal();
         p.job.spec.module_id = B256::repeat_byte(0x11);
         p.job.spec.deterministic = true;

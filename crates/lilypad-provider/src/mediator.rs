@@ -48,7 +48,7 @@ pub enum MediatorError {
         /// The job.
         job: JobKey,
         /// What differs.
-        source: lilypad_modules::PinError,
+        source: Box<lilypad_modules::PinError>,
     },
     /// This mediator was not drawn for the job.
     #[error(
