@@ -246,7 +246,7 @@ fn request_pin(args: &RunArgs, module: &str, version: &str) -> Result<(B256, boo
     if let Some(id) = args.module_id {
         return Ok((id, args.deterministic));
     }
-    let registry = load_modules(&args.modules)?;
+    let registry = load_modules(&args.modules.dirs)?;
     match registry.pin(module, version) {
         Ok(pin) => Ok(pin),
         Err(e) if args.any_module => {
@@ -264,7 +264,7 @@ fn request_pin(args: &RunArgs, module: &str, version: &str) -> Result<(B256, boo
 /// `lilypad module id`: prints the id of a module's definition.
 pub fn module_id(args: &ModuleIdArgs) -> Result<()> {
     let version = args.version.clone().unwrap_or_else(|| "1.0.0".to_owned());
-    let registry = load_modules(&args.modules)?;
+    let registry = load_modules(&args.modules.dirs)?;
     let (id, deterministic) = registry.pin(&args.name, &version)?;
     println!("{id}");
     if args.canonical
@@ -482,6 +482,11 @@ pub async fn challenge(global: &Global, args: &ChallengeArgs) -> Result<()> {
         bail!(
             "job {id} was requested by {}, not by {me}: only its client may challenge it (use that account's key)",
             job.client
+        );
+    }
+    if !job.deterministic {
+        bail!(
+            "job {id} cannot be challenged: it was not requested as deterministic (its module is not deterministic, or was not pinned), so a re-run could not judge its result; the result stands"
         );
     }
     let now = lilypad_chain::chain_time(provider).await?;

@@ -99,14 +99,8 @@ pub struct SolverArgs {
     /// Serve only these chains (by name; default all).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
-    /// Directories of module definitions (for their resource needs).
-    #[arg(
-        long,
-        env = "LILYPAD_MODULES",
-        value_delimiter = ',',
-        default_value = "job-modules"
-    )]
-    pub modules: Vec<PathBuf>,
+    #[command(flatten)]
+    pub modules: ModuleDirs,
     /// Read the resource needs of Lilypad modules from git repositories whose URL starts with
     /// this prefix (repeatable; as the providers' --git-modules). Jobs naming other
     /// repositories are not matched.
@@ -145,14 +139,8 @@ pub struct ComputeArgs {
     /// Serve only these chains (by name; default all).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
-    /// Directories of module definitions.
-    #[arg(
-        long,
-        env = "LILYPAD_MODULES",
-        value_delimiter = ',',
-        default_value = "job-modules"
-    )]
-    pub modules: Vec<PathBuf>,
+    #[command(flatten)]
+    pub modules: ModuleDirs,
     /// Run Lilypad modules (lilypad_module.json.tmpl) from git repositories whose URL starts with
     /// this prefix, e.g. https://github.com/Lilypad-Tech/ (repeatable; none by default). Each is
     /// fetched at the commit a job names and kept under the state dir's git-modules/. Priced by
@@ -293,16 +281,8 @@ pub struct RunArgs {
     /// A module whose definition is not under --modules is then requested unpinned.
     #[arg(long)]
     pub any_module: bool,
-    /// Directories of module definitions: the job is pinned to the id of the module's definition
-    /// found here (providers and mediators with another definition refuse it), and is
-    /// deterministic (challengeable) when that definition is.
-    #[arg(
-        long,
-        env = "LILYPAD_MODULES",
-        value_delimiter = ',',
-        default_value = "job-modules"
-    )]
-    pub modules: Vec<PathBuf>,
+    #[command(flatten)]
+    pub modules: ModuleDirs,
     /// Pin this module id (0x and 64 hex digits, as `lilypad module id` prints) instead of
     /// reading the definition from --modules.
     #[arg(long, conflicts_with = "unpinned")]
@@ -314,6 +294,19 @@ pub struct RunArgs {
     /// may run it, and its result cannot be challenged.
     #[arg(long)]
     pub unpinned: bool,
+}
+
+/// Where module definitions are read (`--modules`, `LILYPAD_MODULES`).
+#[derive(Args, Debug, Clone)]
+pub struct ModuleDirs {
+    /// Directories of module definitions (`<dir>/<name>/<version>.toml`; comma-separated).
+    #[arg(
+        long = "modules",
+        env = "LILYPAD_MODULES",
+        value_delimiter = ',',
+        default_value = "job-modules"
+    )]
+    pub dirs: Vec<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -330,14 +323,8 @@ pub struct ModuleIdArgs {
     /// Its version (default 1.0.0).
     #[arg(long)]
     pub version: Option<String>,
-    /// Directories of module definitions.
-    #[arg(
-        long,
-        env = "LILYPAD_MODULES",
-        value_delimiter = ',',
-        default_value = "job-modules"
-    )]
-    pub modules: Vec<PathBuf>,
+    #[command(flatten)]
+    pub modules: ModuleDirs,
     /// Print the canonical definition too (after the id, on its own line).
     #[arg(long)]
     pub canonical: bool,
