@@ -26,6 +26,14 @@ fn look_alike_sha256(dir: &Path) -> String {
     dir.display().to_string()
 }
 
+/// `lilypad run sha256` of a fixed text on the dev chain, with `extra` arguments; the client's
+/// definition is the shipped one (`LILYPAD_MODULES`), so the job pins its id.
+fn run_sha256<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["run", "sha256", "-i", "text=pinned", "--chain", "dev"];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// The client pins the shipped sha256 definition; the only provider has a look-alike file under
 /// the same name and version. It refuses to sign the deal, naming both ids and the fix, and the
 /// job finds no provider.
@@ -40,19 +48,7 @@ async fn a_provider_with_a_different_module_file_refuses_the_job() {
     let id = stack.command(&["module", "id", "sha256"]).output().unwrap();
     assert!(id.status.success(), "{}", text(&id));
     let id = String::from_utf8(id.stdout).unwrap().trim().to_owned();
-    let run = stack.background(
-        &[
-            "run",
-            "sha256",
-            "-i",
-            "text=pinned",
-            "--chain",
-            "dev",
-            "--match-timeout",
-            "10",
-        ],
-        &[],
-    );
+    let run = stack.background(&run_sha256(&["--match-timeout", "10"]), &[]);
     stack
         .wait_for_log(
             "provider",
@@ -92,21 +88,13 @@ async fn a_mediator_with_a_different_module_file_refuses_to_rerun_the_job() {
     stack
         .wait_for_log_times("mediator", "mediator running", 2)
         .await;
-    let out = stack
-        .command(&[
-            "run",
-            "sha256",
-            "-i",
-            "text=pinned",
-            "--chain",
-            "dev",
-            "--challenge-window",
-            "600",
-            "--results-collateral-bps",
-            "20000",
-        ])
-        .output()
-        .unwrap();
+    let challengeable = [
+        "--challenge-window",
+        "600",
+        "--results-collateral-bps",
+        "20000",
+    ];
+    let out = stack.command(&run_sha256(&challengeable)).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(stack.state(1).await, JobStatus::ResultSubmitted);
     let mut challenge = stack.background(&["challenge", "dev", "1"], &[]);
