@@ -277,6 +277,19 @@ async fn jobs_no_one_can_take_are_explained_and_never_published() {
 }
 
 #[tokio::test]
+async fn a_job_pinned_to_another_module_definition_is_not_matched() {
+    let (_nats, bus, solver) = setup().await;
+    let _p = provider(&bus, PrivateKeySigner::random(), 10, 1, Behaviour::Sign).await;
+    let mut pinned = job(7, "cowsay", 50);
+    pinned.spec.module_id = B256::repeat_byte(0x11);
+    let Decision::UnknownModule(why) = solver.handle(&pinned).await.unwrap() else {
+        panic!("a look-alike definition is not matched")
+    };
+    assert!(why.contains("the request pins definition 0x1111"), "{why}");
+    assert!(deals(&bus).await.is_empty());
+}
+
+#[tokio::test]
 async fn the_service_turns_the_jobs_stream_into_deals() {
     let (_nats, bus, solver) = setup().await;
     let key = PrivateKeySigner::random();
