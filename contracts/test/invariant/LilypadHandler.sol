@@ -99,6 +99,8 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
         JobRequest memory r;
         r.module = "cowsay";
         r.version = "1.0.0";
+        r.moduleId = keccak256("cowsay module definition");
+        r.deterministic = true;
         r.inputs = new InputParam[](1);
         r.inputs[0] = InputParam({key: "message", value: "moo"});
         r.maxPrice = bound(maxPrice, 0, 50 ether);

@@ -63,7 +63,7 @@ fn compute_settings(
     Ok(ComputeSettings {
         signer,
         chains,
-        module_dirs: compute.modules.clone(),
+        module_dirs: compute.modules.dirs.clone(),
         git_modules: compute.git_modules.clone(),
         git_allow_network: compute.git_modules_network,
         collateral: compute.collateral.map(U256::from),

@@ -45,6 +45,16 @@ pub enum MediatorError {
         /// What went wrong.
         reason: String,
     },
+    /// The request pins another module definition than this mediator's (or claims a
+    /// deterministic run of a module that is not): it does not re-run a definition the client did
+    /// not ask for.
+    #[error("job {job} is not re-run: {source}")]
+    ModuleMismatch {
+        /// The job.
+        job: JobKey,
+        /// What differs.
+        source: Box<lilypad_modules::PinError>,
+    },
     /// This mediator was not drawn for the job.
     #[error(
         "{mediator} is not one of the mediators drawn for job {job} ({drawn:?}): only they may vote"
@@ -152,6 +162,16 @@ pub async fn rerun(
         .collect();
     if let Some(fetch) = registry.git_fetch(&job.spec.module, &job.spec.version) {
         let _ = tokio::task::spawn_blocking(fetch).await;
+    }
+    // Only the definition the client pinned is re-run: another one could disagree with an honest
+    // provider. A module this mediator does not have is left to `run_job` to report.
+    if let Ok(module) = registry.module(&job.spec.module, &job.spec.version, &inputs) {
+        module
+            .check_pin(job.spec.module_id, job.spec.deterministic)
+            .map_err(|source| MediatorError::ModuleMismatch {
+                job: job.key,
+                source,
+            })?;
     }
     let outcome = run_job(
         executor,

@@ -123,10 +123,14 @@ impl World {
         inputs: &[(&str, &str)],
         challenge_window: u32,
     ) -> JobRequested {
+        // Pinned to this world's definition, deterministic when it is (so it can be challenged).
+        let (module_id, deterministic) = self.registry.pin(module, "1.0.0").unwrap();
         let request = Lilypad::JobRequest {
             maxPrice: U256::from(2 * PRICE),
             resultsCollateralMultiplierBps: 20_000,
             challengeWindow: challenge_window,
+            moduleId: module_id,
+            deterministic,
             ..job_request(module, "1.0.0", inputs)
         };
         let receipt = self.chain.run_job(dev_keys::CLIENT, request).await.receipt;

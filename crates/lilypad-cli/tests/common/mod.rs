@@ -245,7 +245,7 @@ impl Stack {
 
     /// Starts `lilypad mediator` as service `name` (with a stake of 20 tokens and a state
     /// directory of its own, and `extra` arguments) and waits until it runs.
-    async fn spawn_mediator(&mut self, name: &str, extra: &[&str]) {
+    pub async fn spawn_mediator(&mut self, name: &str, extra: &[&str]) {
         let state = self.dir.path().join(format!("{name}-state"));
         let state = state.display().to_string();
         let mut args = vec![
