@@ -48,7 +48,7 @@ pub enum FetchError {
     )]
     NoGateway {
         /// The CID.
-        cid: Cid,
+        cid: String,
     },
     /// More bytes than the limit.
     #[error(
@@ -57,7 +57,7 @@ pub enum FetchError {
     )]
     TooLarge {
         /// The CID.
-        cid: Cid,
+        cid: String,
         /// The gateway.
         gateway: String,
         /// The limit.
@@ -69,7 +69,7 @@ pub enum FetchError {
     )]
     TimedOut {
         /// The CID.
-        cid: Cid,
+        cid: String,
         /// The gateway.
         gateway: String,
         /// The limit.
@@ -81,7 +81,7 @@ pub enum FetchError {
     )]
     Gateway {
         /// The CID.
-        cid: Cid,
+        cid: String,
         /// The gateway.
         gateway: String,
         /// What went wrong.
@@ -91,7 +91,7 @@ pub enum FetchError {
     #[error("{cid} from {gateway}: {source} (fix: use another gateway; this one sent bad data)")]
     BadCar {
         /// The CID.
-        cid: Cid,
+        cid: String,
         /// The gateway.
         gateway: String,
         /// What was wrong.
@@ -103,7 +103,7 @@ pub enum FetchError {
     )]
     BadDag {
         /// The CID.
-        cid: Cid,
+        cid: String,
         /// The gateway.
         gateway: String,
         /// What was wrong.
@@ -113,7 +113,7 @@ pub enum FetchError {
     #[error("storing {cid}: {message}")]
     Local {
         /// The CID.
-        cid: Cid,
+        cid: String,
         /// What went wrong.
         message: String,
     },
@@ -121,7 +121,7 @@ pub enum FetchError {
     #[error("{cid} could not be fetched from any gateway:{}", list(errors))]
     AllFailed {
         /// The CID.
-        cid: Cid,
+        cid: String,
         /// Each gateway's failure, in the order tried.
         errors: Vec<FetchError>,
     },
@@ -166,7 +166,9 @@ impl Fetcher {
             return Ok(path);
         }
         if self.gateways.is_empty() {
-            return Err(FetchError::NoGateway { cid: *cid });
+            return Err(FetchError::NoGateway {
+                cid: cid.to_string(),
+            });
         }
         let mut errors = Vec::new();
         for gateway in &self.gateways {
@@ -180,7 +182,10 @@ impl Fetcher {
         {
             return Err(e);
         }
-        Err(FetchError::AllFailed { cid: *cid, errors })
+        Err(FetchError::AllFailed {
+            cid: cid.to_string(),
+            errors,
+        })
     }
 
     async fn fetch_from(&self, gateway: &str, cid: &Cid) -> Result<PathBuf, FetchError> {
@@ -189,7 +194,7 @@ impl Fetcher {
             tokio::time::timeout(self.limits.timeout, self.download(gateway, cid, &car_path)).await;
         let result = match downloaded {
             Err(_) => Err(FetchError::TimedOut {
-                cid: *cid,
+                cid: cid.to_string(),
                 gateway: gateway.to_owned(),
                 after: self.limits.timeout,
             }),
@@ -206,7 +211,7 @@ impl Fetcher {
                     .await
                     .unwrap_or_else(|e| {
                         Err(FetchError::Local {
-                            cid,
+                            cid: cid.to_string(),
                             message: format!("the unpacking task failed: {e}"),
                         })
                     })
@@ -219,7 +224,7 @@ impl Fetcher {
     /// Writes the gateway's CAR for `cid` to `to`, at most `max_bytes` of it.
     async fn download(&self, gateway: &str, cid: &Cid, to: &Path) -> Result<(), FetchError> {
         let failed = |message: String| FetchError::Gateway {
-            cid: *cid,
+            cid: cid.to_string(),
             gateway: gateway.to_owned(),
             message,
         };
@@ -240,7 +245,7 @@ impl Fetcher {
             )));
         }
         let too_large = || FetchError::TooLarge {
-            cid: *cid,
+            cid: cid.to_string(),
             gateway: gateway.to_owned(),
             max_bytes: self.limits.max_bytes,
         };
@@ -251,7 +256,7 @@ impl Fetcher {
             return Err(too_large());
         }
         let local = |e: std::io::Error| FetchError::Local {
-            cid: *cid,
+            cid: cid.to_string(),
             message: format!("writing {}: {e}", to.display()),
         };
         let mut file = tokio::fs::File::create(to).await.map_err(local)?;
@@ -290,7 +295,7 @@ fn unpack(
         store
             .put_verified(cid, &staged)
             .map_err(|e: StoreError| FetchError::Local {
-                cid: *cid,
+                cid: cid.to_string(),
                 message: e.to_string(),
             })
     });
@@ -308,16 +313,16 @@ fn unpack_into(
     max_bytes: u64,
 ) -> Result<(), FetchError> {
     let local = |e: std::io::Error| FetchError::Local {
-        cid: *cid,
+        cid: cid.to_string(),
         message: e.to_string(),
     };
     let bad_car = |source| FetchError::BadCar {
-        cid: *cid,
+        cid: cid.to_string(),
         gateway: gateway.to_owned(),
         source,
     };
     let bad_dag = |message: String| FetchError::BadDag {
-        cid: *cid,
+        cid: cid.to_string(),
         gateway: gateway.to_owned(),
         message,
     };
@@ -374,7 +379,7 @@ fn unpack_into(
                 written += segment.as_bytes().len() as u64;
                 if written > max_bytes {
                     return Err(FetchError::TooLarge {
-                        cid: *cid,
+                        cid: cid.to_string(),
                         gateway: gateway.to_owned(),
                         max_bytes,
                     });

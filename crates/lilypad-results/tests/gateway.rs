@@ -1,6 +1,8 @@
 //! The results server as a trustless gateway, and fetching by CID from gateways: what one store
 //! serves as a CAR, another fetches, verifies block by block and keeps; bad gateways are refused.
 
+#![allow(clippy::unwrap_used)]
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
