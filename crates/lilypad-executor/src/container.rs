@@ -34,6 +34,9 @@ pub struct Sandbox<'a> {
     pub user: Option<&'a str>,
     /// The GPUs this job was given.
     pub gpus: &'a [Gpu],
+    /// Inputs fetched by CID: where each is on the host, and where the container sees it
+    /// (read-only).
+    pub cid_mounts: &'a [(std::path::PathBuf, String)],
 }
 
 /// The Docker create request for `job` of `module`:
@@ -43,6 +46,7 @@ pub struct Sandbox<'a> {
 /// - every capability dropped and `no-new-privileges`, so nothing in the container can gain
 ///   privileges (setuid binaries included);
 /// - `/inputs` read-only and `/outputs` read-write, bound from the job's own host directories;
+///   inputs fetched by CID read-only at their paths, bound from the result store;
 /// - exactly the job's GPUs, by UUID, and only when the module needs GPUs;
 /// - the container's output is not logged by Docker (the executor reads it live, with a cap);
 /// - a raised OOM score, so under host memory pressure the job dies before the provider;
@@ -58,7 +62,7 @@ pub fn container_config(
         (LABEL_JOB.to_owned(), sandbox.job_id.to_owned()),
         (LABEL_MODULE.to_owned(), module.reference.to_string()),
     ]);
-    let mounts = vec![
+    let mut mounts = vec![
         Mount {
             target: Some(INPUTS_DIR.to_owned()),
             source: Some(sandbox.inputs_dir.display().to_string()),
@@ -74,6 +78,14 @@ pub fn container_config(
             ..Default::default()
         },
     ];
+    // After /inputs, so one under /inputs lands on the mount point made for it there.
+    mounts.extend(sandbox.cid_mounts.iter().map(|(source, target)| Mount {
+        target: Some(target.clone()),
+        source: Some(source.display().to_string()),
+        typ: Some(MountType::BIND),
+        read_only: Some(true),
+        ..Default::default()
+    }));
     let memory = i64::try_from(module.resources.memory_bytes).unwrap_or(i64::MAX);
     let device_requests = if module.resources.gpus > 0 && !sandbox.gpus.is_empty() {
         Some(vec![device_request(sandbox.gpus)])
@@ -155,6 +167,7 @@ vram = "20GiB"
             pids_limit: 256,
             user: None,
             gpus,
+            cid_mounts: &[],
         }
     }
 
