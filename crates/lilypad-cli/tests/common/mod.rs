@@ -51,6 +51,8 @@ pub struct Options {
     /// The git repository URL prefixes whose Lilypad modules the solver and provider serve
     /// (`LILYPAD_GIT_MODULES`; the solver mirrors them in the stack's directory).
     pub git_modules: Vec<String>,
+    /// More environment for every service and command (e.g. `LILYPAD_IPFS_GATEWAYS`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -65,6 +67,7 @@ impl Default for Options {
             poll_interval: "200ms",
             provider_args: Vec::new(),
             git_modules: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -201,6 +204,7 @@ impl Stack {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        env.extend(options.env.iter().cloned());
         if !options.git_modules.is_empty() {
             env.push((
                 "LILYPAD_GIT_MODULES".to_owned(),
