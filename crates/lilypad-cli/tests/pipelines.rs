@@ -21,10 +21,7 @@ async fn stack(mediator: bool, provider_args: &[&str]) -> Stack {
     Stack::start(Options {
         mediator,
         provider_args: args,
-        env: vec![(
-            "LILYPAD_IPFS_GATEWAYS".to_owned(),
-            format!("http://{addr}"),
-        )],
+        env: vec![("LILYPAD_IPFS_GATEWAYS".to_owned(), format!("http://{addr}"))],
         ..Options::default()
     })
     .await

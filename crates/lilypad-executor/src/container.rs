@@ -62,22 +62,24 @@ pub fn container_config(
         (LABEL_JOB.to_owned(), sandbox.job_id.to_owned()),
         (LABEL_MODULE.to_owned(), module.reference.to_string()),
     ]);
-    let mut mounts = vec![
-        Mount {
-            target: Some(INPUTS_DIR.to_owned()),
-            source: Some(sandbox.inputs_dir.display().to_string()),
-            typ: Some(MountType::BIND),
-            read_only: Some(true),
-            ..Default::default()
-        },
-        Mount {
-            target: Some(OUTPUTS_DIR.to_owned()),
-            source: Some(sandbox.outputs_dir.display().to_string()),
-            typ: Some(MountType::BIND),
-            read_only: Some(false),
-            ..Default::default()
-        },
-    ];
+    // A CID mounted at /inputs itself (as Lilypad modules do) takes the place of the job's own
+    // /inputs directory, which then holds no files.
+    let cid_at_inputs = sandbox.cid_mounts.iter().any(|(_, t)| t == INPUTS_DIR);
+    let inputs_mount = (!cid_at_inputs).then(|| Mount {
+        target: Some(INPUTS_DIR.to_owned()),
+        source: Some(sandbox.inputs_dir.display().to_string()),
+        typ: Some(MountType::BIND),
+        read_only: Some(true),
+        ..Default::default()
+    });
+    let mut mounts: Vec<Mount> = inputs_mount.into_iter().collect();
+    mounts.extend([Mount {
+        target: Some(OUTPUTS_DIR.to_owned()),
+        source: Some(sandbox.outputs_dir.display().to_string()),
+        typ: Some(MountType::BIND),
+        read_only: Some(false),
+        ..Default::default()
+    }]);
     // After /inputs, so one under /inputs lands on the mount point made for it there.
     mounts.extend(sandbox.cid_mounts.iter().map(|(source, target)| Mount {
         target: Some(target.clone()),
@@ -227,6 +229,59 @@ vram = "20GiB"
         assert_eq!(labels[LABEL_PROVIDER], "provider-1");
         assert_eq!(labels[LABEL_JOB], "31337:7");
         assert_eq!(labels[LABEL_MODULE], "m:1");
+    }
+
+    fn mounts_with(cid_mounts: &[(std::path::PathBuf, String)]) -> Vec<(String, String, bool)> {
+        let m = module(&GPU_MODULE.replace("gpus = 1\nvram = \"20GiB\"\n", ""));
+        let inputs = BTreeMap::from([("prompt".to_owned(), "x".to_owned())]);
+        let job = m.prepare(&inputs).unwrap();
+        let sandbox = Sandbox {
+            cid_mounts,
+            ..sandbox(&[])
+        };
+        container_config(&m, &job, &sandbox)
+            .host_config
+            .unwrap()
+            .mounts
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.target.unwrap(), m.source.unwrap(), m.read_only.unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn inputs_by_cid_are_mounted_read_only_after_inputs_and_outputs() {
+        let mounts = mounts_with(&[
+            ("/store/bafy1".into(), "/inputs/data".into()),
+            ("/store/bafy2".into(), "/data".into()),
+        ]);
+        let targets: Vec<_> = mounts.iter().map(|(t, _, ro)| (t.as_str(), *ro)).collect();
+        assert_eq!(
+            targets,
+            [
+                ("/inputs", true),
+                ("/outputs", false),
+                ("/inputs/data", true),
+                ("/data", true)
+            ]
+        );
+        assert_eq!(mounts[2].1, "/store/bafy1");
+    }
+
+    #[test]
+    fn a_cid_mounted_at_inputs_itself_replaces_the_jobs_inputs_directory() {
+        let mounts = mounts_with(&[("/store/bafy1".into(), "/inputs".into())]);
+        let targets: Vec<_> = mounts
+            .iter()
+            .map(|(t, s, ro)| (t.as_str(), s.as_str(), *ro))
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                ("/outputs", "/work/job/result/outputs", false),
+                ("/inputs", "/store/bafy1", true)
+            ]
+        );
     }
 
     #[test]

@@ -422,7 +422,19 @@ impl Module {
                     .map(|(k, t)| (k.clone(), render(t)))
                     .collect(),
                 files: Vec::new(),
-                cid_inputs: Vec::new(),
+                // The CIDs its Spec.inputs named (fixed when the template was rendered).
+                cid_inputs: self
+                    .inputs
+                    .iter()
+                    .filter(|(_, spec)| spec.kind == InputType::Cid)
+                    .filter_map(|(name, spec)| {
+                        Some(CidInput {
+                            name: name.clone(),
+                            cid: parse_cid(spec.default.as_deref()?)?,
+                            path: spec.mount_path(name),
+                        })
+                    })
+                    .collect(),
                 values: inputs.clone(),
             });
         }
