@@ -259,7 +259,11 @@ impl Fetcher {
             cid: cid.to_string(),
             message: format!("writing {}: {e}", to.display()),
         };
-        let mut file = tokio::fs::File::create(to).await.map_err(local)?;
+        // Buffered: each write to a tokio file is a trip to the blocking pool.
+        let mut file = tokio::io::BufWriter::with_capacity(
+            1 << 20,
+            tokio::fs::File::create(to).await.map_err(local)?,
+        );
         let mut total = 0u64;
         while let Some(chunk) = response
             .chunk()

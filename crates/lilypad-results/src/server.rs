@@ -127,7 +127,7 @@ async fn car(store: Arc<ResultStore>, cid_text: String) -> Response {
     let size = file.metadata().await.map(|m| m.len()).ok();
     let mut r = (
         StatusCode::OK,
-        Body::from_stream(tokio_util::io::ReaderStream::new(file)),
+        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 << 10)),
     )
         .into_response();
     let h = r.headers_mut();

@@ -252,6 +252,16 @@ impl ResultStore {
         let cid = canonical(&parsed).to_string();
         let mut current = self.root.join(&cid);
         if !current.is_dir() {
+            // A single file fetched by CID (an input) is served at its CID alone.
+            if let Ok(meta) = std::fs::symlink_metadata(&current)
+                && meta.is_file()
+                && path.split('/').all(str::is_empty)
+            {
+                return Ok(Entry::File {
+                    path: current,
+                    size: meta.len(),
+                });
+            }
             return Err(LookupError::UnknownCid { cid });
         }
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();

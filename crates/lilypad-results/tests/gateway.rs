@@ -332,4 +332,10 @@ async fn a_single_file_cid_is_fetched_as_a_file() {
     );
     let path = f.fetch(&cid).await.unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    // Served at its CID by plain GET too.
+    let served = reqwest::get(format!("http://{addr}/ipfs/{cid}"))
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.bytes().await.unwrap().to_vec(), bytes);
 }
