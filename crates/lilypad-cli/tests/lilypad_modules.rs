@@ -179,13 +179,5 @@ async fn a_mediator_re_runs_a_lilypad_module_from_git_and_overturns_a_lie() {
     assert!(t.contains(&format!("is commit {commit}")), "{t}");
     assert_eq!(stack.state(1).await, JobStatus::ResultSubmitted);
 
-    let out = stack.command(&["challenge", "dev", "1"]).output().unwrap();
-    let c = text(&out);
-    assert!(
-        out.status.success(),
-        "{c}\nrun:\n{t}\nmediator:\n{}",
-        stack.log("mediator")
-    );
-    assert!(c.contains("verdict:  overturned by mediation"), "{c}");
-    assert_eq!(stack.state(1).await, JobStatus::Overturned);
+    stack.challenge_overturned(1, &format!("run:\n{t}")).await;
 }

@@ -95,15 +95,7 @@ async fn a_mediator_fetches_a_cid_input_and_overturns_a_lie_about_job_b() {
     assert!(t.contains("tampered: "), "{t}");
     assert_eq!(stack.state(2).await, JobStatus::ResultSubmitted);
 
-    let out = stack.command(&["challenge", "dev", "2"]).output().unwrap();
-    let c = text(&out);
-    assert!(
-        out.status.success(),
-        "{c}\nrun:\n{t}\nmediator:\n{}",
-        stack.log("mediator")
-    );
-    assert!(c.contains("verdict:  overturned by mediation"), "{c}");
-    assert_eq!(stack.state(2).await, JobStatus::Overturned);
+    stack.challenge_overturned(2, &format!("run:\n{t}")).await;
     assert!(
         stack
             .dir

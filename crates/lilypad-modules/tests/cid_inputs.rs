@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use lilypad_modules::{InputError, InputType, JobError, Module, ModuleRegistry};
+use lilypad_modules::{InputError, InputType, JobError, Module, ModuleRegistry, inputs_from_pairs};
 
 const CID: &str = "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354";
 
@@ -28,10 +28,8 @@ memory = "32MiB"
 }
 
 fn inputs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+    let entries: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    inputs_from_pairs(&entries).unwrap()
 }
 
 #[test]

@@ -346,6 +346,23 @@ impl Stack {
         self.dir.path().join(format!("{name}.log"))
     }
 
+    /// `lilypad challenge dev JOB`, which must succeed with the verdict "overturned by mediation"
+    /// and leave the job `Overturned`; `context` (e.g. the run's output) is shown on failure.
+    pub async fn challenge_overturned(&self, job: u64, context: &str) {
+        let out = self
+            .command(&["challenge", "dev", &job.to_string()])
+            .output()
+            .unwrap();
+        let c = text(&out);
+        assert!(
+            out.status.success(),
+            "{c}\n{context}\nmediator:\n{}",
+            self.log("mediator")
+        );
+        assert!(c.contains("verdict:  overturned by mediation"), "{c}");
+        assert_eq!(self.state(job).await, JobStatus::Overturned);
+    }
+
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.log_path(name)).unwrap_or_default()
     }
