@@ -75,23 +75,7 @@ async fn a_mediator_fetches_a_cid_input_and_overturns_a_lie_about_job_b() {
     let stack = stack(true, &["--testing-alter-output", "inline-output"]).await;
     let cid = job_a(&stack);
     let input = format!("data=ipfs://{cid}");
-    let out = stack
-        .command(&[
-            "run",
-            "read-cid",
-            "--chain",
-            "dev",
-            "-i",
-            &input,
-            "--challenge-window",
-            "600",
-            "--results-collateral-bps",
-            "20000",
-        ])
-        .output()
-        .unwrap();
-    let t = text(&out);
-    assert!(out.status.success(), "the lie looks like a success:\n{t}");
+    let t = stack.run_challengeable(&["read-cid", "-i", &input]);
     assert!(t.contains("tampered: "), "{t}");
     assert_eq!(stack.state(2).await, JobStatus::ResultSubmitted);
 

@@ -12,31 +12,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lilypad_e2e::bench::{env_number, fill, median};
 use lilypad_results::{FetchLimits, Fetcher, ResultStore, cid_of_path};
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut xs: Vec<Duration>) -> Duration {
-    xs.sort();
-    xs[xs.len() / 2]
-}
-
-/// Deterministic, incompressible-looking bytes.
-fn fill(buf: &mut [u8], seed: u64) {
-    let mut x = seed | 1;
-    for chunk in buf.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let bytes = x.to_le_bytes();
-        chunk.copy_from_slice(&bytes[..chunk.len()]);
-    }
-}
 
 #[tokio::main]
 async fn main() {

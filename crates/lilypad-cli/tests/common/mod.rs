@@ -346,6 +346,25 @@ impl Stack {
         self.dir.path().join(format!("{name}.log"))
     }
 
+    /// `lilypad run ARGS --chain dev` with a 600 s challenge window and 2x results collateral,
+    /// which must end looking like a success (a lying provider's result does): what it printed.
+    pub fn run_challengeable(&self, args: &[&str]) -> String {
+        let mut all = vec!["run"];
+        all.extend_from_slice(args);
+        all.extend([
+            "--chain",
+            "dev",
+            "--challenge-window",
+            "600",
+            "--results-collateral-bps",
+            "20000",
+        ]);
+        let out = self.command(&all).output().unwrap();
+        let t = text(&out);
+        assert!(out.status.success(), "the lie looks like a success:\n{t}");
+        t
+    }
+
     /// `lilypad challenge dev JOB`, which must succeed with the verdict "overturned by mediation"
     /// and leave the job `Overturned`; `context` (e.g. the run's output) is shown on failure.
     pub async fn challenge_overturned(&self, job: u64, context: &str) {
