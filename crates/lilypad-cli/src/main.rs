@@ -167,6 +167,22 @@ pub struct ComputeArgs {
     /// .lilypad/mediator).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    /// IPFS trustless gateway inputs given by CID (`ipfs://<cid>`) are fetched from, e.g.
+    /// http://127.0.0.1:8080 or another provider's --serve-results address (repeatable; tried in
+    /// order). Every block is checked against the CID; what was fetched is kept in the result
+    /// store.
+    #[arg(
+        long = "ipfs-gateway",
+        env = "LILYPAD_IPFS_GATEWAYS",
+        value_delimiter = ','
+    )]
+    pub ipfs_gateways: Vec<String>,
+    /// Largest input fetched by CID, e.g. 1GiB (the gateway's CAR, and what it unpacks to).
+    #[arg(long, default_value = "1GiB")]
+    pub ipfs_max_bytes: String,
+    /// Longest one gateway may take to send an input, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub ipfs_timeout: u64,
 }
 
 #[derive(Args, Debug)]
@@ -185,7 +201,9 @@ pub struct ProviderArgs {
     /// Memory offered, e.g. 16GiB (default 4GiB).
     #[arg(long)]
     pub memory: Option<String>,
-    /// Serve results over HTTP on this address (e.g. 0.0.0.0:8731): GET /ipfs/<cid>[/<path>].
+    /// Serve results over HTTP on this address (e.g. 0.0.0.0:8731): GET /ipfs/<cid>[/<path>],
+    /// and GET /ipfs/<cid>?format=car as a trustless gateway (so results can be other jobs'
+    /// inputs).
     #[arg(long)]
     pub serve_results: Option<String>,
     /// TESTING ONLY: report altered results (to test challenges and mediation): `whole` (the

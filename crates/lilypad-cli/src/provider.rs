@@ -60,6 +60,12 @@ fn compute_settings(
             poll_interval: chain.poll_interval,
         });
     }
+    let max_bytes = lilypad_modules::parse_bytes(&compute.ipfs_max_bytes).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--ipfs-max-bytes {:?} is not a size; write e.g. 1GiB or 500MiB",
+            compute.ipfs_max_bytes
+        )
+    })?;
     Ok(ComputeSettings {
         signer,
         chains,
@@ -69,6 +75,11 @@ fn compute_settings(
         collateral: compute.collateral.map(U256::from),
         metadata: compute.metadata.clone(),
         state_dir: compute.state_dir(role),
+        ipfs_gateways: compute.ipfs_gateways.clone(),
+        fetch_limits: lilypad_results::FetchLimits {
+            max_bytes,
+            timeout: std::time::Duration::from_secs(compute.ipfs_timeout),
+        },
     })
 }
 

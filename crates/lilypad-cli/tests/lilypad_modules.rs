@@ -159,25 +159,13 @@ async fn a_lilypad_module_from_git_cannot_be_challenged() {
     .await;
     let client_git = stack.dir.path().join("client-git").display().to_string();
     let named = format!("{}@{}", repo.url(), &commit[..12]);
-    let out = stack
-        .command(&[
-            "run",
-            &named,
-            "--git-cache",
-            &client_git,
-            "--chain",
-            "dev",
-            "-i",
-            "Message=challenge me",
-            "--challenge-window",
-            "600",
-            "--results-collateral-bps",
-            "20000",
-        ])
-        .output()
-        .unwrap();
-    let t = text(&out);
-    assert!(out.status.success(), "the lie looks like a success:\n{t}");
+    let t = stack.run_challengeable(&[
+        &named,
+        "--git-cache",
+        &client_git,
+        "-i",
+        "Message=challenge me",
+    ]);
     assert!(t.contains(&format!("is commit {commit}")), "{t}");
     assert_eq!(stack.state(1).await, JobStatus::ResultSubmitted);
 

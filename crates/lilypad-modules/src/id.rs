@@ -72,6 +72,7 @@ impl Module {
                         "choices": spec.choices,
                         "min": spec.min,
                         "max": spec.max,
+                        "path": spec.path,
                     }),
                 )
             })

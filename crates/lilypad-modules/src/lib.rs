@@ -25,7 +25,10 @@ mod template;
 
 pub use error::{LoadErrors, ModuleError};
 pub use id::{GIT_FORMAT, PinError, TOML_FORMAT, git_module_id};
-pub use input::{InputError, InputFile, JobError, PreparedJob, inputs_from_pairs};
+pub use input::{
+    CidInput, IPFS_SCHEME, InputError, InputFile, JobError, PreparedJob, inputs_from_pairs,
+    parse_cid,
+};
 pub use lilypad_toml::{format_bytes, parse_bytes};
 pub use module::{
     Arg, ImageRef, InlineOutput, InputSpec, InputType, Module, ModuleFormat, ModuleRef, Network,

@@ -191,6 +191,7 @@ pub async fn rerun(
                 | ErrorKind::InsufficientGpus
                 | ErrorKind::ContainerFailed
                 | ErrorKind::ResultFailed
+                | ErrorKind::InputUnavailable
         )
     );
     if own_problem {

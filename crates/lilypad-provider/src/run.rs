@@ -66,6 +66,10 @@ pub struct ComputeSettings {
     /// Where results, job scratch directories and (for a provider) the signed deals and
     /// results not yet on-chain are kept (`results/`, `work/`, `signed/`; see [`crate::state`]).
     pub state_dir: PathBuf,
+    /// IPFS trustless gateways inputs given by CID are fetched from.
+    pub ipfs_gateways: Vec<String>,
+    /// Size and time limits of one fetch by CID.
+    pub fetch_limits: lilypad_results::FetchLimits,
 }
 
 /// What `lilypad provider` runs with.
@@ -179,8 +183,9 @@ pub enum RunError {
 /// The executor, its result store (for serving results) and the GPUs it found.
 async fn executor(
     id: &str,
-    state: &std::path::Path,
+    compute: &ComputeSettings,
 ) -> Result<(Executor, Arc<ResultStore>, Vec<Gpu>), RunError> {
+    let state = &compute.state_dir;
     let store = Arc::new(
         ResultStore::open(state.join("results")).map_err(|e| RunError::Store(e.to_string()))?,
     );
@@ -188,7 +193,9 @@ async fn executor(
         tracing::info!(reason = %e, "no GPUs detected; offering CPU only");
         Vec::new()
     });
-    let config = ExecutorConfig::new(id, state.join("work"));
+    let mut config = ExecutorConfig::new(id, state.join("work"));
+    config.ipfs_gateways = compute.ipfs_gateways.clone();
+    config.fetch_limits = compute.fetch_limits;
     let executor = Executor::connect(config, store.clone(), gpus.clone())
         .await
         .map_err(|e| RunError::Docker(e.to_string()))?;
@@ -503,8 +510,7 @@ pub async fn run_provider(run: ProviderRun, cancel: CancellationToken) -> Result
         std::thread::available_parallelism().map_or(1000, |n| n.get() as u64 * 1000)
     });
     let memory = run.memory_bytes.unwrap_or(4 << 30);
-    let (executor, store, gpus) =
-        executor(&format!("provider-{}", key.address()), &compute.state_dir).await?;
+    let (executor, store, gpus) = executor(&format!("provider-{}", key.address()), compute).await?;
     let tasks = TaskTracker::new();
     // Stops the results server: on `cancel`, or when the provider cannot start.
     let stop_results = cancel.child_token();
@@ -564,8 +570,7 @@ pub async fn run_mediator(run: MediatorRun, cancel: CancellationToken) -> Result
     let compute = &run.compute;
     let key = compute.signer.clone();
     let modules = Arc::new(registry(compute)?);
-    let (executor, _, _) =
-        executor(&format!("mediator-{}", key.address()), &compute.state_dir).await?;
+    let (executor, _, _) = executor(&format!("mediator-{}", key.address()), compute).await?;
     let votes = crate::state::VoteStore::open(&compute.state_dir).map_err(MediatorError::from)?;
     if run.testing_lazy {
         tracing::warn!(
