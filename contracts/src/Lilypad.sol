@@ -146,9 +146,11 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         job.maxPrice = uint96(request.maxPrice);
         job.executionTimeout = request.executionTimeout;
         job.challengeWindow = request.challengeWindow;
-        job.maxOutputBytes = request.maxOutputBytes;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        job.maxOutputBytes = uint24(request.maxOutputBytes); // checkRequest keeps it <= 32768
         job.resultsCollateralBps = request.resultsCollateralMultiplierBps;
         job.timeoutCollateralBps = p.minTimeoutCollateralBps;
+        job.deterministic = request.deterministic;
 
         emit JobRequested(jobId, msg.sender, sequence, requestHash, request);
         token.safeTransferFrom(msg.sender, address(this), request.maxPrice);
@@ -294,6 +296,7 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         _requireStatus(job, jobId, JobStatus.ResultSubmitted);
         if (msg.sender != job.client) revert NotClient(msg.sender);
         if (block.timestamp >= job.deadline) revert DeadlinePassed(jobId, job.deadline);
+        if (!job.deterministic) revert NotDeterministic(jobId);
         address mediation_ = mediation;
         if (mediation_ == address(0)) revert NoMediation();
         Params storage p = _params;

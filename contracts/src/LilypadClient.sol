@@ -73,7 +73,8 @@ abstract contract LilypadClient is ILilypadCallback {
     ///         results collateral of 2x the price and a 1 hour challenge window. The gas is enough
     ///         for a callback that stores the whole inline output and the CID (measured in
     ///         test/Docs.t.sol; about 275k); raise both together, by the table in docs/solidity.md.
-    ///         Change any field before sending.
+    ///         The module is unpinned (`moduleId` zero, not deterministic, so the result cannot be
+    ///         challenged) until {_pinModule} pins it. Change any field before sending.
     function _newRequest(string memory module, string memory version, uint256 maxPrice)
         internal
         pure
@@ -89,6 +90,20 @@ abstract contract LilypadClient is ILilypadCallback {
         request.maxOutputBytes = 256;
         request.resultsCollateralMultiplierBps = 20_000;
         request.challengeWindow = 1 hours;
+    }
+
+    /// @notice Returns `request` pinned to the module definition whose id is `moduleId` (print it
+    ///         with `lilypad module id <name> <version>`; keep it as a constant) and marked
+    ///         `deterministic` as that definition says. Only a deterministic request can be
+    ///         challenged; a provider or mediator whose definition has another id refuses it.
+    function _pinModule(JobRequest memory request, bytes32 moduleId, bool deterministic)
+        internal
+        pure
+        returns (JobRequest memory)
+    {
+        request.moduleId = moduleId;
+        request.deterministic = deterministic;
+        return request;
     }
 
     /// @notice Returns `request` with one more input appended.

@@ -103,6 +103,8 @@ contract ExamplesTest is LilypadTestBase {
 
     function test_Cowsay_ChallengeAndVerdictKeepsOutput() public {
         _fund(address(cowsay), MEDIATION_FEE);
+        vm.prank(dev);
+        cowsay.setModuleId(MODULE_ID);
         vm.prank(alice);
         uint256 jobId = cowsay.cowsay("hello");
         _deliver(jobId, _result(jobId), OUTPUT);

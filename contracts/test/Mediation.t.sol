@@ -34,6 +34,17 @@ contract MediationTest is LilypadTestBase {
         return price * FEE_BPS / 10_000;
     }
 
+    /// @dev A job with a result, challenged, drawn with its seed block's hash set to `seed`.
+    function _challengedWithSeed(bytes32 seed) internal returns (uint256 jobId, address[] memory chosen) {
+        jobId = _jobWithResult();
+        client.challenge(jobId);
+        uint256 seedBlock = consortium.caseOf(jobId).seedBlock;
+        vm.roll(seedBlock + 1);
+        vm.setBlockhash(seedBlock, seed);
+        consortium.draw(jobId);
+        chosen = consortium.mediatorsOf(jobId);
+    }
+
     function _challenged() internal returns (uint256 jobId, address[] memory chosen) {
         jobId = _jobWithResult();
         client.challenge(jobId);
@@ -151,11 +162,14 @@ contract MediationTest is LilypadTestBase {
         assertEq(consortium.drawableCount(), 6);
         assertEq(consortium.drawableAt(5), carol);
 
-        consortium.withdrawStake(1);
+        consortium.requestUnbond(1);
         assertFalse(consortium.isDrawable(carol), "below the stake");
         assertEq(consortium.drawableCount(), 5);
-        consortium.withdrawStake(MEDIATOR_STAKE - 1);
+        consortium.requestUnbond(MEDIATOR_STAKE - 1);
+        vm.warp(block.timestamp + consortium.UNBONDING_DELAY());
+        consortium.completeUnbond();
         assertEq(token.balanceOf(carol), MEDIATOR_STAKE);
+        assertEq(consortium.poolSize(), 5);
 
         vm.expectEmit(address(consortium));
         emit ConsortiumMediation.MediatorDeregistered(carol);
@@ -170,6 +184,11 @@ contract MediationTest is LilypadTestBase {
         vm.prank(mediators[1]);
         consortium.deregisterMediator();
         assertEq(consortium.drawableCount(), 4);
+        assertEq(consortium.poolSize(), 5, "in the pool for older cases until it is paid");
+        vm.warp(block.timestamp + consortium.UNBONDING_DELAY());
+        vm.prank(mediators[1]);
+        consortium.completeUnbond();
+        assertEq(consortium.poolSize(), 4);
         for (uint256 i; i < 4; ++i) {
             address m = consortium.drawableAt(i);
             assertTrue(m != mediators[1]);
@@ -194,7 +213,104 @@ contract MediationTest is LilypadTestBase {
             abi.encodeWithSelector(ConsortiumMediation.InsufficientStake.selector, m, MEDIATOR_COLLATERAL, free)
         );
         vm.prank(m);
-        consortium.withdrawStake(MEDIATOR_COLLATERAL);
+        consortium.requestUnbond(MEDIATOR_COLLATERAL);
+    }
+
+    // ------------------------------------------------------------------ unbonding
+
+    function test_RequestUnbond_SetsStakeAsideForTheDelay() public {
+        address m = mediators[0];
+        uint256 readyAt = block.timestamp + consortium.UNBONDING_DELAY();
+        vm.expectEmit(address(consortium));
+        emit ConsortiumMediation.UnbondRequested(m, 30 ether, uint64(readyAt));
+        vm.prank(m);
+        consortium.requestUnbond(30 ether);
+        assertEq(_stakeFree(m), MEDIATOR_COLLATERAL - 30 ether);
+        (uint256 amount, uint256 at) = consortium.unbondingOf(m);
+        assertEq(amount, 30 ether);
+        assertEq(at, readyAt);
+        assertEq(token.balanceOf(m), 0, "nothing paid yet");
+        assertTrue(consortium.isDrawable(m), "still a stake free");
+    }
+
+    function test_RevertWhen_CompletingUnbondBeforeTheDelay() public {
+        address m = mediators[0];
+        vm.expectRevert(abi.encodeWithSelector(ConsortiumMediation.NothingUnbonding.selector, m));
+        vm.prank(m);
+        consortium.completeUnbond();
+        vm.prank(m);
+        consortium.requestUnbond(MEDIATOR_COLLATERAL);
+        uint256 readyAt = block.timestamp + consortium.UNBONDING_DELAY();
+        vm.warp(readyAt - 1);
+        vm.expectRevert(abi.encodeWithSelector(ConsortiumMediation.UnbondingNotReady.selector, m, readyAt));
+        vm.prank(m);
+        consortium.completeUnbond();
+    }
+
+    function test_CompleteUnbond_PaysAfterTheDelay() public {
+        address m = mediators[0];
+        vm.prank(m);
+        consortium.requestUnbond(MEDIATOR_COLLATERAL);
+        vm.warp(block.timestamp + consortium.UNBONDING_DELAY());
+        vm.expectEmit(address(consortium));
+        emit ConsortiumMediation.StakeWithdrawn(m, MEDIATOR_COLLATERAL);
+        vm.prank(m);
+        assertEq(consortium.completeUnbond(), MEDIATOR_COLLATERAL);
+        assertEq(token.balanceOf(m), MEDIATOR_COLLATERAL);
+        (uint256 amount,) = consortium.unbondingOf(m);
+        assertEq(amount, 0);
+        assertEq(consortium.poolSize(), 4, "out of the pool once paid");
+    }
+
+    function test_RevertWhen_UnbondingStakeLockedInACase() public {
+        (, address[] memory chosen) = _challenged();
+        address m = chosen[0];
+        uint256 free = MEDIATOR_COLLATERAL - MEDIATOR_STAKE;
+        vm.startPrank(m);
+        consortium.requestUnbond(free);
+        vm.expectRevert(abi.encodeWithSelector(ConsortiumMediation.InsufficientStake.selector, m, 1, 0));
+        consortium.requestUnbond(1);
+        vm.warp(block.timestamp + consortium.UNBONDING_DELAY());
+        assertEq(consortium.completeUnbond(), free);
+        vm.stopPrank();
+        assertEq(_stakeLocked(m), MEDIATOR_STAKE, "the case's stake stays until it resolves");
+    }
+
+    function test_Unbond_ALeavingMediatorIsNotDrawnForCasesOpenedAfterItsRequest() public {
+        vm.prank(mediators[3]);
+        consortium.requestUnbond(MEDIATOR_COLLATERAL - 1);
+        vm.prank(mediators[4]);
+        consortium.deregisterMediator();
+        for (uint256 round; round < 10; ++round) {
+            (uint256 jobId, address[] memory chosen) = _challengedWithSeed(keccak256(abi.encode("round", round)));
+            for (uint256 i; i < 3; ++i) {
+                assertTrue(chosen[i] != mediators[3] && chosen[i] != mediators[4], "drawn after leaving");
+            }
+            _allVote(jobId, chosen, providerHash);
+        }
+    }
+
+    function test_Unbond_LeavingAfterTheChallengeDoesNotChangeItsDraw() public {
+        uint256 jobId = _jobWithResult();
+        client.challenge(jobId);
+        uint256 seedBlock = consortium.caseOf(jobId).seedBlock;
+        vm.roll(seedBlock + 1);
+        vm.setBlockhash(seedBlock, keccak256("a known seed"));
+        uint256 snapshot = vm.snapshotState();
+        consortium.draw(jobId);
+        address[] memory expected = consortium.mediatorsOf(jobId);
+        vm.revertToState(snapshot);
+
+        // every drawn mediator sees the seed hash and tries to leave before the draw
+        for (uint256 i; i < expected.length; ++i) {
+            vm.prank(expected[i]);
+            consortium.deregisterMediator();
+        }
+        consortium.draw(jobId);
+        assertEq(keccak256(abi.encode(consortium.mediatorsOf(jobId))), keccak256(abi.encode(expected)));
+        for (uint256 i; i < expected.length; ++i) {
+            assertEq(_stakeLocked(expected[i]), MEDIATOR_STAKE, "locked from the unbonding stake");
+        }
     }
 
     // ------------------------------------------------------------------ challenge and draw
@@ -285,7 +401,7 @@ contract MediationTest is LilypadTestBase {
         // Five mediators holding exactly one stake each: the three drawn leave the set.
         for (uint256 i; i < 5; ++i) {
             vm.prank(mediators[i]);
-            consortium.withdrawStake(MEDIATOR_COLLATERAL - MEDIATOR_STAKE);
+            consortium.requestUnbond(MEDIATOR_COLLATERAL - MEDIATOR_STAKE);
         }
         (, address[] memory chosen) = _challenged();
         assertEq(consortium.drawableCount(), 2);
@@ -320,13 +436,7 @@ contract MediationTest is LilypadTestBase {
         bool differs;
         address[] memory first;
         for (uint256 round; round < 8; ++round) {
-            uint256 jobId = _jobWithResult();
-            client.challenge(jobId);
-            uint256 seedBlock = consortium.caseOf(jobId).seedBlock;
-            vm.roll(seedBlock + 1);
-            vm.setBlockhash(seedBlock, keccak256(abi.encode("seed", round)));
-            consortium.draw(jobId);
-            address[] memory chosen = consortium.mediatorsOf(jobId);
+            (, address[] memory chosen) = _challengedWithSeed(keccak256(abi.encode("seed", round)));
             if (round == 0) first = chosen;
             else if (keccak256(abi.encode(chosen)) != keccak256(abi.encode(first))) differs = true;
         }
@@ -341,13 +451,7 @@ contract MediationTest is LilypadTestBase {
             consortium.deregisterMediator();
         }
         for (uint256 round; round < 10; ++round) {
-            uint256 jobId = _jobWithResult();
-            client.challenge(jobId);
-            uint256 seedBlock = consortium.caseOf(jobId).seedBlock;
-            vm.roll(seedBlock + 1);
-            vm.setBlockhash(seedBlock, keccak256(abi.encode(round)));
-            consortium.draw(jobId);
-            address[] memory chosen = consortium.mediatorsOf(jobId);
+            (, address[] memory chosen) = _challengedWithSeed(keccak256(abi.encode(round)));
             for (uint256 i; i < 3; ++i) {
                 assertTrue(chosen[i] != provider, "provider drawn as its own mediator");
                 assertTrue(chosen[i] != mediators[0] && chosen[i] != mediators[1]);
@@ -684,6 +788,10 @@ contract MediationTest is LilypadTestBase {
         vm.expectRevert(abi.encodeWithSelector(ConsortiumMediation.InvalidPeriods.selector, 0, 10));
         vm.prank(owner);
         consortium.setPeriods(0, 10);
+        uint32 half = consortium.UNBONDING_DELAY() / 2;
+        vm.expectRevert(abi.encodeWithSelector(ConsortiumMediation.InvalidPeriods.selector, half, 1));
+        vm.prank(owner);
+        consortium.setPeriods(half, 1);
         vm.expectEmit(address(consortium));
         emit ConsortiumMediation.PeriodsSet(20, 30);
         vm.prank(owner);

@@ -103,11 +103,11 @@ contract VectorsTest is Test {
         return keccak256(abi.encodePacked(hex"1901", _domainSeparator(), structHash));
     }
 
-    bytes32 internal constant REQUEST_HASH = 0xefd6b1adb209b59ae52bebb876cd9ed173a2db1e347b6745d7da9866b2c66ba1;
+    bytes32 internal constant REQUEST_HASH = 0xa6f08d932eb6b1c4c63751a48d06c1a7d7d74b25c410a2dda904be7ceed1905c;
     bytes32 internal constant DOMAIN_SEPARATOR = 0x75c2f412d098bfe75c1a5daf2c84d1244cf59b5e4b1e73df260ec3c506f1b7eb;
-    bytes32 internal constant DEAL_DIGEST = 0xa06fb7247b5ac4954aa5d04d928650b6e5f6fb181f93b88f26d5ebdbbaf9cc16;
+    bytes32 internal constant DEAL_DIGEST = 0x0490fc98615b11285f86f90dba11eb5ef9eb05f5207fdf2c43a18bc51a28bebd;
     bytes internal constant DEAL_SIGNATURE =
-        hex"e84f8f7cb3d29a0212517aea440cb728ec2170a3b3f5f3018cb64bdd9fef50bb194e7353ad6167082c502f2eec5010e6480b8e8d3f4907b27d0fcab696742b151b";
+        hex"de7c61d3e43d4f94b8d1b95501eb1116bdd3d0f08f46ae2ce0cb3da0b2bc497b6cb616d7e32d8b2d66587f1531ff3cf0e0dd973b82dd6bf6c8233cd1eb0341d31c";
     bytes32 internal constant OUTPUT_HASH = 0x610d034580008b4fc994cdb99acb1c0ea8612123ad6cc49d88fda79e3f9bea64;
     bytes32 internal constant RESULT_DIGEST = 0xdf290194f82bed0751c36c60cdb2d88d83ca73cebc9c6945803b4f6719a0fc28;
     bytes internal constant RESULT_SIGNATURE =

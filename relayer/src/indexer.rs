@@ -9,6 +9,10 @@
 //! Each published request is also scheduled in Redis to be expired at its match deadline, so the
 //! relayer expires it itself if no deal comes (the submitter checks the job on-chain first).
 //!
+//! The reading, chunking, completeness check and reorganisation handling are
+//! [`lilypad_follow::pass`], which the mediator uses too; this module says where the cursor lives
+//! (Redis) and what is done with a chunk's requests (published, their expiry scheduled).
+//!
 //! Reorganisations: the cursor keeps the hash of its block. When the chain's block at that height
 //! has another hash, the cursor is moved back [`IndexerSettings::reorg_rewind`] blocks (to a block
 //! whose hash is re-read, with the count there) and those blocks are indexed again. Requests that
@@ -23,9 +27,12 @@
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+use alloy::primitives::B256;
 use lilypad_bus::{Bus, BusError, Topic};
 use lilypad_config::Confirmations;
+use lilypad_follow::{FollowSettings, Followed};
 use lilypad_store::{Action, Cursor, Store, StoreError};
+use lilypad_types::JobRequested;
 
 use crate::chain::{ChainError, ChainSource};
 
@@ -42,6 +49,17 @@ pub struct IndexerSettings {
     pub log_chunk_size: u64,
     /// How many blocks to go back when a reorganisation is noticed below the cursor.
     pub reorg_rewind: u64,
+}
+
+impl IndexerSettings {
+    fn follow(&self) -> FollowSettings {
+        FollowSettings {
+            confirmations: self.confirmations,
+            start_block: self.start_block,
+            log_chunk_size: self.log_chunk_size,
+            reorg_rewind: self.reorg_rewind,
+        }
+    }
 }
 
 /// Why a pass over a chain stopped early. The next pass retries from the cursor.
@@ -74,6 +92,18 @@ pub enum IndexError {
     },
 }
 
+impl From<lilypad_follow::Incomplete> for IndexError {
+    fn from(i: lilypad_follow::Incomplete) -> Self {
+        Self::Incomplete {
+            from: i.from,
+            to: i.to,
+            expected_first: i.expected_first,
+            expected_last: i.expected_last,
+            got: i.got,
+        }
+    }
+}
+
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pass {
@@ -98,6 +128,98 @@ pub struct Indexer<C> {
     bus: Bus,
 }
 
+impl<C: ChainSource> Followed for Indexer<C> {
+    type Event = JobRequested;
+    type Error = IndexError;
+
+    async fn head(&self) -> Result<u64, IndexError> {
+        Ok(self.chain.head().await?)
+    }
+
+    async fn finalized(&self) -> Result<u64, IndexError> {
+        Ok(self.chain.finalized().await?)
+    }
+
+    async fn block_hash(&self, number: u64) -> Result<B256, IndexError> {
+        Ok(self.chain.block_hash(number).await?)
+    }
+
+    async fn count_at(&self, number: u64) -> Result<u64, IndexError> {
+        Ok(self.chain.request_count_at(number).await?)
+    }
+
+    async fn events(&self, from: u64, to: u64) -> Result<Vec<JobRequested>, IndexError> {
+        Ok(self.chain.requests(from, to).await?)
+    }
+
+    fn sequence(request: &JobRequested) -> Option<u64> {
+        Some(request.sequence)
+    }
+
+    async fn cursor(&self) -> Result<Option<Cursor>, IndexError> {
+        Ok(self.store.cursor(self.settings.chain_id).await?)
+    }
+
+    async fn advance_cursor(
+        &self,
+        expected: Option<&Cursor>,
+        next: &Cursor,
+    ) -> Result<bool, IndexError> {
+        Ok(self
+            .store
+            .advance_cursor(self.settings.chain_id, expected, next)
+            .await?)
+    }
+
+    async fn reorganised(&self) -> Result<(), IndexError> {
+        // The submitters re-check what they landed (see `submitter::reorg`).
+        self.store.note_reorg(self.settings.chain_id).await?;
+        Ok(())
+    }
+
+    /// Publishes each request to the jobs stream and schedules its expiry at its match deadline
+    /// (the relayer expires the job itself if no deal comes).
+    async fn handle(&self, requests: &[JobRequested]) -> Result<u64, IndexError> {
+        let id = self.settings.chain_id;
+        let mut duplicates = 0;
+        let mut timestamp = None;
+        for request in requests {
+            let published = self
+                .bus
+                .publish(Topic::Jobs, id, &request.msg_id(), request)
+                .await?;
+            let ts = match timestamp {
+                Some((block, ts)) if block == request.block_number => ts,
+                _ => {
+                    let ts = self.chain.block_timestamp(request.block_number).await?;
+                    timestamp = Some((request.block_number, ts));
+                    ts
+                }
+            };
+            let deadline = ts + u64::from(request.spec.match_timeout);
+            self.store
+                .schedule(
+                    id,
+                    request.key.job_id,
+                    request.request_hash,
+                    Action::Expire,
+                    deadline,
+                )
+                .await?;
+            duplicates += u64::from(published.duplicate);
+            tracing::info!(
+                chain = id,
+                job = %request.job_ref(),
+                sequence = request.sequence,
+                block = request.block_number,
+                duplicate = published.duplicate,
+                "job request published"
+            );
+        }
+        Ok(duplicates)
+    }
+}
+
 impl<C: ChainSource> Indexer<C> {
     /// An indexer for one chain.
     pub fn new(settings: IndexerSettings, chain: C, store: Store, bus: Bus) -> Self {
@@ -114,13 +236,6 @@ impl<C: ChainSource> Indexer<C> {
         &self.chain
     }
 
-    async fn target(&self) -> Result<u64, ChainError> {
-        match self.settings.confirmations {
-            Confirmations::Blocks(n) => Ok(self.chain.head().await?.saturating_sub(n)),
-            Confirmations::Finalized => self.chain.finalized().await,
-        }
-    }
-
     /// How many blocks the chain's head is ahead of `block` (0 when the head cannot be read).
     async fn head_lag(&self, block: u64) -> u64 {
         self.chain
@@ -129,131 +244,18 @@ impl<C: ChainSource> Indexer<C> {
             .map_or(0, |h| h.saturating_sub(block))
     }
 
-    /// One pass: index everything from the cursor up to the confirmed head, chunk by chunk.
-    /// Returns what it did; an error leaves the cursor after the last chunk fully published.
+    /// One pass: index everything from the cursor up to the confirmed head, chunk by chunk
+    /// ([`lilypad_follow::pass`]). Returns what it did; an error leaves the cursor after the last
+    /// chunk fully published.
     pub async fn pass(&self) -> Result<Pass, IndexError> {
-        let id = self.settings.chain_id;
-        let target = self.target().await?;
-        let mut cursor = self.store.cursor(id).await?;
-        let mut pass = Pass {
-            target,
-            cursor,
-            ..Pass::default()
-        };
-
-        if let Some(c) = cursor {
-            let now = self.chain.block_hash(c.block).await?;
-            if now != c.hash {
-                let back = c.block.saturating_sub(self.settings.reorg_rewind);
-                let rewound = Cursor {
-                    block: back,
-                    hash: self.chain.block_hash(back).await?,
-                    sequence: self.chain.request_count_at(back).await?,
-                };
-                tracing::warn!(
-                    chain = id,
-                    cursor = c.block,
-                    rewind_to = back,
-                    confirmations = ?self.settings.confirmations,
-                    "reorganisation deeper than `confirmations` (below the cursor): block {} changed hash; indexing again from block {}",
-                    c.block,
-                    back + 1
-                );
-                if !self.store.advance_cursor(id, Some(&c), &rewound).await? {
-                    return Ok(pass); // another relayer moved it: start over next pass
-                }
-                // The submitters re-check what they landed (see `submitter::reorg`).
-                self.store.note_reorg(id).await?;
-                cursor = Some(rewound);
-                pass.cursor = cursor;
-                pass.rewound_from = Some(c.block);
-            }
-        }
-
-        let (mut from, mut sequence) = match cursor {
-            Some(c) => (c.block + 1, c.sequence),
-            None if self.settings.start_block == 0 => (0, 0),
-            None => {
-                let before = self.settings.start_block - 1;
-                (
-                    self.settings.start_block,
-                    self.chain.request_count_at(before).await?,
-                )
-            }
-        };
-        let chunk = self.settings.log_chunk_size.max(1);
-        while from <= target {
-            let to = target.min(from.saturating_add(chunk - 1));
-            let requests = self.chain.requests(from, to).await?;
-            let count = self.chain.request_count_at(to).await?;
-            let got: Vec<u64> = requests.iter().map(|r| r.sequence).collect();
-            let complete = got.len() as u64 == count.saturating_sub(sequence)
-                && got.iter().zip(sequence + 1..).all(|(s, want)| *s == want);
-            if !complete {
-                return Err(IndexError::Incomplete {
-                    from,
-                    to,
-                    expected_first: sequence + 1,
-                    expected_last: count,
-                    got,
-                });
-            }
-            let mut timestamp = None;
-            for request in &requests {
-                let published = self
-                    .bus
-                    .publish(Topic::Jobs, id, &request.msg_id(), request)
-                    .await?;
-                // The relayer expires the job itself if no deal comes by its match deadline.
-                let ts = match timestamp {
-                    Some((block, ts)) if block == request.block_number => ts,
-                    _ => {
-                        let ts = self.chain.block_timestamp(request.block_number).await?;
-                        timestamp = Some((request.block_number, ts));
-                        ts
-                    }
-                };
-                let deadline = ts + u64::from(request.spec.match_timeout);
-                self.store
-                    .schedule(
-                        id,
-                        request.key.job_id,
-                        request.request_hash,
-                        Action::Expire,
-                        deadline,
-                    )
-                    .await?;
-                pass.published += 1;
-                pass.duplicates += u64::from(published.duplicate);
-                tracing::info!(
-                    chain = id,
-                    job = %request.job_ref(),
-                    sequence = request.sequence,
-                    block = request.block_number,
-                    duplicate = published.duplicate,
-                    "job request published"
-                );
-            }
-            let next = Cursor {
-                block: to,
-                hash: self.chain.block_hash(to).await?,
-                sequence: count,
-            };
-            if !self
-                .store
-                .advance_cursor(id, cursor.as_ref(), &next)
-                .await?
-            {
-                // Another relayer moved the cursor; what we published is deduplicated.
-                pass.cursor = self.store.cursor(id).await?;
-                return Ok(pass);
-            }
-            cursor = Some(next);
-            pass.cursor = cursor;
-            sequence = count;
-            from = to + 1;
-        }
-        Ok(pass)
+        let progress = lilypad_follow::pass(self, &self.settings.follow()).await?;
+        Ok(Pass {
+            published: progress.handled,
+            duplicates: progress.duplicates,
+            cursor: progress.cursor,
+            target: progress.target,
+            rewound_from: progress.rewound_from,
+        })
     }
 
     /// Runs passes every `poll` until `stop` is cancelled. A failing pass is logged and retried with

@@ -7,6 +7,7 @@
 pub mod chain;
 pub mod health;
 pub mod indexer;
-pub mod retry;
+/// The backoff of a failing chain, shared with the mediator.
+pub use lilypad_follow::retry;
 pub mod service;
 pub mod submitter;

@@ -49,6 +49,8 @@ fn request(sequence: u64, block: u64, fork: u8) -> JobRequested {
         spec: JobSpec {
             module: "cowsay".into(),
             version: "v1".into(),
+            module_id: Default::default(),
+            deterministic: false,
             inputs: vec![],
             max_price: U256::from(100),
             match_timeout: 60,

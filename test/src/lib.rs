@@ -8,6 +8,7 @@
 //! `anvil`, in `contracts/node_modules/.bin` where `./script/setup` installs it (override with
 //! `LILYPAD_FOUNDRY_BIN`).
 
+pub mod bench;
 mod deploy;
 mod docker;
 mod eventually;

@@ -28,6 +28,10 @@ contract CowsayClient is LilypadClient, Ownable {
     string public module;
     /// @notice The module's version.
     string public version;
+    /// @notice The id of the module definition the jobs run (`lilypad module id cowsay 1.0.0`); zero
+    ///         until the owner sets it: jobs are then unpinned and cannot be challenged. The
+    ///         module is deterministic, so a pinned job is marked so.
+    bytes32 public moduleId;
     /// @notice What each job escrows.
     uint256 public maxPrice;
     /// @notice The latest outcome per job. A mediation verdict updates only `status`.
@@ -55,6 +59,7 @@ contract CowsayClient is LilypadClient, Ownable {
     function cowsay(string calldata message) external returns (uint256 jobId) {
         lilypadToken.safeTransferFrom(msg.sender, address(this), maxPrice);
         JobRequest memory request = _newRequest(module, version, maxPrice);
+        request = _pinModule(request, moduleId, moduleId != bytes32(0));
         request = _withInput(request, "message", message);
         request.maxOutputBytes = 1_024;
         // Storing up to 1 KiB of text costs about 33 slots of 20k gas, plus the CID.
@@ -76,6 +81,11 @@ contract CowsayClient is LilypadClient, Ownable {
     /// @notice Accepts a job's result early so the provider is paid now (owner only).
     function acceptResult(uint256 jobId) external onlyOwner {
         _acceptResult(jobId);
+    }
+
+    /// @notice Pins the module definition later jobs run, by id; zero unpins it (owner only).
+    function setModuleId(bytes32 moduleId_) external onlyOwner {
+        moduleId = moduleId_;
     }
 
     /// @notice Changes what each job escrows (owner only).

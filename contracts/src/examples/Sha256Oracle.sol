@@ -35,6 +35,10 @@ contract Sha256Oracle is LilypadClient, Ownable {
     string public module;
     /// @notice The module's version.
     string public version;
+    /// @notice The id of the module definition the jobs run (`lilypad module id sha256 1.0.0`); zero
+    ///         until the owner sets it: jobs are then unpinned and cannot be challenged. The
+    ///         module is deterministic, so a pinned job is marked so.
+    bytes32 public moduleId;
     /// @notice What each job escrows.
     uint256 public maxPrice;
     /// @notice Each job's state, outcome and digest.
@@ -65,6 +69,7 @@ contract Sha256Oracle is LilypadClient, Ownable {
     function requestDigest(string calldata data) external returns (uint256 jobId) {
         lilypadToken.safeTransferFrom(msg.sender, address(this), maxPrice);
         JobRequest memory request = _newRequest(module, version, maxPrice);
+        request = _pinModule(request, moduleId, moduleId != bytes32(0));
         request = _withInput(request, "text", data);
         request.maxOutputBytes = 128;
         request.callbackGasLimit = 100_000;
@@ -78,6 +83,11 @@ contract Sha256Oracle is LilypadClient, Ownable {
         Answer storage a = answers[jobId];
         if (a.state != AnswerState.Answered) revert NoDigest(jobId, a.state);
         return a.digest;
+    }
+
+    /// @notice Pins the module definition later jobs run, by id; zero unpins it (owner only).
+    function setModuleId(bytes32 moduleId_) external onlyOwner {
+        moduleId = moduleId_;
     }
 
     /// @notice Changes what each job escrows (owner only).

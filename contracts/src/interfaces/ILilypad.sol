@@ -17,6 +17,14 @@ struct JobRequest {
     string module;
     /// module version, 1-64 bytes (e.g. "1.0.0")
     string version;
+    /// the module's id: keccak256 of its canonical definition (`lilypad module id`), which the
+    /// provider and every mediator check against their own copy before running it. Zero leaves
+    /// the module unpinned (any definition under that name and version) and then `deterministic`
+    /// must be false
+    bytes32 moduleId;
+    /// whether the module's outputs depend on its inputs only, so a result can be re-run and
+    /// challenged; a provider refuses a request claiming it for a module that is not deterministic
+    bool deterministic;
     /// at most 32 inputs, 16 KiB of keys and values in all
     InputParam[] inputs;
     /// most the client pays, escrowed at request time (must fit in a uint96)
@@ -121,10 +129,13 @@ struct Job {
     uint96 maxPrice;
     uint32 executionTimeout;
     uint32 challengeWindow;
-    uint32 maxOutputBytes;
+    /// at most 32768 (MAX_OUTPUT_BYTES)
+    uint24 maxOutputBytes;
     uint32 resultsCollateralBps;
     /// timeout collateral as basis points of the price, fixed when the job was requested
     uint32 timeoutCollateralBps;
+    /// the request's `deterministic`: only such a job can be challenged
+    bool deterministic;
     // slot 3 (deal)
     address provider;
     uint96 price;
@@ -300,6 +311,10 @@ interface ILilypad {
     error NotRegistered(address account);
     error ZeroAddress();
     error InvalidParam(string name);
+    /// @notice A request marked deterministic must pin its module by id.
+    error UnpinnedDeterministicModule();
+    /// @notice The job's module is not deterministic, so its result cannot be re-run and judged.
+    error NotDeterministic(uint256 jobId);
 
     // ------------------------------------------------------------------ jobs
     /// @notice The ERC-20 that pays for jobs and backs collateral.
@@ -339,6 +354,8 @@ interface ILilypad {
     function timeout(uint256 jobId) external;
 
     /// @notice The client disputes a result within the challenge window, paying the mediation fee.
+    ///         Only a job requested with `deterministic` (and so a pinned module id) can be
+    ///         challenged; any other reverts NotDeterministic.
     function challenge(uint256 jobId) external;
 
     /// @notice The mediation contract that handles `jobId`'s challenge reports its verdict.

@@ -81,6 +81,7 @@ library LilypadChecks {
         len = bytes(request.version).length;
         if (len == 0) revert ILilypad.EmptyVersion();
         if (len > MAX_VERSION_BYTES) revert ILilypad.VersionTooLong(len, MAX_VERSION_BYTES);
+        if (request.deterministic && request.moduleId == bytes32(0)) revert ILilypad.UnpinnedDeterministicModule();
     }
 
     /// @dev Keys: 1-64 bytes of [A-Za-z0-9_.-], unique. Values: at most 4096 bytes each. Keys and

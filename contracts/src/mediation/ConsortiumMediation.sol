@@ -13,6 +13,11 @@ import {IMediation} from "../interfaces/IMediation.sol";
 /// @title ConsortiumMediation
 /// @notice The default {IMediation}, with its own staked mediators. A mediator registers, stakes
 ///         tokens here and, while it has at least {mediatorStake} free, sits in the drawable set.
+///         Leaving takes two steps: {requestUnbond} (or {deregisterMediator}) sets stake aside, and
+///         {completeUnbond} pays it out {UNBONDING_DELAY} later. A mediator that asked to leave is
+///         never drawn for a case opened after its request, but still is for the cases opened
+///         before it (their pool was fixed before their seed block), so nobody can reshape the
+///         pool once a seed hash is known, nor take its stake away from a draw it sees coming.
 ///         When a client challenges a result the case fixes its terms (N, k, stake, periods) and a
 ///         future seed block; once that block exists anyone calls {draw}, which picks N drawable
 ///         mediators (never the client or the provider) from its hash and locks {mediatorStake} of
@@ -44,14 +49,26 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
     uint256 public constant BLOCKHASH_WINDOW = 256;
     /// @notice Most bytes of a mediator's metadata URL.
     uint256 public constant MAX_METADATA_URL_BYTES = 512;
+    /// @notice Seconds between {requestUnbond} and {completeUnbond}. Longer than a case's whole
+    ///         timeline (commit plus reveal period, at most half of it, see {setPeriods}), so a
+    ///         mediator drawn for a case opened before its request is still staked when it ends.
+    uint32 public constant UNBONDING_DELAY = 14 days;
 
     /// @notice A mediator's stake and place in the drawable set.
     struct Mediator {
         uint128 free;
         uint128 locked;
-        /// 1-based position in the drawable set; 0 when not drawable
+        /// 1-based position in the draw pool; 0 when not in it
         uint32 position;
         bool registered;
+        /// in the pool only for cases opened before its unbonding request (see {requestUnbond})
+        bool leaving;
+        /// stake set aside by {requestUnbond}, paid out by {completeUnbond}
+        uint128 unbonding;
+        /// when {completeUnbond} may pay `unbonding`
+        uint40 unbondReadyAt;
+        /// {casesOpened} when it started leaving: only cases up to this one may draw it
+        uint32 leftAt;
     }
 
     /// @notice A case. Its terms (n, k, stake, periods) are fixed when the challenge opens.
@@ -78,6 +95,8 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
         uint128 stake;
         uint32 commitPeriod;
         uint32 revealPeriod;
+        /// 1-based: this case was the `openIndex`-th opened
+        uint32 openIndex;
         address[] mediators;
     }
 
@@ -95,9 +114,13 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
     uint32 public commitPeriod;
     /// @notice Seconds they have to reveal, from the end of the commit phase.
     uint32 public revealPeriod;
+    /// @notice How many cases were opened so far.
+    uint32 public casesOpened;
 
     mapping(address mediator => Mediator) internal _mediators;
+    /// the draw pool: drawable mediators and leaving ones (in `_leavingCount`)
     address[] internal _drawable;
+    uint256 internal _leavingCount;
     mapping(uint256 jobId => Case) internal _cases;
     /// @notice The blinded vote a mediator committed for a job (zero: none).
     mapping(uint256 jobId => mapping(address mediator => bytes32)) public commitmentOf;
@@ -115,6 +138,10 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
     event MediatorRegistered(address indexed mediator, string metadataUrl);
     event MediatorDeregistered(address indexed mediator);
     event StakeDeposited(address indexed mediator, uint256 amount);
+    /// @notice `amount` of free stake was set aside; {completeUnbond} pays it from `readyAt`. The
+    ///         mediator is not drawn for cases opened from now on unless its free stake is still
+    ///         at least {mediatorStake}.
+    event UnbondRequested(address indexed mediator, uint256 amount, uint64 readyAt);
     event StakeWithdrawn(address indexed mediator, uint256 amount);
     event Withdrawn(address indexed account, uint256 amount);
     /// @notice A case opened; {draw} can be called once block `seedBlock` exists.
@@ -142,6 +169,8 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
     error InsufficientStake(address mediator, uint256 required, uint256 available);
     error StakeTooLarge(uint256 amount);
     error NothingToWithdraw();
+    error NothingUnbonding(address mediator);
+    error UnbondingNotReady(address mediator, uint256 readyAt);
     error CaseExists(uint256 jobId);
     error UnknownCase(uint256 jobId);
     error NotEnoughMediators(uint256 found, uint256 required);
@@ -193,7 +222,9 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
         _setConsortium(mediatorsPerCase_, threshold_);
     }
 
-    /// @notice Sets the commit and reveal periods for cases opened from now on (owner only).
+    /// @notice Sets the commit and reveal periods for cases opened from now on (owner only). Both
+    ///         together may be at most half of {UNBONDING_DELAY}, which leaves the other half for
+    ///         the draw.
     function setPeriods(uint32 commitPeriod_, uint32 revealPeriod_) external onlyOwner {
         _setPeriods(commitPeriod_, revealPeriod_);
     }
@@ -212,13 +243,16 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
         emit MediatorRegistered(msg.sender, metadataUrl_);
     }
 
-    /// @notice The caller leaves the drawable set; cases it was drawn for still take its votes and
-    ///         keep its stake locked until they resolve.
+    /// @notice The caller stops being a mediator: it is not drawn for cases opened from now on,
+    ///         and all its free stake starts unbonding ({requestUnbond}). Cases opened before still
+    ///         draw it; cases it was drawn for still take its votes and keep its stake locked until
+    ///         they resolve.
     function deregisterMediator() external nonReentrant {
         Mediator storage m = _mediators[msg.sender];
         if (!m.registered) revert NotRegistered(msg.sender);
         m.registered = false;
-        _sync(msg.sender);
+        if (m.free != 0) _requestUnbond(msg.sender, m.free);
+        else _sync(msg.sender);
         emit MediatorDeregistered(msg.sender);
     }
 
@@ -235,14 +269,27 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
         token.safeTransferFrom(msg.sender, address(this), amount);
     }
 
-    /// @notice Sends `amount` of the caller's free stake back; stake locked in cases stays.
-    function withdrawStake(uint256 amount) external nonReentrant {
+    /// @notice First step of a stake withdrawal: sets `amount` of the caller's free stake aside
+    ///         ({completeUnbond} pays it {UNBONDING_DELAY} from now; a second request adds to it and
+    ///         restarts the delay). Stake locked in cases cannot be requested. If the caller's free
+    ///         stake falls below {mediatorStake} it is not drawn for cases opened from now on; a
+    ///         case opened before may still draw it, locking its stake from the unbonding part.
+    function requestUnbond(uint256 amount) external nonReentrant {
         if (amount == 0) revert ZeroAmount();
-        Mediator storage m = _mediators[msg.sender];
-        uint256 free = m.free;
+        uint256 free = _mediators[msg.sender].free;
         if (free < amount) revert InsufficientStake(msg.sender, amount, free);
-        // forge-lint: disable-next-line(unsafe-typecast)
-        m.free = uint128(free - amount);
+        _requestUnbond(msg.sender, amount);
+    }
+
+    /// @notice Second step: pays the caller its unbonding stake once {UNBONDING_DELAY} has passed
+    ///         since its latest {requestUnbond}.
+    function completeUnbond() external nonReentrant returns (uint256 amount) {
+        Mediator storage m = _mediators[msg.sender];
+        amount = m.unbonding;
+        if (amount == 0) revert NothingUnbonding(msg.sender);
+        if (block.timestamp < m.unbondReadyAt) revert UnbondingNotReady(msg.sender, m.unbondReadyAt);
+        m.unbonding = 0;
+        m.unbondReadyAt = 0;
         _sync(msg.sender);
         emit StakeWithdrawn(msg.sender, amount);
         token.safeTransfer(msg.sender, amount);
@@ -269,9 +316,9 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
         Case storage cs = _cases[jobId];
         if (cs.opened) revert CaseExists(jobId);
         uint8 n = mediatorsPerCase;
-        uint256 available = _drawable.length;
-        if (_mediators[c.client].position != 0) --available;
-        if (c.provider != c.client && _mediators[c.provider].position != 0) --available;
+        uint256 available = _drawable.length - _leavingCount;
+        if (_isDrawable(c.client)) --available;
+        if (c.provider != c.client && _isDrawable(c.provider)) --available;
         if (available < n) revert NotEnoughMediators(available, n);
         // forge-lint: disable-next-line(unsafe-typecast)
         uint64 seedBlock = uint64(block.number + SEED_DELAY); // block numbers fit in 64 bits
@@ -285,6 +332,7 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
         cs.stake = mediatorStake;
         cs.commitPeriod = commitPeriod;
         cs.revealPeriod = revealPeriod;
+        cs.openIndex = ++casesOpened;
         emit MediationStarted(jobId, c.resultHash, seedBlock);
     }
 
@@ -308,14 +356,19 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
             return false;
         }
         bytes32 seed = keccak256(abi.encode(blockhash(seedBlock), block.chainid, address(this), jobId));
-        address[] memory chosen = _draw(seed, cs.client, cs.provider, cs.n);
-        uint256 stake = cs.stake;
+        uint128 stake = cs.stake;
+        address[] memory chosen = _draw(seed, cs);
         for (uint256 i; i < chosen.length; ++i) {
             Mediator storage m = _mediators[chosen[i]];
-            // forge-lint: disable-next-line(unsafe-typecast)
-            m.free -= uint128(stake);
-            // forge-lint: disable-next-line(unsafe-typecast)
-            m.locked += uint128(stake);
+            uint128 free = m.free;
+            if (free >= stake) {
+                m.free = free - stake;
+            } else {
+                // a mediator leaving, drawn for a case opened before its request
+                m.free = 0;
+                m.unbonding -= stake - free;
+            }
+            m.locked += stake;
             _sync(chosen[i]);
         }
         uint40 commitDeadline = uint40(block.timestamp + cs.commitPeriod);
@@ -399,22 +452,36 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
         return (m.free, m.locked);
     }
 
+    /// @notice A mediator's stake set aside by {requestUnbond} and when {completeUnbond} may pay it
+    ///         (0, 0: nothing unbonding).
+    function unbondingOf(address mediator) external view returns (uint256 amount, uint256 readyAt) {
+        Mediator storage m = _mediators[mediator];
+        return (m.unbonding, m.unbondReadyAt);
+    }
+
     /// @notice Whether `account` is a registered mediator.
     function isMediator(address account) external view returns (bool) {
         return _mediators[account].registered;
     }
 
-    /// @notice Whether `account` can be drawn now (registered, with {mediatorStake} free).
+    /// @notice Whether `account` can be drawn for a case opened now (registered, with
+    ///         {mediatorStake} free).
     function isDrawable(address account) external view returns (bool) {
-        return _mediators[account].position != 0;
+        return _isDrawable(account);
     }
 
-    /// @notice How many mediators can be drawn now.
+    /// @notice How many mediators can be drawn for a case opened now.
     function drawableCount() external view returns (uint256) {
+        return _drawable.length - _leavingCount;
+    }
+
+    /// @notice How many entries the draw pool has: the drawable mediators and those leaving (drawn
+    ///         only for cases opened before their unbonding request).
+    function poolSize() external view returns (uint256) {
         return _drawable.length;
     }
 
-    /// @notice The drawable mediator at `index` (order changes when one leaves the set).
+    /// @notice The draw pool's entry at `index`, below {poolSize} (order changes when one leaves).
     function drawableAt(uint256 index) external view returns (address) {
         return _drawable[index];
     }
@@ -429,7 +496,9 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
     }
 
     function _setPeriods(uint32 commit_, uint32 reveal_) private {
-        if (commit_ == 0 || reveal_ == 0) revert InvalidPeriods(commit_, reveal_);
+        if (commit_ == 0 || reveal_ == 0 || uint256(commit_) + reveal_ > UNBONDING_DELAY / 2) {
+            revert InvalidPeriods(commit_, reveal_);
+        }
         commitPeriod = commit_;
         revealPeriod = reveal_;
         emit PeriodsSet(commit_, reveal_);
@@ -442,12 +511,45 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
         if (cs.mediators.length == 0) revert NotDrawn(jobId);
     }
 
-    /// @dev Puts `who` in the drawable set, or takes it out, to match its registration and free
-    ///      stake (swap-and-pop, so the set stays dense and a draw never meets an ineligible entry).
+    function _isDrawable(address who) private view returns (bool) {
+        Mediator storage m = _mediators[who];
+        return m.position != 0 && !m.leaving;
+    }
+
+    /// @dev Sets `amount` of `who`'s free stake aside for {UNBONDING_DELAY} (checked by callers).
+    function _requestUnbond(address who, uint256 amount) private {
+        Mediator storage m = _mediators[who];
+        // forge-lint: disable-next-line(unsafe-typecast)
+        m.free -= uint128(amount);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        m.unbonding += uint128(amount);
+        uint40 readyAt = uint40(block.timestamp + UNBONDING_DELAY);
+        m.unbondReadyAt = readyAt;
+        _sync(who);
+        emit UnbondRequested(who, amount, readyAt);
+    }
+
+    /// @dev Puts `who` in the draw pool, or takes it out, to match its registration and stake
+    ///      (swap-and-pop, so the pool stays dense). Drawable: registered with {mediatorStake} free.
+    ///      A pool entry that stops being drawable while its unbonding stake still covers a draw
+    ///      stays in the pool as leaving, until {completeUnbond}: cases opened before its request
+    ///      can still draw it, so leaving cannot change a draw whose seed is known.
     function _sync(address who) private {
         Mediator storage m = _mediators[who];
-        bool eligible = m.registered && m.free >= mediatorStake;
+        bool active = m.registered && m.free >= mediatorStake;
         uint256 position = m.position;
+        bool eligible = active || (position != 0 && m.unbonding != 0 && m.free + m.unbonding >= mediatorStake);
+        bool leaving = eligible && !active;
+        if (leaving != m.leaving) {
+            m.leaving = leaving;
+            if (leaving) {
+                // from now on only the cases opened so far may draw it
+                m.leftAt = casesOpened;
+                ++_leavingCount;
+            } else {
+                --_leavingCount;
+            }
+        }
         if (eligible && position == 0) {
             _drawable.push(who);
             // forge-lint: disable-next-line(unsafe-typecast)
@@ -465,17 +567,17 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
         }
     }
 
-    /// @dev A partial Fisher-Yates shuffle over the drawable set's indices (swaps kept in a small
-    ///      memory list): positions are visited in a uniformly random order without repeats, and the
-    ///      first n that are neither party are taken. Every entry is drawable, and at most two are
-    ///      parties, so this ends within n + 2 steps.
-    function _draw(bytes32 seed, address client, address provider, uint256 n)
-        private
-        view
-        returns (address[] memory chosen)
-    {
+    /// @dev A partial Fisher-Yates shuffle over the pool's indices (swaps kept in a small memory
+    ///      list): positions are visited in a uniformly random order without repeats, and the first
+    ///      n that are neither party and eligible for this case are taken. Drawable entries are
+    ///      always eligible; a leaving one only for a case opened before its request (and before
+    ///      its unbonding is due). At most two entries are parties, so this ends within n + 2 steps
+    ///      plus one per leaving entry met (each leaving entry holds at least {mediatorStake}).
+    function _draw(bytes32 seed, Case storage cs) private view returns (address[] memory chosen) {
+        uint256 n = cs.n;
         uint256 pool = _drawable.length;
-        uint256 steps = pool < n + 2 ? pool : n + 2;
+        uint256 steps = n + 2 + _leavingCount;
+        if (steps > pool) steps = pool;
         chosen = new address[](n);
         uint256[] memory swapFrom = new uint256[](steps);
         uint256[] memory swapTo = new uint256[](steps);
@@ -487,9 +589,18 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
             swapFrom[t] = j;
             swapTo[t] = _lookup(swapFrom, swapTo, t, t);
             address m = _drawable[picked];
-            if (m != client && m != provider) chosen[found++] = m;
+            if (_eligible(m, cs)) chosen[found++] = m;
         }
         if (found < n) revert NotEnoughMediators(found, n);
+    }
+
+    /// @dev Whether pool entry `who` may be drawn for case `cs`: not one of its parties, and either
+    ///      drawable or leaving since after the case opened (and not yet due its unbonding).
+    function _eligible(address who, Case storage cs) private view returns (bool) {
+        if (who == cs.client || who == cs.provider) return false;
+        Mediator storage m = _mediators[who];
+        if (!m.leaving) return true;
+        return m.leftAt >= cs.openIndex && block.timestamp < m.unbondReadyAt && m.free + m.unbonding >= cs.stake;
     }
 
     /// @dev The index currently at position `pos` of the virtual shuffled array.

@@ -39,6 +39,13 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
     mapping(uint256 jobId => uint256) public terminalTransitions;
     bool public statusWentBackwards;
     bool public terminalChanged;
+    /// @notice Set if {completeUnbond} paid before the unbonding delay passed.
+    bool public unbondPaidEarly;
+    /// @notice Set if a draw picked a mediator that had stopped being drawable before its case
+    ///         opened (a leaving mediator may only be drawn for cases opened before it left).
+    bool public drewLeaverForNewerCase;
+    /// @dev casesOpened + 1 when the mediator was last seen stop being drawable; 0 while drawable
+    mapping(address mediator => uint256) internal stoppedAt;
     mapping(bytes32 => uint256) public calls;
     /// @dev The hash each mediator committed to, so it can reveal it.
     mapping(uint256 jobId => mapping(address mediator => bytes32)) internal intended;
@@ -92,6 +99,8 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
         JobRequest memory r;
         r.module = "cowsay";
         r.version = "1.0.0";
+        r.moduleId = keccak256("cowsay module definition");
+        r.deterministic = true;
         r.inputs = new InputParam[](1);
         r.inputs[0] = InputParam({key: "message", value: "moo"});
         r.maxPrice = bound(maxPrice, 0, 50 ether);
@@ -363,6 +372,11 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
         if (block.number <= seedBlock) vm.roll(seedBlock + 1);
         try consortium.draw(jobId) {
             ++calls["draw"];
+            ConsortiumMediation.Case memory cs = consortium.caseOf(jobId);
+            for (uint256 i; i < cs.mediators.length; ++i) {
+                uint256 stopped = stoppedAt[cs.mediators[i]];
+                if (stopped != 0 && cs.openIndex >= stopped) drewLeaverForNewerCase = true;
+            }
         } catch (bytes memory err) {
             // the only expected refusal: mediators withdrew stake and too few are drawable
             if (bytes4(err) != ConsortiumMediation.NotEnoughMediators.selector) {
@@ -476,9 +490,25 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
             if (free == 0) return;
             amount = bound(amount, 1, free);
             vm.prank(m);
-            consortium.withdrawStake(amount);
+            consortium.requestUnbond(amount);
         }
         ++calls["stake"];
+        _observe();
+    }
+
+    /// @notice A mediator takes its unbonding stake, after waiting out the delay if `wait`.
+    function completeUnbond(uint256 who, bool wait) external {
+        address m = mediators[who % mediators.length];
+        (uint256 amount, uint256 readyAt) = consortium.unbondingOf(m);
+        if (amount == 0) return;
+        if (wait) _warpTo(readyAt);
+        vm.prank(m);
+        try consortium.completeUnbond() {
+            if (block.timestamp < readyAt) unbondPaidEarly = true;
+            ++calls["completeUnbond"];
+        } catch {
+            if (block.timestamp >= readyAt) unbondPaidEarly = true; // a due payment refused: flagged too
+        }
         _observe();
     }
 
@@ -541,6 +571,12 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
             if (_isTerminal(prev) && now_ != prev) terminalChanged = true;
             if (!_isTerminal(prev) && _isTerminal(now_)) ++terminalTransitions[id];
             lastStatus[id] = now_;
+        }
+        uint256 opened = consortium.casesOpened();
+        for (uint256 i; i < mediators.length; ++i) {
+            address m = mediators[i];
+            if (consortium.isDrawable(m)) stoppedAt[m] = 0;
+            else if (stoppedAt[m] == 0) stoppedAt[m] = opened + 1;
         }
     }
 }

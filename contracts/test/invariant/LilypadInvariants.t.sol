@@ -56,7 +56,7 @@ contract LilypadInvariants is Test {
         token.transferOwnership(address(handler));
         targetContract(address(handler));
         // weight the calls: `advance` moves a job along its lifecycle, the rest interleave
-        bytes4[] memory selectors = new bytes4[](21);
+        bytes4[] memory selectors = new bytes4[](22);
         for (uint256 i; i < 6; ++i) {
             selectors[i] = LilypadHandler.advance.selector;
         }
@@ -75,6 +75,7 @@ contract LilypadInvariants is Test {
         selectors[18] = LilypadHandler.warp.selector;
         selectors[19] = LilypadHandler.expire.selector;
         selectors[20] = LilypadHandler.finalize.selector;
+        selectors[21] = LilypadHandler.completeUnbond.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
 
@@ -148,14 +149,15 @@ contract LilypadInvariants is Test {
         }
     }
 
-    /// @notice token.balanceOf(mediation) == every mediator's free + locked stake + every slashed
-    ///         stake credited and not yet withdrawn.
+    /// @notice token.balanceOf(mediation) == every mediator's free + locked + unbonding stake +
+    ///         every slashed stake credited and not yet withdrawn.
     function invariant_MediationIsSolvent() public view {
         uint256 owed;
         for (uint256 i; i < handler.mediatorCount(); ++i) {
             address m = handler.mediators(i);
             (uint256 free, uint256 locked) = consortium.stakeOf(m);
-            owed += free + locked + consortium.balanceOf(m);
+            (uint256 unbonding,) = consortium.unbondingOf(m);
+            owed += free + locked + unbonding + consortium.balanceOf(m);
         }
         for (uint256 i; i < handler.clientCount(); ++i) {
             owed += consortium.balanceOf(address(handler.clients(i)));
@@ -180,6 +182,13 @@ contract LilypadInvariants is Test {
             assertEq(locked, expected);
             assertEq(consortium.isDrawable(who), free >= consortium.mediatorStake());
         }
+    }
+
+    /// @notice Unbonding stake is paid only after the delay, and a mediator that stopped being
+    ///         drawable is drawn only for cases opened before it stopped.
+    function invariant_UnbondingWaitsAndLeaversAreNotDrawnForNewCases() public view {
+        assertFalse(handler.unbondPaidEarly());
+        assertFalse(handler.drewLeaverForNewerCase());
     }
 
     /// @notice Statuses only move forward and a terminal status never changes.

@@ -42,6 +42,8 @@ abstract contract LilypadTestBase is Test {
     uint32 internal constant MATCH_TIMEOUT = 600;
     uint32 internal constant EXECUTION_TIMEOUT = 900;
     uint32 internal constant CHALLENGE_WINDOW = 3600;
+    /// @dev Any non-zero module id (the contract never reads it; providers and mediators do).
+    bytes32 internal constant MODULE_ID = keccak256("cowsay module definition");
     uint32 internal constant CALLBACK_GAS = 500_000;
     bytes internal constant CID = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
     bytes internal constant OUTPUT = " _______\n< hello >\n -------\n";
@@ -171,6 +173,8 @@ abstract contract LilypadTestBase is Test {
     function _request() internal pure returns (JobRequest memory r) {
         r.module = "cowsay";
         r.version = "1.0.0";
+        r.moduleId = MODULE_ID;
+        r.deterministic = true;
         r.inputs = new InputParam[](1);
         r.inputs[0] = InputParam({key: "message", value: "hello = world"});
         r.maxPrice = MAX_PRICE;

@@ -31,6 +31,8 @@ pub fn job_requested<T>(
         spec: JobSpec {
             module: r.module.clone(),
             version: r.version.clone(),
+            module_id: r.moduleId,
+            deterministic: r.deterministic,
             inputs: r
                 .inputs
                 .iter()

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
@@ -16,7 +16,7 @@ use lilypad_modules::lilypad::LilypadPolicy;
 use lilypad_types::{JobStatus, ModuleId, Offer, Outcome};
 
 use crate::common::{check_chain_id, load_chains, load_key, reader, send_once, wallet};
-use crate::{ChallengeArgs, Global, JobArgs, RedeliverArgs, RunArgs};
+use crate::{ChallengeArgs, Global, JobArgs, ModuleIdArgs, RedeliverArgs, RunArgs};
 
 /// A job state number as `lilypad run` and `lilypad job` print it.
 fn state(n: u8) -> &'static str {
@@ -231,6 +231,59 @@ fn request_module(args: &RunArgs) -> Result<(String, String, bool)> {
     Ok((bound.module().to_owned(), bound.version(), true))
 }
 
+fn load_modules(dirs: &[std::path::PathBuf]) -> Result<lilypad_modules::ModuleRegistry> {
+    let dirs: Vec<&std::path::Path> = dirs.iter().map(|p| p.as_path()).collect();
+    Ok(lilypad_modules::ModuleRegistry::load_dirs(&dirs)?)
+}
+
+/// The module id `lilypad run` pins and whether the request is deterministic: from --module-id,
+/// else the definition under --modules (a git module: its repository, commit and path); zero
+/// and not deterministic with --unpinned, or with --any-module for a module not found there.
+fn request_pin(args: &RunArgs, module: &str, version: &str) -> Result<(B256, bool)> {
+    if args.unpinned {
+        return Ok((B256::ZERO, false));
+    }
+    if let Some(id) = args.module_id {
+        return Ok((id, args.deterministic));
+    }
+    let registry = load_modules(&args.modules.dirs)?;
+    match registry.pin(module, version) {
+        Ok(pin) => Ok(pin),
+        Err(e) if args.any_module => {
+            eprintln!(
+                "requesting {module} {version} unpinned (its result cannot be challenged): {e}"
+            );
+            Ok((B256::ZERO, false))
+        }
+        Err(e) => bail!(
+            "{e}\nNothing was escrowed. `lilypad run` pins the job to the id of the module's definition: pass --modules DIR holding it, --module-id with the id providers run, or --unpinned (any definition; the result cannot be challenged)"
+        ),
+    }
+}
+
+/// `lilypad module id`: prints the id of a module's definition.
+pub fn module_id(args: &ModuleIdArgs) -> Result<()> {
+    let version = args.version.clone().unwrap_or_else(|| "1.0.0".to_owned());
+    let registry = load_modules(&args.modules.dirs)?;
+    let (id, deterministic) = registry.pin(&args.name, &version)?;
+    println!("{id}");
+    if args.canonical
+        && let Ok(module) = registry.get(&args.name, &version)
+    {
+        println!("{}", module.canonical());
+    }
+    eprintln!(
+        "{} {version}: {}",
+        args.name,
+        if deterministic {
+            "deterministic (its results can be challenged)"
+        } else {
+            "not deterministic (its results cannot be challenged)"
+        }
+    );
+    Ok(())
+}
+
 /// How long `lilypad run` waits for NATS when it checks the offered modules.
 const OFFERS_WITHIN: Duration = Duration::from_secs(10);
 
@@ -314,6 +367,12 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
             check_offered(&offered, &chain.name, &module, &version)?;
         }
     }
+    let (module_id, deterministic) = request_pin(args, &module, &version)?;
+    if args.challenge_window > 0 && !deterministic {
+        eprintln!(
+            "note: {module} {version} is requested as not deterministic, so its result cannot be challenged despite --challenge-window"
+        );
+    }
     let lilypad = session.lilypad();
     let max_price = U256::from(args.max_price);
     let lock = lock_account(chain.chain_id, session.me).await?;
@@ -323,6 +382,8 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
     let request = Lilypad::JobRequest {
         module,
         version,
+        moduleId: module_id,
+        deterministic,
         inputs: args
             .inputs
             .iter()
@@ -421,6 +482,11 @@ pub async fn challenge(global: &Global, args: &ChallengeArgs) -> Result<()> {
         bail!(
             "job {id} was requested by {}, not by {me}: only its client may challenge it (use that account's key)",
             job.client
+        );
+    }
+    if !job.deterministic {
+        bail!(
+            "job {id} cannot be challenged: it was not requested as deterministic (its module is not deterministic, or was not pinned), so a re-run could not judge its result; the result stands"
         );
     }
     let now = lilypad_chain::chain_time(provider).await?;

@@ -75,6 +75,9 @@ enum Command {
     Redeliver(RedeliverArgs),
     /// Check chains.toml and print the chains it serves.
     Chains,
+    /// Module definitions: `lilypad module id <name> [--version V]` prints a module's id.
+    #[command(subcommand)]
+    Module(ModuleCommand),
 }
 
 #[derive(Args, Debug)]
@@ -96,14 +99,8 @@ pub struct SolverArgs {
     /// Serve only these chains (by name; default all).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
-    /// Directories of module definitions (for their resource needs).
-    #[arg(
-        long,
-        env = "LILYPAD_MODULES",
-        value_delimiter = ',',
-        default_value = "job-modules"
-    )]
-    pub modules: Vec<PathBuf>,
+    #[command(flatten)]
+    pub modules: ModuleDirs,
     /// Read the resource needs of Lilypad modules from git repositories whose URL starts with
     /// this prefix (repeatable; as the providers' --git-modules). Jobs naming other
     /// repositories are not matched.
@@ -142,14 +139,8 @@ pub struct ComputeArgs {
     /// Serve only these chains (by name; default all).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
-    /// Directories of module definitions.
-    #[arg(
-        long,
-        env = "LILYPAD_MODULES",
-        value_delimiter = ',',
-        default_value = "job-modules"
-    )]
-    pub modules: Vec<PathBuf>,
+    #[command(flatten)]
+    pub modules: ModuleDirs,
     /// Run Lilypad modules (lilypad_module.json.tmpl) from git repositories whose URL starts with
     /// this prefix, e.g. https://github.com/Lilypad-Tech/ (repeatable; none by default). Each is
     /// fetched at the commit a job names and kept under the state dir's git-modules/. Priced by
@@ -176,6 +167,22 @@ pub struct ComputeArgs {
     /// .lilypad/mediator).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    /// IPFS trustless gateway inputs given by CID (`ipfs://<cid>`) are fetched from, e.g.
+    /// http://127.0.0.1:8080 or another provider's --serve-results address (repeatable; tried in
+    /// order). Every block is checked against the CID; what was fetched is kept in the result
+    /// store.
+    #[arg(
+        long = "ipfs-gateway",
+        env = "LILYPAD_IPFS_GATEWAYS",
+        value_delimiter = ','
+    )]
+    pub ipfs_gateways: Vec<String>,
+    /// Largest input fetched by CID, e.g. 1GiB (the gateway's CAR, and what it unpacks to).
+    #[arg(long, default_value = "1GiB")]
+    pub ipfs_max_bytes: String,
+    /// Longest one gateway may take to send an input, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub ipfs_timeout: u64,
 }
 
 #[derive(Args, Debug)]
@@ -194,7 +201,9 @@ pub struct ProviderArgs {
     /// Memory offered, e.g. 16GiB (default 4GiB).
     #[arg(long)]
     pub memory: Option<String>,
-    /// Serve results over HTTP on this address (e.g. 0.0.0.0:8731): GET /ipfs/<cid>[/<path>].
+    /// Serve results over HTTP on this address (e.g. 0.0.0.0:8731): GET /ipfs/<cid>[/<path>],
+    /// and GET /ipfs/<cid>?format=car as a trustless gateway (so results can be other jobs'
+    /// inputs).
     #[arg(long)]
     pub serve_results: Option<String>,
     /// TESTING ONLY: report altered results (to test challenges and mediation): `whole` (the
@@ -287,8 +296,56 @@ pub struct RunArgs {
     pub results_collateral_bps: u32,
     /// Request the job even if no provider offers its module and version now (by default
     /// `lilypad run` reads the providers' offers from NATS first and refuses, escrowing nothing).
+    /// A module whose definition is not under --modules is then requested unpinned.
     #[arg(long)]
     pub any_module: bool,
+    #[command(flatten)]
+    pub modules: ModuleDirs,
+    /// Pin this module id (0x and 64 hex digits, as `lilypad module id` prints) instead of
+    /// reading the definition from --modules.
+    #[arg(long, conflicts_with = "unpinned")]
+    pub module_id: Option<alloy::primitives::B256>,
+    /// With --module-id: the pinned definition is deterministic, so the result can be challenged.
+    #[arg(long, requires = "module_id")]
+    pub deterministic: bool,
+    /// Request the module unpinned (module id zero): any definition under its name and version
+    /// may run it, and its result cannot be challenged.
+    #[arg(long)]
+    pub unpinned: bool,
+}
+
+/// Where module definitions are read (`--modules`, `LILYPAD_MODULES`).
+#[derive(Args, Debug, Clone)]
+pub struct ModuleDirs {
+    /// Directories of module definitions (`<dir>/<name>/<version>.toml`; comma-separated).
+    #[arg(
+        long = "modules",
+        env = "LILYPAD_MODULES",
+        value_delimiter = ',',
+        default_value = "job-modules"
+    )]
+    pub dirs: Vec<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModuleCommand {
+    /// Print a module's id: the keccak256 of its canonical definition (docs/modules.md), the
+    /// value a request pins (and a Solidity client keeps as a constant).
+    Id(ModuleIdArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ModuleIdArgs {
+    /// The module's name (or a Lilypad module's repository URL, with its commit as --version).
+    pub name: String,
+    /// Its version (default 1.0.0).
+    #[arg(long)]
+    pub version: Option<String>,
+    #[command(flatten)]
+    pub modules: ModuleDirs,
+    /// Print the canonical definition too (after the id, on its own line).
+    #[arg(long)]
+    pub canonical: bool,
 }
 
 #[derive(Args, Debug)]
@@ -370,6 +427,7 @@ fn main() -> std::process::ExitCode {
             Command::Challenge(a) => client::challenge(&cli.global, a).await,
             Command::Redeliver(a) => client::redeliver(&cli.global, a).await,
             Command::Chains => chains(&cli.global),
+            Command::Module(ModuleCommand::Id(a)) => client::module_id(a),
         }
     });
     match result {

@@ -51,19 +51,35 @@ fn compute_settings(
             rpc_urls: chain.rpc.clone(),
             lilypad: contracts.lilypad,
             mediation: contracts.mediation,
-            from_block: contracts.deployment_block.unwrap_or(chain.start_block),
+            follow: lilypad_follow::FollowSettings {
+                confirmations: chain.confirmations,
+                start_block: contracts.deployment_block.unwrap_or(chain.start_block),
+                log_chunk_size: chain.log_chunk_size,
+                reorg_rewind: chain.reorg_rewind,
+            },
             poll_interval: chain.poll_interval,
         });
     }
+    let max_bytes = lilypad_modules::parse_bytes(&compute.ipfs_max_bytes).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--ipfs-max-bytes {:?} is not a size; write e.g. 1GiB or 500MiB",
+            compute.ipfs_max_bytes
+        )
+    })?;
     Ok(ComputeSettings {
         signer,
         chains,
-        module_dirs: compute.modules.clone(),
+        module_dirs: compute.modules.dirs.clone(),
         git_modules: compute.git_modules.clone(),
         git_allow_network: compute.git_modules_network,
         collateral: compute.collateral.map(U256::from),
         metadata: compute.metadata.clone(),
         state_dir: compute.state_dir(role),
+        ipfs_gateways: compute.ipfs_gateways.clone(),
+        fetch_limits: lilypad_results::FetchLimits {
+            max_bytes,
+            timeout: std::time::Duration::from_secs(compute.ipfs_timeout),
+        },
     })
 }
 

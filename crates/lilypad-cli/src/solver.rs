@@ -16,9 +16,15 @@ pub async fn run(global: &Global, args: &SolverArgs, stop: CancellationToken) ->
     let config = load_chains(&global.chains)?;
     // Every chain's deployment and RPC URL is checked before anything starts.
     let chains = connect_chains(select(&config, &args.only)?)?;
-    let mut modules =
-        ModuleRegistry::load_dirs(&args.modules.iter().map(|p| p.as_path()).collect::<Vec<_>>())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut modules = ModuleRegistry::load_dirs(
+        &args
+            .modules
+            .dirs
+            .iter()
+            .map(|p| p.as_path())
+            .collect::<Vec<_>>(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     if !args.git_modules.is_empty() {
         // The solver only reads what a module needs; whether it may use the network is each
         // provider's policy, so none is refused here for it.

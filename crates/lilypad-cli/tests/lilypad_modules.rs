@@ -7,6 +7,7 @@
 
 mod common;
 
+use alloy::primitives::U256;
 use common::{Options, Stack, text};
 use lilypad_e2e::BareRepo;
 use lilypad_modules::git::DEFAULT_TEMPLATE_PATH;
@@ -141,10 +142,11 @@ async fn a_lilypad_module_that_does_not_render_is_refused_before_anything_is_esc
     );
 }
 
-/// A provider lying about a Lilypad module's result is challenged: the mediator (serving the
-/// same repositories) fetches the commit the request names, re-runs it and overturns the lie.
+/// A Lilypad module from git declares no determinism, so its job is requested as not
+/// deterministic and its result cannot be challenged: `lilypad challenge` refuses before paying
+/// anything, and the contract would revert `NotDeterministic`.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_mediator_re_runs_a_lilypad_module_from_git_and_overturns_a_lie() {
+async fn a_lilypad_module_from_git_cannot_be_challenged() {
     let repo = BareRepo::new("lilypad-module-cowsay");
     let commit = repo.commit(&[(DEFAULT_TEMPLATE_PATH, &cowsay("moo"))], "cowsay");
     let base = repo.base_url();
@@ -157,35 +159,31 @@ async fn a_mediator_re_runs_a_lilypad_module_from_git_and_overturns_a_lie() {
     .await;
     let client_git = stack.dir.path().join("client-git").display().to_string();
     let named = format!("{}@{}", repo.url(), &commit[..12]);
-    let out = stack
-        .command(&[
-            "run",
-            &named,
-            "--git-cache",
-            &client_git,
-            "--chain",
-            "dev",
-            "-i",
-            "Message=challenge me",
-            "--challenge-window",
-            "600",
-            "--results-collateral-bps",
-            "20000",
-        ])
-        .output()
-        .unwrap();
-    let t = text(&out);
-    assert!(out.status.success(), "the lie looks like a success:\n{t}");
+    let t = stack.run_challengeable(&[
+        &named,
+        "--git-cache",
+        &client_git,
+        "-i",
+        "Message=challenge me",
+    ]);
     assert!(t.contains(&format!("is commit {commit}")), "{t}");
     assert_eq!(stack.state(1).await, JobStatus::ResultSubmitted);
 
     let out = stack.command(&["challenge", "dev", "1"]).output().unwrap();
     let c = text(&out);
+    assert!(!out.status.success(), "{c}");
     assert!(
-        out.status.success(),
-        "{c}\nrun:\n{t}\nmediator:\n{}",
-        stack.log("mediator")
+        c.contains("job 1 cannot be challenged: it was not requested as deterministic"),
+        "{c}"
     );
-    assert!(c.contains("verdict:  overturned by mediation"), "{c}");
-    assert_eq!(stack.state(1).await, JobStatus::Overturned);
+    assert_eq!(stack.state(1).await, JobStatus::ResultSubmitted);
+    let lilypad = stack.lilypad().await;
+    assert!(
+        !lilypad
+            .getJob(U256::from(1))
+            .call()
+            .await
+            .unwrap()
+            .deterministic
+    );
 }

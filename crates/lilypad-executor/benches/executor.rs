@@ -16,22 +16,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lilypad_e2e::bench::{env_number, fill, median};
 use lilypad_e2e::{ensure_module_images, job_modules_dir};
 use lilypad_executor::{Executor, ExecutorConfig, PullPolicy, Status, run_job};
 use lilypad_modules::ModuleRegistry;
 use lilypad_results::{ResultStore, cid_of_path};
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut xs: Vec<Duration>) -> Duration {
-    xs.sort();
-    xs[xs.len() / 2]
-}
 
 fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
@@ -39,18 +28,6 @@ fn ms(d: Duration) -> String {
 
 fn bare_docker_run() -> Duration {
     lilypad_e2e::timed_docker_run("lilypad/cowsay:1.0.0", &["/usr/bin/cowsay", "moo"])
-}
-
-/// Deterministic, incompressible-looking bytes.
-fn fill(buf: &mut [u8], seed: u64) {
-    let mut x = seed | 1;
-    for chunk in buf.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let bytes = x.to_le_bytes();
-        chunk.copy_from_slice(&bytes[..chunk.len()]);
-    }
 }
 
 /// `mb` MB of outputs: big files, mid-size files and many small ones, in nested directories.

@@ -34,6 +34,9 @@ pub struct Sandbox<'a> {
     pub user: Option<&'a str>,
     /// The GPUs this job was given.
     pub gpus: &'a [Gpu],
+    /// Inputs fetched by CID: where each is on the host, and where the container sees it
+    /// (read-only).
+    pub cid_mounts: &'a [(std::path::PathBuf, String)],
 }
 
 /// The Docker create request for `job` of `module`:
@@ -43,6 +46,7 @@ pub struct Sandbox<'a> {
 /// - every capability dropped and `no-new-privileges`, so nothing in the container can gain
 ///   privileges (setuid binaries included);
 /// - `/inputs` read-only and `/outputs` read-write, bound from the job's own host directories;
+///   inputs fetched by CID read-only at their paths, bound from the result store;
 /// - exactly the job's GPUs, by UUID, and only when the module needs GPUs;
 /// - the container's output is not logged by Docker (the executor reads it live, with a cap);
 /// - a raised OOM score, so under host memory pressure the job dies before the provider;
@@ -58,22 +62,32 @@ pub fn container_config(
         (LABEL_JOB.to_owned(), sandbox.job_id.to_owned()),
         (LABEL_MODULE.to_owned(), module.reference.to_string()),
     ]);
-    let mounts = vec![
-        Mount {
-            target: Some(INPUTS_DIR.to_owned()),
-            source: Some(sandbox.inputs_dir.display().to_string()),
-            typ: Some(MountType::BIND),
-            read_only: Some(true),
-            ..Default::default()
-        },
-        Mount {
-            target: Some(OUTPUTS_DIR.to_owned()),
-            source: Some(sandbox.outputs_dir.display().to_string()),
-            typ: Some(MountType::BIND),
-            read_only: Some(false),
-            ..Default::default()
-        },
-    ];
+    // A CID mounted at /inputs itself (as Lilypad modules do) takes the place of the job's own
+    // /inputs directory, which then holds no files.
+    let cid_at_inputs = sandbox.cid_mounts.iter().any(|(_, t)| t == INPUTS_DIR);
+    let inputs_mount = (!cid_at_inputs).then(|| Mount {
+        target: Some(INPUTS_DIR.to_owned()),
+        source: Some(sandbox.inputs_dir.display().to_string()),
+        typ: Some(MountType::BIND),
+        read_only: Some(true),
+        ..Default::default()
+    });
+    let mut mounts: Vec<Mount> = inputs_mount.into_iter().collect();
+    mounts.extend([Mount {
+        target: Some(OUTPUTS_DIR.to_owned()),
+        source: Some(sandbox.outputs_dir.display().to_string()),
+        typ: Some(MountType::BIND),
+        read_only: Some(false),
+        ..Default::default()
+    }]);
+    // After /inputs, so one under /inputs lands on the mount point made for it there.
+    mounts.extend(sandbox.cid_mounts.iter().map(|(source, target)| Mount {
+        target: Some(target.clone()),
+        source: Some(source.display().to_string()),
+        typ: Some(MountType::BIND),
+        read_only: Some(true),
+        ..Default::default()
+    }));
     let memory = i64::try_from(module.resources.memory_bytes).unwrap_or(i64::MAX);
     let device_requests = if module.resources.gpus > 0 && !sandbox.gpus.is_empty() {
         Some(vec![device_request(sandbox.gpus)])
@@ -155,6 +169,7 @@ vram = "20GiB"
             pids_limit: 256,
             user: None,
             gpus,
+            cid_mounts: &[],
         }
     }
 
@@ -214,6 +229,59 @@ vram = "20GiB"
         assert_eq!(labels[LABEL_PROVIDER], "provider-1");
         assert_eq!(labels[LABEL_JOB], "31337:7");
         assert_eq!(labels[LABEL_MODULE], "m:1");
+    }
+
+    fn mounts_with(cid_mounts: &[(std::path::PathBuf, String)]) -> Vec<(String, String, bool)> {
+        let m = module(&GPU_MODULE.replace("gpus = 1\nvram = \"20GiB\"\n", ""));
+        let inputs = BTreeMap::from([("prompt".to_owned(), "x".to_owned())]);
+        let job = m.prepare(&inputs).unwrap();
+        let sandbox = Sandbox {
+            cid_mounts,
+            ..sandbox(&[])
+        };
+        container_config(&m, &job, &sandbox)
+            .host_config
+            .unwrap()
+            .mounts
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.target.unwrap(), m.source.unwrap(), m.read_only.unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn inputs_by_cid_are_mounted_read_only_after_inputs_and_outputs() {
+        let mounts = mounts_with(&[
+            ("/store/bafy1".into(), "/inputs/data".into()),
+            ("/store/bafy2".into(), "/data".into()),
+        ]);
+        let targets: Vec<_> = mounts.iter().map(|(t, _, ro)| (t.as_str(), *ro)).collect();
+        assert_eq!(
+            targets,
+            [
+                ("/inputs", true),
+                ("/outputs", false),
+                ("/inputs/data", true),
+                ("/data", true)
+            ]
+        );
+        assert_eq!(mounts[2].1, "/store/bafy1");
+    }
+
+    #[test]
+    fn a_cid_mounted_at_inputs_itself_replaces_the_jobs_inputs_directory() {
+        let mounts = mounts_with(&[("/store/bafy1".into(), "/inputs".into())]);
+        let targets: Vec<_> = mounts
+            .iter()
+            .map(|(t, s, ro)| (t.as_str(), s.as_str(), *ro))
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                ("/outputs", "/work/job/result/outputs", false),
+                ("/inputs", "/store/bafy1", true)
+            ]
+        );
     }
 
     #[test]

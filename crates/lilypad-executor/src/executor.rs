@@ -12,7 +12,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 use lilypad_modules::{InlineOutput, Module, PreparedJob};
-use lilypad_results::{ResultStore, layout};
+use lilypad_results::{FetchLimits, Fetcher, ResultStore, layout};
 use tokio_util::task::TaskTracker;
 
 use crate::container::{LABEL_MANAGED, LABEL_PROVIDER, Sandbox, container_config};
@@ -50,11 +50,16 @@ pub struct ExecutorConfig {
     pub user: Option<String>,
     /// How long to wait for Docker to confirm a killed container has stopped.
     pub kill_grace: Duration,
+    /// IPFS trustless gateways (base URLs) inputs given by CID are fetched from, in order.
+    pub ipfs_gateways: Vec<String>,
+    /// How large an input fetched by CID may be, and how long its download may take.
+    pub fetch_limits: FetchLimits,
 }
 
 impl ExecutorConfig {
     /// Defaults for a provider called `provider_id` working in `work_dir`: pull if not present
-    /// (10 minute limit), 1024 processes, 10 MiB of each output stream, the image's user.
+    /// (10 minute limit), 1024 processes, 10 MiB of each output stream, the image's user; no IPFS
+    /// gateway (inputs by CID must already be in the store), 1 GiB and 10 minutes per CID.
     pub fn new(provider_id: impl Into<String>, work_dir: impl Into<PathBuf>) -> Self {
         Self {
             provider_id: provider_id.into(),
@@ -65,6 +70,8 @@ impl ExecutorConfig {
             max_log_bytes: 10 << 20,
             user: None,
             kill_grace: Duration::from_secs(30),
+            ipfs_gateways: Vec::new(),
+            fetch_limits: FetchLimits::default(),
         }
     }
 }
@@ -113,6 +120,7 @@ pub struct Executor {
     docker: Docker,
     config: ExecutorConfig,
     store: std::sync::Arc<ResultStore>,
+    fetcher: Fetcher,
     gpus: GpuPool,
     /// Every container's life and every removal it starts (shared by clones).
     tasks: TaskTracker,
@@ -231,10 +239,16 @@ impl Executor {
             path: config.work_dir.clone(),
             source,
         })?;
+        let fetcher = Fetcher::new(
+            store.clone(),
+            config.ipfs_gateways.clone(),
+            config.fetch_limits,
+        );
         Ok(Self {
             docker,
             config,
             store,
+            fetcher,
             gpus: GpuPool::new(gpus),
             tasks: TaskTracker::new(),
         })
@@ -322,6 +336,20 @@ impl Executor {
             return fail(ErrorKind::ImageUnavailable, e);
         }
 
+        // Inputs by CID: from the store, else fetched and verified; each mounted read-only.
+        let mut cid_mounts = Vec::new();
+        for input in &job.prepared.cid_inputs {
+            match self.fetcher.fetch(&input.cid).await {
+                Ok(source) => cid_mounts.push((source, input.path.clone())),
+                Err(e) => {
+                    return fail(
+                        ErrorKind::InputUnavailable,
+                        format!("input {:?} ({}): {e}", input.name, input.cid),
+                    );
+                }
+            }
+        }
+
         // The job's scratch directory: inputs/ (read-only in the container) and result/outputs/.
         let scratch = match tempfile::Builder::new()
             .prefix("job-")
@@ -341,7 +369,7 @@ impl Executor {
         let inputs_dir = scratch.path().join("inputs");
         let result_dir = scratch.path().join("result");
         let outputs_dir = result_dir.join(layout::OUTPUTS);
-        if let Err(e) = prepare_dirs(&inputs_dir, &outputs_dir, job.prepared) {
+        if let Err(e) = prepare_dirs(&inputs_dir, &outputs_dir, job.prepared, &cid_mounts) {
             return fail(
                 ErrorKind::ResultFailed,
                 format!("cannot prepare the job directory: {e}"),
@@ -356,6 +384,7 @@ impl Executor {
             pids_limit: self.config.pids_limit,
             user: self.config.user.as_deref(),
             gpus,
+            cid_mounts: &cid_mounts,
         };
         let config = container_config(job.module, job.prepared, &sandbox);
         let ran = match self.run_container(job.job_id, job.module, config).await {
@@ -722,7 +751,12 @@ fn sanitize_name(job_id: &str) -> String {
     if s.is_empty() { "job".to_owned() } else { s }
 }
 
-fn prepare_dirs(inputs: &Path, outputs: &Path, job: &PreparedJob) -> std::io::Result<()> {
+fn prepare_dirs(
+    inputs: &Path,
+    outputs: &Path,
+    job: &PreparedJob,
+    cid_mounts: &[(PathBuf, String)],
+) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(inputs)?;
     std::fs::create_dir_all(outputs)?;
@@ -730,6 +764,22 @@ fn prepare_dirs(inputs: &Path, outputs: &Path, job: &PreparedJob) -> std::io::Re
         let path = inputs.join(&file.name);
         std::fs::write(&path, &file.contents)?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))?;
+    }
+    // A CID mounted under /inputs needs its mount point made here: /inputs is read-only by the
+    // time Docker would make it.
+    for (source, target) in cid_mounts {
+        let Some(rest) = target.strip_prefix(lilypad_modules::INPUTS_DIR) else {
+            continue;
+        };
+        let point = inputs.join(rest.trim_start_matches('/'));
+        if let Some(parent) = point.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        if std::fs::metadata(source)?.is_dir() {
+            std::fs::create_dir_all(&point)?;
+        } else {
+            std::fs::write(&point, b"")?;
+        }
     }
     // Read-only in the container whatever these modes say (the mount is read-only); writable
     // here so the provider can remove the directory afterwards.

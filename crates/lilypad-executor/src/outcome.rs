@@ -25,6 +25,9 @@ pub enum ErrorKind {
     ContainerFailed,
     /// The result directory could not be written, hashed or stored.
     ResultFailed,
+    /// An input given by CID could not be fetched: no gateway had it, it was larger or slower
+    /// than the limits, or the gateway sent blocks that do not match the CID.
+    InputUnavailable,
 }
 
 impl ErrorKind {
@@ -39,6 +42,7 @@ impl ErrorKind {
             Self::TimedOut => "TimedOut",
             Self::ContainerFailed => "ContainerFailed",
             Self::ResultFailed => "ResultFailed",
+            Self::InputUnavailable => "InputUnavailable",
         }
     }
 }

@@ -15,6 +15,7 @@ use lilypad_results::{ResultStore, cid_of_path};
 
 struct Env {
     executor: Executor,
+    store: Arc<ResultStore>,
     registry: ModuleRegistry,
     provider: String,
     _scratch: tempfile::TempDir,
@@ -28,13 +29,14 @@ async fn env_with(test: &str, tweak: impl FnOnce(&mut ExecutorConfig)) -> Env {
     let mut config = ExecutorConfig::new(&provider, scratch.path().join("work"));
     config.pull_policy = PullPolicy::Never; // tests never pull
     tweak(&mut config);
-    let executor = Executor::connect(config, store, Vec::new())
+    let executor = Executor::connect(config, store.clone(), Vec::new())
         .await
         .expect("Docker answers (run ./script/setup)");
     let registry = ModuleRegistry::load_dirs(&[&job_modules_dir(), &test_modules_dir()])
         .expect("the shipped modules load");
     Env {
         executor,
+        store,
         registry,
         provider,
         _scratch: scratch,
@@ -625,4 +627,74 @@ async fn a_gpu_job_on_a_provider_without_gpus_says_so() {
         "{error}"
     );
     assert!(env.containers().await.is_empty());
+}
+
+/// Provider A's sha256 result, served by A's results server: the address and the result CID.
+async fn served_result(a: &Env) -> (String, cid::Cid) {
+    let outcome = a.run("sha256:1.0.0", &[("text", "abc")], 100).await;
+    assert_eq!(outcome.status, Status::Succeeded, "{outcome:?}");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let addr = listener.local_addr().expect("its address");
+    tokio::spawn(lilypad_results::server::serve(listener, a.store.clone()));
+    (format!("http://{addr}"), outcome.result_cid.expect("a CID"))
+}
+
+#[tokio::test]
+async fn an_input_by_cid_is_fetched_from_another_providers_results_server_and_mounted_read_only() {
+    let a = env("cid-a").await;
+    let (gateway, cid) = served_result(&a).await;
+    let b = env_with("cid-b", |c| c.ipfs_gateways = vec![gateway]).await;
+    let data = format!("ipfs://{cid}");
+    let outcome = b.run("read-cid:1.0.0", &[("data", &data)], 100).await;
+    assert_eq!(outcome.status, Status::Succeeded, "{outcome:?}");
+    let hash = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n";
+    assert_eq!(text(&outcome.stdout), hash, "{}", text(&outcome.stderr));
+    assert!(
+        text(&outcome.stderr).contains("sha256.txt"),
+        "{}",
+        text(&outcome.stderr)
+    );
+    let kept = b.store.get_any(&cid).expect("B keeps what it fetched");
+    assert_eq!(cid_of_path(&kept).expect("CID"), cid);
+}
+
+#[tokio::test]
+async fn an_input_by_cid_that_no_gateway_has_is_input_unavailable() {
+    let env = env("cid-none").await;
+    let data = format!("ipfs://{}", lilypad_results::cid_of_bytes(b"nowhere"));
+    let outcome = env.run("read-cid:1.0.0", &[("data", &data)], 100).await;
+    assert_eq!(
+        outcome.status,
+        Status::ProviderError(ErrorKind::InputUnavailable),
+        "{outcome:?}"
+    );
+    let error = outcome.error.unwrap_or_default();
+    assert!(error.contains("input \"data\""), "{error}");
+    assert!(error.contains("--ipfs-gateway"), "{error}");
+    assert_eq!(env.containers().await, Vec::<String>::new(), "none created");
+}
+
+#[tokio::test]
+async fn an_input_by_cid_larger_than_the_limit_is_input_unavailable_naming_the_limit() {
+    let a = env("cid-big-a").await;
+    let (gateway, cid) = served_result(&a).await;
+    let b = env_with("cid-big-b", |c| {
+        c.ipfs_gateways = vec![gateway];
+        c.fetch_limits.max_bytes = 100;
+    })
+    .await;
+    let data = format!("ipfs://{cid}");
+    let outcome = b.run("read-cid:1.0.0", &[("data", &data)], 100).await;
+    assert_eq!(
+        outcome.status,
+        Status::ProviderError(ErrorKind::InputUnavailable),
+        "{outcome:?}"
+    );
+    let error = outcome.error.unwrap_or_default();
+    assert!(
+        error.contains("larger than the limit of 100 bytes"),
+        "{error}"
+    );
 }

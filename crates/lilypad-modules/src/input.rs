@@ -193,6 +193,7 @@ fn article(kind: InputType) -> &'static str {
         InputType::Number => "a number",
         InputType::Boolean => "a boolean",
         InputType::File => "file contents",
+        InputType::Cid => "an IPFS CID",
     }
 }
 
@@ -202,6 +203,7 @@ fn type_fix(kind: InputType) -> &'static str {
         InputType::Number => "write a decimal number, such as 3.5 or -1e3",
         InputType::Boolean => "write true or false",
         InputType::String | InputType::File => "give UTF-8 text",
+        InputType::Cid => "write ipfs://<cid>, e.g. the result CID of an earlier job",
     }
 }
 
@@ -222,6 +224,16 @@ fn preview(value: &str) -> String {
         s.push('…');
         s
     }
+}
+
+/// How a value names content by CID.
+pub const IPFS_SCHEME: &str = "ipfs://";
+
+/// The CID a value names: `ipfs://<cid>` or a bare CID (a trailing `/` is allowed).
+pub fn parse_cid(value: &str) -> Option<cid::Cid> {
+    let text = value.strip_prefix(IPFS_SCHEME).unwrap_or(value);
+    let text = text.strip_suffix('/').unwrap_or(text);
+    cid::Cid::try_from(text).ok()
 }
 
 /// Checks one value against its input's declaration.
@@ -257,7 +269,22 @@ pub(crate) fn check_value(input: &str, value: &str, spec: &InputSpec) -> Result<
             }
             None
         }
-        InputType::File => None,
+        InputType::File => {
+            if value.starts_with(IPFS_SCHEME) && parse_cid(value).is_none() {
+                return Err(InputError::WrongType {
+                    input: input.to_owned(),
+                    expected: InputType::Cid,
+                    value: preview(value),
+                });
+            }
+            None
+        }
+        InputType::Cid => {
+            if parse_cid(value).is_none() {
+                return Err(wrong());
+            }
+            None
+        }
         InputType::Boolean => {
             if value != "true" && value != "false" {
                 return Err(wrong());
@@ -333,6 +360,17 @@ pub struct InputFile {
     pub contents: Vec<u8>,
 }
 
+/// An input given by CID: the provider fetches the content and mounts it read-only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CidInput {
+    /// The input's name.
+    pub name: String,
+    /// The content.
+    pub cid: cid::Cid,
+    /// Where the container sees it.
+    pub path: String,
+}
+
 /// A job whose inputs passed every check, rendered into exactly what the container gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedJob {
@@ -346,6 +384,8 @@ pub struct PreparedJob {
     pub env: Vec<(String, String)>,
     /// Files for `/inputs`.
     pub files: Vec<InputFile>,
+    /// Content to fetch by CID and mount read-only.
+    pub cid_inputs: Vec<CidInput>,
     /// The effective inputs (defaults applied; a file input's value is its contents).
     pub values: BTreeMap<String, String>,
 }
@@ -382,6 +422,19 @@ impl Module {
                     .map(|(k, t)| (k.clone(), render(t)))
                     .collect(),
                 files: Vec::new(),
+                // The CIDs its Spec.inputs named (fixed when the template was rendered).
+                cid_inputs: self
+                    .inputs
+                    .iter()
+                    .filter(|(_, spec)| spec.kind == InputType::Cid)
+                    .filter_map(|(name, spec)| {
+                        Some(CidInput {
+                            name: name.clone(),
+                            cid: parse_cid(spec.default.as_deref()?)?,
+                            path: spec.mount_path(name),
+                        })
+                    })
+                    .collect(),
                 values: inputs.clone(),
             });
         }
@@ -428,16 +481,33 @@ impl Module {
         // What placeholders stand for: the value itself, or a file input's path.
         let mut substitutions = values.clone();
         let mut files = Vec::new();
+        let mut cid_inputs = Vec::new();
         for (name, spec) in &self.inputs {
-            if spec.kind == InputType::File
-                && let Some(contents) = values.get(name)
-            {
-                files.push(InputFile {
+            let Some(value) = values.get(name) else {
+                continue;
+            };
+            let by_cid = match spec.kind {
+                InputType::Cid => true,
+                InputType::File => value.starts_with(IPFS_SCHEME),
+                _ => continue,
+            };
+            let path = if by_cid {
+                spec.mount_path(name)
+            } else {
+                format!("{INPUTS_DIR}/{name}")
+            };
+            match parse_cid(value) {
+                Some(cid) if by_cid => cid_inputs.push(CidInput {
                     name: name.clone(),
-                    contents: contents.clone().into_bytes(),
-                });
-                substitutions.insert(name.clone(), format!("{INPUTS_DIR}/{name}"));
+                    cid,
+                    path: path.clone(),
+                }),
+                _ => files.push(InputFile {
+                    name: name.clone(),
+                    contents: value.clone().into_bytes(),
+                }),
             }
+            substitutions.insert(name.clone(), path);
         }
         let mut cmd = Vec::new();
         for arg in &self.args {
@@ -461,6 +531,7 @@ impl Module {
             cmd,
             env,
             files,
+            cid_inputs,
             values,
         })
     }

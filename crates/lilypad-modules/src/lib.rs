@@ -15,6 +15,7 @@
 
 mod error;
 pub mod git;
+mod id;
 mod input;
 pub mod lilypad;
 mod module;
@@ -23,7 +24,11 @@ mod registry;
 mod template;
 
 pub use error::{LoadErrors, ModuleError};
-pub use input::{InputError, InputFile, JobError, PreparedJob, inputs_from_pairs};
+pub use id::{GIT_FORMAT, PinError, TOML_FORMAT, git_module_id};
+pub use input::{
+    CidInput, IPFS_SCHEME, InputError, InputFile, JobError, PreparedJob, inputs_from_pairs,
+    parse_cid,
+};
 pub use lilypad_toml::{format_bytes, parse_bytes};
 pub use module::{
     Arg, ImageRef, InlineOutput, InputSpec, InputType, Module, ModuleFormat, ModuleRef, Network,

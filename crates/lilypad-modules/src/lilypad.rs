@@ -587,6 +587,134 @@ fn strings(path: &str, v: &Json, errors: &mut Vec<FieldProblem>) -> Option<Vec<S
 }
 
 /// Fields accepted only when empty: Bacalhau's defaults, which mean nothing is asked.
+/// `Spec.inputs`: Bacalhau storage specs. Those from IPFS (`{"StorageSource": "IPFS", "CID": ...,
+/// "Path": ...}`) become CID inputs the provider fetches and mounts read-only at `Path` (`/inputs`
+/// itself allowed: a Lilypad module has no input files of its own there); URLs and other sources
+/// are refused.
+fn read_storage_inputs(
+    p: &str,
+    v: &Json,
+    out: &mut BTreeMap<String, crate::InputSpec>,
+    errors: &mut Vec<FieldProblem>,
+) {
+    let items = match v {
+        Json::Array(items) => items,
+        other => {
+            errors.push(problem(
+                p,
+                format!("must be an array, not {}", kind(other)),
+                "write [{\"StorageSource\": \"IPFS\", \"CID\": \"bafy...\", \"Path\": \"/inputs\"}]",
+            ));
+            return;
+        }
+    };
+    let mut paths = BTreeSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("{p}[{i}]");
+        let Some(mut o) = Obj::new(&at, item, errors) else {
+            continue;
+        };
+        let name = o
+            .get("Name")
+            .and_then(|(np, nv)| string(&np, nv, errors).map(str::to_owned))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("input{i}"));
+        let mut ok = true;
+        match o.get("StorageSource") {
+            Some((sp, sv)) => {
+                if string(&sp, sv, errors).is_some_and(|s| !s.eq_ignore_ascii_case("ipfs")) {
+                    errors.push(problem(
+                        &sp,
+                        format!("{sv} inputs are not supported here"),
+                        "use \"IPFS\" with a \"CID\": inputs are fetched by CID from the provider's trustless gateways",
+                    ));
+                }
+            }
+            None => {
+                ok = false;
+                errors.push(problem(
+                    &o.at("StorageSource"),
+                    "missing",
+                    "add \"StorageSource\": \"IPFS\"",
+                ));
+            }
+        }
+        let cid = match o.get("CID") {
+            Some((cp, cv)) => string(&cp, cv, errors).and_then(|c| {
+                let parsed = crate::parse_cid(c);
+                if parsed.is_none() {
+                    errors.push(problem(
+                        &cp,
+                        format!("{c:?} is not a CID"),
+                        "write the content's CID, e.g. bafybei... or Qm...",
+                    ));
+                }
+                parsed
+            }),
+            None => {
+                errors.push(problem(
+                    &o.at("CID"),
+                    "missing",
+                    "add \"CID\": \"bafybei...\"",
+                ));
+                None
+            }
+        };
+        let path = match o.get("Path") {
+            Some((pp, pv)) => string(&pp, pv, errors).and_then(|path| {
+                let path = path.trim_end_matches('/');
+                let problem_text = if path == crate::INPUTS_DIR {
+                    None
+                } else {
+                    crate::parse::mount_path_problem(path)
+                };
+                if let Some(why) = problem_text {
+                    errors.push(problem(
+                        &pp,
+                        format!("{pv} {why}"),
+                        "mount it at /inputs or another absolute path outside /outputs",
+                    ));
+                    None
+                } else if !paths.insert(path.to_owned()) {
+                    errors.push(problem(
+                        &pp,
+                        format!("{pv} is used by another input"),
+                        "give each input its own Path",
+                    ));
+                    None
+                } else {
+                    Some(path.to_owned())
+                }
+            }),
+            None => {
+                errors.push(problem(
+                    &o.at("Path"),
+                    "missing",
+                    "add \"Path\": \"/inputs\"",
+                ));
+                None
+            }
+        };
+        o.finish(&["Name", "StorageSource", "CID", "Path"], errors);
+        if let (true, Some(cid), Some(path)) = (ok, cid, path) {
+            out.insert(
+                name,
+                crate::InputSpec {
+                    kind: crate::InputType::Cid,
+                    required: false,
+                    default: Some(format!("{}{cid}", crate::IPFS_SCHEME)),
+                    max_bytes: crate::InputType::Cid.default_max_bytes(),
+                    description: format!("{at}: IPFS {cid}"),
+                    choices: None,
+                    min: None,
+                    max: None,
+                    path: Some(path),
+                },
+            );
+        }
+    }
+}
+
 fn must_be_empty(path: &str, v: &Json, what: &str, errors: &mut Vec<FieldProblem>) {
     let empty = match v {
         Json::Object(m) => m.values().all(|v| match v {
@@ -1066,8 +1194,9 @@ fn read_module(
         )),
     }
 
+    let mut cid_inputs = BTreeMap::new();
     if let Some((p, v)) = spec.get("inputs") {
-        must_be_empty(&p, v, "inputs from storage (an IPFS CID or a URL)", errors);
+        read_storage_inputs(&p, v, &mut cid_inputs, errors);
     }
     if let Some((p, v)) = spec.get("outputs") {
         match v {
@@ -1143,7 +1272,7 @@ fn read_module(
         entrypoint,
         args,
         env,
-        inputs: BTreeMap::new(),
+        inputs: cid_inputs,
         resources: Resources {
             cpu_millis: machine.cpu_millis?,
             memory_bytes: machine.memory_bytes?,

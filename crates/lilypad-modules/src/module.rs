@@ -75,8 +75,13 @@ pub enum InputType {
     Number,
     /// `true` or `false`.
     Boolean,
-    /// Text delivered as the file `/inputs/<name>`; its placeholder stands for that path.
+    /// Text delivered as the file `/inputs/<name>`; its placeholder stands for that path. A value
+    /// `ipfs://<cid>` is fetched by CID instead and mounted there.
     File,
+    /// Content named by an IPFS CID (`ipfs://<cid>`, or the bare CID), fetched by the provider
+    /// from a trustless gateway, verified and mounted read-only at the input's `path`; its
+    /// placeholder stands for that path.
+    Cid,
 }
 
 impl InputType {
@@ -88,6 +93,7 @@ impl InputType {
             Self::Number => "number",
             Self::Boolean => "boolean",
             Self::File => "file",
+            Self::Cid => "cid",
         }
     }
 
@@ -98,8 +104,15 @@ impl InputType {
             "number" => Self::Number,
             "boolean" => Self::Boolean,
             "file" => Self::File,
+            "cid" => Self::Cid,
             _ => return None,
         })
+    }
+
+    /// Whether the value reaches the container as a mounted file or directory (so it need not
+    /// appear in the arguments).
+    pub fn is_mounted(self) -> bool {
+        matches!(self, Self::File | Self::Cid)
     }
 
     /// The largest value accepted when a module does not set `max_bytes`.
@@ -108,6 +121,7 @@ impl InputType {
             Self::String => 4 * 1024,
             Self::Integer | Self::Number | Self::Boolean => 64,
             Self::File => 1 << 20,
+            Self::Cid => 256,
         }
     }
 }
@@ -137,6 +151,17 @@ pub struct InputSpec {
     pub min: Option<f64>,
     /// For integers and numbers: the largest value accepted.
     pub max: Option<f64>,
+    /// For CIDs: where the content is mounted in the container (read-only).
+    pub path: Option<String>,
+}
+
+impl InputSpec {
+    /// Where a CID input named `name` is mounted: its `path`, else `/inputs/<name>`.
+    pub fn mount_path(&self, name: &str) -> String {
+        self.path
+            .clone()
+            .unwrap_or_else(|| format!("{}/{name}", crate::INPUTS_DIR))
+    }
 }
 
 /// One element of a module's argument list.

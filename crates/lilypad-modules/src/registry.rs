@@ -207,6 +207,26 @@ impl ModuleRegistry {
         Ok(Cow::Owned(git.load(&bound, inputs)?))
     }
 
+    /// The id a request for `name` at `version` pins, and whether that module is deterministic:
+    /// for a loaded module its [`Module::id`]; for a Lilypad module from git the hash of its
+    /// repository, commit and path (never deterministic), found without fetching anything.
+    pub fn pin(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<(alloy_primitives::B256, bool), JobError> {
+        match GitModuleRef::from_request(name, version) {
+            Some(bound) => {
+                let bound = bound.map_err(LilypadError::from)?;
+                Ok((crate::id::git_module_id(&bound), false))
+            }
+            None => {
+                let module = self.get(name, version)?;
+                Ok((module.id(), module.deterministic))
+            }
+        }
+    }
+
     /// Adds a module (for tests and tools that build definitions in code); replaces one with the
     /// same name and version.
     pub fn insert(&mut self, module: Module) {

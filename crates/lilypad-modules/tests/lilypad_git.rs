@@ -305,7 +305,7 @@ fn what_the_executor_cannot_honour_is_refused_with_the_reason() {
         "job.Spec.Network.Domains: a domain list is not supported here",
         "job.Spec.Deal.Concurrency: 3 copies at once are not run here",
         "job.Spec.outputs[0].path: only /outputs is collected",
-        "job.Spec.inputs: inputs from storage (an IPFS CID or a URL) is not supported here",
+        "job.Spec.inputs[0].CID: \"bafy\" is not a CID",
     ] {
         assert!(err.contains(expected), "{expected:?} not in {err}");
     }
@@ -453,4 +453,39 @@ fn a_fetch_ahead_of_time_leaves_the_module_to_load_from_memory() {
     drop(repo);
     std::fs::remove_dir_all(cache.path()).unwrap();
     assert!(reg.module(&url, &commit, &inputs(&[])).is_ok());
+}
+
+#[test]
+fn ipfs_storage_inputs_become_cid_mounts_and_other_sources_are_refused() {
+    let repo = BareRepo::new("reads-a-cid.git");
+    let template = cowsay(
+        "lilypad/cowsay:1.0.0",
+        r#", "inputs": [{ "Name": "data", "StorageSource": "IPFS", "CID": {{ .Data }}, "Path": "/inputs" }]"#,
+    );
+    let commit = repo.commit(&[(DEFAULT_TEMPLATE_PATH, &template)], "cid");
+    let cache = tempfile::tempdir().unwrap();
+    let reg = registry(cache.path(), &repo, LilypadPolicy::default());
+    let cid = "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354";
+    let given = inputs(&[("Data", cid)]);
+    let job = reg
+        .module(&repo.url(), &commit, &given)
+        .unwrap()
+        .prepare(&given)
+        .unwrap();
+    assert_eq!(job.cid_inputs.len(), 1);
+    assert_eq!(job.cid_inputs[0].cid.to_string(), cid);
+    assert_eq!(job.cid_inputs[0].path, "/inputs");
+
+    let url = cowsay(
+        "lilypad/cowsay:1.0.0",
+        r#", "inputs": [{ "StorageSource": "URLDownload", "URL": "http://x", "Path": "/inputs" }]"#,
+    );
+    let err = load_error(&repo, &url, &[]);
+    assert!(
+        err.contains(
+            "job.Spec.inputs[0].StorageSource: \"URLDownload\" inputs are not supported here"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("job.Spec.inputs[0].CID: missing"), "{err}");
 }

@@ -39,6 +39,7 @@ fn the_shipped_modules_load() {
             "echo:1.0.0",
             "fail:1.0.0",
             "oom:1.0.0",
+            "read-cid:1.0.0",
             "sha256:1.0.0",
             "sleep:1.0.0",
             "stable-diffusion:0.0.1"

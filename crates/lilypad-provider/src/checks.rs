@@ -131,6 +131,9 @@ pub(crate) fn check_proposal<'a>(
         .registry
         .module(&module_id.name, &module_id.version, &inputs)
         .map_err(|e| refuse(format!("module not runnable here: {e}")))?;
+    module
+        .check_pin(job.spec.module_id, job.spec.deterministic)
+        .map_err(|e| refuse(e.to_string()))?;
     if terms.price < own_price {
         return Err(refuse(format!(
             "price too low: {} offered for {}:{}, this provider asks {own_price}",
@@ -436,6 +439,8 @@ mod tests {
             spec: JobSpec {
                 module: "cowsay".into(),
                 version: "1.0.0".into(),
+                module_id: Default::default(),
+                deterministic: false,
                 inputs: Vec::new(),
                 max_price: U256::from(2 * PRICE),
                 match_timeout: 120,
@@ -469,9 +474,10 @@ mod tests {
             maxPrice: U96::from(2 * PRICE),
             executionTimeout: 600,
             challengeWindow: 0,
-            maxOutputBytes: 1024,
+            maxOutputBytes: alloy::primitives::aliases::U24::from(1024),
             resultsCollateralBps: 10_000,
             timeoutCollateralBps: 1_000,
+            deterministic: false,
             provider: Address::ZERO,
             price: U96::ZERO,
             resultHash: B256::ZERO,
@@ -502,6 +508,33 @@ mod tests {
             Err(DealRefused(reason)) => reason,
             Ok(c) => panic!("accepted: {c:?}"),
         }
+    }
+
+    #[test]
+    fn a_request_pinned_to_this_providers_definition_passes() {
+        let f = fixture();
+        let mut p = proposal();
+        p.job.spec.module_id = f.registry.get("cowsay", "1.0.0").unwrap().id();
+        p.job.spec.deterministic = true;
+        assert!(matches!(
+            check_proposal(&p, &f.own(), None),
+            Ok(Proposal::New(_))
+        ));
+    }
+
+    #[test]
+    fn a_request_pinned_to_another_definition_is_not_signed() {
+        let mut p = proposal();
+        p.job.spec.module_id = B256::repeat_byte(0x11);
+        p.job.spec.deterministic = true;
+        let reason = refused_before_chain(&p);
+        assert!(
+            reason.starts_with(&format!(
+                "module cowsay:1.0.0: the request pins definition {}, but the definition here",
+                B256::repeat_byte(0x11)
+            )),
+            "{reason}"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@
 
 mod capacity;
 mod checks;
+pub mod intake;
 pub mod mediator;
 mod result;
 pub mod run;

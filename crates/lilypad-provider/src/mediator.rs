@@ -8,9 +8,13 @@
 //! providers of deterministic modules get the same result, so the consortium upholds them; a
 //! provider that reported anything else (another CID, another inline output, status or exit
 //! code) is overturned. A case whose phases ran out is closed by whoever sees it first.
+//!
+//! Which cases there are is read by [`crate::intake`] (the relayer's chunked, confirmed,
+//! reorg-aware follower, its cursor in the state directory); a step that failed for a passing
+//! reason is retried with backoff there, a refused one ([`MediatorError::Refused`]) is not.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider};
@@ -21,8 +25,9 @@ use lilypad_executor::{ErrorKind, Executor, Status, run_job};
 use lilypad_modules::ModuleRegistry;
 use lilypad_types::{JobKey, JobRequested};
 
+use crate::intake::{Intake, IntakeError};
 use crate::service::{ChainSettings, ProviderError};
-use crate::state::{StateError, VoteRecord, VoteStore};
+use crate::state::{CaseStore, StateError, VoteRecord, VoteStore};
 
 /// Why a mediator could not reach or cast a verdict.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +44,16 @@ pub enum MediatorError {
         status: String,
         /// What went wrong.
         reason: String,
+    },
+    /// The request pins another module definition than this mediator's (or claims a
+    /// deterministic run of a module that is not): it does not re-run a definition the client did
+    /// not ask for.
+    #[error("job {job} is not re-run: {source}")]
+    ModuleMismatch {
+        /// The job.
+        job: JobKey,
+        /// What differs.
+        source: Box<lilypad_modules::PinError>,
     },
     /// This mediator was not drawn for the job.
     #[error(
@@ -84,6 +99,20 @@ pub enum MediatorError {
         /// The error.
         reason: String,
     },
+    /// The contract refused a transaction (its revert decoded by name): not retried as such; the
+    /// next round reads the case again.
+    #[error("job {job}: {what} refused: {reason}")]
+    Refused {
+        /// The job.
+        job: JobKey,
+        /// What was sent.
+        what: String,
+        /// The decoded revert.
+        reason: String,
+    },
+    /// New cases could not be read (the next round goes on from the cursor).
+    #[error(transparent)]
+    Intake(#[from] IntakeError),
     /// The case takes no more votes from this mediator.
     #[error("job {job}: no vote needed: {reason}")]
     Closed {
@@ -134,6 +163,16 @@ pub async fn rerun(
     if let Some(fetch) = registry.git_fetch(&job.spec.module, &job.spec.version) {
         let _ = tokio::task::spawn_blocking(fetch).await;
     }
+    // Only the definition the client pinned is re-run: another one could disagree with an honest
+    // provider. A module this mediator does not have is left to `run_job` to report.
+    if let Ok(module) = registry.module(&job.spec.module, &job.spec.version, &inputs) {
+        module
+            .check_pin(job.spec.module_id, job.spec.deterministic)
+            .map_err(|source| MediatorError::ModuleMismatch {
+                job: job.key,
+                source,
+            })?;
+    }
     let outcome = run_job(
         executor,
         registry,
@@ -152,6 +191,7 @@ pub async fn rerun(
                 | ErrorKind::InsufficientGpus
                 | ErrorKind::ContainerFailed
                 | ErrorKind::ResultFailed
+                | ErrorKind::InputUnavailable
         )
     );
     if own_problem {
@@ -184,8 +224,8 @@ pub struct Mediator {
     votes: VoteStore,
     votes_dir: String,
     lazy: bool,
-    /// Cases seen started and not yet known to be over for this mediator.
-    open: Arc<Mutex<BTreeSet<U256>>>,
+    /// The cases it follows, read from the chain and kept in the state directory.
+    intake: Arc<Intake>,
 }
 
 /// What a mediator did in one step of a case.
@@ -220,8 +260,10 @@ pub struct Action {
 
 impl Mediator {
     /// A mediator signing with `signer` on `chain`, voting on `mediation` (the
-    /// `ConsortiumMediation` contract), finding requests from `from_block` (the deployment
-    /// block), keeping its committed votes in `votes`.
+    /// `ConsortiumMediation` contract), finding requests and cases from `from_block` (the
+    /// deployment block), keeping its committed votes in `votes` and its cursor and open cases
+    /// beside them ([`CaseStore`]). Cases are read up to the latest block, in chunks of the chains
+    /// file's default size, until [`Mediator::following`] says otherwise.
     pub fn new(
         signer: PrivateKeySigner,
         chain: ChainSettings,
@@ -241,6 +283,16 @@ impl Mediator {
             url: chain.rpc_urls.join(", "),
             reason: e.to_string(),
         })?;
+        let intake = Self::intake(
+            &votes,
+            &chain,
+            mediation,
+            signer.address(),
+            lilypad_follow::FollowSettings::new(
+                from_block,
+                lilypad_follow::Confirmations::Blocks(0),
+            ),
+        )?;
         Ok(Self {
             signer,
             chain,
@@ -252,8 +304,41 @@ impl Mediator {
             votes_dir: votes.dir().display().to_string(),
             votes,
             lazy: false,
-            open: Arc::default(),
+            intake: Arc::new(intake),
         })
+    }
+
+    fn intake(
+        votes: &VoteStore,
+        chain: &ChainSettings,
+        mediation: Address,
+        me: Address,
+        follow: lilypad_follow::FollowSettings,
+    ) -> Result<Intake, MediatorError> {
+        let root = votes.dir().parent().unwrap_or(votes.dir());
+        let store = CaseStore::open(root, chain.chain_id, mediation, me)?;
+        Ok(Intake::open(chain.chain_id, mediation, follow, store)?)
+    }
+
+    /// Reads cases as `follow` says (confirmations, chunk size, rewind; its start block is used
+    /// only while no cursor is stored).
+    pub fn following(
+        mut self,
+        follow: lilypad_follow::FollowSettings,
+    ) -> Result<Self, MediatorError> {
+        self.intake = Arc::new(Self::intake(
+            &self.votes,
+            &self.chain,
+            self.mediation,
+            self.address(),
+            follow,
+        )?);
+        Ok(self)
+    }
+
+    /// Where its cursor over the mediation's events stands (none before the first chunk).
+    pub fn cursor(&self) -> Option<lilypad_follow::Cursor> {
+        self.intake.cursor()
     }
 
     /// TESTING ONLY: this mediator does no work: it commits the provider's own commitment
@@ -360,7 +445,17 @@ impl Mediator {
         >,
     ) -> Result<B256, MediatorError> {
         let pending = sent.map_err(|e| {
-            self.chain_err(job_id, &format!("sending {what}"))(lilypad_bindings::revert_reason(&e))
+            match e
+                .as_revert_data()
+                .and_then(|data| lilypad_bindings::decode_error(&data))
+            {
+                Some(reason) => MediatorError::Refused {
+                    job: self.key(job_id),
+                    what: what.to_owned(),
+                    reason,
+                },
+                None => self.chain_err(job_id, &format!("sending {what}"))(e.to_string()),
+            }
         })?;
         let receipt = pending
             .get_receipt()
@@ -505,66 +600,40 @@ impl Mediator {
         }
     }
 
-    /// Cases started since `from_block` (from `MediationStarted` events, up to the latest
-    /// block) are added to the ones this mediator follows; returns the block to start from next
-    /// time.
-    pub async fn cases_since(&self, from_block: u64) -> Result<u64, MediatorError> {
-        let err = |what: &str, reason: String| {
-            MediatorError::Provider(ProviderError::Chain {
-                chain_id: self.chain.chain_id,
-                what: what.to_owned(),
-                reason,
-            })
-        };
-        let latest = self
-            .rpc
-            .get_block_number()
-            .await
-            .map_err(|e| err("reading the block number", e.to_string()))?;
-        if latest < from_block {
-            return Ok(from_block);
-        }
-        let mediation = ConsortiumMediation::new(self.mediation, &self.rpc);
-        let events = mediation
-            .MediationStarted_filter()
-            .from_block(from_block)
-            .to_block(latest)
-            .query()
-            .await
-            .map_err(|e| err("reading MediationStarted events", e.to_string()))?;
-        if let Ok(mut open) = self.open.lock() {
-            open.extend(events.into_iter().map(|(ev, _)| ev.jobId));
-        }
-        Ok(latest + 1)
-    }
-
-    /// One round of the mediator service: follows the cases started since `from_block` and takes
-    /// the next step of every case it follows ([`Mediator::mediate`]). A case it was not drawn
-    /// for, or that resolved, is dropped; one whose step failed is tried again next round.
-    /// Returns the block to start from next round and what happened.
-    pub async fn mediate_new_cases(
-        &self,
-        from_block: u64,
-    ) -> Result<(u64, Vec<Result<Action, MediatorError>>), MediatorError> {
-        let next = self.cases_since(from_block).await?;
-        let jobs: Vec<U256> = self
-            .open
-            .lock()
-            .map(|open| open.iter().copied().collect())
-            .unwrap_or_default();
+    /// One round of the mediator service: reads the cases started since its cursor
+    /// ([`crate::intake`]) and takes the next step of every case it follows that is not waiting
+    /// out a retry ([`Mediator::mediate`]). A case it was not drawn for, or that resolved, is
+    /// dropped; one whose step failed for a passing reason is tried again after a backoff; a
+    /// refused step is reported and the case read again next round. Returns what happened (a
+    /// failed read of new cases among it: the known cases are still stepped).
+    pub async fn mediate_new_cases(&self) -> Vec<Result<Action, MediatorError>> {
         let mut done = Vec::new();
-        for job in jobs {
+        if let Err(e) = self.intake.pass(&self.rpc).await {
+            done.push(Err(e.into()));
+        }
+        for job in self.intake.due() {
             match self.mediate(job).await {
                 Err(MediatorError::Closed { .. } | MediatorError::NotDrawn { .. }) => {
-                    if let Ok(mut open) = self.open.lock() {
-                        open.remove(&job);
+                    if let Err(e) = self.intake.drop_case(job) {
+                        done.push(Err(e.into()));
                     }
                 }
-                Ok(None) => {}
-                Ok(Some(action)) => done.push(Ok(action)),
-                Err(e) => done.push(Err(e)),
+                Ok(None) => self.intake.succeeded(job),
+                Ok(Some(action)) => {
+                    self.intake.succeeded(job);
+                    done.push(Ok(action));
+                }
+                Err(e @ MediatorError::Refused { .. }) => {
+                    self.intake.succeeded(job);
+                    done.push(Err(e));
+                }
+                Err(e) => {
+                    let wait = self.intake.failed(job);
+                    tracing::warn!(job = %self.key(job), error = %e, retry_in = ?wait, "mediation step failed; retrying");
+                    done.push(Err(e));
+                }
             }
         }
-        Ok((next, done))
+        done
     }
 }

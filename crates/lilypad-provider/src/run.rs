@@ -38,8 +38,9 @@ pub struct ServiceChain {
     pub lilypad: Address,
     /// The ConsortiumMediation contract, if the deployment has one (a mediator needs it).
     pub mediation: Option<Address>,
-    /// Where to look for events from (the deployment block).
-    pub from_block: u64,
+    /// How its events are read: from the deployment block (while no cursor is stored), how far
+    /// behind the head, in what chunks.
+    pub follow: lilypad_follow::FollowSettings,
     /// How often to poll the chain.
     pub poll_interval: Duration,
 }
@@ -65,6 +66,10 @@ pub struct ComputeSettings {
     /// Where results, job scratch directories and (for a provider) the signed deals and
     /// results not yet on-chain are kept (`results/`, `work/`, `signed/`; see [`crate::state`]).
     pub state_dir: PathBuf,
+    /// IPFS trustless gateways inputs given by CID are fetched from.
+    pub ipfs_gateways: Vec<String>,
+    /// Size and time limits of one fetch by CID.
+    pub fetch_limits: lilypad_results::FetchLimits,
 }
 
 /// What `lilypad provider` runs with.
@@ -178,8 +183,9 @@ pub enum RunError {
 /// The executor, its result store (for serving results) and the GPUs it found.
 async fn executor(
     id: &str,
-    state: &std::path::Path,
+    compute: &ComputeSettings,
 ) -> Result<(Executor, Arc<ResultStore>, Vec<Gpu>), RunError> {
+    let state = &compute.state_dir;
     let store = Arc::new(
         ResultStore::open(state.join("results")).map_err(|e| RunError::Store(e.to_string()))?,
     );
@@ -187,7 +193,9 @@ async fn executor(
         tracing::info!(reason = %e, "no GPUs detected; offering CPU only");
         Vec::new()
     });
-    let config = ExecutorConfig::new(id, state.join("work"));
+    let mut config = ExecutorConfig::new(id, state.join("work"));
+    config.ipfs_gateways = compute.ipfs_gateways.clone();
+    config.fetch_limits = compute.fetch_limits;
     let executor = Executor::connect(config, store.clone(), gpus.clone())
         .await
         .map_err(|e| RunError::Docker(e.to_string()))?;
@@ -502,8 +510,7 @@ pub async fn run_provider(run: ProviderRun, cancel: CancellationToken) -> Result
         std::thread::available_parallelism().map_or(1000, |n| n.get() as u64 * 1000)
     });
     let memory = run.memory_bytes.unwrap_or(4 << 30);
-    let (executor, store, gpus) =
-        executor(&format!("provider-{}", key.address()), &compute.state_dir).await?;
+    let (executor, store, gpus) = executor(&format!("provider-{}", key.address()), compute).await?;
     let tasks = TaskTracker::new();
     // Stops the results server: on `cancel`, or when the provider cannot start.
     let stop_results = cancel.child_token();
@@ -563,8 +570,7 @@ pub async fn run_mediator(run: MediatorRun, cancel: CancellationToken) -> Result
     let compute = &run.compute;
     let key = compute.signer.clone();
     let modules = Arc::new(registry(compute)?);
-    let (executor, _, _) =
-        executor(&format!("mediator-{}", key.address()), &compute.state_dir).await?;
+    let (executor, _, _) = executor(&format!("mediator-{}", key.address()), compute).await?;
     let votes = crate::state::VoteStore::open(&compute.state_dir).map_err(MediatorError::from)?;
     if run.testing_lazy {
         tracing::warn!(
@@ -588,22 +594,23 @@ pub async fn run_mediator(run: MediatorRun, cancel: CancellationToken) -> Result
             key.clone(),
             settings,
             mediation,
-            chain.from_block,
+            chain.follow.start_block,
             executor.clone(),
             modules.clone(),
             votes.clone(),
-        )?;
+        )?
+        .following(chain.follow.clone())?;
         let m = if run.testing_lazy {
             m.testing_lazy()
         } else {
             m
         };
-        mediators.push((chain.name.clone(), m, chain.from_block, chain.poll_interval));
+        mediators.push((chain.name.clone(), m, chain.poll_interval));
     }
     tracing::info!(address = %key.address(), "mediator running");
     let tasks = TaskTracker::new();
-    for (name, m, from, poll) in mediators {
-        tasks.spawn(mediate_chain(name, m, from, poll, cancel.clone()));
+    for (name, m, poll) in mediators {
+        tasks.spawn(mediate_chain(name, m, poll, cancel.clone()));
     }
     tasks.close();
     tasks.wait().await;
@@ -616,35 +623,28 @@ pub async fn run_mediator(run: MediatorRun, cancel: CancellationToken) -> Result
 async fn mediate_chain(
     name: String,
     mediator: Mediator,
-    mut from: u64,
     poll: Duration,
     cancel: CancellationToken,
 ) {
     while !cancel.is_cancelled() {
-        match mediator.mediate_new_cases(from).await {
-            Ok((next, verdicts)) => {
-                from = next;
-                for v in verdicts {
-                    match v {
-                        Ok(Action { job, step, tx_hash }) => match step {
-                            Step::Drew => {
-                                tracing::info!(chain = %name, %job, %tx_hash, "mediators drawn")
-                            }
-                            Step::Committed { result_hash } => {
-                                tracing::info!(chain = %name, %job, hash = %result_hash, %tx_hash, "vote committed")
-                            }
-                            Step::Revealed { result_hash } => {
-                                tracing::info!(chain = %name, %job, hash = %result_hash, %tx_hash, "verdict submitted")
-                            }
-                            Step::Finalized => {
-                                tracing::info!(chain = %name, %job, %tx_hash, "case closed after its deadline")
-                            }
-                        },
-                        Err(e) => tracing::error!(chain = %name, error = %e, "mediation failed"),
+        for v in mediator.mediate_new_cases().await {
+            match v {
+                Ok(Action { job, step, tx_hash }) => match step {
+                    Step::Drew => {
+                        tracing::info!(chain = %name, %job, %tx_hash, "mediators drawn")
                     }
-                }
+                    Step::Committed { result_hash } => {
+                        tracing::info!(chain = %name, %job, hash = %result_hash, %tx_hash, "vote committed")
+                    }
+                    Step::Revealed { result_hash } => {
+                        tracing::info!(chain = %name, %job, hash = %result_hash, %tx_hash, "verdict submitted")
+                    }
+                    Step::Finalized => {
+                        tracing::info!(chain = %name, %job, %tx_hash, "case closed after its deadline")
+                    }
+                },
+                Err(e) => tracing::error!(chain = %name, error = %e, "mediation failed"),
             }
-            Err(e) => tracing::error!(chain = %name, error = %e, "reading cases failed"),
         }
         tokio::select! {
             _ = cancel.cancelled() => {}

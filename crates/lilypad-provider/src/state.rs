@@ -22,12 +22,23 @@
 //! ```text
 //! <state dir>/votes/<chainId>-<jobId>-<mediator>.json   the result hash and salt committed
 //! ```
+//!
+//! It also keeps, per chain, how far it has read the mediation's `MediationStarted` events and
+//! the cases it still follows ([`CaseStore`]), so a restarted mediator resumes from there instead
+//! of the deployment block (see [`crate::intake`]).
+//!
+//! ```text
+//! <state dir>/mediation/<chainId>-<mediation>-<mediator>.json   the cursor and the open cases
+//! ```
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeSet;
+
 use alloy::primitives::{Address, B256, U256};
+use lilypad_follow::Cursor;
 use lilypad_types::{JobRef, JobRequested, SignedDeal, SignedResult};
 use serde::{Deserialize, Serialize};
 
@@ -434,5 +445,64 @@ impl VoteStore {
     /// Removes a case's vote (absent is fine).
     pub fn remove(&self, chain_id: u64, job_id: U256, mediator: Address) -> Result<(), StateError> {
         remove(&self.path(chain_id, job_id, mediator))
+    }
+}
+
+/// What a mediator has read of one chain: its cursor over `MediationStarted` events and the cases
+/// seen started and not yet known to be over for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseFile {
+    /// How far the events are read (none before the first chunk).
+    pub cursor: Option<Cursor>,
+    /// The open cases, by job id.
+    pub open: BTreeSet<U256>,
+}
+
+/// A mediator's [`CaseFile`] for one chain and mediation contract, written atomically.
+#[derive(Debug, Clone)]
+pub struct CaseStore {
+    path: PathBuf,
+}
+
+impl CaseStore {
+    /// The case file of `mediator` for `mediation` on chain `chain_id`, under `root`
+    /// (`<root>/mediation`, created if missing).
+    pub fn open(
+        root: &Path,
+        chain_id: u64,
+        mediation: Address,
+        mediator: Address,
+    ) -> Result<Self, StateError> {
+        let dir = root.join("mediation");
+        fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+        Ok(Self {
+            path: dir.join(format!("{chain_id}-{mediation}-{mediator}.json")),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The stored state (empty before the first write). A file that does not decode is an error:
+    /// starting over from the deployment block is what the operator should decide.
+    pub fn load(&self) -> Result<CaseFile, StateError> {
+        let body = match fs::read(&self.path) {
+            Ok(body) => body,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(CaseFile::default()),
+            Err(e) => return Err(io("reading", &self.path)(e)),
+        };
+        serde_json::from_slice(&body).map_err(|e| StateError::Encode {
+            path: self.path.clone(),
+            reason: format!(
+                "does not decode as a mediator's case file: {e}; delete it to read the cases again from the deployment block"
+            ),
+        })
+    }
+
+    /// Replaces the stored state.
+    pub fn save(&self, file: &CaseFile) -> Result<(), StateError> {
+        write_atomic(&self.path, file)
     }
 }

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 mod common;
@@ -15,15 +16,16 @@ use alloy::signers::local::PrivateKeySigner;
 use lilypad_bindings::{ConsortiumMediation, Lilypad};
 use lilypad_bus::{Bus, BusError, BusOptions, Topic};
 use lilypad_e2e::{
-    FaultPlan, FaultyRpc, Nats, dev_keys, ensure_module_images, eventually, job_modules_dir, ok_if,
-    test_modules_dir,
+    Fault, FaultPlan, FaultyRpc, Nats, dev_keys, ensure_module_images, eventually, job_modules_dir,
+    ok_if, test_modules_dir,
 };
 use lilypad_executor::Executor;
+use lilypad_follow::{Confirmations, FollowSettings};
 use lilypad_modules::ModuleRegistry;
 use lilypad_provider::mediator::{Mediator, Step, rerun};
 use lilypad_provider::state::VoteStore;
 use lilypad_provider::{
-    CapacityTracker, ChainSettings, ProviderSettings, ResourceProvider, unix_now,
+    CapacityTracker, ChainSettings, DealServer, ProviderSettings, ResourceProvider, unix_now,
 };
 use lilypad_results::ResultStore;
 use lilypad_testkit::{TestChain, job_request, send};
@@ -121,10 +123,14 @@ impl World {
         inputs: &[(&str, &str)],
         challenge_window: u32,
     ) -> JobRequested {
+        // Pinned to this world's definition, deterministic when it is (so it can be challenged).
+        let (module_id, deterministic) = self.registry.pin(module, "1.0.0").unwrap();
         let request = Lilypad::JobRequest {
             maxPrice: U256::from(2 * PRICE),
             resultsCollateralMultiplierBps: 20_000,
             challengeWindow: challenge_window,
+            moduleId: module_id,
+            deterministic,
             ..job_request(module, "1.0.0", inputs)
         };
         let receipt = self.chain.run_job(dev_keys::CLIENT, request).await.receipt;
@@ -556,11 +562,17 @@ async fn mediators(w: &World, state: &std::path::Path, lazy: Option<usize>) -> V
 }
 
 fn mediator(w: &World, key: &str, state: &std::path::Path, lazy: bool) -> Mediator {
-    let m = Mediator::new(
+    let m = mediator_at(w, key, state, w.chain.url());
+    if lazy { m.testing_lazy() } else { m }
+}
+
+/// A mediator reading the chain at `url`.
+fn mediator_at(w: &World, key: &str, state: &std::path::Path, url: String) -> Mediator {
+    Mediator::new(
         key.parse().unwrap(),
         ChainSettings {
             chain_id: CHAIN,
-            rpc_urls: vec![w.chain.url()],
+            rpc_urls: vec![url],
             lilypad: w.chain.lilypad,
         },
         w.chain.mediation,
@@ -569,8 +581,7 @@ fn mediator(w: &World, key: &str, state: &std::path::Path, lazy: bool) -> Mediat
         Arc::clone(&w.registry),
         VoteStore::open(state).unwrap(),
     )
-    .unwrap();
-    if lazy { m.testing_lazy() } else { m }
+    .unwrap()
 }
 
 /// Rounds of every mediator's service loop until `job`'s challenge is decided; returns the hash
@@ -582,7 +593,7 @@ async fn mediate_until_decided(w: &World, mediators: &[Mediator], job: U256) -> 
         "the mediators decide the challenge",
         async || {
             for (i, m) in mediators.iter().enumerate() {
-                let (_, done) = m.mediate_new_cases(w.chain.deployed_at).await.unwrap();
+                let done = m.mediate_new_cases().await;
                 for action in done {
                     let action = action.unwrap();
                     if let Step::Revealed { result_hash } = action.step {
@@ -721,10 +732,7 @@ async fn a_lazy_mediator_is_slashed_and_a_restarted_one_still_reveals() {
 
     // Mediator 0 commits, then "restarts": a new process with the same state directory.
     eventually(Duration::from_secs(60), "mediator 0 commits", async || {
-        let (_, done) = mediators[0]
-            .mediate_new_cases(w.chain.deployed_at)
-            .await
-            .unwrap();
+        let done = mediators[0].mediate_new_cases().await;
         let committed = done
             .into_iter()
             .any(|a| matches!(a.unwrap().step, Step::Committed { .. }));
@@ -761,6 +769,156 @@ async fn a_lazy_mediator_is_slashed_and_a_restarted_one_still_reveals() {
         let credited = mediation.balanceOf(m.address()).call().await.unwrap();
         assert_eq!(credited, stake / U256::from(2), "half the lazy one's stake");
     }
+}
+
+/// A mediator reading the chain at `url` (a proxy in front of it) in chunks of `chunk` blocks.
+fn mediator_via(
+    w: &World,
+    key: &str,
+    state: &std::path::Path,
+    url: String,
+    chunk: u64,
+) -> Mediator {
+    mediator_at(w, key, state, url)
+        .following(FollowSettings {
+            confirmations: Confirmations::Blocks(0),
+            start_block: w.chain.deployed_at,
+            log_chunk_size: chunk,
+            reorg_rewind: 4,
+        })
+        .unwrap()
+}
+
+async fn mine(w: &World, blocks: u64) {
+    use alloy::providers::Provider;
+    w.chain
+        .wallet(dev_keys::CLIENT)
+        .raw_request::<_, serde_json::Value>("anvil_mine".into(), (format!("{blocks:#x}"),))
+        .await
+        .unwrap();
+}
+
+async fn head(w: &World) -> u64 {
+    use alloy::providers::Provider;
+    w.chain
+        .wallet(dev_keys::CLIENT)
+        .get_block_number()
+        .await
+        .unwrap()
+}
+
+/// A market serving deals, with three staked mediators keeping their state in the returned
+/// directory.
+async fn mediation_world(name: &str) -> (World, DealServer, tempfile::TempDir, Vec<Mediator>) {
+    let w = world(name, Duration::from_secs(30), Duration::from_secs(10)).await;
+    let server = w.provider.serve_deals().await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mediators = mediators(&w, state.path(), None).await;
+    (w, server, state, mediators)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_mediator_resumes_from_its_cursor_reading_in_chunks_and_still_votes() {
+    let (w, _server, state, mut mediators) = mediation_world("resume").await;
+    // Mediator 0 reads through a counting proxy, two blocks per eth_getLogs.
+    let proxy = FaultyRpc::start(&w.chain.url(), FaultPlan::none()).unwrap();
+    mediators[0] = mediator_via(&w, dev_keys::DEPLOYER, state.path(), proxy.url(), 2);
+
+    let r = w.run("sha256", &[("text", "abc")], 3600).await;
+    let job = r.key.job_id;
+    mine(&w, 40).await; // the case opens many chunks past the deployment block
+    challenge(&w, job).await;
+    let before = proxy.stats().seen_of("eth_getLogs");
+    eventually(
+        Duration::from_secs(60),
+        "mediator 0 reads the case",
+        async || {
+            mediators[0].mediate_new_cases().await;
+            let seen = mediators[0].cursor().map(|c| c.sequence);
+            ok_if(seen == Some(1), format!("{seen:?}"))
+        },
+    )
+    .await;
+    let reads = proxy.stats().seen_of("eth_getLogs") - before;
+    let spanned = mediators[0].cursor().unwrap().block - w.chain.deployed_at;
+    assert!(
+        reads >= spanned / 2,
+        "{reads} eth_getLogs over {spanned} blocks in chunks of 2"
+    );
+
+    // Restart: a new mediator on the same state directory keeps the cursor and the case.
+    let cursor = mediators[0].cursor().unwrap();
+    mediators[0] = mediator_via(&w, dev_keys::DEPLOYER, state.path(), proxy.url(), 2);
+    assert_eq!(mediators[0].cursor(), Some(cursor), "the cursor was kept");
+    let before = proxy.stats().seen_of("eth_getLogs");
+    mediators[0].mediate_new_cases().await;
+    let reads = proxy.stats().seen_of("eth_getLogs") - before;
+    let since = head(&w).await - cursor.block;
+    assert!(
+        reads <= 2 * since.div_ceil(2) + 2,
+        "{reads} eth_getLogs for the {since} blocks after the cursor: not read again from the deployment block"
+    );
+
+    let revealed = mediate_until_decided(&w, &mediators, job).await;
+    assert!(
+        revealed.iter().any(|(i, _)| *i == 0),
+        "the restarted mediator voted: {revealed:?}"
+    );
+    assert_eq!(w.job_status_by_id(job).await, Some(JobStatus::Settled));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mediators_behind_a_faulty_rpc_still_commit_and_reveal() {
+    let (w, _server, state, mut mediators) = mediation_world("faulty-mediators").await;
+    let plan =
+        FaultPlan::random(0.3, 12).delays(Duration::from_millis(50), Duration::from_millis(300));
+    let proxy = FaultyRpc::start(&w.chain.url(), plan).unwrap();
+    let keys = [dev_keys::DEPLOYER, dev_keys::RELAYER, dev_keys::MEDIATOR];
+    for (m, key) in mediators.iter_mut().zip(keys) {
+        *m = mediator_via(&w, key, state.path(), proxy.url(), 5);
+    }
+
+    let r = w.run("sha256", &[("text", "abc")], 3600).await;
+    let job = r.key.job_id;
+    challenge(&w, job).await;
+    let (mut committed, mut revealed) = (BTreeSet::new(), BTreeSet::new());
+    let (mut failed, mut cut) = (0, false);
+    eventually(
+        Duration::from_secs(180),
+        "the mediators decide the challenge through the faulty RPC",
+        async || {
+            for (i, m) in mediators.iter().enumerate() {
+                for a in m.mediate_new_cases().await {
+                    match a {
+                        Ok(a) if matches!(a.step, Step::Committed { .. }) => {
+                            committed.insert(i);
+                        }
+                        Ok(a) if matches!(a.step, Step::Revealed { .. }) => {
+                            revealed.insert(i);
+                        }
+                        Ok(_) => {}
+                        Err(_) => failed += 1,
+                    }
+                }
+                if committed.len() == 3 && !cut {
+                    cut = true;
+                    // From now on no new case can be read: the reveals must not wait for that.
+                    proxy.fail_method_for("eth_getLogs", Fault::Http503, Duration::from_secs(3600));
+                }
+            }
+            let status = w.job_status_by_id(job).await;
+            ok_if(status != Some(JobStatus::Challenged), format!("{status:?}"))
+        },
+    )
+    .await;
+    assert_eq!(
+        revealed.len(),
+        3,
+        "every mediator revealed ({failed} steps failed on the way)"
+    );
+    assert_eq!(w.job_status_by_id(job).await, Some(JobStatus::Settled));
+    assert!(proxy.stats().faulted() > 0, "{}", proxy.stats());
+    assert!(failed > 0, "reading new cases failed while they revealed");
 }
 
 impl World {

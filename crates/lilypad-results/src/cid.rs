@@ -69,9 +69,13 @@ fn file_adder() -> FileAdder {
         .build()
 }
 
+/// Where the blocks of a tree go as they are made: a CID and the block's bytes.
+pub(crate) type BlockSink<'a> = &'a mut dyn FnMut(&Cid, &[u8]) -> std::io::Result<()>;
+
 /// A file's CID and the cumulative size of its blocks (the `Tsize` its parent links with).
 fn add_stream(
     mut read: impl FnMut(&mut [u8]) -> std::io::Result<usize>,
+    sink: BlockSink<'_>,
 ) -> std::io::Result<(Cid, u64)> {
     let mut adder = file_adder();
     let mut buffer = vec![0u8; CHUNK_SIZE];
@@ -92,6 +96,7 @@ fn add_stream(
         while offset < filled {
             let (blocks, used) = adder.push(&buffer[offset..filled]);
             for (cid, block) in blocks {
+                sink(&cid, &block)?;
                 total += block.len() as u64;
                 last = Some(cid);
             }
@@ -102,6 +107,7 @@ fn add_stream(
         }
     }
     for (cid, block) in adder.finish() {
+        sink(&cid, &block)?;
         total += block.len() as u64;
         last = Some(cid);
     }
@@ -112,12 +118,15 @@ fn add_stream(
 /// The CID of some bytes, as a file.
 pub fn cid_of_bytes(bytes: &[u8]) -> Cid {
     let mut rest = bytes;
-    let result = add_stream(|buf| {
-        let n = buf.len().min(rest.len());
-        buf[..n].copy_from_slice(&rest[..n]);
-        rest = &rest[n..];
-        Ok(n)
-    });
+    let result = add_stream(
+        |buf| {
+            let n = buf.len().min(rest.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            Ok(n)
+        },
+        &mut |_, _| Ok(()),
+    );
     // Reading from a slice cannot fail, and an adder always yields a root block; should either
     // ever happen, the CID of nothing is still a valid answer for nothing read.
     match result {
@@ -131,12 +140,12 @@ fn raw_empty() -> Cid {
     Cid::new_v1(0x55, Code::Sha2_256.digest(&[]))
 }
 
-fn cid_of_file(path: &Path) -> Result<(Cid, u64), CidError> {
+fn cid_of_file(path: &Path, sink: BlockSink<'_>) -> Result<(Cid, u64), CidError> {
     let mut file = File::open(path).map_err(io(path))?;
-    add_stream(|buf| file.read(buf)).map_err(io(path))
+    add_stream(|buf| file.read(buf), sink).map_err(io(path))
 }
 
-fn cid_of_symlink(path: &Path) -> Result<(Cid, u64), CidError> {
+fn cid_of_symlink(path: &Path, sink: BlockSink<'_>) -> Result<(Cid, u64), CidError> {
     let target = std::fs::read_link(path).map_err(io(path))?;
     let target = target.to_str().ok_or_else(|| CidError::NotUtf8 {
         path: path.to_owned(),
@@ -147,6 +156,7 @@ fn cid_of_symlink(path: &Path) -> Result<(Cid, u64), CidError> {
         Version::V1,
         multihash_codetable::Code::Sha2_256,
     );
+    sink(&cid, &block).map_err(io(path))?;
     Ok((cid, block.len() as u64))
 }
 
@@ -170,12 +180,19 @@ fn kind_of(meta: &std::fs::Metadata) -> &'static str {
 /// directory (with everything in it, empty directories included) or a symbolic link (recorded,
 /// not followed).
 pub fn cid_of_path(path: &Path) -> Result<Cid, CidError> {
+    blocks_of_path(path, &mut |_, _| Ok(()))
+}
+
+/// Like [`cid_of_path`], handing every block of the DAG to `sink` as it is made (leaves before
+/// the nodes that link to them; the root last). A block that occurs more than once (the same
+/// chunk in two places) is handed over each time.
+pub(crate) fn blocks_of_path(path: &Path, sink: BlockSink<'_>) -> Result<Cid, CidError> {
     let meta = std::fs::symlink_metadata(path).map_err(io(path))?;
     if meta.is_file() {
-        return Ok(cid_of_file(path)?.0);
+        return Ok(cid_of_file(path, sink)?.0);
     }
     if meta.file_type().is_symlink() {
-        return Ok(cid_of_symlink(path)?.0);
+        return Ok(cid_of_symlink(path, sink)?.0);
     }
     if !meta.is_dir() {
         return Err(CidError::Unsupported {
@@ -191,30 +208,40 @@ pub fn cid_of_path(path: &Path) -> Result<Cid, CidError> {
         path: path.to_owned(),
         message,
     };
-    add_dir(path, "", &mut tree, &tree_error)?;
+    add_dir(path, "", &mut tree, &tree_error, sink)?;
     let mut root = None;
     for node in tree.build() {
         let node = node.map_err(|e| tree_error(e.to_string()))?;
+        sink(&node.cid, &node.block).map_err(io(path))?;
         if node.path.is_empty() {
             root = Some(node.cid);
         }
     }
     // A directory with nothing in it builds no nodes at all: it is the empty UnixFS directory.
-    Ok(root.unwrap_or_else(empty_dir))
+    match root {
+        Some(root) => Ok(root),
+        None => {
+            sink(&empty_dir(), EMPTY_DIR_BLOCK).map_err(io(path))?;
+            Ok(empty_dir())
+        }
+    }
 }
 
 /// The CID of an empty UnixFS directory.
 fn empty_dir() -> Cid {
     use multihash_codetable::{Code, MultihashDigest};
-    // dag-pb node whose Data is UnixFS { Type: Directory } (bytes 0x0a 0x02 0x08 0x01).
-    Cid::new_v1(0x70, Code::Sha2_256.digest(&[0x0a, 0x02, 0x08, 0x01]))
+    Cid::new_v1(0x70, Code::Sha2_256.digest(EMPTY_DIR_BLOCK))
 }
+
+/// The dag-pb node whose Data is UnixFS { Type: Directory }.
+const EMPTY_DIR_BLOCK: &[u8] = &[0x0a, 0x02, 0x08, 0x01];
 
 fn add_dir(
     dir: &Path,
     prefix: &str,
     tree: &mut BufferingTreeBuilder,
     tree_error: &dyn Fn(String) -> CidError,
+    sink: BlockSink<'_>,
 ) -> Result<(), CidError> {
     let mut entries = std::fs::read_dir(dir)
         .map_err(io(dir))?
@@ -238,12 +265,12 @@ fn add_dir(
         };
         let meta = std::fs::symlink_metadata(&path).map_err(io(&path))?;
         let (cid, size) = if meta.is_dir() {
-            add_dir(&path, &full, tree, tree_error)?;
+            add_dir(&path, &full, tree, tree_error, sink)?;
             continue;
         } else if meta.is_file() {
-            cid_of_file(&path)?
+            cid_of_file(&path, sink)?
         } else if meta.file_type().is_symlink() {
-            cid_of_symlink(&path)?
+            cid_of_symlink(&path, sink)?
         } else {
             return Err(CidError::Unsupported {
                 path,

@@ -175,11 +175,7 @@ impl ResultStore {
                 });
             }
         }
-        let staging = self.root.join(format!(
-            ".incoming-{}-{}",
-            std::process::id(),
-            STAGING.fetch_add(1, Ordering::Relaxed)
-        ));
+        let staging = self.staging_path();
         copy_tree(dir, &staging).map_err(|source| StoreError::Io {
             what: "copying the result into the store",
             path: dir.to_owned(),
@@ -199,6 +195,47 @@ impl ResultStore {
         Ok(cid)
     }
 
+    /// Where the file, directory or symbolic link with this CID is, if stored (a result, or an
+    /// input fetched from a gateway, which may be a single file).
+    pub fn get_any(&self, cid: &Cid) -> Option<PathBuf> {
+        let path = self.root.join(canonical(cid).to_string());
+        std::fs::symlink_metadata(&path).is_ok().then_some(path)
+    }
+
+    /// A fresh path inside the store (not yet created) to build something in before
+    /// [`ResultStore::put_verified`] moves it into place.
+    pub fn staging_path(&self) -> PathBuf {
+        self.root.join(format!(
+            ".incoming-{}-{}",
+            std::process::id(),
+            STAGING.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+
+    /// Moves `staged` (from [`ResultStore::staging_path`]) into the store as `cid`, without
+    /// recomputing its CID: for content whose every block was already checked against `cid`
+    /// (a fetched input, whose DAG may have been built with other chunking than `ipfs add`'s).
+    /// Something already stored as `cid` is kept and `staged` is removed.
+    pub fn put_verified(&self, cid: &Cid, staged: &Path) -> Result<PathBuf, StoreError> {
+        let dest = self.root.join(canonical(cid).to_string());
+        if std::fs::symlink_metadata(&dest).is_err()
+            && let Err(source) = std::fs::rename(staged, &dest)
+            && std::fs::symlink_metadata(&dest).is_err()
+        {
+            return Err(StoreError::Io {
+                what: "moving the fetched content into the store",
+                path: staged.to_owned(),
+                source,
+            });
+        }
+        remove_any(staged).map_err(|source| StoreError::Io {
+            what: "removing already stored content",
+            path: staged.to_owned(),
+            source,
+        })?;
+        Ok(dest)
+    }
+
     /// Where the result with this CID is, if stored.
     pub fn get(&self, cid: &Cid) -> Option<PathBuf> {
         let dir = self.root.join(canonical(cid).to_string());
@@ -215,6 +252,16 @@ impl ResultStore {
         let cid = canonical(&parsed).to_string();
         let mut current = self.root.join(&cid);
         if !current.is_dir() {
+            // A single file fetched by CID (an input) is served at its CID alone.
+            if let Ok(meta) = std::fs::symlink_metadata(&current)
+                && meta.is_file()
+                && path.split('/').all(str::is_empty)
+            {
+                return Ok(Entry::File {
+                    path: current,
+                    size: meta.len(),
+                });
+            }
             return Err(LookupError::UnknownCid { cid });
         }
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
@@ -305,11 +352,21 @@ impl ResultStore {
 
 /// The form a CID is stored under: version 1, base32 (`bafy...`). A CIDv0 (`Qm...`) names the
 /// same content as its version-1 twin.
-fn canonical(cid: &Cid) -> Cid {
+pub(crate) fn canonical(cid: &Cid) -> Cid {
     if cid.version() == cid::Version::V0 {
         Cid::new_v1(cid.codec(), *cid.hash())
     } else {
         *cid
+    }
+}
+
+/// Removes a file, link or directory tree; nothing there is fine.
+pub(crate) fn remove_any(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

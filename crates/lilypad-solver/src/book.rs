@@ -121,6 +121,8 @@ mod tests {
             spec: JobSpec {
                 module: "cowsay".into(),
                 version: "1.0.0".into(),
+                module_id: Default::default(),
+                deterministic: false,
                 inputs: vec![],
                 max_price: U256::from(1),
                 match_timeout: 60,

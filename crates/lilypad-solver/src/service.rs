@@ -295,7 +295,7 @@ impl<C: JobChain> Solver<C> {
     }
 
     /// What `job` needs, from its module's definition; Err with the reason when the module is
-    /// unknown here. A Lilypad module from git is rendered with the job's inputs (its template
+    /// unknown here or the request pins another definition. A Lilypad module from git is rendered with the job's inputs (its template
     /// fetched once per commit, then kept in memory).
     fn needs(&self, job: &JobRequested, timeout_collateral_bps: u32) -> Result<JobNeeds, String> {
         let inputs: std::collections::BTreeMap<String, String> = job
@@ -307,6 +307,11 @@ impl<C: JobChain> Solver<C> {
         let module = self
             .modules
             .module(&job.spec.module, &job.spec.version, &inputs)
+            .map_err(|e| e.to_string())?;
+        // A request pinned to another definition than the solver's is not matched: what it
+        // needs is not known here, and providers with this definition would refuse it.
+        module
+            .check_pin(job.spec.module_id, job.spec.deterministic)
             .map_err(|e| e.to_string())?;
         let r = &module.resources;
         Ok(JobNeeds::of(

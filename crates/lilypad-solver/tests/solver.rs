@@ -49,6 +49,8 @@ fn job(id: u64, module: &str, max_price: u64) -> JobRequested {
         spec: JobSpec {
             module: module.into(),
             version: "1.0.0".into(),
+            module_id: Default::default(),
+            deterministic: false,
             inputs: vec![Input {
                 key: "message".into(),
                 value: "moo".into(),
@@ -272,6 +274,19 @@ async fn jobs_no_one_can_take_are_explained_and_never_published() {
         closed.handle(&job(6, "cowsay", 500)).await.unwrap(),
         Decision::NotOpen
     );
+}
+
+#[tokio::test]
+async fn a_job_pinned_to_another_module_definition_is_not_matched() {
+    let (_nats, bus, solver) = setup().await;
+    let _p = provider(&bus, PrivateKeySigner::random(), 10, 1, Behaviour::Sign).await;
+    let mut pinned = job(7, "cowsay", 50);
+    pinned.spec.module_id = B256::repeat_byte(0x11);
+    let Decision::UnknownModule(why) = solver.handle(&pinned).await.unwrap() else {
+        panic!("a look-alike definition is not matched")
+    };
+    assert!(why.contains("the request pins definition 0x1111"), "{why}");
+    assert!(deals(&bus).await.is_empty());
 }
 
 #[tokio::test]

@@ -97,16 +97,8 @@ fn redis_err(op: &'static str) -> impl FnOnce(redis::RedisError) -> StoreError {
     move |source| StoreError::Redis { op, source }
 }
 
-/// Where a chain's indexer has got to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    /// The last block whose events are all published.
-    pub block: u64,
-    /// That block's hash, to notice a reorganisation below the cursor.
-    pub hash: B256,
-    /// The last request sequence number published (0 before the first).
-    pub sequence: u64,
-}
+/// Where a chain's indexer has got to (the sequence is the last request sequence published).
+pub use lilypad_follow::Cursor;
 
 /// An action the relayer takes on a job when it falls due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -86,6 +86,13 @@ pub struct JobSpec {
     pub module: String,
     /// Module version.
     pub version: String,
+    /// The id of the module's definition (keccak256 of its canonical form, see
+    /// `lilypad_modules::Module::id`); zero: unpinned, any definition under that name and version.
+    #[serde(default)]
+    pub module_id: B256,
+    /// Whether the client asked for a deterministic run (one that can be challenged).
+    #[serde(default)]
+    pub deterministic: bool,
     /// Named inputs.
     pub inputs: Vec<Input>,
     /// Most the client pays (token base units).
@@ -239,6 +246,8 @@ mod tests {
             spec: JobSpec {
                 module: "cowsay".into(),
                 version: "v1".into(),
+                module_id: Default::default(),
+                deterministic: false,
                 inputs: vec![Input {
                     key: "message".into(),
                     value: "a = b c".into(),

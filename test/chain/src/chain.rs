@@ -58,6 +58,8 @@ pub fn job_request(module: &str, version: &str, inputs: &[(&str, &str)]) -> Lily
     Lilypad::JobRequest {
         module: module.into(),
         version: version.into(),
+        moduleId: Default::default(),
+        deterministic: false,
         inputs: inputs
             .iter()
             .map(|(key, value)| Lilypad::InputParam {

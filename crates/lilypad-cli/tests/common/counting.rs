@@ -152,6 +152,8 @@ fn as_mock_request(r: Lilypad::JobRequest) -> MockClient::JobRequest {
     MockClient::JobRequest {
         module: r.module,
         version: r.version,
+        moduleId: Default::default(),
+        deterministic: false,
         inputs: r
             .inputs
             .into_iter()

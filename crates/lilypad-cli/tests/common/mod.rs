@@ -52,6 +52,8 @@ pub struct Options {
     /// The git repository URL prefixes whose Lilypad modules the solver and provider serve
     /// (`LILYPAD_GIT_MODULES`; the solver mirrors them in the stack's directory).
     pub git_modules: Vec<String>,
+    /// More environment for every service and command (e.g. `LILYPAD_IPFS_GATEWAYS`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -66,6 +68,7 @@ impl Default for Options {
             poll_interval: "200ms",
             provider_args: Vec::new(),
             git_modules: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -205,6 +208,7 @@ impl Stack {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        env.extend(options.env.iter().cloned());
         if !options.git_modules.is_empty() {
             env.push((
                 "LILYPAD_GIT_MODULES".to_owned(),
@@ -249,7 +253,7 @@ impl Stack {
 
     /// Starts `lilypad mediator` as service `name` (with a stake of 20 tokens and a state
     /// directory of its own, and `extra` arguments) and waits until it runs.
-    async fn spawn_mediator(&mut self, name: &str, extra: &[&str]) {
+    pub async fn spawn_mediator(&mut self, name: &str, extra: &[&str]) {
         let state = self.dir.path().join(format!("{name}-state"));
         let state = state.display().to_string();
         let mut args = vec![
@@ -344,6 +348,42 @@ impl Stack {
 
     pub fn log_path(&self, name: &str) -> PathBuf {
         self.dir.path().join(format!("{name}.log"))
+    }
+
+    /// `lilypad run ARGS --chain dev` with a 600 s challenge window and 2x results collateral,
+    /// which must end looking like a success (a lying provider's result does): what it printed.
+    pub fn run_challengeable(&self, args: &[&str]) -> String {
+        let mut all = vec!["run"];
+        all.extend_from_slice(args);
+        all.extend([
+            "--chain",
+            "dev",
+            "--challenge-window",
+            "600",
+            "--results-collateral-bps",
+            "20000",
+        ]);
+        let out = self.command(&all).output().unwrap();
+        let t = text(&out);
+        assert!(out.status.success(), "the lie looks like a success:\n{t}");
+        t
+    }
+
+    /// `lilypad challenge dev JOB`, which must succeed with the verdict "overturned by mediation"
+    /// and leave the job `Overturned`; `context` (e.g. the run's output) is shown on failure.
+    pub async fn challenge_overturned(&self, job: u64, context: &str) {
+        let out = self
+            .command(&["challenge", "dev", &job.to_string()])
+            .output()
+            .unwrap();
+        let c = text(&out);
+        assert!(
+            out.status.success(),
+            "{c}\n{context}\nmediator:\n{}",
+            self.log("mediator")
+        );
+        assert!(c.contains("verdict:  overturned by mediation"), "{c}");
+        assert_eq!(self.state(job).await, JobStatus::Overturned);
     }
 
     pub fn log(&self, name: &str) -> String {

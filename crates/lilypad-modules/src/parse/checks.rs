@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use lilypad_toml::Errors;
 use lilypad_types::suggest::closest;
 
-use crate::module::{Arg, InputSpec, InputType};
+use crate::module::{Arg, InputSpec};
 use crate::template::Template;
 
 const SHELLS: &[&str] = &["sh", "bash", "dash", "ash", "zsh", "ksh", "mksh"];
@@ -54,8 +54,7 @@ pub(super) fn check_references(
             let Some(spec) = inputs.get(name) else {
                 continue; // declared, but its declaration is broken (already reported)
             };
-            if spec.kind != InputType::File && spec.max_bytes + t.literal_len() as u64 >= 128 * 1024
-            {
+            if !spec.kind.is_mounted() && spec.max_bytes + t.literal_len() as u64 >= 128 * 1024 {
                 r.error(
                     field.clone(),
                     "with the input at its max_bytes this argument would reach 128 KiB, which Linux refuses",
@@ -65,7 +64,7 @@ pub(super) fn check_references(
         }
     }
     for (name, spec) in inputs {
-        if spec.kind != InputType::File && !used.contains(name) {
+        if !spec.kind.is_mounted() && !used.contains(name) {
             r.error(
                 format!("inputs.{name}"),
                 "declared but never used in args or env, so it could not reach the job",

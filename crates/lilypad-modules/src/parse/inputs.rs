@@ -22,6 +22,7 @@ const INPUT_KEYS: &[&str] = &[
     "choices",
     "min",
     "max",
+    "path",
 ];
 
 /// The inputs that parsed, and the names of all declared (so a broken declaration does not also
@@ -64,7 +65,8 @@ fn read_input(r: &mut Errors, prefix: &str, v: &toml::Value) -> Option<InputSpec
     let t = r.table(prefix, v, "write the input as a table with at least a type")?;
     let before = r.len();
     r.unknown_keys(t, &format!("{prefix}."), INPUT_KEYS);
-    let type_fix = "write type = \"string\", \"integer\", \"number\", \"boolean\" or \"file\"";
+    let type_fix =
+        "write type = \"string\", \"integer\", \"number\", \"boolean\", \"file\" or \"cid\"";
     let kind = match t.get("type") {
         None => {
             r.error(format!("{prefix}.type"), "missing", type_fix);
@@ -183,6 +185,37 @@ fn read_input(r: &mut Errors, prefix: &str, v: &toml::Value) -> Option<InputSpec
             "swap them",
         );
     }
+    let path = match t.get("path") {
+        None => None,
+        Some(v) => {
+            let field = format!("{prefix}.path");
+            if kind.is_some_and(|k| k != InputType::Cid) {
+                r.error(
+                    &field,
+                    "path only applies to cid inputs (other inputs reach the job as arguments, environment values or /inputs/NAME)",
+                    "remove path, or make the input type = \"cid\"",
+                );
+                None
+            } else {
+                r.string(
+                    &field,
+                    v,
+                    "write the absolute path the content is mounted at, e.g. path = \"/data\"",
+                )
+                .and_then(|p| match mount_path_problem(p) {
+                    Some(problem) => {
+                        r.error(
+                            &field,
+                            format!("{p:?} {problem}"),
+                            "use an absolute path of plain names outside /outputs, e.g. /data or /inputs/dataset",
+                        );
+                        None
+                    }
+                    None => Some(p.to_owned()),
+                })
+            }
+        }
+    };
     let default = match t.get("default") {
         None => None,
         Some(toml::Value::String(s)) => Some(s.clone()),
@@ -210,6 +243,7 @@ fn read_input(r: &mut Errors, prefix: &str, v: &toml::Value) -> Option<InputSpec
         choices: choices?,
         min,
         max,
+        path,
     };
     if spec.required && spec.default.is_some() {
         r.error(
@@ -231,4 +265,28 @@ fn read_input(r: &mut Errors, prefix: &str, v: &toml::Value) -> Option<InputSpec
         }
     }
     Some(spec)
+}
+
+/// What is wrong with a CID input's mount path, if anything.
+pub(crate) fn mount_path_problem(path: &str) -> Option<&'static str> {
+    if !path.starts_with('/') {
+        return Some("is not absolute");
+    }
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if segments.is_empty() {
+        return Some("is the root directory");
+    }
+    if segments.iter().any(|s| *s == "." || *s == "..") {
+        return Some("has a . or .. segment");
+    }
+    if path.chars().any(|c| c.is_control() || c == ',' || c == ':') {
+        return Some("has a control character, comma or colon");
+    }
+    if segments[0] == "outputs" || segments == ["inputs"] {
+        return Some("is /inputs itself or under /outputs, which the provider mounts");
+    }
+    if ["proc", "dev", "sys"].contains(&segments[0]) {
+        return Some("is under /proc, /dev or /sys, which the container's kernel interfaces hold");
+    }
+    None
 }

@@ -15,6 +15,7 @@ use lilypad_toml::{Errors, Field};
 use checks::check_references;
 use command::{read_args, read_env};
 use image::read_image;
+pub(crate) use inputs::mount_path_problem;
 use inputs::read_inputs;
 use resources::read_resources;
 

@@ -1,6 +1,7 @@
-//! How the relayer waits after a chain fails it: exponential backoff with jitter (`backon`), from
-//! the chain's poll interval up to one minute, for as long as the relayer runs. Jitter keeps many
-//! relayers (or many chains behind one RPC provider) from retrying in lockstep.
+//! How a follower waits after a chain fails it (the relayer's indexer, the mediator's intake and
+//! its steps): exponential backoff with jitter (`backon`), from a first delay (the chain's poll
+//! interval) up to one minute, for as long as the service runs. Jitter keeps many relayers (or
+//! many chains behind one RPC provider) from retrying in lockstep.
 
 use std::time::Duration;
 
@@ -22,12 +23,14 @@ pub fn policy(first: Duration) -> ExponentialBuilder {
 
 /// A stateful sequence of waits: call [`Backoff::next_delay`] after each failure and
 /// [`Backoff::reset`] after a success.
+#[derive(Debug)]
 pub struct Backoff {
     builder: ExponentialBuilder,
     current: backon::ExponentialBackoff,
 }
 
 impl Backoff {
+    /// A sequence starting at about `first`.
     pub fn new(first: Duration) -> Self {
         let builder = policy(first);
         Self {
