@@ -727,28 +727,21 @@ async fn a_job_requested_while_the_solver_is_cut_off_from_nats_is_dealt_once_it_
     runner.await.unwrap().unwrap();
 }
 
-/// The chain as the solver sees it: every job open, match deadlines per job, and while `held`
-/// says so, the look-ups of the jobs in `slow` get no answer (an RPC endpoint holding them up).
+/// [`Deadlines`], except that while `held` says so, the look-ups of the jobs in `slow` get no
+/// answer (an RPC endpoint holding them up).
 struct Held {
-    deadlines: Vec<(u64, u64)>,
+    deadlines: Deadlines,
     slow: Vec<u64>,
     held: tokio::sync::watch::Receiver<bool>,
 }
 
 impl JobChain for Held {
-    async fn open_job(&self, key: JobKey, _hash: B256) -> Result<Option<OpenJob>, String> {
+    async fn open_job(&self, key: JobKey, hash: B256) -> Result<Option<OpenJob>, String> {
         if self.slow.iter().any(|id| U256::from(*id) == key.job_id) {
             let mut held = self.held.clone();
             held.wait_for(|held| !held).await.unwrap();
         }
-        Ok(self
-            .deadlines
-            .iter()
-            .find(|(id, _)| U256::from(*id) == key.job_id)
-            .map(|(_, deadline)| OpenJob {
-                match_deadline: *deadline,
-                timeout_collateral_bps: 10_000,
-            }))
+        self.deadlines.open_job(key, hash).await
     }
 }
 
@@ -765,12 +758,12 @@ async fn a_new_job_is_dealt_while_the_prune_looks_up_dealt_jobs_slowly() {
         vec![(
             CHAIN,
             Held {
-                deadlines: vec![
+                deadlines: Deadlines(vec![
                     (1, now + 300),
                     (2, now + 300),
                     (3, now + 300),
                     (50, now + 600),
-                ],
+                ]),
                 slow: vec![1, 2, 3],
                 held,
             },
