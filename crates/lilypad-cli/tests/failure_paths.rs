@@ -270,15 +270,7 @@ async fn a_lying_provider_is_overturned_by_mediation_and_loses_its_collateral() 
         text(&out)
     );
     assert_eq!(stack.state(1).await, JobStatus::ResultSubmitted);
-    let out = stack.command(&["challenge", "dev", "1"]).output().unwrap();
-    let t = text(&out);
-    assert!(
-        out.status.success(),
-        "{t}\nmediator:\n{}",
-        stack.log("mediator")
-    );
-    assert!(t.contains("verdict:  overturned by mediation"), "{t}");
-    assert_eq!(stack.state(1).await, JobStatus::Overturned);
+    stack.challenge_overturned(1, "").await;
     let params = stack.lilypad().await.params().call().await.unwrap();
     let slashed = U256::from(2 * PRICE);
     let share = slashed * U256::from(params.mediatorShareBps) / U256::from(10_000);
@@ -319,18 +311,7 @@ async fn a_lying_provider_is_overturned_by_mediation_and_loses_its_collateral() 
 async fn a_provider_lying_only_in_its_inline_output_is_overturned_by_mediation() {
     let stack = lying_stack("inline-output").await;
     let t = run_challengeable_sha256(&stack).await;
-    let out = stack.command(&["challenge", "dev", "1"]).output().unwrap();
-    let c = text(&out);
-    assert!(
-        out.status.success(),
-        "{c}\nrun:\n{t}\nmediator:\n{}",
-        stack.log("mediator")
-    );
-    assert!(
-        c.contains("verdict:  overturned by mediation"),
-        "{c}\nrun:\n{t}"
-    );
-    assert_eq!(stack.state(1).await, JobStatus::Overturned);
+    stack.challenge_overturned(1, &format!("run:\n{t}")).await;
 }
 
 /// Three mediators, one of them lazy (`--testing-alter-output`'s counterpart, `--testing-lazy`:
