@@ -313,6 +313,85 @@ contract MediationTest is LilypadTestBase {
         }
     }
 
+    // ------------------------------------------------------------------ joining the pool
+
+    /// @dev Draws the challenged `jobId` with its seed block's hash set to `seed`, records who was
+    ///      drawn and rolls the draw back, so one case can be drawn under many seeds.
+    function _drawnUnder(uint256 jobId, bytes32 seed) internal returns (address[] memory chosen) {
+        uint256 seedBlock = consortium.caseOf(jobId).seedBlock;
+        uint256 snapshot = vm.snapshotState();
+        vm.roll(seedBlock + 1);
+        vm.setBlockhash(seedBlock, seed);
+        consortium.draw(jobId);
+        chosen = consortium.mediatorsOf(jobId);
+        vm.revertToState(snapshot);
+    }
+
+    function test_Join_MediatorsJoiningAfterTheChallengeAreNotDrawnForIt() public {
+        uint256 jobId = _jobWithResult();
+        client.challenge(jobId);
+        // the seed hash is known: twenty accounts stake to flood the pool before the draw
+        address[] memory late = new address[](20);
+        for (uint256 i; i < late.length; ++i) {
+            late[i] = makeAddr(string.concat("late", vm.toString(i)));
+            _registerMediator(late[i], MEDIATOR_COLLATERAL);
+            assertTrue(consortium.isDrawable(late[i]), "drawable for cases opened from now on");
+        }
+        for (uint256 round; round < 8; ++round) {
+            address[] memory chosen = _drawnUnder(jobId, keccak256(abi.encode("seed", round)));
+            for (uint256 i; i < chosen.length; ++i) {
+                for (uint256 j; j < late.length; ++j) {
+                    assertTrue(chosen[i] != late[j], "a mediator that joined after the challenge was drawn for it");
+                }
+            }
+        }
+    }
+
+    function test_Join_AMediatorJoiningBeforeAChallengeIsDrawnForIt() public {
+        // four of the five original mediators leave and are paid; three newcomers join
+        for (uint256 i = 1; i < 5; ++i) {
+            vm.prank(mediators[i]);
+            consortium.deregisterMediator();
+        }
+        vm.warp(block.timestamp + consortium.UNBONDING_DELAY());
+        for (uint256 i = 1; i < 5; ++i) {
+            vm.prank(mediators[i]);
+            consortium.completeUnbond();
+        }
+        address[] memory joined = new address[](3);
+        for (uint256 i; i < 3; ++i) {
+            joined[i] = makeAddr(string.concat("joined", vm.toString(i)));
+            _registerMediator(joined[i], MEDIATOR_COLLATERAL);
+        }
+        (, address[] memory chosen) = _challenged();
+        uint256 newcomers;
+        for (uint256 i; i < chosen.length; ++i) {
+            for (uint256 j; j < joined.length; ++j) {
+                if (chosen[i] == joined[j]) ++newcomers;
+            }
+        }
+        assertGe(newcomers, 2, "three drawn from four: at least two newcomers");
+    }
+
+    function test_Join_ALeavingMediatorCannotComeBackByADepositBeforeItsUnbondingIsPaid() public {
+        address m = mediators[0];
+        vm.startPrank(m);
+        consortium.deregisterMediator();
+        consortium.registerMediator("https://mediator.example/back");
+        vm.stopPrank();
+        _fund(m, MEDIATOR_COLLATERAL);
+        vm.startPrank(m);
+        token.approve(address(consortium), MEDIATOR_COLLATERAL);
+        consortium.depositStake(MEDIATOR_COLLATERAL);
+        assertFalse(consortium.isDrawable(m), "back in the pool while its unbonding is unpaid");
+        assertEq(consortium.drawableCount(), 4);
+        vm.warp(block.timestamp + consortium.UNBONDING_DELAY());
+        consortium.completeUnbond();
+        vm.stopPrank();
+        assertTrue(consortium.isDrawable(m), "drawable again once paid");
+        assertEq(consortium.drawableCount(), 5);
+    }
+
     // ------------------------------------------------------------------ challenge and draw
 
     function test_Challenge_PullsFeeAndSetsAFutureSeedBlock() public {

@@ -18,6 +18,9 @@ import {IMediation} from "../interfaces/IMediation.sol";
 ///         never drawn for a case opened after its request, but still is for the cases opened
 ///         before it (their pool was fixed before their seed block), so nobody can reshape the
 ///         pool once a seed hash is known, nor take its stake away from a draw it sees coming.
+///         Joining is delayed the same way: a mediator that enters the pool (or comes back to it)
+///         is drawn only for cases opened after it did, so a deposit made once a seed hash is known
+///         cannot steer that draw.
 ///         When a client challenges a result the case fixes its terms (N, k, stake, periods) and a
 ///         future seed block; once that block exists anyone calls {draw}, which picks N drawable
 ///         mediators (never the client or the provider) from its hash and locks {mediatorStake} of
@@ -69,6 +72,8 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
         uint40 unbondReadyAt;
         /// {casesOpened} when it started leaving: only cases up to this one may draw it
         uint32 leftAt;
+        /// {casesOpened} when it last became drawable: only cases after this one may draw it
+        uint32 joinedAt;
     }
 
     /// @notice A case. Its terms (n, k, stake, periods) are fixed when the challenge opens.
@@ -97,6 +102,8 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
         uint32 revealPeriod;
         /// 1-based: this case was the `openIndex`-th opened
         uint32 openIndex;
+        /// {poolJoins} when the case opened (the draw skips those who joined since)
+        uint32 joinsAtOpen;
         address[] mediators;
     }
 
@@ -116,6 +123,8 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
     uint32 public revealPeriod;
     /// @notice How many cases were opened so far.
     uint32 public casesOpened;
+    /// @notice How many times a mediator became drawable so far (joined or came back to the pool).
+    uint32 public poolJoins;
 
     mapping(address mediator => Mediator) internal _mediators;
     /// the draw pool: drawable mediators and leaving ones (in `_leavingCount`)
@@ -333,6 +342,7 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
         cs.commitPeriod = commitPeriod;
         cs.revealPeriod = revealPeriod;
         cs.openIndex = ++casesOpened;
+        cs.joinsAtOpen = poolJoins;
         emit MediationStarted(jobId, c.resultHash, seedBlock);
     }
 
@@ -533,14 +543,23 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
     ///      (swap-and-pop, so the pool stays dense). Drawable: registered with {mediatorStake} free.
     ///      A pool entry that stops being drawable while its unbonding stake still covers a draw
     ///      stays in the pool as leaving, until {completeUnbond}: cases opened before its request
-    ///      can still draw it, so leaving cannot change a draw whose seed is known.
+    ///      can still draw it, so leaving cannot change a draw whose seed is known. A leaving entry
+    ///      stays leaving while its unbonding is unpaid (a deposit cannot bring it back early). An
+    ///      entry that becomes drawable records {casesOpened} in `joinedAt`: cases opened before
+    ///      never draw it, so joining cannot change a draw whose seed is known either.
     function _sync(address who) private {
         Mediator storage m = _mediators[who];
-        bool active = m.registered && m.free >= mediatorStake;
         uint256 position = m.position;
+        bool wasLeaving = m.leaving;
+        bool active = m.registered && m.free >= mediatorStake && !(wasLeaving && m.unbonding != 0);
         bool eligible = active || (position != 0 && m.unbonding != 0 && m.free + m.unbonding >= mediatorStake);
         bool leaving = eligible && !active;
-        if (leaving != m.leaving) {
+        if (active && (position == 0 || wasLeaving)) {
+            // joins the pool, or comes back to it: drawn only for cases opened from now on
+            m.joinedAt = casesOpened;
+            ++poolJoins;
+        }
+        if (leaving != wasLeaving) {
             m.leaving = leaving;
             if (leaving) {
                 // from now on only the cases opened so far may draw it
@@ -569,14 +588,15 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
 
     /// @dev A partial Fisher-Yates shuffle over the pool's indices (swaps kept in a small memory
     ///      list): positions are visited in a uniformly random order without repeats, and the first
-    ///      n that are neither party and eligible for this case are taken. Drawable entries are
-    ///      always eligible; a leaving one only for a case opened before its request (and before
-    ///      its unbonding is due). At most two entries are parties, so this ends within n + 2 steps
-    ///      plus one per leaving entry met (each leaving entry holds at least {mediatorStake}).
+    ///      n that are neither party and eligible for this case are taken. An entry is eligible
+    ///      only if it joined the pool before the case opened; a leaving one only for a case
+    ///      opened before its request (and before its unbonding is due). At most two entries are
+    ///      parties, so this ends within n + 2 steps plus one per leaving entry and one per join
+    ///      since the case opened (each leaving entry holds at least {mediatorStake}).
     function _draw(bytes32 seed, Case storage cs) private view returns (address[] memory chosen) {
         uint256 n = cs.n;
         uint256 pool = _drawable.length;
-        uint256 steps = n + 2 + _leavingCount;
+        uint256 steps = n + 2 + _leavingCount + (poolJoins - cs.joinsAtOpen);
         if (steps > pool) steps = pool;
         chosen = new address[](n);
         uint256[] memory swapFrom = new uint256[](steps);
@@ -594,11 +614,13 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
         if (found < n) revert NotEnoughMediators(found, n);
     }
 
-    /// @dev Whether pool entry `who` may be drawn for case `cs`: not one of its parties, and either
-    ///      drawable or leaving since after the case opened (and not yet due its unbonding).
+    /// @dev Whether pool entry `who` may be drawn for case `cs`: not one of its parties, in the pool
+    ///      since before the case opened, and either drawable or leaving since after the case
+    ///      opened (and not yet due its unbonding).
     function _eligible(address who, Case storage cs) private view returns (bool) {
         if (who == cs.client || who == cs.provider) return false;
         Mediator storage m = _mediators[who];
+        if (m.joinedAt >= cs.openIndex) return false;
         if (!m.leaving) return true;
         return m.leftAt >= cs.openIndex && block.timestamp < m.unbondReadyAt && m.free + m.unbonding >= cs.stake;
     }

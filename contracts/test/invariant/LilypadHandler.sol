@@ -44,8 +44,14 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
     /// @notice Set if a draw picked a mediator that had stopped being drawable before its case
     ///         opened (a leaving mediator may only be drawn for cases opened before it left).
     bool public drewLeaverForNewerCase;
+    /// @notice Set if a draw picked a mediator that became drawable (joined or came back) only
+    ///         after its case opened.
+    bool public drewJoinerForOlderCase;
     /// @dev casesOpened + 1 when the mediator was last seen stop being drawable; 0 while drawable
     mapping(address mediator => uint256) internal stoppedAt;
+    /// @dev casesOpened when the mediator was last seen become drawable again (0: drawable from
+    ///      the start)
+    mapping(address mediator => uint256) internal joinedAt;
     mapping(bytes32 => uint256) public calls;
     /// @dev The hash each mediator committed to, so it can reveal it.
     mapping(uint256 jobId => mapping(address mediator => bytes32)) internal intended;
@@ -376,6 +382,7 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
             for (uint256 i; i < cs.mediators.length; ++i) {
                 uint256 stopped = stoppedAt[cs.mediators[i]];
                 if (stopped != 0 && cs.openIndex >= stopped) drewLeaverForNewerCase = true;
+                if (cs.openIndex <= joinedAt[cs.mediators[i]]) drewJoinerForOlderCase = true;
             }
         } catch (bytes memory err) {
             // the only expected refusal: mediators withdrew stake and too few are drawable
@@ -575,8 +582,12 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
         uint256 opened = consortium.casesOpened();
         for (uint256 i; i < mediators.length; ++i) {
             address m = mediators[i];
-            if (consortium.isDrawable(m)) stoppedAt[m] = 0;
-            else if (stoppedAt[m] == 0) stoppedAt[m] = opened + 1;
+            if (consortium.isDrawable(m)) {
+                if (stoppedAt[m] != 0) joinedAt[m] = opened;
+                stoppedAt[m] = 0;
+            } else if (stoppedAt[m] == 0) {
+                stoppedAt[m] = opened + 1;
+            }
         }
     }
 }

@@ -166,7 +166,8 @@ contract LilypadInvariants is Test {
     }
 
     /// @notice A mediator's locked stake is one case stake per drawn case it sits in that has not
-    ///         resolved; a drawable mediator has a stake free.
+    ///         resolved; a mediator with a stake free is drawable unless it is leaving (its
+    ///         unbonding unpaid), and a drawable one always has a stake free.
     function invariant_LockedStakeMatchesOpenCases() public view {
         for (uint256 m; m < handler.mediatorCount(); ++m) {
             address who = handler.mediators(m);
@@ -180,15 +181,19 @@ contract LilypadInvariants is Test {
             }
             (uint256 free, uint256 locked) = consortium.stakeOf(who);
             assertEq(locked, expected);
-            assertEq(consortium.isDrawable(who), free >= consortium.mediatorStake());
+            (uint256 unbonding,) = consortium.unbondingOf(who);
+            bool drawable = consortium.isDrawable(who);
+            if (drawable || unbonding == 0) assertEq(drawable, free >= consortium.mediatorStake());
         }
     }
 
-    /// @notice Unbonding stake is paid only after the delay, and a mediator that stopped being
-    ///         drawable is drawn only for cases opened before it stopped.
+    /// @notice Unbonding stake is paid only after the delay, a mediator that stopped being
+    ///         drawable is drawn only for cases opened before it stopped, and one that became
+    ///         drawable only for cases opened after it did.
     function invariant_UnbondingWaitsAndLeaversAreNotDrawnForNewCases() public view {
         assertFalse(handler.unbondPaidEarly());
         assertFalse(handler.drewLeaverForNewerCase());
+        assertFalse(handler.drewJoinerForOlderCase());
     }
 
     /// @notice Statuses only move forward and a terminal status never changes.
