@@ -5,8 +5,9 @@ use std::process::Command;
 
 use lilypad_e2e::{docker_run, ensure_module_images, job_modules_dir, test_modules_dir};
 
-/// `image` from each module file (a light read: the modules crate is not a dependency here).
-fn module_images() -> Vec<String> {
+/// `image` and `digest` (if any) from each module file (a light read: the modules crate is not a
+/// dependency here), with the file.
+fn module_images() -> Vec<(String, Option<String>, std::path::PathBuf)> {
     let mut images = Vec::new();
     for dir in [job_modules_dir(), test_modules_dir()] {
         for module in std::fs::read_dir(&dir).expect("modules dir") {
@@ -18,56 +19,63 @@ fn module_images() -> Vec<String> {
                 let file = file.expect("entry").path();
                 if file.extension().is_some_and(|e| e == "toml") {
                     let text = std::fs::read_to_string(&file).expect("module file");
-                    let image = text
-                        .lines()
-                        .find_map(|l| l.strip_prefix("image = \""))
-                        .and_then(|rest| rest.split('"').next())
+                    let field = |key: &str| {
+                        text.lines()
+                            .find_map(|l| l.strip_prefix(&format!("{key} = \"")))
+                            .and_then(|rest| rest.split('"').next())
+                            .map(str::to_owned)
+                    };
+                    let image = field("image")
                         .unwrap_or_else(|| panic!("{} has an image line", file.display()));
-                    images.push(image.to_owned());
+                    images.push((image, field("digest"), file));
                 }
             }
         }
     }
     images.sort();
-    images.dedup();
     images
 }
 
+/// The id of the local image `image`.
+fn local_id(image: &str) -> String {
+    let out = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", image])
+        .output()
+        .expect("docker runs");
+    assert!(
+        out.status.success(),
+        "{image} is missing: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 #[test]
-fn every_locally_built_module_image_exists() {
+fn every_shipped_module_pins_the_image_the_build_makes() {
     ensure_module_images().expect("the module images build");
-    let local: Vec<String> = module_images()
+    let local: Vec<_> = module_images()
         .into_iter()
-        .filter(|i| i.starts_with("lilypad/"))
+        .filter(|(image, _, _)| image.starts_with("lilypad/"))
         .collect();
+    let mut names: Vec<&str> = local.iter().map(|(image, _, _)| image.as_str()).collect();
+    names.dedup();
     assert_eq!(
-        local,
+        names,
         [
             "lilypad/cowsay:1.0.0",
             "lilypad/sha256:1.0.0",
             "lilypad/test-tools:1.0.0"
         ]
     );
-    for image in &local {
-        let out = Command::new("docker")
-            .args([
-                "image",
-                "inspect",
-                "--format",
-                "{{index .Config.Labels \"lilypad.build-hash\"}}",
-                image,
-            ])
-            .output()
-            .expect("docker runs");
-        assert!(
-            out.status.success(),
-            "{image} is missing: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    for (image, digest, file) in &local {
+        let digest = digest
+            .as_deref()
+            .unwrap_or_else(|| panic!("{} does not pin a digest for {image}", file.display()));
         assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim().len(),
-            64,
-            "{image} has its build hash"
+            digest,
+            local_id(image),
+            "{} pins another image than the build made",
+            file.display()
         );
     }
 }

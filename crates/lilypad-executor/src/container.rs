@@ -20,6 +20,8 @@ pub const LABEL_MODULE: &str = "lilypad.module";
 /// What the container config is built from, besides the module and the job.
 #[derive(Debug, Clone)]
 pub struct Sandbox<'a> {
+    /// The image to run: the checked image id when the module pins a digest, else its reference.
+    pub image: &'a str,
     /// The provider's id (label).
     pub provider_id: &'a str,
     /// The job's id (label).
@@ -116,7 +118,7 @@ pub fn container_config(
         ..Default::default()
     };
     ContainerCreateBody {
-        image: Some(module.image.pull_reference()),
+        image: Some(sandbox.image.to_owned()),
         entrypoint: (!job.entrypoint.is_empty()).then(|| job.entrypoint.clone()),
         cmd: (!job.cmd.is_empty() || !job.entrypoint.is_empty()).then(|| job.cmd.clone()),
         env: Some(job.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
@@ -162,6 +164,7 @@ vram = "20GiB"
 
     fn sandbox<'a>(gpus: &'a [Gpu]) -> Sandbox<'a> {
         Sandbox {
+            image: "example/sd:1",
             provider_id: "provider-1",
             job_id: "31337:7",
             inputs_dir: Path::new("/work/job/inputs"),

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::container::LogOutput;
+use bollard::models::ImageInspect;
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, CreateImageOptions, KillContainerOptions,
     ListContainersOptions, RemoveContainerOptions, WaitContainerOptions,
@@ -332,9 +333,10 @@ impl Executor {
         };
         let gpus = lease.as_ref().map(|l| l.gpus()).unwrap_or_default();
 
-        if let Err(e) = self.ensure_image(job.module).await {
-            return fail(ErrorKind::ImageUnavailable, e);
-        }
+        let image = match self.ensure_image(job.module).await {
+            Ok(image) => image,
+            Err(e) => return fail(ErrorKind::ImageUnavailable, e),
+        };
 
         // Inputs by CID: from the store, else fetched and verified; each mounted read-only.
         let mut cid_mounts = Vec::new();
@@ -377,6 +379,7 @@ impl Executor {
         }
 
         let sandbox = Sandbox {
+            image: &image,
             provider_id: &self.config.provider_id,
             job_id: job.job_id,
             inputs_dir: &inputs_dir,
@@ -489,28 +492,84 @@ impl Executor {
         outcome
     }
 
-    /// Makes sure the module's image is present, pulling it when allowed.
-    async fn ensure_image(&self, module: &Module) -> Result<(), String> {
-        let reference = module.image.pull_reference();
-        match self.docker.inspect_image(&reference).await {
-            Ok(_) => return Ok(()),
+    /// Makes sure the module's image is present, pulling it when allowed, and returns what to
+    /// run. A module that pins a digest runs only that image, by its id: the local image of its
+    /// name if that is the pinned one (its id, or a registry digest it was pulled by), else the
+    /// image with the pinned id, else whatever pulling `name@digest` brings, checked again.
+    async fn ensure_image(&self, module: &Module) -> Result<String, String> {
+        let image = &module.image;
+        let Some(digest) = &image.digest else {
+            if self.inspect(&image.name).await?.is_none() {
+                self.pull(&image.name).await?;
+            }
+            return Ok(image.name.clone());
+        };
+        let local = self.inspect(&image.name).await?;
+        if let Some(found) = &local
+            && let Some(id) = pinned_id(found, digest)
+        {
+            return Ok(id);
+        }
+        if let Some(found) = self.inspect(digest).await?
+            && let Some(id) = pinned_id(&found, digest)
+        {
+            return Ok(id);
+        }
+        let mismatch = local.as_ref().and_then(|found| found.id.clone()).map(|id| {
+            format!(
+                "image {} here is {id}, not the {digest} the module pins",
+                image.name
+            )
+        });
+        if self.config.pull_policy == PullPolicy::Never {
+            return Err(match mismatch {
+                Some(m) => format!(
+                    "{m}, and this provider never pulls (fix: the provider operator must build or pull the pinned image: job-modules/images/build for the shipped modules, docker pull {} for others)",
+                    image.pull_reference()
+                ),
+                None => format!(
+                    "image {} is not present and this provider never pulls (fix: the provider operator must pull or build it)",
+                    image.pull_reference()
+                ),
+            });
+        }
+        let reference = image.pull_reference();
+        self.pull(&reference).await.map_err(|e| match &mismatch {
+            Some(m) => format!("{m}, and the pinned one: {e}"),
+            None => e,
+        })?;
+        let pulled = self.inspect(&reference).await?;
+        pulled
+            .as_ref()
+            .and_then(|found| pinned_id(found, digest))
+            .ok_or_else(|| {
+                format!("pulling {reference} did not bring an image with digest {digest}")
+            })
+    }
+
+    /// The image `reference` names, or `None` when it is not present.
+    async fn inspect(&self, reference: &str) -> Result<Option<ImageInspect>, String> {
+        match self.docker.inspect_image(reference).await {
+            Ok(found) => Ok(Some(found)),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
-            }) => {}
-            Err(e) => {
-                return Err(format!(
-                    "cannot inspect image {reference}: {}",
-                    docker_message(&e)
-                ));
-            }
+            }) => Ok(None),
+            Err(e) => Err(format!(
+                "cannot inspect image {reference}: {}",
+                docker_message(&e)
+            )),
         }
+    }
+
+    /// Pulls `reference` (unless the provider never pulls), within the pull timeout.
+    async fn pull(&self, reference: &str) -> Result<(), String> {
         if self.config.pull_policy == PullPolicy::Never {
             return Err(format!(
                 "image {reference} is not present and this provider never pulls (fix: the provider operator must pull or build it)"
             ));
         }
         let options = CreateImageOptions {
-            from_image: Some(reference.clone()),
+            from_image: Some(reference.to_owned()),
             ..Default::default()
         };
         let pull = async {
@@ -860,4 +919,49 @@ fn read_inline_file(outputs: &Path, rel: &str, limit: usize) -> Result<Vec<u8>, 
         .read_to_end(&mut bytes)
         .map_err(|e| format!("reading /outputs/{rel}: {e}"))?;
     Ok(bytes)
+}
+
+/// The id to run when `found` is the image `digest` pins: its own id, or one of the registry
+/// digests it was pulled by (`name@digest`); `None` when it is another image.
+fn pinned_id(found: &ImageInspect, digest: &str) -> Option<String> {
+    let id = found.id.as_deref()?;
+    let pulled_by = found
+        .repo_digests
+        .iter()
+        .flatten()
+        .any(|r| r.rsplit_once('@').is_some_and(|(_, d)| d == digest));
+    (id == digest || pulled_by).then(|| id.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PINNED: &str = "sha256:869709f9cc4c347a4dfa1479d81695c1fb4f495eb082b6cdcab311b32ee0838e";
+    const OTHER: &str = "sha256:4dc588e7fb9d99d07ac7969b01c76d8d30dbe82cfb0577948c32558ac976e6f4";
+
+    fn image(id: &str, repo_digests: &[&str]) -> ImageInspect {
+        ImageInspect {
+            id: Some(id.to_owned()),
+            repo_digests: Some(repo_digests.iter().map(|d| (*d).to_owned()).collect()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_pinned_image_is_run_by_its_id_whether_built_here_or_pulled_by_digest() {
+        assert_eq!(
+            pinned_id(&image(PINNED, &[]), PINNED).as_deref(),
+            Some(PINNED)
+        );
+        let pulled = image(OTHER, &[&format!("registry.example/sd@{PINNED}")]);
+        assert_eq!(pinned_id(&pulled, PINNED).as_deref(), Some(OTHER));
+    }
+
+    #[test]
+    fn another_image_under_the_pinned_name_is_not_the_pinned_one() {
+        assert_eq!(pinned_id(&image(OTHER, &[]), PINNED), None);
+        let pulled = image(OTHER, &[&format!("registry.example/sd@{OTHER}")]);
+        assert_eq!(pinned_id(&pulled, PINNED), None);
+    }
 }

@@ -13,7 +13,8 @@ pub enum ErrorKind {
     UnknownModule,
     /// The job's inputs do not satisfy the module.
     BadInput,
-    /// The module's image is not present and could not be pulled.
+    /// The module's image is not present and could not be pulled, or is not the image the
+    /// module pins.
     ImageUnavailable,
     /// The job needs GPUs this provider does not have free.
     InsufficientGpus,

@@ -350,6 +350,83 @@ memory = "16MiB"
     assert!(env.containers().await.is_empty());
 }
 
+/// The image id the shipped cowsay module pins (`digest` in job-modules/cowsay/1.0.0.toml).
+fn cowsay_digest(env: &Env) -> String {
+    let cowsay = env
+        .registry
+        .get("cowsay", "1.0.0")
+        .expect("cowsay is shipped");
+    cowsay
+        .image
+        .digest
+        .clone()
+        .expect("the shipped cowsay pins its image")
+}
+
+#[tokio::test]
+async fn a_module_pinning_another_image_than_the_local_one_of_its_name_is_refused() {
+    let mut env = env("pinmismatch").await;
+    let local = cowsay_digest(&env);
+    let pinned = format!("sha256:{}", "0".repeat(64));
+    env.add_module(
+        "lookalike",
+        &format!(
+            r#"
+image = "lilypad/cowsay:1.0.0"
+digest = "{pinned}"
+entrypoint = ["/usr/bin/cowsay"]
+args = ["hi"]
+timeout = "5s"
+[resources]
+cpu = 0.5
+memory = "16MiB"
+"#
+        ),
+    );
+    let outcome = env.run("lookalike:1.0.0", &[], 10).await;
+    assert_eq!(
+        outcome.status,
+        Status::ProviderError(ErrorKind::ImageUnavailable)
+    );
+    let error = outcome.error.clone().unwrap();
+    assert!(
+        error.contains(&format!(
+            "image lilypad/cowsay:1.0.0 here is {local}, not the {pinned} the module pins"
+        )),
+        "{error}"
+    );
+    assert!(error.contains("job-modules/images/build"), "{error}");
+    assert!(env.containers().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_pinned_image_present_under_another_name_runs_by_its_id() {
+    let mut env = env("pinbyid").await;
+    let digest = cowsay_digest(&env);
+    env.add_module(
+        "renamed",
+        &format!(
+            r#"
+image = "lilypad-test/renamed-cowsay:1.0.0"
+digest = "{digest}"
+entrypoint = ["/usr/bin/cowsay"]
+args = ["by id"]
+timeout = "30s"
+[resources]
+cpu = 0.5
+memory = "32MiB"
+"#
+        ),
+    );
+    let outcome = env.run("renamed:1.0.0", &[], 10).await;
+    assert_eq!(outcome.status, Status::Succeeded, "{:?}", outcome.error);
+    assert!(
+        text(&outcome.stdout).contains("< by id >"),
+        "{}",
+        text(&outcome.stdout)
+    );
+}
+
 #[tokio::test]
 async fn an_image_that_cannot_be_pulled_is_image_unavailable_not_a_hang() {
     // Pulling is allowed, but the image's registry (a closed loopback port) refuses at once.

@@ -245,6 +245,27 @@ fn an_unused_input_and_a_missing_directory_are_reported() {
 }
 
 #[test]
+fn a_deterministic_module_must_pin_its_image_by_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let deterministic = GOOD.replace("timeout = \"5s\"", "timeout = \"5s\"\ndeterministic = true");
+    write(dir.path(), "m/1.toml", &deterministic);
+    let err = ModuleRegistry::load_dir(dir.path()).unwrap_err();
+    assert_eq!(err.errors.len(), 1, "{err}");
+    assert_eq!(err.errors[0].field, "digest");
+    let shown = err.errors[0].to_string();
+    assert!(shown.contains("must be pinned by digest"), "{shown}");
+    assert!(shown.contains("or set deterministic = false"), "{shown}");
+
+    let pinned = deterministic.replace(
+        "image = \"x/y:1\"",
+        &format!("image = \"x/y:1\"\ndigest = \"sha256:{}\"", "ab".repeat(32)),
+    );
+    write(dir.path(), "m/1.toml", &pinned);
+    let registry = ModuleRegistry::load_dir(dir.path()).unwrap();
+    assert!(registry.get("m", "1").unwrap().deterministic);
+}
+
+#[test]
 fn the_same_module_in_two_directories_is_an_error() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();

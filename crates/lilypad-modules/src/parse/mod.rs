@@ -138,6 +138,13 @@ fn read_module(
     let output = read_output(r, table);
 
     // Cross-field checks, on whatever parts parsed.
+    if deterministic == Some(true) && image.as_ref().is_some_and(|i| i.digest.is_none()) {
+        r.error(
+            "digest",
+            "missing: a deterministic module can be challenged, so its image must be pinned by digest (a tag can be moved to another image)",
+            "add digest = \"sha256:...\" (the image id, `docker image inspect --format '{{.Id}}' IMAGE`, or the registry digest it is pulled by), or set deterministic = false",
+        );
+    }
     check_references(
         r,
         &inputs,
