@@ -46,26 +46,28 @@ fn chain<'c>(config: &'c lilypad_config::ChainsConfig, name: &str) -> Result<&'c
     })
 }
 
-/// A client account connected to one chain: what `run` and `challenge` share.
-struct Session {
-    chain: ChainConfig,
-    me: Address,
-    provider: DynProvider,
+/// An account connected to one chain: what `run`, `challenge` and `stake` share.
+pub(crate) struct Session {
+    pub(crate) chain: ChainConfig,
+    pub(crate) me: Address,
+    pub(crate) provider: DynProvider,
     /// The account's key, for the transactions `send` signs itself.
     key: alloy::network::EthereumWallet,
     contracts: lilypad_config::Contracts,
 }
 
 impl Session {
-    async fn open(
+    /// Connects `role`'s account (named in key errors: "client", "mediator") to `chain_name`.
+    pub(crate) async fn open(
         global: &Global,
         chain_name: &str,
         key_env: Option<&str>,
         key_file: Option<&std::path::Path>,
+        role: &str,
     ) -> Result<Self> {
         let config = load_chains(&global.chains)?;
         let chain = chain(&config, chain_name)?.clone();
-        let key = load_key(key_env, key_file, "client")?;
+        let key = load_key(key_env, key_file, role)?;
         let me = key.address();
         let provider = wallet(&chain, key.clone())?;
         check_chain_id(&chain, &provider).await?;
@@ -80,7 +82,7 @@ impl Session {
     }
 
     /// Sends `tx` from this account exactly once (see [`send_once`]) and waits for its receipt.
-    async fn send(
+    pub(crate) async fn send(
         &self,
         tx: alloy::rpc::types::TransactionRequest,
         what: &str,
@@ -96,7 +98,7 @@ impl Session {
         .await
     }
 
-    fn lilypad(&self) -> Lilypad::LilypadInstance<&DynProvider> {
+    pub(crate) fn lilypad(&self) -> Lilypad::LilypadInstance<&DynProvider> {
         Lilypad::new(self.contracts.lilypad, &self.provider)
     }
 
@@ -355,6 +357,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
         &args.chain,
         args.key_env.as_deref(),
         args.key_file.as_deref(),
+        "client",
     )
     .await?;
     let (chain, provider, contracts) = (&session.chain, &session.provider, &session.contracts);
@@ -463,6 +466,7 @@ pub async fn challenge(global: &Global, args: &ChallengeArgs) -> Result<()> {
         &args.chain,
         args.key_env.as_deref(),
         args.key_file.as_deref(),
+        "client",
     )
     .await?;
     let (chain, provider, me) = (&session.chain, &session.provider, session.me);
@@ -565,6 +569,7 @@ pub async fn redeliver(global: &Global, args: &RedeliverArgs) -> Result<()> {
         &args.chain,
         args.key_env.as_deref(),
         args.key_file.as_deref(),
+        "client",
     )
     .await?;
     let (chain, provider) = (&session.chain, &session.provider);

@@ -6,6 +6,7 @@ mod common;
 mod provider;
 mod relayer;
 mod solver;
+mod stake;
 
 use std::path::PathBuf;
 
@@ -73,6 +74,10 @@ enum Command {
     /// Hand a job's failed callback (it reverted or ran out of gas) to its client once more, with
     /// more gas, paid by this account: anyone may, once per failure.
     Redeliver(RedeliverArgs),
+    /// A mediator's stake in the mediation contract: show it, take it out in two steps (unbond,
+    /// then complete after the unbonding delay), withdraw credited slashed stakes.
+    #[command(subcommand)]
+    Stake(StakeAction),
     /// Check chains.toml and print the chains it serves.
     Chains,
     /// Module definitions: `lilypad module id <name> [--version V]` prints a module's id.
@@ -383,6 +388,69 @@ pub struct RedeliverArgs {
     pub key_file: Option<PathBuf>,
 }
 
+/// Which mediator account, on which chain.
+#[derive(Args, Debug)]
+pub struct StakeTarget {
+    /// The chain, by its name in chains.toml.
+    pub chain: String,
+    /// Environment variable holding the mediator account's key.
+    #[arg(long, default_value = "LILYPAD_MEDIATOR_KEY")]
+    pub key_env: Option<String>,
+    /// File holding the mediator account's key (instead of --key-env).
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StakeAction {
+    /// Print the mediator's free, locked and unbonding stake, whether it is drawable, and what
+    /// is credited to it.
+    Show(StakeTarget),
+    /// First step out: set free stake aside (an amount in token base units, or `all`). It is
+    /// paid by `complete` once the contract's unbonding delay (14 days) has passed; a mediator
+    /// left with less than the contract's mediatorStake free is not drawn for new cases.
+    Unbond {
+        #[command(flatten)]
+        target: StakeTarget,
+        /// Token base units, or `all` for every free unit.
+        #[arg(value_parser = parse_unbond_amount)]
+        amount: UnbondAmount,
+    },
+    /// Second step: be paid the unbonding stake, once its delay has passed.
+    Complete(StakeTarget),
+    /// Withdraw what is credited to the mediator (stakes slashed from others who voted against
+    /// the decision).
+    Withdraw(StakeTarget),
+}
+
+impl StakeAction {
+    /// The account and chain the action is for.
+    pub fn target(&self) -> &StakeTarget {
+        match self {
+            Self::Show(t) | Self::Complete(t) | Self::Withdraw(t) => t,
+            Self::Unbond { target, .. } => target,
+        }
+    }
+}
+
+/// How much stake `lilypad stake unbond` sets aside.
+#[derive(Debug, Clone, Copy)]
+pub enum UnbondAmount {
+    /// Every free unit.
+    All,
+    /// This many token base units.
+    Amount(u128),
+}
+
+fn parse_unbond_amount(text: &str) -> Result<UnbondAmount, String> {
+    if text == "all" {
+        return Ok(UnbondAmount::All);
+    }
+    text.parse()
+        .map(UnbondAmount::Amount)
+        .map_err(|_| format!("{text:?} is neither `all` nor a whole number of token base units"))
+}
+
 #[derive(Args, Debug)]
 pub struct JobArgs {
     /// The chain, by its name in chains.toml.
@@ -426,6 +494,7 @@ fn main() -> std::process::ExitCode {
             Command::Job(a) => client::job(&cli.global, a).await,
             Command::Challenge(a) => client::challenge(&cli.global, a).await,
             Command::Redeliver(a) => client::redeliver(&cli.global, a).await,
+            Command::Stake(a) => stake::stake(&cli.global, a).await,
             Command::Chains => chains(&cli.global),
             Command::Module(ModuleCommand::Id(a)) => client::module_id(a),
         }
