@@ -22,11 +22,13 @@ import {
     Challenge,
     FailedCallback,
     Params,
-    MediationCase
+    MediationCase,
+    Reputation
 } from "./interfaces/ILilypad.sol";
 import {ILilypadCallback} from "./interfaces/ILilypadCallback.sol";
 import {IMediation} from "./interfaces/IMediation.sol";
 import {LilypadChecks} from "./libraries/LilypadChecks.sol";
+import {Account, LilypadRegistry} from "./libraries/LilypadRegistry.sol";
 
 /// @title Lilypad
 /// @notice A trustless compute marketplace callable from smart contracts. Clients escrow a max price
@@ -57,7 +59,7 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     /// @notice Most bytes of a result's error text.
     uint256 public constant MAX_ERROR_BYTES = 1_024;
     /// @notice Most bytes of a metadata URL.
-    uint256 public constant MAX_METADATA_URL_BYTES = 512;
+    uint256 public constant MAX_METADATA_URL_BYTES = LilypadRegistry.MAX_METADATA_URL_BYTES;
     /// @notice Most mediators one verdict can reward.
     uint256 public constant MAX_REWARDEES = 32;
     /// @notice After a challenge's mediation deadline plus this, anyone may close it.
@@ -67,16 +69,6 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     uint256 public constant CALLBACK_GAS_RESERVE = 35_000;
 
     // ------------------------------------------------------------------ storage
-    /// @notice Collateral and role of a provider, in one slot.
-    /// @dev free + locked never exceeds type(uint120).max (checked at deposit) and every job
-    ///      amount is below 2^116 (a uint96 price times at most 100x), so the uint120 casts on
-    ///      these fields cannot truncate.
-    struct Account {
-        uint120 free;
-        uint120 locked;
-        bool isProvider;
-    }
-
     /// @inheritdoc ILilypad
     IERC20 public immutable token;
     /// @inheritdoc ILilypad
@@ -96,6 +88,7 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     mapping(address account => string) public metadataUrl;
     EnumerableSet.AddressSet internal _providerSet;
     mapping(uint256 jobId => FailedCallback) internal _failedCallbacks;
+    mapping(address provider => Reputation) internal _reputations;
 
     /// @param token_ the ERC-20 used for payment and collateral (no fee-on-transfer or rebasing)
     /// @param initialOwner who may set protocol parameters
@@ -147,7 +140,7 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         job.executionTimeout = request.executionTimeout;
         job.challengeWindow = request.challengeWindow;
         // forge-lint: disable-next-line(unsafe-typecast)
-        job.maxOutputBytes = uint24(request.maxOutputBytes); // checkRequest keeps it <= 32768
+        job.maxOutputBytes = uint16(request.maxOutputBytes); // checkRequest keeps it <= 32768
         job.resultsCollateralBps = request.resultsCollateralMultiplierBps;
         job.timeoutCollateralBps = p.minTimeoutCollateralBps;
         job.deterministic = request.deterministic;
@@ -209,6 +202,15 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         job.status = JobStatus.ResultSubmitted;
         job.deadline = challengeDeadline;
         job.resultHash = LilypadChecks.resultCommitment(result.status, result.exitCode, result.resultCid, outputHash);
+        Reputation storage record = _reputations[provider];
+        if (status == Outcome.Succeeded) {
+            ++record.succeeded;
+        } else if (status == Outcome.JobFailed) {
+            ++record.failed;
+        } else {
+            ++record.providerErrors;
+            job.providerError = true;
+        }
         emit ResultSubmitted(jobId, provider, result, inlineOutput, challengeDeadline);
         _deliverResult(job, result, inlineOutput, status);
     }
@@ -282,6 +284,10 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         uint256 slashed = _timeoutCollateral(job);
         // forge-lint: disable-next-line(unsafe-typecast)
         _accounts[provider].locked -= uint120(slashed);
+        Reputation storage record = _reputations[provider];
+        ++record.timedOut;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        record.slashed += uint128(slashed); // below 2^116 (see Account)
         address client = job.client;
         uint256 refund = job.maxPrice;
         balanceOf[client] += refund + slashed;
@@ -305,6 +311,7 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         uint40 mediationDeadline = uint40(block.timestamp + p.mediationTimeout);
         job.status = JobStatus.Challenged;
         job.deadline = mediationDeadline;
+        ++_reputations[job.provider].mediated;
         _challenges[jobId] = Challenge({mediation: mediation_, fee: fee, mediatorShareBps: p.mediatorShareBps});
         emit JobChallenged(jobId, msg.sender, mediation_, fee, mediationDeadline);
         token.safeTransferFrom(msg.sender, address(this), fee);
@@ -384,47 +391,27 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     // ================================================================== registry
 
     /// @inheritdoc ILilypad
-    /// @dev Registering again replaces the metadata URL.
+    /// @dev Registering again replaces the metadata URL. The registry's code is in
+    ///      {LilypadRegistry}, run on this contract's storage.
     function registerProvider(string calldata metadataUrl_) external nonReentrant {
-        _setMetadata(metadataUrl_);
-        _accounts[msg.sender].isProvider = true;
-        _providerSet.add(msg.sender);
-        emit ProviderRegistered(msg.sender, metadataUrl_);
+        LilypadRegistry.register(_accounts, metadataUrl, _providerSet, metadataUrl_);
     }
 
     /// @inheritdoc ILilypad
     /// @dev Running deals are unaffected; no new deal can be agreed. Collateral stays deposited.
     function deregisterProvider() external nonReentrant {
-        Account storage account = _accounts[msg.sender];
-        if (!account.isProvider) revert NotRegistered(msg.sender);
-        account.isProvider = false;
-        _providerSet.remove(msg.sender);
-        emit ProviderDeregistered(msg.sender);
+        LilypadRegistry.deregister(_accounts, _providerSet);
     }
 
     /// @inheritdoc ILilypad
     function depositCollateral(uint256 amount) external nonReentrant {
-        if (amount == 0) revert ZeroAmount();
-        Account storage account = _accounts[msg.sender];
-        uint256 free = uint256(account.free) + amount;
-        if (free + account.locked > type(uint120).max) revert AmountTooLarge(amount, type(uint120).max);
-        // forge-lint: disable-next-line(unsafe-typecast)
-        account.free = uint120(free);
-        emit CollateralDeposited(msg.sender, amount);
-        token.safeTransferFrom(msg.sender, address(this), amount);
+        LilypadRegistry.deposit(_accounts, token, amount);
     }
 
     /// @inheritdoc ILilypad
     /// @dev Only free collateral can leave; collateral locked in deals stays until they end.
     function withdrawCollateral(uint256 amount) external nonReentrant {
-        if (amount == 0) revert ZeroAmount();
-        Account storage account = _accounts[msg.sender];
-        uint256 free = account.free;
-        if (free < amount) revert InsufficientCollateral(msg.sender, amount, free);
-        // forge-lint: disable-next-line(unsafe-typecast)
-        account.free = uint120(free - amount);
-        emit CollateralWithdrawn(msg.sender, amount);
-        token.safeTransfer(msg.sender, amount);
+        LilypadRegistry.withdraw(_accounts, token, amount);
     }
 
     // ================================================================== admin
@@ -491,6 +478,11 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     /// @inheritdoc ILilypad
     function isProvider(address account) external view returns (bool) {
         return _accounts[account].isProvider;
+    }
+
+    /// @inheritdoc ILilypad
+    function reputationOf(address provider) external view returns (Reputation memory) {
+        return _reputations[provider];
     }
 
     /// @inheritdoc ILilypad
@@ -583,13 +575,6 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         if (err != ECDSA.RecoverError.NoError || signer != expected) revert InvalidSignature(expected);
     }
 
-    function _setMetadata(string calldata url) private {
-        uint256 len = bytes(url).length;
-        if (len == 0) revert EmptyMetadataUrl();
-        if (len > MAX_METADATA_URL_BYTES) revert MetadataUrlTooLong(len, MAX_METADATA_URL_BYTES);
-        metadataUrl[msg.sender] = url;
-    }
-
     function _setParams(Params memory p) private {
         LilypadChecks.checkParams(p);
         _params = p;
@@ -610,11 +595,13 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     }
 
     /// @dev Provider paid price minus fee, treasury the fee, client refunded maxPrice - price,
-    ///      results collateral freed. Credits only: nothing leaves here.
+    ///      results collateral freed. A ProviderError result earns nothing: the price counts as
+    ///      zero, so the client gets all of maxPrice back and no fee is taken. Credits only:
+    ///      nothing leaves here.
     function _settle(uint256 jobId, Job storage job) private {
         job.status = JobStatus.Settled;
         address provider = job.provider;
-        uint256 price = job.price;
+        uint256 price = job.providerError ? 0 : job.price;
         uint256 fee = price * job.feeBps / BPS;
         uint256 refund = job.maxPrice - price;
         uint256 collateral = _resultsCollateral(job);
@@ -638,8 +625,10 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         uint256 toClient;
         uint256 toMediators;
         Outcome verdict;
+        Reputation storage record = _reputations[job.provider];
         if (providerCorrect) {
             _settle(jobId, job);
+            ++record.upheld;
             verdict = Outcome.UpheldByMediation;
             if (rewardees.length == 0) toClient = fee;
             else toMediators = fee;
@@ -649,6 +638,9 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
             uint256 slashed = _resultsCollateral(job);
             // forge-lint: disable-next-line(unsafe-typecast)
             _accounts[job.provider].locked -= uint120(slashed);
+            ++record.overturned;
+            // forge-lint: disable-next-line(unsafe-typecast)
+            record.slashed += uint128(slashed);
             uint256 share = rewardees.length == 0 ? 0 : slashed * c.mediatorShareBps / BPS;
             toMediators = rewardees.length == 0 ? 0 : fee + share;
             toClient = uint256(job.maxPrice) + slashed - share + (rewardees.length == 0 ? fee : 0);

@@ -130,12 +130,15 @@ struct Job {
     uint32 executionTimeout;
     uint32 challengeWindow;
     /// at most 32768 (MAX_OUTPUT_BYTES)
-    uint24 maxOutputBytes;
+    uint16 maxOutputBytes;
     uint32 resultsCollateralBps;
     /// timeout collateral as basis points of the price, fixed when the job was requested
     uint32 timeoutCollateralBps;
     /// the request's `deterministic`: only such a job can be challenged
     bool deterministic;
+    /// the submitted result is a ProviderError (the provider could not run the job): it earns
+    /// nothing, and settling it refunds the client in full
+    bool providerError;
     // slot 3 (deal)
     address provider;
     uint96 price;
@@ -151,6 +154,30 @@ struct Challenge {
     address mediation;
     uint80 fee;
     uint16 mediatorShareBps;
+}
+
+/// @notice A provider's record, kept by the contract in the transactions that make it: results it
+///         submitted by status, deals it let time out, its results that went to mediation and how
+///         mediation ended, and the collateral it lost (timeouts and overturned results).
+struct Reputation {
+    // slot 0
+    /// results submitted as Succeeded
+    uint32 succeeded;
+    /// results submitted as JobFailed (the module ran and exited non-zero)
+    uint32 failed;
+    /// results submitted as ProviderError (it could not run the job; such results are not paid)
+    uint32 providerErrors;
+    /// deals it took and did not deliver before the execution deadline
+    uint32 timedOut;
+    /// its results that were challenged
+    uint32 mediated;
+    /// of those, upheld (the verdict, or a stale challenge closed in its favour)
+    uint32 upheld;
+    /// of those, overturned
+    uint32 overturned;
+    // slot 1
+    /// collateral slashed from it, in token units
+    uint128 slashed;
 }
 
 /// @notice A job's latest callback that failed (reverted or ran out of gas), until it is handed
@@ -338,7 +365,9 @@ interface ILilypad {
     function submitResult(ResultData calldata result, bytes calldata inlineOutput, bytes calldata providerSignature)
         external;
 
-    /// @notice Pays out a job whose challenge window has closed.
+    /// @notice Pays out a job whose challenge window has closed: the provider gets the price minus
+    ///         the fee and the client the rest of maxPrice; a ProviderError result earns nothing
+    ///         and the client gets all of maxPrice back.
     function settle(uint256 jobId) external;
 
     /// @notice Settles every listed job that can be settled now; skips the others.
@@ -406,6 +435,9 @@ interface ILilypad {
     function metadataUrl(address account) external view returns (string memory);
     /// @notice Whether `account` is a registered provider.
     function isProvider(address account) external view returns (bool);
+    /// @notice `provider`'s record: results by status, timeouts, mediations and their outcome,
+    ///         collateral slashed (all zero for an account that never took a job).
+    function reputationOf(address provider) external view returns (Reputation memory);
     /// @notice How many providers are registered.
     function providerCount() external view returns (uint256);
     /// @notice The registered provider at `index` (order changes when one deregisters).

@@ -47,6 +47,10 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
     /// @notice Set if a draw picked a mediator that became drawable (joined or came back) only
     ///         after its case opened.
     bool public drewJoinerForOlderCase;
+    /// @notice Set if settling a ProviderError result credited its provider anything.
+    bool public paidForProviderError;
+    /// @notice Results each provider submitted, by status (1 Succeeded, 2 JobFailed, 3 ProviderError).
+    mapping(address provider => mapping(uint8 status => uint256)) public resultsByStatus;
     /// @dev casesOpened + 1 when the mediator was last seen stop being drawable; 0 while drawable
     mapping(address mediator => uint256) internal stoppedAt;
     /// @dev casesOpened when the mediator was last seen become drawable again (0: drawable from
@@ -278,6 +282,7 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
         uint256 key = _keyOf(job.provider);
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, _resultDigest(res, output));
         lilypad.submitResult(res, output, abi.encodePacked(r, s, v));
+        ++resultsByStatus[job.provider][res.status];
         ++calls["submitResult"];
         _observe();
     }
@@ -285,7 +290,9 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
     function _settle(uint256 jobId) internal {
         Job memory job = lilypad.getJob(jobId);
         if (job.status != JobStatus.ResultSubmitted || block.timestamp < job.deadline) return;
+        uint256 before = lilypad.balanceOf(job.provider);
         lilypad.settle(jobId);
+        if (job.providerError && lilypad.balanceOf(job.provider) != before) paidForProviderError = true;
         ++calls["settle"];
         _observe();
     }
@@ -293,7 +300,9 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
     function _acceptResult(uint256 jobId) internal {
         Job memory job = lilypad.getJob(jobId);
         if (job.status != JobStatus.ResultSubmitted) return;
+        uint256 before = lilypad.balanceOf(job.provider);
         MockClient(job.client).accept(jobId);
+        if (job.providerError && lilypad.balanceOf(job.provider) != before) paidForProviderError = true;
         ++calls["acceptResult"];
         _observe();
     }

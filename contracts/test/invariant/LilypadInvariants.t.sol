@@ -6,7 +6,7 @@ import {Test} from "forge-std/Test.sol";
 import {Lilypad} from "../../src/Lilypad.sol";
 import {LilypadToken} from "../../src/LilypadToken.sol";
 import {ConsortiumMediation} from "../../src/mediation/ConsortiumMediation.sol";
-import {JobStatus, Job, Params} from "../../src/interfaces/ILilypad.sol";
+import {JobStatus, Job, Params, Reputation} from "../../src/interfaces/ILilypad.sol";
 import {MockClient} from "../utils/MockClient.sol";
 import {LilypadHandler} from "./LilypadHandler.sol";
 
@@ -194,6 +194,41 @@ contract LilypadInvariants is Test {
         assertFalse(handler.unbondPaidEarly());
         assertFalse(handler.drewLeaverForNewerCase());
         assertFalse(handler.drewJoinerForOlderCase());
+    }
+
+    /// @notice Each provider's on-chain record matches what happened to its jobs: results by
+    ///         status, timeouts, challenges and their verdicts.
+    function invariant_ReputationMatchesTheJobs() public view {
+        for (uint256 p; p < handler.providerCount(); ++p) {
+            address prov = handler.providers(p);
+            uint256 timedOut;
+            uint256 mediated;
+            uint256 upheld;
+            uint256 overturned;
+            for (uint256 i; i < handler.jobCount(); ++i) {
+                uint256 id = handler.jobIds(i);
+                Job memory job = lilypad.getJob(id);
+                if (job.provider != prov) continue;
+                if (job.status == JobStatus.TimedOut) ++timedOut;
+                if (!handler.wasChallenged(id)) continue;
+                ++mediated;
+                if (job.status == JobStatus.Settled) ++upheld;
+                if (job.status == JobStatus.Overturned) ++overturned;
+            }
+            Reputation memory r = lilypad.reputationOf(prov);
+            assertEq(r.succeeded, handler.resultsByStatus(prov, 1));
+            assertEq(r.failed, handler.resultsByStatus(prov, 2));
+            assertEq(r.providerErrors, handler.resultsByStatus(prov, 3));
+            assertEq(r.timedOut, timedOut);
+            assertEq(r.mediated, mediated);
+            assertEq(r.upheld, upheld);
+            assertEq(r.overturned, overturned);
+        }
+    }
+
+    /// @notice A ProviderError result earns its provider nothing when it settles.
+    function invariant_ProviderErrorsAreNeverPaid() public view {
+        assertFalse(handler.paidForProviderError());
     }
 
     /// @notice Statuses only move forward and a terminal status never changes.

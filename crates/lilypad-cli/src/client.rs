@@ -36,7 +36,10 @@ pub fn parse_input(text: &str) -> Result<(String, String), String> {
     }
 }
 
-fn chain<'c>(config: &'c lilypad_config::ChainsConfig, name: &str) -> Result<&'c ChainConfig> {
+pub(crate) fn chain<'c>(
+    config: &'c lilypad_config::ChainsConfig,
+    name: &str,
+) -> Result<&'c ChainConfig> {
     config.chain(name).with_context(|| {
         let known: Vec<&str> = config.chains.iter().map(|c| c.name.as_str()).collect();
         format!(

@@ -7,6 +7,7 @@ mod provider;
 mod relayer;
 mod solver;
 mod stake;
+mod stats;
 
 use std::path::PathBuf;
 
@@ -78,6 +79,9 @@ enum Command {
     /// then complete after the unbonding delay), withdraw credited slashed stakes.
     #[command(subcommand)]
     Stake(StakeAction),
+    /// Print a provider's on-chain record: results by status, timeouts, challenges and how they
+    /// ended, collateral slashed; and its registration and collateral.
+    ProviderStats(ProviderStatsArgs),
     /// Check chains.toml and print the chains it serves.
     Chains,
     /// Module definitions: `lilypad module id <name> [--version V]` prints a module's id.
@@ -452,6 +456,14 @@ fn parse_unbond_amount(text: &str) -> Result<UnbondAmount, String> {
 }
 
 #[derive(Args, Debug)]
+pub struct ProviderStatsArgs {
+    /// The chain, by its name in chains.toml.
+    pub chain: String,
+    /// The provider's address.
+    pub address: alloy::primitives::Address,
+}
+
+#[derive(Args, Debug)]
 pub struct JobArgs {
     /// The chain, by its name in chains.toml.
     pub chain: String,
@@ -495,6 +507,7 @@ fn main() -> std::process::ExitCode {
             Command::Challenge(a) => client::challenge(&cli.global, a).await,
             Command::Redeliver(a) => client::redeliver(&cli.global, a).await,
             Command::Stake(a) => stake::stake(&cli.global, a).await,
+            Command::ProviderStats(a) => stats::provider_stats(&cli.global, a).await,
             Command::Chains => chains(&cli.global),
             Command::Module(ModuleCommand::Id(a)) => client::module_id(a),
         }

@@ -60,6 +60,19 @@ async fn read(
     })
 }
 
+/// Sends `tx` (see [`Session::send`]) and returns its hash once it is mined without reverting.
+async fn send(
+    session: &Session,
+    tx: alloy::rpc::types::TransactionRequest,
+    what: &str,
+) -> Result<alloy::primitives::B256> {
+    let receipt = session.send(tx, what).await?;
+    if !receipt.status() {
+        bail!("{what} {} reverted", receipt.transaction_hash);
+    }
+    Ok(receipt.transaction_hash)
+}
+
 /// `lilypad stake show|unbond|complete|withdraw <chain>`.
 pub async fn stake(global: &Global, action: &StakeAction) -> Result<()> {
     let target = action.target();
@@ -131,22 +144,16 @@ pub async fn stake(global: &Global, action: &StakeAction) -> Result<()> {
                     s.locked
                 );
             }
-            let receipt = session
-                .send(
-                    mediation.requestUnbond(amount).into_transaction_request(),
-                    "the unbonding request",
-                )
-                .await?;
-            if !receipt.status() {
-                bail!(
-                    "the unbonding request {} reverted",
-                    receipt.transaction_hash
-                );
-            }
+            let tx = send(
+                &session,
+                mediation.requestUnbond(amount).into_transaction_request(),
+                "the unbonding request",
+            )
+            .await?;
             let after = read(&mediation, me).await?;
             println!(
                 "{amount} set aside on {chain} (tx {}); {} unbonding in all, paid from {} by lilypad stake complete {chain}",
-                receipt.transaction_hash,
+                tx,
                 after.unbonding,
                 utc(after.ready_at)
             );
@@ -171,22 +178,13 @@ pub async fn stake(global: &Global, action: &StakeAction) -> Result<()> {
                     span(s.ready_at - now)
                 );
             }
-            let receipt = session
-                .send(
-                    mediation.completeUnbond().into_transaction_request(),
-                    "the unbonding completion",
-                )
-                .await?;
-            if !receipt.status() {
-                bail!(
-                    "the unbonding completion {} reverted",
-                    receipt.transaction_hash
-                );
-            }
-            println!(
-                "{} paid to {me} on {chain} (tx {})",
-                s.unbonding, receipt.transaction_hash
-            );
+            let tx = send(
+                &session,
+                mediation.completeUnbond().into_transaction_request(),
+                "the unbonding completion",
+            )
+            .await?;
+            println!("{} paid to {me} on {chain} (tx {})", s.unbonding, tx);
         }
         StakeAction::Withdraw(_) => {
             if s.credited.is_zero() {
@@ -194,19 +192,13 @@ pub async fn stake(global: &Global, action: &StakeAction) -> Result<()> {
                     "nothing is credited to {me} on {chain}'s mediation (credits are slashed stakes won by voting with the decision; free stake leaves by lilypad stake unbond)"
                 );
             }
-            let receipt = session
-                .send(
-                    mediation.withdraw().into_transaction_request(),
-                    "the withdrawal",
-                )
-                .await?;
-            if !receipt.status() {
-                bail!("the withdrawal {} reverted", receipt.transaction_hash);
-            }
-            println!(
-                "{} withdrawn to {me} on {chain} (tx {})",
-                s.credited, receipt.transaction_hash
-            );
+            let tx = send(
+                &session,
+                mediation.withdraw().into_transaction_request(),
+                "the withdrawal",
+            )
+            .await?;
+            println!("{} withdrawn to {me} on {chain} (tx {})", s.credited, tx);
         }
     }
     Ok(())

@@ -291,6 +291,21 @@ async fn a_lying_provider_is_overturned_by_mediation_and_loses_its_collateral() 
         provider_before - slashed,
         "the provider lost its results collateral"
     );
+    // Its on-chain record shows it, as `lilypad provider-stats` prints it.
+    let stats = stack
+        .command(&["provider-stats", "dev", &stack.provider.to_string()])
+        .output()
+        .unwrap();
+    let shown = text(&stats);
+    assert!(stats.status.success(), "{shown}");
+    assert!(
+        shown.contains("challenged:  1 (0 upheld, 1 overturned, 0 open)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("slashed:     {slashed}")),
+        "{shown}"
+    );
     // The verdict came from the mediator's own re-run (it logs once its transaction is mined,
     // which may be just after the client saw the verdict).
     stack.wait_for_log("mediator", "verdict submitted").await;
