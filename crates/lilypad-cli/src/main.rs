@@ -122,6 +122,15 @@ pub struct SolverArgs {
     /// Where the solver mirrors those repositories.
     #[arg(long, default_value = ".lilypad/solver/git-modules")]
     pub git_cache: PathBuf,
+    /// How long a provider's on-chain record, read to rank it, is used before it is read again
+    /// (e.g. 60s, 500ms).
+    #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
+    pub record_ttl: std::time::Duration,
+}
+
+fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    lilypad_config::parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration (e.g. 60s, 500ms, 5m)"))
 }
 
 fn parse_price(text: &str) -> Result<(String, u128), String> {

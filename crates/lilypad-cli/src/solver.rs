@@ -38,7 +38,11 @@ pub async fn run(global: &Global, args: &SolverArgs, stop: CancellationToken) ->
         ));
     }
     let bus = Bus::connect(&global.nats, BusOptions::default()).await?;
-    let solver = Arc::new(Solver::new(bus, modules, chains, SolverSettings::default()));
+    let settings = SolverSettings {
+        record_ttl: args.record_ttl,
+        ..SolverSettings::default()
+    };
+    let solver = Arc::new(Solver::new(bus, modules, chains, settings));
     tracing::info!("solver running");
     solver.run(stop).await?;
     Ok(())

@@ -142,6 +142,97 @@ async fn a_restarted_provider_removes_the_container_its_crash_left_behind() {
     assert!(text(&out).contains("timed out"), "{}", text(&out));
 }
 
+/// Two providers offer at the same price; the older offer's provider let a job time out. The
+/// solver, which weighs each price by the provider's on-chain record, deals the next job to the
+/// other one (by offer age alone it would have gone to the one with the timeout).
+#[tokio::test(flavor = "multi_thread")]
+async fn at_equal_price_the_solver_deals_to_the_provider_with_the_better_record() {
+    let mut stack = Stack::start(Options {
+        env: vec![(
+            "LILYPAD_PROVIDER_2_KEY".to_owned(),
+            dev_keys::PROVIDER_2.to_owned(),
+        )],
+        ..Options::default()
+    })
+    .await;
+    let first = stack.provider;
+    let run = crash_the_provider_mid_job(&mut stack).await;
+    run.wait_with_output().unwrap();
+    let record = stack
+        .lilypad()
+        .await
+        .reputationOf(first)
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(record.timedOut, 1);
+    // The solver reads records afresh for each pass, so it sees the timeout at once.
+    stack.kill("solver");
+    let solver_git = stack.dir.path().join("solver-git").display().to_string();
+    stack.spawn(
+        "solver",
+        &[
+            "solver",
+            "--git-cache",
+            &solver_git,
+            "--record-ttl",
+            "100ms",
+        ],
+    );
+    stack.start_provider(&[]).await;
+    let state = stack
+        .dir
+        .path()
+        .join("provider-2-state")
+        .display()
+        .to_string();
+    let price = PRICE.to_string();
+    stack.spawn(
+        "provider-2",
+        &[
+            "provider",
+            "--key-env",
+            "LILYPAD_PROVIDER_2_KEY",
+            "--collateral",
+            "100000000000000000000",
+            "--metadata",
+            "http://127.0.0.1/test-provider-2",
+            "--default-price",
+            &price,
+            "--state-dir",
+            &state,
+        ],
+    );
+    stack.wait_for_log("provider-2", "provider running").await;
+
+    let out = stack
+        .command(&[
+            "run",
+            "cowsay",
+            "-i",
+            "message=who takes it",
+            "--chain",
+            "dev",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let second: alloy::primitives::Address = dev_keys::MORE_ADDRESSES[0].parse().unwrap();
+    let job = stack
+        .lilypad()
+        .await
+        .getJob(U256::from(2))
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(
+        job.provider,
+        second,
+        "dealt to the provider whose record has the timeout\nsolver:\n{}",
+        stack.log("solver")
+    );
+}
+
 /// The relayer is down when a job is requested and comes back: nothing is lost (the job
 /// completes) and nothing is sent twice (exactly agreeDeal, submitResult and settle).
 #[tokio::test(flavor = "multi_thread")]

@@ -10,8 +10,10 @@
 //! - has free collateral on that chain for the larger of the timeout collateral the deal locks and
 //!   the results collateral the result will lock in its place.
 //!
-//! Candidates are ordered cheapest first, then oldest offer (`since`), then by address, so the
-//! order is total and the same on every solver.
+//! Candidates are ordered by their price weighted by their on-chain record
+//! ([`ProviderRecord::weight_bps`]: a provider whose jobs time out, fail on its side or are
+//! overturned costs more than its price says), then oldest offer (`since`), then by address, so
+//! the order is total and the same on every solver that reads the same records.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -81,6 +83,38 @@ impl JobNeeds {
     /// The collateral a deal at `price` locks during the challenge window.
     pub fn results_collateral(&self, price: U256) -> U256 {
         price * U256::from(self.results_collateral_bps) / U256::from(BPS)
+    }
+}
+
+/// What the solver weighs of a provider's on-chain record (`Lilypad.reputationOf` on the job's
+/// chain): the outcomes that are the provider's fault, against all it took on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProviderRecord {
+    /// Results submitted (succeeded, failed and provider errors).
+    pub results: u64,
+    /// Results it submitted as ProviderError (it could not run the job).
+    pub provider_errors: u64,
+    /// Deals it did not deliver in time.
+    pub timed_out: u64,
+    /// Results mediation overturned (proven wrong).
+    pub overturned: u64,
+}
+
+impl ProviderRecord {
+    /// Weight of an overturned result against a timeout or provider error: a proven lie.
+    pub const OVERTURNED_WEIGHT: u64 = 5;
+
+    /// The factor its price is weighed by, in basis points: `10000 + 20000 * bad / (taken + 1)`
+    /// with `bad = provider_errors + timed_out + 5 * overturned` and `taken = results +
+    /// timed_out`. A provider without a record, or with a clean one, weighs its price alone; one
+    /// timeout in ten jobs weighs it 1.18x; one overturned result out of one, 6x.
+    pub fn weight_bps(&self) -> u64 {
+        let bad = self
+            .provider_errors
+            .saturating_add(self.timed_out)
+            .saturating_add(self.overturned.saturating_mul(Self::OVERTURNED_WEIGHT));
+        let taken = self.results.saturating_add(self.timed_out);
+        BPS.saturating_add(bad.saturating_mul(2 * BPS) / taken.saturating_add(1))
     }
 }
 
@@ -337,26 +371,31 @@ pub fn check(needs: &JobNeeds, offer: &Offer, bookings: &Bookings) -> Result<Can
 }
 
 /// Every provider that may take the job, best first, and every other one with its reason.
+/// `record` gives each provider's record on the job's chain (none known: weighed as clean).
 pub fn rank(
     needs: &JobNeeds,
     offers: &[Offer],
     bookings: &Bookings,
+    record: impl Fn(Address) -> Option<ProviderRecord>,
 ) -> (Vec<Candidate>, Vec<(Address, Rejection)>) {
-    let mut ok: Vec<(u64, Candidate)> = Vec::new();
+    let mut ok: Vec<(U256, u64, Candidate)> = Vec::new();
     let mut rejected = Vec::new();
     for offer in offers {
         match check(needs, offer, bookings) {
-            Ok(c) => ok.push((offer.since, c)),
+            Ok(c) => {
+                let weight = record(offer.provider).unwrap_or_default().weight_bps();
+                ok.push((c.price.saturating_mul(U256::from(weight)), offer.since, c));
+            }
             Err(r) => rejected.push((offer.provider, r)),
         }
     }
-    ok.sort_by(|(since_a, a), (since_b, b)| {
-        a.price
-            .cmp(&b.price)
+    ok.sort_by(|(weighed_a, since_a, a), (weighed_b, since_b, b)| {
+        weighed_a
+            .cmp(weighed_b)
             .then(since_a.cmp(since_b))
             .then(a.provider.cmp(&b.provider))
     });
-    (ok.into_iter().map(|(_, c)| c).collect(), rejected)
+    (ok.into_iter().map(|(_, _, c)| c).collect(), rejected)
 }
 
 /// One line for the log when no provider may take a job: each provider and why not.
@@ -472,7 +511,7 @@ mod tests {
             offer(3, 40, 20),
             offer(4, 40, 20),
         ];
-        let (ok, rejected) = rank(&needs(), &offers, &Bookings::default());
+        let (ok, rejected) = rank(&needs(), &offers, &Bookings::default(), |_| None);
         assert!(rejected.is_empty());
         let order: Vec<Address> = ok.iter().map(|c| c.provider).collect();
         assert_eq!(
@@ -483,6 +522,57 @@ mod tests {
         assert_eq!(ok[0].price, U256::from(40));
         assert_eq!(ok[0].timeout_collateral, U256::from(40), "1x the price");
         assert_eq!(ok[0].results_collateral, U256::from(80), "the client's 2x");
+    }
+
+    #[test]
+    fn at_equal_price_the_better_record_goes_first_and_a_bad_one_costs_more_than_its_price() {
+        // 2 is the older offer, but it let one of its ten jobs time out.
+        let offers = [offer(1, 40, 20), offer(2, 40, 10), offer(3, 45, 30)];
+        let records = |p: Address| {
+            (p == Address::repeat_byte(2)).then_some(ProviderRecord {
+                results: 9,
+                timed_out: 1,
+                ..ProviderRecord::default()
+            })
+        };
+        let (ok, _) = rank(&needs(), &offers, &Bookings::default(), records);
+        let order: Vec<Address> = ok.iter().map(|c| c.provider).collect();
+        assert_eq!(
+            order,
+            [1u8, 3, 2].map(Address::repeat_byte),
+            "40 x 1.18 weighs more than 45 x 1"
+        );
+        assert_eq!(
+            ok[2].price,
+            U256::from(40),
+            "it is still offered its own price"
+        );
+    }
+
+    #[test]
+    fn a_record_weighs_its_faults_against_what_it_took_on() {
+        assert_eq!(
+            ProviderRecord::default().weight_bps(),
+            10_000,
+            "no record: the price alone"
+        );
+        let clean = ProviderRecord {
+            results: 100,
+            ..ProviderRecord::default()
+        };
+        assert_eq!(clean.weight_bps(), 10_000);
+        let one_timeout_in_ten = ProviderRecord {
+            results: 9,
+            timed_out: 1,
+            ..ProviderRecord::default()
+        };
+        assert_eq!(one_timeout_in_ten.weight_bps(), 11_818);
+        let caught_lying = ProviderRecord {
+            results: 1,
+            overturned: 1,
+            ..ProviderRecord::default()
+        };
+        assert_eq!(caught_lying.weight_bps(), 60_000);
     }
 
     #[test]
@@ -645,7 +735,7 @@ mod tests {
     fn a_job_no_one_can_take_is_explained() {
         let mut expensive = offer(1, 500, 0);
         expensive.modules[0].price = U256::from(500);
-        let (ok, rejected) = rank(&needs(), &[expensive], &Bookings::default());
+        let (ok, rejected) = rank(&needs(), &[expensive], &Bookings::default(), |_| None);
         assert!(ok.is_empty());
         let line = explain(&rejected);
         assert!(

@@ -9,23 +9,24 @@
 //! is never booked twice); the slow part, reading each job on-chain and waiting for the
 //! provider's signature, runs for several jobs at once.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use alloy_primitives::U256;
+use alloy_primitives::{Address, U256};
 use lilypad_bindings::eip712;
 use lilypad_bus::{Bus, BusError, Received, Topic, Versioned};
 use lilypad_modules::ModuleRegistry;
 use lilypad_types::{DealProposal, DealTerms, JobKey, JobRequested, Offer, SignedDeal};
 
 use crate::book::{self, Claim, Entry};
-use crate::matching::{Bookings, Candidate, JobNeeds, Rejection, explain, rank};
+use crate::matching::{Bookings, Candidate, JobNeeds, ProviderRecord, Rejection, explain, rank};
 
 /// What the solver reads from a job's chain before proposing.
 pub trait JobChain: Send + Sync {
@@ -37,6 +38,16 @@ pub trait JobChain: Send + Sync {
         key: JobKey,
         request_hash: alloy_primitives::B256,
     ) -> impl Future<Output = Result<Option<OpenJob>, String>> + Send;
+
+    /// `provider`'s record on this chain (`Lilypad.reputationOf`), which ranking weighs. The
+    /// default knows none: every provider is weighed by its price alone.
+    fn record(
+        &self,
+        provider: Address,
+    ) -> impl Future<Output = Result<ProviderRecord, String>> + Send {
+        let _ = provider;
+        async { Ok(ProviderRecord::default()) }
+    }
 }
 
 /// A job open to a deal.
@@ -68,6 +79,8 @@ pub struct SolverSettings {
     /// How often the chain is asked whether each waiting job is still open (a job dealt or
     /// expired without this solver, or reorganised away, then leaves the book).
     pub prune_every: Duration,
+    /// How long a provider's on-chain record read for ranking is used before it is read again.
+    pub record_ttl: Duration,
 }
 
 impl Default for SolverSettings {
@@ -78,6 +91,7 @@ impl Default for SolverSettings {
             consumer: "solver".into(),
             recheck: Duration::from_secs(2),
             prune_every: Duration::from_secs(30),
+            record_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -237,6 +251,8 @@ pub struct Solver<C> {
     added: Notify,
     /// Unix time of the last check of waiting jobs against the chain.
     last_prune: Mutex<u64>,
+    /// Providers' on-chain records by chain, with when each was read.
+    records: Mutex<HashMap<(u64, Address), (ProviderRecord, Instant)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -266,7 +282,54 @@ impl<C: JobChain> Solver<C> {
             id,
             added: Notify::new(),
             last_prune: Mutex::new(0),
+            records: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Reads the on-chain record of every offering provider on every chain it shares with this
+    /// solver, unless read within [`SolverSettings::record_ttl`], all at once. A read that fails
+    /// keeps the last record (none: the provider is weighed by its price alone) and is logged.
+    async fn refresh_records(&self, offers: &[Offer]) {
+        let due: Vec<(u64, Address, &C)> = {
+            let records = lock(&self.records);
+            offers
+                .iter()
+                .flat_map(|o| o.chains.iter().map(move |c| (c.chain_id, o.provider)))
+                .filter_map(|(chain_id, provider)| {
+                    let fresh = records
+                        .get(&(chain_id, provider))
+                        .is_some_and(|(_, at)| at.elapsed() < self.settings.record_ttl);
+                    let chain = self.chains.iter().find(|(id, _)| *id == chain_id);
+                    chain
+                        .filter(|_| !fresh)
+                        .map(|(_, c)| (chain_id, provider, c))
+                })
+                .collect()
+        };
+        let read = futures_util::future::join_all(due.into_iter().map(
+            |(chain_id, provider, chain)| async move {
+                (chain_id, provider, chain.record(provider).await)
+            },
+        ))
+        .await;
+        let mut records = lock(&self.records);
+        for (chain_id, provider, got) in read {
+            match got {
+                Ok(record) => {
+                    records.insert((chain_id, provider), (record, Instant::now()));
+                }
+                Err(reason) => {
+                    tracing::debug!(chain_id, %provider, %reason, "could not read the provider's record; ranking uses the last one read");
+                }
+            }
+        }
+    }
+
+    /// The record of `provider` on `chain_id` last read, if any.
+    fn record_of(&self, chain_id: u64, provider: Address) -> Option<ProviderRecord> {
+        lock(&self.records)
+            .get(&(chain_id, provider))
+            .map(|(r, _)| *r)
     }
 
     /// This solver's id, as its claims on book entries name it.
@@ -353,7 +416,10 @@ impl<C: JobChain> Solver<C> {
             Err(why) => return Ok(Decision::UnknownModule(why)),
         };
         let offers = self.live_offers().await?;
-        let (candidates, rejected) = rank(&needs, &offers, &self.bookings());
+        self.refresh_records(&offers).await;
+        let (candidates, rejected) = rank(&needs, &offers, &self.bookings(), |p| {
+            self.record_of(needs.chain_id, p)
+        });
         if candidates.is_empty() {
             return Ok(no_candidate(job, &rejected));
         }
@@ -488,6 +554,7 @@ impl<C: JobChain> Solver<C> {
         }
         book::order(&mut entries);
         let offers = self.live_offers().await?;
+        self.refresh_records(&offers).await;
         let at = now();
         let prune = {
             let mut last = lock(&self.last_prune);
@@ -626,7 +693,9 @@ impl<C: JobChain> Solver<C> {
             pass.deal_pending += 1;
             return Ok(None);
         }
-        let (candidates, rejected) = rank(&needs, offers, &self.bookings());
+        let (candidates, rejected) = rank(&needs, offers, &self.bookings(), |p| {
+            self.record_of(needs.chain_id, p)
+        });
         if candidates.is_empty() {
             let why = no_candidate_reason(job, &rejected);
             if prune {
@@ -1025,6 +1094,21 @@ impl JobChain for RpcJobChain {
             match_deadline: deadline,
             timeout_collateral_bps: job.timeoutCollateralBps,
         }))
+    }
+
+    async fn record(&self, provider: Address) -> Result<ProviderRecord, String> {
+        let lilypad = lilypad_bindings::Lilypad::new(self.lilypad, &self.provider);
+        let r = lilypad
+            .reputationOf(provider)
+            .call()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(ProviderRecord {
+            results: u64::from(r.succeeded) + u64::from(r.failed) + u64::from(r.providerErrors),
+            provider_errors: r.providerErrors.into(),
+            timed_out: r.timedOut.into(),
+            overturned: r.overturned.into(),
+        })
     }
 }
 
