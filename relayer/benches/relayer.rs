@@ -43,7 +43,7 @@ use lilypad_bus::{Bus, BusOptions, Topic};
 use lilypad_config::{Confirmations, GasPolicy};
 use lilypad_e2e::{Anvil, Nats, Redis, dev_keys, eventually_every, foundry_tool, ok_if};
 use lilypad_relayer::chain::{ChainSource, RpcChain};
-use lilypad_relayer::indexer::{Indexer, IndexerSettings};
+use lilypad_relayer::indexer::{FollowSettings, Indexer, IndexerSettings};
 use lilypad_relayer::submitter::{Submitted, Submitter, SubmitterSettings};
 use lilypad_store::{Action, Store};
 use lilypad_testkit::{Backends, TestChain, drain, job_request, wallet};
@@ -305,10 +305,12 @@ async fn bench_index(started: Instant, code: &Bytes, rows: &mut Vec<Row>) {
             .unwrap();
         let settings = IndexerSettings {
             chain_id: CHAIN,
-            confirmations: Confirmations::Blocks(0),
-            start_block: chain.deployed_at,
-            log_chunk_size: chunk,
-            reorg_rewind: 64,
+            follow: FollowSettings {
+                confirmations: Confirmations::Blocks(0),
+                start_block: chain.deployed_at,
+                log_chunk_size: chunk,
+                reorg_rewind: 64,
+            },
         };
         let indexer = Indexer::new(settings, rpc, store.clone(), bus.clone());
         say(

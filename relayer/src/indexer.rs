@@ -14,7 +14,7 @@
 //! (Redis) and what is done with a chunk's requests (published, their expiry scheduled).
 //!
 //! Reorganisations: the cursor keeps the hash of its block. When the chain's block at that height
-//! has another hash, the cursor is moved back [`IndexerSettings::reorg_rewind`] blocks (to a block
+//! has another hash, the cursor is moved back [`FollowSettings::reorg_rewind`] blocks (to a block
 //! whose hash is re-read, with the count there) and those blocks are indexed again. Requests that
 //! survive the reorg in their block are the same messages and are deduplicated by the stream
 //! (message id `<chainId>:<jobId>:<requestHash>:<blockHash>`); requests that the reorg replaced
@@ -29,8 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 use alloy::primitives::B256;
 use lilypad_bus::{Bus, BusError, Topic};
-use lilypad_config::Confirmations;
-use lilypad_follow::{FollowSettings, Followed};
+pub use lilypad_follow::FollowSettings;
+use lilypad_follow::Followed;
 use lilypad_store::{Action, Cursor, Store, StoreError};
 use lilypad_types::JobRequested;
 
@@ -41,25 +41,8 @@ use crate::chain::{ChainError, ChainSource};
 pub struct IndexerSettings {
     /// EIP-155 chain id.
     pub chain_id: u64,
-    /// How far behind the head to read.
-    pub confirmations: Confirmations,
-    /// First block to read when there is no cursor yet.
-    pub start_block: u64,
-    /// Most blocks per `eth_getLogs`.
-    pub log_chunk_size: u64,
-    /// How many blocks to go back when a reorganisation is noticed below the cursor.
-    pub reorg_rewind: u64,
-}
-
-impl IndexerSettings {
-    fn follow(&self) -> FollowSettings {
-        FollowSettings {
-            confirmations: self.confirmations,
-            start_block: self.start_block,
-            log_chunk_size: self.log_chunk_size,
-            reorg_rewind: self.reorg_rewind,
-        }
-    }
+    /// How the chain is followed: confirmations, first block, chunk size, reorg rewind.
+    pub follow: FollowSettings,
 }
 
 /// Why a pass over a chain stopped early. The next pass retries from the cursor.
@@ -248,7 +231,7 @@ impl<C: ChainSource> Indexer<C> {
     /// ([`lilypad_follow::pass`]). Returns what it did; an error leaves the cursor after the last
     /// chunk fully published.
     pub async fn pass(&self) -> Result<Pass, IndexError> {
-        let progress = lilypad_follow::pass(self, &self.settings.follow()).await?;
+        let progress = lilypad_follow::pass(self, &self.settings.follow).await?;
         Ok(Pass {
             published: progress.handled,
             duplicates: progress.duplicates,

@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::chain::RpcChain;
 use crate::health::Health;
-use crate::indexer::{Indexer, IndexerSettings};
+use crate::indexer::{FollowSettings, Indexer, IndexerSettings};
 use crate::submitter::reorg::ReorgSettings;
 use crate::submitter::{Submitter, SubmitterSettings};
 
@@ -140,12 +140,7 @@ async fn serve_chain(ready: ReadyChain, shared: Shared, stop: CancellationToken)
     let indexer = Indexer::new(
         IndexerSettings {
             chain_id: chain.chain_id,
-            confirmations: chain.confirmations,
-            start_block: chain
-                .start_block
-                .max(contracts.deployment_block.unwrap_or(0)),
-            log_chunk_size: chain.log_chunk_size,
-            reorg_rewind: chain.reorg_rewind,
+            follow: FollowSettings::for_chain(&chain, contracts.deployment_block),
         },
         rpc,
         store.clone(),

@@ -10,7 +10,7 @@ use lilypad_bindings::Lilypad;
 use lilypad_config::Confirmations;
 use lilypad_e2e::{Anvil, dev_keys};
 use lilypad_relayer::chain::{ChainError, ChainSource, RpcChain};
-use lilypad_relayer::indexer::{Indexer, IndexerSettings};
+use lilypad_relayer::indexer::{FollowSettings, Indexer, IndexerSettings};
 use lilypad_testkit::{Backends, TestChain, job_request};
 
 fn deploy(chain_id: u64) -> TestChain {
@@ -176,10 +176,12 @@ async fn indexer(chain: &TestChain, log_chunk_size: u64, backends: &Backends) ->
         .unwrap();
     let settings = IndexerSettings {
         chain_id: 31337,
-        confirmations: Confirmations::Blocks(0),
-        start_block: chain.deployed_at,
-        log_chunk_size,
-        reorg_rewind: 8,
+        follow: FollowSettings {
+            confirmations: Confirmations::Blocks(0),
+            start_block: chain.deployed_at,
+            log_chunk_size,
+            reorg_rewind: 8,
+        },
     };
     Indexer::new(settings, rpc, backends.store.clone(), backends.bus.clone())
 }

@@ -13,7 +13,7 @@ use alloy::primitives::{Address, B256, U256, keccak256};
 use lilypad_bus::Bus;
 use lilypad_config::Confirmations;
 use lilypad_relayer::chain::{ChainError, ChainSource};
-use lilypad_relayer::indexer::{IndexError, Indexer, IndexerSettings};
+use lilypad_relayer::indexer::{FollowSettings, IndexError, Indexer, IndexerSettings};
 use lilypad_store::Store;
 use lilypad_testkit::Backends;
 use lilypad_types::{JobKey, JobRequested, JobSpec};
@@ -153,10 +153,12 @@ async fn env() -> Backends {
 fn settings(confirmations: u64) -> IndexerSettings {
     IndexerSettings {
         chain_id: CHAIN,
-        confirmations: Confirmations::Blocks(confirmations),
-        start_block: 0,
-        log_chunk_size: 3,
-        reorg_rewind: 4,
+        follow: FollowSettings {
+            confirmations: Confirmations::Blocks(confirmations),
+            start_block: 0,
+            log_chunk_size: 3,
+            reorg_rewind: 4,
+        },
     }
 }
 
@@ -328,7 +330,7 @@ async fn indexing_starts_at_the_configured_block() {
         chain.mine(1);
     }
     let mut s = settings(0);
-    s.start_block = 4;
+    s.follow.start_block = 4;
     let pass = Indexer::new(s, &chain, env.store.clone(), env.bus.clone())
         .pass()
         .await

@@ -14,7 +14,7 @@ use lilypad_chain::RpcOptions;
 use lilypad_config::{Confirmations, GasPolicy};
 use lilypad_e2e::{Fault, FaultPlan, FaultyRpc, dev_keys, eventually, ok_if};
 use lilypad_relayer::chain::RpcChain;
-use lilypad_relayer::indexer::{Indexer, IndexerSettings};
+use lilypad_relayer::indexer::{FollowSettings, Indexer, IndexerSettings};
 use lilypad_relayer::submitter::{PendingTx, SubmitError, Submitted, Submitter, SubmitterSettings};
 use lilypad_store::{Action, Store};
 use lilypad_testkit::{Backends, TestChain, job_request, send};
@@ -1189,10 +1189,12 @@ async fn indexer(w: &World) -> Indexer<RpcChain> {
         .unwrap();
     let settings = IndexerSettings {
         chain_id: CHAIN,
-        confirmations: Confirmations::Blocks(0),
-        start_block: w.chain.deployed_at,
-        log_chunk_size: 100,
-        reorg_rewind: 8,
+        follow: FollowSettings {
+            confirmations: Confirmations::Blocks(0),
+            start_block: w.chain.deployed_at,
+            log_chunk_size: 100,
+            reorg_rewind: 8,
+        },
     };
     Indexer::new(settings, rpc, w.store.clone(), w.bus.clone())
 }

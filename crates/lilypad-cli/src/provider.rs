@@ -51,12 +51,7 @@ fn compute_settings(
             rpc_urls: chain.rpc.clone(),
             lilypad: contracts.lilypad,
             mediation: contracts.mediation,
-            follow: lilypad_follow::FollowSettings {
-                confirmations: chain.confirmations,
-                start_block: contracts.deployment_block.unwrap_or(chain.start_block),
-                log_chunk_size: chain.log_chunk_size,
-                reorg_rewind: chain.reorg_rewind,
-            },
+            follow: lilypad_follow::FollowSettings::for_chain(chain, contracts.deployment_block),
             poll_interval: chain.poll_interval,
         });
     }

@@ -64,6 +64,18 @@ impl FollowSettings {
             reorg_rewind: lilypad_config::defaults::REORG_REWIND,
         }
     }
+
+    /// How chains.toml says to follow `chain`: its confirmations, chunk size and rewind, from its
+    /// deployment block (`deployment_block`, when the deployment names one) or its
+    /// `start_block`, whichever is later.
+    pub fn for_chain(chain: &lilypad_config::ChainConfig, deployment_block: Option<u64>) -> Self {
+        Self {
+            confirmations: chain.confirmations,
+            start_block: chain.start_block.max(deployment_block.unwrap_or(0)),
+            log_chunk_size: chain.log_chunk_size,
+            reorg_rewind: chain.reorg_rewind,
+        }
+    }
 }
 
 /// A chunk whose events do not match the contract's count.
@@ -324,6 +336,34 @@ mod tests {
             seen.extend_from_slice(events);
             Ok(dup)
         }
+    }
+
+    #[test]
+    fn a_chain_is_followed_from_its_deployment_unless_its_start_block_is_later() {
+        let config = |start: &str| {
+            lilypad_config::ChainsConfig::parse(
+                &format!(
+                    "[[chains]]\nname = \"dev\"\nchain_id = 31337\nrpc = \"http://127.0.0.1:8545\"\n\
+                     deployment = \"deploy.json\"\nconfirmations = 3\nlog_chunk_size = 50\n\
+                     reorg_rewind = 7\nsigner = {{ env = \"K\" }}\n{start}"
+                ),
+                std::path::Path::new("/nonexistent/chains.toml"),
+                &Default::default(),
+            )
+            .unwrap()
+        };
+        let plain = config("");
+        let follow = FollowSettings::for_chain(&plain.chains[0], Some(120));
+        assert_eq!(follow.start_block, 120, "from the deployment block");
+        assert_eq!(follow.confirmations, Confirmations::Blocks(3));
+        assert_eq!((follow.log_chunk_size, follow.reorg_rewind), (50, 7));
+        let later = config("start_block = 500\n");
+        let follow = FollowSettings::for_chain(&later.chains[0], Some(120));
+        assert_eq!(follow.start_block, 500, "a later start_block wins");
+        assert_eq!(
+            FollowSettings::for_chain(&later.chains[0], None).start_block,
+            500
+        );
     }
 
     fn settings(confirmations: u64, chunk: u64) -> FollowSettings {
