@@ -587,6 +587,52 @@ contract MediationTest is LilypadTestBase {
         }
     }
 
+    // ------------------------------------------------------------------ mediators' records
+
+    function _mediatorRecord(address m) internal view returns (uint256[4] memory r) {
+        (r[0], r[1], r[2], r[3]) = consortium.recordOf(m);
+    }
+
+    function test_Record_ADrawnMediatorIsCountedUntilItsCaseResolves() public {
+        (, address[] memory chosen) = _challenged();
+        for (uint256 i; i < 3; ++i) {
+            uint256[4] memory r = _mediatorRecord(chosen[i]);
+            assertEq(r[0], 1, "drawn");
+            assertEq(r[1] + r[2], 0, "not resolved yet");
+        }
+        uint256[4] memory outsider = _mediatorRecord(_outsider(chosen));
+        assertEq(outsider[0], 0, "not drawn");
+    }
+
+    function test_Record_VotingWithTheDecisionIsRewarded() public {
+        (uint256 jobId, address[] memory chosen) = _challenged();
+        _allVote(jobId, chosen, providerHash);
+        for (uint256 i; i < 3; ++i) {
+            uint256[4] memory r = _mediatorRecord(chosen[i]);
+            assertEq(r[1], 1, "rewarded");
+            assertEq(r[2], 0, "never slashed");
+        }
+    }
+
+    function test_Record_ADissenterIsSlashedAndItsLossCounted() public {
+        (uint256 jobId, address[] memory chosen) = _challenged();
+        _vote(jobId, chosen, _votes(providerHash, providerHash, otherHash));
+        uint256[4] memory dissenter = _mediatorRecord(chosen[2]);
+        assertEq(dissenter[0], 1);
+        assertEq(dissenter[1], 0);
+        assertEq(dissenter[2], 1, "slashed once");
+        assertEq(dissenter[3], MEDIATOR_STAKE, "its locked stake lost");
+        assertEq(_mediatorRecord(chosen[0])[1], 1);
+    }
+
+    function test_Record_AMediatorThatDoesNotVoteIsSlashed() public {
+        (uint256 jobId, address[] memory chosen) = _challenged();
+        _vote(jobId, chosen, _votes(providerHash, providerHash, bytes32(0)));
+        uint256[4] memory silent = _mediatorRecord(chosen[2]);
+        assertEq(silent[2], 1);
+        assertEq(silent[3], MEDIATOR_STAKE);
+    }
+
     // ------------------------------------------------------------------ commit and reveal
 
     function test_Upheld_ByQuorumReleasesStakesAndPaysTheFee() public {

@@ -72,8 +72,20 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
         uint40 unbondReadyAt;
         /// {casesOpened} when it started leaving: only cases up to this one may draw it
         uint32 leftAt;
-        /// {casesOpened} when it last became drawable: only cases after this one may draw it
+        /// {casesOpened} + 1 when it last became drawable: only cases opened after it may draw it
+        /// (1-based, so this slot is written once when the mediator first joins, not at its
+        /// first draw)
         uint32 joinedAt;
+        /// cases it was drawn for
+        uint32 drawn;
+        /// of those resolved, the ones it was rewarded in (revealed the deciding hash, or any
+        /// hash when nothing decided)
+        uint32 rewarded;
+        /// of those resolved, the ones it lost its stake in (no commit, no reveal, or against
+        /// the decision)
+        uint32 slashes;
+        /// stake it lost in all
+        uint128 slashedAmount;
     }
 
     /// @notice A case. Its terms (n, k, stake, periods) are fixed when the challenge opens.
@@ -379,6 +391,7 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
                 m.unbonding -= stake - free;
             }
             m.locked += stake;
+            ++m.drawn;
             _sync(chosen[i]);
         }
         uint40 commitDeadline = uint40(block.timestamp + cs.commitPeriod);
@@ -469,6 +482,18 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
         return (m.unbonding, m.unbondReadyAt);
     }
 
+    /// @notice A mediator's record: cases it was drawn for, and of those resolved, the ones it
+    ///         was rewarded in and the ones it was slashed in, with the stake it lost. Drawn cases
+    ///         not yet resolved are `drawn - rewarded - slashes`.
+    function recordOf(address mediator)
+        external
+        view
+        returns (uint256 drawn, uint256 rewarded, uint256 slashes, uint256 slashedAmount)
+    {
+        Mediator storage m = _mediators[mediator];
+        return (m.drawn, m.rewarded, m.slashes, m.slashedAmount);
+    }
+
     /// @notice Whether `account` is a registered mediator.
     function isMediator(address account) external view returns (bool) {
         return _mediators[account].registered;
@@ -545,7 +570,7 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
     ///      stays in the pool as leaving, until {completeUnbond}: cases opened before its request
     ///      can still draw it, so leaving cannot change a draw whose seed is known. A leaving entry
     ///      stays leaving while its unbonding is unpaid (a deposit cannot bring it back early). An
-    ///      entry that becomes drawable records {casesOpened} in `joinedAt`: cases opened before
+    ///      entry that becomes drawable records {casesOpened} + 1 in `joinedAt`: cases opened before
     ///      never draw it, so joining cannot change a draw whose seed is known either.
     function _sync(address who) private {
         Mediator storage m = _mediators[who];
@@ -556,7 +581,7 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
         bool leaving = eligible && !active;
         if (active && (position == 0 || wasLeaving)) {
             // joins the pool, or comes back to it: drawn only for cases opened from now on
-            m.joinedAt = casesOpened;
+            m.joinedAt = casesOpened + 1;
             ++poolJoins;
         }
         if (leaving != wasLeaving) {
@@ -620,7 +645,7 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
     function _eligible(address who, Case storage cs) private view returns (bool) {
         if (who == cs.client || who == cs.provider) return false;
         Mediator storage m = _mediators[who];
-        if (m.joinedAt >= cs.openIndex) return false;
+        if (m.joinedAt > cs.openIndex) return false;
         if (!m.leaving) return true;
         return m.leftAt >= cs.openIndex && block.timestamp < m.unbondReadyAt && m.free + m.unbonding >= cs.stake;
     }
@@ -676,9 +701,13 @@ contract ConsortiumMediation is IMediation, Ownable2Step, ReentrancyGuardTransie
                 rewarded[count++] = who;
                 // forge-lint: disable-next-line(unsafe-typecast)
                 m.free += uint128(stake);
+                ++m.rewarded;
                 _sync(who);
             } else {
                 slashed += stake;
+                ++m.slashes;
+                // forge-lint: disable-next-line(unsafe-typecast)
+                m.slashedAmount += uint128(stake);
                 emit MediatorSlashed(jobId, who, stake);
             }
         }

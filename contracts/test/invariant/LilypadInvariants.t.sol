@@ -166,7 +166,7 @@ contract LilypadInvariants is Test {
     }
 
     /// @notice A mediator's locked stake is one case stake per drawn case it sits in that has not
-    ///         resolved; a mediator with a stake free is drawable unless it is leaving (its
+    ///         resolved (and its record counts each draw as open, rewarded or slashed); a mediator with a stake free is drawable unless it is leaving (its
     ///         unbonding unpaid), and a drawable one always has a stake free.
     function invariant_LockedStakeMatchesOpenCases() public view {
         for (uint256 m; m < handler.mediatorCount(); ++m) {
@@ -181,6 +181,9 @@ contract LilypadInvariants is Test {
             }
             (uint256 free, uint256 locked) = consortium.stakeOf(who);
             assertEq(locked, expected);
+            // every draw is open (one stake locked) or resolved as rewarded or slashed
+            (uint256 drawn, uint256 rewarded, uint256 slashes,) = consortium.recordOf(who);
+            assertEq(drawn, rewarded + slashes + expected / consortium.mediatorStake());
             (uint256 unbonding,) = consortium.unbondingOf(who);
             bool drawable = consortium.isDrawable(who);
             if (drawable || unbonding == 0) assertEq(drawable, free >= consortium.mediatorStake());

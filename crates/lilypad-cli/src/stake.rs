@@ -125,6 +125,15 @@ pub async fn stake(global: &Global, action: &StakeAction) -> Result<()> {
                 "credited:   {} (slashed stakes won; lilypad stake withdraw {chain})",
                 s.credited
             );
+            let r = mediation.recordOf(me).call().await?;
+            println!(
+                "record:     drawn {} times; rewarded {}, slashed {} (lost {}), open {}",
+                r.drawn,
+                r.rewarded,
+                r.slashes,
+                r.slashedAmount,
+                r.drawn.saturating_sub(r.rewarded).saturating_sub(r.slashes)
+            );
         }
         StakeAction::Unbond { amount, .. } => {
             let amount = match amount {

@@ -99,6 +99,11 @@ async fn a_mediator_takes_all_its_stake_out_in_two_steps() {
     assert!(show.status.success(), "{}", err(&show));
     assert!(out(&show).contains("drawable:   yes"), "{}", out(&show));
     assert!(
+        out(&show).contains("record:     drawn 0 times; rewarded 0, slashed 0 (lost 0), open 0"),
+        "{}",
+        out(&show)
+    );
+    assert!(
         out(&show).contains(&format!("free:       {STAKE}")),
         "{}",
         out(&show)
