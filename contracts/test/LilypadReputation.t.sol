@@ -2,7 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {LilypadTestBase} from "./utils/LilypadTestBase.sol";
-import {Outcome, ResultData, Reputation} from "../src/interfaces/ILilypad.sol";
+import {Outcome, Reputation} from "../src/interfaces/ILilypad.sol";
 
 /// @notice A provider's on-chain record changes exactly as its jobs go: one test per outcome.
 contract LilypadReputationTest is LilypadTestBase {
@@ -27,17 +27,6 @@ contract LilypadReputationTest is LilypadTestBase {
         }
     }
 
-    function _submitWith(Outcome status) internal returns (uint256 jobId) {
-        jobId = _requestJob();
-        _agree(jobId);
-        ResultData memory r = _result(jobId);
-        r.status = uint8(status);
-        if (status == Outcome.JobFailed) r.exitCode = 1;
-        if (status == Outcome.ProviderError) r.error = "InsufficientGpus: no GPU free";
-        vm.prank(relayer);
-        lilypad.submitResult(r, OUTPUT, _signResult(providerKey, r, OUTPUT));
-    }
-
     function _challengedAndVoted(bytes32 vote) internal returns (uint256 jobId) {
         jobId = _jobWithResult();
         client.challenge(jobId);
@@ -50,7 +39,7 @@ contract LilypadReputationTest is LilypadTestBase {
     }
 
     function test_Reputation_ASucceededResultCounts() public {
-        uint256 jobId = _submitWith(Outcome.Succeeded);
+        uint256 jobId = _jobWithOutcome(Outcome.Succeeded);
         _expect([uint256(1), 0, 0, 0, 0, 0, 0, 0]);
         vm.warp(block.timestamp + CHALLENGE_WINDOW);
         lilypad.settle(jobId);
@@ -58,12 +47,12 @@ contract LilypadReputationTest is LilypadTestBase {
     }
 
     function test_Reputation_AJobFailedResultCounts() public {
-        _submitWith(Outcome.JobFailed);
+        _jobWithOutcome(Outcome.JobFailed);
         _expect([uint256(0), 1, 0, 0, 0, 0, 0, 0]);
     }
 
     function test_Reputation_AProviderErrorCounts() public {
-        _submitWith(Outcome.ProviderError);
+        _jobWithOutcome(Outcome.ProviderError);
         _expect([uint256(0), 0, 1, 0, 0, 0, 0, 0]);
     }
 
@@ -96,7 +85,7 @@ contract LilypadReputationTest is LilypadTestBase {
     }
 
     function test_Reputation_IsPerProvider() public {
-        _submitWith(Outcome.Succeeded);
+        _jobWithOutcome(Outcome.Succeeded);
         Reputation memory stranger = lilypad.reputationOf(alice);
         assertEq(stranger.succeeded, 0);
     }

@@ -2,7 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {LilypadTestBase} from "./utils/LilypadTestBase.sol";
-import {ILilypad, JobRequest, Deal, Outcome, JobStatus, Params, ResultData} from "../src/interfaces/ILilypad.sol";
+import {ILilypad, JobRequest, Deal, Outcome, JobStatus, Params} from "../src/interfaces/ILilypad.sol";
 
 contract LilypadSettleTest is LilypadTestBase {
     function _fee(uint256 price) internal pure returns (uint256) {
@@ -27,18 +27,6 @@ contract LilypadSettleTest is LilypadTestBase {
         assertEq(_free(provider), PROVIDER_COLLATERAL);
         // settlement does not call the client back: its one result callback already happened
         assertEq(client.callbackCount(jobId), 1);
-    }
-
-    /// @dev A job whose provider submitted a result with `status` (and what that status needs).
-    function _jobWithOutcome(Outcome status) internal returns (uint256 jobId) {
-        jobId = _requestJob();
-        _agree(jobId);
-        ResultData memory r = _result(jobId);
-        r.status = uint8(status);
-        if (status == Outcome.JobFailed) r.exitCode = 3;
-        if (status == Outcome.ProviderError) r.error = "ImageUnavailable: image lilypad/x:1 is not present";
-        vm.prank(relayer);
-        lilypad.submitResult(r, OUTPUT, _signResult(providerKey, r, OUTPUT));
     }
 
     function test_Settle_AProviderErrorEarnsNothingAndRefundsTheClientInFull() public {

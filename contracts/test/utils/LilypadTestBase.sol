@@ -292,6 +292,19 @@ abstract contract LilypadTestBase is Test {
     }
 
     /// @dev Requested -> Agreed -> ResultSubmitted for a job of the mock client.
+    /// @dev A job whose provider submitted a result with `status` (and what that status needs:
+    ///      a non-zero exit code for JobFailed, an error text for ProviderError).
+    function _jobWithOutcome(Outcome status) internal returns (uint256 jobId) {
+        jobId = _requestJob();
+        _agree(jobId);
+        ResultData memory r = _result(jobId);
+        r.status = uint8(status);
+        if (status == Outcome.JobFailed) r.exitCode = 3;
+        if (status == Outcome.ProviderError) r.error = "ImageUnavailable: image lilypad/x:1 is not present";
+        vm.prank(relayer);
+        lilypad.submitResult(r, OUTPUT, _signResult(providerKey, r, OUTPUT));
+    }
+
     function _jobWithResult() internal returns (uint256 jobId) {
         jobId = _requestJob();
         _agree(jobId);
