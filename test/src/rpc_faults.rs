@@ -51,6 +51,9 @@ pub enum Fault {
     /// The request is forwarded and takes effect on the node; its answer is dropped and the
     /// connection reset.
     LoseAnswer,
+    /// The request is forwarded at once and takes effect on the node; its answer is held as long
+    /// as [`Fault::Delay`] waits. Only by [`FaultyRpc::fail_method`]: not one of [`Fault::ALL`].
+    DelayAnswer,
 }
 
 impl Fault {
@@ -72,6 +75,7 @@ impl fmt::Display for Fault {
             Fault::Reset => "reset",
             Fault::Garbage => "garbage",
             Fault::LoseAnswer => "lose-answer",
+            Fault::DelayAnswer => "delay-answer",
         })
     }
 }
@@ -425,7 +429,7 @@ async fn serve(mut client: TcpStream, target: Arc<Target>, state: Arc<Mutex<Stat
         let (fault, delay) = {
             let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
             let fault = s.decide(&methods);
-            let delay = (fault == Some(Fault::Delay)).then(|| s.delay());
+            let delay = matches!(fault, Some(Fault::Delay | Fault::DelayAnswer)).then(|| s.delay());
             (fault, delay)
         };
         let answer = match fault {
@@ -443,6 +447,15 @@ async fn serve(mut client: TcpStream, target: Arc<Target>, state: Arc<Mutex<Stat
                 let _ = forward(&target, &request.body).await;
                 Answer::Reset
             }
+            Some(Fault::DelayAnswer) => match forward(&target, &request.body).await {
+                Ok((status, body)) => {
+                    if let Some(d) = delay {
+                        tokio::time::sleep(d).await;
+                    }
+                    Answer::Respond(response(&status, "application/json", &body))
+                }
+                Err(_) => Answer::Reset,
+            },
             Some(Fault::Delay) | None => {
                 if let Some(d) = delay {
                     tokio::time::sleep(d).await;

@@ -51,8 +51,10 @@
 //! What is hedged: reads, the `eth_`, `net_` and `web3_` methods other than those that send or
 //! sign (`eth_sendTransaction`, `eth_sign*`) or hold state on the node (`eth_newFilter` and the
 //! other filter methods, `eth_subscribe`); and `eth_sendRawTransaction`, whose second send is the
-//! same signed bytes, exactly what a retry sends: never a second transaction, at worst an
-//! "already known" or "nonce too low" answer for the copy that came second (see "Retries"). A
+//! same signed bytes, exactly what a retry sends: never a second transaction. The copy that came
+//! second may be told "already known" or "nonce too low"; that answer is held back while the
+//! other copy may still bring the hash (under load it may be the slower to answer), and returned
+//! only if the other fails (see "Retries"). A
 //! delayed broadcast held up every transaction queued behind it by its sender (the relayer sends
 //! one at a time to keep its nonces in order), so it is the one call where waiting out a slow
 //! answer costs most. A batch is hedged only when every member is ([`is_hedged`]). Test-node
@@ -600,6 +602,23 @@ impl<S> Hedged<S> {
     }
 }
 
+/// Whether a send's answer says the node has the transaction already ("already known", "nonce
+/// too low", ...): what the second copy of a hedged send hears when the first got there first.
+fn is_already_sent(outcome: &Result<ResponsePacket, TransportError>) -> bool {
+    let Ok(packet) = outcome else { return false };
+    packet.as_error().is_some_and(|e| {
+        let message = e.message.to_lowercase();
+        [
+            "already known",
+            "nonce too low",
+            "known transaction",
+            "already imported",
+        ]
+        .iter()
+        .any(|m| message.contains(m))
+    })
+}
+
 /// Whether an attempt's outcome is an answer to return at once: a JSON-RPC answer that is not
 /// itself a transient failure (a rate-limit error), a revert included.
 fn is_good(outcome: &Result<ResponsePacket, TransportError>) -> bool {
@@ -636,6 +655,9 @@ where
         };
         let latency = self.latency.clone();
         let wait = policy.delay(latency.average());
+        let raw_send = request
+            .method_names()
+            .any(|m| m == "eth_sendRawTransaction");
         let first = self.inner.call(request.clone());
         let mut spare = self.inner.clone();
         Box::pin(async move {
@@ -657,6 +679,9 @@ where
             let resent = Instant::now();
             tokio::pin!(second);
             let (mut first_done, mut second_done) = (false, false);
+            // A send's copy told the transaction is known already (the other copy reached the
+            // node first) is kept back while the other may still bring the hash.
+            let mut held = None;
             loop {
                 let (outcome, took) = tokio::select! {
                     outcome = &mut first, if !first_done => {
@@ -668,13 +693,19 @@ where
                         (outcome, resent.elapsed())
                     }
                 };
+                let both_done = first_done && second_done;
                 if is_good(&outcome) {
+                    if raw_send && !both_done && is_already_sent(&outcome) {
+                        held = Some(outcome);
+                        continue;
+                    }
                     latency.record(took);
                     return outcome;
                 }
-                if first_done && second_done {
-                    // Both failed: the later failure goes to the retry layer.
-                    return outcome;
+                if both_done {
+                    // Both failed (or the other was told it is known): that answer, else the
+                    // later failure, goes to the retry layer.
+                    return held.unwrap_or(outcome);
                 }
             }
         })

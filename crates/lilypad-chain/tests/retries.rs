@@ -243,6 +243,36 @@ async fn a_held_up_transaction_is_sent_again_with_the_same_bytes_and_lands_once(
     );
 }
 
+/// The first send reaches the node (anvil mines it at once) but its answer is held up; its hedge,
+/// the same bytes, is told "nonce too low" or "already known" first. The caller must still get
+/// the hash, not that error: the transaction is sent.
+#[tokio::test]
+async fn a_send_whose_answer_is_held_up_is_not_failed_by_its_hedge_hearing_it_is_known() {
+    let anvil = Anvil::start(31337).unwrap();
+    let three_seconds = Duration::from_secs(3);
+    let proxy = FaultyRpc::start(
+        &anvil.url(),
+        FaultPlan::none().delays(three_seconds, three_seconds),
+    )
+    .unwrap();
+    proxy.fail_method("eth_sendRawTransaction", Fault::DelayAnswer, 1);
+    let signer: alloy::signers::local::PrivateKeySigner = dev_keys::CLIENT.parse().unwrap();
+    let from = signer.address();
+    let options = patient().hedge(HedgePolicy::fixed(Duration::from_millis(100)));
+    let client = connect_with_signer(&proxy.url(), signer, &options).unwrap();
+    let tx = TransactionRequest::default()
+        .with_to(Address::repeat_byte(0x45))
+        .with_value(U256::from(1));
+    let pending = client
+        .send_transaction(tx)
+        .await
+        .expect("sent: the hedge's answer that the node knows it is no failure");
+    assert!(pending.get_receipt().await.unwrap().status());
+    assert_eq!(proxy.stats().seen_of("eth_sendRawTransaction"), 2);
+    let direct = connect(&anvil.url(), &RpcOptions::default()).unwrap();
+    assert_eq!(direct.get_transaction_count(from).await.unwrap(), 1);
+}
+
 #[test]
 fn an_empty_list_and_each_bad_url_are_refused() {
     let none: [&str; 0] = [];
