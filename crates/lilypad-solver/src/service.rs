@@ -59,6 +59,15 @@ pub struct OpenJob {
     pub timeout_collateral_bps: u32,
 }
 
+/// Longest a pass waits for the providers' records it reads; a read not done by then is dropped
+/// (the last record read stays) and tried again after [`SolverSettings::record_ttl`], so a slow
+/// or hung endpoint delays matching by this at most once per TTL.
+const RECORDS_WITHIN: Duration = Duration::from_secs(1);
+
+/// A provider's record on one chain as the solver last read it (none until a read succeeds),
+/// and when it was last asked for.
+type RecordRead = (Option<ProviderRecord>, Instant);
+
 /// The first wait after a failed fetch of job requests, doubled up to [`FETCH_RETRY_MAX`].
 const FETCH_RETRY_FIRST: Duration = Duration::from_millis(250);
 /// The longest wait between fetches of job requests while NATS fails.
@@ -251,8 +260,9 @@ pub struct Solver<C> {
     added: Notify,
     /// Unix time of the last check of waiting jobs against the chain.
     last_prune: Mutex<u64>,
-    /// Providers' on-chain records by chain, with when each was read.
-    records: Mutex<HashMap<(u64, Address), (ProviderRecord, Instant)>>,
+    /// Providers' on-chain records by chain (none until a read succeeds), with when each was
+    /// last asked for.
+    records: Mutex<HashMap<(u64, Address), RecordRead>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -287,8 +297,10 @@ impl<C: JobChain> Solver<C> {
     }
 
     /// Reads the on-chain record of every offering provider on every chain it shares with this
-    /// solver, unless read within [`SolverSettings::record_ttl`], all at once. A read that fails
-    /// keeps the last record (none: the provider is weighed by its price alone) and is logged.
+    /// solver, unless asked for within [`SolverSettings::record_ttl`], all at once and for
+    /// [`RECORDS_WITHIN`] at most. A read that fails or is not done in time keeps the last
+    /// record (none: the provider is weighed by its price alone), is logged, and is tried again
+    /// after the TTL.
     async fn refresh_records(&self, offers: &[Offer]) {
         let due: Vec<(u64, Address, &C)> = {
             let records = lock(&self.records);
@@ -306,20 +318,44 @@ impl<C: JobChain> Solver<C> {
                 })
                 .collect()
         };
-        let read = futures_util::future::join_all(due.into_iter().map(
-            |(chain_id, provider, chain)| async move {
+        if due.is_empty() {
+            return;
+        }
+        {
+            let asked = Instant::now();
+            let mut records = lock(&self.records);
+            for (chain_id, provider, _) in &due {
+                records
+                    .entry((*chain_id, *provider))
+                    .or_insert((None, asked))
+                    .1 = asked;
+            }
+        }
+        let mut reads: FuturesUnordered<_> = due
+            .into_iter()
+            .map(|(chain_id, provider, chain)| async move {
                 (chain_id, provider, chain.record(provider).await)
-            },
-        ))
-        .await;
-        let mut records = lock(&self.records);
-        for (chain_id, provider, got) in read {
-            match got {
-                Ok(record) => {
-                    records.insert((chain_id, provider), (record, Instant::now()));
+            })
+            .collect();
+        let budget = tokio::time::sleep(RECORDS_WITHIN);
+        tokio::pin!(budget);
+        loop {
+            tokio::select! {
+                read = reads.next() => {
+                    let Some((chain_id, provider, got)) = read else { return };
+                    match got {
+                        Ok(record) => {
+                            lock(&self.records)
+                                .insert((chain_id, provider), (Some(record), Instant::now()));
+                        }
+                        Err(reason) => {
+                            tracing::debug!(chain_id, %provider, %reason, "could not read the provider's record; ranking uses the last one read");
+                        }
+                    }
                 }
-                Err(reason) => {
-                    tracing::debug!(chain_id, %provider, %reason, "could not read the provider's record; ranking uses the last one read");
+                () = &mut budget => {
+                    tracing::debug!(pending = reads.len(), "providers' records not read within {RECORDS_WITHIN:?}; ranking uses the last ones read");
+                    return;
                 }
             }
         }
@@ -329,7 +365,7 @@ impl<C: JobChain> Solver<C> {
     fn record_of(&self, chain_id: u64, provider: Address) -> Option<ProviderRecord> {
         lock(&self.records)
             .get(&(chain_id, provider))
-            .map(|(r, _)| *r)
+            .and_then(|(r, _)| *r)
     }
 
     /// This solver's id, as its claims on book entries name it.

@@ -685,6 +685,56 @@ async fn a_job_whose_chain_read_hangs_does_not_hold_the_next_job() {
     pass.abort();
 }
 
+/// A chain whose jobs are all open but where no provider's record ever answers (an RPC endpoint
+/// holding `reputationOf` up).
+struct HungRecords {
+    deadline: u64,
+}
+
+impl JobChain for HungRecords {
+    async fn open_job(&self, _key: JobKey, _hash: B256) -> Result<Option<OpenJob>, String> {
+        Ok(Some(OpenJob {
+            match_deadline: self.deadline,
+            timeout_collateral_bps: 10_000,
+        }))
+    }
+
+    async fn record(
+        &self,
+        _provider: alloy_primitives::Address,
+    ) -> Result<lilypad_solver::matching::ProviderRecord, String> {
+        std::future::pending().await
+    }
+}
+
+/// Reading the providers' records for ranking must not hold the matching: with every read hung,
+/// the job is still dealt (on price alone), and the pass ends.
+#[tokio::test]
+async fn a_hung_read_of_the_providers_records_does_not_hold_the_matching() {
+    let (_nats, bus, _) = setup().await;
+    let solver = Solver::new(
+        bus.clone(),
+        ModuleRegistry::load_dir(&job_modules_dir()).unwrap(),
+        vec![(
+            CHAIN,
+            HungRecords {
+                deadline: unix_now() + 300,
+            },
+        )],
+        SolverSettings::default(),
+    );
+    assert_eq!(
+        solver.book_job(&job(1, "cowsay", 50)).await.unwrap(),
+        Booked::Added
+    );
+    let _p = provider(&bus, PrivateKeySigner::random(), 10, 1, Behaviour::Sign).await;
+    tokio::time::timeout(Duration::from_secs(30), solver.match_book())
+        .await
+        .expect("the pass ends although no record answers")
+        .unwrap();
+    deal_for(&bus, 1).await;
+}
+
 /// Issue 10: the solver's connection to NATS is cut for a few seconds and comes back; a job
 /// requested meanwhile is dealt soon after. (The client reconnects by itself; what the solver
 /// asked for while cut off must not swallow the job until its ack wait runs out.)
