@@ -101,6 +101,19 @@ impl Session {
         .await
     }
 
+    /// [`Session::send`], and an error naming `what` and the transaction when it reverted.
+    pub(crate) async fn send_succeeded(
+        &self,
+        tx: alloy::rpc::types::TransactionRequest,
+        what: &str,
+    ) -> Result<alloy::rpc::types::TransactionReceipt> {
+        let receipt = self.send(tx, what).await?;
+        if !receipt.status() {
+            bail!("{what} transaction {} reverted", receipt.transaction_hash);
+        }
+        Ok(receipt)
+    }
+
     pub(crate) fn lilypad(&self) -> Lilypad::LilypadInstance<&DynProvider> {
         Lilypad::new(self.contracts.lilypad, &self.provider)
     }
@@ -516,18 +529,12 @@ pub async fn challenge(global: &Global, args: &ChallengeArgs) -> Result<()> {
         .allow(fee, "the mediation fee", "fund it first")
         .await?;
     let receipt = session
-        .send(
+        .send_succeeded(
             lilypad.challenge(id).into_transaction_request(),
             "the challenge",
         )
         .await?;
     drop(lock);
-    if !receipt.status() {
-        bail!(
-            "the challenge transaction {} reverted",
-            receipt.transaction_hash
-        );
-    }
     eprintln!(
         "job {id} challenged on {} (fee {fee}, tx {}); mediators re-run it",
         chain.name, receipt.transaction_hash
@@ -616,19 +623,13 @@ pub async fn redeliver(global: &Global, args: &RedeliverArgs) -> Result<()> {
         (none, Default::default())
     };
     let receipt = session
-        .send(
+        .send_succeeded(
             lilypad
                 .redeliverCallback(result, output, gas)
                 .into_transaction_request(),
             "the re-delivery",
         )
         .await?;
-    if !receipt.status() {
-        bail!(
-            "the re-delivery transaction {} reverted",
-            receipt.transaction_hash
-        );
-    }
     let delivered = receipt
         .decoded_log::<Lilypad::CallbackDelivered>()
         .is_some();

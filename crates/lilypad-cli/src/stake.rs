@@ -60,17 +60,13 @@ async fn read(
     })
 }
 
-/// Sends `tx` (see [`Session::send`]) and returns its hash once it is mined without reverting.
+/// Sends `tx` and returns its hash once it is mined without reverting.
 async fn send(
     session: &Session,
     tx: alloy::rpc::types::TransactionRequest,
     what: &str,
 ) -> Result<alloy::primitives::B256> {
-    let receipt = session.send(tx, what).await?;
-    if !receipt.status() {
-        bail!("{what} {} reverted", receipt.transaction_hash);
-    }
-    Ok(receipt.transaction_hash)
+    Ok(session.send_succeeded(tx, what).await?.transaction_hash)
 }
 
 /// `lilypad stake show|unbond|complete|withdraw <chain>`.
