@@ -30,7 +30,7 @@
 //! second transaction: at worst the node answers "already known", or "nonce too low" when the
 //! first send was mined meanwhile (its answer lost on the way). Telling those apart from a real
 //! nonce problem is the sender's business (the relayer's submitter checks the transaction's
-//! hash), not this layer's.
+//! hash, and [`send_once`] does for the services that send one at a time), not this layer's.
 //!
 //! ## Hedged reads
 //!
@@ -69,6 +69,9 @@
 //! to one endpoint at a time, best ranked first, the next only if it fails. Retries come on top:
 //! a call that failed on every endpoint tried is retried. Hedging sits above the fallback: a
 //! hedged read goes again to the endpoints the fallback picks.
+
+mod send;
+pub use send::{SendError, SignedTx, receipt_of, send_once, send_signed, sign};
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};

@@ -99,12 +99,10 @@ pub fn revert(e: alloy::contract::Error) -> anyhow::Error {
     anyhow::anyhow!(lilypad_bindings::revert_reason(&e))
 }
 
-/// Sends `tx` from `from` exactly once and waits for its receipt. It is filled (nonce, gas, fees)
-/// and signed here, so its hash is known before it leaves: when the answer to the send is lost (a
-/// reset, a timeout, or the retried send told "nonce too low" or "already known" because the first
-/// one did reach the node), the transaction is looked up by that hash instead of being reported as
-/// failed (a user would then send it again). A revert in the gas estimate is decoded by name;
-/// `what` names the transaction in errors.
+/// Sends `tx` from `from` exactly once and waits for its receipt ([`lilypad_chain::send_once`]:
+/// signed here, so a send whose answer was lost is looked up by its hash instead of reported as
+/// failed). A revert in the gas estimate is decoded by name; `what` names the transaction in
+/// errors.
 pub async fn send_once(
     provider: &DynProvider,
     wallet: &alloy::network::EthereumWallet,
@@ -113,38 +111,11 @@ pub async fn send_once(
     tx: alloy::rpc::types::TransactionRequest,
     what: &str,
 ) -> Result<alloy::rpc::types::TransactionReceipt> {
-    use alloy::eips::eip2718::Encodable2718;
-    use alloy::network::{NetworkTransactionBuilder, TransactionBuilder};
-    use alloy::providers::{PendingTransactionBuilder, Provider};
-    let refused = |e| revert(alloy::contract::Error::TransportError(e));
-    let nonce = provider.get_transaction_count(from).pending().await?;
-    let tx = tx.with_from(from).with_nonce(nonce).with_chain_id(chain_id);
-    let gas = provider
-        .estimate_gas(tx.clone())
+    lilypad_chain::send_once(provider, wallet, from, chain_id, tx, what)
         .await
-        .map_err(refused)
-        .with_context(|| format!("{what} cannot be sent"))?;
-    let fees = provider.estimate_eip1559_fees().await?;
-    let envelope = tx
-        .with_gas_limit(gas)
-        .with_max_fee_per_gas(fees.max_fee_per_gas)
-        .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas)
-        .build(wallet)
-        .await
-        .map_err(|e| anyhow::anyhow!("signing {what}: {e}"))?;
-    let hash = *envelope.tx_hash();
-    if let Err(e) = provider
-        .send_raw_transaction(&envelope.encoded_2718())
-        .await
-    {
-        let known = provider.get_transaction_by_hash(hash).await;
-        if !matches!(known, Ok(Some(_))) {
-            return Err(refused(e)).with_context(|| format!("sending {what} (transaction {hash})"));
-        }
-        tracing::debug!(%hash, "the answer to sending {what} was lost; the node has it");
-    }
-    PendingTransactionBuilder::new(provider.root().clone(), hash)
-        .get_receipt()
-        .await
-        .with_context(|| format!("waiting for {what} (transaction {hash}) to be mined"))
+        .map_err(|e| match e.into_revert() {
+            Ok(source) => revert(alloy::contract::Error::TransportError(source))
+                .context(format!("{what} cannot be sent")),
+            Err(e) => e.into(),
+        })
 }

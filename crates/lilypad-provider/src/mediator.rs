@@ -4,7 +4,9 @@
 //! `Lilypad.resultCommitment`) in two steps: `ConsortiumMediation.commit` of the blinded
 //! `keccak256(abi.encode(resultHash, salt, mediator))` in the commit phase, then `reveal` of the
 //! hash and salt in the reveal phase. The salt is written to the state directory before the
-//! commitment is sent, so a restarted mediator still reveals (and is not slashed). Honest
+//! commitment is sent, so a restarted mediator still reveals (and is not slashed); the hash of
+//! each signed commit and reveal is written before it is sent, so one whose answer was lost is
+//! reported once it landed and sent again only when the chain never got it. Honest
 //! providers of deterministic modules get the same result, so the consortium upholds them; a
 //! provider that reported anything else (another CID, another inline output, status or exit
 //! code) is overturned. A case whose phases ran out is closed by whoever sees it first.
@@ -16,18 +18,21 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolValue;
 use lilypad_bindings::{ConsortiumMediation, Lilypad};
+use lilypad_chain::{SendError, SignedTx};
 use lilypad_executor::{ErrorKind, Executor, Status, run_job};
 use lilypad_modules::ModuleRegistry;
 use lilypad_types::{JobKey, JobRequested};
 
 use crate::intake::{Intake, IntakeError};
 use crate::service::{ChainSettings, ProviderError};
-use crate::state::{CaseStore, StateError, VoteRecord, VoteStore};
+use crate::state::{CaseStore, SentVote, StateError, VoteRecord, VoteStep, VoteStore};
 
 /// Why a mediator could not reach or cast a verdict.
 #[derive(Debug, thiserror::Error)]
@@ -215,6 +220,7 @@ pub fn commitment_for(result_hash: B256, salt: B256, mediator: Address) -> B256 
 #[derive(Debug, Clone)]
 pub struct Mediator {
     signer: PrivateKeySigner,
+    wallet: EthereumWallet,
     chain: ChainSettings,
     mediation: Address,
     from_block: u64,
@@ -273,16 +279,12 @@ impl Mediator {
         registry: Arc<ModuleRegistry>,
         votes: VoteStore,
     ) -> Result<Self, MediatorError> {
-        let rpc = lilypad_chain::connect_with_signer(
-            &chain.rpc_urls,
-            signer.clone(),
-            &lilypad_chain::RpcOptions::default(),
-        )
-        .map_err(|e| ProviderError::BadRpcUrl {
-            chain_id: chain.chain_id,
-            url: chain.rpc_urls.join(", "),
-            reason: e.to_string(),
-        })?;
+        let rpc = lilypad_chain::connect(&chain.rpc_urls, &lilypad_chain::RpcOptions::default())
+            .map_err(|e| ProviderError::BadRpcUrl {
+                chain_id: chain.chain_id,
+                url: chain.rpc_urls.join(", "),
+                reason: e.to_string(),
+            })?;
         let intake = Self::intake(
             &votes,
             &chain,
@@ -294,6 +296,7 @@ impl Mediator {
             ),
         )?;
         Ok(Self {
+            wallet: EthereumWallet::from(signer.clone()),
             signer,
             chain,
             mediation,
@@ -429,38 +432,37 @@ impl Mediator {
             mediator: me,
             result_hash,
             salt: PrivateKeySigner::random().to_bytes(),
+            sent: None,
         };
         self.votes.put(&vote)?;
         Ok(vote)
     }
 
-    /// Waits for a sent transaction and checks it succeeded.
-    async fn confirm(
+    /// Fills and signs `tx` ([`lilypad_chain::sign`]), so its hash is known before it is sent.
+    async fn sign(
         &self,
         job_id: U256,
         what: &str,
-        sent: Result<
-            alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
-            alloy::contract::Error,
-        >,
-    ) -> Result<B256, MediatorError> {
-        let pending = sent.map_err(|e| {
-            match e
-                .as_revert_data()
-                .and_then(|data| lilypad_bindings::decode_error(&data))
-            {
-                Some(reason) => MediatorError::Refused {
-                    job: self.key(job_id),
-                    what: what.to_owned(),
-                    reason,
-                },
-                None => self.chain_err(job_id, &format!("sending {what}"))(e.to_string()),
-            }
-        })?;
-        let receipt = pending
-            .get_receipt()
+        tx: TransactionRequest,
+    ) -> Result<SignedTx, MediatorError> {
+        lilypad_chain::sign(
+            &self.rpc,
+            &self.wallet,
+            self.address(),
+            self.chain.chain_id,
+            tx,
+            what,
+        )
+        .await
+        .map_err(|e| self.send_err(job_id, what, e))
+    }
+
+    /// Sends a signed transaction (its lost answer looked up by hash,
+    /// [`lilypad_chain::send_signed`]) and checks it succeeded.
+    async fn land(&self, job_id: U256, what: &str, tx: &SignedTx) -> Result<B256, MediatorError> {
+        let receipt = lilypad_chain::send_signed(&self.rpc, tx)
             .await
-            .map_err(|e| self.chain_err(job_id, &format!("waiting for {what}"))(e.to_string()))?;
+            .map_err(|e| self.send_err(job_id, what, e))?;
         if !receipt.status() {
             return Err(self.chain_err(job_id, what)(format!(
                 "transaction {} reverted",
@@ -468,6 +470,84 @@ impl Mediator {
             )));
         }
         Ok(receipt.transaction_hash)
+    }
+
+    /// Signs, sends and checks a transaction with no record kept of it (a draw, a finalize: any
+    /// mediator may send them again).
+    async fn send(
+        &self,
+        job_id: U256,
+        what: &str,
+        tx: TransactionRequest,
+    ) -> Result<B256, MediatorError> {
+        let signed = self.sign(job_id, what, tx).await?;
+        self.land(job_id, what, &signed).await
+    }
+
+    /// A revert in the estimate, decoded by name, is [`MediatorError::Refused`]; anything else a
+    /// chain error.
+    fn send_err(&self, job_id: U256, what: &str, e: SendError) -> MediatorError {
+        match e
+            .revert_data()
+            .and_then(|data| lilypad_bindings::decode_error(&data))
+        {
+            Some(reason) => MediatorError::Refused {
+                job: self.key(job_id),
+                what: what.to_owned(),
+                reason,
+            },
+            None => self.chain_err(job_id, &format!("sending {what}"))(e.to_string()),
+        }
+    }
+
+    /// A commit or reveal sent before whose outcome this mediator never saw (the answer was lost,
+    /// or it restarted while waiting): if it landed, the step is reported now, with that
+    /// transaction's hash; if not (the node never had it, or it reverted), it is forgotten and
+    /// the step is taken again.
+    async fn settle_sent(
+        &self,
+        job_id: U256,
+        mut vote: VoteRecord,
+        sent: SentVote,
+    ) -> Result<Option<Action>, MediatorError> {
+        let mediation = ConsortiumMediation::new(self.mediation, &self.rpc);
+        let me = self.address();
+        let (what, on_chain) = match sent.step {
+            VoteStep::Commit => ("commit", mediation.commitmentOf(job_id, me).call().await),
+            VoteStep::Reveal => ("reveal", mediation.revealOf(job_id, me).call().await),
+        };
+        let on_chain = on_chain.map_err(|e| {
+            self.chain_err(job_id, &format!("reading the {what} sent"))(e.to_string())
+        })? != B256::ZERO;
+        let landed = on_chain
+            || lilypad_chain::receipt_of(&self.rpc, sent.tx_hash, what)
+                .await
+                .map_err(|e| {
+                    self.chain_err(job_id, &format!("looking up the {what} sent"))(e.to_string())
+                })?
+                .is_some_and(|receipt| receipt.status());
+        let step = match (landed, sent.step) {
+            (false, _) => {
+                tracing::info!(job = %self.key(job_id), tx = %sent.tx_hash, "the {what} sent before did not land; sending it again");
+                vote.sent = None;
+                self.votes.put(&vote)?;
+                return Ok(None);
+            }
+            (true, VoteStep::Commit) => {
+                vote.sent = None;
+                self.votes.put(&vote)?;
+                Step::Committed {
+                    result_hash: vote.result_hash,
+                }
+            }
+            (true, VoteStep::Reveal) => {
+                self.votes.remove(self.chain.chain_id, job_id, me)?;
+                Step::Revealed {
+                    result_hash: vote.result_hash,
+                }
+            }
+        };
+        Ok(Some(self.action(job_id, step, sent.tx_hash)))
     }
 
     /// One step of job `job_id`'s case for this mediator: draw it once its seed block exists,
@@ -488,6 +568,12 @@ impl Mediator {
                 reason: "no mediation case for it".into(),
             });
         }
+        if let Some(vote) = self.votes.get(self.chain.chain_id, job_id, me)?
+            && let Some(sent) = vote.sent
+            && let Some(action) = self.settle_sent(job_id, vote, sent).await?
+        {
+            return Ok(Some(action));
+        }
         if case.resolved {
             self.votes.remove(self.chain.chain_id, job_id, me)?;
             return Err(MediatorError::Closed {
@@ -507,7 +593,11 @@ impl Mediator {
                 return Ok(None);
             }
             return match self
-                .confirm(job_id, "draw", mediation.draw(job_id).send().await)
+                .send(
+                    job_id,
+                    "draw",
+                    mediation.draw(job_id).into_transaction_request(),
+                )
                 .await
             {
                 Ok(tx_hash) => Ok(Some(self.action(job_id, Step::Drew, tx_hash))),
@@ -545,37 +635,42 @@ impl Mediator {
             reveal_deadline
         };
         if !committed && now < commit_deadline {
-            let vote = self.vote_for(job_id, case.providerHash).await?;
+            let mut vote = self.vote_for(job_id, case.providerHash).await?;
             let commitment = commitment_for(vote.result_hash, vote.salt, me);
-            let tx_hash = self
-                .confirm(
-                    job_id,
-                    "commit",
-                    mediation.commit(job_id, commitment).send().await,
-                )
-                .await?;
+            let tx = mediation
+                .commit(job_id, commitment)
+                .into_transaction_request();
+            let tx = self.sign(job_id, "commit", tx).await?;
+            vote.sent = Some(SentVote {
+                step: VoteStep::Commit,
+                tx_hash: tx.hash,
+            });
+            self.votes.put(&vote)?;
+            let tx_hash = self.land(job_id, "commit", &tx).await?;
+            vote.sent = None;
+            self.votes.put(&vote)?;
             let step = Step::Committed {
                 result_hash: vote.result_hash,
             };
             return Ok(Some(self.action(job_id, step, tx_hash)));
         }
         if committed && !revealed && now >= commit_deadline && now < reveal_deadline {
-            let Some(vote) = self.votes.get(self.chain.chain_id, job_id, me)? else {
+            let Some(mut vote) = self.votes.get(self.chain.chain_id, job_id, me)? else {
                 return Err(MediatorError::SaltLost {
                     job: self.key(job_id),
                     dir: self.votes_dir.clone(),
                 });
             };
-            let tx_hash = self
-                .confirm(
-                    job_id,
-                    "reveal",
-                    mediation
-                        .reveal(job_id, vote.result_hash, vote.salt)
-                        .send()
-                        .await,
-                )
-                .await?;
+            let tx = mediation
+                .reveal(job_id, vote.result_hash, vote.salt)
+                .into_transaction_request();
+            let tx = self.sign(job_id, "reveal", tx).await?;
+            vote.sent = Some(SentVote {
+                step: VoteStep::Reveal,
+                tx_hash: tx.hash,
+            });
+            self.votes.put(&vote)?;
+            let tx_hash = self.land(job_id, "reveal", &tx).await?;
             // revealed on-chain: the salt is no longer needed
             self.votes.remove(self.chain.chain_id, job_id, me)?;
             let step = Step::Revealed {
@@ -585,7 +680,11 @@ impl Mediator {
         }
         if now >= closes_at {
             let tx_hash = self
-                .confirm(job_id, "finalize", mediation.finalize(job_id).send().await)
+                .send(
+                    job_id,
+                    "finalize",
+                    mediation.finalize(job_id).into_transaction_request(),
+                )
                 .await?;
             return Ok(Some(self.action(job_id, Step::Finalized, tx_hash)));
         }

@@ -290,6 +290,10 @@ mod tests {
             mediator: me,
             result_hash: B256::repeat_byte(2),
             salt: B256::repeat_byte(3),
+            sent: Some(SentVote {
+                step: VoteStep::Reveal,
+                tx_hash: B256::repeat_byte(4),
+            }),
         };
         VoteStore::open(dir.path()).unwrap().put(&vote).unwrap();
         // a new process over the same directory reads the same vote back
@@ -388,6 +392,30 @@ pub struct VoteRecord {
     pub result_hash: B256,
     /// The random salt that blinds the commitment.
     pub salt: B256,
+    /// The commit or reveal this mediator signed and sent whose outcome it has not seen yet
+    /// (written before it is sent): the next step looks at the chain, and at this transaction,
+    /// before it sends anything again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<SentVote>,
+}
+
+/// A vote's transaction sent without its outcome seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentVote {
+    /// Which step it is.
+    pub step: VoteStep,
+    /// Its hash.
+    pub tx_hash: B256,
+}
+
+/// The two transactions of a vote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VoteStep {
+    /// `ConsortiumMediation.commit` of the blinded vote.
+    Commit,
+    /// `ConsortiumMediation.reveal` of the vote and its salt.
+    Reveal,
 }
 
 /// The votes a mediator committed and has not yet seen resolved, one file each, written
