@@ -24,7 +24,15 @@ import {Params} from "../src/interfaces/ILilypad.sol";
 ///      PROTOCOL_FEE_BPS         protocol fee, at most 1000 (default 100 = 1%)
 ///      MEDIATORS_PER_CASE       N mediators drawn per challenge (default 3)
 ///      MEDIATOR_THRESHOLD       k matching verdicts that decide (default 2; needs 2k > N)
-///      MEDIATION_FEE            fee a client pays to challenge, token units (default 1e18)
+///      MEDIATION_FEE            fee a client pays to challenge, token units (default 1e18); an
+///                               audit pays the mediators as much of it as the audit fund holds
+///      AUDIT_BPS                chance a deterministic result is audited by the protocol, basis
+///                               points (default 0: no audits; a deterministic request must then
+///                               lock results collateral of at least (1/p - 1) x its price)
+///      TAX_BPS                  audit tax on each deterministic job's price, into the audit fund
+///                               (default 0; at most 5000)
+///      JACKPOT_BPS              share of an overturned result's slashed collateral that goes to
+///                               the jackpot, half of which pays each exposer (default 0)
 ///      MEDIATOR_STAKE           stake a mediator needs free to be drawn, locked per case it is
 ///                               drawn for and slashed if it does not vote with the decision
 ///                               (default 10e18)
@@ -52,6 +60,9 @@ contract Deploy is Script {
         uint8 mediatorsPerCase;
         uint8 mediatorThreshold;
         uint96 mediationFee;
+        uint16 auditBps;
+        uint16 taxBps;
+        uint16 jackpotBps;
         uint128 mediatorStake;
         uint32 commitPeriod;
         uint32 revealPeriod;
@@ -103,6 +114,9 @@ contract Deploy is Script {
         c.mediatorsPerCase = uint8(vm.envOr("MEDIATORS_PER_CASE", uint256(3)));
         c.mediatorThreshold = uint8(vm.envOr("MEDIATOR_THRESHOLD", uint256(2)));
         c.mediationFee = uint96(vm.envOr("MEDIATION_FEE", uint256(1 ether)));
+        c.auditBps = uint16(vm.envOr("AUDIT_BPS", uint256(0)));
+        c.taxBps = uint16(vm.envOr("TAX_BPS", uint256(0)));
+        c.jackpotBps = uint16(vm.envOr("JACKPOT_BPS", uint256(0)));
         c.mediatorStake = uint128(vm.envOr("MEDIATOR_STAKE", uint256(10 ether)));
         c.commitPeriod = uint32(vm.envOr("COMMIT_PERIOD", uint256(1 hours)));
         c.revealPeriod = uint32(vm.envOr("REVEAL_PERIOD", uint256(1 hours)));
@@ -147,11 +161,15 @@ contract Deploy is Script {
             c.commitPeriod,
             c.revealPeriod
         );
+        // the mediation first: audits need one
+        lilypad.setMediation(address(mediation));
         Params memory p = lilypad.params();
         p.protocolFeeBps = c.protocolFeeBps;
         p.mediationFee = c.mediationFee;
+        p.auditBps = c.auditBps;
+        p.taxBps = c.taxBps;
+        p.jackpotBps = c.jackpotBps;
         lilypad.setParams(p);
-        lilypad.setMediation(address(mediation));
         d.lilypad = address(lilypad);
         d.mediation = address(mediation);
 

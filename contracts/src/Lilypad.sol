@@ -5,7 +5,6 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
-import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
@@ -20,15 +19,16 @@ import {
     JobStatus,
     Job,
     Challenge,
+    AuditState,
+    Terms,
     FailedCallback,
     Params,
-    MediationCase,
     Reputation
 } from "./interfaces/ILilypad.sol";
-import {ILilypadCallback} from "./interfaces/ILilypadCallback.sol";
-import {IMediation} from "./interfaces/IMediation.sol";
 import {LilypadChecks} from "./libraries/LilypadChecks.sol";
 import {Account, LilypadRegistry} from "./libraries/LilypadRegistry.sol";
+import {LilypadCore} from "./LilypadCore.sol";
+import {LilypadDisputes} from "./LilypadDisputes.sol";
 
 /// @title Lilypad
 /// @notice A trustless compute marketplace callable from smart contracts. Clients escrow a max price
@@ -38,7 +38,7 @@ import {Account, LilypadRegistry} from "./libraries/LilypadRegistry.sol";
 ///         token: job escrow, provider collateral, challenge fees and credited balances,
 ///         which leave only through {withdraw} and {withdrawCollateral}.
 /// @dev See docs/protocol.md for the state machine, type strings and arithmetic.
-contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
+contract Lilypad is ILilypad, LilypadCore, EIP712, Ownable2Step {
     using SafeERC20 for IERC20;
     using EnumerableSet for EnumerableSet.AddressSet;
 
@@ -51,7 +51,6 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     bytes32 public constant RESULT_TYPEHASH =
         keccak256("Result(uint256 jobId,uint8 status,bytes resultCid,bytes32 outputHash,int32 exitCode,string error)");
 
-    uint256 internal constant BPS = 10_000;
     /// @notice Hard cap on the protocol fee: 10%.
     uint256 public constant MAX_PROTOCOL_FEE_BPS = LilypadChecks.MAX_PROTOCOL_FEE_BPS;
     /// @notice Most bytes of a result CID.
@@ -60,43 +59,22 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     uint256 public constant MAX_ERROR_BYTES = 1_024;
     /// @notice Most bytes of a metadata URL.
     uint256 public constant MAX_METADATA_URL_BYTES = LilypadRegistry.MAX_METADATA_URL_BYTES;
-    /// @notice Most mediators one verdict can reward.
-    uint256 public constant MAX_REWARDEES = 32;
-    /// @notice After a challenge's mediation deadline plus this, anyone may close it.
-    uint256 public constant STALE_CHALLENGE_GRACE = 1 days;
-    /// @notice Gas kept back around a callback: the CALL itself, the event after it and, when it
-    ///         failed, recording the failure (a new slot) for {redeliverCallback}.
-    uint256 public constant CALLBACK_GAS_RESERVE = 35_000;
 
-    // ------------------------------------------------------------------ storage
-    /// @inheritdoc ILilypad
-    IERC20 public immutable token;
-    /// @inheritdoc ILilypad
-    uint64 public requestCount;
-    Params internal _params;
-    /// @inheritdoc ILilypad
-    address public treasury;
-    /// @inheritdoc ILilypad
-    address public mediation;
-
-    mapping(uint256 jobId => Job) internal _jobs;
-    mapping(uint256 jobId => Challenge) internal _challenges;
-    /// @inheritdoc ILilypad
-    mapping(address account => uint256) public balanceOf;
-    mapping(address account => Account) internal _accounts;
-    /// @inheritdoc ILilypad
-    mapping(address account => string) public metadataUrl;
-    EnumerableSet.AddressSet internal _providerSet;
-    mapping(uint256 jobId => FailedCallback) internal _failedCallbacks;
-    mapping(address provider => Reputation) internal _reputations;
+    /// @notice The code {challenge}, {resolveChallenge}, {resolveStaleChallenge} and
+    ///         {redeliverCallback} run, on this contract's storage; deployed by the constructor.
+    address public immutable disputes;
 
     /// @param token_ the ERC-20 used for payment and collateral (no fee-on-transfer or rebasing)
     /// @param initialOwner who may set protocol parameters
     /// @param treasury_ who is credited the protocol fee
-    constructor(IERC20 token_, address initialOwner, address treasury_) EIP712("Lilypad", "1") Ownable(initialOwner) {
+    constructor(IERC20 token_, address initialOwner, address treasury_)
+        LilypadCore(token_)
+        EIP712("Lilypad", "1")
+        Ownable(initialOwner)
+    {
         if (address(token_) == address(0) || treasury_ == address(0)) revert ZeroAddress();
-        token = token_;
-        treasury = treasury_;
+        disputes = address(new LilypadDisputes(token_));
+        _treasury = treasury_;
         Params memory p = Params({
             maxCallbackGas: 2_000_000,
             maxOutputBytes: 4_096,
@@ -112,7 +90,10 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
             protocolFeeBps: 0,
             mediatorShareBps: 2_000,
             mediationTimeout: 1 days,
-            mediationFee: 0
+            mediationFee: 0,
+            auditBps: 0,
+            taxBps: 0,
+            jackpotBps: 0
         });
         _setParams(p);
         emit TreasurySet(treasury_);
@@ -126,7 +107,7 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         Params memory p = _params;
         LilypadChecks.checkRequest(request, p);
 
-        uint64 sequence = ++requestCount;
+        uint64 sequence = ++_requestCount;
         jobId = sequence;
         bytes32 requestHash = keccak256(abi.encode(request));
         Job storage job = _jobs[jobId];
@@ -134,19 +115,22 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         job.status = JobStatus.Requested;
         job.deadline = uint40(block.timestamp + request.matchTimeout);
         job.callbackGasLimit = request.callbackGasLimit;
-        job.feeBps = p.protocolFeeBps;
+        job.terms = _termsId;
         job.requestHash = requestHash;
         job.maxPrice = uint96(request.maxPrice);
         job.executionTimeout = request.executionTimeout;
         job.challengeWindow = request.challengeWindow;
         // forge-lint: disable-next-line(unsafe-typecast)
         job.maxOutputBytes = uint16(request.maxOutputBytes); // checkRequest keeps it <= 32768
-        job.resultsCollateralBps = request.resultsCollateralMultiplierBps;
-        job.timeoutCollateralBps = p.minTimeoutCollateralBps;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        job.resultsCollateralBps = uint24(request.resultsCollateralMultiplierBps); // <= 1,000,000
+        // forge-lint: disable-next-line(unsafe-typecast)
+        job.timeoutCollateralBps = uint24(p.minTimeoutCollateralBps); // checkParams: <= 1,000,000
         job.deterministic = request.deterministic;
+        if (request.deterministic) job.auditBps = p.auditBps;
 
         emit JobRequested(jobId, msg.sender, sequence, requestHash, request);
-        token.safeTransferFrom(msg.sender, address(this), request.maxPrice);
+        _token.safeTransferFrom(msg.sender, address(this), request.maxPrice);
     }
 
     /// @inheritdoc ILilypad
@@ -202,6 +186,8 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         job.status = JobStatus.ResultSubmitted;
         job.deadline = challengeDeadline;
         job.resultHash = LilypadChecks.resultCommitment(result.status, result.exitCode, result.resultCid, outputHash);
+        // the execution timeout is spent: keep the result's block, which seeds the audit draw
+        if (job.auditBps != 0) job.executionTimeout = uint32(block.number);
         Reputation storage record = _reputations[provider];
         if (status == Outcome.Succeeded) {
             ++record.succeeded;
@@ -238,6 +224,7 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         Job storage job = _jobs[jobId];
         _requireStatus(job, jobId, JobStatus.ResultSubmitted);
         if (block.timestamp < job.deadline) revert DeadlineNotReached(jobId, job.deadline);
+        _requireNoAudit(jobId, job);
         _settle(jobId, job);
     }
 
@@ -245,7 +232,10 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     function settleMany(uint256[] calldata jobIds) external nonReentrant returns (uint256 settled) {
         for (uint256 i; i < jobIds.length; ++i) {
             Job storage job = _jobs[jobIds[i]];
-            if (job.status == JobStatus.ResultSubmitted && block.timestamp >= job.deadline) {
+            if (
+                job.status == JobStatus.ResultSubmitted && block.timestamp >= job.deadline
+                    && (job.auditBps == 0 || _auditState(jobIds[i], job) == AuditState.Clear)
+            ) {
                 _settle(jobIds[i], job);
                 ++settled;
             }
@@ -257,6 +247,7 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         Job storage job = _jobs[jobId];
         _requireStatus(job, jobId, JobStatus.ResultSubmitted);
         if (msg.sender != job.client) revert NotClient(msg.sender);
+        _requireNoAudit(jobId, job);
         _settle(jobId, job);
     }
 
@@ -268,7 +259,7 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         job.status = JobStatus.Expired;
         address client = job.client;
         uint256 refund = job.maxPrice;
-        balanceOf[client] += refund;
+        _balances[client] += refund;
         emit JobExpired(jobId, client, refund);
         _callbackEmpty(jobId, client, job.callbackGasLimit, Outcome.Expired);
     }
@@ -290,102 +281,66 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         record.slashed += uint128(slashed); // below 2^116 (see Account)
         address client = job.client;
         uint256 refund = job.maxPrice;
-        balanceOf[client] += refund + slashed;
+        _balances[client] += refund + slashed;
         emit JobTimedOut(jobId, provider, refund, slashed);
         _callbackEmpty(jobId, client, job.callbackGasLimit, Outcome.TimedOut);
     }
 
     /// @inheritdoc ILilypad
-    /// @dev Pulls the mediation fee, then hands the case to the configured mediation contract.
-    function challenge(uint256 jobId) external nonReentrant {
-        Job storage job = _jobs[jobId];
-        _requireStatus(job, jobId, JobStatus.ResultSubmitted);
-        if (msg.sender != job.client) revert NotClient(msg.sender);
-        if (block.timestamp >= job.deadline) revert DeadlinePassed(jobId, job.deadline);
-        if (!job.deterministic) revert NotDeterministic(jobId);
-        address mediation_ = mediation;
-        if (mediation_ == address(0)) revert NoMediation();
-        Params storage p = _params;
-        // forge-lint: disable-next-line(unsafe-typecast)
-        uint80 fee = uint80(p.mediationFee); // checkParams keeps it within 80 bits
-        uint40 mediationDeadline = uint40(block.timestamp + p.mediationTimeout);
-        job.status = JobStatus.Challenged;
-        job.deadline = mediationDeadline;
-        ++_reputations[job.provider].mediated;
-        _challenges[jobId] = Challenge({mediation: mediation_, fee: fee, mediatorShareBps: p.mediatorShareBps});
-        emit JobChallenged(jobId, msg.sender, mediation_, fee, mediationDeadline);
-        token.safeTransferFrom(msg.sender, address(this), fee);
-        MediationCase memory mediationCase = MediationCase({
-            client: msg.sender,
-            provider: job.provider,
-            requestHash: job.requestHash,
-            resultHash: job.resultHash,
-            deadline: mediationDeadline
-        });
-        IMediation(mediation_).startMediation(jobId, mediationCase);
+    /// @dev Runs {LilypadDisputes-challenge}.
+    function challenge(uint256 jobId) external {
+        jobId; // named for the ABI (so below); the disputes code reads the calldata itself
+        _runDisputes();
     }
 
     /// @inheritdoc ILilypad
-    /// @dev Upheld: settles as usual and pays the fee to `rewardedMediators` (refunds it to the
-    ///      client if the list is empty). Overturned: refunds the client in full and slashes the
-    ///      results collateral, `mediatorShareBps` of it plus the fee to the mediators, the rest to
-    ///      the client.
-    function resolveChallenge(uint256 jobId, bool providerCorrect, address[] calldata rewardedMediators)
-        external
-        nonReentrant
-    {
-        Job storage job = _jobs[jobId];
-        _requireStatus(job, jobId, JobStatus.Challenged);
-        if (msg.sender != _challenges[jobId].mediation) revert NotMediation(msg.sender);
-        if (rewardedMediators.length > MAX_REWARDEES) {
-            revert TooManyRewardees(rewardedMediators.length, MAX_REWARDEES);
+    /// @dev Runs {LilypadDisputes-audit}.
+    function audit(uint256 jobId) external returns (bool audited) {
+        (jobId, audited);
+        _runDisputes();
+    }
+
+    /// @inheritdoc ILilypad
+    /// @dev Runs {LilypadDisputes-resolveChallenge}.
+    function resolveChallenge(uint256 jobId, bool providerCorrect, address[] calldata rewardedMediators) external {
+        (jobId, providerCorrect, rewardedMediators);
+        _runDisputes();
+    }
+
+    /// @inheritdoc ILilypad
+    /// @dev Runs {LilypadDisputes-resolveStaleChallenge}.
+    function resolveStaleChallenge(uint256 jobId) external {
+        jobId;
+        _runDisputes();
+    }
+
+    /// @inheritdoc ILilypad
+    /// @dev Runs {LilypadDisputes-redeliverCallback}.
+    function redeliverCallback(ResultData calldata result, bytes calldata inlineOutput, uint32 gasLimit) external {
+        (result, inlineOutput, gasLimit);
+        _runDisputes();
+    }
+
+    /// @dev Runs this call's calldata as {LilypadDisputes} code on this contract's storage and
+    ///      returns (or reverts with) exactly what it did.
+    function _runDisputes() private {
+        address target = disputes;
+        assembly {
+            calldatacopy(0, 0, calldatasize())
+            let ok := delegatecall(gas(), target, 0, calldatasize(), 0, 0)
+            returndatacopy(0, 0, returndatasize())
+            if iszero(ok) { revert(0, returndatasize()) }
+            return(0, returndatasize())
         }
-        _resolve(jobId, job, providerCorrect, rewardedMediators, false);
-    }
-
-    /// @inheritdoc ILilypad
-    function resolveStaleChallenge(uint256 jobId) external nonReentrant {
-        Job storage job = _jobs[jobId];
-        _requireStatus(job, jobId, JobStatus.Challenged);
-        uint256 openAt = uint256(job.deadline) + STALE_CHALLENGE_GRACE;
-        if (block.timestamp < openAt) revert DeadlineNotReached(jobId, openAt);
-        _resolve(jobId, job, true, new address[](0), true);
-    }
-
-    /// @inheritdoc ILilypad
-    /// @dev Marks the failure re-delivered before the call (checks-effects-interactions), and
-    ///      calls the client directly, so a re-delivery that fails is not recorded again.
-    function redeliverCallback(ResultData calldata result, bytes calldata inlineOutput, uint32 gasLimit)
-        external
-        nonReentrant
-    {
-        uint256 jobId = result.jobId;
-        FailedCallback storage failed = _failedCallbacks[jobId];
-        Outcome outcome = failed.status;
-        if (outcome == Outcome.None || failed.redelivered) revert NoFailedCallback(jobId);
-        Job storage job = _jobs[jobId];
-        if (gasLimit < job.callbackGasLimit) revert CallbackGasTooLow(gasLimit, job.callbackGasLimit);
-        JobResult memory redelivered;
-        redelivered.status = outcome;
-        if (outcome <= Outcome.ProviderError) {
-            bytes32 commitment = LilypadChecks.resultCommitment(
-                result.status, result.exitCode, result.resultCid, keccak256(inlineOutput)
-            );
-            if (commitment != job.resultHash) revert ResultMismatch(jobId);
-            (redelivered.resultCid, redelivered.output, redelivered.exitCode) =
-            (result.resultCid, inlineOutput, result.exitCode);
-        }
-        failed.redelivered = true;
-        _tryCallback(jobId, job.client, gasLimit, redelivered);
     }
 
     /// @inheritdoc ILilypad
     function withdraw() external nonReentrant returns (uint256 amount) {
-        amount = balanceOf[msg.sender];
+        amount = _balances[msg.sender];
         if (amount == 0) revert NothingToWithdraw();
-        balanceOf[msg.sender] = 0;
+        _balances[msg.sender] = 0;
         emit Withdrawn(msg.sender, amount);
-        token.safeTransfer(msg.sender, amount);
+        _token.safeTransfer(msg.sender, amount);
     }
 
     // ================================================================== registry
@@ -394,7 +349,7 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     /// @dev Registering again replaces the metadata URL. The registry's code is in
     ///      {LilypadRegistry}, run on this contract's storage.
     function registerProvider(string calldata metadataUrl_) external nonReentrant {
-        LilypadRegistry.register(_accounts, metadataUrl, _providerSet, metadataUrl_);
+        LilypadRegistry.register(_accounts, _metadataUrls, _providerSet, metadataUrl_);
     }
 
     /// @inheritdoc ILilypad
@@ -405,13 +360,13 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
 
     /// @inheritdoc ILilypad
     function depositCollateral(uint256 amount) external nonReentrant {
-        LilypadRegistry.deposit(_accounts, token, amount);
+        LilypadRegistry.deposit(_accounts, _token, amount);
     }
 
     /// @inheritdoc ILilypad
     /// @dev Only free collateral can leave; collateral locked in deals stays until they end.
     function withdrawCollateral(uint256 amount) external nonReentrant {
-        LilypadRegistry.withdraw(_accounts, token, amount);
+        LilypadRegistry.withdraw(_accounts, _token, amount);
     }
 
     // ================================================================== admin
@@ -426,7 +381,7 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     /// @notice Sets who is credited protocol fees from now on (owner only).
     function setTreasury(address treasury_) external onlyOwner {
         if (treasury_ == address(0)) revert ZeroAddress();
-        treasury = treasury_;
+        _treasury = treasury_;
         emit TreasurySet(treasury_);
     }
 
@@ -434,11 +389,41 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     ///         never removed: results inside their challenge window stay challengeable.
     function setMediation(address mediation_) external onlyOwner {
         if (mediation_ == address(0)) revert ZeroAddress();
-        mediation = mediation_;
+        _mediation = mediation_;
         emit MediationSet(mediation_);
     }
 
     // ================================================================== views
+
+    /// @inheritdoc ILilypad
+    function token() external view returns (IERC20) {
+        return _token;
+    }
+
+    /// @inheritdoc ILilypad
+    function requestCount() external view returns (uint64) {
+        return _requestCount;
+    }
+
+    /// @inheritdoc ILilypad
+    function treasury() external view returns (address) {
+        return _treasury;
+    }
+
+    /// @inheritdoc ILilypad
+    function mediation() external view returns (address) {
+        return _mediation;
+    }
+
+    /// @inheritdoc ILilypad
+    function balanceOf(address account) external view returns (uint256) {
+        return _balances[account];
+    }
+
+    /// @inheritdoc ILilypad
+    function metadataUrl(address account) external view returns (string memory) {
+        return _metadataUrls[account];
+    }
 
     /// @inheritdoc ILilypad
     function getJob(uint256 jobId) external view returns (Job memory) {
@@ -462,6 +447,26 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         returns (bytes32)
     {
         return LilypadChecks.resultCommitment(status, exitCode, resultCid, outputHash);
+    }
+
+    /// @inheritdoc ILilypad
+    function auditState(uint256 jobId) external view returns (AuditState) {
+        return _auditState(jobId, _jobs[jobId]);
+    }
+
+    /// @inheritdoc ILilypad
+    function auditFund() external view returns (uint256) {
+        return _auditFund;
+    }
+
+    /// @inheritdoc ILilypad
+    function jackpot() external view returns (uint256) {
+        return _jackpot;
+    }
+
+    /// @inheritdoc ILilypad
+    function termsOf(uint16 id) external view returns (Terms memory) {
+        return _terms[id];
     }
 
     /// @inheritdoc ILilypad
@@ -502,14 +507,6 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
 
     // ================================================================== internals: checks
 
-    function _requireStatus(Job storage job, uint256 jobId, JobStatus expected) private view {
-        JobStatus status = job.status;
-        if (status != expected) {
-            if (status == JobStatus.None) revert JobNotFound(jobId);
-            revert InvalidJobStatus(jobId, status);
-        }
-    }
-
     /// @dev The collateral amounts are not chosen freely: both follow from the price, so they need
     ///      no storage of their own. The provider still signs them, so it knows what it locks.
     function _checkDealAmounts(Job storage job, Deal calldata deal) private view {
@@ -524,11 +521,6 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
     /// @dev price x the job's timeout collateral multiplier (fixed when the job was requested).
     function _timeoutCollateral(Job storage job) private view returns (uint256) {
         return uint256(job.price) * job.timeoutCollateralBps / BPS;
-    }
-
-    /// @dev price x the client's results collateral multiplier.
-    function _resultsCollateral(Job storage job) private view returns (uint256) {
-        return uint256(job.price) * job.resultsCollateralBps / BPS;
     }
 
     /// @dev Succeeded needs exit code 0 and a CID; JobFailed a non-zero exit code; ProviderError an
@@ -575,10 +567,22 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         if (err != ECDSA.RecoverError.NoError || signer != expected) revert InvalidSignature(expected);
     }
 
+    /// @dev Appends the money terms new jobs take; jobs already requested keep theirs.
     function _setParams(Params memory p) private {
         LilypadChecks.checkParams(p);
+        if (p.auditBps != 0 && _mediation == address(0)) revert NoMediation();
         _params = p;
+        uint16 id = ++_termsId;
+        _terms[id] = Terms({feeBps: p.protocolFeeBps, taxBps: p.taxBps, jackpotBps: p.jackpotBps, auditBps: p.auditBps});
         emit ParamsSet(p);
+    }
+
+    /// @dev A job that may be audited settles only once the draw passed it over.
+    function _requireNoAudit(uint256 jobId, Job storage job) private view {
+        if (job.auditBps == 0) return;
+        AuditState state = _auditState(jobId, job);
+        if (state == AuditState.Pending) revert AuditPending(jobId, _auditSeedBlock(job));
+        if (state == AuditState.Due) revert AuditRequired(jobId);
     }
 
     // ================================================================== internals: money
@@ -592,111 +596,5 @@ contract Lilypad is ILilypad, EIP712, Ownable2Step, ReentrancyGuardTransient {
         account.free = uint120(free - resultsCollateral);
         // forge-lint: disable-next-line(unsafe-typecast)
         account.locked = uint120(uint256(account.locked) - timeoutCollateral + resultsCollateral);
-    }
-
-    /// @dev Provider paid price minus fee, treasury the fee, client refunded maxPrice - price,
-    ///      results collateral freed. A ProviderError result earns nothing: the price counts as
-    ///      zero, so the client gets all of maxPrice back and no fee is taken. Credits only:
-    ///      nothing leaves here.
-    function _settle(uint256 jobId, Job storage job) private {
-        job.status = JobStatus.Settled;
-        address provider = job.provider;
-        uint256 price = job.providerError ? 0 : job.price;
-        uint256 fee = price * job.feeBps / BPS;
-        uint256 refund = job.maxPrice - price;
-        uint256 collateral = _resultsCollateral(job);
-        Account storage account = _accounts[provider];
-        // forge-lint: disable-next-line(unsafe-typecast)
-        account.locked -= uint120(collateral);
-        // forge-lint: disable-next-line(unsafe-typecast)
-        account.free += uint120(collateral);
-        if (price != fee) balanceOf[provider] += price - fee;
-        if (fee != 0) balanceOf[treasury] += fee;
-        if (refund != 0) balanceOf[job.client] += refund;
-        emit JobSettled(jobId, provider, price - fee, fee, refund);
-    }
-
-    function _resolve(uint256 jobId, Job storage job, bool providerCorrect, address[] memory rewardees, bool stale)
-        private
-    {
-        Challenge storage c = _challenges[jobId];
-        uint256 fee = c.fee;
-        address client = job.client;
-        uint256 toClient;
-        uint256 toMediators;
-        Outcome verdict;
-        Reputation storage record = _reputations[job.provider];
-        if (providerCorrect) {
-            _settle(jobId, job);
-            ++record.upheld;
-            verdict = Outcome.UpheldByMediation;
-            if (rewardees.length == 0) toClient = fee;
-            else toMediators = fee;
-        } else {
-            job.status = JobStatus.Overturned;
-            verdict = Outcome.OverturnedByMediation;
-            uint256 slashed = _resultsCollateral(job);
-            // forge-lint: disable-next-line(unsafe-typecast)
-            _accounts[job.provider].locked -= uint120(slashed);
-            ++record.overturned;
-            // forge-lint: disable-next-line(unsafe-typecast)
-            record.slashed += uint128(slashed);
-            uint256 share = rewardees.length == 0 ? 0 : slashed * c.mediatorShareBps / BPS;
-            toMediators = rewardees.length == 0 ? 0 : fee + share;
-            toClient = uint256(job.maxPrice) + slashed - share + (rewardees.length == 0 ? fee : 0);
-        }
-        if (toClient != 0) balanceOf[client] += toClient;
-        if (toMediators != 0) _split(rewardees, toMediators);
-        emit ChallengeResolved(jobId, providerCorrect, stale, toClient, toMediators);
-        // The verdict supersedes a failed result callback: only the verdict may be re-delivered.
-        delete _failedCallbacks[jobId];
-        _callbackEmpty(jobId, client, job.callbackGasLimit, verdict);
-    }
-
-    /// @dev Equal shares; the rounding remainder goes to the first mediator.
-    function _split(address[] memory to, uint256 amount) private {
-        uint256 n = to.length;
-        uint256 each = amount / n;
-        balanceOf[to[0]] += amount - each * (n - 1);
-        for (uint256 i = 1; i < n; ++i) {
-            balanceOf[to[i]] += each;
-        }
-    }
-
-    // ================================================================== internals: callbacks
-
-    function _callbackEmpty(uint256 jobId, address client, uint256 gasLimit, Outcome status) private {
-        _callback(
-            jobId, client, gasLimit, JobResult({status: status, resultCid: "", output: "", exitCode: 0, error: ""})
-        );
-    }
-
-    /// @dev Calls `client.onJobResult` with exactly `gasLimit` gas and copies no return data, so a
-    ///      callback that reverts, loops or returns a huge payload only changes which event is
-    ///      emitted. The caller must leave enough gas for the callee to get all of `gasLimit` after
-    ///      the 63/64 rule (EIP-150), or the whole call reverts: a relayer cannot starve it.
-    function _callback(uint256 jobId, address client, uint256 gasLimit, JobResult memory result) private {
-        if (!_tryCallback(jobId, client, gasLimit, result)) {
-            _failedCallbacks[jobId] = FailedCallback({status: result.status, redelivered: false});
-        }
-    }
-
-    /// @dev The call itself (see {_callback}); false when it failed.
-    function _tryCallback(uint256 jobId, address client, uint256 gasLimit, JobResult memory result)
-        private
-        returns (bool ok)
-    {
-        if (gasLimit == 0) {
-            emit CallbackSkipped(jobId, result.status);
-            return true;
-        }
-        bytes memory payload = abi.encodeCall(ILilypadCallback.onJobResult, (jobId, result));
-        uint256 required = gasLimit + gasLimit / 63 + CALLBACK_GAS_RESERVE;
-        if (gasleft() < required) revert InsufficientGasForCallback(gasleft(), required);
-        assembly ("memory-safe") {
-            ok := call(gasLimit, client, 0, add(payload, 0x20), mload(payload), 0, 0)
-        }
-        if (ok) emit CallbackDelivered(jobId, result.status);
-        else emit CallbackFailed(jobId, result.status);
     }
 }

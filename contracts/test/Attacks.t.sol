@@ -5,6 +5,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 import {LilypadTestBase} from "./utils/LilypadTestBase.sol";
 import {MockClient} from "./utils/MockClient.sol";
 import {LilypadClient} from "../src/LilypadClient.sol";
+import {LilypadDisputes} from "../src/LilypadDisputes.sol";
 import {ILilypad, JobRequest, JobResult, Outcome, JobStatus} from "../src/interfaces/ILilypad.sol";
 
 /// @dev Hostile clients, relayers and callers.
@@ -169,6 +170,14 @@ contract AttacksTest is LilypadTestBase {
         vm.expectRevert(abi.encodeWithSelector(LilypadClient.OnlyLilypad.selector, alice));
         vm.prank(alice);
         client.onJobResult(1, fake);
+    }
+
+    /// The disputes code called on its own address would act on its own empty storage: it refuses.
+    function test_RevertWhen_DisputesCodeIsCalledDirectly() public {
+        LilypadDisputes disputes = LilypadDisputes(lilypad.disputes());
+        vm.expectRevert(LilypadDisputes.OnlyThroughLilypad.selector);
+        vm.prank(alice);
+        disputes.resolveStaleChallenge(1);
     }
 
     function test_ClientHelperAppendsInputs() public {

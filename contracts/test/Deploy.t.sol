@@ -33,6 +33,9 @@ contract DeployTest is Test {
         c.mediatorsPerCase = 5;
         c.mediatorThreshold = 3;
         c.mediationFee = 2 ether;
+        c.auditBps = 5_000;
+        c.taxBps = 300;
+        c.jackpotBps = 1_000;
         c.mediatorStake = 50 ether;
         c.commitPeriod = 600;
         c.revealPeriod = 900;
@@ -62,6 +65,9 @@ contract DeployTest is Test {
         assertEq(lilypad.treasury(), c.treasury);
         assertEq(lilypad.params().protocolFeeBps, 250);
         assertEq(lilypad.params().mediationFee, 2 ether);
+        assertEq(lilypad.params().auditBps, 5_000);
+        assertEq(lilypad.params().taxBps, 300);
+        assertEq(lilypad.params().jackpotBps, 1_000);
         assertEq(lilypad.mediation(), d.mediation);
         assertEq(ConsortiumMediation(d.mediation).mediatorStake(), 50 ether);
         assertEq(ConsortiumMediation(d.mediation).commitPeriod(), 600);
@@ -159,12 +165,15 @@ contract DeployTest is Test {
             "FUND_ADDRESSES", "0x0000000000000000000000000000000000000001,0x0000000000000000000000000000000000000002"
         );
         vm.setEnv("PROTOCOL_FEE_BPS", "300");
+        vm.setEnv("AUDIT_BPS", "10000");
         Deploy.Config memory c = script.readConfig();
         assertEq(c.deployerKey, key);
         assertEq(c.treasury, vm.addr(key));
         assertEq(c.fund.length, 2);
         assertEq(c.fund[1], address(2));
         assertEq(c.protocolFeeBps, 300);
+        assertEq(c.auditBps, 10_000);
+        assertEq(c.taxBps, 0);
         assertEq(c.mediatorsPerCase, 3);
         assertEq(c.mediatorThreshold, 2);
         assertEq(c.mediatorStake, 10 ether);

@@ -3,7 +3,7 @@ pragma solidity ^0.8.24;
 
 import {LilypadTestBase} from "./utils/LilypadTestBase.sol";
 import {LilypadClient} from "../src/LilypadClient.sol";
-import {JobRequest, JobResult, Deal, ResultData} from "../src/interfaces/ILilypad.sol";
+import {JobRequest, JobResult, Deal, ResultData, Params, AuditState} from "../src/interfaces/ILilypad.sol";
 
 /// @dev A client whose callback does nothing: submitResult is measured with it.
 contract NoopClient is LilypadClient {
@@ -38,19 +38,7 @@ contract GasTest is LilypadTestBase {
 
     function _lifecycle(uint256 jobId, string memory tag) internal {
         bool record = bytes(tag).length != 0;
-        Deal memory d = _deal(jobId);
-        bytes memory dealSig = _signDeal(providerKey, d);
-        vm.prank(relayer);
-        lilypad.agreeDeal(d, dealSig);
-        if (record) vm.snapshotGasLastCall("Lilypad", string.concat("agreeDeal_", tag));
-
-        ResultData memory r = _result(jobId);
-        bytes memory output = bytes(" ______________\n< hello, world >\n --------------\n");
-        bytes memory resultSig = _signResult(providerKey, r, output);
-        vm.prank(relayer);
-        lilypad.submitResult(r, output, resultSig);
-        if (record) vm.snapshotGasLastCall("Lilypad", string.concat("submitResult_noopCallback_", tag));
-
+        _dealAndResult(jobId, tag);
         vm.warp(block.timestamp + CHALLENGE_WINDOW);
         vm.prank(relayer);
         lilypad.settle(jobId);
@@ -126,5 +114,85 @@ contract GasTest is LilypadTestBase {
         vm.prank(provider);
         lilypad.withdraw();
         vm.snapshotGasLastCall("Lilypad", "withdraw");
+    }
+
+    /// @dev Moves past `jobId`'s audit seed block and gives that block a hash whose draw is `wanted`.
+    function _drawAs(uint256 jobId, AuditState wanted) internal {
+        uint256 seedBlock = uint256(lilypad.getJob(jobId).executionTimeout) + lilypad.AUDIT_SEED_DELAY();
+        vm.roll(seedBlock + 1);
+        for (uint256 i;; ++i) {
+            vm.setBlockhash(seedBlock, keccak256(abi.encode("gas", i)));
+            if (lilypad.auditState(jobId) == wanted) return;
+        }
+    }
+
+    /// @dev Deal and result for `jobId`, recorded under `tag` when it is not empty.
+    function _dealAndResult(uint256 jobId, string memory tag) internal {
+        bool record = bytes(tag).length != 0;
+        Deal memory d = _deal(jobId);
+        bytes memory dealSig = _signDeal(providerKey, d);
+        vm.prank(relayer);
+        lilypad.agreeDeal(d, dealSig);
+        if (record) vm.snapshotGasLastCall("Lilypad", string.concat("agreeDeal_", tag));
+        ResultData memory r = _result(jobId);
+        bytes memory output = bytes(" ______________\n< hello, world >\n --------------\n");
+        bytes memory resultSig = _signResult(providerKey, r, output);
+        vm.prank(relayer);
+        lilypad.submitResult(r, output, resultSig);
+        if (record) vm.snapshotGasLastCall("Lilypad", string.concat("submitResult_noopCallback_", tag));
+    }
+
+    /// With audits on (50%, a 5% tax): the happy path of a result the draw passed over (settled
+    /// within 256 blocks, so settle reads the draw itself), `audit` recording a pass, and the
+    /// happy path of an audited result (audit, draw, votes, the resolving reveal settles it).
+    function test_Gas_Audits() public {
+        Params memory p = lilypad.params();
+        p.auditBps = 5_000;
+        p.taxBps = 500;
+        vm.prank(owner);
+        lilypad.setParams(p);
+        JobRequest memory r = _cowsayRequest();
+        // warm the counters, balances and the audit fund once
+        uint256 warm = noop.run(r);
+        _dealAndResult(warm, "");
+        _drawAs(warm, AuditState.Clear);
+        vm.warp(block.timestamp + CHALLENGE_WINDOW);
+        lilypad.settle(warm);
+
+        vm.prank(alice);
+        lilypad.runJob(r);
+        vm.snapshotGasLastCall("Lilypad", "runJob_auditsOn");
+        uint256 passed = noop.run(r);
+        _dealAndResult(passed, "auditsOn");
+        _drawAs(passed, AuditState.Clear);
+        vm.warp(block.timestamp + CHALLENGE_WINDOW);
+        vm.prank(relayer);
+        lilypad.settle(passed);
+        vm.snapshotGasLastCall("Lilypad", "settle_auditsOn_passedOver");
+
+        uint256 recorded = noop.run(r);
+        _dealAndResult(recorded, "");
+        _drawAs(recorded, AuditState.Clear);
+        vm.prank(relayer);
+        lilypad.audit(recorded);
+        vm.snapshotGasLastCall("Lilypad", "audit_passedOver");
+
+        uint256 audited = noop.run(r);
+        _dealAndResult(audited, "");
+        _drawAs(audited, AuditState.Due);
+        vm.prank(relayer);
+        lilypad.audit(audited);
+        vm.snapshotGasLastCall("Lilypad", "audit_opens_3of5");
+        vm.roll(consortium.caseOf(audited).seedBlock + 1);
+        consortium.draw(audited);
+        address[] memory chosen = consortium.mediatorsOf(audited);
+        bytes32 h = lilypad.getJob(audited).resultHash;
+        for (uint256 i; i < 3; ++i) {
+            _commitVote(audited, chosen[i], h);
+        }
+        _revealVote(audited, chosen[0], h);
+        _revealVote(audited, chosen[1], h);
+        _revealVote(audited, chosen[2], h);
+        vm.snapshotGasLastCall("Lilypad", "mediation_reveal_resolving_audit_upheld");
     }
 }

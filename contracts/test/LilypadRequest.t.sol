@@ -20,7 +20,7 @@ contract LilypadRequestTest is LilypadTestBase {
         assertEq(uint8(job.status), uint8(JobStatus.Requested));
         assertEq(job.deadline, block.timestamp + MATCH_TIMEOUT);
         assertEq(job.callbackGasLimit, CALLBACK_GAS);
-        assertEq(job.feeBps, FEE_BPS);
+        assertEq(lilypad.termsOf(job.terms).feeBps, FEE_BPS);
         assertEq(job.requestHash, keccak256(abi.encode(r)));
         assertEq(job.maxPrice, MAX_PRICE);
         assertEq(job.executionTimeout, EXECUTION_TIMEOUT);

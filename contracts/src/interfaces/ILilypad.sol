@@ -121,19 +121,25 @@ struct Job {
     /// window; Challenged: mediation deadline
     uint40 deadline;
     uint32 callbackGasLimit;
-    /// protocol fee fixed when the job was requested
-    uint16 feeBps;
+    /// the protocol terms (fee, audit rate, tax, jackpot share) in force when the job was
+    /// requested: {ILilypad-termsOf}
+    uint16 terms;
     // slot 1
     bytes32 requestHash;
     // slot 2
     uint96 maxPrice;
+    /// seconds, until the result is in; then, for a job that may be audited, the result's block
+    /// number (its audit draw is seeded by the block AUDIT_SEED_DELAY after it)
     uint32 executionTimeout;
     uint32 challengeWindow;
     /// at most 32768 (MAX_OUTPUT_BYTES)
     uint16 maxOutputBytes;
-    uint32 resultsCollateralBps;
+    uint24 resultsCollateralBps;
     /// timeout collateral as basis points of the price, fixed when the job was requested
-    uint32 timeoutCollateralBps;
+    uint24 timeoutCollateralBps;
+    /// the chance, in basis points, that the protocol audits the result (the terms' audit rate
+    /// for a deterministic job, 0 for any other); set to 0 once the audit draw passed it over
+    uint16 auditBps;
     /// the request's `deterministic`: only such a job can be challenged
     bool deterministic;
     /// the submitted result is a ProviderError (the provider could not run the job): it earns
@@ -154,6 +160,36 @@ struct Challenge {
     address mediation;
     uint80 fee;
     uint16 mediatorShareBps;
+    /// who opened the protocol's audit of the result ({ILilypad-audit}); zero for a client's
+    /// challenge. It is paid the jackpot if the result is overturned; the fee came from the
+    /// audit fund and goes back there if no mediator earns it
+    address auditor;
+}
+
+/// @notice The money terms of a job, fixed when it is requested (each {ILilypad-setParams}
+///         appends one; a job keeps the id it was requested under).
+struct Terms {
+    /// protocol fee, basis points of the price, credited to the treasury
+    uint16 feeBps;
+    /// audit tax, basis points of the price of every deterministic job, credited to the audit fund
+    uint16 taxBps;
+    /// basis points of every overturned result's slashed collateral that go to the jackpot
+    uint16 jackpotBps;
+    /// the protocol's audit rate, basis points: the chance each deterministic result is audited
+    uint16 auditBps;
+}
+
+/// @notice Where a job's protocol audit stands ({ILilypad-auditState}).
+enum AuditState {
+    /// not to be audited: audits were off when it was requested, it is not deterministic, the
+    /// draw passed it over, or its result is not (or no longer) waiting
+    None,
+    /// the block whose hash draws it does not exist yet
+    Pending,
+    /// drawn for an audit: `audit` opens it; the job does not settle before
+    Due,
+    /// drawn and passed over: it settles as usual (`audit` records it)
+    Clear
 }
 
 /// @notice A provider's record, kept by the contract in the transactions that make it: results it
@@ -175,9 +211,13 @@ struct Reputation {
     uint32 upheld;
     /// of those, overturned
     uint32 overturned;
+    /// its results the protocol audited (they count in upheld or overturned too once decided)
+    uint32 audited;
     // slot 1
     /// collateral slashed from it, in token units
     uint128 slashed;
+    /// of its audited results, those upheld
+    uint32 passedAudits;
 }
 
 /// @notice A job's latest callback that failed (reverted or ran out of gas), until it is handed
@@ -207,8 +247,17 @@ struct Params {
     uint16 mediatorShareBps;
     /// seconds the mediation has to reach a verdict
     uint32 mediationTimeout;
-    /// fee a client pays to challenge a result; it pays the mediators
+    /// fee a client pays to challenge a result; it pays the mediators. An audit pays them as
+    /// much of it as the audit fund holds
     uint96 mediationFee;
+    /// chance, basis points, that the protocol audits a deterministic result (at most 100%; not
+    /// zero only while a mediation is set). A request's results collateral multiplier must then
+    /// be at least (1/p - 1) x 10000 ({ILilypad-CollateralBelowAuditBound})
+    uint16 auditBps;
+    /// audit tax, basis points of the price of each deterministic job (at most 50%)
+    uint16 taxBps;
+    /// basis points of an overturned result's slashed collateral that go to the jackpot (at most 50%)
+    uint16 jackpotBps;
 }
 
 /// @notice What a mediation contract is told when a challenge starts.
@@ -262,6 +311,18 @@ interface ILilypad {
     event ChallengeResolved(
         uint256 indexed jobId, bool providerCorrect, bool stale, uint256 toClient, uint256 toMediators
     );
+    /// @notice The protocol's audit of a result opened: it goes to mediation like a challenge, its
+    ///         fee paid from the audit fund.
+    event JobAudited(
+        uint256 indexed jobId, address indexed auditor, address mediation, uint256 fee, uint64 mediationDeadline
+    );
+    /// @notice The audit draw passed the job's result over; it settles as usual.
+    event AuditCleared(uint256 indexed jobId);
+    /// @notice A settled deterministic job paid its audit tax into the audit fund.
+    event AuditTaxPaid(uint256 indexed jobId, uint256 tax);
+    /// @notice An overturned result added `added` to the jackpot and whoever exposed it (the
+    ///         client who challenged, or the auditor) was credited `paid` of it; `left` stays.
+    event JackpotPaid(uint256 indexed jobId, address indexed to, uint256 added, uint256 paid, uint256 left);
     /// @notice The client's callback returned normally.
     event CallbackDelivered(uint256 indexed jobId, Outcome status);
     /// @notice The client's callback reverted or ran out of gas; nothing else changed.
@@ -300,6 +361,10 @@ interface ILilypad {
     error ExecutionTimeoutOutOfRange(uint256 value, uint256 min, uint256 max);
     error ChallengeWindowOutOfRange(uint256 value, uint256 min, uint256 max);
     error ResultsCollateralMultiplierOutOfRange(uint256 value, uint256 min, uint256 max);
+    /// @notice With the protocol auditing a deterministic result with chance p, cheating pays
+    ///         unless the results collateral is at least price x (1/p - 1): raise the multiplier
+    ///         to `requiredBps` (docs/economics.md).
+    error CollateralBelowAuditBound(uint256 multiplierBps, uint256 requiredBps);
 
     // ------------------------------------------------------------------ errors: lifecycle
     error JobNotFound(uint256 jobId);
@@ -329,6 +394,13 @@ interface ILilypad {
     error NoMediation();
     error NotMediation(address caller);
     error TooManyRewardees(uint256 count, uint256 max);
+    /// @notice The job's result is not waiting for an audit draw (audits off, not deterministic,
+    ///         already passed over, or no result waiting).
+    error NotAuditable(uint256 jobId);
+    /// @notice The block whose hash decides the job's audit does not exist yet.
+    error AuditPending(uint256 jobId, uint256 seedBlock);
+    /// @notice The job was drawn for an audit: it cannot settle before {audit} ran it.
+    error AuditRequired(uint256 jobId);
 
     // ------------------------------------------------------------------ errors: accounts, admin
     error NothingToWithdraw();
@@ -366,8 +438,10 @@ interface ILilypad {
         external;
 
     /// @notice Pays out a job whose challenge window has closed: the provider gets the price minus
-    ///         the fee and the client the rest of maxPrice; a ProviderError result earns nothing
-    ///         and the client gets all of maxPrice back.
+    ///         the fee (and, for a deterministic job, the audit tax) and the client the rest of
+    ///         maxPrice; a ProviderError result earns nothing and the client gets all of maxPrice
+    ///         back. A job that may be audited settles only once its draw passed it over
+    ///         (AuditPending before the draw's block, AuditRequired when drawn: see {audit}).
     function settle(uint256 jobId) external;
 
     /// @notice Settles every listed job that can be settled now; skips the others.
@@ -392,6 +466,14 @@ interface ILilypad {
 
     /// @notice Closes a challenge its mediation failed to resolve in time (provider paid, fee refunded).
     function resolveStaleChallenge(uint256 jobId) external;
+
+    /// @notice Decides the protocol's audit of a result (anyone may call it once the block
+    ///         AUDIT_SEED_DELAY after the result's exists): drawn with the job's `auditBps`
+    ///         chance from that block's hash, or when the hash is gone (older than 256 blocks).
+    ///         Drawn: opens a mediation case as a challenge does, its fee from the audit fund, the
+    ///         caller recorded as its auditor. Passed over: records it, and the job settles as
+    ///         usual. Returns whether it was drawn.
+    function audit(uint256 jobId) external returns (bool audited);
 
     /// @notice Hands a job's failed callback (its latest one, which reverted or ran out of gas)
     ///         to the client once more, with `gasLimit` gas (at least the job's callbackGasLimit),
@@ -425,6 +507,14 @@ interface ILilypad {
     function failedCallback(uint256 jobId) external view returns (FailedCallback memory);
     /// @notice The mediation handling a job's challenge and the fee the client paid.
     function getChallenge(uint256 jobId) external view returns (Challenge memory);
+    /// @notice Where `jobId`'s protocol audit stands.
+    function auditState(uint256 jobId) external view returns (AuditState);
+    /// @notice The audit fund: taxes paid in, audit fees paid out.
+    function auditFund() external view returns (uint256);
+    /// @notice The jackpot: shares of slashed collateral, half of it paid to each next exposer.
+    function jackpot() external view returns (uint256);
+    /// @notice The terms with id `id` (a job's `terms`).
+    function termsOf(uint16 id) external view returns (Terms memory);
     /// @notice The protocol parameters new requests are checked against.
     function params() external view returns (Params memory);
     /// @notice What `account` can take out with {withdraw}.

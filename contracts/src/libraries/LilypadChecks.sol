@@ -24,6 +24,17 @@ library LilypadChecks {
     uint256 internal constant MAX_OUTPUT_BYTES = 32_768;
     uint256 internal constant MAX_TIMEOUT = 365 days;
     uint256 internal constant MAX_COLLATERAL_BPS = 1_000_000;
+    uint256 internal constant MAX_TAX_BPS = 5_000;
+    uint256 internal constant MAX_JACKPOT_BPS = 5_000;
+    uint256 internal constant BPS = 10_000;
+
+    /// @notice The least results collateral multiplier (basis points of the price) that makes
+    ///         cheating unprofitable when results are audited with chance `auditBps` / 10000:
+    ///         (1/p - 1) x 10000, rounded up; 0 when audits are off (nothing deters then).
+    function auditCollateralFloorBps(uint256 auditBps) internal pure returns (uint256) {
+        if (auditBps == 0) return 0;
+        return (BPS * (BPS - auditBps) + auditBps - 1) / auditBps;
+    }
 
     /// @notice The commitment a result is judged by: what the contract stores for the job and what
     ///         mediators vote, `keccak256(abi.encode(uint8 status, int32 exitCode,
@@ -72,6 +83,13 @@ library LilypadChecks {
         if (p.mediationTimeout == 0 || p.mediationTimeout > MAX_TIMEOUT) {
             revert ILilypad.InvalidParam("mediationTimeout");
         }
+        // an audit rate whose collateral bound no request may reach would refuse every
+        // deterministic request
+        if (p.auditBps > BPS || auditCollateralFloorBps(p.auditBps) > p.maxResultsCollateralBps) {
+            revert ILilypad.InvalidParam("auditBps");
+        }
+        if (p.taxBps > MAX_TAX_BPS) revert ILilypad.InvalidParam("taxBps");
+        if (p.jackpotBps > MAX_JACKPOT_BPS) revert ILilypad.InvalidParam("jackpotBps");
     }
 
     function _checkStrings(JobRequest calldata request) private pure {
@@ -139,6 +157,10 @@ library LilypadChecks {
             revert ILilypad.ResultsCollateralMultiplierOutOfRange(
                 m, p.minResultsCollateralBps, p.maxResultsCollateralBps
             );
+        }
+        if (r.deterministic) {
+            uint256 floor = auditCollateralFloorBps(p.auditBps);
+            if (m < floor) revert ILilypad.CollateralBelowAuditBound(m, floor);
         }
     }
 }

@@ -15,6 +15,7 @@ import {
     ResultData,
     Outcome,
     JobStatus,
+    AuditState,
     Job,
     Params
 } from "../../src/interfaces/ILilypad.sol";
@@ -36,6 +37,8 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
     uint256[] public jobIds;
     mapping(uint256 jobId => JobStatus) public lastStatus;
     mapping(uint256 jobId => bool) public wasChallenged;
+    /// of those, the ones the protocol's audit opened (not a client)
+    mapping(uint256 jobId => bool) public wasAudited;
     mapping(uint256 jobId => uint256) public terminalTransitions;
     bool public statusWentBackwards;
     bool public terminalChanged;
@@ -49,6 +52,10 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
     bool public drewJoinerForOlderCase;
     /// @notice Set if settling a ProviderError result credited its provider anything.
     bool public paidForProviderError;
+    /// set if an audit's fee was not exactly what left the audit fund
+    bool public auditFeeMismatch;
+    /// set if a job settled while its audit draw was pending or had drawn it
+    bool public settledUnaudited;
     /// @notice Results each provider submitted, by status (1 Succeeded, 2 JobFailed, 3 ProviderError).
     mapping(address provider => mapping(uint8 status => uint256)) public resultsByStatus;
     /// @dev casesOpened + 1 when the mediator was last seen stop being drawable; 0 while drawable
@@ -149,7 +156,10 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
         ids[0] = jobIds[seedA % jobIds.length];
         ids[1] = jobIds[seedB % jobIds.length];
         ids[2] = ids[0];
+        AuditState a0 = lilypad.auditState(ids[0]);
+        AuditState a1 = lilypad.auditState(ids[1]);
         if (lilypad.settleMany(ids) > 0) ++calls["settle"];
+        if (_settledWhile(ids[0], a0) || _settledWhile(ids[1], a1)) settledUnaudited = true;
         _observe();
     }
 
@@ -171,6 +181,13 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
     function challenge(uint256 jobSeed) external {
         (bool found, uint256 jobId) = _pick(jobSeed, JobStatus.ResultSubmitted);
         if (found) _challenge(jobId);
+    }
+
+    /// @notice Decides a waiting result's audit draw (rolling past its seed block first), which
+    ///         opens an audit when drawn.
+    function audit(uint256 jobSeed) external {
+        (bool found, uint256 jobId) = _pick(jobSeed, JobStatus.ResultSubmitted);
+        if (found) _audit(jobId);
     }
 
     function vote(uint256 jobSeed, uint256 seed) external {
@@ -218,6 +235,8 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
                 return;
             }
             if (s == JobStatus.ResultSubmitted) {
+                AuditState a = lilypad.auditState(id);
+                if (a == AuditState.Pending || a == AuditState.Due) return _audit(id);
                 uint256 c = seed % 4;
                 if (c == 0) {
                     _challenge(id);
@@ -290,6 +309,7 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
     function _settle(uint256 jobId) internal {
         Job memory job = lilypad.getJob(jobId);
         if (job.status != JobStatus.ResultSubmitted || block.timestamp < job.deadline) return;
+        if (job.auditBps != 0 && lilypad.auditState(jobId) != AuditState.Clear) return;
         uint256 before = lilypad.balanceOf(job.provider);
         lilypad.settle(jobId);
         if (job.providerError && lilypad.balanceOf(job.provider) != before) paidForProviderError = true;
@@ -300,6 +320,7 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
     function _acceptResult(uint256 jobId) internal {
         Job memory job = lilypad.getJob(jobId);
         if (job.status != JobStatus.ResultSubmitted) return;
+        if (job.auditBps != 0 && lilypad.auditState(jobId) != AuditState.Clear) return;
         uint256 before = lilypad.balanceOf(job.provider);
         MockClient(job.client).accept(jobId);
         if (job.providerError && lilypad.balanceOf(job.provider) != before) paidForProviderError = true;
@@ -333,6 +354,39 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
             ++calls["challenge"];
         } catch (bytes memory err) {
             // the only expected refusal: mediators withdrew collateral and too few are eligible
+            if (bytes4(err) != ConsortiumMediation.NotEnoughMediators.selector) {
+                assembly {
+                    revert(add(err, 0x20), mload(err))
+                }
+            }
+        }
+        _observe();
+    }
+
+    function _settledWhile(uint256 jobId, AuditState before) internal view returns (bool) {
+        return
+            (before == AuditState.Pending || before == AuditState.Due)
+                && lilypad.getJob(jobId).status == JobStatus.Settled;
+    }
+
+    function _audit(uint256 jobId) internal {
+        AuditState state = lilypad.auditState(jobId);
+        if (state == AuditState.None) return;
+        if (state == AuditState.Pending) {
+            vm.roll(uint256(lilypad.getJob(jobId).executionTimeout) + lilypad.AUDIT_SEED_DELAY() + 1);
+        }
+        uint256 fundBefore = lilypad.auditFund();
+        try lilypad.audit(jobId) returns (bool audited) {
+            if (audited) {
+                wasChallenged[jobId] = true;
+                wasAudited[jobId] = true;
+                if (fundBefore - lilypad.auditFund() != lilypad.getChallenge(jobId).fee) auditFeeMismatch = true;
+                ++calls["audit"];
+            } else {
+                ++calls["auditCleared"];
+            }
+        } catch (bytes memory err) {
+            // the only expected refusal: mediators withdrew stake and too few are drawable
             if (bytes4(err) != ConsortiumMediation.NotEnoughMediators.selector) {
                 assembly {
                     revert(add(err, 0x20), mload(err))
@@ -526,6 +580,18 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
             if (block.timestamp >= readyAt) unbondPaidEarly = true; // a due payment refused: flagged too
         }
         _observe();
+    }
+
+    /// @notice Audits off a third of the time, else at a rate whose collateral bound the jobs'
+    ///         2x multiplier meets (at least 33.34%); any tax and jackpot share.
+    function setAudits(uint16 auditBps, uint16 taxBps, uint16 jackpotBps) external {
+        Params memory p = lilypad.params();
+        p.auditBps = auditBps % 3 == 0 ? 0 : uint16(bound(auditBps, 3_334, 10_000));
+        p.taxBps = uint16(bound(taxBps, 0, 5_000));
+        p.jackpotBps = uint16(bound(jackpotBps, 0, 5_000));
+        vm.prank(lilypad.owner());
+        lilypad.setParams(p);
+        ++calls["setAudits"];
     }
 
     function setFees(uint16 feeBps, uint96 mediationFee) external {

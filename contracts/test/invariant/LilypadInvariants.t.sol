@@ -56,7 +56,7 @@ contract LilypadInvariants is Test {
         token.transferOwnership(address(handler));
         targetContract(address(handler));
         // weight the calls: `advance` moves a job along its lifecycle, the rest interleave
-        bytes4[] memory selectors = new bytes4[](22);
+        bytes4[] memory selectors = new bytes4[](24);
         for (uint256 i; i < 6; ++i) {
             selectors[i] = LilypadHandler.advance.selector;
         }
@@ -76,6 +76,8 @@ contract LilypadInvariants is Test {
         selectors[19] = LilypadHandler.expire.selector;
         selectors[20] = LilypadHandler.finalize.selector;
         selectors[21] = LilypadHandler.completeUnbond.selector;
+        selectors[22] = LilypadHandler.audit.selector;
+        selectors[23] = LilypadHandler.setAudits.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
 
@@ -119,6 +121,7 @@ contract LilypadInvariants is Test {
             owed += _held(address(handler.clients(i)));
         }
         owed += lilypad.balanceOf(treasury);
+        owed += lilypad.auditFund() + lilypad.jackpot();
         assertEq(token.balanceOf(address(lilypad)), owed);
     }
 
@@ -208,14 +211,19 @@ contract LilypadInvariants is Test {
             uint256 mediated;
             uint256 upheld;
             uint256 overturned;
+            uint256 audited;
+            uint256 passedAudits;
             for (uint256 i; i < handler.jobCount(); ++i) {
                 uint256 id = handler.jobIds(i);
                 Job memory job = lilypad.getJob(id);
                 if (job.provider != prov) continue;
                 if (job.status == JobStatus.TimedOut) ++timedOut;
                 if (!handler.wasChallenged(id)) continue;
-                ++mediated;
+                bool wasAudited = handler.wasAudited(id);
+                if (wasAudited) ++audited;
+                else ++mediated;
                 if (job.status == JobStatus.Settled) ++upheld;
+                if (job.status == JobStatus.Settled && wasAudited) ++passedAudits;
                 if (job.status == JobStatus.Overturned) ++overturned;
             }
             Reputation memory r = lilypad.reputationOf(prov);
@@ -226,12 +234,21 @@ contract LilypadInvariants is Test {
             assertEq(r.mediated, mediated);
             assertEq(r.upheld, upheld);
             assertEq(r.overturned, overturned);
+            assertEq(r.audited, audited);
+            assertEq(r.passedAudits, passedAudits);
         }
     }
 
     /// @notice A ProviderError result earns its provider nothing when it settles.
     function invariant_ProviderErrorsAreNeverPaid() public view {
         assertFalse(handler.paidForProviderError());
+    }
+
+    /// @notice An audit's fee is exactly what left the audit fund, and no job settles while its
+    ///         audit draw is pending or drew it (only the audit's verdict settles it then).
+    function invariant_AuditsArePaidByTheFundAndNeverSkipped() public view {
+        assertFalse(handler.auditFeeMismatch());
+        assertFalse(handler.settledUnaudited());
     }
 
     /// @notice Statuses only move forward and a terminal status never changes.

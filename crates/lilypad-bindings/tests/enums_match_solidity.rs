@@ -1,9 +1,9 @@
-//! `lilypad_types::JobStatus` and `Outcome` number their variants as `ILilypad.sol` does: read
+//! `lilypad_types::JobStatus`, `Outcome` and `AuditState` number their variants as `ILilypad.sol` does: read
 //! from the Solidity source, so adding or reordering a state on-chain fails here until Rust follows.
 
 #![allow(clippy::unwrap_used)]
 
-use lilypad_types::{JobStatus, Outcome};
+use lilypad_types::{AuditState, JobStatus, Outcome};
 
 /// The variant names of `enum NAME { ... }` in the interface, in order, comments left out.
 fn solidity_enum(name: &str) -> Vec<String> {
@@ -50,4 +50,13 @@ fn job_status_matches_the_contract() {
 fn outcome_matches_the_contract() {
     let ours: Vec<(&str, u8)> = Outcome::ALL.iter().map(|o| (o.name(), o.as_u8())).collect();
     assert_matches("Outcome", &ours);
+}
+
+#[test]
+fn audit_state_matches_the_contract() {
+    let ours: Vec<(&str, u8)> = AuditState::ALL
+        .iter()
+        .map(|a| (a.name(), a.as_u8()))
+        .collect();
+    assert_matches("AuditState", &ours);
 }

@@ -40,12 +40,18 @@ pub async fn provider_stats(global: &Global, args: &ProviderStatsArgs) -> Result
         r.succeeded, r.failed, r.providerErrors
     );
     println!("timed out:   {}", r.timedOut);
+    println!("challenged:  {} by clients", r.mediated);
     println!(
-        "challenged:  {} ({} upheld, {} overturned, {} open)",
-        r.mediated,
+        "audited:     {} by the protocol ({} passed)",
+        r.audited, r.passedAudits
+    );
+    let mediated = u64::from(r.mediated) + u64::from(r.audited);
+    let decided = u64::from(r.upheld) + u64::from(r.overturned);
+    println!(
+        "verdicts:    {} upheld, {} overturned, {} open",
         r.upheld,
         r.overturned,
-        r.mediated.saturating_sub(r.upheld + r.overturned)
+        mediated.saturating_sub(decided)
     );
     println!("slashed:     {}", r.slashed);
     Ok(())

@@ -22,6 +22,7 @@ use lilypad_types::JobStatus;
 
 const CLIENT: &str = dev_keys::ADDRESSES[1];
 const MEDIATOR: &str = dev_keys::ADDRESSES[4];
+const RELAYER: &str = dev_keys::ADDRESSES[3];
 
 /// A job that exits non-zero: the client learns the exit code; the provider is paid (it did the
 /// work), the client gets back the difference.
@@ -383,14 +384,10 @@ async fn a_lying_provider_is_overturned_by_mediation_and_loses_its_collateral() 
         "the provider lost its results collateral"
     );
     // Its on-chain record shows it, as `lilypad provider-stats` prints it.
-    let stats = stack
-        .command(&["provider-stats", "dev", &stack.provider.to_string()])
-        .output()
-        .unwrap();
-    let shown = text(&stats);
-    assert!(stats.status.success(), "{shown}");
+    let shown = provider_stats(&stack);
+    assert!(shown.contains("challenged:  1 by clients"), "{shown}");
     assert!(
-        shown.contains("challenged:  1 (0 upheld, 1 overturned, 0 open)"),
+        shown.contains("verdicts:    0 upheld, 1 overturned, 0 open"),
         "{shown}"
     );
     assert!(
@@ -492,23 +489,7 @@ async fn lying_stack(how: &str) -> Stack {
 /// checks the (altered) result reached the client looking like a success, and returns what
 /// `lilypad run` printed.
 async fn run_challengeable_sha256(stack: &Stack) -> String {
-    let out = stack
-        .command(&[
-            "run",
-            "sha256",
-            "-i",
-            "text=the quick brown fox",
-            "--chain",
-            "dev",
-            "--challenge-window",
-            "600",
-            "--results-collateral-bps",
-            "20000",
-        ])
-        .output()
-        .unwrap();
-    let t = text(&out);
-    assert!(out.status.success(), "the lie looks like a success:\n{t}");
+    let t = run_sha256(stack);
     assert!(t.contains("tampered"), "{t}");
     assert!(
         t.contains("lilypad challenge dev 1"),
@@ -516,6 +497,114 @@ async fn run_challengeable_sha256(stack: &Stack) -> String {
     );
     assert_eq!(stack.state(1).await, JobStatus::ResultSubmitted);
     t
+}
+
+/// Runs job 1, a sha256 of a fixed text with a 600 s challenge window and 2x results
+/// collateral, and returns what `lilypad run` printed (the job may already be in its audit).
+fn run_sha256(stack: &Stack) -> String {
+    stack.run_challengeable(&["sha256", "-i", "text=the quick brown fox"])
+}
+
+/// `lilypad provider-stats` for the stack's provider.
+fn provider_stats(stack: &Stack) -> String {
+    let out = stack
+        .command(&["provider-stats", "dev", &stack.provider.to_string()])
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    shown
+}
+
+/// With every result audited (AUDIT_BPS = 10000) and a 10% audit tax, an honest job is audited
+/// by the relayer with no one asking, the mediator re-runs it and agrees, and it settles on that
+/// verdict, before its challenge window would have closed; the tax went to the audit fund.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_every_result_audited_an_honest_job_settles_once_the_mediators_agree() {
+    let stack = Stack::start(Options {
+        mediator: true,
+        deploy: vec![("AUDIT_BPS", "10000"), ("TAX_BPS", "1000")],
+        ..Options::default()
+    })
+    .await;
+    let chain = reader(&stack.chain.url());
+    run_sha256(&stack);
+    let window_closes = lilypad_chain::chain_time(&chain).await.unwrap() + 600;
+    stack.wait_state(1, JobStatus::Settled).await;
+    assert!(
+        lilypad_chain::chain_time(&chain).await.unwrap() < window_closes,
+        "settled by the audit's verdict, not by the window closing"
+    );
+    let lilypad = stack.lilypad().await;
+    let shown = provider_stats(&stack);
+    assert!(
+        shown.contains("audited:     1 by the protocol (1 passed)"),
+        "{shown}"
+    );
+    assert!(shown.contains("challenged:  0 by clients"), "{shown}");
+    assert!(
+        shown.contains("verdicts:    1 upheld, 0 overturned, 0 open"),
+        "{shown}"
+    );
+    assert_eq!(
+        lilypad.auditFund().call().await.unwrap(),
+        U256::from(PRICE / 10),
+        "the settled job paid its 10% tax into the audit fund"
+    );
+    assert!(
+        stack.log("relayer").contains("audit"),
+        "the relayer sent the audit:\n{}",
+        stack.log("relayer")
+    );
+}
+
+/// A provider that lies, with every result audited and a 20% jackpot share: the relayer's audit
+/// catches it with no client challenge. The result is overturned, the client refunded with the
+/// slashed collateral (less the mediators' share and the jackpot's), the relayer, which opened
+/// the audit, paid half of the jackpot, and the provider's record shows the failed audit.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lying_provider_is_caught_by_a_protocol_audit_with_no_client_challenge() {
+    let stack = Stack::start(Options {
+        mediator: true,
+        provider_args: vec!["--testing-alter-output".into(), "whole".into()],
+        deploy: vec![("AUDIT_BPS", "10000"), ("JACKPOT_BPS", "2000")],
+        ..Options::default()
+    })
+    .await;
+    let client_before = stack.credited(CLIENT).await;
+    let relayer_before = stack.credited(RELAYER).await;
+    let t = run_sha256(&stack);
+    assert!(t.contains("tampered"), "the lie looks like a success:\n{t}");
+    stack.wait_state(1, JobStatus::Overturned).await;
+    let lilypad = stack.lilypad().await;
+    let params = lilypad.params().call().await.unwrap();
+    let slashed = U256::from(2 * PRICE);
+    let share = slashed * U256::from(params.mediatorShareBps) / U256::from(10_000);
+    let added = slashed * U256::from(2_000) / U256::from(10_000);
+    assert_eq!(
+        stack.credited(CLIENT).await,
+        client_before + U256::from(MAX_PRICE) + slashed - share - added,
+        "refunded in full, plus the slash less the mediators' and the jackpot's shares"
+    );
+    assert_eq!(
+        stack.credited(RELAYER).await,
+        relayer_before + added / U256::from(2),
+        "the relayer opened the audit: half of the jackpot"
+    );
+    let shown = provider_stats(&stack);
+    assert!(
+        shown.contains("audited:     1 by the protocol (0 passed)"),
+        "{shown}"
+    );
+    assert!(shown.contains("challenged:  0 by clients"), "{shown}");
+    assert!(
+        shown.contains("verdicts:    0 upheld, 1 overturned, 0 open"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("slashed:     {slashed}")),
+        "{shown}"
+    );
 }
 
 /// The chain's RPC endpoint goes down and comes back: the relayer reports the failures, retries

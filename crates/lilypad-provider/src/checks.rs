@@ -358,7 +358,7 @@ mod tests {
 
     use alloy::primitives::{
         B256, Bytes, U256,
-        aliases::{U40, U96},
+        aliases::{U24, U40, U96},
     };
     use lilypad_types::{DealTerms, JobKey, JobRequested, JobSpec};
 
@@ -469,14 +469,15 @@ mod tests {
             status: JobStatus::Requested as u8,
             deadline: U40::from(NOW + 120),
             callbackGasLimit: 0,
-            feeBps: 0,
+            terms: 0,
             requestHash: B256::repeat_byte(0x42),
             maxPrice: U96::from(2 * PRICE),
             executionTimeout: 600,
             challengeWindow: 0,
             maxOutputBytes: 1024,
-            resultsCollateralBps: 10_000,
-            timeoutCollateralBps: 1_000,
+            resultsCollateralBps: U24::from(10_000),
+            timeoutCollateralBps: U24::from(1_000),
+            auditBps: 0,
             deterministic: false,
             providerError: false,
             provider: Address::ZERO,

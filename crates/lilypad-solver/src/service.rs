@@ -1128,7 +1128,7 @@ impl JobChain for RpcJobChain {
             && deadline > chain_now;
         Ok(open.then_some(OpenJob {
             match_deadline: deadline,
-            timeout_collateral_bps: job.timeoutCollateralBps,
+            timeout_collateral_bps: job.timeoutCollateralBps.to::<u32>(),
         }))
     }
 

@@ -109,6 +109,8 @@ pub enum Action {
     Timeout,
     /// The challenge window is over: pay the provider.
     Settle,
+    /// The result's audit draw can be decided: open the audit, or record that it passed over.
+    Audit,
 }
 
 impl Action {
@@ -118,6 +120,7 @@ impl Action {
             Self::Expire => "expire",
             Self::Timeout => "timeout",
             Self::Settle => "settle",
+            Self::Audit => "audit",
         }
     }
 
@@ -127,6 +130,7 @@ impl Action {
             "expire" => Some(Self::Expire),
             "timeout" => Some(Self::Timeout),
             "settle" => Some(Self::Settle),
+            "audit" => Some(Self::Audit),
             _ => None,
         }
     }
@@ -583,7 +587,12 @@ mod tests {
     #[test]
     fn scheduled_members_round_trip() {
         let request = B256::repeat_byte(0xab);
-        for action in [Action::Expire, Action::Timeout, Action::Settle] {
+        for action in [
+            Action::Expire,
+            Action::Timeout,
+            Action::Settle,
+            Action::Audit,
+        ] {
             let id = U256::from(123_456_789u64) << 100;
             assert_eq!(
                 parse_member(&member(action, id, request)),

@@ -7,7 +7,7 @@ use std::fmt;
 pub mod status;
 pub mod suggest;
 
-pub use status::{JobStatus, Outcome};
+pub use status::{AuditState, JobStatus, Outcome};
 
 use alloy_primitives::{Address, B256, Bytes, U256};
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,5 @@
-//! The contract's two enums, `JobStatus` (where a job is in its life) and `Outcome` (what its
-//! client learns in a callback), as Rust enums with the same numbering as `ILilypad.sol`. A test in
+//! The contract's enums, `JobStatus` (where a job is in its life), `Outcome` (what its client
+//! learns in a callback) and `AuditState` (where its protocol audit stands), as Rust enums with the same numbering as `ILilypad.sol`. A test in
 //! `lilypad-bindings` (`tests/enums_match_solidity.rs`) reads the Solidity source and fails when the
 //! two disagree, so a state added on-chain cannot be forgotten here.
 
@@ -103,6 +103,21 @@ contract_enum! {
         UpheldByMediation = 6 => "upheld by mediation",
         /// Challenged; mediation overturned the result.
         OverturnedByMediation = 7 => "overturned by mediation",
+    }
+}
+
+contract_enum! {
+    /// Where a job's protocol audit stands: `ILilypad.AuditState` (`Lilypad.auditState`).
+    AuditState {
+        /// Not to be audited (audits off when requested, not deterministic, passed over, or no
+        /// result waiting).
+        None = 0 => "not to be audited",
+        /// The block whose hash draws it does not exist yet.
+        Pending = 1 => "audit draw pending",
+        /// Drawn for an audit: `audit` opens it; it does not settle before.
+        Due = 2 => "drawn for an audit",
+        /// Drawn and passed over: it settles as usual.
+        Clear = 3 => "passed over by the audit draw",
     }
 }
 

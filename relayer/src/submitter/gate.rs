@@ -66,7 +66,7 @@ pub fn needed(action: Action) -> JobStatus {
     match action {
         Action::Expire => JobStatus::Requested,
         Action::Timeout => JobStatus::Agreed,
-        Action::Settle => JobStatus::ResultSubmitted,
+        Action::Settle | Action::Audit => JobStatus::ResultSubmitted,
     }
 }
 
@@ -80,7 +80,9 @@ pub fn action(action: Action, state: Option<JobStatus>, deadline: u64, now: u64)
             show(state)
         ));
     }
-    if now < deadline {
+    // An audit is decided by blocks, not by the job's deadline (the end of the challenge
+    // window): the submitter asks the contract whether its draw block exists.
+    if now < deadline && action != Action::Audit {
         // The chain's clock lags ours: come back at the deadline.
         return ActionGate::Wait {
             deadline,
@@ -88,6 +90,32 @@ pub fn action(action: Action, state: Option<JobStatus>, deadline: u64, now: u64)
         };
     }
     ActionGate::Send
+}
+
+/// How many blocks back the EVM keeps block hashes: an audit draw must be read within them.
+pub const BLOCKHASH_WINDOW: u64 = 256;
+
+/// Whether a result the audit draw passed over can be left to `settle`, which reads the draw
+/// itself, rather than recorded with `audit` (a transaction): true when the challenge
+/// `deadline` (chain time, `now` being the `head` block's) comes while at most half of the
+/// blocks that still keep the seed block's hash have passed, at `ms_per_block` (an estimate
+/// from recent blocks; 0: unknown, so recorded). A settle after the hash is gone would audit it.
+pub fn settle_reads_the_draw(
+    seed_block: u64,
+    head: u64,
+    ms_per_block: u64,
+    now: u64,
+    deadline: u64,
+) -> bool {
+    if ms_per_block == 0 {
+        return false;
+    }
+    let blocks_left = (seed_block + BLOCKHASH_WINDOW).saturating_sub(head);
+    let blocks_to_deadline = deadline
+        .saturating_sub(now)
+        .saturating_mul(1_000)
+        .div_ceil(ms_per_block);
+    blocks_to_deadline.saturating_mul(2) <= blocks_left
 }
 
 /// A job state as the skip messages name it.
@@ -166,5 +194,36 @@ mod tests {
                 why: "deadline 100 not reached at chain time 99".into()
             }
         );
+    }
+
+    #[test]
+    fn an_audit_goes_before_the_challenge_window_ends_and_only_on_a_waiting_result() {
+        assert_eq!(
+            action(Action::Audit, Some(JobStatus::ResultSubmitted), 100, 10),
+            ActionGate::Send
+        );
+        assert_eq!(
+            action(Action::Audit, Some(JobStatus::Challenged), 100, 10),
+            ActionGate::Done("job is in state Challenged; audit needs ResultSubmitted".into())
+        );
+    }
+
+    #[test]
+    fn a_passed_over_draw_is_left_to_settle_only_with_blocks_to_spare() {
+        // 2 s blocks, seed block 100, head 102: 254 blocks keep the hash
+        assert!(settle_reads_the_draw(100, 102, 2_000, 1_000, 1_000 + 254));
+        assert!(!settle_reads_the_draw(100, 102, 2_000, 1_000, 1_000 + 256));
+        // an hour's window on 12 s blocks is 300 blocks: recorded
+        assert!(!settle_reads_the_draw(
+            100,
+            102,
+            12_000,
+            1_000,
+            1_000 + 3_600
+        ));
+        // a block time unknown: recorded
+        assert!(!settle_reads_the_draw(100, 102, 0, 1_000, 1_000));
+        // the window already closed: settle now
+        assert!(settle_reads_the_draw(100, 102, 2_000, 1_000, 900));
     }
 }

@@ -43,6 +43,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+use alloy::eips::BlockNumberOrTag;
 use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, PendingTransactionBuilder, Provider};
@@ -56,7 +57,7 @@ use lilypad_bus::{Bus, Received, Topic};
 use lilypad_chain::RpcOptions;
 use lilypad_config::GasPolicy;
 use lilypad_store::{Action, Store};
-use lilypad_types::{JobKey, JobStatus, SignedDeal, SignedResult};
+use lilypad_types::{AuditState, JobKey, JobStatus, SignedDeal, SignedResult};
 
 use fees::Fees;
 use gate::{ActionGate, Gate};
@@ -143,14 +144,22 @@ enum Step {
     Skipped(String),
 }
 
+/// Blocks between a result and the block whose hash draws its audit (`Lilypad.AUDIT_SEED_DELAY`).
+const AUDIT_SEED_DELAY: u64 = 2;
+/// Blocks over which the chain's pace is measured for [`gate::settle_reads_the_draw`].
+const PACE_BLOCKS: u64 = 64;
+
 /// What to record once a transaction is mined: the due action it makes unneeded, and the one it
 /// makes due at the job's new deadline. A deal: no more expiry, a timeout at the execution
-/// deadline. A result: no more timeout, settlement when the challenge window ends. A due action:
-/// itself done, nothing next.
+/// deadline. A result: no more timeout, settlement when the challenge window ends, and its audit
+/// draw at once (a job without audits is done with at the first look). A due action: itself
+/// done, nothing next.
 #[derive(Debug, Clone, Copy)]
 struct After {
     done: Action,
     next: Option<Action>,
+    /// schedule [`Action::Audit`] now too
+    audit: bool,
 }
 
 impl After {
@@ -158,11 +167,13 @@ impl After {
     const DEAL: After = After {
         done: Action::Expire,
         next: Some(Action::Timeout),
+        audit: false,
     };
     /// After `submitResult`.
     const RESULT: After = After {
         done: Action::Timeout,
         next: Some(Action::Settle),
+        audit: true,
     };
 
     /// After the due action `action`.
@@ -170,6 +181,7 @@ impl After {
         After {
             done: action,
             next: None,
+            audit: false,
         }
     }
 
@@ -486,6 +498,11 @@ impl Submitter {
         }
         let request = on_chain.requestHash;
         let (state, deadline) = (on_chain.state(), on_chain.deadline.to::<u64>());
+        if action == Action::Audit
+            && let Some(skipped) = self.audit_not_yet(job, request, &on_chain, now).await?
+        {
+            return Ok(Step::Skipped(skipped));
+        }
         match gate::action(action, state, deadline, now) {
             ActionGate::Send => {}
             ActionGate::Done(why) => {
@@ -503,6 +520,7 @@ impl Submitter {
             Action::Expire => ("expire", Lilypad::expireCall { jobId: job }.abi_encode()),
             Action::Timeout => ("timeout", Lilypad::timeoutCall { jobId: job }.abi_encode()),
             Action::Settle => ("settle", Lilypad::settleCall { jobId: job }.abi_encode()),
+            Action::Audit => ("audit", Lilypad::auditCall { jobId: job }.abi_encode()),
         };
         let sent = match self
             .dispatch(
@@ -533,6 +551,88 @@ impl Submitter {
         Ok(Step::Sent(Box::new(sent)))
     }
 
+    /// Whether a due audit waits (`Some(why)`): its job has no audit draw to decide (audits were
+    /// off when it was requested, it is not deterministic, or the draw was recorded), so it is
+    /// done with, or its draw block does not exist yet, so it is due again a second later.
+    /// `None`: `audit` is sent, which opens the audit or records that the draw passed it over
+    /// (the draw's block hash is gone after 256 blocks, and with it the chance to pass).
+    async fn audit_not_yet(
+        &self,
+        job: U256,
+        request: B256,
+        on_chain: &Lilypad::Job,
+        now: u64,
+    ) -> Result<Option<String>, SubmitError> {
+        let chain = self.settings.chain_id;
+        if on_chain.auditBps == 0 {
+            self.store.done(chain, job, request, Action::Audit).await?;
+            return Ok(Some("the job has no audit draw to decide".into()));
+        }
+        let state = self
+            .lilypad()
+            .auditState(job)
+            .call()
+            .await
+            .map_err(|e| rpc(format!("auditState({job})"))(e.to_string()))?;
+        match AuditState::from_u8(state) {
+            Some(AuditState::None) => {
+                self.store.done(chain, job, request, Action::Audit).await?;
+                Ok(Some(
+                    "the job's result is not waiting for an audit draw".into(),
+                ))
+            }
+            Some(AuditState::Pending) => {
+                self.store
+                    .schedule(chain, job, request, Action::Audit, now + 1)
+                    .await?;
+                Ok(Some(
+                    "the block that draws its audit does not exist yet".into(),
+                ))
+            }
+            Some(AuditState::Clear) => {
+                let (head, ms_per_block) = self.block_pace().await?;
+                let seed_block = u64::from(on_chain.executionTimeout) + AUDIT_SEED_DELAY;
+                let deadline = on_chain.deadline.to::<u64>();
+                if gate::settle_reads_the_draw(seed_block, head, ms_per_block, now, deadline) {
+                    self.store.done(chain, job, request, Action::Audit).await?;
+                    return Ok(Some(
+                        "the draw passed it over; settle reads the draw itself, well before its block hash is gone"
+                            .into(),
+                    ));
+                }
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The head block's number and the chain's milliseconds per block over the last
+    /// [`PACE_BLOCKS`] (0 when it cannot tell).
+    async fn block_pace(&self) -> Result<(u64, u64), SubmitError> {
+        let block = |number: BlockNumberOrTag| async move {
+            self.provider
+                .get_block_by_number(number)
+                .await
+                .map_err(|e| rpc(format!("eth_getBlockByNumber({number})"))(e.to_string()))
+        };
+        let Some(head) = block(BlockNumberOrTag::Latest).await? else {
+            return Ok((0, 0));
+        };
+        let (number, time) = (head.header.number, head.header.timestamp);
+        let back = number.min(PACE_BLOCKS);
+        if back == 0 {
+            return Ok((number, 0));
+        }
+        let Some(old) = block(BlockNumberOrTag::Number(number - back)).await? else {
+            return Ok((number, 0));
+        };
+        let ms = time
+            .saturating_sub(old.header.timestamp)
+            .saturating_mul(1_000)
+            / back;
+        Ok((number, ms))
+    }
+
     /// Records what follows a call from the job as it is on-chain (`on_chain`, read after the
     /// call may have landed), for the request it holds: the action the call made unneeded is done
     /// once the job is past the state that action needs, and the next one is scheduled at the
@@ -555,6 +655,11 @@ impl Submitter {
             let deadline = on_chain.deadline.to::<u64>();
             self.store
                 .schedule(chain, job, request, next, deadline)
+                .await?;
+        }
+        if after.audit && state == Some(JobStatus::ResultSubmitted) && on_chain.auditBps != 0 {
+            self.store
+                .schedule(chain, job, request, Action::Audit, 0)
                 .await?;
         }
         Ok(())
@@ -583,6 +688,11 @@ impl Submitter {
             };
             self.store
                 .schedule(chain, job, request, next, deadline)
+                .await?;
+        }
+        if after.audit {
+            self.store
+                .schedule(chain, job, request, Action::Audit, 0)
                 .await?;
         }
         Ok(Submitted::Landed(receipt.transaction_hash))

@@ -54,6 +54,8 @@ pub struct Options {
     pub git_modules: Vec<String>,
     /// More environment for every service and command (e.g. `LILYPAD_IPFS_GATEWAYS`).
     pub env: Vec<(String, String)>,
+    /// More settings for `Deploy.s.sol` (e.g. `AUDIT_BPS`).
+    pub deploy: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for Options {
@@ -69,6 +71,7 @@ impl Default for Options {
             provider_args: Vec::new(),
             git_modules: Vec::new(),
             env: Vec::new(),
+            deploy: Vec::new(),
         }
     }
 }
@@ -145,12 +148,13 @@ impl Stack {
         fund.extend(dev_keys::MORE_ADDRESSES);
         fund.push(&provider_text);
         fund.extend(extra_text.iter().map(String::as_str));
-        let consortium = if options.lazy_mediator {
-            [("MEDIATORS_PER_CASE", "3"), ("MEDIATOR_THRESHOLD", "2")]
+        let mut settings = if options.lazy_mediator {
+            vec![("MEDIATORS_PER_CASE", "3"), ("MEDIATOR_THRESHOLD", "2")]
         } else {
-            [("MEDIATORS_PER_CASE", "1"), ("MEDIATOR_THRESHOLD", "1")]
+            vec![("MEDIATORS_PER_CASE", "1"), ("MEDIATOR_THRESHOLD", "1")]
         };
-        let chain = TestChain::deploy_on(Anvil::start(31337).unwrap(), &fund, &consortium);
+        settings.extend(options.deploy.iter().copied());
+        let chain = TestChain::deploy_on(Anvil::start(31337).unwrap(), &fund, &settings);
         chain.fund_eth(provider);
         for (_, a) in &extra {
             chain.fund_eth(*a);
