@@ -35,8 +35,8 @@ import {LilypadDisputes} from "./LilypadDisputes.sol";
 ///         with {runJob}; a resource provider's EIP-712 signed deal ({agreeDeal}) and result
 ///         ({submitResult}) are relayed by anyone; the client is called back with exactly the gas
 ///         it asked for; after a challenge window the job settles. This one contract holds every
-///         token: job escrow, provider collateral, challenge fees and credited balances,
-///         which leave only through {withdraw} and {withdrawCollateral}.
+///         token: job escrow, provider collateral, challenge fees, the audit fund, the jackpot
+///         and credited balances, which leave only through {withdraw} and {withdrawCollateral}.
 /// @dev See docs/protocol.md for the state machine, type strings and arithmetic.
 contract Lilypad is ILilypad, LilypadCore, EIP712, Ownable2Step {
     using SafeERC20 for IERC20;
@@ -60,7 +60,7 @@ contract Lilypad is ILilypad, LilypadCore, EIP712, Ownable2Step {
     /// @notice Most bytes of a metadata URL.
     uint256 public constant MAX_METADATA_URL_BYTES = LilypadRegistry.MAX_METADATA_URL_BYTES;
 
-    /// @notice The code {challenge}, {resolveChallenge}, {resolveStaleChallenge} and
+    /// @notice The code {challenge}, {audit}, {resolveChallenge}, {resolveStaleChallenge} and
     ///         {redeliverCallback} run, on this contract's storage; deployed by the constructor.
     address public immutable disputes;
 

@@ -196,7 +196,8 @@ pub fn verdict(e: &LilypadErrors) -> Verdict {
         E::DeadlineNotReached(_)
         | E::InvalidJobStatus(_)
         | E::JobNotFound(_)
-        | E::InsufficientGasForCallback(_) => Verdict::Retry,
+        | E::InsufficientGasForCallback(_)
+        | E::AuditPending(_) => Verdict::Retry,
         _ => Verdict::Drop,
     }
 }
@@ -338,6 +339,34 @@ mod tests {
         assert_eq!(verdict, Verdict::Retry);
         let bare = error_response(-32000, "execution reverted", None);
         assert!(matches!(classify_call(&bare), CallFailure::Reverted { .. }));
+    }
+
+    #[test]
+    fn a_settle_before_the_audit_draw_is_retried_and_one_the_draw_picked_is_not() {
+        use alloy::sol_types::SolError;
+        let pending = lilypad_bindings::Lilypad::AuditPending {
+            jobId: alloy::primitives::U256::from(7),
+            seedBlock: alloy::primitives::U256::from(102),
+        }
+        .abi_encode();
+        let e = error_response(3, "execution reverted", Some(&hex_data(&pending)));
+        let CallFailure::Reverted { verdict, .. } = classify_call(&e) else {
+            panic!("{e}")
+        };
+        assert_eq!(verdict, Verdict::Retry, "the draw's block comes in seconds");
+        let required = lilypad_bindings::Lilypad::AuditRequired {
+            jobId: alloy::primitives::U256::from(7),
+        }
+        .abi_encode();
+        let e = error_response(3, "execution reverted", Some(&hex_data(&required)));
+        let CallFailure::Reverted { verdict, .. } = classify_call(&e) else {
+            panic!("{e}")
+        };
+        assert_eq!(
+            verdict,
+            Verdict::Drop,
+            "only the audit's verdict settles it"
+        );
     }
 
     #[test]
