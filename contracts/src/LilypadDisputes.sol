@@ -116,10 +116,10 @@ contract LilypadDisputes is LilypadCore {
         IMediation(mediation_).startMediation(jobId, mediationCase);
     }
 
-    /// @dev Upheld: settles as usual and pays the fee to `rewardedMediators` (refunds it to the
-    ///      client if the list is empty). Overturned: refunds the client in full and slashes the
-    ///      results collateral, `mediatorShareBps` of it plus the fee to the mediators, the rest to
-    ///      the client.
+    /// @dev Upheld: settles as usual and pays the fee to `rewardedMediators` (if the list is
+    ///      empty, back to the client, or to the audit fund for an audit). Overturned: refunds the
+    ///      client in full and slashes the results collateral: `mediatorShareBps` of it plus the
+    ///      fee to the mediators, `jackpotBps` to the jackpot, the rest to the client.
     function resolveChallenge(uint256 jobId, bool providerCorrect, address[] calldata rewardedMediators)
         external
         throughLilypad

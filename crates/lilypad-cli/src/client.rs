@@ -13,7 +13,7 @@ use lilypad_bus::{Bus, BusOptions};
 use lilypad_config::ChainConfig;
 use lilypad_modules::git::{GitCache, GitSource};
 use lilypad_modules::lilypad::LilypadPolicy;
-use lilypad_types::{JobStatus, ModuleId, Offer, Outcome};
+use lilypad_types::{AuditState, JobStatus, ModuleId, Offer, Outcome};
 
 use crate::common::{check_chain_id, load_chains, load_key, reader, send_once, wallet};
 use crate::{ChallengeArgs, Global, JobArgs, ModuleIdArgs, RedeliverArgs, RunArgs};
@@ -366,6 +366,40 @@ async fn lock_account(chain_id: u64, account: Address) -> Result<AccountLock> {
         .with_context(|| format!("locking {}", path.display()))
 }
 
+/// The results collateral multiplier to request: `asked` (`--results-collateral-bps`), or, when
+/// it is 0 (the protocol's minimum) and the protocol audits deterministic results, the least the
+/// audit rate demands (`AuditState::collateral_floor_bps`). A value below that is refused here,
+/// before anything is escrowed, naming the value to pass.
+async fn results_collateral_bps(
+    lilypad: &Lilypad::LilypadInstance<&DynProvider>,
+    asked: u32,
+    deterministic: bool,
+) -> Result<u32> {
+    if !deterministic {
+        return Ok(asked);
+    }
+    let audit_bps = lilypad
+        .params()
+        .call()
+        .await
+        .context("reading the protocol's parameters (params)")?
+        .auditBps;
+    let floor = AuditState::collateral_floor_bps(audit_bps);
+    let rate = f64::from(audit_bps) / 100.0;
+    if asked == 0 && floor > 0 {
+        eprintln!(
+            "note: the protocol audits {rate}% of deterministic results, so the provider locks {floor} bps of the price as results collateral, the least that makes cheating unprofitable (docs/economics.md)"
+        );
+        return Ok(floor);
+    }
+    if asked < floor {
+        bail!(
+            "--results-collateral-bps {asked} is below the {floor} bps that the protocol's audit rate ({rate}%) demands of a deterministic job, so the contract would refuse the request; pass --results-collateral-bps {floor} or more, or leave it out for exactly {floor}"
+        );
+    }
+    Ok(asked)
+}
+
 pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
     let (module, version, git) = request_module(args)?;
     let session = Session::open(
@@ -393,6 +427,8 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
         );
     }
     let lilypad = session.lilypad();
+    let results_collateral_bps =
+        results_collateral_bps(&lilypad, args.results_collateral_bps, deterministic).await?;
     let max_price = U256::from(args.max_price);
     let lock = lock_account(chain.chain_id, session.me).await?;
     session
@@ -416,7 +452,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
         executionTimeout: args.execution_timeout,
         callbackGasLimit: 0,
         maxOutputBytes: args.max_output_bytes,
-        resultsCollateralMultiplierBps: args.results_collateral_bps,
+        resultsCollateralMultiplierBps: results_collateral_bps,
         challengeWindow: args.challenge_window,
     };
     let started = Instant::now();

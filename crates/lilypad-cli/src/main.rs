@@ -309,7 +309,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0)]
     pub challenge_window: u32,
     /// Collateral the provider locks against a wrong result, in basis points of the price
-    /// (20000 = 2x); slashed if a challenge overturns the result. 0: the protocol's minimum.
+    /// (20000 = 2x); slashed if a challenge or an audit overturns the result. 0: the protocol's
+    /// minimum (with audits on, the least the audit rate demands of a deterministic job).
     #[arg(long, default_value_t = 0)]
     pub results_collateral_bps: u32,
     /// Request the job even if no provider offers its module and version now (by default

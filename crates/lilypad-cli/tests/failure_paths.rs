@@ -607,6 +607,73 @@ async fn a_lying_provider_is_caught_by_a_protocol_audit_with_no_client_challenge
     );
 }
 
+/// With the protocol auditing 10% of deterministic results, `lilypad run` refuses a results
+/// collateral below the 9x the rate demands before escrowing anything, naming the value to pass.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_with_too_little_collateral_for_the_audit_rate_is_refused_before_escrow() {
+    let stack = Stack::start(Options {
+        deploy: vec![("AUDIT_BPS", "1000")],
+        ..Options::default()
+    })
+    .await;
+    let out = stack
+        .command(&[
+            "run",
+            "sha256",
+            "-i",
+            "text=the quick brown fox",
+            "--chain",
+            "dev",
+            "--results-collateral-bps",
+            "20000",
+        ])
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("pass --results-collateral-bps 90000"), "{t}");
+    let lilypad = stack.lilypad().await;
+    assert_eq!(
+        lilypad.requestCount().call().await.unwrap(),
+        0,
+        "nothing requested"
+    );
+}
+
+/// With the protocol auditing 10% of deterministic results, `lilypad run` without
+/// `--results-collateral-bps` requests the 9x the rate demands, says so, and the job runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_without_a_collateral_takes_the_least_the_audit_rate_demands() {
+    let stack = Stack::start(Options {
+        mediator: true,
+        deploy: vec![("AUDIT_BPS", "1000")],
+        ..Options::default()
+    })
+    .await;
+    let out = stack
+        .command(&[
+            "run",
+            "sha256",
+            "-i",
+            "text=the quick brown fox",
+            "--chain",
+            "dev",
+        ])
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("locks 90000 bps of the price"), "{t}");
+    let job = stack
+        .lilypad()
+        .await
+        .getJob(U256::from(1))
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(job.resultsCollateralBps.to::<u32>(), 90_000);
+}
+
 /// The chain's RPC endpoint goes down and comes back: the relayer reports the failures, retries
 /// with backoff, and once the endpoint is back the job requested meanwhile completes, with no
 /// transaction lost or repeated.

@@ -121,6 +121,20 @@ contract_enum! {
     }
 }
 
+impl AuditState {
+    /// The least results collateral multiplier, in basis points of the price, that a
+    /// deterministic request must lock when results are audited with chance `audit_bps` / 10000:
+    /// `(1/p - 1) x 10000`, rounded up, as `Lilypad.runJob` checks it (0 when audits are off).
+    pub fn collateral_floor_bps(audit_bps: u16) -> u32 {
+        let a = u64::from(audit_bps.min(10_000));
+        if a == 0 {
+            return 0;
+        }
+        let floor = (10_000 * (10_000 - a)).div_ceil(a);
+        u32::try_from(floor).unwrap_or(u32::MAX)
+    }
+}
+
 impl JobStatus {
     /// A status number as a person reads it: `Agreed (2)`, or `unknown status 9` for a number this
     /// build does not know (a newer contract).
@@ -158,5 +172,16 @@ mod tests {
         assert!(!JobStatus::Challenged.is_terminal());
         assert!(JobStatus::Settled.is_terminal());
         assert!(JobStatus::Overturned.is_terminal());
+    }
+
+    #[test]
+    fn the_audit_collateral_floor_is_one_over_p_minus_one() {
+        assert_eq!(AuditState::collateral_floor_bps(0), 0);
+        assert_eq!(AuditState::collateral_floor_bps(10_000), 0);
+        assert_eq!(AuditState::collateral_floor_bps(5_000), 10_000);
+        assert_eq!(AuditState::collateral_floor_bps(1_000), 90_000);
+        // 1/3 rounded to 3334 bps: 19,994.0... rounded up
+        assert_eq!(AuditState::collateral_floor_bps(3_334), 19_995);
+        assert_eq!(AuditState::collateral_floor_bps(100), 990_000);
     }
 }

@@ -175,13 +175,16 @@ pub fn classify_call(e: &TransportError) -> CallFailure {
 }
 
 /// The chain time a failed estimate says to try again at: the deadline of Lilypad's
-/// `DeadlineNotReached` (a node whose clock lags the one the deadline was checked against).
+/// `DeadlineNotReached` (a node whose clock lags the one the deadline was checked against), or 0
+/// (as soon as the caller allows, a second later) for `AuditPending`, whose block is two blocks
+/// after the result's.
 pub fn not_before(e: &TransportError) -> Option<u64> {
     let RpcError::ErrorResp(payload) = e else {
         return None;
     };
     match LilypadErrors::abi_decode(&payload.as_revert_data()?).ok()? {
         LilypadErrors::DeadlineNotReached(d) => u64::try_from(d.deadline).ok(),
+        LilypadErrors::AuditPending(_) => Some(0),
         _ => None,
     }
 }
@@ -354,6 +357,7 @@ mod tests {
             panic!("{e}")
         };
         assert_eq!(verdict, Verdict::Retry, "the draw's block comes in seconds");
+        assert_eq!(not_before(&e), Some(0), "tried again a second later");
         let required = lilypad_bindings::Lilypad::AuditRequired {
             jobId: alloy::primitives::U256::from(7),
         }

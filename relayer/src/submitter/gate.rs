@@ -92,8 +92,11 @@ pub fn action(action: Action, state: Option<JobStatus>, deadline: u64, now: u64)
     ActionGate::Send
 }
 
-/// How many blocks back the EVM keeps block hashes: an audit draw must be read within them.
+/// How many blocks back the EVM keeps block hashes: an audit draw must be read within them
+/// (`Lilypad.BLOCKHASH_WINDOW`).
 pub const BLOCKHASH_WINDOW: u64 = 256;
+/// Blocks between a result and the block whose hash draws its audit (`Lilypad.AUDIT_SEED_DELAY`).
+pub const AUDIT_SEED_DELAY: u64 = 2;
 
 /// Whether a result the audit draw passed over can be left to `settle`, which reads the draw
 /// itself, rather than recorded with `audit` (a transaction): true when the challenge
@@ -225,5 +228,20 @@ mod tests {
         assert!(!settle_reads_the_draw(100, 102, 0, 1_000, 1_000));
         // the window already closed: settle now
         assert!(settle_reads_the_draw(100, 102, 2_000, 1_000, 900));
+    }
+
+    #[test]
+    fn the_audit_constants_are_the_contracts() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../contracts/src/LilypadCore.sol"
+        );
+        let source = std::fs::read_to_string(path).expect("read LilypadCore.sol");
+        for line in [
+            format!("uint256 public constant AUDIT_SEED_DELAY = {AUDIT_SEED_DELAY};"),
+            format!("uint256 public constant BLOCKHASH_WINDOW = {BLOCKHASH_WINDOW};"),
+        ] {
+            assert!(source.contains(&line), "LilypadCore.sol has no `{line}`");
+        }
     }
 }

@@ -144,16 +144,13 @@ enum Step {
     Skipped(String),
 }
 
-/// Blocks between a result and the block whose hash draws its audit (`Lilypad.AUDIT_SEED_DELAY`).
-const AUDIT_SEED_DELAY: u64 = 2;
 /// Blocks over which the chain's pace is measured for [`gate::settle_reads_the_draw`].
 const PACE_BLOCKS: u64 = 64;
 
 /// What to record once a transaction is mined: the due action it makes unneeded, and the one it
 /// makes due at the job's new deadline. A deal: no more expiry, a timeout at the execution
-/// deadline. A result: no more timeout, settlement when the challenge window ends, and its audit
-/// draw at once (a job without audits is done with at the first look). A due action: itself
-/// done, nothing next.
+/// deadline. A result: no more timeout, settlement when the challenge window ends, and, for a job
+/// requested with audits on, its audit draw at once. A due action: itself done, nothing next.
 #[derive(Debug, Clone, Copy)]
 struct After {
     done: Action,
@@ -539,8 +536,9 @@ impl Submitter {
                     ..
                 },
             ) => {
-                // The node's clock is behind the one read: due again at the deadline it names
-                // (a second later at least), not only when the claim runs out.
+                // The node's clock is behind the one read, or the block that draws the result's
+                // audit is not there yet: due again at the deadline it names (a second later at
+                // least), not only when the claim runs out.
                 self.store
                     .schedule(chain, job, request, action, at.max(now + 1))
                     .await?;
@@ -551,11 +549,13 @@ impl Submitter {
         Ok(Step::Sent(Box::new(sent)))
     }
 
-    /// Whether a due audit waits (`Some(why)`): its job has no audit draw to decide (audits were
-    /// off when it was requested, it is not deterministic, or the draw was recorded), so it is
-    /// done with, or its draw block does not exist yet, so it is due again a second later.
-    /// `None`: `audit` is sent, which opens the audit or records that the draw passed it over
-    /// (the draw's block hash is gone after 256 blocks, and with it the chance to pass).
+    /// Whether a due audit is not sent (`Some(why)`): its job has no audit draw to decide
+    /// (audits were off when it was requested, it is not deterministic, or the draw was
+    /// recorded) or the draw passed it over and `settle` will read the draw itself
+    /// ([`gate::settle_reads_the_draw`]), so it is done with; or its draw block does not exist
+    /// yet, so it is due again a second later. `None`: `audit` is sent, which opens the audit or
+    /// records that the draw passed it over (the draw's block hash is gone after 256 blocks, and
+    /// with it the chance to pass).
     async fn audit_not_yet(
         &self,
         job: U256,
@@ -591,7 +591,7 @@ impl Submitter {
             }
             Some(AuditState::Clear) => {
                 let (head, ms_per_block) = self.block_pace().await?;
-                let seed_block = u64::from(on_chain.executionTimeout) + AUDIT_SEED_DELAY;
+                let seed_block = u64::from(on_chain.executionTimeout) + gate::AUDIT_SEED_DELAY;
                 let deadline = on_chain.deadline.to::<u64>();
                 if gate::settle_reads_the_draw(seed_block, head, ms_per_block, now, deadline) {
                     self.store.done(chain, job, request, Action::Audit).await?;
@@ -690,7 +690,9 @@ impl Submitter {
                 .schedule(chain, job, request, next, deadline)
                 .await?;
         }
-        if after.audit {
+        // A job requested with audits on has a draw to decide; one read tells. A failed read
+        // schedules it anyway: the due action reads the job again before sending anything.
+        if after.audit && self.job(job).await.map_or(true, |j| j.auditBps != 0) {
             self.store
                 .schedule(chain, job, request, Action::Audit, 0)
                 .await?;
