@@ -716,6 +716,37 @@ pub async fn job(global: &Global, args: &JobArgs) -> Result<()> {
     Ok(())
 }
 
+/// Where the protocol's audit of job `job` (`j`) stands, as `lilypad job` prints it: opened (the
+/// job is or was in mediation because of it, not because its client challenged), or its draw
+/// while the result waits. `None` for a job that was never to be audited.
+async fn audit_line(
+    l: &Lilypad::LilypadInstance<&DynProvider>,
+    job: U256,
+    j: &Lilypad::Job,
+) -> Result<Option<String>> {
+    let mediated = matches!(
+        j.state(),
+        Some(JobStatus::Challenged | JobStatus::Settled | JobStatus::Overturned)
+    );
+    if mediated {
+        let auditor = l.getChallenge(job).call().await?.auditor;
+        if auditor != Address::ZERO {
+            return Ok(Some(format!(
+                "opened by {auditor}: the protocol audits this result (no challenge by its client)"
+            )));
+        }
+    }
+    if j.auditBps == 0 || j.state() != Some(JobStatus::ResultSubmitted) {
+        return Ok(None);
+    }
+    let rate = f64::from(j.auditBps) / 100.0;
+    let drawn = AuditState::from_u8(l.auditState(job).call().await?).map_or_else(
+        || "unknown to this build".to_owned(),
+        |a| a.describe().to_owned(),
+    );
+    Ok(Some(format!("{drawn} ({rate}% chance)")))
+}
+
 /// Prints what is known of a job; true when it succeeded.
 async fn print_job(
     provider: &DynProvider,
@@ -737,6 +768,9 @@ async fn print_job(
     if j.provider != Address::ZERO {
         println!("provider: {}", j.provider);
         println!("price:    {}", j.price);
+    }
+    if let Some(audit) = audit_line(&l, job, &j).await? {
+        println!("audit:    {audit}");
     }
     let failed = l.failedCallback(job).call().await?;
     if failed.status != Outcome::None.as_u8() {

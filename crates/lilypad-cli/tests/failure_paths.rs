@@ -596,6 +596,13 @@ async fn a_lying_provider_is_caught_by_a_protocol_audit_with_no_client_challenge
         shown.contains("audited:     1 by the protocol (0 passed)"),
         "{shown}"
     );
+    // `lilypad job` says why the job went to mediation with no challenge.
+    let job = stack.command(&["job", "dev", "1"]).output().unwrap();
+    let job = text(&job).to_lowercase();
+    assert!(
+        job.contains(&format!("audit:    opened by {}", RELAYER.to_lowercase())),
+        "{job}"
+    );
     assert!(shown.contains("challenged:  0 by clients"), "{shown}");
     assert!(
         shown.contains("verdicts:    0 upheld, 1 overturned, 0 open"),
