@@ -640,13 +640,9 @@ impl Mediator {
             let tx = mediation
                 .commit(job_id, commitment)
                 .into_transaction_request();
-            let tx = self.sign(job_id, "commit", tx).await?;
-            vote.sent = Some(SentVote {
-                step: VoteStep::Commit,
-                tx_hash: tx.hash,
-            });
-            self.votes.put(&vote)?;
-            let tx_hash = self.land(job_id, "commit", &tx).await?;
+            let tx_hash = self
+                .send_recorded(job_id, &mut vote, VoteStep::Commit, tx)
+                .await?;
             vote.sent = None;
             self.votes.put(&vote)?;
             let step = Step::Committed {
@@ -664,13 +660,9 @@ impl Mediator {
             let tx = mediation
                 .reveal(job_id, vote.result_hash, vote.salt)
                 .into_transaction_request();
-            let tx = self.sign(job_id, "reveal", tx).await?;
-            vote.sent = Some(SentVote {
-                step: VoteStep::Reveal,
-                tx_hash: tx.hash,
-            });
-            self.votes.put(&vote)?;
-            let tx_hash = self.land(job_id, "reveal", &tx).await?;
+            let tx_hash = self
+                .send_recorded(job_id, &mut vote, VoteStep::Reveal, tx)
+                .await?;
             // revealed on-chain: the salt is no longer needed
             self.votes.remove(self.chain.chain_id, job_id, me)?;
             let step = Step::Revealed {
@@ -689,6 +681,28 @@ impl Mediator {
             return Ok(Some(self.action(job_id, Step::Finalized, tx_hash)));
         }
         Ok(None)
+    }
+
+    /// Signs `tx`, the vote's `step`, writes its hash into the vote record before sending it (so
+    /// a round after a lost answer or a crash settles it instead of voting again), then lands it.
+    async fn send_recorded(
+        &self,
+        job_id: U256,
+        vote: &mut VoteRecord,
+        step: VoteStep,
+        tx: TransactionRequest,
+    ) -> Result<B256, MediatorError> {
+        let what = match step {
+            VoteStep::Commit => "commit",
+            VoteStep::Reveal => "reveal",
+        };
+        let tx = self.sign(job_id, what, tx).await?;
+        vote.sent = Some(SentVote {
+            step,
+            tx_hash: tx.hash,
+        });
+        self.votes.put(vote)?;
+        self.land(job_id, what, &tx).await
     }
 
     fn action(&self, job_id: U256, step: Step, tx_hash: B256) -> Action {
