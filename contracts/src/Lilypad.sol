@@ -60,8 +60,9 @@ contract Lilypad is ILilypad, LilypadCore, EIP712, Ownable2Step {
     /// @notice Most bytes of a metadata URL.
     uint256 public constant MAX_METADATA_URL_BYTES = LilypadRegistry.MAX_METADATA_URL_BYTES;
 
-    /// @notice The code {challenge}, {audit}, {resolveChallenge}, {resolveStaleChallenge} and
-    ///         {redeliverCallback} run, on this contract's storage; deployed by the constructor.
+    /// @notice The code {settleMany}, {acceptResult}, {expire}, {timeout}, {challenge}, {audit}, {clearAudits},
+    ///         {resolveChallenge}, {resolveStaleChallenge} and {redeliverCallback} run, on this
+    ///         contract's storage; deployed by the constructor.
     address public immutable disputes;
 
     /// @param token_ the ERC-20 used for payment and collateral (no fee-on-transfer or rebasing)
@@ -127,10 +128,39 @@ contract Lilypad is ILilypad, LilypadCore, EIP712, Ownable2Step {
         // forge-lint: disable-next-line(unsafe-typecast)
         job.timeoutCollateralBps = uint24(p.minTimeoutCollateralBps); // checkParams: <= 1,000,000
         job.deterministic = request.deterministic;
-        if (request.deterministic) job.auditBps = p.auditBps;
+        uint256 premium;
+        if (request.deterministic) {
+            uint16 extra = request.extraAuditBps;
+            job.auditBps = p.auditBps + extra; // checkRequest: at most 10000
+            if (extra != 0) {
+                if (_mediation == address(0)) revert NoMediation();
+                premium = _premium(extra, p.mediationFee);
+            }
+        }
+        _storeFilter(jobId, request);
 
         emit JobRequested(jobId, msg.sender, sequence, requestHash, request);
-        _token.safeTransferFrom(msg.sender, address(this), request.maxPrice);
+        _token.safeTransferFrom(msg.sender, address(this), request.maxPrice + premium);
+    }
+
+    /// @dev Keeps what the request asks of its provider, for {agreeDeal}, in the job's `price`
+    ///      (the deal's slot, which agreeDeal writes anyway); nothing for one that asks nothing.
+    function _storeFilter(uint256 jobId, JobRequest calldata request) private {
+        uint256 count = request.providers.length;
+        uint256 asked =
+            uint256(request.minDelivered) | uint256(request.minReliabilityBps) << 32 | (count == 0 ? 0 : 1 << 48);
+        if (asked == 0) return;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        _jobs[jobId].price = uint96(asked); // 49 bits
+        mapping(address => bool) storage accepted = _accepted[jobId];
+        for (uint256 i; i < count; ++i) {
+            accepted[request.providers[i]] = true;
+        }
+    }
+
+    /// @inheritdoc ILilypad
+    function auditPremium(uint256 extraAuditBps) external view returns (uint256) {
+        return _premium(extraAuditBps, _params.mediationFee);
     }
 
     /// @inheritdoc ILilypad
@@ -149,6 +179,8 @@ contract Lilypad is ILilypad, LilypadCore, EIP712, Ownable2Step {
 
         Account storage account = _accounts[deal.provider];
         if (!account.isProvider) revert NotAProvider(deal.provider);
+        uint256 asked = job.price; // before the deal: what the request asks of its provider
+        if (asked != 0) _checkFilter(jobId, deal.provider, asked);
         uint256 free = account.free;
         if (free < timeoutCollateral) revert InsufficientCollateral(deal.provider, timeoutCollateral, free);
         // forge-lint: disable-next-line(unsafe-typecast)
@@ -162,6 +194,17 @@ contract Lilypad is ILilypad, LilypadCore, EIP712, Ownable2Step {
         job.provider = deal.provider;
         job.price = uint96(deal.price);
         emit DealAgreed(jobId, deal.provider, deal.price, timeoutCollateral, deal.resultsCollateral, executionDeadline);
+    }
+
+    /// @dev Reverts unless `provider` is one the job's request accepts, with the record it asks
+    ///      (`asked` packed as {Job-price} says).
+    function _checkFilter(uint256 jobId, address provider, uint256 asked) private view {
+        if (asked >> 48 != 0 && !_accepted[jobId][provider]) revert ProviderNotAccepted(jobId, provider);
+        uint256 minDelivered = uint32(asked);
+        uint256 minReliabilityBps = uint16(asked >> 32);
+        if (minDelivered != 0 || minReliabilityBps != 0) {
+            LilypadChecks.checkRecord(_reputations[provider], minDelivered, minReliabilityBps, provider);
+        }
     }
 
     /// @inheritdoc ILilypad
@@ -229,61 +272,31 @@ contract Lilypad is ILilypad, LilypadCore, EIP712, Ownable2Step {
     }
 
     /// @inheritdoc ILilypad
-    function settleMany(uint256[] calldata jobIds) external nonReentrant returns (uint256 settled) {
-        for (uint256 i; i < jobIds.length; ++i) {
-            Job storage job = _jobs[jobIds[i]];
-            if (
-                job.status == JobStatus.ResultSubmitted && block.timestamp >= job.deadline
-                    && (job.auditBps == 0 || _auditState(jobIds[i], job) == AuditState.Clear)
-            ) {
-                _settle(jobIds[i], job);
-                ++settled;
-            }
-        }
+    /// @dev Runs {LilypadDisputes-settleMany}.
+    function settleMany(uint256[] calldata jobIds) external returns (uint256 settled) {
+        (jobIds, settled);
+        _runDisputes();
     }
 
     /// @inheritdoc ILilypad
-    function acceptResult(uint256 jobId) external nonReentrant {
-        Job storage job = _jobs[jobId];
-        _requireStatus(job, jobId, JobStatus.ResultSubmitted);
-        if (msg.sender != job.client) revert NotClient(msg.sender);
-        _requireNoAudit(jobId, job);
-        _settle(jobId, job);
+    /// @dev Runs {LilypadDisputes-acceptResult}.
+    function acceptResult(uint256 jobId) external {
+        jobId;
+        _runDisputes();
     }
 
     /// @inheritdoc ILilypad
-    function expire(uint256 jobId) external nonReentrant {
-        Job storage job = _jobs[jobId];
-        _requireStatus(job, jobId, JobStatus.Requested);
-        if (block.timestamp < job.deadline) revert DeadlineNotReached(jobId, job.deadline);
-        job.status = JobStatus.Expired;
-        address client = job.client;
-        uint256 refund = job.maxPrice;
-        _balances[client] += refund;
-        emit JobExpired(jobId, client, refund);
-        _callbackEmpty(jobId, client, job.callbackGasLimit, Outcome.Expired);
+    /// @dev Runs {LilypadDisputes-expire}.
+    function expire(uint256 jobId) external {
+        jobId;
+        _runDisputes();
     }
 
     /// @inheritdoc ILilypad
-    /// @dev The provider's timeout collateral is slashed to the client on top of the full refund.
-    function timeout(uint256 jobId) external nonReentrant {
-        Job storage job = _jobs[jobId];
-        _requireStatus(job, jobId, JobStatus.Agreed);
-        if (block.timestamp < job.deadline) revert DeadlineNotReached(jobId, job.deadline);
-        job.status = JobStatus.TimedOut;
-        address provider = job.provider;
-        uint256 slashed = _timeoutCollateral(job);
-        // forge-lint: disable-next-line(unsafe-typecast)
-        _accounts[provider].locked -= uint120(slashed);
-        Reputation storage record = _reputations[provider];
-        ++record.timedOut;
-        // forge-lint: disable-next-line(unsafe-typecast)
-        record.slashed += uint128(slashed); // below 2^116 (see Account)
-        address client = job.client;
-        uint256 refund = job.maxPrice;
-        _balances[client] += refund + slashed;
-        emit JobTimedOut(jobId, provider, refund, slashed);
-        _callbackEmpty(jobId, client, job.callbackGasLimit, Outcome.TimedOut);
+    /// @dev Runs {LilypadDisputes-timeout}.
+    function timeout(uint256 jobId) external {
+        jobId;
+        _runDisputes();
     }
 
     /// @inheritdoc ILilypad
@@ -297,6 +310,13 @@ contract Lilypad is ILilypad, LilypadCore, EIP712, Ownable2Step {
     /// @dev Runs {LilypadDisputes-audit}.
     function audit(uint256 jobId) external returns (bool audited) {
         (jobId, audited);
+        _runDisputes();
+    }
+
+    /// @inheritdoc ILilypad
+    /// @dev Runs {LilypadDisputes-clearAudits}.
+    function clearAudits(uint256[] calldata jobIds) external returns (uint256 cleared) {
+        (jobIds, cleared);
         _runDisputes();
     }
 
@@ -518,11 +538,6 @@ contract Lilypad is ILilypad, LilypadCore, EIP712, Ownable2Step {
         if (deal.resultsCollateral != required) revert ResultsCollateralMismatch(deal.resultsCollateral, required);
     }
 
-    /// @dev price x the job's timeout collateral multiplier (fixed when the job was requested).
-    function _timeoutCollateral(Job storage job) private view returns (uint256) {
-        return uint256(job.price) * job.timeoutCollateralBps / BPS;
-    }
-
     /// @dev Succeeded needs exit code 0 and a CID; JobFailed a non-zero exit code; ProviderError an
     ///      error text. Sizes are capped so a result always fits in a block.
     function _checkResult(ResultData calldata result, uint256 outputLen, uint256 maxOutputBytes)
@@ -573,16 +588,14 @@ contract Lilypad is ILilypad, LilypadCore, EIP712, Ownable2Step {
         if (p.auditBps != 0 && _mediation == address(0)) revert NoMediation();
         _params = p;
         uint16 id = ++_termsId;
-        _terms[id] = Terms({feeBps: p.protocolFeeBps, taxBps: p.taxBps, jackpotBps: p.jackpotBps, auditBps: p.auditBps});
+        _terms[id] = Terms({
+            feeBps: p.protocolFeeBps,
+            taxBps: p.taxBps,
+            jackpotBps: p.jackpotBps,
+            auditBps: p.auditBps,
+            mediationFee: p.mediationFee
+        });
         emit ParamsSet(p);
-    }
-
-    /// @dev A job that may be audited settles only once the draw passed it over.
-    function _requireNoAudit(uint256 jobId, Job storage job) private view {
-        if (job.auditBps == 0) return;
-        AuditState state = _auditState(jobId, job);
-        if (state == AuditState.Pending) revert AuditPending(jobId, _auditSeedBlock(job));
-        if (state == AuditState.Due) revert AuditRequired(jobId);
     }
 
     // ================================================================== internals: money

@@ -44,9 +44,11 @@ abstract contract LilypadClient is ILilypadCallback {
     ///         reverts or runs out of gas the outcome is only in Lilypad's events and storage.
     function _onJobResult(uint256 jobId, JobResult calldata result) internal virtual;
 
-    /// @notice Escrows `request.maxPrice` from this contract's tokens and requests the job.
+    /// @notice Escrows `request.maxPrice` (and the premium of its extra audit rate, if any) from
+    ///         this contract's tokens and requests the job.
     function _sendRequest(JobRequest memory request) internal returns (uint256 jobId) {
-        lilypadToken.forceApprove(address(lilypad), request.maxPrice);
+        uint256 premium = request.extraAuditBps == 0 ? 0 : lilypad.auditPremium(request.extraAuditBps);
+        lilypadToken.forceApprove(address(lilypad), request.maxPrice + premium);
         jobId = lilypad.runJob(request);
     }
 
@@ -103,6 +105,34 @@ abstract contract LilypadClient is ILilypadCallback {
     {
         request.moduleId = moduleId;
         request.deterministic = deterministic;
+        return request;
+    }
+
+    /// @notice Returns `request` restricted to the providers in `accepted` (at most 16), each of
+    ///         which must also have delivered at least `minDelivered` results with at least
+    ///         `minReliabilityBps` of its deals ended without its fault (0, 0: any record). A deal
+    ///         with any other provider is refused on-chain, and the solver offers only these.
+    function _onlyProviders(
+        JobRequest memory request,
+        address[] memory accepted,
+        uint32 minDelivered,
+        uint16 minReliabilityBps
+    ) internal pure returns (JobRequest memory) {
+        request.providers = accepted;
+        request.minDelivered = minDelivered;
+        request.minReliabilityBps = minReliabilityBps;
+        return request;
+    }
+
+    /// @notice Returns `request` with an audit rate of `extraAuditBps` bought on top of the
+    ///         protocol's: the job is more likely audited, so its results collateral may be lower
+    ///         (the floor falls with the rate), and {_sendRequest} pays its premium.
+    function _withExtraAudits(JobRequest memory request, uint16 extraAuditBps)
+        internal
+        pure
+        returns (JobRequest memory)
+    {
+        request.extraAuditBps = extraAuditBps;
         return request;
     }
 

@@ -38,6 +38,13 @@ abstract contract LilypadCore is ReentrancyGuardTransient {
     uint256 public constant AUDIT_SEED_DELAY = 2;
     /// @notice How far back the EVM keeps block hashes; an audit draw whose hash is gone audits.
     uint256 public constant BLOCKHASH_WINDOW = 256;
+    /// @notice The EIP-2935 history contract (Prague): on a chain that has it, an audit draw's
+    ///         hash is read from it for HISTORY_WINDOW blocks instead of BLOCKHASH_WINDOW.
+    address public constant BLOCK_HISTORY = 0x0000F90827F1C53a10cb7A02335B175320002935;
+    /// @notice How many block hashes the history contract keeps.
+    uint256 public constant HISTORY_WINDOW = 8_191;
+    /// @dev A job's `executionTimeout` once its audit draw passed it over and that was recorded.
+    uint32 internal constant DRAW_PASSED = type(uint32).max;
     /// @notice Gas kept back around a callback: the CALL itself, the event after it and, when it
     ///         failed, recording the failure (a new slot) for {ILilypad-redeliverCallback}.
     uint256 public constant CALLBACK_GAS_RESERVE = 35_000;
@@ -62,6 +69,8 @@ abstract contract LilypadCore is ReentrancyGuardTransient {
     /// shares of slashed collateral not yet paid to an exposer
     uint128 internal _jackpot;
     mapping(uint16 id => Terms) internal _terms;
+    /// the providers a job's request names
+    mapping(uint256 jobId => mapping(address provider => bool)) internal _accepted;
 
     constructor(IERC20 token_) {
         _token = token_;
@@ -82,6 +91,11 @@ abstract contract LilypadCore is ReentrancyGuardTransient {
         return uint256(job.price) * job.resultsCollateralBps / BPS;
     }
 
+    /// @dev price x the job's timeout collateral multiplier (fixed when the job was requested).
+    function _timeoutCollateral(Job storage job) internal view returns (uint256) {
+        return uint256(job.price) * job.timeoutCollateralBps / BPS;
+    }
+
     /// @dev The block whose hash draws the job's audit (the result's block is kept in
     ///      `executionTimeout` once the result is in).
     function _auditSeedBlock(Job storage job) internal view returns (uint256) {
@@ -92,18 +106,64 @@ abstract contract LilypadCore is ReentrancyGuardTransient {
     ///      block, or for sure when that hash is gone: nobody gains by waiting the draw out.
     function _auditState(uint256 jobId, Job storage job) internal view returns (AuditState) {
         uint256 auditBps = job.auditBps;
-        if (auditBps == 0 || job.status != JobStatus.ResultSubmitted) return AuditState.None;
+        if (auditBps == 0 || job.status != JobStatus.ResultSubmitted || job.executionTimeout == DRAW_PASSED) {
+            return AuditState.None;
+        }
         uint256 seedBlock = _auditSeedBlock(job);
         if (block.number <= seedBlock) return AuditState.Pending;
-        if (block.number - seedBlock > BLOCKHASH_WINDOW) return AuditState.Due;
-        uint256 draw = uint256(keccak256(abi.encode(blockhash(seedBlock), block.chainid, address(this), jobId)));
+        bytes32 seed = _blockHash(seedBlock);
+        if (seed == bytes32(0)) return AuditState.Due;
+        uint256 draw = uint256(keccak256(abi.encode(seed, block.chainid, address(this), jobId)));
         return draw % BPS < auditBps ? AuditState.Due : AuditState.Clear;
+    }
+
+    /// @dev The hash of past block `number`: from the EVM for BLOCKHASH_WINDOW blocks, then from
+    ///      the EIP-2935 history contract where it has code (a chain before Prague has none, and
+    ///      one that has it without the fork serves zeros) for HISTORY_WINDOW; zero once gone.
+    function _blockHash(uint256 number) internal view returns (bytes32 hash) {
+        uint256 age = block.number - number;
+        if (age <= BLOCKHASH_WINDOW) return blockhash(number);
+        if (age > HISTORY_WINDOW || BLOCK_HISTORY.code.length == 0) return bytes32(0);
+        (bool ok, bytes memory data) = BLOCK_HISTORY.staticcall(abi.encode(number));
+        if (ok && data.length == 32) hash = abi.decode(data, (bytes32));
+    }
+
+    /// @dev A job that may be audited settles only once the draw passed it over.
+    function _requireNoAudit(uint256 jobId, Job storage job) internal view {
+        if (job.auditBps == 0) return;
+        AuditState state = _auditState(jobId, job);
+        if (state == AuditState.Pending) revert ILilypad.AuditPending(jobId, _auditSeedBlock(job));
+        if (state == AuditState.Due) revert ILilypad.AuditRequired(jobId);
     }
 
     // ================================================================== money
 
+    /// @dev What the client paid for the audit rate it bought on top of the `terms`' (0 for
+    ///      none), escrowed until the job ends.
+    function _auditPremium(Job storage job, Terms storage terms) internal view returns (uint256) {
+        uint256 auditBps = job.auditBps;
+        if (auditBps == 0) return 0;
+        return _premium(auditBps - terms.auditBps, terms.mediationFee);
+    }
+
+    /// @dev `extraAuditBps` x `mediationFee` / 10000, rounded up.
+    function _premium(uint256 extraAuditBps, uint256 mediationFee) internal pure returns (uint256) {
+        return (extraAuditBps * mediationFee + BPS - 1) / BPS;
+    }
+
+    /// @dev Takes `amount` of `provider`'s locked collateral (the caller credits it) and counts
+    ///      it in its record.
+    function _slash(address provider, uint256 amount) internal returns (Reputation storage record) {
+        // forge-lint: disable-next-line(unsafe-typecast)
+        _accounts[provider].locked -= uint120(amount);
+        record = _reputations[provider];
+        // forge-lint: disable-next-line(unsafe-typecast)
+        record.slashed += uint128(amount); // below 2^116 (see Account)
+    }
+
     /// @dev Provider paid price minus fee and tax, treasury the fee, audit fund the tax (a
-    ///      deterministic job's), client refunded maxPrice - price, results collateral freed. A
+    ///      deterministic job's) and the premium of the client's extra audit rate, client
+    ///      refunded maxPrice - price, results collateral freed. A
     ///      ProviderError result earns nothing: the price counts as zero, so the client gets all
     ///      of maxPrice back and no fee or tax is taken. Credits only: nothing leaves here.
     function _settle(uint256 jobId, Job storage job) internal {
@@ -118,10 +178,11 @@ abstract contract LilypadCore is ReentrancyGuardTransient {
             uint256 tax = price * terms.taxBps / BPS; // fee + tax <= 60% of the price
             if (tax != 0) {
                 payout -= tax;
-                // forge-lint: disable-next-line(unsafe-typecast)
-                _auditFund += uint128(tax); // a share of one uint96 price
                 emit ILilypad.AuditTaxPaid(jobId, tax);
             }
+            uint256 toFund = tax + _auditPremium(job, terms);
+            // forge-lint: disable-next-line(unsafe-typecast)
+            if (toFund != 0) _auditFund += uint128(toFund); // shares of a uint96 price and fee
         }
         uint256 collateral = _resultsCollateral(job);
         Account storage account = _accounts[provider];

@@ -10,6 +10,7 @@ import {
     JobResult,
     Outcome,
     AuditState,
+    Terms,
     JobStatus,
     Job,
     Challenge,
@@ -23,8 +24,9 @@ import {LilypadChecks} from "./libraries/LilypadChecks.sol";
 import {LilypadCore} from "./LilypadCore.sol";
 
 /// @title LilypadDisputes
-/// @notice What happens to a result after it is in: the protocol's audits, challenges, their
-///         verdicts, and handing a failed callback over again. {Lilypad} deploys this contract in its constructor and runs
+/// @notice The paths off a job's happy path: a job that expires or times out, the protocol's
+///         audits of results, challenges, their verdicts, and handing a failed callback over
+///         again. {Lilypad} deploys this contract in its constructor and runs
 ///         it on its own storage (delegatecall) for those functions of {ILilypad}: it holds no
 ///         tokens and no state of its own, and refuses to be called directly.
 /// @dev Split out of {Lilypad} to keep each contract under the 24 KiB code size limit. The
@@ -45,6 +47,56 @@ contract LilypadDisputes is LilypadCore {
     modifier throughLilypad() {
         if (address(this) == _self) revert OnlyThroughLilypad();
         _;
+    }
+
+    function settleMany(uint256[] calldata jobIds) external throughLilypad nonReentrant returns (uint256 settled) {
+        for (uint256 i; i < jobIds.length; ++i) {
+            Job storage job = _jobs[jobIds[i]];
+            if (job.status != JobStatus.ResultSubmitted || block.timestamp < job.deadline) continue;
+            AuditState audit_ = job.auditBps == 0 ? AuditState.None : _auditState(jobIds[i], job);
+            if (audit_ == AuditState.None || audit_ == AuditState.Clear) {
+                _settle(jobIds[i], job);
+                ++settled;
+            }
+        }
+    }
+
+    function acceptResult(uint256 jobId) external throughLilypad nonReentrant {
+        Job storage job = _jobs[jobId];
+        _requireStatus(job, jobId, JobStatus.ResultSubmitted);
+        if (msg.sender != job.client) revert ILilypad.NotClient(msg.sender);
+        _requireNoAudit(jobId, job);
+        _settle(jobId, job);
+    }
+
+    /// @dev Refunds maxPrice and the audit premium.
+    function expire(uint256 jobId) external throughLilypad nonReentrant {
+        Job storage job = _jobs[jobId];
+        _requireStatus(job, jobId, JobStatus.Requested);
+        if (block.timestamp < job.deadline) revert ILilypad.DeadlineNotReached(jobId, job.deadline);
+        job.status = JobStatus.Expired;
+        address client = job.client;
+        uint256 refund = job.maxPrice + _auditPremium(job, _terms[job.terms]);
+        _balances[client] += refund;
+        emit ILilypad.JobExpired(jobId, client, refund);
+        _callbackEmpty(jobId, client, job.callbackGasLimit, Outcome.Expired);
+    }
+
+    /// @dev The provider's timeout collateral is slashed to the client on top of the full refund
+    ///      (the audit premium included).
+    function timeout(uint256 jobId) external throughLilypad nonReentrant {
+        Job storage job = _jobs[jobId];
+        _requireStatus(job, jobId, JobStatus.Agreed);
+        if (block.timestamp < job.deadline) revert ILilypad.DeadlineNotReached(jobId, job.deadline);
+        job.status = JobStatus.TimedOut;
+        address provider = job.provider;
+        uint256 slashed = _timeoutCollateral(job);
+        ++_slash(provider, slashed).timedOut;
+        address client = job.client;
+        uint256 refund = job.maxPrice + _auditPremium(job, _terms[job.terms]);
+        _balances[client] += refund + slashed;
+        emit ILilypad.JobTimedOut(jobId, provider, refund, slashed);
+        _callbackEmpty(jobId, client, job.callbackGasLimit, Outcome.TimedOut);
     }
 
     /// @dev Pulls the mediation fee, then hands the case to the configured mediation contract.
@@ -71,7 +123,7 @@ contract LilypadDisputes is LilypadCore {
         if (state == AuditState.None) revert ILilypad.NotAuditable(jobId);
         if (state == AuditState.Pending) revert ILilypad.AuditPending(jobId, _auditSeedBlock(job));
         if (state == AuditState.Clear) {
-            job.auditBps = 0;
+            job.executionTimeout = DRAW_PASSED;
             emit ILilypad.AuditCleared(jobId);
             return false;
         }
@@ -86,6 +138,17 @@ contract LilypadDisputes is LilypadCore {
         emit ILilypad.JobAudited(jobId, msg.sender, mediation_, fee, mediationDeadline);
         _startMediation(jobId, job, mediation_, mediationDeadline);
         return true;
+    }
+
+    function clearAudits(uint256[] calldata jobIds) external throughLilypad nonReentrant returns (uint256 cleared) {
+        for (uint256 i; i < jobIds.length; ++i) {
+            Job storage job = _jobs[jobIds[i]];
+            if (_auditState(jobIds[i], job) == AuditState.Clear) {
+                job.executionTimeout = DRAW_PASSED;
+                emit ILilypad.AuditCleared(jobIds[i]);
+                ++cleared;
+            }
+        }
     }
 
     /// @dev The effects of opening a case, a client's challenge or an audit: the job goes to the
@@ -218,14 +281,13 @@ contract LilypadDisputes is LilypadCore {
         job.status = JobStatus.Overturned;
         address provider = job.provider;
         uint256 slashed = _resultsCollateral(job);
-        // forge-lint: disable-next-line(unsafe-typecast)
-        _accounts[provider].locked -= uint120(slashed);
-        Reputation storage record = _reputations[provider];
-        ++record.overturned;
-        // forge-lint: disable-next-line(unsafe-typecast)
-        record.slashed += uint128(slashed);
+        ++_slash(provider, slashed).overturned;
         toMediators = rewarded ? slashed * _challenges[jobId].mediatorShareBps / BPS : 0;
-        uint256 added = slashed * _terms[job.terms].jackpotBps / BPS; // toMediators + added <= slashed
+        Terms storage terms = _terms[job.terms];
+        uint256 added = slashed * terms.jackpotBps / BPS; // toMediators + added <= slashed
+        uint256 premium = _auditPremium(job, terms); // the audits it bought were the client's due
+        // forge-lint: disable-next-line(unsafe-typecast)
+        if (premium != 0) _auditFund += uint128(premium);
         toClient = uint256(job.maxPrice) + slashed - toMediators - added;
         if (added != 0 || _jackpot != 0) {
             address client = job.client;

@@ -117,6 +117,10 @@ contract GasTest is LilypadTestBase {
     }
 
     /// @dev Moves past `jobId`'s audit seed block and gives that block a hash whose draw is `wanted`.
+    /// @dev The EIP-2935 history contract's runtime code.
+    bytes internal constant HISTORY_CODE =
+        hex"3373fffffffffffffffffffffffffffffffffffffffe14604657602036036042575f35600143038111604257611fff81430311604257611fff9006545f5260205ff35b5f5ffd5b5f35611fff60014303065500";
+
     function _drawAs(uint256 jobId, AuditState wanted) internal {
         uint256 seedBlock = uint256(lilypad.getJob(jobId).executionTimeout) + lilypad.AUDIT_SEED_DELAY();
         vm.roll(seedBlock + 1);
@@ -176,6 +180,30 @@ contract GasTest is LilypadTestBase {
         vm.prank(relayer);
         lilypad.audit(recorded);
         vm.snapshotGasLastCall("Lilypad", "audit_passedOver");
+
+        // a window past the EVM's 256 block hashes, on a chain with the EIP-2935 history
+        uint256 late = noop.run(r);
+        _dealAndResult(late, "");
+        _drawAs(late, AuditState.Clear);
+        uint256 seedBlock = uint256(lilypad.getJob(late).executionTimeout) + lilypad.AUDIT_SEED_DELAY();
+        vm.etch(lilypad.BLOCK_HISTORY(), HISTORY_CODE);
+        vm.store(lilypad.BLOCK_HISTORY(), bytes32(seedBlock % 8_191), blockhash(seedBlock));
+        vm.roll(seedBlock + 1_000);
+        vm.warp(block.timestamp + CHALLENGE_WINDOW);
+        vm.prank(relayer);
+        lilypad.settle(late);
+        vm.snapshotGasLastCall("Lilypad", "settle_auditsOn_fromHistory");
+
+        // ten passes recorded in one call, as the relayer batches them for long windows
+        uint256[] memory batch = new uint256[](10);
+        for (uint256 i; i < batch.length; ++i) {
+            batch[i] = noop.run(r);
+            _dealAndResult(batch[i], "");
+            _drawAs(batch[i], AuditState.Clear);
+        }
+        vm.prank(relayer);
+        assertEq(lilypad.clearAudits(batch), 10);
+        vm.snapshotGasLastCall("Lilypad", "clearAudits_10");
 
         uint256 audited = noop.run(r);
         _dealAndResult(audited, "");

@@ -119,6 +119,32 @@ contract LilypadAuditTest is LilypadTestBase {
         assertEq(uint8(lilypad.auditState(jobId)), uint8(AuditState.Due));
     }
 
+    /// The EIP-2935 history contract's runtime code (as a Prague chain, anvil's included, has it).
+    bytes internal constant HISTORY_CODE =
+        hex"3373fffffffffffffffffffffffffffffffffffffffe14604657602036036042575f35600143038111604257611fff81430311604257611fff9006545f5260205ff35b5f5ffd5b5f35611fff60014303065500";
+
+    /// On a chain with the block history contract, a draw past the EVM's 256 blocks is read from
+    /// it (the same outcome as within them) until its 8191 blocks are over; then it audits.
+    function test_AuditDraw_PastTheEvmsHashesIsReadFromTheBlockHistory() public {
+        _setAudits(5_000, 0, 0);
+        uint256 jobId = _jobWithResult();
+        bytes32 hash = _hashGiving(jobId, AuditState.Clear);
+        uint256 seedBlock = _seedBlock(jobId);
+        vm.etch(lilypad.BLOCK_HISTORY(), HISTORY_CODE);
+        // the history contract keeps block n's hash in slot n % 8191
+        vm.store(lilypad.BLOCK_HISTORY(), bytes32(seedBlock % 8_191), hash);
+        vm.roll(seedBlock + lilypad.BLOCKHASH_WINDOW() + 1);
+        assertEq(uint8(lilypad.auditState(jobId)), uint8(AuditState.Clear), "read from the history");
+        vm.warp(block.timestamp + CHALLENGE_WINDOW);
+        lilypad.settle(jobId);
+        assertEq(uint8(_status(jobId)), uint8(JobStatus.Settled));
+
+        uint256 late = _jobWithResult();
+        _hashGiving(late, AuditState.Clear);
+        vm.roll(_seedBlock(late) + lilypad.HISTORY_WINDOW() + 1);
+        assertEq(uint8(lilypad.auditState(late)), uint8(AuditState.Due), "gone from the history too");
+    }
+
     // ------------------------------------------------------------------ passed over
 
     /// A result the draw passed over settles as usual, once the window closes; audit() records it.
@@ -129,7 +155,8 @@ contract LilypadAuditTest is LilypadTestBase {
         vm.expectEmit(address(lilypad));
         emit ILilypad.AuditCleared(jobId);
         assertFalse(lilypad.audit(jobId));
-        assertEq(lilypad.getJob(jobId).auditBps, 0);
+        assertEq(lilypad.getJob(jobId).executionTimeout, type(uint32).max, "the pass recorded");
+        assertEq(lilypad.getJob(jobId).auditBps, 5_000, "the rate kept");
         assertEq(uint8(lilypad.auditState(jobId)), uint8(AuditState.None));
         vm.expectRevert(abi.encodeWithSelector(ILilypad.NotAuditable.selector, jobId));
         lilypad.audit(jobId);

@@ -103,11 +103,11 @@ contract VectorsTest is Test {
         return keccak256(abi.encodePacked(hex"1901", _domainSeparator(), structHash));
     }
 
-    bytes32 internal constant REQUEST_HASH = 0xa6f08d932eb6b1c4c63751a48d06c1a7d7d74b25c410a2dda904be7ceed1905c;
+    bytes32 internal constant REQUEST_HASH = 0x9702c0db09f45a83104d02e8aac36d3ebb35499e3abd05d02fd7b6dbe0391f7e;
     bytes32 internal constant DOMAIN_SEPARATOR = 0x75c2f412d098bfe75c1a5daf2c84d1244cf59b5e4b1e73df260ec3c506f1b7eb;
-    bytes32 internal constant DEAL_DIGEST = 0x0490fc98615b11285f86f90dba11eb5ef9eb05f5207fdf2c43a18bc51a28bebd;
+    bytes32 internal constant DEAL_DIGEST = 0x845167d9b2e7180137e2873f355dab591d69ca04989415f1de18339a07cc1f2e;
     bytes internal constant DEAL_SIGNATURE =
-        hex"de7c61d3e43d4f94b8d1b95501eb1116bdd3d0f08f46ae2ce0cb3da0b2bc497b6cb616d7e32d8b2d66587f1531ff3cf0e0dd973b82dd6bf6c8233cd1eb0341d31c";
+        hex"619b77f65bfc4cf5abe37d915776d076c66fb679b3c14ab42e00308b91095d1764c3793294d0b8da6cb8eb9f92387c4fc29e3a7766121400f2921cf9b180e8dc1c";
     bytes32 internal constant OUTPUT_HASH = 0x610d034580008b4fc994cdb99acb1c0ea8612123ad6cc49d88fda79e3f9bea64;
     bytes32 internal constant RESULT_DIGEST = 0xdf290194f82bed0751c36c60cdb2d88d83ca73cebc9c6945803b4f6719a0fc28;
     bytes internal constant RESULT_SIGNATURE =

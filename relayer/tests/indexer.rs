@@ -59,6 +59,7 @@ fn request(sequence: u64, block: u64, fork: u8) -> JobRequested {
             max_output_bytes: 0,
             results_collateral_multiplier_bps: 0,
             challenge_window: 0,
+            ..Default::default()
         },
     }
 }

@@ -41,6 +41,20 @@ struct JobRequest {
     uint32 resultsCollateralMultiplierBps;
     /// seconds after the result during which the client may challenge it (0 = no challenge)
     uint32 challengeWindow;
+    /// an audit rate, basis points, the client buys on top of the protocol's (a deterministic job
+    /// only, the two at most 100% together): the job is audited with the sum, which lowers the
+    /// collateral floor. The client pays `extraAuditBps x mediationFee / 10000` (rounded up)
+    /// beside maxPrice ({ILilypad-auditPremium}); it goes into the audit fund when the result is
+    /// in, and back to the client if none comes
+    uint16 extraAuditBps;
+    /// the providers who may take the job (at most 16); empty: any provider
+    address[] providers;
+    /// the least results a provider must have delivered (Succeeded or JobFailed) to take the job
+    uint32 minDelivered;
+    /// the least share, basis points, of a provider's deals that ended without its fault (a
+    /// timeout, a ProviderError or an overturned result) to take the job; 0: any. A provider with
+    /// no deal meets any share (ask `minDelivered` to keep newcomers out)
+    uint16 minReliabilityBps;
 }
 
 /// @notice The deal terms a provider signs (EIP-712 type `Deal`).
@@ -129,7 +143,8 @@ struct Job {
     // slot 2
     uint96 maxPrice;
     /// seconds, until the result is in; then, for a job that may be audited, the result's block
-    /// number (its audit draw is seeded by the block AUDIT_SEED_DELAY after it)
+    /// number (its audit draw is seeded by the block AUDIT_SEED_DELAY after it), and 2^32 - 1
+    /// once the draw passed it over and that was recorded ({ILilypad-audit})
     uint32 executionTimeout;
     uint32 challengeWindow;
     /// at most 32768 (MAX_OUTPUT_BYTES)
@@ -138,7 +153,7 @@ struct Job {
     /// timeout collateral as basis points of the price, fixed when the job was requested
     uint24 timeoutCollateralBps;
     /// the chance, in basis points, that the protocol audits the result (the terms' audit rate
-    /// for a deterministic job, 0 for any other); set to 0 once the audit draw passed it over
+    /// plus the request's extraAuditBps for a deterministic job, 0 for any other)
     uint16 auditBps;
     /// the request's `deterministic`: only such a job can be challenged
     bool deterministic;
@@ -147,6 +162,9 @@ struct Job {
     bool providerError;
     // slot 3 (deal)
     address provider;
+    /// the deal's price. Before the deal (provider zero) it holds what the request asks of its
+    /// provider, for {ILilypad-agreeDeal}: `minDelivered | minReliabilityBps << 32 | named << 48`
+    /// (`named`: 1 when the request names its providers), 0 when it asks nothing
     uint96 price;
     // slot 4 (result)
     /// the commitment to the whole result the provider submitted: status, exit code, result CID
@@ -177,6 +195,8 @@ struct Terms {
     uint16 jackpotBps;
     /// the protocol's audit rate, basis points: the chance each deterministic result is audited
     uint16 auditBps;
+    /// the mediation fee, which prices an audit rate a client buys ({JobRequest-extraAuditBps})
+    uint96 mediationFee;
 }
 
 /// @notice Where a job's protocol audit stands ({ILilypad-auditState}).
@@ -365,6 +385,12 @@ interface ILilypad {
     ///         unless the results collateral is at least price x (1/p - 1): raise the multiplier
     ///         to `requiredBps` (docs/economics.md).
     error CollateralBelowAuditBound(uint256 multiplierBps, uint256 requiredBps);
+    /// @notice A request's extraAuditBps is above `max`: 100% less the protocol's rate for a
+    ///         deterministic job, 0 for any other (only a deterministic result can be audited).
+    error ExtraAuditOutOfRange(uint256 extraAuditBps, uint256 max);
+    error TooManyProviders(uint256 count, uint256 max);
+    /// @notice A request's minReliabilityBps is above 10000.
+    error ReliabilityOutOfRange(uint256 minReliabilityBps);
 
     // ------------------------------------------------------------------ errors: lifecycle
     error JobNotFound(uint256 jobId);
@@ -379,6 +405,11 @@ interface ILilypad {
     error ResultsCollateralMismatch(uint256 signed, uint256 required);
     error NotAProvider(address account);
     error InsufficientCollateral(address account, uint256 required, uint256 available);
+    /// @notice The job's request names the providers it accepts, and `provider` is not one.
+    error ProviderNotAccepted(uint256 jobId, address provider);
+    /// @notice `provider`'s record is below what the job's request asks: it delivered
+    ///         `delivered` results and `reliabilityBps` of its deals ended without its fault.
+    error RecordBelowMinimum(address provider, uint256 delivered, uint256 reliabilityBps);
     error InvalidResultStatus(uint8 status);
     error ExitCodeMismatch(Outcome status, int32 exitCode);
     error MissingResultCid();
@@ -419,10 +450,17 @@ interface ILilypad {
     /// @notice The ERC-20 that pays for jobs and backs collateral.
     function token() external view returns (IERC20);
 
-    /// @notice Requests a job; escrows `request.maxPrice` from the caller (approve it first).
+    /// @notice Requests a job; escrows `request.maxPrice` plus the premium of its extra audit rate
+    ///         ({auditPremium}) from the caller (approve both first).
     function runJob(JobRequest calldata request) external returns (uint256 jobId);
 
-    /// @notice Records a deal signed by the provider (callable by anyone, e.g. a relayer).
+    /// @notice What a request's `extraAuditBps` costs its client under the current parameters:
+    ///         `extraAuditBps x mediationFee / 10000`, rounded up (the mediators' expected fee).
+    function auditPremium(uint256 extraAuditBps) external view returns (uint256);
+
+    /// @notice Records a deal signed by the provider (callable by anyone, e.g. a relayer). The
+    ///         provider must be one the request accepts (ProviderNotAccepted) with the record it
+    ///         asks (RecordBelowMinimum).
     function agreeDeal(Deal calldata deal, bytes calldata providerSignature) external;
 
     /// @notice The commitment a result is judged by, as stored in a job's `resultHash` and voted by
@@ -450,10 +488,12 @@ interface ILilypad {
     /// @notice The client accepts a result before its challenge window closes.
     function acceptResult(uint256 jobId) external;
 
-    /// @notice Ends a job that found no deal before its match deadline (full refund, callback).
+    /// @notice Ends a job that found no deal before its match deadline (full refund, the audit
+    ///         premium included; callback).
     function expire(uint256 jobId) external;
 
-    /// @notice Ends a job whose provider sent no result before the execution deadline.
+    /// @notice Ends a job whose provider sent no result before the execution deadline (full
+    ///         refund, the audit premium included, plus the timeout collateral; callback).
     function timeout(uint256 jobId) external;
 
     /// @notice The client disputes a result within the challenge window, paying the mediation fee.
@@ -474,6 +514,10 @@ interface ILilypad {
     ///         caller recorded as its auditor. Passed over: records it, and the job settles as
     ///         usual. Returns whether it was drawn.
     function audit(uint256 jobId) external returns (bool audited);
+
+    /// @notice Records the pass of every listed result the audit draw passed over (see {audit}),
+    ///         in one transaction; skips the others. Returns how many it recorded.
+    function clearAudits(uint256[] calldata jobIds) external returns (uint256 cleared);
 
     /// @notice Hands a job's failed callback (its latest one, which reverted or ran out of gas)
     ///         to the client once more, with `gasLimit` gas (at least the job's callbackGasLimit),

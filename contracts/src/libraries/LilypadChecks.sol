@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {ILilypad, InputParam, JobRequest, Params} from "../interfaces/ILilypad.sol";
+import {ILilypad, InputParam, JobRequest, Params, Reputation} from "../interfaces/ILilypad.sol";
 
 /// @title LilypadChecks
 /// @notice Validation of job requests and protocol parameters, and the limits they enforce. Every
-///         failure reverts with the named {ILilypad} error. {checkParams} is public: Lilypad calls
-///         it with DELEGATECALL (the library is linked at deployment), which keeps the admin-only
-///         checks out of Lilypad's 24 KiB; the rest is internal (inlined into Lilypad).
+///         failure reverts with the named {ILilypad} error. {checkParams} and {checkRecord} are
+///         public: Lilypad calls them with DELEGATECALL (the library is linked at deployment),
+///         which keeps the admin-only checks and those only some requests ask for out of
+///         Lilypad's 24 KiB; the rest is internal (inlined into Lilypad).
 library LilypadChecks {
     // ------------------------------------------------------------------ request limits
     uint256 internal constant MAX_MODULE_BYTES = 128;
@@ -16,6 +17,7 @@ library LilypadChecks {
     uint256 internal constant MAX_INPUT_KEY_BYTES = 64;
     uint256 internal constant MAX_INPUT_VALUE_BYTES = 4_096;
     uint256 internal constant MAX_TOTAL_INPUT_BYTES = 16_384;
+    uint256 internal constant MAX_PROVIDERS = 16;
 
     // ------------------------------------------------------------------ parameter caps
     uint256 internal constant MAX_PROTOCOL_FEE_BPS = 1_000;
@@ -158,9 +160,33 @@ library LilypadChecks {
                 m, p.minResultsCollateralBps, p.maxResultsCollateralBps
             );
         }
+        uint256 extra = r.extraAuditBps;
         if (r.deterministic) {
-            uint256 floor = auditCollateralFloorBps(p.auditBps);
+            uint256 auditBps = p.auditBps + extra;
+            if (auditBps > BPS) revert ILilypad.ExtraAuditOutOfRange(extra, BPS - p.auditBps);
+            uint256 floor = auditCollateralFloorBps(auditBps);
             if (m < floor) revert ILilypad.CollateralBelowAuditBound(m, floor);
+        } else if (extra != 0) {
+            revert ILilypad.ExtraAuditOutOfRange(extra, 0);
+        }
+        if (r.providers.length > MAX_PROVIDERS) revert ILilypad.TooManyProviders(r.providers.length, MAX_PROVIDERS);
+        if (r.minReliabilityBps > BPS) revert ILilypad.ReliabilityOutOfRange(r.minReliabilityBps);
+    }
+
+    /// @notice Reverts with RecordBelowMinimum unless `record` has at least `minDelivered`
+    ///         results delivered (Succeeded + JobFailed), and at least `minReliabilityBps` of its
+    ///         deals (results + timeouts) ended without a fault (ProviderError + timed out +
+    ///         overturned). No deal meets any reliability.
+    function checkRecord(Reputation storage record, uint256 minDelivered, uint256 minReliabilityBps, address provider)
+        public
+        view
+    {
+        uint256 delivered = uint256(record.succeeded) + record.failed;
+        uint256 deals = delivered + record.providerErrors + record.timedOut;
+        uint256 faults = uint256(record.providerErrors) + record.timedOut + record.overturned;
+        uint256 reliability = deals == 0 || faults >= deals ? (deals == 0 ? BPS : 0) : (deals - faults) * BPS / deals;
+        if (delivered < minDelivered || reliability < minReliabilityBps) {
+            revert ILilypad.RecordBelowMinimum(provider, delivered, reliability);
         }
     }
 }

@@ -17,6 +17,7 @@ import {
     JobStatus,
     AuditState,
     Job,
+    ILilypad,
     Params
 } from "../../src/interfaces/ILilypad.sol";
 import {MockClient} from "../utils/MockClient.sol";
@@ -40,6 +41,8 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
     /// of those, the ones the protocol's audit opened (not a client)
     mapping(uint256 jobId => bool) public wasAudited;
     mapping(uint256 jobId => uint256) public terminalTransitions;
+    /// the one provider a job's request accepts (zero: any)
+    mapping(uint256 jobId => address) public onlyProvider;
     bool public statusWentBackwards;
     bool public terminalChanged;
     /// @notice Set if {completeUnbond} paid before the unbonding delay passed.
@@ -54,6 +57,8 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
     bool public paidForProviderError;
     /// set if an audit's fee was not exactly what left the audit fund
     bool public auditFeeMismatch;
+    /// set if clearAudits recorded other than every listed pass, once each
+    bool public clearAuditsMiscounted;
     /// set if a job settled while its audit draw was pending or had drawn it
     bool public settledUnaudited;
     /// @notice Results each provider submitted, by status (1 Succeeded, 2 JobFailed, 3 ProviderError).
@@ -111,7 +116,10 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
 
     // ------------------------------------------------------------------ actions
 
-    function runJob(uint256 clientSeed, uint256 maxPrice, uint256 window, bool quiet) external {
+    /// @dev A third of the jobs buy an extra audit rate (up to what the protocol's leaves, and
+    ///      enough for the floor to stay within the 2x multiplier), and a quarter accept one
+    ///      provider only.
+    function runJob(uint256 clientSeed, uint256 maxPrice, uint256 window, bool quiet, uint256 filterSeed) external {
         MockClient c = clients[clientSeed % clients.length];
         JobRequest memory r;
         r.module = "cowsay";
@@ -127,9 +135,22 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
         r.maxOutputBytes = 256;
         r.resultsCollateralMultiplierBps = 20_000;
         r.challengeWindow = uint32(bound(window, 0, 3600));
-        if (token.balanceOf(address(c)) < r.maxPrice) return;
+        uint256 auditBps = lilypad.params().auditBps;
+        if (filterSeed % 3 == 0 && auditBps < 10_000) {
+            // with the rate it makes, the jobs' 2x multiplier must still meet the floor
+            uint256 least = auditBps >= 3_334 ? 1 : 3_334 - auditBps;
+            r.extraAuditBps = uint16(bound(filterSeed >> 8, least, 10_000 - auditBps));
+        }
+        address only;
+        if (filterSeed % 4 == 1) {
+            only = providers[(filterSeed >> 32) % providers.length];
+            r.providers = new address[](1);
+            r.providers[0] = only;
+        }
+        if (token.balanceOf(address(c)) < r.maxPrice + lilypad.auditPremium(r.extraAuditBps)) return;
         uint256 jobId = c.run(r);
         jobIds.push(jobId);
+        onlyProvider[jobId] = only;
         lastStatus[jobId] = JobStatus.Requested;
         ++calls["runJob"];
         _observe();
@@ -160,6 +181,28 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
         AuditState a1 = lilypad.auditState(ids[1]);
         if (lilypad.settleMany(ids) > 0) ++calls["settle"];
         if (_settledWhile(ids[0], a0) || _settledWhile(ids[1], a1)) settledUnaudited = true;
+        _observe();
+    }
+
+    /// @notice Records the passes of two jobs' audit draws in one call (rolling past the first's
+    ///         seed block if it is pending).
+    function clearAudits(uint256 seedA, uint256 seedB) external {
+        if (jobIds.length == 0) return;
+        uint256[] memory ids = new uint256[](2);
+        ids[0] = jobIds[seedA % jobIds.length];
+        ids[1] = jobIds[seedB % jobIds.length];
+        if (lilypad.auditState(ids[0]) == AuditState.Pending) {
+            vm.roll(uint256(lilypad.getJob(ids[0]).executionTimeout) + lilypad.AUDIT_SEED_DELAY() + 1);
+        }
+        uint256 expected;
+        for (uint256 i; i < ids.length; ++i) {
+            if (lilypad.auditState(ids[i]) == AuditState.Clear && (i == 0 || ids[1] != ids[0])) ++expected;
+        }
+        if (lilypad.clearAudits(ids) != expected) clearAuditsMiscounted = true;
+        for (uint256 i; i < ids.length; ++i) {
+            if (lilypad.auditState(ids[i]) == AuditState.Clear) clearAuditsMiscounted = true;
+        }
+        if (expected != 0) ++calls["auditCleared"];
         _observe();
     }
 
@@ -280,6 +323,13 @@ contract LilypadHandler is CommonBase, StdCheats, StdUtils {
         (uint256 free,) = lilypad.collateralOf(d.provider);
         if (free < d.timeoutCollateral) return;
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(providerKeys[p], _dealDigest(d));
+        address only = onlyProvider[jobId];
+        if (only != address(0) && only != d.provider) {
+            vm.expectRevert(abi.encodeWithSelector(ILilypad.ProviderNotAccepted.selector, jobId, d.provider));
+            lilypad.agreeDeal(d, abi.encodePacked(r, s, v));
+            ++calls["agreeDeal refused"];
+            return;
+        }
         lilypad.agreeDeal(d, abi.encodePacked(r, s, v));
         ++calls["agreeDeal"];
         _observe();

@@ -6,7 +6,7 @@ import {Test} from "forge-std/Test.sol";
 import {Lilypad} from "../../src/Lilypad.sol";
 import {LilypadToken} from "../../src/LilypadToken.sol";
 import {ConsortiumMediation} from "../../src/mediation/ConsortiumMediation.sol";
-import {JobStatus, Job, Params, Reputation} from "../../src/interfaces/ILilypad.sol";
+import {JobStatus, Job, Params, Reputation, Terms} from "../../src/interfaces/ILilypad.sol";
 import {MockClient} from "../utils/MockClient.sol";
 import {LilypadHandler} from "./LilypadHandler.sol";
 
@@ -56,7 +56,7 @@ contract LilypadInvariants is Test {
         token.transferOwnership(address(handler));
         targetContract(address(handler));
         // weight the calls: `advance` moves a job along its lifecycle, the rest interleave
-        bytes4[] memory selectors = new bytes4[](24);
+        bytes4[] memory selectors = new bytes4[](25);
         for (uint256 i; i < 6; ++i) {
             selectors[i] = LilypadHandler.advance.selector;
         }
@@ -78,6 +78,7 @@ contract LilypadInvariants is Test {
         selectors[21] = LilypadHandler.completeUnbond.selector;
         selectors[22] = LilypadHandler.audit.selector;
         selectors[23] = LilypadHandler.setAudits.selector;
+        selectors[24] = LilypadHandler.clearAudits.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
 
@@ -110,6 +111,8 @@ contract LilypadInvariants is Test {
             Job memory job = lilypad.getJob(id);
             if (_isOpen(job.status)) owed += job.maxPrice;
             if (job.status == JobStatus.Challenged) owed += lilypad.getChallenge(id).fee;
+            // the premium of an extra audit rate is escrowed until the job ends
+            if (_isOpen(job.status)) owed += _premium(job);
         }
         for (uint256 i; i < handler.providerCount(); ++i) {
             owed += _held(handler.providers(i));
@@ -125,6 +128,12 @@ contract LilypadInvariants is Test {
         owed += lilypad.balanceOf(address(handler));
         owed += lilypad.auditFund() + lilypad.jackpot();
         assertEq(token.balanceOf(address(lilypad)), owed);
+    }
+
+    function _premium(Job memory job) internal view returns (uint256) {
+        if (job.auditBps == 0) return 0;
+        Terms memory t = lilypad.termsOf(job.terms);
+        return ((job.auditBps - t.auditBps) * uint256(t.mediationFee) + 9_999) / 10_000;
     }
 
     function _held(address a) internal view returns (uint256) {
@@ -246,10 +255,12 @@ contract LilypadInvariants is Test {
         assertFalse(handler.paidForProviderError());
     }
 
-    /// @notice An audit's fee is exactly what left the audit fund, and no job settles while its
-    ///         audit draw is pending or drew it (only the audit's verdict settles it then).
+    /// @notice An audit's fee is exactly what left the audit fund, clearAudits records every
+    ///         listed pass once, and no job settles while its audit draw is pending or drew it
+    ///         (only the audit's verdict settles it then).
     function invariant_AuditsArePaidByTheFundAndNeverSkipped() public view {
         assertFalse(handler.auditFeeMismatch());
+        assertFalse(handler.clearAuditsMiscounted());
         assertFalse(handler.settledUnaudited());
     }
 

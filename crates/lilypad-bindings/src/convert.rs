@@ -3,7 +3,7 @@
 
 use alloy::primitives::Address;
 use alloy::rpc::types::Log;
-use lilypad_types::{DealTerms, Input, JobKey, JobRequested, JobSpec, JobStatus};
+use lilypad_types::{DealTerms, Input, JobKey, JobRequested, JobSpec, JobStatus, MinRecord};
 
 use crate::Lilypad;
 use crate::eip712;
@@ -48,6 +48,12 @@ pub fn job_requested<T>(
             max_output_bytes: r.maxOutputBytes,
             results_collateral_multiplier_bps: r.resultsCollateralMultiplierBps,
             challenge_window: r.challengeWindow,
+            extra_audit_bps: r.extraAuditBps,
+            providers: r.providers.clone(),
+            min_record: MinRecord {
+                min_delivered: r.minDelivered,
+                min_reliability_bps: r.minReliabilityBps,
+            },
         },
     }
 }

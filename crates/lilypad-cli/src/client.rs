@@ -366,38 +366,68 @@ async fn lock_account(chain_id: u64, account: Address) -> Result<AccountLock> {
         .with_context(|| format!("locking {}", path.display()))
 }
 
-/// The results collateral multiplier to request: `asked` (`--results-collateral-bps`), or, when
-/// it is 0 (the protocol's minimum) and the protocol audits deterministic results, the least the
-/// audit rate demands (`AuditState::collateral_floor_bps`). A value below that is refused here,
-/// before anything is escrowed, naming the value to pass.
+/// The results collateral multiplier to request and the premium of the extra audit rate:
+/// `asked` (`--results-collateral-bps`), or, when it is 0 (the protocol's minimum) and
+/// deterministic results are audited (at the protocol's rate plus `extra_audit_bps`), the least
+/// that rate demands (`AuditState::collateral_floor_bps`). A value below that, or an extra rate
+/// the contract would refuse, is refused here, before anything is escrowed, naming what to pass.
 async fn results_collateral_bps(
     lilypad: &Lilypad::LilypadInstance<&DynProvider>,
     asked: u32,
     deterministic: bool,
-) -> Result<u32> {
+    extra_audit_bps: u16,
+) -> Result<(u32, U256)> {
     if !deterministic {
-        return Ok(asked);
+        if extra_audit_bps != 0 {
+            bail!(
+                "--extra-audit-bps {extra_audit_bps}: only a deterministic job can be audited; pin a deterministic module (--module-id with --deterministic) or leave it out"
+            );
+        }
+        return Ok((asked, U256::ZERO));
     }
-    let audit_bps = lilypad
+    let params = lilypad
         .params()
         .call()
         .await
-        .context("reading the protocol's parameters (params)")?
-        .auditBps;
+        .context("reading the protocol's parameters (params)")?;
+    let protocol_bps = params.auditBps;
+    let Some(audit_bps) = protocol_bps
+        .checked_add(extra_audit_bps)
+        .filter(|total| *total <= 10_000)
+    else {
+        bail!(
+            "--extra-audit-bps {extra_audit_bps} with the protocol's {protocol_bps} bps is above 100%; pass at most {}",
+            10_000 - protocol_bps
+        );
+    };
+    let premium = if extra_audit_bps == 0 {
+        U256::ZERO
+    } else {
+        lilypad
+            .auditPremium(U256::from(extra_audit_bps))
+            .call()
+            .await
+            .context("reading the extra audit rate's premium (auditPremium)")?
+    };
     let floor = AuditState::collateral_floor_bps(audit_bps);
     let rate = f64::from(audit_bps) / 100.0;
+    let whose = if extra_audit_bps == 0 {
+        "the protocol audits"
+    } else {
+        "with the rate you buy, the protocol audits"
+    };
     if asked == 0 && floor > 0 {
         eprintln!(
-            "note: the protocol audits {rate}% of deterministic results, so the provider locks {floor} bps of the price as results collateral, the least that makes cheating unprofitable (docs/economics.md)"
+            "note: {whose} {rate}% of deterministic results, so the provider locks {floor} bps of the price as results collateral, the least that makes cheating unprofitable (docs/economics.md)"
         );
-        return Ok(floor);
+        return Ok((floor, premium));
     }
     if asked < floor {
         bail!(
-            "--results-collateral-bps {asked} is below the {floor} bps that the protocol's audit rate ({rate}%) demands of a deterministic job, so the contract would refuse the request; pass --results-collateral-bps {floor} or more, or leave it out for exactly {floor}"
+            "--results-collateral-bps {asked} is below the {floor} bps that an audit rate of {rate}% demands of a deterministic job, so the contract would refuse the request; pass --results-collateral-bps {floor} or more, leave it out for exactly {floor}, or buy a higher rate with --extra-audit-bps"
         );
     }
-    Ok(asked)
+    Ok((asked, premium))
 }
 
 pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
@@ -427,13 +457,36 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
         );
     }
     let lilypad = session.lilypad();
-    let results_collateral_bps =
-        results_collateral_bps(&lilypad, args.results_collateral_bps, deterministic).await?;
+    let (results_collateral_bps, premium) = results_collateral_bps(
+        &lilypad,
+        args.results_collateral_bps,
+        deterministic,
+        args.extra_audit_bps,
+    )
+    .await?;
+    if args.providers.len() > 16 {
+        bail!(
+            "{} --provider given; a request names at most 16",
+            args.providers.len()
+        );
+    }
+    if args.min_reliability_bps > 10_000 {
+        bail!(
+            "--min-reliability-bps {} is above 10000 (100%)",
+            args.min_reliability_bps
+        );
+    }
     let max_price = U256::from(args.max_price);
     let lock = lock_account(chain.chain_id, session.me).await?;
-    session
-        .allow(max_price, "the max price", "fund it, or lower --max-price")
-        .await?;
+    let (what, fix) = if premium.is_zero() {
+        ("the max price", "fund it, or lower --max-price")
+    } else {
+        (
+            "the max price and the extra audit rate's premium",
+            "fund it, or lower --max-price or --extra-audit-bps",
+        )
+    };
+    session.allow(max_price + premium, what, fix).await?;
     let request = Lilypad::JobRequest {
         module,
         version,
@@ -454,6 +507,10 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
         maxOutputBytes: args.max_output_bytes,
         resultsCollateralMultiplierBps: results_collateral_bps,
         challengeWindow: args.challenge_window,
+        extraAuditBps: args.extra_audit_bps,
+        providers: args.providers.clone(),
+        minDelivered: args.min_delivered,
+        minReliabilityBps: args.min_reliability_bps,
     };
     let started = Instant::now();
     let receipt = session
@@ -740,10 +797,12 @@ async fn audit_line(
         return Ok(None);
     }
     let rate = f64::from(j.auditBps) / 100.0;
-    let drawn = AuditState::from_u8(l.auditState(job).call().await?).map_or_else(
-        || "unknown to this build".to_owned(),
-        |a| a.describe().to_owned(),
-    );
+    let drawn = match AuditState::from_u8(l.auditState(job).call().await?) {
+        // a job with a rate whose result waits has nothing left to draw once its pass is recorded
+        Some(AuditState::None) => AuditState::Clear.describe().to_owned(),
+        Some(a) => a.describe().to_owned(),
+        None => "unknown to this build".to_owned(),
+    };
     Ok(Some(format!("{drawn} ({rate}% chance)")))
 }
 

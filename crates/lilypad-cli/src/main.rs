@@ -313,6 +313,24 @@ pub struct RunArgs {
     /// minimum (with audits on, the least the audit rate demands of a deterministic job).
     #[arg(long, default_value_t = 0)]
     pub results_collateral_bps: u32,
+    /// Buy an audit rate, in basis points, on top of the protocol's (a deterministic job only):
+    /// the result is more likely audited, so the least results collateral falls. Costs this many
+    /// ten-thousandths of the mediation fee, paid with the max price into the audit fund (back to
+    /// you if no result comes).
+    #[arg(long, default_value_t = 0)]
+    pub extra_audit_bps: u16,
+    /// Only this provider may take the job (repeat for up to 16); a deal with another is refused
+    /// on-chain, and the solver offers the job to these only.
+    #[arg(long = "provider", value_name = "ADDRESS")]
+    pub providers: Vec<alloy::primitives::Address>,
+    /// Only a provider that has delivered at least this many results (succeeded or failed) may
+    /// take the job.
+    #[arg(long, default_value_t = 0)]
+    pub min_delivered: u32,
+    /// Only a provider with at least this share, in basis points, of its deals ended without its
+    /// fault (a timeout, a provider error or an overturned result) may take the job. 0: any.
+    #[arg(long, default_value_t = 0)]
+    pub min_reliability_bps: u16,
     /// Request the job even if no provider offers its module and version now (by default
     /// `lilypad run` reads the providers' offers from NATS first and refuses, escrowing nothing).
     /// A module whose definition is not under --modules is then requested unpinned.

@@ -143,19 +143,94 @@ async fn a_restarted_provider_removes_the_container_its_crash_left_behind() {
     assert!(text(&out).contains("timed out"), "{}", text(&out));
 }
 
-/// Two providers offer at the same price; the older offer's provider let a job time out. The
-/// solver, which weighs each price by the provider's on-chain record, deals the next job to the
-/// other one (by offer age alone it would have gone to the one with the timeout).
-#[tokio::test(flavor = "multi_thread")]
-async fn at_equal_price_the_solver_deals_to_the_provider_with_the_better_record() {
-    let mut stack = Stack::start(Options {
+/// Job `id` as the contract has it now.
+async fn job_of(stack: &Stack, id: u64) -> lilypad_bindings::Lilypad::Job {
+    stack
+        .lilypad()
+        .await
+        .getJob(U256::from(id))
+        .call()
+        .await
+        .unwrap()
+}
+
+/// Options for a stack with a second provider's key in its environment.
+fn with_provider_2() -> Options {
+    Options {
         env: vec![(
             "LILYPAD_PROVIDER_2_KEY".to_owned(),
             dev_keys::PROVIDER_2.to_owned(),
         )],
         ..Options::default()
-    })
-    .await;
+    }
+}
+
+/// Starts a second provider (`dev_keys::MORE_ADDRESSES[0]`) asking `price` for every module,
+/// once it offers.
+async fn start_provider_2(stack: &mut Stack, price: u128) {
+    let state = stack
+        .dir
+        .path()
+        .join("provider-2-state")
+        .display()
+        .to_string();
+    let price = price.to_string();
+    stack.spawn(
+        "provider-2",
+        &[
+            "provider",
+            "--key-env",
+            "LILYPAD_PROVIDER_2_KEY",
+            "--collateral",
+            "100000000000000000000",
+            "--metadata",
+            "http://127.0.0.1/test-provider-2",
+            "--default-price",
+            &price,
+            "--state-dir",
+            &state,
+        ],
+    );
+    stack.wait_for_log("provider-2", "provider running").await;
+}
+
+/// A request that names its provider is dealt to it, though another offers the module for half
+/// the price (by price alone the solver deals to the cheaper one).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_naming_its_provider_is_dealt_to_it_though_another_is_cheaper() {
+    let mut stack = Stack::start(with_provider_2()).await;
+    start_provider_2(&mut stack, PRICE / 2).await;
+    let named = stack.provider.to_string();
+    let out = stack
+        .command(&[
+            "run",
+            "cowsay",
+            "-i",
+            "message=only you",
+            "--chain",
+            "dev",
+            "--provider",
+            &named,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let job = job_of(&stack, 1).await;
+    assert_eq!(
+        job.provider,
+        stack.provider,
+        "dealt to the named provider\nsolver:\n{}",
+        stack.log("solver")
+    );
+    assert_eq!(job.price, PRICE, "at its own price");
+}
+
+/// Two providers offer at the same price; the older offer's provider let a job time out. The
+/// solver, which weighs each price by the provider's on-chain record, deals the next job to the
+/// other one (by offer age alone it would have gone to the one with the timeout).
+#[tokio::test(flavor = "multi_thread")]
+async fn at_equal_price_the_solver_deals_to_the_provider_with_the_better_record() {
+    let mut stack = Stack::start(with_provider_2()).await;
     let first = stack.provider;
     let run = crash_the_provider_mid_job(&mut stack).await;
     run.wait_with_output().unwrap();
@@ -181,30 +256,7 @@ async fn at_equal_price_the_solver_deals_to_the_provider_with_the_better_record(
         ],
     );
     stack.start_provider(&[]).await;
-    let state = stack
-        .dir
-        .path()
-        .join("provider-2-state")
-        .display()
-        .to_string();
-    let price = PRICE.to_string();
-    stack.spawn(
-        "provider-2",
-        &[
-            "provider",
-            "--key-env",
-            "LILYPAD_PROVIDER_2_KEY",
-            "--collateral",
-            "100000000000000000000",
-            "--metadata",
-            "http://127.0.0.1/test-provider-2",
-            "--default-price",
-            &price,
-            "--state-dir",
-            &state,
-        ],
-    );
-    stack.wait_for_log("provider-2", "provider running").await;
+    start_provider_2(&mut stack, PRICE).await;
 
     let out = stack
         .command(&[
@@ -219,13 +271,7 @@ async fn at_equal_price_the_solver_deals_to_the_provider_with_the_better_record(
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let second: alloy::primitives::Address = dev_keys::MORE_ADDRESSES[0].parse().unwrap();
-    let job = stack
-        .lilypad()
-        .await
-        .getJob(U256::from(2))
-        .call()
-        .await
-        .unwrap();
+    let job = job_of(&stack, 2).await;
     assert_eq!(
         job.provider,
         second,
@@ -505,6 +551,20 @@ fn run_sha256(stack: &Stack) -> String {
     stack.run_challengeable(&["sha256", "-i", "text=the quick brown fox"])
 }
 
+/// `lilypad run sha256` on the dev chain with `extra` flags, as a plain run (no challenge window).
+fn run_sha256_with(stack: &Stack, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "run",
+        "sha256",
+        "-i",
+        "text=the quick brown fox",
+        "--chain",
+        "dev",
+    ];
+    args.extend_from_slice(extra);
+    stack.command(&args).output().unwrap()
+}
+
 /// `lilypad provider-stats` for the stack's provider.
 fn provider_stats(stack: &Stack) -> String {
     let out = stack
@@ -623,19 +683,7 @@ async fn a_run_with_too_little_collateral_for_the_audit_rate_is_refused_before_e
         ..Options::default()
     })
     .await;
-    let out = stack
-        .command(&[
-            "run",
-            "sha256",
-            "-i",
-            "text=the quick brown fox",
-            "--chain",
-            "dev",
-            "--results-collateral-bps",
-            "20000",
-        ])
-        .output()
-        .unwrap();
+    let out = run_sha256_with(&stack, &["--results-collateral-bps", "20000"]);
     let t = text(&out);
     assert!(!out.status.success(), "{t}");
     assert!(t.contains("pass --results-collateral-bps 90000"), "{t}");
@@ -657,28 +705,46 @@ async fn a_run_without_a_collateral_takes_the_least_the_audit_rate_demands() {
         ..Options::default()
     })
     .await;
-    let out = stack
-        .command(&[
-            "run",
-            "sha256",
-            "-i",
-            "text=the quick brown fox",
-            "--chain",
-            "dev",
-        ])
-        .output()
-        .unwrap();
+    let out = run_sha256_with(&stack, &[]);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains("locks 90000 bps of the price"), "{t}");
-    let job = stack
-        .lilypad()
-        .await
-        .getJob(U256::from(1))
+    let job = job_of(&stack, 1).await;
+    assert_eq!(job.resultsCollateralBps.to::<u32>(), 90_000);
+}
+
+/// With the protocol auditing 10%, a client that buys 40% more (`--extra-audit-bps 4000`) has
+/// its job audited at 50%, so `lilypad run` asks only 1x the price as results collateral (not
+/// 9x); the premium, 40% of the mediation fee, is escrowed and goes to the audit fund once the
+/// job settles (by the window's end or by an audit's verdict: the fund pays nothing for it, being
+/// empty).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_buys_audits_asks_less_collateral_and_its_premium_fills_the_fund() {
+    let stack = Stack::start(Options {
+        mediator: true,
+        deploy: vec![("AUDIT_BPS", "1000")],
+        ..Options::default()
+    })
+    .await;
+    let out = run_sha256_with(&stack, &["--extra-audit-bps", "4000"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("with the rate you buy, the protocol audits 50% of deterministic results, so the provider locks 10000 bps"),
+        "{t}"
+    );
+    let job = job_of(&stack, 1).await;
+    assert_eq!(job.resultsCollateralBps.to::<u32>(), 10_000);
+    assert_eq!(job.auditBps, 5_000);
+    stack.wait_state(1, JobStatus::Settled).await;
+    let lilypad = stack.lilypad().await;
+    let premium = lilypad
+        .auditPremium(U256::from(4_000))
         .call()
         .await
         .unwrap();
-    assert_eq!(job.resultsCollateralBps.to::<u32>(), 90_000);
+    assert!(!premium.is_zero());
+    assert_eq!(lilypad.auditFund().call().await.unwrap(), premium);
 }
 
 /// The chain's RPC endpoint goes down and comes back: the relayer reports the failures, retries

@@ -74,6 +74,12 @@ pub(crate) fn check_proposal<'a>(
             terms.provider, own.address
         )));
     }
+    if !job.spec.providers.is_empty() && !job.spec.providers.contains(&own.address) {
+        return Err(refuse(format!(
+            "job {key}'s request accepts only the providers {:?}, not this one ({}); the contract would refuse the deal",
+            job.spec.providers, own.address
+        )));
+    }
     if terms.job_id != key.job_id {
         return Err(refuse(format!(
             "the terms are for job {}, the proposal's job is {}",
@@ -449,6 +455,7 @@ mod tests {
                 max_output_bytes: 1024,
                 results_collateral_multiplier_bps: 0,
                 challenge_window: 0,
+                ..Default::default()
             },
         };
         let terms = DealTerms {
@@ -617,6 +624,19 @@ mod tests {
                 Address::repeat_byte(0xbb),
                 me()
             )
+        );
+
+        let mut p = proposal();
+        p.job.spec.providers = vec![Address::repeat_byte(0xcc)];
+        assert!(
+            refused_before_chain(&p).contains("accepts only the providers"),
+            "{}",
+            refused_before_chain(&p)
+        );
+        p.job.spec.providers.push(me());
+        assert!(
+            check_proposal(&p, &fixture().own(), None).is_ok(),
+            "named among others, it is accepted"
         );
 
         let mut p = proposal();

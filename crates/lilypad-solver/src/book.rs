@@ -131,6 +131,7 @@ mod tests {
                 max_output_bytes: 0,
                 results_collateral_multiplier_bps: 0,
                 challenge_window: 0,
+                ..Default::default()
             },
         };
         Versioned {

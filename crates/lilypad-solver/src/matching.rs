@@ -8,7 +8,9 @@
 //! - has the CPU, memory and GPUs (count, each with enough memory) the module needs free,
 //! - asks at most the job's max price,
 //! - has free collateral on that chain for the larger of the timeout collateral the deal locks and
-//!   the results collateral the result will lock in its place.
+//!   the results collateral the result will lock in its place,
+//! - is one of the providers the request names, if it names any, and has the least record it asks
+//!   (as `agreeDeal` checks them: a deal with another would be refused on-chain).
 //!
 //! Candidates are ordered by their price weighted by their on-chain record
 //! ([`ProviderRecord::weight_bps`]: a provider whose jobs time out, fail on its side or are
@@ -19,7 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use alloy_primitives::{Address, U256};
-use lilypad_types::{Capacity, GitModulesPrice, JobRequested, ModuleId, Offer};
+use lilypad_types::{Capacity, GitModulesPrice, JobRequested, MinRecord, ModuleId, Offer};
 
 const BPS: u64 = 10_000;
 
@@ -46,6 +48,10 @@ pub struct JobNeeds {
     pub timeout_collateral_bps: u32,
     /// Results collateral as basis points of the price (the client's choice).
     pub results_collateral_bps: u32,
+    /// The providers the request accepts; empty: any.
+    pub providers: Vec<Address>,
+    /// The least record the request asks of its provider.
+    pub min_record: MinRecord,
 }
 
 impl JobNeeds {
@@ -72,7 +78,32 @@ impl JobNeeds {
             max_price: job.spec.max_price,
             timeout_collateral_bps,
             results_collateral_bps: job.spec.results_collateral_multiplier_bps,
+            providers: job.spec.providers.clone(),
+            min_record: job.spec.min_record,
         }
+    }
+
+    /// Whether the request lets `provider`, whose record on the job's chain is `record` (none
+    /// read yet), take the job.
+    pub fn admits(
+        &self,
+        provider: Address,
+        record: Option<ProviderRecord>,
+    ) -> Result<(), Rejection> {
+        if !self.providers.is_empty() && !self.providers.contains(&provider) {
+            return Err(Rejection::NotNamed);
+        }
+        if self.min_record.is_empty() {
+            return Ok(());
+        }
+        let r = record.ok_or(Rejection::RecordUnknown)?;
+        self.min_record
+            .check(r.results, r.provider_errors, r.timed_out, r.overturned)
+            .map_err(|(delivered, reliability_bps)| Rejection::Record {
+                delivered,
+                reliability_bps,
+                asked: self.min_record,
+            })
     }
 
     /// The collateral a deal at `price` locks until the result, as the contract computes it.
@@ -170,6 +201,19 @@ pub enum Rejection {
         /// Free GPUs with that much memory.
         free: u32,
     },
+    /// The request names the providers it accepts, and not this one.
+    NotNamed,
+    /// The request asks a least record and this provider's has not been read yet.
+    RecordUnknown,
+    /// Its record is below the least the request asks.
+    Record {
+        /// Results it delivered (Succeeded or JobFailed).
+        delivered: u64,
+        /// Basis points of its deals that ended without its fault.
+        reliability_bps: u64,
+        /// What the request asks.
+        asked: MinRecord,
+    },
     /// Not enough free collateral on the chain for the deal's collateral.
     Collateral {
         /// The deal's timeout collateral.
@@ -198,6 +242,20 @@ impl fmt::Display for Rejection {
             } => write!(
                 f,
                 "needs {needed} GPUs with {vram_bytes} bytes of memory each, {free} such GPUs free"
+            ),
+            Self::NotNamed => write!(f, "is not one of the providers the request names"),
+            Self::RecordUnknown => write!(
+                f,
+                "has no record read yet, and the request asks for a least record"
+            ),
+            Self::Record {
+                delivered,
+                reliability_bps,
+                asked,
+            } => write!(
+                f,
+                "delivered {delivered} results with {reliability_bps} bps of its deals without a fault; the request asks {} and {} bps",
+                asked.min_delivered, asked.min_reliability_bps
             ),
             Self::Collateral { needed, free } => {
                 write!(
@@ -381,9 +439,13 @@ pub fn rank(
     let mut ok: Vec<(U256, u64, Candidate)> = Vec::new();
     let mut rejected = Vec::new();
     for offer in offers {
-        match check(needs, offer, bookings) {
+        let known = record(offer.provider);
+        match needs
+            .admits(offer.provider, known)
+            .and_then(|()| check(needs, offer, bookings))
+        {
             Ok(c) => {
-                let weight = record(offer.provider).unwrap_or_default().weight_bps();
+                let weight = known.unwrap_or_default().weight_bps();
                 ok.push((c.price.saturating_mul(U256::from(weight)), offer.since, c));
             }
             Err(r) => rejected.push((offer.provider, r)),
@@ -438,6 +500,8 @@ mod tests {
             max_price: U256::from(100),
             timeout_collateral_bps: 10_000,
             results_collateral_bps: 20_000,
+            providers: vec![],
+            min_record: MinRecord::default(),
         }
     }
 
@@ -546,6 +610,62 @@ mod tests {
             ok[2].price,
             U256::from(40),
             "it is still offered its own price"
+        );
+    }
+
+    #[test]
+    fn a_request_naming_providers_is_offered_to_those_only_even_when_another_is_cheaper() {
+        let offers = [offer(1, 10, 0), offer(2, 40, 0), offer(3, 30, 0)];
+        let mut n = needs();
+        n.providers = vec![Address::repeat_byte(2), Address::repeat_byte(3)];
+        let (ok, rejected) = rank(&n, &offers, &Bookings::default(), |_| None);
+        let order: Vec<Address> = ok.iter().map(|c| c.provider).collect();
+        assert_eq!(order, [3u8, 2].map(Address::repeat_byte));
+        assert_eq!(
+            rejected,
+            vec![(Address::repeat_byte(1), Rejection::NotNamed)]
+        );
+    }
+
+    #[test]
+    fn a_request_asking_a_least_record_passes_over_providers_below_it_or_not_read_yet() {
+        let offers = [offer(1, 10, 0), offer(2, 40, 0), offer(3, 30, 0)];
+        let mut n = needs();
+        n.min_record = MinRecord {
+            min_delivered: 5,
+            min_reliability_bps: 9_000,
+        };
+        let records = |p: Address| match p.0[0] {
+            // five delivered, one timed out in six deals: 83% reliable
+            1 => Some(ProviderRecord {
+                results: 5,
+                timed_out: 1,
+                ..ProviderRecord::default()
+            }),
+            2 => Some(ProviderRecord {
+                results: 20,
+                ..ProviderRecord::default()
+            }),
+            _ => None,
+        };
+        let (ok, rejected) = rank(&n, &offers, &Bookings::default(), records);
+        assert_eq!(
+            ok.iter().map(|c| c.provider).collect::<Vec<_>>(),
+            vec![Address::repeat_byte(2)]
+        );
+        assert_eq!(
+            rejected,
+            vec![
+                (
+                    Address::repeat_byte(1),
+                    Rejection::Record {
+                        delivered: 5,
+                        reliability_bps: 8_333,
+                        asked: n.min_record
+                    }
+                ),
+                (Address::repeat_byte(3), Rejection::RecordUnknown)
+            ]
         );
     }
 

@@ -62,6 +62,7 @@ fn job(id: u64, module: &str, max_price: u64) -> JobRequested {
             max_output_bytes: 100,
             results_collateral_multiplier_bps: 20_000,
             challenge_window: 0,
+            ..Default::default()
         },
     }
 }

@@ -79,7 +79,7 @@ pub struct Input {
 }
 
 /// What a client asked for, as `runJob` received it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobSpec {
     /// Module name.
@@ -109,6 +109,64 @@ pub struct JobSpec {
     pub results_collateral_multiplier_bps: u32,
     /// Seconds during which the client may challenge the result.
     pub challenge_window: u32,
+    /// An audit rate, basis points, the client bought on top of the protocol's.
+    #[serde(default)]
+    pub extra_audit_bps: u16,
+    /// The providers who may take the job; empty: any.
+    #[serde(default)]
+    pub providers: Vec<Address>,
+    /// The record a provider needs to take the job.
+    #[serde(default, flatten)]
+    pub min_record: MinRecord,
+}
+
+/// The least record a request asks of the provider who takes it, checked by `agreeDeal` as
+/// `LilypadChecks.checkRecord` does: both zero asks nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MinRecord {
+    /// Least results delivered (Succeeded or JobFailed).
+    #[serde(default)]
+    pub min_delivered: u32,
+    /// Least share, basis points, of its deals (results and timeouts) that ended without its
+    /// fault (a ProviderError, a timeout or an overturned result); 0: any.
+    #[serde(default)]
+    pub min_reliability_bps: u16,
+}
+
+impl MinRecord {
+    /// Whether it asks anything.
+    pub fn is_empty(&self) -> bool {
+        self.min_delivered == 0 && self.min_reliability_bps == 0
+    }
+
+    /// `Ok` when a record with these counts meets it, else `Err((delivered, reliability_bps))`:
+    /// what the contract's `RecordBelowMinimum` reports. `results` counts every result submitted
+    /// (Succeeded, JobFailed and ProviderError). A provider with no deal is 100% reliable.
+    pub fn check(
+        &self,
+        results: u64,
+        provider_errors: u64,
+        timed_out: u64,
+        overturned: u64,
+    ) -> Result<(), (u64, u64)> {
+        let delivered = results.saturating_sub(provider_errors);
+        let deals = results.saturating_add(timed_out);
+        let faults = provider_errors
+            .saturating_add(timed_out)
+            .saturating_add(overturned);
+        let reliability = deals
+            .saturating_sub(faults)
+            .saturating_mul(10_000)
+            .checked_div(deals)
+            .unwrap_or(10_000);
+        if delivered < u64::from(self.min_delivered)
+            || reliability < u64::from(self.min_reliability_bps)
+        {
+            return Err((delivered, reliability));
+        }
+        Ok(())
+    }
 }
 
 /// A job request indexed from a chain: published by the relayer on `lilypad.jobs.<chainId>`.
@@ -156,6 +214,25 @@ impl JobRequested {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_least_record_counts_faults_as_the_contract_does() {
+        let asks = |min_delivered, min_reliability_bps| MinRecord {
+            min_delivered,
+            min_reliability_bps,
+        };
+        // one delivered result and one timeout: 1 delivered, 50% of 2 deals without a fault
+        assert_eq!(asks(0, 5_001).check(1, 0, 1, 0), Err((1, 5_000)));
+        assert_eq!(asks(1, 5_000).check(1, 0, 1, 0), Ok(()));
+        // a provider error delivers nothing and is a fault
+        assert_eq!(asks(0, 1).check(1, 1, 0, 0), Err((0, 0)));
+        // an overturned result is a fault on top of the result it was
+        assert_eq!(asks(0, 10_000).check(4, 0, 0, 1), Err((4, 7_500)));
+        // a newcomer is fully reliable but has delivered nothing
+        assert_eq!(asks(0, 10_000).check(0, 0, 0, 0), Ok(()));
+        assert_eq!(asks(1, 0).check(0, 0, 0, 0), Err((0, 10_000)));
+        assert!(asks(0, 0).is_empty() && !asks(1, 0).is_empty());
+    }
 
     #[test]
     fn job_keys_print_as_chain_colon_id() {
@@ -259,6 +336,7 @@ mod tests {
                 max_output_bytes: 1024,
                 results_collateral_multiplier_bps: 20_000,
                 challenge_window: 3600,
+                ..Default::default()
             },
         };
         let json = serde_json::to_string(&msg).unwrap();

@@ -97,23 +97,32 @@ pub fn action(action: Action, state: Option<JobStatus>, deadline: u64, now: u64)
 pub const BLOCKHASH_WINDOW: u64 = 256;
 /// Blocks between a result and the block whose hash draws its audit (`Lilypad.AUDIT_SEED_DELAY`).
 pub const AUDIT_SEED_DELAY: u64 = 2;
+/// How many block hashes the EIP-2935 history contract keeps: on a chain that has it, the draw
+/// is read from it that long (`Lilypad.HISTORY_WINDOW`).
+pub const HISTORY_WINDOW: u64 = 8_191;
+/// The EIP-2935 history contract (`Lilypad.BLOCK_HISTORY`).
+pub const BLOCK_HISTORY: alloy::primitives::Address =
+    alloy::primitives::address!("0000F90827F1C53a10cb7A02335B175320002935");
 
 /// Whether a result the audit draw passed over can be left to `settle`, which reads the draw
 /// itself, rather than recorded with `audit` (a transaction): true when the challenge
 /// `deadline` (chain time, `now` being the `head` block's) comes while at most half of the
-/// blocks that still keep the seed block's hash have passed, at `ms_per_block` (an estimate
-/// from recent blocks; 0: unknown, so recorded). A settle after the hash is gone would audit it.
+/// blocks that still keep the seed block's hash (`window`: [`BLOCKHASH_WINDOW`], or
+/// [`HISTORY_WINDOW`] on a chain with the history contract) have passed, at `ms_per_block` (an
+/// estimate from recent blocks; 0: unknown, so recorded). A settle after the hash is gone would
+/// audit it.
 pub fn settle_reads_the_draw(
     seed_block: u64,
     head: u64,
     ms_per_block: u64,
     now: u64,
     deadline: u64,
+    window: u64,
 ) -> bool {
     if ms_per_block == 0 {
         return false;
     }
-    let blocks_left = (seed_block + BLOCKHASH_WINDOW).saturating_sub(head);
+    let blocks_left = (seed_block + window).saturating_sub(head);
     let blocks_to_deadline = deadline
         .saturating_sub(now)
         .saturating_mul(1_000)
@@ -214,20 +223,45 @@ mod tests {
     #[test]
     fn a_passed_over_draw_is_left_to_settle_only_with_blocks_to_spare() {
         // 2 s blocks, seed block 100, head 102: 254 blocks keep the hash
-        assert!(settle_reads_the_draw(100, 102, 2_000, 1_000, 1_000 + 254));
-        assert!(!settle_reads_the_draw(100, 102, 2_000, 1_000, 1_000 + 256));
+        let w = BLOCKHASH_WINDOW;
+        assert!(settle_reads_the_draw(
+            100,
+            102,
+            2_000,
+            1_000,
+            1_000 + 254,
+            w
+        ));
+        assert!(!settle_reads_the_draw(
+            100,
+            102,
+            2_000,
+            1_000,
+            1_000 + 256,
+            w
+        ));
         // an hour's window on 12 s blocks is 300 blocks: recorded
         assert!(!settle_reads_the_draw(
             100,
             102,
             12_000,
             1_000,
-            1_000 + 3_600
+            1_000 + 3_600,
+            w
+        ));
+        // ... unless the chain keeps 8191 hashes in its history contract
+        assert!(settle_reads_the_draw(
+            100,
+            102,
+            12_000,
+            1_000,
+            1_000 + 3_600,
+            HISTORY_WINDOW
         ));
         // a block time unknown: recorded
-        assert!(!settle_reads_the_draw(100, 102, 0, 1_000, 1_000));
+        assert!(!settle_reads_the_draw(100, 102, 0, 1_000, 1_000, w));
         // the window already closed: settle now
-        assert!(settle_reads_the_draw(100, 102, 2_000, 1_000, 900));
+        assert!(settle_reads_the_draw(100, 102, 2_000, 1_000, 900, w));
     }
 
     #[test]
@@ -240,6 +274,11 @@ mod tests {
         for line in [
             format!("uint256 public constant AUDIT_SEED_DELAY = {AUDIT_SEED_DELAY};"),
             format!("uint256 public constant BLOCKHASH_WINDOW = {BLOCKHASH_WINDOW};"),
+            "uint256 public constant HISTORY_WINDOW = 8_191;".to_owned(),
+            format!(
+                "address public constant BLOCK_HISTORY = {};",
+                BLOCK_HISTORY.to_checksum(None)
+            ),
         ] {
             assert!(source.contains(&line), "LilypadCore.sol has no `{line}`");
         }

@@ -166,7 +166,7 @@ impl After {
         next: Some(Action::Timeout),
         audit: false,
     };
-    /// After `submitResult`.
+    /// After `submitResult` (`audit` cleared for a job without audits when that is known).
     const RESULT: After = After {
         done: Action::Timeout,
         next: Some(Action::Settle),
@@ -241,6 +241,9 @@ pub struct Submitter {
     /// Every message and due action a round started, still running after its round ended while
     /// its transaction waits to be mined.
     tasks: tokio_util::task::TaskTracker,
+    /// How many blocks back an audit draw's hash can be read on this chain: 8191 when it has the
+    /// EIP-2935 history contract, else 256. Read once, shared by every clone.
+    hash_window: std::sync::Arc<tokio::sync::OnceCell<u64>>,
 }
 
 /// How many messages (or due actions) are prepared at once: job read, estimates.
@@ -300,6 +303,7 @@ impl Submitter {
             bus,
             lease: CancellationToken::new(),
             gaps_checked: Default::default(),
+            hash_window: Default::default(),
             send_turn: Default::default(),
             reorg: Default::default(),
             busy: Default::default(),
@@ -450,13 +454,18 @@ impl Submitter {
             inlineOutput: result.inline_output.clone(),
             providerSignature: result.signature.clone(),
         };
+        // Only a job requested with audits on has a draw to decide once the result lands.
+        let after = After {
+            audit: on_chain.auditBps != 0,
+            ..After::RESULT
+        };
         let sent = self
             .dispatch(
                 job,
                 result.request_hash,
                 "submitResult",
                 call.abi_encode().into(),
-                After::RESULT,
+                after,
                 reads,
             )
             .await?;
@@ -593,7 +602,15 @@ impl Submitter {
                 let (head, ms_per_block) = self.block_pace().await?;
                 let seed_block = u64::from(on_chain.executionTimeout) + gate::AUDIT_SEED_DELAY;
                 let deadline = on_chain.deadline.to::<u64>();
-                if gate::settle_reads_the_draw(seed_block, head, ms_per_block, now, deadline) {
+                let window = self.hash_window().await?;
+                if gate::settle_reads_the_draw(
+                    seed_block,
+                    head,
+                    ms_per_block,
+                    now,
+                    deadline,
+                    window,
+                ) {
                     self.store.done(chain, job, request, Action::Audit).await?;
                     return Ok(Some(
                         "the draw passed it over; settle reads the draw itself, well before its block hash is gone"
@@ -604,6 +621,26 @@ impl Submitter {
             }
             _ => Ok(None),
         }
+    }
+
+    /// How many blocks back the contract reads an audit draw's hash here ([`gate::HISTORY_WINDOW`]
+    /// when the chain has the history contract, else [`gate::BLOCKHASH_WINDOW`]).
+    async fn hash_window(&self) -> Result<u64, SubmitError> {
+        self.hash_window
+            .get_or_try_init(|| async {
+                let code = self
+                    .provider
+                    .get_code_at(gate::BLOCK_HISTORY)
+                    .await
+                    .map_err(|e| rpc("eth_getCode(history contract)")(e.to_string()))?;
+                Ok(if code.is_empty() {
+                    gate::BLOCKHASH_WINDOW
+                } else {
+                    gate::HISTORY_WINDOW
+                })
+            })
+            .await
+            .copied()
     }
 
     /// The head block's number and the chain's milliseconds per block over the last
@@ -690,9 +727,10 @@ impl Submitter {
                 .schedule(chain, job, request, next, deadline)
                 .await?;
         }
-        // A job requested with audits on has a draw to decide; one read tells. A failed read
-        // schedules it anyway: the due action reads the job again before sending anything.
-        if after.audit && self.job(job).await.map_or(true, |j| j.auditBps != 0) {
+        // A job requested with audits on has a draw to decide (known from the job read before
+        // sending; a result recovered from the pending records schedules it anyway, and the due
+        // action reads the job before sending anything).
+        if after.audit {
             self.store
                 .schedule(chain, job, request, Action::Audit, 0)
                 .await?;

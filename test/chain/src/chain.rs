@@ -74,6 +74,10 @@ pub fn job_request(module: &str, version: &str, inputs: &[(&str, &str)]) -> Lily
         maxOutputBytes: 1024,
         resultsCollateralMultiplierBps: 0,
         challengeWindow: 0,
+        extraAuditBps: 0,
+        providers: vec![],
+        minDelivered: 0,
+        minReliabilityBps: 0,
     }
 }
 

@@ -169,6 +169,10 @@ fn as_mock_request(r: Lilypad::JobRequest) -> MockClient::JobRequest {
         maxOutputBytes: r.maxOutputBytes,
         resultsCollateralMultiplierBps: r.resultsCollateralMultiplierBps,
         challengeWindow: r.challengeWindow,
+        extraAuditBps: r.extraAuditBps,
+        providers: r.providers,
+        minDelivered: r.minDelivered,
+        minReliabilityBps: r.minReliabilityBps,
     }
 }
 
