@@ -6,6 +6,7 @@ import {LilypadTestBase} from "./utils/LilypadTestBase.sol";
 import {LilypadClient} from "../src/LilypadClient.sol";
 import {CowsayClient} from "../src/examples/CowsayClient.sol";
 import {Sha256Oracle} from "../src/examples/Sha256Oracle.sol";
+import {PipelineClient} from "../src/examples/PipelineClient.sol";
 import {
     ILilypad,
     InputParam,
@@ -237,6 +238,68 @@ contract ExamplesTest is LilypadTestBase {
     }
 
     // ------------------------------------------------------------------ helpers
+
+    // ------------------------------------------------------------------ PipelineClient
+
+    function _pipelineClient() internal returns (PipelineClient pipe) {
+        pipe = new PipelineClient(
+            address(lilypad),
+            dev,
+            PipelineClient.Step({module: "sha256", version: "1.0.0", moduleId: bytes32(0), inputKey: "text"}),
+            PipelineClient.Step({module: "read-cid", version: "1.0.0", moduleId: bytes32(0), inputKey: "data"}),
+            MAX_PRICE
+        );
+        vm.prank(alice);
+        token.approve(address(pipe), type(uint256).max);
+    }
+
+    /// Job B is requested with A's result CID as its input and the pipeline keeps B's output.
+    function test_Pipeline_JobBReadsJobAsResultByCid() public {
+        PipelineClient pipe = _pipelineClient();
+        vm.prank(alice);
+        uint256 id = pipe.start("abc");
+        uint256 jobA = pipe.pipeline(id).jobA;
+        vm.expectRevert(abi.encodeWithSelector(PipelineClient.NotReady.selector, id, PipelineClient.State.RunningA));
+        pipe.next(id);
+        _deliver(jobA, _result(jobA), OUTPUT);
+        assertEq(uint8(pipe.pipeline(id).state), uint8(PipelineClient.State.AReady));
+
+        uint256 jobB = pipe.next(id);
+        JobRequest memory expected;
+        expected.module = "read-cid";
+        expected.version = "1.0.0";
+        expected.inputs = new InputParam[](1);
+        expected.inputs[0] = InputParam({key: "data", value: string.concat("ipfs://", string(CID))});
+        expected.maxPrice = MAX_PRICE;
+        expected.matchTimeout = 10 minutes;
+        expected.executionTimeout = 10 minutes;
+        expected.callbackGasLimit = 300_000;
+        expected.maxOutputBytes = 256;
+        expected.resultsCollateralMultiplierBps = 20_000;
+        expected.challengeWindow = 1 hours;
+        assertEq(lilypad.getJob(jobB).requestHash, keccak256(abi.encode(expected)), "B reads ipfs://<A's CID>");
+        vm.expectRevert(abi.encodeWithSelector(PipelineClient.NotReady.selector, id, PipelineClient.State.RunningB));
+        pipe.next(id);
+
+        _deliver(jobB, _result(jobB), "ba7816bf\n");
+        assertEq(uint8(pipe.pipeline(id).state), uint8(PipelineClient.State.Done));
+        assertEq(pipe.outputOf(id), "ba7816bf\n");
+    }
+
+    /// A's result overturned after B started on it: the pipeline fails, whatever B returns.
+    function test_Pipeline_FailsWhenJobAIsOverturned() public {
+        PipelineClient pipe = _pipelineClient();
+        vm.prank(alice);
+        uint256 id = pipe.start("abc");
+        uint256 jobA = pipe.pipeline(id).jobA;
+        _deliver(jobA, _result(jobA), OUTPUT);
+        pipe.next(id);
+        vm.prank(address(lilypad));
+        pipe.onJobResult(
+            jobA, JobResult({status: Outcome.OverturnedByMediation, resultCid: "", output: "", exitCode: 0, error: ""})
+        );
+        assertEq(uint8(pipe.pipeline(id).state), uint8(PipelineClient.State.Failed));
+    }
 
     function _oracleState(uint256 jobId) internal view returns (Sha256Oracle.AnswerState state) {
         (state,,) = oracle.answers(jobId);

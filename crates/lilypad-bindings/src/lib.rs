@@ -40,6 +40,12 @@ mod generated {
         "artifacts/Sha256Oracle.json"
     );
     alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug, PartialEq, Eq)]
+        PipelineClient,
+        "artifacts/PipelineClient.json"
+    );
+    alloy::sol!(
         /// A test client (contracts/test/utils/MockClient.sol): counts callbacks and records
         /// outcomes per job; its callback can also revert, burn gas or re-enter. For tests only.
         #[sol(rpc)]

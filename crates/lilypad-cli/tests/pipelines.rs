@@ -6,7 +6,11 @@
 
 mod common;
 
-use common::{Options, Stack, text};
+use alloy::primitives::U256;
+use common::{MAX_PRICE, Options, Stack, text};
+use lilypad_bindings::{LilypadToken, PipelineClient};
+use lilypad_e2e::dev_keys;
+use lilypad_testkit::send;
 use lilypad_types::JobStatus;
 
 const SHA256_ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
@@ -65,6 +69,56 @@ async fn job_b_reads_job_a_s_result_by_cid_end_to_end() {
         "B's output is A's outputs/sha256.txt: {said}"
     );
     stack.wait_state(2, JobStatus::Settled).await;
+}
+
+/// The same pipeline from a Solidity client (`PipelineClient`): it requests job A, its callback
+/// keeps A's result CID, and `next` requests job B on `ipfs://<that CID>`, built on-chain. B's
+/// provider fetches A's result from A's provider's results server; the contract keeps B's output,
+/// A's digest.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_contract_client_runs_job_b_on_job_a_s_result() {
+    let stack = stack(false, &[]).await;
+    let wallet = stack.chain.wallet(dev_keys::CLIENT);
+    let step = |module: &str, input: &str| PipelineClient::Step {
+        module: module.into(),
+        version: "1.0.0".into(),
+        moduleId: Default::default(),
+        inputKey: input.into(),
+    };
+    let client = PipelineClient::deploy(
+        wallet.clone(),
+        stack.lilypad,
+        dev_keys::ADDRESSES[1].parse().unwrap(),
+        step("sha256", "text"),
+        step("read-cid", "data"),
+        U256::from(MAX_PRICE),
+    )
+    .await
+    .unwrap();
+    send(
+        LilypadToken::new(stack.chain.token, wallet.clone())
+            .approve(*client.address(), U256::from(2 * MAX_PRICE)),
+    )
+    .await;
+    send(client.start("abc".into())).await;
+    stack.wait_state(1, JobStatus::ResultSubmitted).await;
+    let a = client.pipeline(U256::from(1)).call().await.unwrap();
+    assert_eq!(a.state, 2, "A's result is in: AReady");
+
+    send(client.next(U256::from(1))).await;
+    stack.wait_state(2, JobStatus::ResultSubmitted).await;
+    let done = client.pipeline(U256::from(1)).call().await.unwrap();
+    let output = String::from_utf8_lossy(&done.outputB).into_owned();
+    assert_eq!(
+        done.state,
+        4,
+        "Done; B's output {output:?}\nprovider:\n{}",
+        stack.log("provider")
+    );
+    assert!(
+        output.contains(SHA256_ABC),
+        "B's output is A's outputs/sha256.txt: {output:?}"
+    );
 }
 
 /// The provider lies about job B's output (keeping the real CID); the mediator, whose store
