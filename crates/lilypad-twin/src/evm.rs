@@ -1,0 +1,190 @@
+//! An in-process chain: revm over an in-memory database, with the clock and block number the twin
+//! moves itself. Transactions are executed and committed one by one, as a node with instant
+//! mining would; fees are off (gas is counted, never paid), so agents need no ether.
+
+use alloy::primitives::{Address, Bytes, TxKind, U256, keccak256};
+use alloy::sol_types::{SolCall, SolInterface};
+use lilypad_bindings::Lilypad::LilypadErrors;
+use revm::context::result::{ExecutionResult, Output};
+use revm::context::{Context, TxEnv};
+use revm::database::{CacheDB, EmptyDB};
+use revm::handler::MainnetContext;
+use revm::primitives::hardfork::SpecId;
+use revm::{ExecuteCommitEvm, MainBuilder, MainnetEvm};
+
+use crate::TwinError;
+
+type Db = CacheDB<EmptyDB>;
+
+/// The chain id the twin's contracts see (anvil's).
+pub const CHAIN_ID: u64 = 31_337;
+/// Gas each transaction may use.
+const TX_GAS_LIMIT: u64 = 30_000_000;
+
+/// One in-process chain.
+pub struct Chain {
+    evm: MainnetEvm<MainnetContext<Db>>,
+    /// Gas used by every transaction so far.
+    pub gas_used: u64,
+    /// Transactions executed so far.
+    pub transactions: u64,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("block", &self.block())
+            .field("time", &self.time())
+            .field("transactions", &self.transactions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Chain {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Chain {
+    /// A fresh chain at block 1, unix time 1,700,000,000, Prague rules.
+    pub fn new() -> Self {
+        let ctx: MainnetContext<Db> = Context::new(CacheDB::new(EmptyDB::new()), SpecId::PRAGUE)
+            .modify_cfg_chained(|cfg| {
+                cfg.chain_id = CHAIN_ID;
+                cfg.disable_nonce_check = true;
+            })
+            .modify_block_chained(|block: &mut revm::context::BlockEnv| {
+                block.number = U256::from(1);
+                block.timestamp = U256::from(1_700_000_000u64);
+                block.gas_limit = u64::MAX;
+                block.basefee = 0;
+            });
+        Self {
+            evm: ctx.build_mainnet(),
+            gas_used: 0,
+            transactions: 0,
+        }
+    }
+
+    /// The current block number.
+    pub fn block(&self) -> u64 {
+        self.evm.ctx.block.number.saturating_to()
+    }
+
+    /// The current block's unix time.
+    pub fn time(&self) -> u64 {
+        self.evm.ctx.block.timestamp.saturating_to()
+    }
+
+    /// Moves to the next block, `secs` seconds later.
+    pub fn mine(&mut self, secs: u64) {
+        let block = &mut self.evm.ctx.block;
+        block.number += U256::from(1);
+        block.timestamp += U256::from(secs);
+    }
+
+    /// Deploys `code` (creation bytecode with its constructor arguments appended) from `from`.
+    pub fn deploy(&mut self, from: Address, code: Bytes) -> Result<Address, TwinError> {
+        match self.execute(from, TxKind::Create, code, "deployment")? {
+            Output::Create(_, Some(address)) => Ok(address),
+            other => Err(TwinError::Deploy(format!("no address created: {other:?}"))),
+        }
+    }
+
+    /// Calls `to` with `call` from `from` and commits it; its return value decoded. A revert is
+    /// [`TwinError::Reverted`], with Lilypad's custom error decoded by name when it is one.
+    pub fn call<C: SolCall>(
+        &mut self,
+        from: Address,
+        to: Address,
+        call: &C,
+    ) -> Result<C::Return, TwinError> {
+        let out = self.execute(
+            from,
+            TxKind::Call(to),
+            call.abi_encode().into(),
+            C::SIGNATURE,
+        )?;
+        C::abi_decode_returns(out.data()).map_err(|e| TwinError::Decode {
+            call: C::SIGNATURE,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Reads `call` from `to` (a view: run like a call, its gas and the transaction not counted).
+    pub fn view<C: SolCall>(&mut self, to: Address, call: &C) -> Result<C::Return, TwinError> {
+        let (gas, transactions) = (self.gas_used, self.transactions);
+        let out = self.call(Address::ZERO, to, call);
+        (self.gas_used, self.transactions) = (gas, transactions);
+        out
+    }
+
+    fn execute(
+        &mut self,
+        from: Address,
+        kind: TxKind,
+        data: Bytes,
+        what: &'static str,
+    ) -> Result<Output, TwinError> {
+        let tx = TxEnv {
+            caller: from,
+            kind,
+            data,
+            gas_limit: TX_GAS_LIMIT,
+            gas_price: 0,
+            chain_id: Some(CHAIN_ID),
+            ..TxEnv::default()
+        };
+        let result = self
+            .evm
+            .transact_commit(tx)
+            .map_err(|e| TwinError::Evm(e.to_string()))?;
+        self.transactions += 1;
+        match result {
+            ExecutionResult::Success { gas, output, .. } => {
+                self.gas_used += gas.tx_gas_used();
+                Ok(output)
+            }
+            ExecutionResult::Revert { gas, output, .. } => {
+                self.gas_used += gas.tx_gas_used();
+                Err(TwinError::Reverted {
+                    call: what,
+                    reason: decode_revert(&output),
+                })
+            }
+            ExecutionResult::Halt { reason, .. } => Err(TwinError::Reverted {
+                call: what,
+                reason: format!("halted: {reason:?}"),
+            }),
+        }
+    }
+}
+
+/// A revert's data as a person reads it: Lilypad's custom error by name, else the raw bytes.
+fn decode_revert(data: &[u8]) -> String {
+    match LilypadErrors::abi_decode(data) {
+        Ok(e) => format!("{e:?}"),
+        Err(_) => format!("0x{}", alloy::primitives::hex::encode(data)),
+    }
+}
+
+/// `bytecode` (hex, as Foundry writes it) with each library placeholder (`__$<34 hex>$__`, from
+/// the keccak256 of the library's `<source path>:<name>`) replaced by that library's address.
+pub fn link(bytecode: &str, libraries: &[(&str, Address)]) -> Result<Bytes, TwinError> {
+    let mut hex = bytecode.trim_start_matches("0x").to_owned();
+    for (name, address) in libraries {
+        let id = keccak256(name.as_bytes());
+        let placeholder = format!("__${}$__", &alloy::primitives::hex::encode(id)[..34]);
+        hex = hex.replace(&placeholder, &alloy::primitives::hex::encode(address));
+    }
+    if let Some(at) = hex.find("__$") {
+        return Err(TwinError::Deploy(format!(
+            "an unlinked library is left at byte {}",
+            at / 2
+        )));
+    }
+    alloy::primitives::hex::decode(&hex)
+        .map(Bytes::from)
+        .map_err(|e| TwinError::Deploy(e.to_string()))
+}
