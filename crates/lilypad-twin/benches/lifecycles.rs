@@ -6,10 +6,10 @@
 
 use std::time::Instant;
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
-use lilypad_bindings::Lilypad;
 use lilypad_twin::Market;
+use lilypad_twin::market::cowsay_request;
 
 fn main() {
     let jobs: u64 = std::env::var("LILYPAD_TWIN_BENCH_JOBS")
@@ -23,27 +23,7 @@ fn main() {
     let provider = PrivateKeySigner::random();
     m.add_provider(provider.address(), U256::from(1_000_000_000u64))
         .unwrap();
-    let request = Lilypad::JobRequest {
-        module: "cowsay".into(),
-        version: "1.0.0".into(),
-        moduleId: B256::repeat_byte(1),
-        deterministic: true,
-        inputs: vec![Lilypad::InputParam {
-            key: "message".into(),
-            value: "moo".into(),
-        }],
-        maxPrice: U256::from(1_000_000u64),
-        matchTimeout: 600,
-        executionTimeout: 600,
-        callbackGasLimit: 0,
-        maxOutputBytes: 256,
-        resultsCollateralMultiplierBps: 20_000,
-        challengeWindow: 0,
-        extraAuditBps: 0,
-        providers: vec![],
-        minDelivered: 0,
-        minReliabilityBps: 0,
-    };
+    let request = cowsay_request(U256::from(1_000_000u64), 0);
     let (tx_before, gas_before) = (m.chain.transactions, m.chain.gas_used);
     let started = Instant::now();
     for _ in 0..jobs {

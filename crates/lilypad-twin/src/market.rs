@@ -6,7 +6,7 @@ use alloy::dyn_abi::Eip712Domain;
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolConstructor;
-use lilypad_bindings::{Lilypad, LilypadToken, eip712};
+use lilypad_bindings::{ConsortiumMediation, Lilypad, LilypadToken, eip712};
 
 use crate::TwinError;
 use crate::evm::{CHAIN_ID, Chain, link};
@@ -15,6 +15,7 @@ const LILYPAD: &str = include_str!("../../lilypad-bindings/artifacts/Lilypad.jso
 const TOKEN: &str = include_str!("../../lilypad-bindings/artifacts/LilypadToken.json");
 const CHECKS: &str = include_str!("../../lilypad-bindings/artifacts/LilypadChecks.json");
 const REGISTRY: &str = include_str!("../../lilypad-bindings/artifacts/LilypadRegistry.json");
+const CONSORTIUM: &str = include_str!("../../lilypad-bindings/artifacts/ConsortiumMediation.json");
 
 /// The account that deploys and owns everything (anvil's first address).
 pub const OWNER: Address = Address::new([0x0a; 20]);
@@ -39,7 +40,35 @@ pub struct Market {
     pub lilypad: Address,
     /// Its token.
     pub token: Address,
+    /// The consortium mediating challenges and audits, once [`Market::add_mediation`] deployed it.
+    pub mediation: Option<Address>,
     domain: Eip712Domain,
+}
+
+/// A deterministic cowsay request (pinned to a stand-in module id) with no callback, 2x results
+/// collateral and `challenge_window` seconds to challenge: what the twin's clients ask.
+pub fn cowsay_request(max_price: U256, challenge_window: u32) -> Lilypad::JobRequest {
+    Lilypad::JobRequest {
+        module: "cowsay".into(),
+        version: "1.0.0".into(),
+        moduleId: alloy::primitives::B256::repeat_byte(1),
+        deterministic: true,
+        inputs: vec![Lilypad::InputParam {
+            key: "message".into(),
+            value: "moo".into(),
+        }],
+        maxPrice: max_price,
+        matchTimeout: 600,
+        executionTimeout: 600,
+        callbackGasLimit: 0,
+        maxOutputBytes: 256,
+        resultsCollateralMultiplierBps: 20_000,
+        challengeWindow: challenge_window,
+        extraAuditBps: 0,
+        providers: vec![],
+        minDelivered: 0,
+        minReliabilityBps: 0,
+    }
 }
 
 /// The creation bytecode of an exported artifact.
@@ -85,8 +114,157 @@ impl Market {
             chain,
             lilypad,
             token,
+            mediation: None,
             domain: eip712::domain(CHAIN_ID, lilypad),
         })
+    }
+
+    /// Deploys the consortium (`per_case` mediators drawn per case, `threshold` agreeing votes
+    /// decide, `stake` locked by each drawn mediator, an hour to commit and one to reveal) and
+    /// makes it Lilypad's mediation.
+    pub fn add_mediation(
+        &mut self,
+        per_case: u8,
+        threshold: u8,
+        stake: u128,
+    ) -> Result<Address, TwinError> {
+        let args = ConsortiumMediation::constructorCall {
+            lilypad_: self.lilypad,
+            initialOwner: OWNER,
+            mediatorsPerCase_: per_case,
+            threshold_: threshold,
+            mediatorStake_: stake,
+            commitPeriod_: 3_600,
+            revealPeriod_: 3_600,
+        }
+        .abi_encode();
+        let consortium = self
+            .chain
+            .deploy(OWNER, with_args(link(&bytecode(CONSORTIUM)?, &[])?, &args))?;
+        self.chain.call(
+            OWNER,
+            self.lilypad,
+            &Lilypad::setMediationCall {
+                mediation_: consortium,
+            },
+        )?;
+        self.mediation = Some(consortium);
+        Ok(consortium)
+    }
+
+    fn consortium(&self) -> Result<Address, TwinError> {
+        self.mediation.ok_or_else(|| {
+            TwinError::Deploy("no mediation deployed (Market::add_mediation)".into())
+        })
+    }
+
+    /// Registers `mediator` with the consortium and deposits `stake` (funded first).
+    pub fn add_mediator(&mut self, mediator: Address, stake: U256) -> Result<(), TwinError> {
+        let consortium = self.consortium()?;
+        self.chain.call(
+            OWNER,
+            self.token,
+            &LilypadToken::mintCall {
+                to: mediator,
+                amount: stake,
+            },
+        )?;
+        self.chain.call(
+            mediator,
+            self.token,
+            &LilypadToken::approveCall {
+                spender: consortium,
+                value: U256::MAX,
+            },
+        )?;
+        self.chain.call(
+            mediator,
+            consortium,
+            &ConsortiumMediation::registerMediatorCall {
+                metadataUrl_: "twin://mediator".into(),
+            },
+        )?;
+        self.chain.call(
+            mediator,
+            consortium,
+            &ConsortiumMediation::depositStakeCall { amount: stake },
+        )?;
+        Ok(())
+    }
+
+    /// Decides `job`'s audit draw (sent by `auditor`) once its seed block exists; true when it
+    /// was drawn and its case opened.
+    pub fn audit(&mut self, auditor: Address, job: Job) -> Result<bool, TwinError> {
+        // the draw's seed block is AUDIT_SEED_DELAY (2) blocks after the result's
+        for _ in 0..3 {
+            self.chain.mine(12);
+        }
+        self.chain
+            .call(auditor, self.lilypad, &Lilypad::auditCall { jobId: job.id })
+    }
+
+    /// Draws `job`'s mediators and has each vote the commitment `vote(mediator)` returns: all
+    /// commit, then all reveal. The case resolves on the threshold's reveal.
+    pub fn mediate(
+        &mut self,
+        job: Job,
+        mut vote: impl FnMut(Address) -> alloy::primitives::B256,
+    ) -> Result<(), TwinError> {
+        let consortium = self.consortium()?;
+        let case = self.chain.view(
+            consortium,
+            &ConsortiumMediation::caseOfCall { jobId: job.id },
+        )?;
+        while self.chain.block() <= case.seedBlock {
+            self.chain.mine(12);
+        }
+        self.chain.call(
+            OWNER,
+            consortium,
+            &ConsortiumMediation::drawCall { jobId: job.id },
+        )?;
+        let drawn = self.chain.view(
+            consortium,
+            &ConsortiumMediation::mediatorsOfCall { jobId: job.id },
+        )?;
+        let votes: Vec<(Address, alloy::primitives::B256, alloy::primitives::B256)> = drawn
+            .iter()
+            .map(|m| (*m, vote(*m), alloy::primitives::keccak256(m.as_slice())))
+            .collect();
+        for (m, result_hash, salt) in &votes {
+            let commitment = alloy::primitives::keccak256(alloy::sol_types::SolValue::abi_encode(
+                &(*result_hash, *salt, *m),
+            ));
+            self.chain.call(
+                *m,
+                consortium,
+                &ConsortiumMediation::commitCall {
+                    jobId: job.id,
+                    commitment,
+                },
+            )?;
+        }
+        for (m, result_hash, salt) in &votes {
+            if self.job(job.id)?.status != 4 {
+                break; // resolved by the votes revealed so far
+            }
+            self.chain.call(
+                *m,
+                consortium,
+                &ConsortiumMediation::revealCall {
+                    jobId: job.id,
+                    resultHash: *result_hash,
+                    salt: *salt,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `provider`'s on-chain record.
+    pub fn reputation(&mut self, provider: Address) -> Result<Lilypad::Reputation, TwinError> {
+        self.chain
+            .view(self.lilypad, &Lilypad::reputationOfCall { provider })
     }
 
     /// Sets every protocol parameter (as the owner).

@@ -3,37 +3,17 @@
 
 #![allow(clippy::unwrap_used)]
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
 use lilypad_bindings::Lilypad;
-use lilypad_twin::market::TREASURY;
+use lilypad_twin::market::{TREASURY, cowsay_request};
 use lilypad_twin::{Market, TwinError};
 
 const MAX_PRICE: u64 = 1_000_000;
 const PRICE: u64 = 800_000;
 
 fn request() -> Lilypad::JobRequest {
-    Lilypad::JobRequest {
-        module: "cowsay".into(),
-        version: "1.0.0".into(),
-        moduleId: B256::repeat_byte(1),
-        deterministic: true,
-        inputs: vec![Lilypad::InputParam {
-            key: "message".into(),
-            value: "moo".into(),
-        }],
-        maxPrice: U256::from(MAX_PRICE),
-        matchTimeout: 600,
-        executionTimeout: 600,
-        callbackGasLimit: 0,
-        maxOutputBytes: 256,
-        resultsCollateralMultiplierBps: 20_000,
-        challengeWindow: 60,
-        extraAuditBps: 0,
-        providers: vec![],
-        minDelivered: 0,
-        minReliabilityBps: 0,
-    }
+    cowsay_request(U256::from(MAX_PRICE), 60)
 }
 
 /// A market with a 1% protocol fee, one funded client and one provider with collateral.
@@ -85,5 +65,35 @@ fn a_refusal_is_the_contracts_custom_error_by_name() {
     assert!(
         matches!(&early, TwinError::Reverted { reason, .. } if reason.contains("DeadlineNotReached")),
         "{early}"
+    );
+}
+
+/// With every result audited, a provider that reports another output than the module's is
+/// caught by the protocol's audit in process: three mediators re-run it (here: vote the honest
+/// output's commitment), the result is overturned and its results collateral slashed.
+#[test]
+fn a_cheat_is_caught_by_a_protocol_audit_and_slashed() {
+    let (mut m, client, provider) = market();
+    m.add_mediation(3, 2, 1_000).unwrap();
+    for i in 0..3 {
+        m.add_mediator(Address::repeat_byte(0xd0 + i), U256::from(10_000))
+            .unwrap();
+    }
+    let mut params = m.params().unwrap();
+    params.auditBps = 10_000;
+    m.set_params(params).unwrap();
+    let job = m.run_job(client, request()).unwrap();
+    m.agree(job, &provider, U256::from(PRICE)).unwrap();
+    m.submit(job, &provider, "bafy-twin", b"hacked").unwrap();
+    assert!(m.audit(Address::repeat_byte(0xa0), job).unwrap(), "drawn");
+    let truth = lilypad_bindings::eip712::result_commitment(1, 0, b"bafy-twin", b"moo");
+    m.mediate(job, |_| truth).unwrap();
+    assert_eq!(m.job(job.id).unwrap().status, 8, "Overturned");
+    let record = m.reputation(provider.address()).unwrap();
+    assert_eq!((record.audited, record.overturned), (1, 1));
+    assert_eq!(
+        record.slashed,
+        2 * u128::from(PRICE),
+        "its 2x results collateral"
     );
 }
