@@ -184,7 +184,7 @@ library LilypadChecks {
         uint256 delivered = uint256(record.succeeded) + record.failed;
         uint256 deals = delivered + record.providerErrors + record.timedOut;
         uint256 faults = uint256(record.providerErrors) + record.timedOut + record.overturned;
-        uint256 reliability = deals == 0 || faults >= deals ? (deals == 0 ? BPS : 0) : (deals - faults) * BPS / deals;
+        uint256 reliability = deals == 0 ? BPS : faults >= deals ? 0 : (deals - faults) * BPS / deals;
         if (delivered < minDelivered || reliability < minReliabilityBps) {
             revert ILilypad.RecordBelowMinimum(provider, delivered, reliability);
         }
