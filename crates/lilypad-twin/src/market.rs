@@ -7,6 +7,7 @@ use alloy::primitives::{Address, Bytes, U256};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolConstructor;
 use lilypad_bindings::{ConsortiumMediation, Lilypad, LilypadToken, eip712};
+use lilypad_types::DealTerms;
 
 use crate::TwinError;
 use crate::evm::{CHAIN_ID, Chain, link};
@@ -161,22 +162,7 @@ impl Market {
     /// Registers `mediator` with the consortium and deposits `stake` (funded first).
     pub fn add_mediator(&mut self, mediator: Address, stake: U256) -> Result<(), TwinError> {
         let consortium = self.consortium()?;
-        self.chain.call(
-            OWNER,
-            self.token,
-            &LilypadToken::mintCall {
-                to: mediator,
-                amount: stake,
-            },
-        )?;
-        self.chain.call(
-            mediator,
-            self.token,
-            &LilypadToken::approveCall {
-                spender: consortium,
-                value: U256::MAX,
-            },
-        )?;
+        self.mint_for(mediator, stake, consortium)?;
         self.chain.call(
             mediator,
             consortium,
@@ -281,13 +267,18 @@ impl Market {
 
     /// Mints `amount` tokens to `to` and lets Lilypad take them from it.
     pub fn fund(&mut self, to: Address, amount: U256) -> Result<(), TwinError> {
+        self.mint_for(to, amount, self.lilypad)
+    }
+
+    /// Mints `amount` tokens to `to` and lets `spender` take them from it.
+    fn mint_for(&mut self, to: Address, amount: U256, spender: Address) -> Result<(), TwinError> {
         self.chain
             .call(OWNER, self.token, &LilypadToken::mintCall { to, amount })?;
         self.chain.call(
             to,
             self.token,
             &LilypadToken::approveCall {
-                spender: self.lilypad,
+                spender,
                 value: U256::MAX,
             },
         )?;
@@ -335,27 +326,19 @@ impl Market {
     ) -> Result<(), TwinError> {
         let on_chain = self.job(job.id)?;
         let bps = U256::from(10_000);
-        let deal = eip712::Deal {
-            jobId: job.id,
-            requestHash: job.request_hash,
+        let terms = DealTerms {
+            job_id: job.id,
+            request_hash: job.request_hash,
             provider: provider.address(),
             price,
-            timeoutCollateral: price * U256::from(on_chain.timeoutCollateralBps) / bps,
-            resultsCollateral: price * U256::from(on_chain.resultsCollateralBps) / bps,
+            timeout_collateral: price * U256::from(on_chain.timeoutCollateralBps) / bps,
+            results_collateral: price * U256::from(on_chain.resultsCollateralBps) / bps,
             expiry: U256::from(self.chain.time() + 3_600),
         };
-        let signature = eip712::sign_deal(provider, &self.domain, &deal)
+        let signature = eip712::sign_deal(provider, &self.domain, &(&terms).into())
             .map_err(|e| TwinError::Sign(e.to_string()))?;
         let call = Lilypad::agreeDealCall {
-            deal: Lilypad::Deal {
-                jobId: deal.jobId,
-                requestHash: deal.requestHash,
-                provider: deal.provider,
-                price: deal.price,
-                timeoutCollateral: deal.timeoutCollateral,
-                resultsCollateral: deal.resultsCollateral,
-                expiry: deal.expiry,
-            },
+            deal: (&terms).into(),
             providerSignature: signature.as_bytes().to_vec().into(),
         };
         self.chain.call(provider.address(), self.lilypad, &call)?;
