@@ -430,7 +430,25 @@ async fn results_collateral_bps(
     Ok((asked, premium))
 }
 
+/// What the request asks of its provider, checked as `runJob` does, before anything is read.
+fn check_provider_filter(args: &RunArgs) -> Result<()> {
+    if args.providers.len() > 16 {
+        bail!(
+            "{} --provider given; a request names at most 16",
+            args.providers.len()
+        );
+    }
+    if args.min_reliability_bps > 10_000 {
+        bail!(
+            "--min-reliability-bps {} is above 10000 (100%)",
+            args.min_reliability_bps
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
+    check_provider_filter(args)?;
     let (module, version, git) = request_module(args)?;
     let session = Session::open(
         global,
@@ -464,18 +482,6 @@ pub async fn run(global: &Global, args: &RunArgs) -> Result<()> {
         args.extra_audit_bps,
     )
     .await?;
-    if args.providers.len() > 16 {
-        bail!(
-            "{} --provider given; a request names at most 16",
-            args.providers.len()
-        );
-    }
-    if args.min_reliability_bps > 10_000 {
-        bail!(
-            "--min-reliability-bps {} is above 10000 (100%)",
-            args.min_reliability_bps
-        );
-    }
     let max_price = U256::from(args.max_price);
     let lock = lock_account(chain.chain_id, session.me).await?;
     let (what, fix) = if premium.is_zero() {

@@ -141,6 +141,51 @@ fn run_refuses_malformed_inputs_and_unknown_chains() {
 }
 
 #[test]
+fn run_refuses_a_provider_filter_the_contract_would_refuse() {
+    let out = lilypad(
+        &[
+            "run",
+            "cowsay",
+            "--chain",
+            "dev-a",
+            "--min-reliability-bps",
+            "10001",
+        ],
+        &[],
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("--min-reliability-bps 10001 is above 10000"),
+        "{t}"
+    );
+
+    let named = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
+    let mut args = vec!["run", "cowsay", "--chain", "dev-a"];
+    for _ in 0..17 {
+        args.extend(["--provider", named]);
+    }
+    let out = lilypad(&args, &[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("17 --provider given; a request names at most 16"),
+        "{t}"
+    );
+
+    let out = lilypad(
+        &["run", "cowsay", "--chain", "dev-a", "--provider", "0x12"],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clap's usage error: {}",
+        text(&out)
+    );
+}
+
+#[test]
 fn run_without_a_key_says_how_to_give_one() {
     let out = lilypad(
         &[
