@@ -11,7 +11,7 @@ STATE_DIR="${LILYPAD_STATE_DIR:-$ROOT/.lilypad}"
 NPM_PROJECTS=(contracts test/cid-reference)
 
 # Debian packages the project needs, and nothing else.
-APT_PACKAGES=(docker.io nats-server redis-server busybox-static)
+APT_PACKAGES=(docker.io nats-server redis-server busybox-static fonts-dejavu-core)
 
 say() { printf '%s\n' "$*"; }
 step() { printf '==> %s\n' "$*"; }

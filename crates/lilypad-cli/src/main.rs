@@ -8,6 +8,7 @@ mod relayer;
 mod solver;
 mod stake;
 mod stats;
+mod twin;
 
 use std::path::PathBuf;
 
@@ -87,6 +88,24 @@ enum Command {
     /// Module definitions: `lilypad module id <name> [--version V]` prints a module's id.
     #[command(subcommand)]
     Module(ModuleCommand),
+    /// Run a scenario on the market's digital twin (the real contracts, in process): agents'
+    /// profits, wrong results accepted, tables, CSV and plots (see twin/ and docs/economics.md).
+    Twin(TwinArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TwinArgs {
+    /// The scenario file (TOML; twin/*.toml are the shipped ones).
+    pub scenario: PathBuf,
+    /// Folder the tables, CSV and plots go in (a subfolder per scenario name).
+    #[arg(long, default_value = "target/twin")]
+    pub out: PathBuf,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -538,6 +557,7 @@ fn main() -> std::process::ExitCode {
             Command::ProviderStats(a) => stats::provider_stats(&cli.global, a).await,
             Command::Chains => chains(&cli.global),
             Command::Module(ModuleCommand::Id(a)) => client::module_id(a),
+            Command::Twin(a) => twin::run(a),
         }
     });
     match result {

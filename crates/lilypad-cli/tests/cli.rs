@@ -205,3 +205,51 @@ fn run_without_a_key_says_how_to_give_one() {
         "{t}"
     );
 }
+
+#[test]
+fn twin_runs_a_scenario_and_writes_its_table_csv_and_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("s.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"tiny\"\nseed = 9\n[sweep]\njobs = 3\ncollateral = [0.0, 2.0]\ncheck_bps = [5000]\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = lilypad(
+        &[
+            "twin",
+            scenario.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--quiet",
+        ],
+        &[],
+    );
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("[sweep] a cheater (q = 1)"), "{t}");
+    let tiny = out_dir.join("tiny");
+    let csv = std::fs::read_to_string(tiny.join("sweep.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "a header and two points: {csv}");
+    let png = std::fs::read(tiny.join("profit-vs-collateral.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(tiny.join("summary.txt").exists());
+}
+
+#[test]
+fn twin_names_every_problem_of_a_bad_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("bad.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"bad\"\n[market]\nchallenge_bps = 12000\n[consortium]\nper_case = 4\nthreshold = 2\n",
+    )
+    .unwrap();
+    let out = lilypad(&["twin", scenario.to_str().unwrap()], &[]);
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    for needle in ["bad.toml", "challenge_bps", "threshold 2", "nothing to run"] {
+        assert!(t.contains(needle), "{needle} in {t}");
+    }
+}

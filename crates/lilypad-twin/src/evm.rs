@@ -10,7 +10,7 @@ use revm::context::{Context, TxEnv};
 use revm::database::{CacheDB, EmptyDB};
 use revm::handler::MainnetContext;
 use revm::primitives::hardfork::SpecId;
-use revm::{ExecuteCommitEvm, MainBuilder, MainnetEvm};
+use revm::{ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainnetEvm};
 
 use crate::TwinError;
 
@@ -21,13 +21,35 @@ pub const CHAIN_ID: u64 = 31_337;
 /// Gas each transaction may use.
 const TX_GAS_LIMIT: u64 = 30_000_000;
 
+/// A transaction the chain executed, as [`Chain::recording`] keeps it: enough to send it again
+/// elsewhere (to anvil, to check the twin against it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// Its sender.
+    pub from: Address,
+    /// The contract called, or a creation.
+    pub to: TxKind,
+    /// Its calldata (creation code and arguments for a creation).
+    pub data: Bytes,
+    /// The block it was executed in.
+    pub block: u64,
+    /// That block's unix time.
+    pub time: u64,
+    /// Whether it reverted.
+    pub reverted: bool,
+}
+
 /// One in-process chain.
 pub struct Chain {
     evm: MainnetEvm<MainnetContext<Db>>,
     /// Gas used by every transaction so far.
     pub gas_used: u64,
+    /// Gas the last transaction used.
+    pub last_gas: u64,
     /// Transactions executed so far.
     pub transactions: u64,
+    /// Every transaction executed while recording (views excluded), see [`Chain::recording`].
+    pub log: Option<Vec<Sent>>,
 }
 
 impl std::fmt::Debug for Chain {
@@ -63,8 +85,15 @@ impl Chain {
         Self {
             evm: ctx.build_mainnet(),
             gas_used: 0,
+            last_gas: 0,
             transactions: 0,
+            log: None,
         }
+    }
+
+    /// Keeps every transaction from now on in [`Chain::log`] (`false`: stops and drops it).
+    pub fn recording(&mut self, on: bool) {
+        self.log = on.then(Vec::new);
     }
 
     /// The current block number.
@@ -106,18 +135,34 @@ impl Chain {
             call.abi_encode().into(),
             C::SIGNATURE,
         )?;
-        C::abi_decode_returns(out.data()).map_err(|e| TwinError::Decode {
-            call: C::SIGNATURE,
-            reason: e.to_string(),
-        })
+        decode_returns::<C>(&out)
     }
 
-    /// Reads `call` from `to` (a view: run like a call, its gas and the transaction not counted).
+    /// Reads `call` from `to` (a view: run like a call from the zero address as `eth_call` does,
+    /// and dropped: nothing is committed, its gas and the transaction are not counted).
     pub fn view<C: SolCall>(&mut self, to: Address, call: &C) -> Result<C::Return, TwinError> {
-        let (gas, transactions) = (self.gas_used, self.transactions);
-        let out = self.call(Address::ZERO, to, call);
-        (self.gas_used, self.transactions) = (gas, transactions);
-        out
+        let tx = tx_env(Address::ZERO, TxKind::Call(to), call.abi_encode().into());
+        let result = self
+            .evm
+            .transact(tx)
+            .map_err(|e| TwinError::Evm(e.to_string()))?
+            .result;
+        let out = match result {
+            ExecutionResult::Success { output, .. } => output,
+            ExecutionResult::Revert { output, .. } => {
+                return Err(TwinError::Reverted {
+                    call: C::SIGNATURE,
+                    reason: decode_revert(&output),
+                });
+            }
+            ExecutionResult::Halt { reason, .. } => {
+                return Err(TwinError::Reverted {
+                    call: C::SIGNATURE,
+                    reason: format!("halted: {reason:?}"),
+                });
+            }
+        };
+        decode_returns::<C>(&out)
     }
 
     fn execute(
@@ -127,27 +172,36 @@ impl Chain {
         data: Bytes,
         what: &'static str,
     ) -> Result<Output, TwinError> {
-        let tx = TxEnv {
-            caller: from,
-            kind,
-            data,
-            gas_limit: TX_GAS_LIMIT,
-            gas_price: 0,
-            chain_id: Some(CHAIN_ID),
-            ..TxEnv::default()
-        };
+        let (block, time) = (self.block(), self.time());
+        if let Some(log) = &mut self.log {
+            log.push(Sent {
+                from,
+                to: kind,
+                data: data.clone(),
+                block,
+                time,
+                reverted: false,
+            });
+        }
         let result = self
             .evm
-            .transact_commit(tx)
+            .transact_commit(tx_env(from, kind, data))
             .map_err(|e| TwinError::Evm(e.to_string()))?;
         self.transactions += 1;
+        if !result.is_success()
+            && let Some(sent) = self.log.as_mut().and_then(|log| log.last_mut())
+        {
+            sent.reverted = true;
+        }
         match result {
             ExecutionResult::Success { gas, output, .. } => {
-                self.gas_used += gas.tx_gas_used();
+                self.last_gas = gas.tx_gas_used();
+                self.gas_used += self.last_gas;
                 Ok(output)
             }
             ExecutionResult::Revert { gas, output, .. } => {
-                self.gas_used += gas.tx_gas_used();
+                self.last_gas = gas.tx_gas_used();
+                self.gas_used += self.last_gas;
                 Err(TwinError::Reverted {
                     call: what,
                     reason: decode_revert(&output),
@@ -159,6 +213,27 @@ impl Chain {
             }),
         }
     }
+}
+
+/// A transaction from `from`: fees off, the twin's gas limit and chain id.
+fn tx_env(from: Address, kind: TxKind, data: Bytes) -> TxEnv {
+    TxEnv {
+        caller: from,
+        kind,
+        data,
+        gas_limit: TX_GAS_LIMIT,
+        gas_price: 0,
+        chain_id: Some(CHAIN_ID),
+        ..TxEnv::default()
+    }
+}
+
+/// `call`'s return value decoded from a call's output.
+fn decode_returns<C: SolCall>(out: &Output) -> Result<C::Return, TwinError> {
+    C::abi_decode_returns(out.data()).map_err(|e| TwinError::Decode {
+        call: C::SIGNATURE,
+        reason: e.to_string(),
+    })
 }
 
 /// A revert's data as a person reads it: Lilypad's custom error by name, else the raw bytes.

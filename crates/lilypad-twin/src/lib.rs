@@ -2,13 +2,22 @@
 //! Foundry (the bytecode `./script/bindings` exports), executed in process by revm, the EVM inside
 //! Foundry and anvil. Every payment, slash and audit is the contracts' own arithmetic.
 //!
-//! This is its foundation ([`Chain`], [`Market`]): agents and scenarios build on it
-//! (docs/economics.md, *The digital twin*).
+//! Layers, bottom up: [`evm`] (a [`Chain`]: revm over memory, the twin's own clock), [`market`]
+//! (the contracts deployed as `Deploy.s.sol` does, a job's steps), [`sim`] (agents and one job's
+//! accounts), [`scenario`] (the TOML file), [`experiments`] (what a scenario runs), [`report`] and
+//! [`plot`] (tables, CSV, PNG). `lilypad twin <scenario.toml>` drives them; docs/economics.md,
+//! *The digital twin*, says what the shipped scenarios show.
 
 pub mod evm;
+pub mod experiments;
+pub mod figures;
 pub mod market;
+pub mod plot;
+pub mod report;
+pub mod scenario;
+pub mod sim;
 
-pub use evm::Chain;
+pub use evm::{Chain, Sent};
 pub use market::{Job, Market};
 
 /// What went wrong in the twin.
@@ -39,4 +48,13 @@ pub enum TwinError {
     /// A deal or result could not be signed.
     #[error("signing: {0}")]
     Sign(String),
+    /// A scenario file is not valid (every problem named).
+    #[error("the scenario is not valid: {0}")]
+    Scenario(String),
+    /// An output file could not be written.
+    #[error("{0}")]
+    Output(String),
+    /// A plot could not be drawn or written.
+    #[error("drawing a plot: {0}")]
+    Plot(String),
 }

@@ -3,9 +3,9 @@
 //! `runJob`, a provider's signed deal and result, `settle`.
 
 use alloy::dyn_abi::Eip712Domain;
-use alloy::primitives::{Address, Bytes, U256};
+use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolConstructor;
+use alloy::sol_types::{SolConstructor, SolValue};
 use lilypad_bindings::{ConsortiumMediation, Lilypad, LilypadToken, eip712};
 use lilypad_types::DealTerms;
 
@@ -23,13 +23,18 @@ pub const OWNER: Address = Address::new([0x0a; 20]);
 /// Who is credited the protocol fee.
 pub const TREASURY: Address = Address::new([0x0b; 20]);
 
+/// `JobStatus.Challenged`: a case is open.
+pub const CHALLENGED: u8 = 4;
+/// `JobStatus.Overturned`: mediation found the result wrong.
+pub const OVERTURNED: u8 = 8;
+
 /// A job as the twin tracks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Job {
     /// Its id.
     pub id: U256,
     /// Its request's hash (what the provider signs).
-    pub request_hash: alloy::primitives::B256,
+    pub request_hash: B256,
 }
 
 /// Lilypad and its token, deployed on a twin chain.
@@ -52,7 +57,7 @@ pub fn cowsay_request(max_price: U256, challenge_window: u32) -> Lilypad::JobReq
     Lilypad::JobRequest {
         module: "cowsay".into(),
         version: "1.0.0".into(),
-        moduleId: alloy::primitives::B256::repeat_byte(1),
+        moduleId: B256::repeat_byte(1),
         deterministic: true,
         inputs: vec![Lilypad::InputParam {
             key: "message".into(),
@@ -86,7 +91,12 @@ impl Market {
     /// Deploys the libraries, the token and Lilypad (whose constructor deploys its disputes
     /// code) with the default parameters, owned by [`OWNER`].
     pub fn deploy() -> Result<Self, TwinError> {
-        let mut chain = Chain::new();
+        Self::deploy_on(Chain::new())
+    }
+
+    /// [`Market::deploy`] on `chain` (one already [`Chain::recording`], so the log holds the
+    /// deployment too).
+    pub fn deploy_on(mut chain: Chain) -> Result<Self, TwinError> {
         let checks = chain.deploy(OWNER, link(&bytecode(CHECKS)?, &[])?)?;
         let registry = chain.deploy(OWNER, link(&bytecode(REGISTRY)?, &[])?)?;
         let token_args = LilypadToken::constructorCall {
@@ -190,12 +200,13 @@ impl Market {
     }
 
     /// Draws `job`'s mediators and has each vote the commitment `vote(mediator)` returns: all
-    /// commit, then all reveal. The case resolves on the threshold's reveal.
+    /// commit, then all reveal. The case resolves on the last reveal. Returns the drawn
+    /// mediators, each with the gas its commit and reveal used.
     pub fn mediate(
         &mut self,
         job: Job,
-        mut vote: impl FnMut(Address) -> alloy::primitives::B256,
-    ) -> Result<(), TwinError> {
+        mut vote: impl FnMut(Address) -> B256,
+    ) -> Result<Vec<(Address, u64)>, TwinError> {
         let consortium = self.consortium()?;
         let case = self.chain.view(
             consortium,
@@ -213,14 +224,13 @@ impl Market {
             consortium,
             &ConsortiumMediation::mediatorsOfCall { jobId: job.id },
         )?;
-        let votes: Vec<(Address, alloy::primitives::B256, alloy::primitives::B256)> = drawn
+        let votes: Vec<(Address, B256, B256)> = drawn
             .iter()
-            .map(|m| (*m, vote(*m), alloy::primitives::keccak256(m.as_slice())))
+            .map(|m| (*m, vote(*m), keccak256(m.as_slice())))
             .collect();
+        let mut gas = Vec::with_capacity(votes.len());
         for (m, result_hash, salt) in &votes {
-            let commitment = alloy::primitives::keccak256(alloy::sol_types::SolValue::abi_encode(
-                &(*result_hash, *salt, *m),
-            ));
+            let commitment = keccak256((*result_hash, *salt, *m).abi_encode());
             self.chain.call(
                 *m,
                 consortium,
@@ -229,9 +239,10 @@ impl Market {
                     commitment,
                 },
             )?;
+            gas.push((*m, self.chain.last_gas));
         }
-        for (m, result_hash, salt) in &votes {
-            if self.job(job.id)?.status != 4 {
+        for ((m, result_hash, salt), (_, used)) in votes.iter().zip(&mut gas) {
+            if self.job(job.id)?.status != CHALLENGED {
                 break; // resolved by the votes revealed so far
             }
             self.chain.call(
@@ -243,8 +254,58 @@ impl Market {
                     salt: *salt,
                 },
             )?;
+            *used += self.chain.last_gas;
         }
+        Ok(gas)
+    }
+
+    /// Adds `amount` to `mediator`'s stake in the consortium (minted for it first).
+    pub fn add_stake(&mut self, mediator: Address, amount: U256) -> Result<(), TwinError> {
+        let consortium = self.consortium()?;
+        self.mint_for(mediator, amount, consortium)?;
+        self.chain.call(
+            mediator,
+            consortium,
+            &ConsortiumMediation::depositStakeCall { amount },
+        )?;
         Ok(())
+    }
+
+    /// `mediator`'s free stake in the consortium.
+    pub fn free_stake(&mut self, mediator: Address) -> Result<U256, TwinError> {
+        let consortium = self.consortium()?;
+        Ok(self
+            .chain
+            .view(consortium, &ConsortiumMediation::stakeOfCall { mediator })?
+            .free)
+    }
+
+    /// Adds `amount` to `provider`'s collateral (minted for it first).
+    pub fn add_collateral(&mut self, provider: Address, amount: U256) -> Result<(), TwinError> {
+        self.fund(provider, amount)?;
+        self.chain.call(
+            provider,
+            self.lilypad,
+            &Lilypad::depositCollateralCall { amount },
+        )?;
+        Ok(())
+    }
+
+    /// `provider`'s free collateral.
+    pub fn free_collateral(&mut self, provider: Address) -> Result<U256, TwinError> {
+        Ok(self
+            .chain
+            .view(
+                self.lilypad,
+                &Lilypad::collateralOfCall { account: provider },
+            )?
+            .free)
+    }
+
+    /// `account`'s tokens (not what Lilypad credits it).
+    pub fn tokens(&mut self, account: Address) -> Result<U256, TwinError> {
+        self.chain
+            .view(self.token, &LilypadToken::balanceOfCall { account })
     }
 
     /// `provider`'s on-chain record.
@@ -309,8 +370,7 @@ impl Market {
         client: Address,
         request: Lilypad::JobRequest,
     ) -> Result<Job, TwinError> {
-        use alloy::sol_types::SolValue;
-        let request_hash = alloy::primitives::keccak256(request.abi_encode());
+        let request_hash = keccak256(request.abi_encode());
         let id = self
             .chain
             .call(client, self.lilypad, &Lilypad::runJobCall { request })?;
@@ -371,11 +431,51 @@ impl Market {
         Ok(())
     }
 
+    /// `client` challenges `job`'s result (paying the mediation fee): the case goes to the
+    /// consortium, [`Market::mediate`] decides it.
+    pub fn challenge(&mut self, client: Address, job: Job) -> Result<(), TwinError> {
+        self.chain.call(
+            client,
+            self.lilypad,
+            &Lilypad::challengeCall { jobId: job.id },
+        )?;
+        Ok(())
+    }
+
+    /// Everything `account` holds in the market: its tokens, what Lilypad credits it, its
+    /// collateral (free and locked) and, with a consortium, its stake (free and locked) and what
+    /// the consortium credits it. Profits are differences of this.
+    pub fn wealth(&mut self, account: Address) -> Result<U256, TwinError> {
+        let tokens = self.tokens(account)?;
+        let credited = self.credited(account)?;
+        let collateral = self
+            .chain
+            .view(self.lilypad, &Lilypad::collateralOfCall { account })?;
+        let mut all = tokens + credited + collateral.free + collateral.locked;
+        if let Some(consortium) = self.mediation {
+            let stake = self.chain.view(
+                consortium,
+                &ConsortiumMediation::stakeOfCall { mediator: account },
+            )?;
+            let owed = self
+                .chain
+                .view(consortium, &ConsortiumMediation::balanceOfCall { account })?;
+            all += stake.free + stake.locked + owed;
+        }
+        Ok(all)
+    }
+
     /// Settles `job` (sent by `from`).
     pub fn settle(&mut self, from: Address, job: Job) -> Result<(), TwinError> {
         self.chain
             .call(from, self.lilypad, &Lilypad::settleCall { jobId: job.id })?;
         Ok(())
+    }
+
+    /// `account` withdraws everything Lilypad credits it (pull payments); the amount.
+    pub fn withdraw(&mut self, account: Address) -> Result<U256, TwinError> {
+        self.chain
+            .call(account, self.lilypad, &Lilypad::withdrawCall {})
     }
 
     /// Job `id` as stored.
