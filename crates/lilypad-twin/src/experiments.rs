@@ -216,6 +216,7 @@ fn run_table(
     for kind in [
         MediatorKind::Honest,
         MediatorKind::Lazy,
+        MediatorKind::Guessing,
         MediatorKind::Colluding,
     ] {
         let income: Vec<f64> = records
@@ -454,6 +455,7 @@ fn run_collusion(
                 threshold: k,
                 honest: c.pool - colluders,
                 lazy: 0,
+                guessing: 0,
                 colluding: colluders,
                 ..scenario.consortium.clone()
             };
@@ -464,9 +466,11 @@ fn run_collusion(
                 scenario.seed,
             )?;
             let mut accepted = Vec::with_capacity(c.jobs as usize);
+            let mut profit = Vec::with_capacity(c.jobs as usize);
             for _ in 0..c.jobs {
                 let r = world.job(0, true)?;
                 accepted.push(f64::from(u8::from(r.wrong_accepted())));
+                profit.push(r.provider_profit / market.price as f64);
                 progress();
             }
             // a wrong result stands unless at least k honest mediators are drawn
@@ -482,6 +486,7 @@ fn run_collusion(
                 pool: c.pool,
                 colluders,
                 accepted: Estimate::of(&accepted),
+                profit: Estimate::of(&profit),
                 theory,
             });
         }

@@ -84,6 +84,8 @@ pub struct CollusionPoint {
     pub colluders: u32,
     /// Share of the wrong results (all checked) that stood.
     pub accepted: Estimate,
+    /// The colluding provider's profit per job, in units of the price (bribes paid).
+    pub profit: Estimate,
     /// The same share from the hypergeometric law: P(fewer than k honest mediators among the N
     /// drawn), i.e. P(colluders drawn > N - k).
     pub theory: f64,

@@ -513,6 +513,7 @@ mod tests {
                         pool: 10,
                         colluders: c,
                         accepted: est((share + 0.03 * f64::from(c).sin()).clamp(0.0, 1.0), 0.04),
+                        profit: est(0.0, 0.0),
                         theory: share,
                     }
                 })

@@ -117,19 +117,20 @@ pub fn text(report: &Report) -> String {
         );
         let _ = writeln!(
             out,
-            "  {:>3} {:>3} {:>5} {:>10} {:>22} {:>8}",
-            "N", "k", "pool", "colluders", "accepted", "theory"
+            "  {:>3} {:>3} {:>5} {:>10} {:>22} {:>8} {:>22}",
+            "N", "k", "pool", "colluders", "accepted", "theory", "provider's profit"
         );
         for p in &report.collusion {
             let _ = writeln!(
                 out,
-                "  {:>3} {:>3} {:>5} {:>10} {:>22} {:>8.4}",
+                "  {:>3} {:>3} {:>5} {:>10} {:>22} {:>8.4} {:>22}",
                 p.per_case,
                 p.threshold,
                 p.pool,
                 p.colluders,
                 p.accepted.to_string(),
-                p.theory
+                p.theory,
+                p.profit.to_string()
             );
         }
     }
@@ -241,11 +242,13 @@ pub fn write(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, TwinError> {
         written.push(path);
     }
     if !report.collusion.is_empty() {
-        let mut csv = String::from("per_case,threshold,pool,colluders,accepted,ci95,jobs,theory\n");
+        let mut csv = String::from(
+            "per_case,threshold,pool,colluders,accepted,ci95,jobs,theory,profit,profit_ci95\n",
+        );
         for p in &report.collusion {
             let _ = writeln!(
                 csv,
-                "{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{}",
                 p.per_case,
                 p.threshold,
                 p.pool,
@@ -253,7 +256,9 @@ pub fn write(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, TwinError> {
                 p.accepted.mean,
                 p.accepted.ci95,
                 p.accepted.n,
-                p.theory
+                p.theory,
+                p.profit.mean,
+                p.profit.ci95
             );
         }
         put(&mut written, "collusion.csv", csv)?;

@@ -105,6 +105,8 @@ pub struct ConsortiumConfig {
     pub honest: u32,
     /// Mediators who copy the provider's result instead of re-running it.
     pub lazy: u32,
+    /// Mediators who vote a made-up result instead of re-running.
+    pub guessing: u32,
     /// Mediators who vote a colluding provider's result whatever it is (and re-run for others).
     pub colluding: u32,
     /// Share of the slash a colluding provider avoids that it pays its colluders, basis points.
@@ -119,6 +121,7 @@ impl Default for ConsortiumConfig {
             stake: 100_000,
             honest: 3,
             lazy: 0,
+            guessing: 0,
             colluding: 0,
             bribe_bps: 5_000,
         }
@@ -291,10 +294,10 @@ impl Scenario {
             ));
         }
         let checked = m.audit_bps != 0 || m.challenge_bps != 0;
-        if checked && c.honest + c.lazy + c.colluding < u32::from(c.per_case) {
+        let mediators = c.honest + c.lazy + c.guessing + c.colluding;
+        if checked && mediators < u32::from(c.per_case) {
             out.push(format!(
-                "results are checked but the consortium has {} mediators, fewer than per_case {}",
-                c.honest + c.lazy + c.colluding,
+                "results are checked but the consortium has {mediators} mediators, fewer than per_case {}",
                 c.per_case
             ));
         }

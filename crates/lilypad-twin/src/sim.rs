@@ -30,6 +30,8 @@ pub enum MediatorKind {
     Honest,
     /// Copies the provider's result without re-running.
     Lazy,
+    /// Votes a made-up result without re-running.
+    Guessing,
     /// Votes a colluding provider's result whatever it is; re-runs for the others.
     Colluding,
 }
@@ -40,6 +42,7 @@ impl MediatorKind {
         match self {
             Self::Honest => "honest",
             Self::Lazy => "lazy",
+            Self::Guessing => "guessing",
             Self::Colluding => "colluding",
         }
     }
@@ -162,6 +165,7 @@ impl World {
         let kinds = [
             (MediatorKind::Honest, consortium.honest),
             (MediatorKind::Lazy, consortium.lazy),
+            (MediatorKind::Guessing, consortium.guessing),
             (MediatorKind::Colluding, consortium.colluding),
         ];
         if kinds.iter().map(|(_, n)| n).sum::<u32>() > 0 {
@@ -311,7 +315,7 @@ impl World {
                 let kind = self.kind(m).unwrap_or(MediatorKind::Honest);
                 let reran = match kind {
                     MediatorKind::Honest => true,
-                    MediatorKind::Lazy => false,
+                    MediatorKind::Lazy | MediatorKind::Guessing => false,
                     MediatorKind::Colluding => strategy != Strategy::Colluding,
                 };
                 let mut income = diff(after, before) - gas as f64 * gas_price;
@@ -385,6 +389,7 @@ impl World {
             let vote: B256 = match kind {
                 MediatorKind::Honest => truth,
                 MediatorKind::Lazy => claimed,
+                MediatorKind::Guessing => keccak256((job.id, m).abi_encode()),
                 MediatorKind::Colluding if strategy == Strategy::Colluding => claimed,
                 MediatorKind::Colluding => truth,
             };

@@ -93,12 +93,15 @@ fn below_the_bound_the_contract_refuses_a_request_the_audits_cannot_cover() {
     assert_eq!(sweep.curves[0].measured.len(), 1, "4x ran");
 }
 
-/// Every result challenged, three mediators drawn from a pool of three, two deciding.
+/// Every result challenged, three mediators drawn from a pool of three, two deciding; the
+/// provider pays its colluders a quarter of the 2x slash it avoids.
 fn collusion(colluders: u32) -> Report {
     run(&format!(
         r#"
         name = "collusion"
         seed = 13
+        [consortium]
+        bribe_bps = 2500
         [collusion]
         jobs = 12
         pool = 3
@@ -109,17 +112,22 @@ fn collusion(colluders: u32) -> Report {
 }
 
 #[test]
-fn a_colluding_majority_upholds_every_wrong_result() {
+fn a_colluding_majority_upholds_every_wrong_result_and_its_provider_profits() {
     let point = collusion(2).collusion[0].clone();
     assert_eq!(point.accepted.mean, 1.0, "{point:?}");
     assert_eq!(point.theory, 1.0);
+    assert!(
+        point.profit.mean > 0.0,
+        "paid for no work, bribes paid: {point:?}"
+    );
 }
 
 #[test]
-fn colluders_below_the_threshold_have_every_wrong_result_overturned() {
+fn colluders_below_the_threshold_have_every_wrong_result_overturned_and_lose() {
     let point = collusion(1).collusion[0].clone();
     assert_eq!(point.accepted.mean, 0.0, "{point:?}");
     assert_eq!(point.theory, 0.0);
+    assert!(point.profit.mean < 0.0, "slashed every time: {point:?}");
 }
 
 #[test]
