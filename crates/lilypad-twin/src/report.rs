@@ -188,12 +188,13 @@ pub fn write(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, TwinError> {
         let mut csv = String::from(
             "job,provider,strategy,cheated,checked,overturned,provider_profit,client_cost,mediator_kinds,mediator_income\n",
         );
-        for (i, r) in run.records.iter().enumerate() {
+        for r in &run.records {
             let kinds: Vec<&str> = r.mediators.iter().map(|(k, _)| k.name()).collect();
-            let income: f64 = r.mediators.iter().map(|(_, x)| x).sum();
+            let income: f64 = r.mediators.iter().map(|(_, x)| x).sum::<f64>() + 0.0;
             let _ = writeln!(
                 csv,
-                "{i},{},{},{},{:?},{},{},{},{},{}",
+                "{},{},{},{},{:?},{},{},{},{},{}",
+                r.job.id,
                 r.provider,
                 r.strategy.name(),
                 r.cheated,
