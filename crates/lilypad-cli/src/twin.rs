@@ -14,6 +14,10 @@ pub fn run(args: &TwinArgs) -> anyhow::Result<()> {
     if let Some(seed) = args.seed {
         scenario.seed = seed;
     }
+    if scenario.sweep.is_some() || scenario.adaptive.is_some() || scenario.collusion.is_some() {
+        // its plots need a font: better said now than after the run
+        lilypad_twin::plot::font()?;
+    }
     let total = scenario.total_jobs();
     let bar = if args.quiet {
         indicatif::ProgressBar::hidden()

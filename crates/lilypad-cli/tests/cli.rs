@@ -253,3 +253,32 @@ fn twin_names_every_problem_of_a_bad_scenario() {
         assert!(t.contains(needle), "{needle} in {t}");
     }
 }
+
+#[test]
+fn twin_without_a_font_for_its_plots_says_so_before_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("s.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"tiny\"\n[sweep]\njobs = 3\ncollateral = [0.0]\ncheck_bps = [5000]\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let missing = dir.path().join("no-such-font.ttf");
+    let out = lilypad(
+        &[
+            "twin",
+            scenario.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        &[("LILYPAD_TWIN_FONT", missing.to_str().unwrap())],
+    );
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(
+        t.contains("no-such-font.ttf") && t.contains("fonts-dejavu-core"),
+        "{t}"
+    );
+    assert!(!out_dir.exists(), "nothing ran: {t}");
+}

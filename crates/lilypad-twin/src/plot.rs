@@ -407,8 +407,9 @@ fn nothing(what: &str) -> TwinError {
     TwinError::Plot(format!("nothing to plot: {what}"))
 }
 
-/// Registers the font text is drawn with, once per process.
-fn font() -> Result<(), TwinError> {
+/// Registers the font text is drawn with, once per process: call it before a long run to learn
+/// now, not after it, that no plot could be labelled.
+pub fn font() -> Result<(), TwinError> {
     static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
     let registered = REGISTERED.get_or_init(|| {
         let path = std::env::var_os(FONT_ENV).unwrap_or_else(|| DEFAULT_FONT.into());

@@ -169,8 +169,9 @@ fn field(s: &str) -> String {
     }
 }
 
-/// Writes the report into `dir`: `summary.txt`, a CSV per experiment and a PNG per plot.
-/// Returns the files written.
+/// Writes the report into `dir`: `summary.txt`, a CSV per experiment and a PNG per plot. The
+/// tables and CSV are written first, so a plot that cannot be drawn loses nothing else; every
+/// plot is tried, and the failures are named together. Returns the files written.
 pub fn write(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, TwinError> {
     let io = |path: &Path, e: std::io::Error| {
         TwinError::Output(format!("writing {}: {e}", path.display()))
@@ -225,9 +226,6 @@ pub fn write(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, TwinError> {
             }
         }
         put(&mut written, "sweep.csv", csv)?;
-        let path = dir.join("profit-vs-collateral.png");
-        plot::profit_vs_collateral(&path, &sweep.curves)?;
-        written.push(path);
     }
     if !report.adaptive.is_empty() {
         let mut csv = String::from("collateral,check_bps,round,q\n");
@@ -237,10 +235,6 @@ pub fn write(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, TwinError> {
             }
         }
         put(&mut written, "adaptive.csv", csv)?;
-        let traces: Vec<_> = report.adaptive.iter().map(|a| a.trace.clone()).collect();
-        let path = dir.join("adaptive-q.png");
-        plot::adaptive_q(&path, &traces)?;
-        written.push(path);
     }
     if !report.collusion.is_empty() {
         let mut csv = String::from(
@@ -263,9 +257,36 @@ pub fn write(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, TwinError> {
             );
         }
         put(&mut written, "collusion.csv", csv)?;
-        let path = dir.join("collusion.png");
-        plot::collusion(&path, &report.collusion)?;
-        written.push(path);
     }
-    Ok(written)
+    let mut failed = Vec::new();
+    let mut draw = |name: &str, result: &dyn Fn(&Path) -> Result<(), TwinError>| {
+        let path = dir.join(name);
+        match result(&path) {
+            Ok(()) => written.push(path),
+            Err(e) => failed.push(format!("{name}: {e}")),
+        }
+    };
+    if let Some(sweep) = &report.sweep {
+        draw("profit-vs-collateral.png", &|path| {
+            plot::profit_vs_collateral(path, &sweep.curves)
+        });
+    }
+    if !report.adaptive.is_empty() {
+        let traces: Vec<_> = report.adaptive.iter().map(|a| a.trace.clone()).collect();
+        draw("adaptive-q.png", &|path| plot::adaptive_q(path, &traces));
+    }
+    if !report.collusion.is_empty() {
+        draw("collusion.png", &|path| {
+            plot::collusion(path, &report.collusion)
+        });
+    }
+    if failed.is_empty() {
+        Ok(written)
+    } else {
+        Err(TwinError::Output(format!(
+            "the tables and CSV are in {}, but {}",
+            dir.display(),
+            failed.join("; ")
+        )))
+    }
 }
