@@ -206,17 +206,12 @@ fn run_without_a_key_says_how_to_give_one() {
     );
 }
 
-#[test]
-fn twin_runs_a_scenario_and_writes_its_table_csv_and_plot() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("s.toml");
-    std::fs::write(
-        &scenario,
-        "name = \"tiny\"\nseed = 9\n[sweep]\njobs = 3\ncollateral = [0.0, 2.0]\ncheck_bps = [5000]\n",
-    )
-    .unwrap();
-    let out_dir = dir.path().join("out");
-    let out = lilypad(
+/// `lilypad twin` on a scenario file written from `toml` into `dir`, output in `dir/out`.
+fn twin(dir: &Path, toml: &str, env: &[(&str, &str)]) -> Output {
+    let scenario = dir.join("scenario.toml");
+    std::fs::write(&scenario, toml).unwrap();
+    let out_dir = dir.join("out");
+    lilypad(
         &[
             "twin",
             scenario.to_str().unwrap(),
@@ -224,12 +219,22 @@ fn twin_runs_a_scenario_and_writes_its_table_csv_and_plot() {
             out_dir.to_str().unwrap(),
             "--quiet",
         ],
+        env,
+    )
+}
+
+#[test]
+fn twin_runs_a_scenario_and_writes_its_table_csv_and_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = twin(
+        dir.path(),
+        "name = \"tiny\"\nseed = 9\n[sweep]\njobs = 3\ncollateral = [0.0, 2.0]\ncheck_bps = [5000]\n",
         &[],
     );
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains("[sweep] a cheater (q = 1)"), "{t}");
-    let tiny = out_dir.join("tiny");
+    let tiny = dir.path().join("out/tiny");
     let csv = std::fs::read_to_string(tiny.join("sweep.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "a header and two points: {csv}");
     let png = std::fs::read(tiny.join("profit-vs-collateral.png")).unwrap();
@@ -240,16 +245,19 @@ fn twin_runs_a_scenario_and_writes_its_table_csv_and_plot() {
 #[test]
 fn twin_names_every_problem_of_a_bad_scenario() {
     let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("bad.toml");
-    std::fs::write(
-        &scenario,
+    let out = twin(
+        dir.path(),
         "name = \"bad\"\n[market]\nchallenge_bps = 12000\n[consortium]\nper_case = 4\nthreshold = 2\n",
-    )
-    .unwrap();
-    let out = lilypad(&["twin", scenario.to_str().unwrap()], &[]);
+        &[],
+    );
     let t = text(&out);
     assert!(!out.status.success(), "{t}");
-    for needle in ["bad.toml", "challenge_bps", "threshold 2", "nothing to run"] {
+    for needle in [
+        "scenario.toml",
+        "challenge_bps",
+        "threshold 2",
+        "nothing to run",
+    ] {
         assert!(t.contains(needle), "{needle} in {t}");
     }
 }
@@ -257,21 +265,10 @@ fn twin_names_every_problem_of_a_bad_scenario() {
 #[test]
 fn twin_without_a_font_for_its_plots_says_so_before_running() {
     let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("s.toml");
-    std::fs::write(
-        &scenario,
-        "name = \"tiny\"\n[sweep]\njobs = 3\ncollateral = [0.0]\ncheck_bps = [5000]\n",
-    )
-    .unwrap();
-    let out_dir = dir.path().join("out");
     let missing = dir.path().join("no-such-font.ttf");
-    let out = lilypad(
-        &[
-            "twin",
-            scenario.to_str().unwrap(),
-            "--out",
-            out_dir.to_str().unwrap(),
-        ],
+    let out = twin(
+        dir.path(),
+        "name = \"tiny\"\n[sweep]\njobs = 3\ncollateral = [0.0]\ncheck_bps = [5000]\n",
         &[("LILYPAD_TWIN_FONT", missing.to_str().unwrap())],
     );
     let t = text(&out);
@@ -280,5 +277,5 @@ fn twin_without_a_font_for_its_plots_says_so_before_running() {
         t.contains("no-such-font.ttf") && t.contains("fonts-dejavu-core"),
         "{t}"
     );
-    assert!(!out_dir.exists(), "nothing ran: {t}");
+    assert!(!dir.path().join("out").exists(), "nothing ran: {t}");
 }
