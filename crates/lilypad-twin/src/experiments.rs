@@ -72,7 +72,7 @@ pub struct RunSummary {
     pub client_loss: Estimate,
     /// Per mediator kind.
     pub mediators: Vec<MediatorRow>,
-    /// Results audited, and challenged.
+    /// Results drawn for a protocol audit.
     pub audited: u64,
     /// Results challenged by their clients.
     pub challenged: u64,
