@@ -555,12 +555,18 @@ fn the_twins_transactions_replayed_on_anvil_leave_the_same_balances() {
 /// The agents' own sequence of transactions: a seeded run of an honest provider and a cheater
 /// (q = 0.5), clients challenging 40% of results, a consortium of three (so all three are drawn
 /// whatever the hash), replayed on anvil: the same balances, records and jobs.
+///
+/// What the mediators share splits evenly in three (a fee of 1.5 million; 15% of a 2 million
+/// slash): `_split` gives a rounding remainder to the first mediator drawn, and the draw's order
+/// follows the seed block's hash, which is not the same on the twin and on anvil.
 #[test]
 fn an_agents_run_replayed_on_anvil_leaves_the_same_balances() {
     let mut chain = Chain::new();
     chain.recording(true);
     let market = MarketConfig {
         challenge_bps: 4_000,
+        mediation_fee: 1_500_000,
+        mediator_share_bps: 1_500,
         ..MarketConfig::default()
     };
     let agents = [(Strategy::Honest, 0.0), (Strategy::Cheater, 0.5)];
