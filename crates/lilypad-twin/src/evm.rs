@@ -147,22 +147,7 @@ impl Chain {
             .transact(tx)
             .map_err(|e| TwinError::Evm(e.to_string()))?
             .result;
-        let out = match result {
-            ExecutionResult::Success { output, .. } => output,
-            ExecutionResult::Revert { output, .. } => {
-                return Err(TwinError::Reverted {
-                    call: C::SIGNATURE,
-                    reason: decode_revert(&output),
-                });
-            }
-            ExecutionResult::Halt { reason, .. } => {
-                return Err(TwinError::Reverted {
-                    call: C::SIGNATURE,
-                    reason: format!("halted: {reason:?}"),
-                });
-            }
-        };
-        decode_returns::<C>(&out)
+        decode_returns::<C>(&output(result, C::SIGNATURE)?)
     }
 
     fn execute(
@@ -193,25 +178,12 @@ impl Chain {
         {
             sent.reverted = true;
         }
-        match result {
-            ExecutionResult::Success { gas, output, .. } => {
-                self.last_gas = gas.tx_gas_used();
-                self.gas_used += self.last_gas;
-                Ok(output)
-            }
-            ExecutionResult::Revert { gas, output, .. } => {
-                self.last_gas = gas.tx_gas_used();
-                self.gas_used += self.last_gas;
-                Err(TwinError::Reverted {
-                    call: what,
-                    reason: decode_revert(&output),
-                })
-            }
-            ExecutionResult::Halt { reason, .. } => Err(TwinError::Reverted {
-                call: what,
-                reason: format!("halted: {reason:?}"),
-            }),
+        if let ExecutionResult::Success { gas, .. } | ExecutionResult::Revert { gas, .. } = &result
+        {
+            self.last_gas = gas.tx_gas_used();
+            self.gas_used += self.last_gas;
         }
+        output(result, what)
     }
 }
 
@@ -225,6 +197,22 @@ fn tx_env(from: Address, kind: TxKind, data: Bytes) -> TxEnv {
         gas_price: 0,
         chain_id: Some(CHAIN_ID),
         ..TxEnv::default()
+    }
+}
+
+/// What a transaction returned, or its refusal: a revert with Lilypad's custom error by name, or
+/// a halt.
+fn output(result: ExecutionResult, what: &'static str) -> Result<Output, TwinError> {
+    match result {
+        ExecutionResult::Success { output, .. } => Ok(output),
+        ExecutionResult::Revert { output, .. } => Err(TwinError::Reverted {
+            call: what,
+            reason: decode_revert(&output),
+        }),
+        ExecutionResult::Halt { reason, .. } => Err(TwinError::Reverted {
+            call: what,
+            reason: format!("halted: {reason:?}"),
+        }),
     }
 }
 

@@ -8,7 +8,7 @@ use crate::scenario::{
     AdaptiveConfig, CheckBy, CollusionConfig, ConsortiumConfig, MarketConfig, Scenario, Strategy,
     SweepConfig,
 };
-use crate::sim::{JobRecord, MediatorKind, World};
+use crate::sim::{Checked, JobRecord, MediatorKind, World};
 
 /// What a scenario showed.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -142,14 +142,7 @@ fn providers(scenario: &Scenario) -> Vec<(Strategy, f64)> {
     scenario
         .providers
         .iter()
-        .flat_map(|p| {
-            let q = if p.strategy == Strategy::Honest {
-                0.0
-            } else {
-                p.q
-            };
-            std::iter::repeat_n((p.strategy, q), p.count as usize)
-        })
+        .flat_map(|p| std::iter::repeat_n((p.strategy, p.q), p.count as usize))
         .collect()
 }
 
@@ -184,10 +177,11 @@ fn run_table(
         let profits: Vec<f64> = mine.iter().map(|r| r.provider_profit / price).collect();
         strategies.push(StrategyRow {
             strategy,
-            q: agents
+            q: world
+                .providers
                 .iter()
-                .filter(|(s, _)| *s == strategy)
-                .map(|(_, q)| *q)
+                .filter(|p| p.strategy == strategy)
+                .map(|p| p.q)
                 .fold(0.0, f64::max),
             jobs: mine.len() as u64,
             profit: Estimate::of(&profits),
@@ -241,11 +235,11 @@ fn run_table(
         mediators,
         audited: records
             .iter()
-            .filter(|r| r.checked == crate::sim::Checked::Audit)
+            .filter(|r| r.checked == Checked::Audit)
             .count() as u64,
         challenged: records
             .iter()
-            .filter(|r| r.checked == crate::sim::Checked::Challenge)
+            .filter(|r| r.checked == Checked::Challenge)
             .count() as u64,
         gas_per_job,
         records,
@@ -273,8 +267,8 @@ pub fn theory(p: f64, fee: f64, m: f64) -> f64 {
     (1.0 - p) * (1.0 - fee) - p * m
 }
 
-/// A q = 1 cheater's profit per job (price units) over `jobs` jobs; `None` when the contract
-/// refuses the request (its reason).
+/// A q = 1 cheater's profit per job (price units) over `jobs` jobs; the contract's reason when
+/// it refuses the request.
 fn cheater_profit(
     scenario: &Scenario,
     market: &MarketConfig,
@@ -374,7 +368,8 @@ fn run_adaptive(
         trace.push(q); // round 0: where it starts
         let mut tail = Vec::new();
         let tail_from = a.rounds - (a.rounds / 5).max(1);
-        let (mut cheated, mut worked) = (Vec::new(), Vec::new());
+        // (sum, count) of its profits on cheated and on worked jobs so far
+        let (mut cheated, mut worked) = ((0.0, 0u32), (0.0, 0u32));
         for round in 0..a.rounds {
             for _ in 0..a.jobs_per_round {
                 let cheat = if rng.f64() < a.explore {
@@ -383,23 +378,22 @@ fn run_adaptive(
                     rng.f64() < q
                 };
                 let profit = world.job(0, cheat)?.provider_profit / price;
-                if cheat {
-                    cheated.push(profit);
-                } else {
-                    worked.push(profit);
-                }
+                let action = if cheat { &mut cheated } else { &mut worked };
+                action.0 += profit;
+                action.1 += 1;
                 if round >= tail_from {
                     tail.push(profit);
                 }
                 progress();
             }
-            if !cheated.is_empty() && !worked.is_empty() {
-                let gain = Estimate::of(&cheated).mean - Estimate::of(&worked).mean;
+            if cheated.1 != 0 && worked.1 != 0 {
+                let gain = cheated.0 / f64::from(cheated.1) - worked.0 / f64::from(worked.1);
                 q = (q + a.learning_rate * gain).clamp(0.0, 1.0);
             }
             trace.push(q);
         }
         let settled = &trace[tail_from as usize + 1..];
+        let settled_q = settled.iter().sum::<f64>() / settled.len().max(1) as f64;
         out.push(AdaptiveResult {
             collateral: m,
             check_bps: a.check_bps,
@@ -410,11 +404,11 @@ fn run_adaptive(
                     "collateral {m}x, checked {}%",
                     f64::from(a.check_bps) / 100.0
                 ),
-                q: trace.clone(),
+                q: trace,
             },
-            settled_q: settled.iter().sum::<f64>() / settled.len().max(1) as f64,
+            settled_q,
             profit: Estimate::of(&tail),
-            honest_profit: Estimate::of(&worked).mean,
+            honest_profit: worked.0 / f64::from(worked.1.max(1)),
         });
     }
     Ok(out)

@@ -172,7 +172,6 @@ impl Market {
     /// Registers `mediator` with the consortium and deposits `stake` (funded first).
     pub fn add_mediator(&mut self, mediator: Address, stake: U256) -> Result<(), TwinError> {
         let consortium = self.consortium()?;
-        self.mint_for(mediator, stake, consortium)?;
         self.chain.call(
             mediator,
             consortium,
@@ -180,12 +179,7 @@ impl Market {
                 metadataUrl_: "twin://mediator".into(),
             },
         )?;
-        self.chain.call(
-            mediator,
-            consortium,
-            &ConsortiumMediation::depositStakeCall { amount: stake },
-        )?;
-        Ok(())
+        self.add_stake(mediator, stake)
     }
 
     /// Decides `job`'s audit draw (sent by `auditor`) once its seed block exists; true when it
@@ -348,7 +342,6 @@ impl Market {
 
     /// Registers `provider` and deposits `collateral` (funded first).
     pub fn add_provider(&mut self, provider: Address, collateral: U256) -> Result<(), TwinError> {
-        self.fund(provider, collateral)?;
         self.chain.call(
             provider,
             self.lilypad,
@@ -356,12 +349,7 @@ impl Market {
                 metadataUrl_: "twin://provider".into(),
             },
         )?;
-        self.chain.call(
-            provider,
-            self.lilypad,
-            &Lilypad::depositCollateralCall { amount: collateral },
-        )?;
-        Ok(())
+        self.add_collateral(provider, collateral)
     }
 
     /// `client` requests `request`.

@@ -256,6 +256,11 @@ pub struct CollusionConfig {
     pub colluders: Vec<u32>,
 }
 
+/// Whether k agreeing reveals of N can decide a case, as the consortium requires: 2k > N, k <= N.
+fn decides(per_case: u8, threshold: u8) -> bool {
+    2 * u32::from(threshold) > u32::from(per_case) && threshold <= per_case
+}
+
 impl Scenario {
     /// Reads and checks a scenario file.
     pub fn from_toml(text: &str) -> Result<Self, TwinError> {
@@ -287,7 +292,7 @@ impl Scenario {
             }
         }
         let c = &self.consortium;
-        if 2 * u32::from(c.threshold) <= u32::from(c.per_case) || c.threshold > c.per_case {
+        if !decides(c.per_case, c.threshold) {
             out.push(format!(
                 "consortium.threshold {} must be more than half of per_case {} and at most it",
                 c.threshold, c.per_case
@@ -326,8 +331,8 @@ impl Scenario {
             }
         }
         if let Some(c) = &self.collusion {
-            for (n, k) in &c.consortia {
-                if 2 * k <= *n || k > n || u32::from(*n) > c.pool {
+            for &(n, k) in &c.consortia {
+                if !decides(n, k) || u32::from(n) > c.pool {
                     out.push(format!(
                         "[collusion] consortium ({n}, {k}) needs 2k > N, k <= N and N <= pool {}",
                         c.pool

@@ -125,6 +125,14 @@ fn key(seed: u64, role: &str, index: usize) -> Result<PrivateKeySigner, TwinErro
     PrivateKeySigner::from_bytes(&secret).map_err(|e| TwinError::Sign(e.to_string()))
 }
 
+/// How `mediator` votes (a drawn mediator is always one of `mediators`; honest otherwise).
+fn kind_of(mediators: &[(Address, MediatorKind)], mediator: Address) -> MediatorKind {
+    mediators
+        .iter()
+        .find(|(a, _)| *a == mediator)
+        .map_or(MediatorKind::Honest, |(_, k)| *k)
+}
+
 /// Basis points of `amount`.
 fn bps(amount: U256, bps: u64) -> U256 {
     amount * U256::from(bps) / U256::from(10_000)
@@ -281,55 +289,61 @@ impl World {
             client_gas += self.market.chain.last_gas;
             checked = Checked::Challenge;
         }
-        let mut mediators = Vec::new();
-        let mut bribe = 0.0;
-        if checked == Checked::No {
+        let (drawn, mediators_before) = if checked == Checked::No {
             self.market
                 .chain
                 .mine(u64::from(self.cfg.challenge_window) + 1);
             self.market.settle(client, job)?;
             client_gas += self.market.chain.last_gas;
+            (Vec::new(), Vec::new())
         } else {
             // nobody's wealth moves between opening a case and its draw: measure from here
-            let mediators_before = self.mediator_wealth()?;
-            let drawn = self.mediate(job, strategy, output)?;
-            let overturned = self.market.job(job.id)?.status == OVERTURNED;
-            let colluders: Vec<Address> = drawn
+            let before = self.mediator_wealth()?;
+            (self.mediate(job, strategy, output)?, before)
+        };
+        let overturned = self.market.job(job.id)?.status == OVERTURNED;
+        let colluders: Vec<Address> = drawn
+            .iter()
+            .filter(|(m, _)| kind_of(&self.mediators, *m) == MediatorKind::Colluding)
+            .map(|(m, _)| *m)
+            .collect();
+        let mut bribe = 0.0;
+        if strategy == Strategy::Colluding && cheat && !overturned && !colluders.is_empty() {
+            let avoided = f64::from(bps(
+                price,
+                self.request.resultsCollateralMultiplierBps.into(),
+            ));
+            bribe = avoided * f64::from(self.bribe_bps) / 10_000.0;
+        }
+        let mut mediators = Vec::with_capacity(drawn.len());
+        for &(m, gas) in &drawn {
+            let before = mediators_before
                 .iter()
-                .filter(|(m, _)| self.kind(*m) == Some(MediatorKind::Colluding))
-                .map(|(m, _)| *m)
-                .collect();
-            if strategy == Strategy::Colluding && cheat && !overturned && !colluders.is_empty() {
-                let avoided = f64::from(bps(
-                    price,
-                    self.request.resultsCollateralMultiplierBps.into(),
-                ));
-                bribe = avoided * f64::from(self.bribe_bps) / 10_000.0;
+                .find(|(a, _)| *a == m)
+                .map_or(U256::ZERO, |(_, w)| *w);
+            let after = self.market.wealth(m)?;
+            let kind = kind_of(&self.mediators, m);
+            let reran = match kind {
+                MediatorKind::Honest => true,
+                MediatorKind::Lazy | MediatorKind::Guessing => false,
+                MediatorKind::Colluding => strategy != Strategy::Colluding,
+            };
+            let mut income = diff(after, before) - gas as f64 * gas_price;
+            if reran {
+                income -= self.cfg.compute_cost as f64;
             }
-            for (m, gas) in drawn {
-                let before = mediators_before
-                    .iter()
-                    .find(|(a, _)| *a == m)
-                    .map_or(U256::ZERO, |(_, w)| *w);
-                let after = self.market.wealth(m)?;
-                let kind = self.kind(m).unwrap_or(MediatorKind::Honest);
-                let reran = match kind {
-                    MediatorKind::Honest => true,
-                    MediatorKind::Lazy | MediatorKind::Guessing => false,
-                    MediatorKind::Colluding => strategy != Strategy::Colluding,
-                };
-                let mut income = diff(after, before) - gas as f64 * gas_price;
-                if reran {
-                    income -= self.cfg.compute_cost as f64;
-                }
-                if colluders.contains(&m) {
-                    income += bribe / colluders.len() as f64;
-                }
-                mediators.push((kind, income));
+            if colluders.contains(&m) {
+                income += bribe / colluders.len() as f64;
+            }
+            mediators.push((kind, income));
+        }
+        // the case locked or slashed only the drawn mediators' stakes: top them up (outside
+        // every account above), so the next case can draw them again
+        for &(m, _) in &drawn {
+            if self.market.free_stake(m)? < self.stake * U256::from(2) {
+                self.market.add_stake(m, self.stake * U256::from(100))?;
             }
         }
-        let status = self.market.job(job.id)?.status;
-        let overturned = status == OVERTURNED;
         let compute = if cheat {
             0.0
         } else {
@@ -354,13 +368,6 @@ impl World {
         })
     }
 
-    fn kind(&self, mediator: Address) -> Option<MediatorKind> {
-        self.mediators
-            .iter()
-            .find(|(a, _)| *a == mediator)
-            .map(|(_, k)| *k)
-    }
-
     fn mediator_wealth(&mut self) -> Result<Vec<(Address, U256)>, TwinError> {
         let addresses: Vec<Address> = self.mediators.iter().map(|(a, _)| *a).collect();
         addresses
@@ -382,11 +389,7 @@ impl World {
             market, mediators, ..
         } = self;
         market.mediate(job, |m| {
-            let kind = mediators
-                .iter()
-                .find(|(a, _)| *a == m)
-                .map_or(MediatorKind::Honest, |(_, k)| *k);
-            let vote: B256 = match kind {
+            let vote: B256 = match kind_of(mediators, m) {
                 MediatorKind::Honest => truth,
                 MediatorKind::Lazy => claimed,
                 MediatorKind::Guessing => keccak256((job.id, m).abi_encode()),
@@ -397,8 +400,8 @@ impl World {
         })
     }
 
-    /// Tops up (outside any job's accounts) the provider's collateral, the mediators' stakes and
-    /// the client's tokens, so a long run never stalls on an agent that ran dry.
+    /// Tops up (outside any job's accounts) the provider's collateral and the client's tokens, so
+    /// a long run never stalls on an agent that ran dry (mediators are topped up after a case).
     fn top_up(&mut self, provider: usize) -> Result<(), TwinError> {
         let p = self.providers[provider].signer.address();
         let per_job = self.collateral_per_job();
@@ -408,12 +411,6 @@ impl World {
         let need = self.client_per_job();
         if self.market.tokens(self.client)? < need * U256::from(2) {
             self.market.fund(self.client, need * U256::from(20))?;
-        }
-        let mediators: Vec<Address> = self.mediators.iter().map(|(a, _)| *a).collect();
-        for m in mediators {
-            if self.market.free_stake(m)? < self.stake * U256::from(2) {
-                self.market.add_stake(m, self.stake * U256::from(100))?;
-            }
         }
         Ok(())
     }
